@@ -1,0 +1,83 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The errors raised by the storage layer, all rooted at :class:`StorageError`.
+
+Callers catch :class:`StorageError` for anything the storage layer raises on
+purpose. Client and driver exceptions never escape raw: backends re-raise them
+as one of these classes with ``raise ... from exc`` so the cause is kept.
+"""
+
+
+class StorageError(Exception):
+    """Root of every error the storage layer raises on purpose."""
+
+
+class BackendNotFound(StorageError):
+    """The configured backend name has no installed entry point.
+
+    :ivar name: the requested backend name.
+    :ivar available: sorted names of the installed backends.
+    """
+
+    def __init__(self, name, available):
+        self.name = name
+        self.available = sorted(available)
+        super().__init__(
+            'Unknown storage backend %r; installed backends: %s'
+            % (name, ', '.join(self.available) or '(none)'))
+
+
+class BackendUnavailable(StorageError):
+    """The backend's server cannot be reached or its client is missing.
+
+    :ivar backend: the backend name (``sqlalchemy``, ``gnocchi``...).
+    :ivar location: where we tried to connect, never with a password.
+    """
+
+    def __init__(self, backend, location, reason):
+        self.backend = backend
+        self.location = location
+        self.reason = reason
+        super().__init__('Storage backend %s at %s is unavailable: %s'
+                         % (backend, location, reason))
+
+
+class InvalidQuery(StorageError, ValueError):
+    """An argument of a storage call is invalid; nothing was read or written.
+
+    :ivar argument: the name of the offending argument (``begin``,
+                    ``groupby``, ``dataframes``...).
+    :ivar value: the offending value, when one value is at fault.
+    """
+
+    def __init__(self, argument, message, value=None):
+        self.argument = argument
+        self.value = value
+        super().__init__('Invalid %s: %s' % (argument, message))
+
+
+class NotSupported(StorageError):
+    """The backend cannot answer this call by design (see its features).
+
+    :ivar backend: the backend name.
+    :ivar feature: the name of the missing capability flag.
+    """
+
+    def __init__(self, backend, feature, detail=''):
+        self.backend = backend
+        self.feature = feature
+        msg = 'Storage backend %s does not support %s' % (backend, feature)
+        super().__init__(msg + (': ' + detail if detail else ''))
+
+
+class NoTimeFrame(StorageError):
+    """No time frame is available to process (kept for API compatibility)."""

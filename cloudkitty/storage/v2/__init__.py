@@ -1,0 +1,189 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The storage v2 contract: :class:`BaseStorage` and :class:`Features`.
+
+A backend subclasses :class:`BaseStorage`, implements its five abstract
+methods by translating a :class:`cloudkitty.storage.v2.query.Query`, declares
+what it can do in a :class:`Features` subclass, and registers an entry point
+in the ``cloudkitty.storage.v2.backends`` namespace.
+"""
+
+import abc
+import datetime
+
+from oslo_config import cfg
+
+from cloudkitty.storage import options
+
+
+class Features:
+    """What a backend can do; every flag is a question with a safe default.
+
+    The conformance suite reads these flags to skip, with the flag's name as
+    the reason, what a backend declares it cannot do. At run time an
+    unsupported call raises :class:`~cloudkitty.storage.exceptions.
+    NotSupported`; it never answers wrongly.
+    """
+
+    #: Are qty and price sums exact Decimals rather than float64 sums?
+    exact_decimal = False
+    #: Can total() group by ``time``, ``time-d``, ``-w``, ``-m``, ``-y``?
+    groupby_time = False
+    #: Does total() accept ``custom_fields``?
+    custom_fields = False
+    #: Can delete() be restricted by ``filters``?
+    delete_with_filters = False
+    #: Is a point visible only after the backend processed it (so the suite
+    #: must call ``wait_for_backend()`` before reading)?
+    eventually_consistent = True
+    #: Is a failed push all or nothing?
+    atomic_push = False
+    #: Can several processes push into the same store at once, safely?
+    concurrent_writers = False
+    #: Longest groupby/metadata value the backend keeps (None: no limit).
+    max_value_length = None
+
+
+class BaseStorage(metaclass=abc.ABCMeta):
+    """Abstract rated-data storage (v2).
+
+    Every method validates its arguments with
+    :mod:`cloudkitty.storage.v2.query` before touching storage and raises
+    :class:`~cloudkitty.storage.exceptions.InvalidQuery` for bad ones.
+    Datetimes may be naive (meaning UTC) or aware; returned ones are aware
+    UTC. A point belongs to the window ``[begin, end)`` when its frame's
+    start is ``>= begin`` and ``< end``.
+
+    :param conf: the :class:`oslo_config.cfg.ConfigOpts` to read; defaults
+        to ``cfg.CONF``. The storage options are registered on it.
+    """
+
+    #: The entry-point name of the backend, used in messages.
+    name = None
+    #: The backend's capabilities (a :class:`Features` subclass).
+    features = Features
+
+    def __init__(self, conf=None, **kwargs):
+        self.conf = conf if conf is not None else cfg.CONF
+        options.register_opts(self.conf)
+
+    @abc.abstractmethod
+    def init(self):
+        """Create or upgrade whatever the backend needs; idempotent.
+
+        :raises cloudkitty.storage.exceptions.BackendUnavailable: when the
+            server cannot be reached (the message names the host, never a
+            password).
+        """
+
+    @abc.abstractmethod
+    def push(self, dataframes, scope_id=None):
+        """Store rated data, all or nothing.
+
+        Every frame is validated before anything is written. Every point is
+        kept and counted: two identical points are two points, and frames
+        may arrive in any time order.
+
+        :param dataframes: the frames to store.
+        :type dataframes: list of :class:`cloudkitty.dataframe.DataFrame`
+        :param scope_id: the scope (project) the frames were rated for.
+        :type scope_id: str
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for an item that
+            is not a DataFrame, or a qty/price outside the exact range
+            (NaN, Infinity, ``|x| >= 10**15``, more than 12 fractional
+            digits).
+        """
+
+    @abc.abstractmethod
+    def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
+                 offset=0, limit=1000, paginate=True):
+        """Return the rated points of a window, as DataFrames.
+
+        :param begin: start of the window (inclusive); defaults to the start
+            of the current UTC month.
+        :type begin: datetime.datetime
+        :param end: end of the window (exclusive); defaults to the start of
+            the next UTC month.
+        :type end: datetime.datetime
+        :param filters: ``{key: value}`` or ``{key: [v1, v2]}``: OR inside a
+            list, AND across keys; a key is ``type`` or a groupby/metadata
+            key; values compare exactly as strings.
+        :type filters: dict
+        :param metric_types: one metric type or a list of them.
+        :type metric_types: str or list
+        :param offset: index of the first point of the page.
+        :param limit: number of points in a page (>= 1).
+        :param paginate: False returns every matching point.
+        :returns: ``{'total': <number of matching points>, 'dataframes':
+            [DataFrame, ...]}``. Points are ordered by frame start, then
+            type, then a backend-defined stable tiebreak, and pages
+            partition that order. There is one DataFrame per distinct
+            ``(start, end)``, ascending.
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for bad
+            arguments (begin >= end, negative offset, limit < 1...).
+        """
+
+    @abc.abstractmethod
+    def delete(self, begin=None, end=None, filters=None):
+        """Delete the points of a window; a missing bound is open.
+
+        ``delete()`` with no arguments deletes everything.
+
+        :param begin: start of the window (inclusive) or None.
+        :param end: end of the window (exclusive) or None.
+        :param filters: as for :meth:`retrieve`.
+        :returns: the number of points deleted, when the backend knows it,
+            else None.
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for bad
+            arguments.
+        """
+
+    @abc.abstractmethod
+    def total(self, groupby=None, begin=None, end=None, metric_types=None,
+              filters=None, custom_fields=None, offset=0, limit=1000,
+              paginate=True):
+        """Return the sums of qty and price, grouped.
+
+        :param groupby: entries among ``type``, any groupby/metadata key,
+            ``time`` (one bucket per distinct frame start) and ``time-d``,
+            ``time-w``, ``time-m``, ``time-y`` (UTC day, ISO week from
+            Monday, month, year).
+        :type groupby: list of str
+        :param begin: as for :meth:`retrieve`.
+        :param end: as for :meth:`retrieve`.
+        :param metric_types: as for :meth:`retrieve`.
+        :param filters: as for :meth:`retrieve`.
+        :param custom_fields: None, or ``'FUNC(field) AS alias, ...'`` with
+            FUNC among sum, min, max, avg, count and field qty or price.
+        :type custom_fields: str
+        :param offset: index of the first group of the page.
+        :param limit: number of groups in a page (>= 1).
+        :param paginate: False returns every group.
+        :returns: ``{'total': <number of groups>, 'results': [{'begin':
+            datetime, 'end': datetime, 'qty': Decimal, 'rate': Decimal,
+            <one key per groupby entry>}, ...]}``. ``begin``/``end`` are the
+            query window, or the time bucket when grouping by time (whose
+            own key then holds the bucket start). A missing groupby key
+            groups as ``''``. Results are sorted by the groupby values in
+            the order given, then by begin. With ``custom_fields`` the
+            aliases replace ``qty`` and ``rate``.
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for bad
+            arguments.
+        """
+
+    def get_retention(self):
+        """Return how long rated data is kept.
+
+        :returns: ``[storage] retention_period`` hours.
+        :rtype: datetime.timedelta
+        """
+        return datetime.timedelta(hours=self.conf.storage.retention_period)

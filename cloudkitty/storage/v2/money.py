@@ -1,0 +1,126 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Exact money: the range we accept and its exact integer encoding.
+
+Every quantity and price the storage layer keeps is a :class:`~decimal.Decimal`
+with at most :data:`FRACTION_DIGITS` fractional digits and an absolute value
+below :data:`MAX_ABS`. Inside that range a value is stored as two integers
+that never overflow a signed 64-bit column and whose sums are exact:
+
+* ``hi``, the integer part (truncated towards zero, ``|hi| < 10**15``);
+* ``lo``, the fractional part scaled by ``10**12`` with the sign of the value
+  (``|lo| < 10**12``).
+
+Arithmetic on the way back runs in :data:`CONTEXT`, whose precision is wide
+enough for sums over billions of points and which traps any rounding, so a
+sum is either exact or an error, never silently rounded.
+"""
+
+import decimal
+
+from cloudkitty.storage import exceptions
+
+#: Number of fractional digits a value may carry.
+FRACTION_DIGITS = 12
+#: Values must be strictly below this in absolute value.
+MAX_ABS = decimal.Decimal(10) ** 15
+#: ``10 ** FRACTION_DIGITS``, the scale of the ``lo`` integer.
+SCALE = 10 ** FRACTION_DIGITS
+
+#: Context for sums: wide, and rounding is an error rather than a surprise.
+CONTEXT = decimal.Context(
+    prec=80,
+    traps=[decimal.Inexact, decimal.InvalidOperation, decimal.Overflow,
+           decimal.DivisionByZero])
+
+#: Context for averages, the one operation whose result is not exact.
+AVERAGE_CONTEXT = decimal.Context(prec=34)
+
+_QUANTUM = decimal.Decimal(1).scaleb(-FRACTION_DIGITS)
+_LOOSE_CONTEXT = decimal.Context(prec=80)
+
+
+def check(value, field):
+    """Raise :class:`InvalidQuery` unless ``value`` fits the exact range.
+
+    :param value: the quantity or price of a point.
+    :type value: decimal.Decimal
+    :param field: its name (``qty`` or ``price``), used in the message.
+    :raises cloudkitty.storage.exceptions.InvalidQuery: for NaN, Infinity,
+        ``|value| >= 10**15`` or more than 12 significant fractional digits.
+    """
+    if not isinstance(value, decimal.Decimal) or not value.is_finite():
+        raise exceptions.InvalidQuery(
+            field, 'must be a finite Decimal, got %r' % (value,), value)
+    if abs(value) >= MAX_ABS:
+        raise exceptions.InvalidQuery(
+            field, 'absolute value must be below 10**15, got %s' % value,
+            value)
+    # NOTE: this quantize must not trap Inexact: an inexact result is
+    # exactly what the comparison detects.
+    if value != value.quantize(_QUANTUM, context=_LOOSE_CONTEXT):
+        raise exceptions.InvalidQuery(
+            field, 'at most %d fractional digits are kept exactly, got %s'
+            % (FRACTION_DIGITS, value), value)
+
+
+def split(value):
+    """Encode a checked value as its ``(hi, lo)`` integer pair.
+
+    :param value: a value accepted by :func:`check`.
+    :type value: decimal.Decimal
+    :returns: ``(hi, lo)`` with ``value == hi + lo / 10**12``.
+    :rtype: tuple(int, int)
+    """
+    scaled = int(value.scaleb(FRACTION_DIGITS, context=CONTEXT))
+    # NOTE: int() truncates towards zero, so hi and lo share the sign of
+    # the value, which keeps (hi, lo) ordered like the value itself.
+    hi = int(value)
+    return hi, scaled - hi * SCALE
+
+
+def join(hi, lo):
+    """Decode a ``(hi, lo)`` pair or a pair of their sums, exactly.
+
+    :param hi: the integer part, or the sum of integer parts.
+    :param lo: the scaled fraction, or the sum of scaled fractions.
+    :returns: ``hi + lo / 10**12`` as a canonical Decimal.
+    :rtype: decimal.Decimal
+    """
+    total = CONTEXT.add(decimal.Decimal(int(hi)),
+                        decimal.Decimal(int(lo)).scaleb(-FRACTION_DIGITS,
+                                                         context=CONTEXT))
+    return canonical(total)
+
+
+def add(a, b):
+    """Return ``a + b`` exactly (raises rather than rounds)."""
+    return CONTEXT.add(a, b)
+
+
+def average(total, count):
+    """Return ``total / count`` rounded to 34 significant digits.
+
+    The only inexact operation on money: used for ``avg()`` custom fields.
+    """
+    return canonical(AVERAGE_CONTEXT.divide(total, decimal.Decimal(count)))
+
+
+def canonical(value):
+    """Return ``value`` without trailing fractional zeros.
+
+    ``Decimal('1.50')`` becomes ``Decimal('1.5')`` and ``Decimal('2.000')``
+    becomes ``Decimal('2')``, so equal sums also print the same way.
+    """
+    if value == value.to_integral_value():
+        return value.quantize(decimal.Decimal(1), context=CONTEXT)
+    return value.normalize(context=CONTEXT)

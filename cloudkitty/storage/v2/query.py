@@ -1,0 +1,641 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Query semantics shared by every backend, and the reference oracle.
+
+This module is the one place where the meaning of a storage call is
+decided. :func:`validate_retrieve`, :func:`validate_total` and
+:func:`validate_delete` turn raw arguments into a frozen :class:`Query`
+(or raise :class:`~cloudkitty.storage.exceptions.InvalidQuery` before any
+storage is touched). Backends only *translate* a :class:`Query` into their
+own query language, with values passed as data.
+
+The results are shaped here too: :func:`build_total` merges the partial
+aggregates a backend returns into time buckets, sorts and pages them;
+:func:`build_retrieve` groups points into DataFrames. Finally
+:func:`evaluate_retrieve`, :func:`evaluate_total` and :func:`select_points`
+are a plain-Python reference implementation over a list of DataFrames; the
+conformance suite uses it as its oracle.
+
+The rules (the contract, in short):
+
+* datetimes are aware UTC on the way out; naive ones mean UTC on the way in;
+* a point is in the window ``[begin, end)`` when its frame's start is in it;
+  ``retrieve``/``total`` default ``begin``/``end`` to the start of the
+  current UTC month and of the next one, each bound on its own; ``delete``
+  leaves a missing bound open;
+* ``filters`` is ``{key: value}`` or ``{key: [values]}``: OR inside a list,
+  AND across keys; ``type`` is the metric type, any other key is looked up
+  in the point's :attr:`~cloudkitty.dataframe.DataPoint.desc` (groupby wins
+  over metadata); a point lacking the key never matches; values compare
+  exactly as strings;
+* a groupby key that a point lacks groups as ``''``.
+"""
+
+import collections
+import dataclasses
+import datetime
+import decimal
+import re
+
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import money
+
+UTC = datetime.timezone.utc
+
+#: The groupby entries that bucket by time, with ``time`` meaning one bucket
+#: per distinct frame start.
+TIME_GROUPBYS = ('time', 'time-d', 'time-w', 'time-m', 'time-y')
+#: Keys every total() result carries, which a groupby key may not shadow.
+RESULT_KEYS = ('begin', 'end', 'qty', 'rate')
+#: The aggregate functions custom_fields may use.
+CUSTOM_FUNCTIONS = ('sum', 'min', 'max', 'avg', 'count')
+#: The point fields custom_fields may aggregate.
+CUSTOM_SOURCES = ('qty', 'price')
+
+_CUSTOM_FIELD_RE = re.compile(
+    r'\A\s*(?P<func>[A-Za-z]+)\s*\(\s*(?P<field>[A-Za-z_]+)\s*\)'
+    r'\s+[Aa][Ss]\s+(?P<alias>[A-Za-z_][A-Za-z0-9_]*)\s*\Z')
+
+
+@dataclasses.dataclass(frozen=True)
+class CustomField:
+    """One ``FUNC(field) AS alias`` item of ``custom_fields``."""
+
+    func: str
+    field: str
+    alias: str
+
+
+#: What total() computes without custom_fields.
+DEFAULT_FIELDS = (CustomField('sum', 'qty', 'qty'),
+                  CustomField('sum', 'price', 'rate'))
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """A validated storage query; backends translate it, never re-parse it.
+
+    :ivar begin: aware UTC lower bound (inclusive) or None (open).
+    :ivar end: aware UTC upper bound (exclusive) or None (open).
+    :ivar filters: tuple of ``(key, values)`` pairs, ``values`` a tuple of
+        str; AND across pairs, OR inside ``values``. ``key == 'type'`` is
+        the metric type.
+    :ivar metric_types: tuple of str, or None for every type.
+    :ivar groupby: tuple of groupby entries (str), in the caller's order.
+    :ivar fields: tuple of :class:`CustomField` that total() returns.
+    :ivar offset: first item of the page.
+    :ivar limit: page size.
+    :ivar paginate: False returns every item.
+    """
+
+    begin: datetime.datetime = None
+    end: datetime.datetime = None
+    filters: tuple = ()
+    metric_types: tuple = None
+    groupby: tuple = ()
+    fields: tuple = DEFAULT_FIELDS
+    offset: int = 0
+    limit: int = 1000
+    paginate: bool = True
+
+    @property
+    def time_groupby(self):
+        """The time entry of ``groupby`` (``time``, ``time-d``...) or None."""
+        for entry in self.groupby:
+            if entry in TIME_GROUPBYS:
+                return entry
+        return None
+
+    @property
+    def key_groupby(self):
+        """The non-time entries of ``groupby``, in order (may hold type)."""
+        return tuple(g for g in self.groupby if g not in TIME_GROUPBYS)
+
+    @property
+    def label_keys(self):
+        """Every point-label key the query reads: filters and groupby."""
+        keys = [k for k, _ in self.filters if k != 'type']
+        keys += [k for k in self.key_groupby if k != 'type']
+        return tuple(dict.fromkeys(keys))
+
+    def page(self, items):
+        """Slice a sequence to this query's page (all of it if unpaginated).
+        """
+        if not self.paginate:
+            return list(items)
+        return list(items[self.offset:self.offset + self.limit])
+
+
+# Argument normalisation ----------------------------------------------------
+
+def _to_datetime(value, name):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(
+                value.strip().replace('Z', '+00:00'))
+        except ValueError as exc:
+            raise exceptions.InvalidQuery(
+                name, 'not an ISO 8601 date: %r' % value, value) from exc
+    elif (isinstance(value, datetime.date)
+          and not isinstance(value, datetime.datetime)):
+        value = datetime.datetime(value.year, value.month, value.day)
+    if not isinstance(value, datetime.datetime):
+        raise exceptions.InvalidQuery(
+            name, 'expected a datetime, got %s' % type(value).__name__,
+            value)
+    return dataframe.to_utc(value)
+
+
+def month_start(moment):
+    """Return the start of the UTC month holding ``moment``."""
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month(moment):
+    """Return the start of the UTC month after the one holding ``moment``."""
+    start = month_start(moment)
+    if start.month == 12:
+        return start.replace(year=start.year + 1, month=1)
+    return start.replace(month=start.month + 1)
+
+
+def default_window(begin=None, end=None, now=None):
+    """Fill missing bounds with the current UTC month, each on its own.
+
+    :param begin: a datetime, an ISO 8601 string or None.
+    :param end: a datetime, an ISO 8601 string or None.
+    :param now: the current time (for tests); defaults to now.
+    :returns: ``(begin, end)`` as aware UTC datetimes.
+    :raises InvalidQuery: when a bound is not a date or begin >= end.
+    """
+    begin = _to_datetime(begin, 'begin')
+    end = _to_datetime(end, 'end')
+    now = now or datetime.datetime.now(UTC)
+    if begin is None:
+        begin = month_start(now)
+    if end is None:
+        end = next_month(now)
+    _check_order(begin, end)
+    return begin, end
+
+
+def _check_order(begin, end):
+    if begin is not None and end is not None and begin >= end:
+        raise exceptions.InvalidQuery(
+            'begin', 'begin (%s) must be before end (%s)'
+            % (begin.isoformat(), end.isoformat()), begin)
+
+
+def _text(value, name):
+    if not isinstance(value, str):
+        raise exceptions.InvalidQuery(
+            name, 'expected a str, got %s %r' % (type(value).__name__, value),
+            value)
+    return value
+
+
+def normalize_filters(filters):
+    """Turn ``{key: value | [values]}`` into sorted ``((key, values), ...)``.
+
+    :raises InvalidQuery: for a non-dict, a non-str or empty key, a non-str
+        value or an empty list of values.
+    """
+    if filters is None:
+        return ()
+    if not isinstance(filters, collections.abc.Mapping):
+        raise exceptions.InvalidQuery(
+            'filters', 'expected a dict, got %s' % type(filters).__name__,
+            filters)
+    result = []
+    for key, values in filters.items():
+        _text(key, 'filters')
+        if not key:
+            raise exceptions.InvalidQuery('filters', 'empty filter key', key)
+        if isinstance(values, (list, tuple, set, frozenset)):
+            values = tuple(sorted({_text(v, 'filters') for v in values}))
+            if not values:
+                raise exceptions.InvalidQuery(
+                    'filters', 'no value given for %r' % key, key)
+        else:
+            values = (_text(values, 'filters'),)
+        result.append((key, values))
+    return tuple(sorted(result))
+
+
+def normalize_metric_types(metric_types):
+    """Turn ``None``, a str or a list of str into None or a tuple of str."""
+    if metric_types is None:
+        return None
+    if isinstance(metric_types, str):
+        metric_types = [metric_types]
+    if not isinstance(metric_types, (list, tuple, set, frozenset)):
+        raise exceptions.InvalidQuery(
+            'metric_types', 'expected a str or a list of str, got %s'
+            % type(metric_types).__name__, metric_types)
+    types = tuple(sorted({_text(t, 'metric_types') for t in metric_types}))
+    if not types:
+        raise exceptions.InvalidQuery('metric_types', 'empty list', ())
+    return types
+
+
+def normalize_groupby(groupby):
+    """Validate ``groupby`` (None or a list of str) into a tuple.
+
+    :raises InvalidQuery: for an unknown ``time-*`` entry, two time entries,
+        a repeated entry, an empty key, or a key that would shadow a result
+        key (``begin``, ``end``, ``qty``, ``rate``).
+    """
+    if groupby is None:
+        return ()
+    if isinstance(groupby, str) or not isinstance(groupby, (list, tuple)):
+        raise exceptions.InvalidQuery(
+            'groupby', 'expected a list of str, got %r' % (groupby,),
+            groupby)
+    entries = tuple(_text(g, 'groupby') for g in groupby)
+    for entry in entries:
+        if not entry:
+            raise exceptions.InvalidQuery('groupby', 'empty key', entry)
+        if entry.startswith('time') and entry not in TIME_GROUPBYS:
+            raise exceptions.InvalidQuery(
+                'groupby', 'unknown time grouping %r (use one of %s)'
+                % (entry, ', '.join(TIME_GROUPBYS)), entry)
+        if entry in RESULT_KEYS:
+            raise exceptions.InvalidQuery(
+                'groupby', '%r would shadow a result key' % entry, entry)
+    if len(set(entries)) != len(entries):
+        raise exceptions.InvalidQuery('groupby', 'repeated entry', groupby)
+    if len([e for e in entries if e in TIME_GROUPBYS]) > 1:
+        raise exceptions.InvalidQuery(
+            'groupby', 'at most one time grouping', groupby)
+    return entries
+
+
+def parse_custom_fields(custom_fields, groupby=()):
+    """Parse ``'FUNC(field) AS alias, ...'`` with a strict grammar.
+
+    ``FUNC`` is one of sum, min, max, avg, count (any case), ``field`` is
+    ``qty`` or ``price`` and ``alias`` an identifier. Nothing of it ever
+    reaches a query as text.
+
+    :returns: a tuple of :class:`CustomField`, or :data:`DEFAULT_FIELDS`
+        when ``custom_fields`` is None.
+    :raises InvalidQuery: for anything outside the grammar, a repeated
+        alias or an alias that clashes with a groupby key or begin/end.
+    """
+    if custom_fields is None:
+        return DEFAULT_FIELDS
+    _text(custom_fields, 'custom_fields')
+    fields = []
+    for item in custom_fields.split(','):
+        match = _CUSTOM_FIELD_RE.match(item)
+        if not match:
+            raise exceptions.InvalidQuery(
+                'custom_fields', '%r is not "FUNC(field) AS alias"' % item,
+                custom_fields)
+        func = match.group('func').lower()
+        field = match.group('field')
+        if func not in CUSTOM_FUNCTIONS:
+            raise exceptions.InvalidQuery(
+                'custom_fields', 'unknown function %r (use one of %s)'
+                % (func, ', '.join(CUSTOM_FUNCTIONS)), custom_fields)
+        if field not in CUSTOM_SOURCES:
+            raise exceptions.InvalidQuery(
+                'custom_fields', 'unknown field %r (use qty or price)'
+                % field, custom_fields)
+        fields.append(CustomField(func, field, match.group('alias')))
+    aliases = [f.alias for f in fields]
+    if len(set(aliases)) != len(aliases):
+        raise exceptions.InvalidQuery(
+            'custom_fields', 'repeated alias', custom_fields)
+    clash = set(aliases) & (set(groupby) | {'begin', 'end'})
+    if clash:
+        raise exceptions.InvalidQuery(
+            'custom_fields', 'alias %s clashes with a result key'
+            % ', '.join(sorted(clash)), custom_fields)
+    return tuple(fields)
+
+
+def _paging(offset, limit, paginate):
+    for name, value in (('offset', offset), ('limit', limit)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise exceptions.InvalidQuery(
+                name, 'expected an int, got %r' % (value,), value)
+    if offset < 0:
+        raise exceptions.InvalidQuery('offset', 'must be >= 0', offset)
+    if limit < 1:
+        raise exceptions.InvalidQuery('limit', 'must be >= 1', limit)
+    if not isinstance(paginate, bool):
+        raise exceptions.InvalidQuery(
+            'paginate', 'expected a bool, got %r' % (paginate,), paginate)
+
+
+def validate_retrieve(begin=None, end=None, filters=None, metric_types=None,
+                      offset=0, limit=1000, paginate=True, now=None):
+    """Validate the arguments of :meth:`BaseStorage.retrieve`.
+
+    :returns: a :class:`Query`.
+    :raises InvalidQuery: for any bad argument.
+    """
+    _paging(offset, limit, paginate)
+    begin, end = default_window(begin, end, now)
+    return Query(begin=begin, end=end, filters=normalize_filters(filters),
+                 metric_types=normalize_metric_types(metric_types),
+                 offset=offset, limit=limit, paginate=paginate)
+
+
+def validate_total(groupby=None, begin=None, end=None, metric_types=None,
+                   filters=None, custom_fields=None, offset=0, limit=1000,
+                   paginate=True, now=None):
+    """Validate the arguments of :meth:`BaseStorage.total`.
+
+    :returns: a :class:`Query`.
+    :raises InvalidQuery: for any bad argument.
+    """
+    _paging(offset, limit, paginate)
+    groupby = normalize_groupby(groupby)
+    fields = parse_custom_fields(custom_fields, groupby)
+    begin, end = default_window(begin, end, now)
+    return Query(begin=begin, end=end, filters=normalize_filters(filters),
+                 metric_types=normalize_metric_types(metric_types),
+                 groupby=groupby, fields=fields, offset=offset, limit=limit,
+                 paginate=paginate)
+
+
+def validate_delete(begin=None, end=None, filters=None):
+    """Validate the arguments of :meth:`BaseStorage.delete`.
+
+    Missing bounds stay open (None): ``delete()`` deletes everything.
+
+    :returns: a :class:`Query`.
+    :raises InvalidQuery: for any bad argument.
+    """
+    begin = _to_datetime(begin, 'begin')
+    end = _to_datetime(end, 'end')
+    _check_order(begin, end)
+    return Query(begin=begin, end=end, filters=normalize_filters(filters))
+
+
+def validate_dataframes(dataframes):
+    """Check a push before anything is written.
+
+    :param dataframes: a list (or other iterable) of DataFrame.
+    :returns: the frames as a list.
+    :raises InvalidQuery: when an item is not a DataFrame or a qty/price is
+        outside the exact range of :mod:`cloudkitty.storage.v2.money`.
+    """
+    if isinstance(dataframes, (dataframe.DataFrame, str, bytes)) or \
+            not isinstance(dataframes, collections.abc.Iterable):
+        raise exceptions.InvalidQuery(
+            'dataframes', 'expected a list of DataFrame, got %s'
+            % type(dataframes).__name__, dataframes)
+    frames = list(dataframes)
+    for index, frame in enumerate(frames):
+        if not isinstance(frame, dataframe.DataFrame):
+            raise exceptions.InvalidQuery(
+                'dataframes', 'item %d is a %s, not a DataFrame'
+                % (index, type(frame).__name__), frame)
+        for type_, point in frame.iterpoints():
+            if not isinstance(point, dataframe.DataPoint):
+                raise exceptions.InvalidQuery(
+                    'dataframes', 'a %s point is not a DataPoint' % type_,
+                    point)
+            money.check(point.qty, 'qty')
+            money.check(point.price, 'price')
+    return frames
+
+
+# Matching and bucketing ----------------------------------------------------
+
+def label(type_, point, key):
+    """Return the value of ``key`` for a point, or None if it lacks it."""
+    if key == 'type':
+        return type_
+    return point.desc.get(key)
+
+
+def matches(query, start, type_, point):
+    """Tell whether a point of a frame starting at ``start`` is selected."""
+    if query.begin is not None and start < query.begin:
+        return False
+    if query.end is not None and start >= query.end:
+        return False
+    if query.metric_types is not None and type_ not in query.metric_types:
+        return False
+    for key, values in query.filters:
+        if label(type_, point, key) not in values:
+            return False
+    return True
+
+
+def time_bucket(entry, start, end):
+    """Return the ``(begin, end)`` bucket of a frame for a time groupby.
+
+    :param entry: ``time`` (the frame itself), ``time-d`` (UTC day),
+        ``time-w`` (ISO week from Monday), ``time-m`` or ``time-y``.
+    :param start: the frame's start (aware UTC).
+    :param end: the frame's end (aware UTC).
+    """
+    if entry == 'time':
+        return start, end
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if entry == 'time-d':
+        return day, day + datetime.timedelta(days=1)
+    if entry == 'time-w':
+        monday = day - datetime.timedelta(days=day.weekday())
+        return monday, monday + datetime.timedelta(days=7)
+    if entry == 'time-m':
+        return month_start(start), next_month(start)
+    year = day.replace(month=1, day=1)
+    return year, year.replace(year=year.year + 1)
+
+
+# Aggregation ----------------------------------------------------------------
+
+class Aggregate:
+    """Running aggregates of qty and price over a group of points.
+
+    Backends build one per partial group from their own sums (see
+    :meth:`from_sums`); :func:`build_total` merges them. Every sum is exact.
+    """
+
+    __slots__ = ('count', 'sums', 'mins', 'maxs')
+
+    def __init__(self):
+        self.count = 0
+        self.sums = {'qty': decimal.Decimal(0), 'price': decimal.Decimal(0)}
+        self.mins = {}
+        self.maxs = {}
+
+    @classmethod
+    def from_sums(cls, count, qty, price, mins=None, maxs=None):
+        """Build an aggregate from a backend's partial results.
+
+        :param count: number of points.
+        :param qty: exact sum of qty (Decimal).
+        :param price: exact sum of price (Decimal).
+        :param mins: ``{'qty': Decimal, 'price': Decimal}`` when known.
+        :param maxs: likewise for the maxima.
+        """
+        agg = cls()
+        agg.count = int(count)
+        agg.sums = {'qty': qty, 'price': price}
+        agg.mins = dict(mins or {})
+        agg.maxs = dict(maxs or {})
+        return agg
+
+    def add_point(self, point):
+        """Account for one DataPoint."""
+        self.count += 1
+        for field in CUSTOM_SOURCES:
+            value = getattr(point, field)
+            self.sums[field] = money.add(self.sums[field], value)
+            if field not in self.mins or value < self.mins[field]:
+                self.mins[field] = value
+            if field not in self.maxs or value > self.maxs[field]:
+                self.maxs[field] = value
+
+    def merge(self, other):
+        """Fold another aggregate of the same group into this one."""
+        self.count += other.count
+        for field in CUSTOM_SOURCES:
+            self.sums[field] = money.add(self.sums[field],
+                                         other.sums[field])
+        for mine, theirs, pick in ((self.mins, other.mins, min),
+                                   (self.maxs, other.maxs, max)):
+            for field, value in theirs.items():
+                mine[field] = (pick(mine[field], value) if field in mine
+                               else value)
+
+    def value(self, custom):
+        """Return the value of one :class:`CustomField` for this group."""
+        if custom.func == 'count':
+            return decimal.Decimal(self.count)
+        if custom.func == 'sum':
+            return money.canonical(self.sums[custom.field])
+        if custom.func == 'avg':
+            return money.average(self.sums[custom.field], self.count)
+        source = self.mins if custom.func == 'min' else self.maxs
+        return money.canonical(source[custom.field])
+
+
+#: One partial group from a backend: ``keys`` holds the value of each
+#: :attr:`Query.key_groupby` entry (``''`` when a point lacks the key);
+#: ``start``/``end`` are the frame's bounds when the query groups by time
+#: (None otherwise); ``aggregate`` is an :class:`Aggregate`.
+Partial = collections.namedtuple('Partial', 'keys start end aggregate')
+
+
+def build_total(query, partials):
+    """Merge a backend's partial groups into the total() result.
+
+    Partial groups that share their keys and time bucket are merged (a
+    backend may split a group, for example per frame or per series), empty
+    groups are dropped, then groups are sorted by the groupby values in the
+    order given, then by begin, and paged.
+
+    :param query: the :class:`Query` from :func:`validate_total`.
+    :param partials: an iterable of :class:`Partial`.
+    :returns: ``{'total': <number of groups>, 'results': [{'begin', 'end',
+        <fields>, <one key per groupby entry>}, ...]}``.
+    """
+    time_entry = query.time_groupby
+    groups = {}
+    for partial in partials:
+        if partial.aggregate.count == 0:
+            continue
+        if time_entry is None:
+            bucket = (query.begin, query.end)
+        else:
+            bucket = time_bucket(time_entry, partial.start, partial.end)
+        key = (tuple('' if k is None else k for k in partial.keys),
+               bucket[0])
+        if key in groups:
+            groups[key][1].merge(partial.aggregate)
+            # NOTE: frames that share a start but not an end fall in one
+            # 'time' bucket; it ends with the latest of them.
+            if bucket[1] > groups[key][0][1]:
+                groups[key] = (bucket, groups[key][1])
+        else:
+            agg = Aggregate()
+            agg.merge(partial.aggregate)
+            groups[key] = (bucket, agg)
+    rows = []
+    for (keys, _), (bucket, agg) in groups.items():
+        values = dict(zip(query.key_groupby, keys))
+        if time_entry is not None:
+            values[time_entry] = bucket[0]
+        ordered = tuple(values[g] for g in query.groupby)
+        result = {'begin': bucket[0], 'end': bucket[1]}
+        result.update(values)
+        for custom in query.fields:
+            result[custom.alias] = agg.value(custom)
+        rows.append((ordered + (bucket[0],), result))
+    rows.sort(key=lambda row: row[0])
+    results = [row[1] for row in rows]
+    return {'total': len(results), 'results': query.page(results)}
+
+
+def build_retrieve(total, rows):
+    """Group a page of points into DataFrames.
+
+    :param total: the number of points matching the query (all pages).
+    :param rows: the page, as ``(start, end, type, DataPoint)`` in the
+        contract's order (frame start, type, stable tiebreak).
+    :returns: ``{'total': total, 'dataframes': [DataFrame, ...]}`` with one
+        DataFrame per distinct ``(start, end)``, ascending.
+    """
+    frames = {}
+    for start, end, type_, point in rows:
+        frame = frames.get((start, end))
+        if frame is None:
+            frame = frames[(start, end)] = dataframe.DataFrame(start, end)
+        frame.add_point(point, type_)
+    return {'total': total,
+            'dataframes': [frames[k] for k in sorted(frames)]}
+
+
+# The reference oracle ------------------------------------------------------
+
+def select_points(query, frames):
+    """Yield ``(start, end, type, point)`` of ``frames`` matching ``query``.
+
+    Points come in the order of the frames and of their points, which a
+    plain list keeps: the oracle's stable tiebreak is push order.
+    """
+    for frame in frames:
+        for type_, point in frame.iterpoints():
+            if matches(query, frame.start, type_, point):
+                yield frame.start, frame.end, type_, point
+
+
+def evaluate_retrieve(query, frames):
+    """Answer retrieve() over a list of DataFrames, in plain Python.
+
+    Ties on (start, type) keep push order.
+    """
+    rows = sorted(select_points(query, frames),
+                  key=lambda row: (row[0], row[2]))
+    return build_retrieve(len(rows), query.page(rows))
+
+
+def evaluate_total(query, frames):
+    """Answer total() over a list of DataFrames, in plain Python."""
+    partials = []
+    for start, end, type_, point in select_points(query, frames):
+        agg = Aggregate()
+        agg.add_point(point)
+        keys = tuple(label(type_, point, k) for k in query.key_groupby)
+        partials.append(Partial(keys, start, end, agg))
+    return build_total(query, partials)
