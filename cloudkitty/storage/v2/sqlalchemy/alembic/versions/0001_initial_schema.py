@@ -1,0 +1,80 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Initial schema: interned series, their labels, and point facts.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+BigInt = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+
+def _table_options():
+    bind = op.get_bind()
+    if bind.dialect.name != 'mysql':
+        return {}
+    # NOTE: a NO PAD binary collation: values compare byte for byte, so
+    # case and trailing spaces matter ('a' != 'a ').
+    collation = ('utf8mb4_nopad_bin' if bind.dialect.is_mariadb
+                 else 'utf8mb4_0900_bin')
+    return {'mysql_charset': 'utf8mb4', 'mysql_collate': collation,
+            'mysql_engine': 'InnoDB'}
+
+
+def upgrade():
+    options = _table_options()
+    op.create_table(
+        'ck_series',
+        sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column('fingerprint', sa.String(64), nullable=False),
+        sa.Column('scope_id', sa.String(255), nullable=True),
+        sa.Column('type', sa.String(255), nullable=False),
+        sa.Column('unit', sa.String(255), nullable=False),
+        sa.Column('groupby', sa.Text, nullable=False),
+        sa.Column('metadata', sa.Text, nullable=False),
+        sa.Column('description', sa.Text, nullable=True),
+        sa.UniqueConstraint('fingerprint', name='ck_series_fingerprint'),
+        **options)
+    op.create_index('ck_series_type', 'ck_series', ['type'])
+    op.create_table(
+        'ck_label',
+        sa.Column('series_id', sa.Integer, sa.ForeignKey('ck_series.id'),
+                  primary_key=True),
+        sa.Column('key', sa.String(255), primary_key=True),
+        sa.Column('value', sa.Text, nullable=False),
+        **options)
+    op.create_index('ck_label_key_value', 'ck_label', ['key', 'value'],
+                    mysql_length={'value': 255})
+    op.create_table(
+        'ck_point',
+        sa.Column('id', BigInt, primary_key=True, autoincrement=True),
+        sa.Column('series_id', sa.Integer, sa.ForeignKey('ck_series.id'),
+                  nullable=False),
+        sa.Column('begin', sa.BigInteger, nullable=False),
+        sa.Column('end', sa.BigInteger, nullable=False),
+        sa.Column('qty_hi', sa.BigInteger, nullable=False),
+        sa.Column('qty_lo', sa.BigInteger, nullable=False),
+        sa.Column('price_hi', sa.BigInteger, nullable=False),
+        sa.Column('price_lo', sa.BigInteger, nullable=False),
+        **options)
+    op.create_index('ck_point_begin', 'ck_point', ['begin'])
+    op.create_index('ck_point_series_begin', 'ck_point',
+                    ['series_id', 'begin'])

@@ -1,0 +1,116 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Engines per dialect, and the translation of driver errors.
+
+SQLite runs in WAL mode with a busy timeout so that many processes can read
+and write one file at once; a writing transaction starts with ``BEGIN
+IMMEDIATE`` so that two writers queue for the lock instead of failing on an
+upgrade from a read lock. MySQL/MariaDB connections use utf8mb4.
+"""
+
+import contextlib
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+from cloudkitty.storage import exceptions
+
+BACKEND = 'sqlalchemy'
+
+
+def safe_location(url):
+    """Return ``url`` as text with its password hidden."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url, busy_timeout=60, connect_timeout=10, pool_size=5):
+    """Create the engine of a storage URL, tuned for its dialect.
+
+    :raises cloudkitty.storage.exceptions.BackendUnavailable: when the
+        dialect's driver is missing (the message names the extra).
+    """
+    url = sa.engine.make_url(url)
+    backend = url.get_backend_name()
+    kwargs = {'future': True}
+    if backend == 'sqlite':
+        kwargs['connect_args'] = {'timeout': busy_timeout,
+                                  'check_same_thread': False}
+    else:
+        kwargs['pool_pre_ping'] = True
+        kwargs['pool_size'] = pool_size
+        if backend == 'postgresql':
+            kwargs['connect_args'] = {'connect_timeout': connect_timeout}
+        elif backend in ('mysql', 'mariadb'):
+            if 'charset' not in url.query:
+                url = url.update_query_dict({'charset': 'utf8mb4'})
+            kwargs['connect_args'] = {'connect_timeout': connect_timeout}
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (ImportError, sa_exc.NoSuchModuleError) as exc:
+        extra = {'postgresql': 'postgresql', 'mysql': 'mysql',
+                 'mariadb': 'mysql'}.get(backend, backend)
+        raise exceptions.BackendUnavailable(
+            BACKEND, safe_location(url),
+            'the database driver is missing (pip install '
+            '"cloudkitty-storage[%s]"): %s' % (extra, exc)) from exc
+    if backend == 'sqlite':
+        _tune_sqlite(engine, busy_timeout)
+    return engine
+
+
+def _tune_sqlite(engine, busy_timeout):
+    @event.listens_for(engine, 'connect')
+    def _on_connect(dbapi_conn, record):
+        # NOTE: let SQLAlchemy, not the sqlite3 module, decide when a
+        # transaction starts, so that writers can use BEGIN IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute('PRAGMA busy_timeout = %d' % (busy_timeout * 1000))
+        cursor.execute('PRAGMA journal_mode = WAL')
+        cursor.execute('PRAGMA foreign_keys = ON')
+        cursor.close()
+
+    @event.listens_for(engine, 'begin')
+    def _on_begin(conn):
+        mode = conn.get_execution_options().get('sqlite_begin', 'DEFERRED')
+        conn.exec_driver_sql('BEGIN %s' % mode)
+
+
+@contextlib.contextmanager
+def writing(engine):
+    """Open a write transaction: commit on success, roll back on error."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(sqlite_begin='IMMEDIATE')
+        with conn.begin():
+            yield conn
+
+
+@contextlib.contextmanager
+def translate_errors(engine):
+    """Turn connection failures into :class:`BackendUnavailable`."""
+    try:
+        yield
+    except sa_exc.OperationalError as exc:
+        if engine.dialect.name == 'sqlite' and not _is_connect_error(exc):
+            raise exceptions.StorageError(
+                'SQLite error on %s: %s' % (safe_location(engine.url),
+                                            exc.orig)) from exc
+        raise exceptions.BackendUnavailable(
+            BACKEND, safe_location(engine.url), str(exc.orig)) from exc
+    except sa_exc.InterfaceError as exc:
+        raise exceptions.BackendUnavailable(
+            BACKEND, safe_location(engine.url), str(exc.orig)) from exc
+
+
+def _is_connect_error(exc):
+    return 'unable to open database' in str(exc.orig)

@@ -1,0 +1,36 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The ``[storage_sqlalchemy]`` options."""
+
+from oslo_config import cfg
+
+#: The ``[storage_sqlalchemy]`` group.
+sqlalchemy_opts = [
+    cfg.StrOpt('connection', secret=True,
+               default='sqlite:///cloudkitty-storage.sqlite',
+               help='SQLAlchemy URL of the database. The default is a SQLite '
+                    'file in the working directory; use '
+                    'postgresql+psycopg://user:password@host/db or '
+                    'mysql+pymysql://user:password@host/db in production.'),
+    cfg.IntOpt('busy_timeout', default=60, min=1,
+               help='Seconds a SQLite writer waits for the lock held by '
+                    'another process before giving up.'),
+    cfg.IntOpt('connect_timeout', default=10, min=1,
+               help='Seconds to wait for a database server to answer.'),
+    cfg.IntOpt('pool_size', default=5, min=1,
+               help='Connections kept open to a database server.'),
+]
+
+
+def register_opts(conf):
+    """Register the ``[storage_sqlalchemy]`` options on ``conf``."""
+    conf.register_opts(sqlalchemy_opts, group='storage_sqlalchemy')
