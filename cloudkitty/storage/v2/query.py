@@ -388,12 +388,15 @@ def validate_delete(begin=None, end=None, filters=None):
 
 
 def validate_dataframes(dataframes):
-    """Check a push before anything is written.
+    """Check the shape of a push before anything is written.
+
+    Backends then check every qty and price with
+    :func:`cloudkitty.storage.v2.money.encode` (or ``check``) while they
+    encode points, before they write.
 
     :param dataframes: a list (or other iterable) of DataFrame.
     :returns: the frames as a list.
-    :raises InvalidQuery: when an item is not a DataFrame or a qty/price is
-        outside the exact range of :mod:`cloudkitty.storage.v2.money`.
+    :raises InvalidQuery: when it is not a list of DataFrame.
     """
     if isinstance(dataframes, (dataframe.DataFrame, str, bytes)) or \
             not isinstance(dataframes, collections.abc.Iterable):
@@ -406,13 +409,6 @@ def validate_dataframes(dataframes):
             raise exceptions.InvalidQuery(
                 'dataframes', 'item %d is a %s, not a DataFrame'
                 % (index, type(frame).__name__), frame)
-        for type_, point in frame.iterpoints():
-            if not isinstance(point, dataframe.DataPoint):
-                raise exceptions.InvalidQuery(
-                    'dataframes', 'a %s point is not a DataPoint' % type_,
-                    point)
-            money.check(point.qty, 'qty')
-            money.check(point.price, 'price')
     return frames
 
 

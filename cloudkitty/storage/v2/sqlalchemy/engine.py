@@ -78,6 +78,10 @@ def _tune_sqlite(engine, busy_timeout):
         cursor.execute('PRAGMA busy_timeout = %d' % (busy_timeout * 1000))
         cursor.execute('PRAGMA journal_mode = WAL')
         cursor.execute('PRAGMA foreign_keys = ON')
+        # NOTE: aggregates scan whole indexes; reading them through mmap
+        # and a larger page cache roughly halves their cost.
+        cursor.execute('PRAGMA mmap_size = %d' % (1 << 30))
+        cursor.execute('PRAGMA cache_size = -65536')
         cursor.close()
 
     @event.listens_for(engine, 'begin')
