@@ -180,6 +180,12 @@ class BaseStorage(metaclass=abc.ABCMeta):
             arguments.
         """
 
+    def close(self):
+        """Release the connections the backend holds; idempotent.
+
+        The storage may still be used afterwards: it reconnects on demand.
+        """
+
     def get_retention(self):
         """Return how long rated data is kept.
 

@@ -119,8 +119,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """``INSERT INTO ck_point`` in the driver's own parameter style."""
         dialect = self.engine.dialect
         quote = dialect.identifier_preparer.quote
-        columns = ('series_id', 'begin', 'push_id', 'seq', 'end'
-                   ) + _MONEY_COLUMNS
+        columns = ('series_id', 'begin', 'end') + _MONEY_COLUMNS
         marker = '?' if dialect.paramstyle == 'qmark' else '%s'
         return 'INSERT INTO %s (%s) VALUES (%s)' % (
             quote(models.point.name), ', '.join(quote(c) for c in columns),
@@ -135,6 +134,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         with engine_mod.translate_errors(self.engine):
             migration.upgrade(self.engine)
+
+    def close(self):
+        """Close every pooled connection (see :meth:`BaseStorage.close`)."""
+        self.engine.dispose()
 
     # push ------------------------------------------------------------------
 
@@ -153,10 +156,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
             return
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
-                push_id = conn.execute(models.push.insert().values(
-                    scope_id=scope_id, points=len(rows),
-                    pushed_at=to_micros(datetime.datetime.now(
-                        datetime.timezone.utc)))).inserted_primary_key[0]
                 created = self._intern(conn, new_series)
                 ids = ({**self._series_ids, **created} if created
                        else self._series_ids)
@@ -164,8 +163,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # per-row parameter processing would cost more than the
                 # database's own work here.
                 conn.exec_driver_sql(self._insert_points_sql, [
-                    (ids[r[0]], r[1], push_id, seq) + r[2:]
-                    for seq, r in enumerate(rows)])
+                    (ids[r[0]],) + r[1:] for r in rows])
         self._series_ids.update(created)
 
     def _encode(self, frames, scope_id):
@@ -288,8 +286,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             point.c.series_id, point.c.begin, point.c.end,
             *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
             point.join(series, series.c.id == point.c.series_id)).where(
-            *where).order_by(point.c.begin, series.c.type, point.c.push_id,
-                             point.c.seq)
+            *where).order_by(point.c.begin, series.c.type, point.c.id)
         if query.paginate:
             stmt = stmt.offset(query.offset).limit(query.limit)
         with engine_mod.translate_errors(self.engine):

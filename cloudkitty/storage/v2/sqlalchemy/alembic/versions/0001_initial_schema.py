@@ -24,6 +24,9 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+BigInt = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+
 def _table_options():
     bind = op.get_bind()
     if bind.dialect.name != 'mysql':
@@ -61,27 +64,16 @@ def upgrade():
     op.create_index('ck_label_key_value', 'ck_label', ['key', 'value'],
                     mysql_length={'value': 255})
     op.create_table(
-        'ck_push',
-        sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column('scope_id', sa.String(255), nullable=True),
-        sa.Column('pushed_at', sa.BigInteger, nullable=False),
-        sa.Column('points', sa.Integer, nullable=False),
-        **options)
-    op.create_table(
         'ck_point',
+        sa.Column('id', BigInt, primary_key=True, autoincrement=True),
         sa.Column('series_id', sa.Integer, sa.ForeignKey('ck_series.id'),
-                  primary_key=True, autoincrement=False),
-        sa.Column('begin', sa.BigInteger, primary_key=True,
-                  autoincrement=False),
-        sa.Column('push_id', sa.Integer, sa.ForeignKey('ck_push.id'),
-                  primary_key=True, autoincrement=False),
-        sa.Column('seq', sa.Integer, primary_key=True, autoincrement=False),
+                  nullable=False),
+        sa.Column('begin', sa.BigInteger, nullable=False),
         sa.Column('end', sa.BigInteger, nullable=False),
         sa.Column('qty_hi', sa.BigInteger, nullable=False),
         sa.Column('qty_lo', sa.BigInteger, nullable=False),
         sa.Column('price_hi', sa.BigInteger, nullable=False),
         sa.Column('price_lo', sa.BigInteger, nullable=False),
-        sqlite_with_rowid=False,
         **options)
     op.create_index('ck_point_begin', 'ck_point',
                     ['begin', 'end', 'series_id', 'qty_hi', 'qty_lo',

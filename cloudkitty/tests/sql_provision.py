@@ -1,0 +1,110 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Throw-away databases on a real PostgreSQL or MariaDB/MySQL server.
+
+A test class asks :func:`provision` for a database of its own on the server
+named by an environment variable; the database is created empty, emptied
+again between tests with :meth:`TestDatabase.empty` and dropped with
+:meth:`TestDatabase.drop`. Names carry a random suffix, so parallel test
+workers on one server never share a database.
+"""
+
+import uuid
+
+import sqlalchemy as sa
+
+from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.tests import utils
+
+# NOTE: pifpaf exports plain dialect URLs; we always use these drivers.
+_DRIVERS = {'postgresql': 'postgresql+psycopg', 'mysql': 'mysql+pymysql',
+            'mariadb': 'mysql+pymysql'}
+
+
+def normalize_url(url):
+    """Return ``url`` with our driver for its dialect (psycopg, PyMySQL).
+
+    ``mysql://...?unix_socket=/path`` as pifpaf exports it becomes
+    ``mysql+pymysql://...?unix_socket=/path``.
+    """
+    url = sa.engine.make_url(url)
+    driver = _DRIVERS.get(url.get_backend_name())
+    if driver and '+' not in url.drivername:
+        url = url.set(drivername=driver)
+    return url
+
+
+class TestDatabase:
+    """A database created for one test class on a real server."""
+
+    def __init__(self, admin_url, url):
+        self.admin_url = admin_url
+        self.url = url
+
+    def empty(self):
+        """Delete every row the storage wrote; the schema stays."""
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.begin() as conn:
+                tables = set(sa.inspect(conn).get_table_names())
+                for table in reversed(models.metadata.sorted_tables):
+                    if table.name in tables:
+                        conn.execute(table.delete())
+        finally:
+            engine.dispose()
+
+    def drop(self):
+        """Drop the database, closing what still uses it on PostgreSQL."""
+        force = ('' if self.admin_url.get_backend_name() != 'postgresql'
+                 else ' WITH (FORCE)')
+        _admin(self.admin_url, 'DROP DATABASE IF EXISTS %s%s'
+               % (_quote(self.admin_url, self.url.database), force))
+
+
+def _quote(url, name):
+    quote = '`' if url.get_backend_name() in ('mysql', 'mariadb') else '"'
+    return quote + name + quote
+
+
+def _admin(admin_url, statement):
+    engine = sa.create_engine(admin_url, isolation_level='AUTOCOMMIT')
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def provision(test_class, env_var):
+    """Create an empty database on the server named by ``env_var``.
+
+    Skips ``test_class`` (or fails it when backends are required, see
+    :func:`cloudkitty.tests.utils.backends_required`) when the variable is
+    unset or the server does not answer.
+
+    :returns: a :class:`TestDatabase`.
+    """
+    admin_url = normalize_url(utils.server_url_or_skip(test_class, env_var))
+    # NOTE: the name is generated here from hex digits only, so quoting it
+    # into the DDL below is safe; DDL takes no bound parameters.
+    name = 'ck_test_%s' % uuid.uuid4().hex[:16]
+    if admin_url.get_backend_name() in ('mysql', 'mariadb'):
+        ddl = ('CREATE DATABASE %s CHARACTER SET utf8mb4 '
+               'COLLATE utf8mb4_bin' % _quote(admin_url, name))
+    else:
+        ddl = 'CREATE DATABASE %s' % _quote(admin_url, name)
+    try:
+        _admin(admin_url, ddl)
+    except sa.exc.OperationalError as exc:
+        utils.unreachable(test_class, env_var, '%s: %s' % (
+            admin_url.render_as_string(hide_password=True), exc.orig))
+    return TestDatabase(admin_url, admin_url.set(database=name))

@@ -1,0 +1,55 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The conformance suite on the SQL backend with a real PostgreSQL server.
+
+The server is named by ``CLOUDKITTY_TEST_POSTGRESQL_URL`` (tox's functional
+envs default it to the one on 127.0.0.1:5432); each test class gets a
+database of its own on it, emptied after every test and dropped at the end.
+"""
+
+import testtools
+
+from cloudkitty.tests import sql_provision
+from cloudkitty.tests.storage.v2 import base_functional
+from cloudkitty.tests.utils import is_functional_test
+
+
+@testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
+class PostgreSQLStorageTest(base_functional.BaseFunctionalStorageTest):
+    """PostgreSQL, through psycopg 3."""
+
+    storage_backend = 'sqlalchemy'
+    storage_version = 2
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.database = sql_provision.provision(cls, cls.url_variable)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.database.drop()
+        super().tearDownClass()
+
+    def configure_backend(self, conf):
+        conf.set_override('connection', self.database.url.render_as_string(
+            hide_password=False), group='storage_sqlalchemy')
+
+    @classmethod
+    def wait_for_backend(cls):
+        """A committed push is visible at once: nothing to wait for."""
+
+    @classmethod
+    def cleanup_backend(cls):
+        """Empty this class's database; the schema stays."""
+        cls.database.empty()
