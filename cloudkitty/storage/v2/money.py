@@ -97,12 +97,13 @@ def encode(value, field):
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`.
     """
     try:
-        scaled = value.scaleb(FRACTION_DIGITS, context=_LOOSE_CONTEXT)
+        scaled = value.scaleb(FRACTION_DIGITS, context=CONTEXT)
         whole = int(scaled)
-    except (AttributeError, ValueError, OverflowError):
+    except (AttributeError, ValueError, OverflowError,
+            decimal.DecimalException):
         whole = scaled = None
-    if whole is None or whole != scaled or not -_MAX_SCALED < whole < \
-            _MAX_SCALED:
+    if whole is None or whole != scaled or not (
+            -_MAX_SCALED < whole < _MAX_SCALED):
         check(value, field)
     return divmod(whole, SCALE)
 
@@ -115,10 +116,9 @@ def join(hi, lo):
     :returns: ``hi + lo / 10**12`` as a canonical Decimal.
     :rtype: decimal.Decimal
     """
-    total = CONTEXT.add(decimal.Decimal(int(hi)),
-                        decimal.Decimal(int(lo)).scaleb(-FRACTION_DIGITS,
-                                                         context=CONTEXT))
-    return canonical(total)
+    fraction = decimal.Decimal(int(lo)).scaleb(-FRACTION_DIGITS,
+                                               context=CONTEXT)
+    return canonical(CONTEXT.add(decimal.Decimal(int(hi)), fraction))
 
 
 def add(a, b):

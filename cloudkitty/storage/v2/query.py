@@ -129,8 +129,7 @@ class Query:
         return tuple(dict.fromkeys(keys))
 
     def page(self, items):
-        """Slice a sequence to this query's page (all of it if unpaginated).
-        """
+        """Slice a sequence to this query's page (all if unpaginated)."""
         if not self.paginate:
             return list(items)
         return list(items[self.offset:self.offset + self.limit])
@@ -267,7 +266,7 @@ def normalize_groupby(groupby):
     for entry in entries:
         if not entry:
             raise exceptions.InvalidQuery('groupby', 'empty key', entry)
-        if entry.startswith('time') and entry not in TIME_GROUPBYS:
+        if entry.startswith('time-') and entry not in TIME_GROUPBYS:
             raise exceptions.InvalidQuery(
                 'groupby', 'unknown time grouping %r (use one of %s)'
                 % (entry, ', '.join(TIME_GROUPBYS)), entry)

@@ -64,8 +64,7 @@ def to_micros(moment):
 
 
 def from_micros(micros):
-    """Return integer microseconds since the epoch as an aware UTC datetime.
-    """
+    """Return integer microseconds since the epoch as aware UTC."""
     return _EPOCH + datetime.timedelta(microseconds=micros)
 
 
@@ -142,8 +141,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
     # push ------------------------------------------------------------------
 
     def push(self, dataframes, scope_id=None):
-        """Store rated data in one transaction (see :meth:`BaseStorage.push`).
-        """
+        """Store rated data in one transaction (see ``BaseStorage.push``)."""
         frames = query_mod.validate_dataframes(dataframes)
         if scope_id is not None:
             _check_name(scope_id, 'scope_id')
@@ -272,7 +270,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
-        """Return rated points as DataFrames (see :meth:`BaseStorage.retrieve`).
+        """Return rated points as DataFrames (see ``BaseStorage.retrieve``).
 
         The tiebreak after frame start and type is push order.
         """
@@ -402,7 +400,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _sum(self, column, name, split):
         if not split:
             return [sa.func.sum(column).label(name)]
-        return [sa.func.sum(column / _SPLIT).label(name + '_div'),
+        # NOTE: // renders SQLite's integer division, which truncates like
+        # its %, so that column == div * _SPLIT + mod holds exactly.
+        return [sa.func.sum(column // _SPLIT).label(name + '_div'),
                 sa.func.sum(column % _SPLIT).label(name + '_mod')]
 
     @staticmethod
@@ -499,8 +499,8 @@ def _series_row(scope_id, type_, point):
                           ensure_ascii=False)
     identity = json.dumps([scope_id, type_, point.unit, groupby, metadata,
                            point.description], ensure_ascii=False)
-    return {'fingerprint': hashlib.sha256(
-                identity.encode('utf-8')).hexdigest(),
+    fingerprint = hashlib.sha256(identity.encode('utf-8')).hexdigest()
+    return {'fingerprint': fingerprint,
             'scope_id': scope_id, 'type': type_, 'unit': point.unit,
             'groupby': groupby, 'metadata': metadata,
             'description': point.description, 'labels': point.desc}

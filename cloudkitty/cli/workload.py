@@ -1,0 +1,396 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""A deterministic rated-data workload that knows its exact sums.
+
+The workload is ``projects x 6 types x resources`` points per hourly period,
+over ``periods`` consecutive periods starting at :data:`BENCH_START`. It is
+pushed as one :class:`~cloudkitty.dataframe.DataFrame` per period (the
+default, ``push_per='period'``, with no ``scope_id``) or per (period,
+project) (``push_per='project'``, with ``scope_id`` set to the project, as
+a rating service that rates each scope on its own would). Every quantity
+and price is a random integer from a seeded generator, scaled by a power of
+ten, so it is
+an exact :class:`~decimal.Decimal` and the sums can be kept exactly as
+integers::
+
+    qty   = Decimal(randrange(1, 10**6)) * 10**-3     # 0.001 .. 999.999
+    price = Decimal(randrange(0, 10**6)) * 10**-4     # 0.0000 .. 99.9999
+
+The same ``seed`` always yields the same points, in the same order.
+
+Example::
+
+    work = Workload(projects=2, resources=3, periods=4)
+    expected = Expected()
+    for scope_id, frame in work.iter_frames(expected):
+        store.push([frame], scope_id=scope_id)
+    expected.groups(('type', 'project_id'))
+    # {('image', 'bench-p0000'): (Decimal('...'), Decimal('...')), ...}
+"""
+
+import collections
+import datetime
+import decimal
+import random
+
+from cloudkitty import dataframe
+
+UTC = datetime.timezone.utc
+
+#: Start of the first period: a fixed hour, not the current month.
+BENCH_START = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+#: Length of one period.
+PERIOD = datetime.timedelta(hours=1)
+#: How a workload is cut into pushes: one per period, or per project too.
+PUSH_PER = ('period', 'project')
+
+#: Fractional digits of a generated qty.
+QTY_DIGITS = 3
+#: Fractional digits of a generated price.
+PRICE_DIGITS = 4
+#: Generated qty units are in ``[1, QTY_UNITS)``.
+QTY_UNITS = 10 ** 6
+#: Generated price units are in ``[0, PRICE_UNITS)``.
+PRICE_UNITS = 10 ** 6
+
+#: The metric types: ``(type, unit, metadata key, metadata values)``. The
+#: metadata value of a resource is chosen by its index, not at random.
+TYPES = (
+    ('instance', 'instance', 'flavor_name',
+     ('m1.tiny', 'm1.small', 'm1.medium', 'm1.large')),
+    ('volume', 'GiB', 'volume_type', ('ceph', 'ssd')),
+    ('image', 'GiB', 'disk_format', ('qcow2', 'raw')),
+    ('network.bw.in', 'MB', 'interface', ('public', 'private')),
+    ('network.bw.out', 'MB', 'interface', ('public', 'private')),
+    ('ip.floating', 'ip', 'pool', ('public',)),
+)
+
+#: The groupby tuples :meth:`Expected.groups` knows the sums of.
+KNOWN_GROUPBYS = ((), ('project_id',), ('type',), ('type', 'project_id'),
+                  ('project_id', 'type'), ('id',), ('time',))
+
+
+def _scaled(units, digits):
+    """Return ``units * 10**-digits`` as an exact Decimal."""
+    return decimal.Decimal(units).scaleb(-digits)
+
+
+class Sums:
+    """Exact running sums of a group, kept as scaled integers.
+
+    :ivar count: number of points added.
+    """
+
+    __slots__ = ('count', '_qty', '_price')
+
+    def __init__(self):
+        self.count = 0
+        self._qty = 0
+        self._price = 0
+
+    def add(self, qty_units, price_units):
+        """Add one point, given as scaled integers."""
+        self.count += 1
+        self._qty += qty_units
+        self._price += price_units
+
+    def merge(self, other):
+        """Add every point of another :class:`Sums`."""
+        self.count += other.count
+        self._qty += other._qty
+        self._price += other._price
+
+    def subtract(self, other):
+        """Remove every point of another :class:`Sums` (after a delete)."""
+        self.count -= other.count
+        self._qty -= other._qty
+        self._price -= other._price
+
+    @property
+    def qty(self):
+        """The exact sum of qty.
+
+        :rtype: decimal.Decimal
+        """
+        return _scaled(self._qty, QTY_DIGITS)
+
+    @property
+    def price(self):
+        """The exact sum of price (``rate`` in total() results).
+
+        :rtype: decimal.Decimal
+        """
+        return _scaled(self._price, PRICE_DIGITS)
+
+    def __repr__(self):
+        return 'Sums(count=%d, qty=%s, price=%s)' % (
+            self.count, self.qty, self.price)
+
+
+class Expected:
+    """The exact sums of the points generated so far, by group.
+
+    :ivar all: :class:`Sums` of every point.
+    :ivar by_project: ``{project_id: Sums}``.
+    :ivar by_type: ``{type: Sums}``.
+    :ivar by_type_project: ``{(type, project_id): Sums}``.
+    :ivar by_id: ``{resource id: Sums}``.
+    :ivar by_period: ``{period start (aware UTC datetime): Sums}``.
+    """
+
+    def __init__(self):
+        self.all = Sums()
+        self.by_project = collections.defaultdict(Sums)
+        self.by_type = collections.defaultdict(Sums)
+        self.by_type_project = collections.defaultdict(Sums)
+        self.by_id = collections.defaultdict(Sums)
+        self.by_period = collections.defaultdict(Sums)
+
+    @property
+    def count(self):
+        """The number of points generated so far.
+
+        :rtype: int
+        """
+        return self.all.count
+
+    def add(self, start, project_id, type_, resource_id, qty_units,
+            price_units):
+        """Account for one generated point.
+
+        :param start: start of the point's period.
+        :type start: datetime.datetime
+        :param project_id: the point's ``project_id``.
+        :param type_: the point's metric type.
+        :param resource_id: the point's ``id``.
+        :param qty_units: qty scaled by ``10**QTY_DIGITS``.
+        :type qty_units: int
+        :param price_units: price scaled by ``10**PRICE_DIGITS``.
+        :type price_units: int
+        """
+        for sums in (self.all, self.by_project[project_id],
+                     self.by_type[type_],
+                     self.by_type_project[(type_, project_id)],
+                     self.by_id[resource_id], self.by_period[start]):
+            sums.add(qty_units, price_units)
+
+    def groups(self, groupby=()):
+        """Return the expected total() groups for a groupby.
+
+        :param groupby: one of :data:`KNOWN_GROUPBYS`.
+        :type groupby: tuple of str
+        :returns: ``{key tuple: (qty, rate)}`` where the key tuple holds one
+            value per groupby entry, in order (``()`` for no groupby; the
+            period start for ``time``), and qty and rate are Decimals.
+            Groups without points are left out.
+        :rtype: dict
+        :raises ValueError: for another groupby.
+        """
+        groupby = tuple(groupby)
+        if groupby == ():
+            table = {(): self.all}
+        elif groupby == ('project_id',):
+            table = {(k,): v for k, v in self.by_project.items()}
+        elif groupby == ('type',):
+            table = {(k,): v for k, v in self.by_type.items()}
+        elif groupby == ('type', 'project_id'):
+            table = dict(self.by_type_project)
+        elif groupby == ('project_id', 'type'):
+            table = {(p, t): v for (t, p), v in self.by_type_project.items()}
+        elif groupby == ('id',):
+            table = {(k,): v for k, v in self.by_id.items()}
+        elif groupby == ('time',):
+            table = {(k,): v for k, v in self.by_period.items()}
+        else:
+            raise ValueError('no expected sums for groupby %r; known: %s'
+                             % (groupby, ', '.join(
+                                 repr(g) for g in KNOWN_GROUPBYS)))
+        return {key: (sums.qty, sums.price)
+                for key, sums in table.items() if sums.count}
+
+
+class Workload:
+    """``projects x len(TYPES) x resources`` points per period, seeded.
+
+    :param projects: number of projects (scopes).
+    :type projects: int
+    :param resources: resources per project and type.
+    :type resources: int
+    :param periods: number of consecutive periods.
+    :type periods: int
+    :param seed: seed of the random generator.
+    :type seed: int
+    :param start: start of the first period (aware, UTC).
+    :type start: datetime.datetime
+    :param period: length of a period.
+    :type period: datetime.timedelta
+    :raises ValueError: when a size is below 1.
+    """
+
+    def __init__(self, projects=100, resources=17, periods=100, seed=0,
+                 start=BENCH_START, period=PERIOD, push_per='period'):
+        for name, value in (('projects', projects),
+                            ('resources', resources),
+                            ('periods', periods)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError('%s must be an integer >= 1, got %r'
+                                 % (name, value))
+        if push_per not in PUSH_PER:
+            raise ValueError('push_per must be one of %s, got %r'
+                             % (', '.join(PUSH_PER), push_per))
+        self.push_per = push_per
+        self.projects = projects
+        self.resources = resources
+        self.periods = periods
+        self.seed = seed
+        self.start = dataframe.to_utc(start, 'start')
+        self.period = period
+        self.project_ids = ['bench-p%04d' % i for i in range(projects)]
+
+    @property
+    def points_per_period(self):
+        """Points in one period, over every project.
+
+        :rtype: int
+        """
+        return self.projects * len(TYPES) * self.resources
+
+    @property
+    def points(self):
+        """Points of the whole workload.
+
+        :rtype: int
+        """
+        return self.points_per_period * self.periods
+
+    @property
+    def pushes(self):
+        """Number of push() calls: one per period or per (period, project).
+
+        :rtype: int
+        """
+        if self.push_per == 'period':
+            return self.periods
+        return self.periods * self.projects
+
+    @property
+    def begin(self):
+        """Start of the workload's window (inclusive)."""
+        return self.start
+
+    @property
+    def end(self):
+        """End of the workload's window (exclusive)."""
+        return self.start + self.periods * self.period
+
+    def period_window(self, index):
+        """Return ``(start, end)`` of period ``index`` (from 0).
+
+        :rtype: tuple of datetime.datetime
+        """
+        start = self.start + index * self.period
+        return start, start + self.period
+
+    def resource_id(self, project_index, type_index, resource_index):
+        """Return the ``id`` of a resource; unique over the workload.
+
+        :rtype: str
+        """
+        return '%s-%s-r%03d' % (self.project_ids[project_index],
+                                TYPES[type_index][0], resource_index)
+
+    def iter_raw(self):
+        """Yield every point as plain integers, in push order.
+
+        :returns: an iterator of ``(period_index, project_index,
+            type_index, resource_index, qty_units, price_units)``.
+        """
+        rng = random.Random(self.seed)
+        randrange = rng.randrange
+        for period_index in range(self.periods):
+            for project_index in range(self.projects):
+                for type_index in range(len(TYPES)):
+                    for resource_index in range(self.resources):
+                        yield (period_index, project_index, type_index,
+                               resource_index, randrange(1, QTY_UNITS),
+                               randrange(0, PRICE_UNITS))
+
+    def _labels(self, project_index):
+        """Return a project's ``[(type, unit, [(id, groupby, metadata)])]``."""
+        project_id = self.project_ids[project_index]
+        labels = []
+        for type_index, (type_, unit, key, values) in enumerate(TYPES):
+            resources = []
+            for resource_index in range(self.resources):
+                rid = self.resource_id(project_index, type_index,
+                                       resource_index)
+                resources.append((
+                    rid, {'project_id': project_id, 'id': rid},
+                    {key: values[resource_index % len(values)]}))
+            labels.append((type_, unit, resources))
+        return labels
+
+    def iter_frames(self, expected=None):
+        """Yield one ``(scope_id, DataFrame)`` per push.
+
+        With ``push_per='period'`` a frame holds every project of a period
+        and ``scope_id`` is None; with ``'project'`` a frame holds one
+        project of a period and ``scope_id`` is that project.
+
+        :param expected: when given, every generated point is added to it
+            with :meth:`Expected.add`, so one pass both builds the frames
+            and learns their sums.
+        :type expected: Expected
+        :returns: an iterator, in push order (period, then project).
+        """
+        labels = [self._labels(p) for p in range(self.projects)]
+        raw = self.iter_raw()
+        for period_index in range(self.periods):
+            start, end = self.period_window(period_index)
+            frame = None
+            for project_index, project_id in enumerate(self.project_ids):
+                if frame is None or self.push_per == 'project':
+                    frame = dataframe.DataFrame(start, end)
+                for type_, unit, resources in labels[project_index]:
+                    points = []
+                    for rid, groupby, metadata in resources:
+                        qty_units, price_units = next(raw)[4:]
+                        points.append(dataframe.DataPoint(
+                            unit, _scaled(qty_units, QTY_DIGITS),
+                            _scaled(price_units, PRICE_DIGITS),
+                            groupby, metadata))
+                        if expected is not None:
+                            expected.add(start, project_id, type_, rid,
+                                         qty_units, price_units)
+                    frame.add_points(points, type_)
+                if self.push_per == 'project':
+                    yield project_id, frame
+            if self.push_per == 'period':
+                yield None, frame
+
+    def expected(self):
+        """Return the :class:`Expected` sums of the whole workload.
+
+        It replays the random stream without building any point.
+
+        :rtype: Expected
+        """
+        result = Expected()
+        starts = [self.period_window(i)[0] for i in range(self.periods)]
+        for (period_index, project_index, type_index, resource_index,
+             qty_units, price_units) in self.iter_raw():
+            result.add(starts[period_index], self.project_ids[project_index],
+                       TYPES[type_index][0],
+                       self.resource_id(project_index, type_index,
+                                        resource_index),
+                       qty_units, price_units)
+        return result

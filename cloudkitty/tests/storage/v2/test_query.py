@@ -1,0 +1,470 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Unit tests of the shared query semantics and of exact money.
+
+No backend and no server: :mod:`cloudkitty.storage.v2.query` and
+:mod:`cloudkitty.storage.v2.money` are pure functions. Expected values are
+written by hand, so these tests also guard the oracle the conformance suite
+relies on.
+"""
+
+import datetime
+import decimal
+
+import testtools
+
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
+from cloudkitty.tests import fixtures as builders
+
+UTC = datetime.timezone.utc
+D = decimal.Decimal
+HOUR = datetime.timedelta(hours=1)
+DAY = datetime.timedelta(days=1)
+T0 = builders.T0
+
+
+def utc(*args):
+    """Return an aware UTC datetime."""
+    return datetime.datetime(*args, tzinfo=UTC)
+
+
+def partial(keys, start, count, qty, price):
+    """Return a Partial of one hourly frame from plain sums."""
+    return query.Partial(keys, start, start + HOUR,
+                         query.Aggregate.from_sums(count, D(qty), D(price)))
+
+
+class ValidateTest(testtools.TestCase):
+    """validate_*: normalisation and errors."""
+
+    def assertInvalid(self, argument, func, *args, **kwargs):
+        exc = self.assertRaises(exceptions.InvalidQuery, func, *args,
+                                **kwargs)
+        self.assertIsInstance(exc, ValueError)
+        self.assertEqual(argument, exc.argument)
+
+    def test_retrieve_normalises(self):
+        """Rules 1, 3: filters, metric types and bounds are normalised."""
+        east = datetime.timezone(datetime.timedelta(hours=2))
+        q = query.validate_retrieve(
+            begin=datetime.datetime(2021, 3, 10, 2, tzinfo=east),
+            end=datetime.datetime(2021, 3, 11),
+            filters={'b': 'x', 'a': ['z', 'y', 'z']}, metric_types='cpu',
+            offset=3, limit=7)
+        self.assertEqual(T0, q.begin)
+        self.assertEqual(T0 + DAY, q.end)
+        self.assertIs(UTC, q.begin.tzinfo)
+        self.assertIs(UTC, q.end.tzinfo)
+        self.assertEqual((('a', ('y', 'z')), ('b', ('x',))), q.filters)
+        self.assertEqual(('cpu',), q.metric_types)
+        self.assertEqual((3, 7, True), (q.offset, q.limit, q.paginate))
+
+    def test_iso_strings_and_dates(self):
+        """Rule 1: ISO 8601 strings and dates are accepted as bounds."""
+        q = query.validate_retrieve(begin='2021-03-10T00:00:00Z',
+                                    end=datetime.date(2021, 3, 11))
+        self.assertEqual((T0, T0 + DAY), (q.begin, q.end))
+
+    def test_total_normalises(self):
+        """Rule 5: groupby keeps its order; custom fields are parsed."""
+        q = query.validate_total(groupby=['flavor', 'time-d', 'type'],
+                                 begin=T0, end=T0 + DAY,
+                                 metric_types=['image', 'cpu', 'cpu'],
+                                 custom_fields='COUNT(qty) AS n')
+        self.assertEqual(('flavor', 'time-d', 'type'), q.groupby)
+        self.assertEqual('time-d', q.time_groupby)
+        self.assertEqual(('flavor', 'type'), q.key_groupby)
+        self.assertEqual(('cpu', 'image'), q.metric_types)
+        self.assertEqual((query.CustomField('count', 'qty', 'n'),), q.fields)
+
+    def test_delete_keeps_bounds_open(self):
+        """Rule 2: delete's missing bounds stay open."""
+        q = query.validate_delete()
+        self.assertEqual((None, None, ()), (q.begin, q.end, q.filters))
+        q = query.validate_delete(end=T0.replace(tzinfo=None))
+        self.assertEqual((None, T0), (q.begin, q.end))
+
+    def test_bad_arguments(self):
+        """Rule 6: each bad argument raises InvalidQuery naming it."""
+        for argument, kwargs in (
+                ('begin', {'begin': T0, 'end': T0}),
+                ('begin', {'begin': T0 + HOUR, 'end': T0}),
+                ('begin', {'begin': 3}),
+                ('begin', {'begin': 'yesterday'}),
+                ('end', {'end': [T0]}),
+                ('offset', {'offset': -1}),
+                ('offset', {'offset': True}),
+                ('limit', {'limit': 0}),
+                ('limit', {'limit': '10'}),
+                ('paginate', {'paginate': 1}),
+                ('filters', {'filters': ['a']}),
+                ('filters', {'filters': {'a': 1}}),
+                ('filters', {'filters': {'a': []}}),
+                ('filters', {'filters': {'': 'x'}}),
+                ('filters', {'filters': {1: 'x'}}),
+                ('metric_types', {'metric_types': 3}),
+                ('metric_types', {'metric_types': []}),
+                ('metric_types', {'metric_types': ['cpu', None]})):
+            self.assertInvalid(argument, query.validate_retrieve, **kwargs)
+        self.assertInvalid('begin', query.validate_delete, begin=T0, end=T0)
+        self.assertInvalid('filters', query.validate_delete, filters='x')
+
+    def test_bad_groupby(self):
+        """Rule 6: unknown time groupings and bad shapes are rejected."""
+        for bad in (['time-x'], ['time-'], ['time-W'], 'type', ('type', 3),
+                    [''], ['type', 'type'], ['time', 'time-y'], ['qty'],
+                    ['rate'], ['begin'], ['end'], {'type': 1}):
+            self.assertInvalid('groupby', query.validate_total, groupby=bad)
+
+    def test_groupby_keys_starting_with_time(self):
+        """Rule 5: keys such as timestamp are label keys, not time-*."""
+        self.assertEqual(('timestamp', 'timezone', 'times'),
+                         query.normalize_groupby(
+                             ['timestamp', 'timezone', 'times']))
+
+    def test_dataframes(self):
+        """Rule 7: push takes a list of DataFrame and nothing else."""
+        frame = dataframe.DataFrame(T0, T0 + HOUR)
+        self.assertEqual([frame], query.validate_dataframes((frame,)))
+        self.assertEqual([], query.validate_dataframes([]))
+        for bad in (frame, 'x', None, 3, [frame, 'x'], [frame, None]):
+            self.assertInvalid('dataframes', query.validate_dataframes, bad)
+
+
+class WindowTest(testtools.TestCase):
+    """default_window() and the month helpers."""
+
+    def test_both_bounds_default(self):
+        """Rule 2: begin/end default to this month and the next."""
+        now = utc(2021, 3, 10, 15, 30, 12, 5)
+        self.assertEqual((utc(2021, 3, 1), utc(2021, 4, 1)),
+                         query.default_window(now=now))
+
+    def test_each_bound_defaults_on_its_own(self):
+        """Rule 2: with one bound given, the other still defaults."""
+        now = utc(2021, 3, 10, 15)
+        self.assertEqual((T0, utc(2021, 4, 1)),
+                         query.default_window(begin=T0, now=now))
+        self.assertEqual((utc(2021, 3, 1), T0),
+                         query.default_window(end=T0, now=now))
+        self.assertRaises(exceptions.InvalidQuery, query.default_window,
+                          end=utc(2021, 2, 1), now=now)
+
+    def test_december_rolls_over(self):
+        """Rule 2: December's window ends on January 1st next year."""
+        now = utc(2020, 12, 31, 23, 59, 59)
+        self.assertEqual((utc(2020, 12, 1), utc(2021, 1, 1)),
+                         query.default_window(now=now))
+        self.assertEqual(utc(2021, 1, 1), query.next_month(utc(2020, 12, 1)))
+
+    def test_default_now_is_aware(self):
+        """Rule 1: without now, the default window is aware UTC."""
+        begin, end = query.default_window()
+        self.assertIs(UTC, begin.tzinfo)
+        self.assertIs(UTC, end.tzinfo)
+        self.assertEqual(1, begin.day)
+        self.assertLess(begin, end)
+
+
+class CustomFieldsTest(testtools.TestCase):
+    """parse_custom_fields(): the strict grammar."""
+
+    def test_none_is_qty_and_rate(self):
+        """Rule 5: without custom fields, total sums qty and rate."""
+        self.assertEqual(query.DEFAULT_FIELDS,
+                         query.parse_custom_fields(None))
+        self.assertEqual(['qty', 'rate'],
+                         [f.alias for f in query.DEFAULT_FIELDS])
+
+    def test_every_function_any_case(self):
+        """Rule 5: sum, min, max, avg and count in any case."""
+        parsed = query.parse_custom_fields(
+            ' SUM(qty) AS a,min( price ) as b ,Max(qty)  As  c, '
+            'aVg(price) aS d, COUNT(qty) AS e_1')
+        self.assertEqual(
+            [('sum', 'qty', 'a'), ('min', 'price', 'b'),
+             ('max', 'qty', 'c'), ('avg', 'price', 'd'),
+             ('count', 'qty', 'e_1')],
+            [(f.func, f.field, f.alias) for f in parsed])
+
+    def test_rejects(self):
+        """Rule 5: anything outside the grammar raises InvalidQuery."""
+        for bad in ('sum(qty)', 'SUM(qty) AS', 'SUM(qty) AS a; DROP TABLE x',
+                    'median(qty) AS m', 'SUM(foo) AS f', 'SUM(QTY) AS q',
+                    '', ',', 'SUM(qty) AS a,', 'SUM(qty) AS 1a',
+                    'SUM(qty) AS a-b', 'SUM(qty)) AS a', 'SUM(*) AS a',
+                    'SUM(qty) AS a, SUM(price) AS a', 'SUM(qty) AS begin',
+                    'SUM(qty) AS end', 'SUM(qty) AS "a"', 3, ['SUM(qty) AS a'],
+                    'SUM(qty) AS a\n; x'):
+            self.assertRaises(exceptions.InvalidQuery,
+                              query.parse_custom_fields, bad)
+
+    def test_alias_clashing_with_groupby(self):
+        """Rule 5: an alias may not hide a groupby entry."""
+        self.assertRaises(exceptions.InvalidQuery, query.validate_total,
+                          groupby=['flavor'],
+                          custom_fields='SUM(qty) AS flavor')
+        self.assertRaises(exceptions.InvalidQuery, query.validate_total,
+                          groupby=['time'], custom_fields='SUM(qty) AS time')
+
+
+class TimeBucketTest(testtools.TestCase):
+    """time_bucket() for every time groupby entry."""
+
+    def test_time_is_the_frame(self):
+        """Rule 5: time is the frame's own bounds."""
+        self.assertEqual((T0, T0 + 2 * HOUR),
+                         query.time_bucket('time', T0, T0 + 2 * HOUR))
+
+    def test_day(self):
+        """Rule 5: time-d is the UTC day holding the start."""
+        start = utc(2021, 3, 10, 23, 30)
+        self.assertEqual((T0, T0 + DAY),
+                         query.time_bucket('time-d', start, start + HOUR))
+
+    def test_week_starts_monday(self):
+        """Rule 5: time-w starts on the Monday on or before the start."""
+        week = datetime.timedelta(days=7)
+        monday = utc(2021, 3, 8)
+        for day in range(7):
+            start = monday + day * DAY + 23 * HOUR
+            self.assertEqual((monday, monday + week), query.time_bucket(
+                'time-w', start, start + HOUR))
+
+    def test_iso_week_across_year_boundary(self):
+        """Rule 5: Friday 2021-01-01 is in the week of Mon 2020-12-28."""
+        week = datetime.timedelta(days=7)
+        for start in (utc(2021, 1, 1), utc(2021, 1, 3, 23),
+                      utc(2020, 12, 28)):
+            self.assertEqual((utc(2020, 12, 28), utc(2020, 12, 28) + week),
+                             query.time_bucket('time-w', start,
+                                               start + HOUR))
+
+    def test_month_and_year(self):
+        """Rule 5: time-m and time-y are calendar months and years."""
+        start = utc(2020, 12, 31, 23)
+        self.assertEqual((utc(2020, 12, 1), utc(2021, 1, 1)),
+                         query.time_bucket('time-m', start, start + HOUR))
+        self.assertEqual((utc(2020, 1, 1), utc(2021, 1, 1)),
+                         query.time_bucket('time-y', start, start + HOUR))
+        leap = utc(2020, 2, 29, 12)
+        self.assertEqual((utc(2020, 2, 1), utc(2020, 3, 1)),
+                         query.time_bucket('time-m', leap, leap + HOUR))
+
+
+class BuildTotalTest(testtools.TestCase):
+    """build_total(): merge, drop, sort and page partial groups."""
+
+    def test_merges_and_sorts(self):
+        """Rule 5: equal keys merge; groups sort by value then begin."""
+        q = query.validate_total(groupby=['flavor', 'time-d'], begin=T0,
+                                 end=T0 + 2 * DAY)
+        result = query.build_total(q, [
+            partial(('b',), T0 + DAY, 1, '1', '0.1'),
+            partial(('a',), T0 + 3 * HOUR, 2, '2', '0.2'),
+            partial((None,), T0, 1, '4', '0.4'),
+            partial(('a',), T0 + 5 * HOUR, 1, '8', '0.8'),
+            partial(('',), T0 + DAY, 1, '16', '1.6'),
+            partial(('b',), T0, 0, '0', '0'),
+            partial(('b',), T0 + HOUR, 3, '32', '3.2'),
+        ])
+        self.assertEqual(
+            [('', T0, D(4)), ('', T0 + DAY, D(16)), ('a', T0, D(10)),
+             ('b', T0, D(32)), ('b', T0 + DAY, D(1))],
+            [(r['flavor'], r['time-d'], r['qty']) for r in result['results']])
+        self.assertEqual(5, result['total'])
+        self.assertEqual({'begin': T0, 'end': T0 + DAY, 'flavor': 'a',
+                          'time-d': T0, 'qty': D(10), 'rate': D('1')},
+                         result['results'][2])
+
+    def test_without_time_uses_the_window(self):
+        """Rule 5: without time groupby, begin/end are the window."""
+        q = query.validate_total(groupby=['type'], begin=T0, end=T0 + DAY)
+        result = query.build_total(q, [partial(('cpu',), T0, 1, '1', '2')])
+        self.assertEqual([{'begin': T0, 'end': T0 + DAY, 'type': 'cpu',
+                           'qty': D(1), 'rate': D(2)}], result['results'])
+
+    def test_time_bucket_of_frames_sharing_a_start(self):
+        """Rule 5: frames sharing a start share a time bucket."""
+        q = query.validate_total(groupby=['time'], begin=T0, end=T0 + DAY)
+        longer = query.Partial((), T0, T0 + 2 * HOUR,
+                               query.Aggregate.from_sums(1, D(1), D(1)))
+        result = query.build_total(q, [partial((), T0, 1, '2', '2'), longer])
+        self.assertEqual([{'begin': T0, 'end': T0 + 2 * HOUR, 'time': T0,
+                           'qty': D(3), 'rate': D(3)}], result['results'])
+
+    def test_pages(self):
+        """Rule 5: offset/limit page the sorted groups; total counts all."""
+        q = query.validate_total(groupby=['type'], begin=T0, end=T0 + DAY,
+                                 offset=1, limit=2)
+        parts = [partial((t,), T0, 1, '1', '1') for t in 'dcbae']
+        result = query.build_total(q, parts)
+        self.assertEqual(5, result['total'])
+        self.assertEqual(['b', 'c'], [r['type'] for r in result['results']])
+        q = query.validate_total(groupby=['type'], begin=T0, end=T0 + DAY,
+                                 offset=1, limit=2, paginate=False)
+        self.assertEqual(5, len(query.build_total(q, parts)['results']))
+
+    def test_nothing(self):
+        """Rule 5: no group gives {'total': 0, 'results': []}."""
+        q = query.validate_total(begin=T0, end=T0 + DAY)
+        self.assertEqual({'total': 0, 'results': []},
+                         query.build_total(q, []))
+
+
+class OracleTest(testtools.TestCase):
+    """evaluate_total() and evaluate_retrieve() on literal data."""
+
+    def setUp(self):
+        super().setUp()
+        self.frames = builders.sample_frames('p')
+
+    def total(self, **kwargs):
+        kwargs.setdefault('begin', T0)
+        kwargs.setdefault('end', T0 + DAY)
+        return query.evaluate_total(query.validate_total(**kwargs),
+                                    self.frames)
+
+    def test_total_groupby(self):
+        """Rule 5: the hand-made sums of sample_frames."""
+        self.assertEqual(
+            [('', D(20), D('0.02')), ('nova', D(15), D('3.01')),
+             ('other', D(1), D('0.5'))],
+            [(r['az'], r['qty'], r['rate'])
+             for r in self.total(groupby=['az'])['results']])
+        self.assertEqual(
+            [(T0, D(13), D('1.76')), (T0 + HOUR, D(21), D('0.52')),
+             (T0 + 2 * HOUR, D(2), D('1.25'))],
+            [(r['time'], r['qty'], r['rate'])
+             for r in self.total(groupby=['time'])['results']])
+
+    def test_total_filters(self):
+        """Rule 3: filters AND across keys, OR inside lists; no match."""
+        self.assertEqual([(D(5), D(3))], [
+            (r['qty'], r['rate']) for r in self.total(
+                filters={'az': 'nova', 'type': 'cpu'})['results']])
+        self.assertEqual([(D(6), D('3.5'))], [
+            (r['qty'], r['rate']) for r in self.total(
+                filters={'flavor': ['m1.small', 'm1.large']})['results']])
+        self.assertEqual({'total': 0, 'results': []},
+                         self.total(filters={'flavor': ''}))
+
+    def test_total_custom_fields(self):
+        """Rule 5: custom fields replace qty and rate."""
+        result = self.total(custom_fields='SUM(qty) AS s, min(price) AS lo, '
+                                          'MAX(qty) AS hi, avg(price) AS m, '
+                                          'count(qty) AS n')
+        self.assertEqual([{
+            'begin': T0, 'end': T0 + DAY, 's': D(36), 'lo': D('0.01'),
+            'hi': D(20), 'm': D('0.5883333333333333333333333333333333'),
+            'n': D(6)}], result['results'])
+
+    def test_groupby_wins_over_metadata(self):
+        """Rule 3: a key in both groupby and metadata reads the groupby."""
+        point = builders.make_point('p', groupby={'k': 'gb'},
+                                    metadata={'k': 'md'})
+        q = query.validate_retrieve(begin=T0, end=T0 + DAY,
+                                    filters={'k': 'md'})
+        self.assertFalse(query.matches(q, T0, 'cpu', point))
+        q = query.validate_retrieve(begin=T0, end=T0 + DAY,
+                                    filters={'k': 'gb', 'type': 'cpu'})
+        self.assertTrue(query.matches(q, T0, 'cpu', point))
+        self.assertEqual('gb', query.label('cpu', point, 'k'))
+        self.assertEqual('cpu', query.label('cpu', point, 'type'))
+        self.assertIsNone(query.label('cpu', point, 'absent'))
+
+    def test_retrieve_order_and_pages(self):
+        """Rule 4: order by start then type; pages; frames per period."""
+        frames = builders.distinct_frames('p', periods=2, per_type=2,
+                                          types=('b', 'a'))
+        q = query.validate_retrieve(begin=T0, end=T0 + DAY, offset=3,
+                                    limit=3)
+        result = query.evaluate_retrieve(q, frames)
+        self.assertEqual(8, result['total'])
+        self.assertEqual(
+            [(T0, 'b', '0-b-1'), (T0 + HOUR, 'a', '1-a-0'),
+             (T0 + HOUR, 'a', '1-a-1')],
+            [(f.start, t, p.metadata['n']) for f in result['dataframes']
+             for t, p in f.iterpoints()])
+        self.assertEqual([(T0, T0 + HOUR), (T0 + HOUR, T0 + 2 * HOUR)],
+                         [(f.start, f.end) for f in result['dataframes']])
+
+
+class MoneyTest(testtools.TestCase):
+    """money: the exact range and its integer encoding."""
+
+    def test_check_accepts_the_range(self):
+        """Rule 8: values up to 12 fractional digits below 10**15 pass."""
+        for value in builders.MONEY_EXTREMES + (D('1.000000000000000'),):
+            money.check(value, 'qty')
+
+    def test_check_rejects_outside(self):
+        """Rule 8: out-of-range, too precise or non-finite values fail."""
+        for value in builders.MONEY_OUT_OF_RANGE + (
+                D('NaN'), D('Infinity'), D('-Infinity'), 1, 1.5, '1'):
+            exc = self.assertRaises(exceptions.InvalidQuery, money.check,
+                                    value, 'price')
+            self.assertEqual('price', exc.argument)
+
+    def test_split_is_floor_encoded(self):
+        """Rule 8: hi is the floor and 0 <= lo < 10**12."""
+        self.assertEqual((-2, 500000000000), money.split(D('-1.5')))
+        self.assertEqual((1, 500000000000), money.split(D('1.5')))
+        self.assertEqual((-1, 999999999999),
+                         money.split(-builders.MONEY_TINY))
+        self.assertEqual((999999999999999, 999999999999),
+                         money.split(builders.MONEY_MAX))
+        self.assertEqual((-10 ** 15, 1), money.split(-builders.MONEY_MAX))
+        self.assertEqual((0, 0), money.split(D('-0')))
+
+    def test_round_trips(self):
+        """Rule 8: join(split(x)) == x, and encode == check + split."""
+        for value in builders.MONEY_EXTREMES:
+            hi, lo = money.split(value)
+            self.assertEqual(value, money.join(hi, lo))
+            self.assertEqual((hi, lo), money.encode(value, 'qty'))
+            self.assertLess(abs(hi), 10 ** 15 + 1)
+            self.assertTrue(0 <= lo < 10 ** 12)
+
+    def test_encode_rejects_like_check(self):
+        """Rule 8: encode() rejects every value check() rejects."""
+        for value in builders.MONEY_OUT_OF_RANGE + (D('NaN'), D('-Inf')):
+            exc = self.assertRaises(exceptions.InvalidQuery, money.encode,
+                                    value, 'qty')
+            self.assertEqual('qty', exc.argument)
+
+    def test_join_of_sums_is_exact(self):
+        """Rule 8: summed pairs decode exactly beyond 28 digits."""
+        pairs = ([money.split(builders.MONEY_MAX)] * 200
+                 + [money.split(builders.MONEY_TINY)] * 201)
+        total = money.join(sum(p[0] for p in pairs), sum(p[1] for p in pairs))
+        self.assertEqual(D('200000000000000000.000000000001'), total)
+        self.assertEqual('200000000000000000.000000000001', str(total))
+
+    def test_canonical_and_average(self):
+        """Rule 8: canonical() drops trailing zeros; average() rounds."""
+        self.assertEqual('1.5', str(money.canonical(D('1.50'))))
+        self.assertEqual('2', str(money.canonical(D('2.000'))))
+        self.assertEqual('100', str(money.canonical(D('1E+2'))))
+        self.assertEqual(D('0.3333333333333333333333333333333333'),
+                         money.average(D(1), 3))
+        self.assertEqual(D('2.5'), money.average(D(5), 2))
+
+    def test_add_traps_rounding(self):
+        """Rule 8: add() is exact or raises, never rounds."""
+        self.assertEqual(D('1000000000000000'),
+                         money.add(builders.MONEY_MAX, builders.MONEY_TINY))
+        self.assertRaises(decimal.Inexact, money.add, D('1E+80'),
+                          builders.MONEY_TINY)
