@@ -65,11 +65,18 @@ def get_storage(conf=None, **kwargs):
         backend name (the message lists the installed ones).
     :raises cloudkitty.storage.exceptions.StorageError: for a version other
         than 2.
+    :raises TypeError: for a keyword the backend does not take.
     """
     conf = conf if conf is not None else cfg.CONF
     options.register_opts(conf)
-    name = kwargs.pop('backend', None) or conf.storage.backend
-    version = kwargs.pop('version', None) or conf.storage.version
+    name = kwargs.pop('backend', None)
+    if name is None:
+        name = conf.storage.backend
+    version = kwargs.pop('version', None)
+    if version is None:
+        version = conf.storage.version
+    if isinstance(version, str) and version.strip().isdigit():
+        version = int(version)
     if version != 2:
         raise exceptions.StorageError(
             'Storage version %r is not available: this library only '

@@ -72,7 +72,7 @@ class BaseStorage(metaclass=abc.ABCMeta):
     #: The backend's capabilities (a :class:`Features` subclass).
     features = Features
 
-    def __init__(self, conf=None, **kwargs):
+    def __init__(self, conf=None):
         self.conf = conf if conf is not None else cfg.CONF
         options.register_opts(self.conf)
 

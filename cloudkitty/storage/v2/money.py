@@ -126,6 +126,21 @@ def add(a, b):
     return CONTEXT.add(a, b)
 
 
+def to_units(value):
+    """Return a checked value as an int of ``10**-12`` units, exactly.
+
+    :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`.
+    """
+    hi, lo = encode(value, 'value')
+    return hi * SCALE + lo
+
+
+def from_units(units):
+    """Return an int of ``10**-12`` units as a canonical Decimal."""
+    hi, lo = divmod(units, SCALE)
+    return join(hi, lo)
+
+
 def average(total, count):
     """Return ``total / count`` rounded to 34 significant digits.
 

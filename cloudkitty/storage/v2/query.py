@@ -461,68 +461,80 @@ def time_bucket(entry, start, end):
 class Aggregate:
     """Running aggregates of qty and price over a group of points.
 
-    Backends build one per partial group from their own sums (see
-    :meth:`from_sums`); :func:`build_total` merges them. Every sum is exact.
+    Sums are kept as exact integers in units of ``10**-12`` (see
+    :func:`cloudkitty.storage.v2.money.to_units`), so that merging millions
+    of partial groups is plain integer addition. Backends build one per
+    partial group (:meth:`from_units` or :meth:`from_sums`);
+    :func:`build_total` merges them.
     """
 
-    __slots__ = ('count', 'sums', 'mins', 'maxs')
+    __slots__ = ('count', 'qty', 'price', 'mins', 'maxs')
 
-    def __init__(self):
-        self.count = 0
-        self.sums = {'qty': decimal.Decimal(0), 'price': decimal.Decimal(0)}
-        self.mins = {}
-        self.maxs = {}
+    def __init__(self, count=0, qty=0, price=0, mins=None, maxs=None):
+        self.count = count
+        self.qty = qty
+        self.price = price
+        # NOTE: most groups never need extremes; None saves two dicts each.
+        self.mins = mins
+        self.maxs = maxs
 
     @classmethod
-    def from_sums(cls, count, qty, price, mins=None, maxs=None):
-        """Build an aggregate from a backend's partial results.
+    def from_units(cls, count, qty, price, mins=None, maxs=None):
+        """Build an aggregate from sums in units of ``10**-12`` (ints).
 
         :param count: number of points.
-        :param qty: exact sum of qty (Decimal).
-        :param price: exact sum of price (Decimal).
+        :param qty: exact sum of qty, as an int of ``10**-12`` units.
+        :param price: exact sum of price, likewise.
         :param mins: ``{'qty': Decimal, 'price': Decimal}`` when known.
         :param maxs: likewise for the maxima.
         """
-        agg = cls()
-        agg.count = int(count)
-        agg.sums = {'qty': qty, 'price': price}
-        agg.mins = dict(mins or {})
-        agg.maxs = dict(maxs or {})
-        return agg
+        return cls(int(count), qty, price, dict(mins) if mins else None,
+                   dict(maxs) if maxs else None)
+
+    @classmethod
+    def from_sums(cls, count, qty, price, mins=None, maxs=None):
+        """Build an aggregate from Decimal sums (see :meth:`from_units`)."""
+        return cls.from_units(count, money.to_units(qty),
+                              money.to_units(price), mins, maxs)
 
     def add_point(self, point):
         """Account for one DataPoint."""
         self.count += 1
-        for field in CUSTOM_SOURCES:
-            value = getattr(point, field)
-            self.sums[field] = money.add(self.sums[field], value)
-            if field not in self.mins or value < self.mins[field]:
-                self.mins[field] = value
-            if field not in self.maxs or value > self.maxs[field]:
-                self.maxs[field] = value
+        self.qty += money.to_units(point.qty)
+        self.price += money.to_units(point.price)
+        values = {field: getattr(point, field) for field in CUSTOM_SOURCES}
+        self.mins = _pick_each(self.mins, values, min)
+        self.maxs = _pick_each(self.maxs, values, max)
 
     def merge(self, other):
         """Fold another aggregate of the same group into this one."""
         self.count += other.count
-        for field in CUSTOM_SOURCES:
-            self.sums[field] = money.add(self.sums[field],
-                                         other.sums[field])
-        for mine, theirs, pick in ((self.mins, other.mins, min),
-                                   (self.maxs, other.maxs, max)):
-            for field, value in theirs.items():
-                mine[field] = (pick(mine[field], value) if field in mine
-                               else value)
+        self.qty += other.qty
+        self.price += other.price
+        if other.mins:
+            self.mins = _pick_each(self.mins, other.mins, min)
+        if other.maxs:
+            self.maxs = _pick_each(self.maxs, other.maxs, max)
 
     def value(self, custom):
         """Return the value of one :class:`CustomField` for this group."""
         if custom.func == 'count':
             return decimal.Decimal(self.count)
         if custom.func == 'sum':
-            return money.canonical(self.sums[custom.field])
+            return money.from_units(getattr(self, custom.field))
         if custom.func == 'avg':
-            return money.average(self.sums[custom.field], self.count)
+            return money.average(money.from_units(
+                getattr(self, custom.field)), self.count)
         source = self.mins if custom.func == 'min' else self.maxs
         return money.canonical(source[custom.field])
+
+
+def _pick_each(mine, theirs, pick):
+    """Return ``mine`` updated with ``pick(mine[k], theirs[k])`` per key."""
+    mine = {} if mine is None else mine
+    for field, value in theirs.items():
+        mine[field] = pick(mine[field], value) if field in mine else value
+    return mine
 
 
 #: One partial group from a backend: ``keys`` holds the value of each
@@ -538,7 +550,8 @@ def build_total(query, partials):
     Partial groups that share their keys and time bucket are merged (a
     backend may split a group, for example per frame or per series), empty
     groups are dropped, then groups are sorted by the groupby values in the
-    order given, then by begin, and paged.
+    order given, then by begin, and paged. The partials' aggregates are
+    merged in place: they belong to this call.
 
     :param query: the :class:`Query` from :func:`validate_total`.
     :param partials: an iterable of :class:`Partial`.
@@ -547,25 +560,27 @@ def build_total(query, partials):
     """
     time_entry = query.time_groupby
     groups = {}
+    window = (query.begin, query.end)
     for partial in partials:
         if partial.aggregate.count == 0:
             continue
         if time_entry is None:
-            bucket = (query.begin, query.end)
+            bucket = window
         else:
             bucket = time_bucket(time_entry, partial.start, partial.end)
         key = (tuple('' if k is None else k for k in partial.keys),
                bucket[0])
-        if key in groups:
-            groups[key][1].merge(partial.aggregate)
-            # NOTE: frames that share a start but not an end fall in one
-            # 'time' bucket; it ends with the latest of them.
-            if bucket[1] > groups[key][0][1]:
-                groups[key] = (bucket, groups[key][1])
-        else:
-            agg = Aggregate()
-            agg.merge(partial.aggregate)
-            groups[key] = (bucket, agg)
+        group = groups.get(key)
+        if group is None:
+            # NOTE: the first partial of a group becomes its aggregate;
+            # build_total owns the partials it is given.
+            groups[key] = [bucket, partial.aggregate]
+            continue
+        group[1].merge(partial.aggregate)
+        # NOTE: frames that share a start but not an end fall in one
+        # 'time' bucket; it ends with the latest of them.
+        if bucket[1] > group[0][1]:
+            group[0] = bucket
     rows = []
     for (keys, _), (bucket, agg) in groups.items():
         values = dict(zip(query.key_groupby, keys))

@@ -20,23 +20,18 @@ Money is exact: every qty and price is kept as an integer pair, and sums are
 computed by the database on integers. SQLite's 64-bit ``sum()`` can only
 overflow past about 9,000 points near ``10**15`` or 9 million full
 fractions; the query is then run again with each column split in two
-(:data:`_SPLIT`), whose sums cannot overflow.
+(``c // 10**6`` and ``c % 10**6``), whose sums cannot overflow.
 """
 
 import contextlib
+import dataclasses
 import datetime
 import gc
-import hashlib
-import json
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 from sqlalchemy import exc as sa_exc
 
 from cloudkitty import dataframe
-from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query as query_mod
@@ -44,15 +39,16 @@ from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
+from cloudkitty.storage.v2.sqlalchemy import rollup
+from cloudkitty.storage.v2.sqlalchemy import series as series_mod
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 # NOTE: how SQLite sums are split when a plain sum() overflows: a column c
-# is summed as sum(c / _SPLIT) and sum(c % _SPLIT) (integer division).
+# is summed as sum(c // _SPLIT) and sum(c % _SPLIT) (integer division).
 _SPLIT = 10 ** 6
-_CHUNK = 500
 _MONEY_COLUMNS = ('qty_hi', 'qty_lo', 'price_hi', 'price_lo')
-# NOTE: offsets and widths that turn a (hi, lo) pair into a fixed-width
+# NOTE: an offset and widths that turn a (hi, lo) pair into a fixed-width
 # string of digits which sorts like the value, for SQLite's min()/max().
 _HI_OFFSET, _HI_WIDTH = 10 ** 15, 16
 _LO_WIDTH = 12
@@ -66,6 +62,46 @@ def to_micros(moment):
 def from_micros(micros):
     """Return integer microseconds since the epoch as aware UTC."""
     return _EPOCH + datetime.timedelta(microseconds=micros)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """A table aggregates can read: the points or the daily rollup."""
+
+    table: sa.Table
+    start: str
+    money: tuple
+    end: str = None
+    count: str = None
+
+    def time_columns(self):
+        """The start and end columns labelled ``begin`` and ``end``.
+
+        The rollup has no end column: its rows end a day after they start.
+        """
+        columns = [self.table.c[self.start].label('begin')]
+        if self.end:
+            columns.append(self.table.c[self.end].label('end'))
+        return columns
+
+    def pairs(self, sums):
+        """Turn the sums of :attr:`money` into the four pair sums.
+
+        :returns: ``(qty_hi, qty_lo, price_hi, price_lo)`` sums.
+        """
+        if self.table is models.point:
+            return tuple(sums)
+        return rollup.pair(*sums[:3]) + rollup.pair(*sums[3:])
+
+    def counter(self):
+        """The expression counting the points of a group."""
+        if self.count:
+            return sa.func.sum(self.table.c[self.count])
+        return sa.func.count()
+
+
+_POINTS = _Source(models.point, 'begin', _MONEY_COLUMNS, end='end')
+_DAILY = _Source(models.daily, 'day', rollup.MONEY_COLUMNS, count='n')
 
 
 class SQLAlchemyFeatures(v2.Features):
@@ -96,8 +132,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
     name = 'sqlalchemy'
     features = SQLAlchemyFeatures
 
-    def __init__(self, conf=None, connection=None, **kwargs):
-        super().__init__(conf, **kwargs)
+    def __init__(self, conf=None, connection=None):
+        super().__init__(conf)
         options.register_opts(self.conf)
         opts = self.conf.storage_sqlalchemy
         self.engine = engine_mod.create_engine(
@@ -106,25 +142,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
         # NOTE: series rows never change once committed, so both caches
         # only ever grow; they hold committed rows only.
         self._series_ids = {}
-        self._series_points = {}
+        self._series_info = {}
+        dialect = self.engine.dialect
+        self._insert_points_sql = _insert_sql(
+            dialect, models.point,
+            ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
+        self._upsert_daily_sql = rollup.upsert_sql(dialect)
+        self._subtract_daily_sql = rollup.subtract_sql(dialect)
 
     @property
     def location(self):
         """The database URL, without its password."""
         return engine_mod.safe_location(self.engine.url)
-
-    @property
-    def _insert_points_sql(self):
-        """``INSERT INTO ck_point`` in the driver's own parameter style."""
-        dialect = self.engine.dialect
-        quote = dialect.identifier_preparer.quote
-        columns = ('series_id', 'begin', 'end') + _MONEY_COLUMNS
-        marker = '?' if dialect.paramstyle == 'qmark' else '%s'
-        return 'INSERT INTO %s (%s) VALUES (%s)' % (
-            quote(models.point.name), ', '.join(quote(c) for c in columns),
-            ', '.join([marker] * len(columns)))
-
-    # init -----------------------------------------------------------------
 
     def init(self):
         """Create or upgrade the schema to the latest migration.
@@ -144,25 +173,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Store rated data in one transaction (see ``BaseStorage.push``)."""
         frames = query_mod.validate_dataframes(dataframes)
         if scope_id is not None:
-            _check_name(scope_id, 'scope_id')
+            series_mod.check_name(scope_id, 'scope_id')
         with _no_cyclic_gc():
-            self._push(frames, scope_id)
-
-    def _push(self, frames, scope_id):
-        rows, new_series = self._encode(frames, scope_id)
-        if not rows:
-            return
-        with engine_mod.translate_errors(self.engine):
-            with engine_mod.writing(self.engine) as conn:
-                created = self._intern(conn, new_series)
-                ids = ({**self._series_ids, **created} if created
-                       else self._series_ids)
-                # NOTE: plain DB-API executemany on tuples: SQLAlchemy's
-                # per-row parameter processing would cost more than the
-                # database's own work here.
-                conn.exec_driver_sql(self._insert_points_sql, [
-                    (ids[r[0]],) + r[1:] for r in rows])
-        self._series_ids.update(created)
+            rows, new_series = self._encode(frames, scope_id)
+            if rows:
+                self._write(rows, new_series)
 
     def _encode(self, frames, scope_id):
         """Check and encode every point before anything is written.
@@ -174,70 +189,50 @@ class SQLAlchemyStorage(v2.BaseStorage):
         rows = []
         new_series = {}
         known = self._series_ids
+        series_key = series_mod.series_key
+        encode = money.encode
         for frame in frames:
             begin, end = to_micros(frame.start), to_micros(frame.end)
             for type_, point in frame.iterpoints():
-                key = (scope_id, type_, point.unit,
-                       frozenset(point.groupby.items()),
-                       frozenset(point.metadata.items()), point.description)
+                key = series_key(scope_id, type_, point)
                 if key not in known and key not in new_series:
-                    new_series[key] = _series_row(scope_id, type_, point)
+                    new_series[key] = series_mod.series_row(
+                        scope_id, type_, point)
                 rows.append((key, begin, end)
-                            + money.encode(point.qty, 'qty')
-                            + money.encode(point.price, 'price'))
+                            + encode(point.qty, 'qty')
+                            + encode(point.price, 'price'))
         return rows, new_series
 
-    def _insert_ignoring_duplicates(self, conn, table, rows):
-        name = self.engine.dialect.name
-        if name == 'postgresql':
-            stmt = postgresql.insert(table).on_conflict_do_nothing()
-        elif name == 'sqlite':
-            stmt = sqlite.insert(table).on_conflict_do_nothing()
-        else:
-            stmt = mysql.insert(table).prefix_with('IGNORE')
-        conn.execute(stmt, rows)
-
-    def _intern(self, conn, new_series):
-        """Get or create the ids of new series, in the push's transaction.
-
-        Another process may create the same series at the same time: the
-        insert ignores duplicates and the ids are read back afterwards.
-        """
-        if not new_series:
-            return {}
-        by_fingerprint = {row['fingerprint']: (key, row)
-                          for key, row in new_series.items()}
-        self._insert_ignoring_duplicates(
-            conn, models.series, [row for _, row in by_fingerprint.values()])
-        ids = {}
-        fingerprints = list(by_fingerprint)
-        for start in range(0, len(fingerprints), _CHUNK):
-            chunk = fingerprints[start:start + _CHUNK]
-            for fingerprint, series_id in conn.execute(
-                    sa.select(models.series.c.fingerprint,
-                              models.series.c.id).where(
-                        models.series.c.fingerprint.in_(chunk))):
-                ids[by_fingerprint[fingerprint][0]] = series_id
-        labels = [{'series_id': ids[key], 'key': name, 'value': value}
-                  for key, row in by_fingerprint.values()
-                  for name, value in row['labels'].items()]
-        if labels:
-            self._insert_ignoring_duplicates(conn, models.label, labels)
-        return ids
+    def _write(self, rows, new_series):
+        """Write encoded points and their daily sums in one transaction."""
+        with engine_mod.translate_errors(self.engine):
+            with engine_mod.writing(self.engine) as conn:
+                created = series_mod.intern(conn, new_series)
+                ids = ({**self._series_ids, **created} if created
+                       else self._series_ids)
+                points = [(ids[r[0]],) + r[1:] for r in rows]
+                # NOTE: plain DB-API executemany on tuples: SQLAlchemy's
+                # per-row parameter processing would cost more than the
+                # database's own work here.
+                conn.exec_driver_sql(self._insert_points_sql, points)
+                conn.exec_driver_sql(self._upsert_daily_sql,
+                                     rollup.sums(points))
+        self._series_ids.update(created)
 
     # reading ---------------------------------------------------------------
 
-    def _conditions(self, query):
+    def _conditions(self, query, source=_POINTS):
         """Translate a query's window, types and filters to WHERE clauses.
 
         Every value is a bound parameter; filter keys and values are data.
         """
-        point, series, label = models.point, models.series, models.label
+        series, label = models.series, models.label
+        table = source.table
         clauses = []
         if query.begin is not None:
-            clauses.append(point.c.begin >= to_micros(query.begin))
+            clauses.append(table.c[source.start] >= to_micros(query.begin))
         if query.end is not None:
-            clauses.append(point.c.begin < to_micros(query.end))
+            clauses.append(table.c[source.start] < to_micros(query.end))
         series_clauses = []
         if query.metric_types is not None:
             series_clauses.append(series.c.type.in_(query.metric_types))
@@ -249,49 +244,59 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     sa.select(label.c.series_id).where(
                         label.c.key == key, label.c.value.in_(values))))
         if series_clauses:
-            clauses.append(point.c.series_id.in_(
+            clauses.append(table.c.series_id.in_(
                 sa.select(series.c.id).where(*series_clauses)))
         return clauses
 
-    def _series_info(self, conn, series_ids):
-        """Return ``{id: (type, unit, groupby, metadata, description)}``."""
-        missing = [i for i in set(series_ids) if i not in self._series_points]
-        series = models.series
-        for start in range(0, len(missing), _CHUNK):
-            for row in conn.execute(sa.select(
-                    series.c.id, series.c.type, series.c.unit,
-                    series.c.groupby, series.c.metadata,
-                    series.c.description).where(
-                    series.c.id.in_(missing[start:start + _CHUNK]))):
-                self._series_points[row.id] = (
-                    row.type, row.unit, json.loads(row.groupby),
-                    json.loads(row.metadata), row.description)
-        return self._series_points
+    @staticmethod
+    def _plan(query, rollup_ok=True):
+        """Split a query's window between the rollup and the points.
+
+        :returns: ``[(source, query), ...]``: whole UTC days from the daily
+            rollup, the partial days at the edges from the points.
+        """
+        days = rollup.whole_days(query.begin, query.end) if rollup_ok \
+            else None
+        if days is None:
+            return [(_POINTS, query)]
+        plan = [(_DAILY, dataclasses.replace(query, begin=days[0],
+                                             end=days[1]))]
+        if query.begin < days[0]:
+            plan.append((_POINTS, dataclasses.replace(query, end=days[0])))
+        if days[1] < query.end:
+            plan.append((_POINTS, dataclasses.replace(query, begin=days[1])))
+        return plan
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
         """Return rated points as DataFrames (see ``BaseStorage.retrieve``).
 
-        The tiebreak after frame start and type is push order.
+        The tiebreak after frame start and type is push order. The total
+        count reads whole days from the daily rollup.
         """
         query = query_mod.validate_retrieve(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
             offset=offset, limit=limit, paginate=paginate)
         point, series = models.point, models.series
-        where = self._conditions(query)
-        count = sa.select(sa.func.count()).select_from(point).where(*where)
         stmt = sa.select(
             point.c.series_id, point.c.begin, point.c.end,
             *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
             point.join(series, series.c.id == point.c.series_id)).where(
-            *where).order_by(point.c.begin, series.c.type, point.c.id)
+            *self._conditions(query)).order_by(
+            point.c.begin, series.c.type, point.c.id)
         if query.paginate:
             stmt = stmt.offset(query.offset).limit(query.limit)
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
-                total = conn.scalar(count)
+                total = 0
+                for source, part in self._plan(query):
+                    total += int(conn.scalar(
+                        sa.select(source.counter()).select_from(
+                            source.table).where(
+                            *self._conditions(part, source))) or 0)
                 rows = conn.execute(stmt).all()
-                info = self._series_info(conn, [r.series_id for r in rows])
+                info = series_mod.load(conn, [r.series_id for r in rows],
+                                       self._series_info)
         points = []
         for row in rows:
             type_, unit, groupby, metadata, description = info[row.series_id]
@@ -306,42 +311,53 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
               filters=None, custom_fields=None, offset=0, limit=1000,
               paginate=True):
-        """Return grouped sums (see :meth:`BaseStorage.total`)."""
+        """Return grouped sums (see ``BaseStorage.total``).
+
+        Whole UTC days are read from the daily rollup unless the query
+        groups by single frames (``time``) or asks for ``min``/``max``.
+        """
         query = query_mod.validate_total(
             groupby=groupby, begin=begin, end=end, metric_types=metric_types,
             filters=filters, custom_fields=custom_fields, offset=offset,
             limit=limit, paginate=paginate)
+        rollup_ok = query.time_groupby != 'time' and not any(
+            f.func in ('min', 'max') for f in query.fields)
+        partials = []
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
-                try:
-                    partials = self._aggregate(conn, query, split=False)
-                except _Overflow:
-                    partials = self._aggregate(conn, query, split=True)
+                for source, part in self._plan(query, rollup_ok):
+                    try:
+                        partials += self._aggregate(conn, part, source,
+                                                    split=False)
+                    except _Overflow:
+                        partials += self._aggregate(conn, part, source,
+                                                    split=True)
         return query_mod.build_total(query, partials)
 
-    def _aggregate(self, conn, query, split):
-        """Run the aggregate query; return :class:`query.Partial` groups.
+    def _aggregate(self, conn, query, source, split):
+        """Run one aggregate query; return :class:`query.Partial` groups.
 
-        Points are first summed per series (and frame, when grouping by
-        time), then joined to their labels and summed again, so that the
+        Rows are first summed per series (and frame or day, when grouping
+        by time), then joined to their labels and summed again, so that the
         join works on series, not on points.
         """
-        point, series, label = models.point, models.series, models.label
+        series, label = models.series, models.label
+        table = source.table
         time = query.time_groupby is not None
         extremes = sorted({(f.func, f.field) for f in query.fields
                            if f.func in ('min', 'max')})
-        inner_cols = [point.c.series_id] if query.key_groupby else []
+        inner_cols = [table.c.series_id] if query.key_groupby else []
         if time:
-            inner_cols += [point.c.begin, point.c.end]
-        sums = [sa.func.count().label('n')]
-        for name in _MONEY_COLUMNS:
-            sums += self._sum(point.c[name], name, split)
+            inner_cols += source.time_columns()
+        sums = [source.counter().label('n')]
+        for name in source.money:
+            sums += _sum(table.c[name], name, split)
         for func, field in extremes:
             sums.append(getattr(sa.func, func)(self._sortable(
-                point.c[field + '_hi'], point.c[field + '_lo'])).label(
+                table.c[field + '_hi'], table.c[field + '_lo'])).label(
                 '%s_%s' % (func, field)))
         inner = sa.select(*inner_cols, *sums).where(
-            *self._conditions(query)).group_by(*inner_cols)
+            *self._conditions(query, source)).group_by(*inner_cols)
         if query.key_groupby:
             inner = inner.subquery('partial')
             keys, joined = [], inner.join(
@@ -356,7 +372,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     alias.c.key == key))
                 keys.append(sa.func.coalesce(alias.c.value, ''))
             keys = [k.label('key_%d' % i) for i, k in enumerate(keys)]
-            group = keys + ([inner.c.begin, inner.c.end] if time else [])
+            group = keys + ([c for c in inner.c if c.name in ('begin', 'end')]
+                            if time else [])
             outer = [sa.func.sum(inner.c.n).label('n')]
             for column in inner.c:
                 if column.name in ('series_id', 'begin', 'end', 'n'):
@@ -381,36 +398,25 @@ class SQLAlchemyStorage(v2.BaseStorage):
             values = row._mapping
             if not values['n']:
                 continue
-            money_values = [self._unsplit(values, name, split)
-                            for name in _MONEY_COLUMNS]
+            pairs = source.pairs([_unsplit(values, name, split)
+                                  for name in source.money])
             mins, maxs = {}, {}
             for func, field in extremes:
                 target = mins if func == 'min' else maxs
                 target[field] = self._unsortable(
                     values['%s_%s' % (func, field)])
+            start = end = None
+            if time:
+                start = values['begin']
+                end = values['end'] if source.end else start + rollup.DAY
             partials.append(query_mod.Partial(
                 tuple(values['key_%d' % i] for i in range(nkeys)),
-                from_micros(values['begin']) if time else None,
-                from_micros(values['end']) if time else None,
-                query_mod.Aggregate.from_sums(
-                    values['n'], money.join(*money_values[:2]),
-                    money.join(*money_values[2:]), mins, maxs)))
+                None if start is None else from_micros(start),
+                None if end is None else from_micros(end),
+                query_mod.Aggregate.from_units(
+                    values['n'], pairs[0] * money.SCALE + pairs[1],
+                    pairs[2] * money.SCALE + pairs[3], mins, maxs)))
         return partials
-
-    def _sum(self, column, name, split):
-        if not split:
-            return [sa.func.sum(column).label(name)]
-        # NOTE: // renders SQLite's integer division, which truncates like
-        # its %, so that column == div * _SPLIT + mod holds exactly.
-        return [sa.func.sum(column // _SPLIT).label(name + '_div'),
-                sa.func.sum(column % _SPLIT).label(name + '_mod')]
-
-    @staticmethod
-    def _unsplit(values, name, split):
-        if not split:
-            return values[name] or 0
-        return (values[name + '_div'] or 0) * _SPLIT + (
-            values[name + '_mod'] or 0)
 
     def _sortable(self, hi, lo):
         """An expression ordered like the value ``hi + lo / 10**12``."""
@@ -430,15 +436,82 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def delete(self, begin=None, end=None, filters=None):
         """Delete points (see :meth:`BaseStorage.delete`).
 
+        The daily rollup loses exactly the sums of the deleted points, in
+        the same transaction.
+
         :returns: the number of points deleted.
         """
         query = query_mod.validate_delete(begin=begin, end=end,
                                           filters=filters)
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
-                result = conn.execute(models.point.delete().where(
-                    *self._conditions(query)))
-                return result.rowcount
+                if query.begin is None and query.end is None \
+                        and not query.filters:
+                    conn.execute(models.daily.delete())
+                    return conn.execute(models.point.delete()).rowcount
+                try:
+                    removed = self._deleted_sums(conn, query, split=False)
+                except _Overflow:
+                    removed = self._deleted_sums(conn, query, split=True)
+                if removed:
+                    conn.exec_driver_sql(self._subtract_daily_sql, removed)
+                    conn.execute(models.daily.delete().where(
+                        models.daily.c.n == 0))
+                return conn.execute(models.point.delete().where(
+                    *self._conditions(query))).rowcount
+
+    def _deleted_sums(self, conn, query, split):
+        """Sum the points a delete removes, per (day, series)."""
+        point = models.point
+        day = rollup.day_sql(point.c.begin).label('day')
+        sums = [sa.func.count().label('n')]
+        for name in _MONEY_COLUMNS:
+            sums += _sum(point.c[name], name, split)
+        stmt = sa.select(day, point.c.series_id, *sums).where(
+            *self._conditions(query)).group_by(day, point.c.series_id)
+        try:
+            rows = conn.execute(stmt).all()
+        except sa_exc.OperationalError as exc:
+            if 'integer overflow' in str(exc.orig) and not split:
+                raise _Overflow() from exc
+            raise
+        removed = []
+        for row in rows:
+            qty_hi, qty_lo, price_hi, price_lo = [
+                _unsplit(row._mapping, name, split)
+                for name in _MONEY_COLUMNS]
+            removed.append((row.n,) + rollup.limbs(qty_hi, qty_lo)
+                           + rollup.limbs(price_hi, price_lo)
+                           + (row.day, row.series_id))
+        return removed
+
+
+def _insert_sql(dialect, table, columns):
+    """``INSERT INTO table (columns)`` in the driver's parameter style."""
+    quote = dialect.identifier_preparer.quote
+    marker = '?' if dialect.paramstyle == 'qmark' else '%s'
+    return 'INSERT INTO %s (%s) VALUES (%s)' % (
+        quote(table.name), ', '.join(quote(c) for c in columns),
+        ', '.join([marker] * len(columns)))
+
+
+def _sum(column, name, split):
+    if not split:
+        return [sa.func.sum(column).label(name)]
+    # NOTE: // renders SQLite's integer division, which truncates like its
+    # %, so that column == div * _SPLIT + mod holds exactly.
+    return [sa.func.sum(column // _SPLIT).label(name + '_div'),
+            sa.func.sum(column % _SPLIT).label(name + '_mod')]
+
+
+def _unsplit(values, name, split):
+    # NOTE: PostgreSQL and MariaDB sum integers into NUMERIC, which the
+    # drivers hand over as Decimal; int() keeps them exact, where Decimal
+    # arithmetic would round to 28 digits.
+    if not split:
+        return int(values[name] or 0)
+    return int(values[name + '_div'] or 0) * _SPLIT + int(
+        values[name + '_mod'] or 0)
 
 
 @contextlib.contextmanager
@@ -456,51 +529,3 @@ def _no_cyclic_gc():
     finally:
         if enabled:
             gc.enable()
-
-
-def _check_name(value, field):
-    if not isinstance(value, str):
-        raise exceptions.InvalidQuery(
-            field, 'expected a str, got %s' % type(value).__name__, value)
-    if len(value) > models.MAX_NAME_LENGTH:
-        raise exceptions.InvalidQuery(
-            field, 'longer than %d characters' % models.MAX_NAME_LENGTH,
-            value)
-    _check_text(value, field)
-
-
-def _check_text(value, field):
-    # NOTE: PostgreSQL text cannot hold NUL, and no database can store a
-    # lone surrogate; both are refused the same way everywhere.
-    if '\x00' in value:
-        raise exceptions.InvalidQuery(field, 'contains a NUL character',
-                                      value)
-    try:
-        value.encode('utf-8')
-    except UnicodeEncodeError as exc:
-        raise exceptions.InvalidQuery(
-            field, 'is not valid unicode: %s' % exc, value) from exc
-
-
-def _series_row(scope_id, type_, point):
-    """Validate a new series and return its ``ck_series`` row (+ labels)."""
-    _check_name(type_, 'type')
-    _check_name(point.unit, 'unit')
-    for field, mapping in (('groupby', point.groupby),
-                           ('metadata', point.metadata)):
-        for key, value in mapping.items():
-            _check_name(key, field)
-            _check_text(value, field)
-    if point.description is not None:
-        _check_text(point.description, 'description')
-    groupby = json.dumps(dict(point.groupby), sort_keys=True,
-                         ensure_ascii=False)
-    metadata = json.dumps(dict(point.metadata), sort_keys=True,
-                          ensure_ascii=False)
-    identity = json.dumps([scope_id, type_, point.unit, groupby, metadata,
-                           point.description], ensure_ascii=False)
-    fingerprint = hashlib.sha256(identity.encode('utf-8')).hexdigest()
-    return {'fingerprint': fingerprint,
-            'scope_id': scope_id, 'type': type_, 'unit': point.unit,
-            'groupby': groupby, 'metadata': metadata,
-            'description': point.description, 'labels': point.desc}

@@ -21,6 +21,9 @@ Rated points are stored as facts that reference interned series:
     one row per (series, key) of the series' merged groupby and metadata
     (groupby wins), so that filters and groupbys on any key are plain
     indexed equality joins.
+``ck_daily``
+    per UTC day and series, the number of points and their exact sums (see
+    :mod:`cloudkitty.storage.v2.sqlalchemy.rollup`).
 ``ck_point``
     one row per pushed point: an id in push order, its series, its frame's
     bounds as integer microseconds since the epoch (UTC), and qty and price
@@ -85,4 +88,19 @@ point = sa.Table(
     # attributes sort-free but costs 5x on push (measured, SQLite).
     sa.Index('ck_point_begin', 'begin', 'end', 'series_id', 'qty_hi',
              'qty_lo', 'price_hi', 'price_lo'),
+)
+
+daily = sa.Table(
+    'ck_daily', metadata,
+    sa.Column('day', sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column('series_id', sa.Integer, sa.ForeignKey('ck_series.id'),
+              primary_key=True, autoincrement=False),
+    sa.Column('n', sa.BigInteger, nullable=False),
+    sa.Column('qty_big', sa.BigInteger, nullable=False),
+    sa.Column('qty_small', sa.BigInteger, nullable=False),
+    sa.Column('qty_lo', sa.BigInteger, nullable=False),
+    sa.Column('price_big', sa.BigInteger, nullable=False),
+    sa.Column('price_small', sa.BigInteger, nullable=False),
+    sa.Column('price_lo', sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )

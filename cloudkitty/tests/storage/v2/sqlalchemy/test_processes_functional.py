@@ -30,6 +30,7 @@ from cloudkitty import dataframe
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.sqlalchemy import migration
+from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.tests import sql_provision
 from cloudkitty.tests import utils
 
@@ -171,9 +172,11 @@ class _ServerProcessesMixin(_ProcessesMixin):
         engine = sa.create_engine(self.url)
         try:
             with engine.begin() as conn:
-                for name in ('ck_point', 'ck_label', 'ck_series',
-                             migration.VERSION_TABLE):
-                    conn.exec_driver_sql('DROP TABLE IF EXISTS %s' % name)
+                for table in reversed(models.metadata.sorted_tables):
+                    conn.exec_driver_sql('DROP TABLE IF EXISTS %s'
+                                         % table.name)
+                conn.exec_driver_sql('DROP TABLE IF EXISTS %s'
+                                     % migration.VERSION_TABLE)
         finally:
             engine.dispose()
 

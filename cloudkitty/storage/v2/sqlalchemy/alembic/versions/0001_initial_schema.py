@@ -78,3 +78,29 @@ def upgrade():
     op.create_index('ck_point_begin', 'ck_point',
                     ['begin', 'end', 'series_id', 'qty_hi', 'qty_lo',
                      'price_hi', 'price_lo'])
+    checks = []
+    if op.get_bind().dialect.name == 'sqlite':
+        # NOTE: SQLite turns an integer sum that overflows 64 bits into a
+        # float instead of failing; refusing non-integers makes such an
+        # update fail (and its push roll back) instead of losing cents.
+        checks = [sa.CheckConstraint(
+            ' AND '.join("typeof(%s) = 'integer'" % c for c in (
+                'n', 'qty_big', 'qty_small', 'qty_lo', 'price_big',
+                'price_small', 'price_lo')),
+            name='ck_daily_integers')]
+    op.create_table(
+        'ck_daily',
+        sa.Column('day', sa.BigInteger, primary_key=True,
+                  autoincrement=False),
+        sa.Column('series_id', sa.Integer, sa.ForeignKey('ck_series.id'),
+                  primary_key=True, autoincrement=False),
+        sa.Column('n', sa.BigInteger, nullable=False),
+        sa.Column('qty_big', sa.BigInteger, nullable=False),
+        sa.Column('qty_small', sa.BigInteger, nullable=False),
+        sa.Column('qty_lo', sa.BigInteger, nullable=False),
+        sa.Column('price_big', sa.BigInteger, nullable=False),
+        sa.Column('price_small', sa.BigInteger, nullable=False),
+        sa.Column('price_lo', sa.BigInteger, nullable=False),
+        *checks,
+        sqlite_with_rowid=False,
+        **options)

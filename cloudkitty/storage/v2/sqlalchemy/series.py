@@ -1,0 +1,162 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Series: the interned (scope, type, unit, groupby, metadata) of points.
+
+A push meets each distinct series once: :func:`series_key` is its cheap
+in-process identity, :func:`series_row` validates it and builds its
+``ck_series`` row (with a SHA-256 fingerprint of its canonical JSON, the
+identity shared by every process) and :func:`intern` gets or creates the ids
+inside the push's transaction.
+"""
+
+import hashlib
+import json
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.sqlalchemy import models
+
+_CHUNK = 500
+
+
+def series_key(scope_id, type_, point):
+    """Return the in-process identity of a point's series (hashable).
+
+    Two keys for the same series may differ (mapping order); they then
+    share one fingerprint and so one id.
+    """
+    return (scope_id, type_, point.unit, tuple(point.groupby.items()),
+            tuple(point.metadata.items()), point.description)
+
+
+def check_name(value, field):
+    """Refuse a non-str, too long (> 255) or non-storable name."""
+    if not isinstance(value, str):
+        raise exceptions.InvalidQuery(
+            field, 'expected a str, got %s' % type(value).__name__, value)
+    if len(value) > models.MAX_NAME_LENGTH:
+        raise exceptions.InvalidQuery(
+            field, 'longer than %d characters' % models.MAX_NAME_LENGTH,
+            value)
+    check_text(value, field)
+
+
+def check_text(value, field):
+    """Refuse text that no database keeps as it is."""
+    # NOTE: PostgreSQL text cannot hold NUL, and no database can store a
+    # lone surrogate; both are refused the same way everywhere.
+    if '\x00' in value:
+        raise exceptions.InvalidQuery(field, 'contains a NUL character',
+                                      value)
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError as exc:
+        raise exceptions.InvalidQuery(
+            field, 'is not valid unicode: %s' % exc, value) from exc
+
+
+def series_row(scope_id, type_, point):
+    """Validate a new series and return its ``ck_series`` row.
+
+    The row also carries ``labels``, the merged groupby and metadata (groupby
+    wins) that go to ``ck_label``.
+
+    :raises cloudkitty.storage.exceptions.InvalidQuery: for a name over 255
+        characters, a NUL character or a lone surrogate.
+    """
+    check_name(type_, 'type')
+    check_name(point.unit, 'unit')
+    for field, mapping in (('groupby', point.groupby),
+                           ('metadata', point.metadata)):
+        for key, value in mapping.items():
+            check_name(key, field)
+            check_text(value, field)
+    if point.description is not None:
+        check_text(point.description, 'description')
+    groupby = json.dumps(dict(point.groupby), sort_keys=True,
+                         ensure_ascii=False)
+    metadata = json.dumps(dict(point.metadata), sort_keys=True,
+                          ensure_ascii=False)
+    identity = json.dumps([scope_id, type_, point.unit, groupby, metadata,
+                           point.description], ensure_ascii=False)
+    fingerprint = hashlib.sha256(identity.encode('utf-8')).hexdigest()
+    return {'fingerprint': fingerprint, 'scope_id': scope_id, 'type': type_,
+            'unit': point.unit, 'groupby': groupby, 'metadata': metadata,
+            'description': point.description, 'labels': point.desc}
+
+
+def insert_ignoring_duplicates(conn, table, rows):
+    """Insert rows; a row whose unique key exists already is skipped."""
+    name = conn.dialect.name
+    if name == 'postgresql':
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    elif name == 'sqlite':
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = mysql.insert(table).prefix_with('IGNORE')
+    conn.execute(stmt, rows)
+
+
+def intern(conn, new_series):
+    """Get or create the ids of new series, in the push's transaction.
+
+    Another process may create the same series at the same time: the
+    insert ignores duplicates and the ids are read back afterwards.
+
+    :param new_series: ``{series key: series_row(...)}``.
+    :returns: ``{series key: id}``.
+    """
+    if not new_series:
+        return {}
+    by_fingerprint = {}
+    for key, row in new_series.items():
+        by_fingerprint.setdefault(row['fingerprint'], (row, []))[1].append(
+            key)
+    insert_ignoring_duplicates(
+        conn, models.series, [row for row, _ in by_fingerprint.values()])
+    ids = {}
+    fingerprints = list(by_fingerprint)
+    series = models.series
+    for start in range(0, len(fingerprints), _CHUNK):
+        chunk = fingerprints[start:start + _CHUNK]
+        for fingerprint, series_id in conn.execute(
+                sa.select(series.c.fingerprint, series.c.id).where(
+                    series.c.fingerprint.in_(chunk))):
+            for key in by_fingerprint[fingerprint][1]:
+                ids[key] = series_id
+    labels = [{'series_id': ids[keys[0]], 'key': name, 'value': value}
+              for row, keys in by_fingerprint.values()
+              for name, value in row['labels'].items()]
+    if labels:
+        insert_ignoring_duplicates(conn, models.label, labels)
+    return ids
+
+
+def load(conn, series_ids, cache):
+    """Fill ``cache`` with ``{id: (type, unit, groupby, metadata, desc)}``.
+
+    :returns: ``cache``.
+    """
+    missing = [i for i in set(series_ids) if i not in cache]
+    series = models.series
+    for start in range(0, len(missing), _CHUNK):
+        for row in conn.execute(sa.select(
+                series.c.id, series.c.type, series.c.unit, series.c.groupby,
+                series.c.metadata, series.c.description).where(
+                series.c.id.in_(missing[start:start + _CHUNK]))):
+            cache[row.id] = (row.type, row.unit, json.loads(row.groupby),
+                             json.loads(row.metadata), row.description)
+    return cache

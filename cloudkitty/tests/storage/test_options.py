@@ -1,0 +1,162 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Unit tests of the storage options and of their publication.
+
+Options are module-level lists registered only on the conf a caller passes
+in, and :func:`cloudkitty.storage.list_opts` is published under the
+``oslo.config.opts`` entry points for ``oslo-config-generator``.
+"""
+
+from importlib import metadata
+import os
+import subprocess
+import sys
+import textwrap
+
+import fixtures
+from oslo_config import cfg
+import testtools
+
+from cloudkitty import storage
+from cloudkitty.storage import options
+from cloudkitty.storage.v2.sqlalchemy import options as sql_options
+
+
+def opts_by_group():
+    """Return list_opts() as ``{group: {option name: option}}``."""
+    return {group: {opt.name: opt for opt in opts}
+            for group, opts in storage.list_opts()}
+
+
+class ListOptsTest(testtools.TestCase):
+    """list_opts(): groups, names and defaults."""
+
+    def test_groups(self):
+        """list_opts() gives the storage and storage_sqlalchemy groups."""
+        groups = [group for group, _opts in storage.list_opts()]
+        self.assertEqual(['storage', 'storage_sqlalchemy'], groups)
+
+    def test_storage_option_names(self):
+        """[storage] holds backend, version and retention_period."""
+        names = set(opts_by_group()['storage'])
+        self.assertTrue({'backend', 'version', 'retention_period'} <= names,
+                        names)
+
+    def test_sqlalchemy_option_names(self):
+        """[storage_sqlalchemy] holds connection and its tuning options."""
+        names = set(opts_by_group()['storage_sqlalchemy'])
+        expected = {'connection', 'busy_timeout', 'connect_timeout',
+                    'pool_size'}
+        self.assertTrue(expected <= names, names)
+
+    def test_storage_defaults(self):
+        """[storage] defaults: sqlalchemy, version 2, 2400 hours."""
+        opts = opts_by_group()['storage']
+        self.assertEqual('sqlalchemy', opts['backend'].default)
+        self.assertEqual(2, opts['version'].default)
+        self.assertEqual(2400, opts['retention_period'].default)
+
+    def test_connection_default_is_secret(self):
+        """connection defaults to a local SQLite file and is secret."""
+        connection = opts_by_group()['storage_sqlalchemy']['connection']
+        self.assertEqual('sqlite:///cloudkitty-storage.sqlite',
+                         connection.default)
+        self.assertTrue(connection.secret)
+
+    def test_lists_are_the_module_lists(self):
+        """list_opts() returns the very lists the modules register."""
+        groups = dict(storage.list_opts())
+        self.assertIs(options.storage_opts, groups['storage'])
+        self.assertIs(storage.storage_opts, groups['storage'])
+        self.assertIs(sql_options.sqlalchemy_opts,
+                      groups['storage_sqlalchemy'])
+
+    def test_every_option_has_help(self):
+        """Every option has help text for the sample and the docs."""
+        for group, opts in storage.list_opts():
+            for opt in opts:
+                self.assertTrue(opt.help, '%s.%s' % (group, opt.name))
+
+
+class RegisterOptsTest(testtools.TestCase):
+    """register_opts() on a caller's conf."""
+
+    def test_register_twice_is_idempotent(self):
+        """Registering both groups twice on one conf is harmless."""
+        conf = cfg.ConfigOpts()
+        for _ in range(2):
+            options.register_opts(conf)
+            sql_options.register_opts(conf)
+        conf([])
+        self.assertEqual('sqlalchemy', conf.storage.backend)
+        self.assertEqual(2, conf.storage.version)
+        self.assertEqual('sqlite:///cloudkitty-storage.sqlite',
+                         conf.storage_sqlalchemy.connection)
+
+    def test_get_storage_twice_on_one_conf(self):
+        """Loading a backend twice on one conf registers without error."""
+        tmp = self.useFixture(fixtures.TempDir()).path
+        conf = cfg.ConfigOpts()
+        for name in ('a.sqlite', 'b.sqlite'):
+            store = storage.get_storage(
+                conf=conf, connection='sqlite:///' + os.path.join(tmp, name))
+            self.addCleanup(store.close)
+        self.assertIn('storage', conf)
+        self.assertIn('storage_sqlalchemy', conf)
+
+    def test_values_read_from_file(self):
+        """Both groups are read from a configuration file."""
+        tmp = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(tmp, 'storage.conf')
+        with open(path, 'w') as f:
+            f.write(textwrap.dedent("""\
+                [storage]
+                retention_period = 48
+
+                [storage_sqlalchemy]
+                connection = sqlite:///other.sqlite
+                """))
+        conf = cfg.ConfigOpts()
+        options.register_opts(conf)
+        sql_options.register_opts(conf)
+        conf(['--config-file', path])
+        self.assertEqual(48, conf.storage.retention_period)
+        self.assertEqual('sqlite:///other.sqlite',
+                         conf.storage_sqlalchemy.connection)
+
+    def test_nothing_registered_at_import(self):
+        """Importing the storage modules registers nothing on cfg.CONF."""
+        code = textwrap.dedent("""\
+            from oslo_config import cfg
+            import cloudkitty.storage
+            import cloudkitty.storage.v2
+            import cloudkitty.storage.v2.sqlalchemy
+            cloudkitty.storage.list_opts()
+            print(sorted(
+                g for g in ('storage', 'storage_sqlalchemy') if g in cfg.CONF))
+            """)
+        out = subprocess.run([sys.executable, '-c', code],
+                             capture_output=True, text=True, check=True,
+                             timeout=120)
+        self.assertEqual('[]', out.stdout.strip(), out.stderr)
+
+
+class EntryPointTest(testtools.TestCase):
+    """The oslo.config.opts entry point of the distribution."""
+
+    def test_oslo_config_opts_entry_point(self):
+        """oslo.config.opts cloudkitty.storage resolves to list_opts."""
+        eps = metadata.entry_points(group='oslo.config.opts',
+                                    name='cloudkitty.storage')
+        self.assertEqual(1, len(eps), eps)
+        (ep,) = eps
+        self.assertIs(storage.list_opts, ep.load())

@@ -1,0 +1,186 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The daily rollup always equals the points it summarises.
+
+Random pushes over a few days (frames at any hour, out of order, with
+duplicates and extreme values) and random deletes (windows cutting days,
+filters) are followed by a comparison of ``ck_daily`` with the points,
+computed exactly in Python, and of totals over windows with partial days
+against the reference oracle.
+"""
+
+import datetime
+import decimal
+import random
+
+import fixtures
+import sqlalchemy as sa
+import testtools
+
+from cloudkitty import dataframe
+from cloudkitty import storage
+from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import rollup
+from cloudkitty.tests import sql_provision
+from cloudkitty.tests import utils
+
+T0 = datetime.datetime(2023, 12, 30, tzinfo=datetime.timezone.utc)
+HOUR = datetime.timedelta(hours=1)
+VALUES = ('0', '1', '0.5', '-2.25', '999999999999999.999999999999',
+          '-999999999999999.999999999999', '0.000000000001', '123.456')
+
+
+class _RollupMixin:
+    """The tests; a subclass provides ``self.url`` for an empty database."""
+
+    def setUp(self):
+        super().setUp()
+        from oslo_config import cfg
+        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                         connection=self.url)
+        self.addCleanup(self.store.close)
+        self.store.init()
+        self.rng = random.Random(1234)
+        self.frames = []
+
+    def _push_random(self, pushes):
+        for _ in range(pushes):
+            start = T0 + self.rng.randrange(0, 4 * 24) * HOUR
+            frame = dataframe.DataFrame(start, start + HOUR)
+            for _ in range(self.rng.randrange(1, 20)):
+                frame.add_point(dataframe.DataPoint(
+                    'u', decimal.Decimal(self.rng.choice(VALUES)),
+                    decimal.Decimal(self.rng.choice(VALUES)),
+                    {'project_id': self.rng.choice('ab')},
+                    {'flavor': self.rng.choice('xyz')}),
+                    self.rng.choice(('cpu', 'disk')))
+            self.store.push([frame])
+            self.frames.append(frame)
+
+    def _delete_random(self):
+        begin = T0 + self.rng.randrange(0, 4 * 24) * HOUR
+        end = begin + self.rng.randrange(1, 60) * HOUR
+        filters = self.rng.choice([None, {'project_id': 'a'},
+                                   {'flavor': ['x', 'y']}])
+        self.store.delete(begin=begin, end=end, filters=filters)
+        selected = query.validate_delete(begin, end, filters)
+        kept = []
+        for frame in self.frames:
+            left = dataframe.DataFrame(frame.start, frame.end)
+            for type_, point in frame.iterpoints():
+                if not query.matches(selected, frame.start, type_, point):
+                    left.add_point(point, type_)
+            kept.append(left)
+        self.frames = kept
+
+    def assertRollupMatchesPoints(self):
+        engine = sa.create_engine(self.url)
+        self.addCleanup(engine.dispose)
+        with engine.connect() as conn:
+            expected = {}
+            for row in conn.execute(sa.select(models.point)):
+                key = (rollup.day_of(row.begin), row.series_id)
+                sums = expected.setdefault(key, [0, 0, 0])
+                sums[0] += 1
+                sums[1] += row.qty_hi * money.SCALE + row.qty_lo
+                sums[2] += row.price_hi * money.SCALE + row.price_lo
+            actual = {}
+            for row in conn.execute(sa.select(models.daily)):
+                qty = rollup.pair(row.qty_big, row.qty_small, row.qty_lo)
+                price = rollup.pair(row.price_big, row.price_small,
+                                    row.price_lo)
+                actual[(row.day, row.series_id)] = [
+                    row.n, qty[0] * money.SCALE + qty[1],
+                    price[0] * money.SCALE + price[1]]
+        self.assertEqual(expected, actual)
+
+    def assertTotalsMatchOracle(self):
+        for _ in range(10):
+            begin = T0 + self.rng.randrange(0, 4 * 24) * HOUR
+            end = begin + self.rng.randrange(1, 80) * HOUR
+            groupby = self.rng.choice([None, ['project_id'], ['time-d'],
+                                       ['type', 'flavor'], ['time-w']])
+            args = dict(begin=begin, end=end, groupby=groupby,
+                        paginate=False)
+            self.assertEqual(
+                query.evaluate_total(query.validate_total(**args),
+                                     self.frames),
+                self.store.total(**args), args)
+            retrieved = self.store.retrieve(begin=begin, end=end, limit=1)
+            self.assertEqual(
+                query.evaluate_retrieve(query.validate_retrieve(
+                    begin=begin, end=end, limit=1), self.frames)['total'],
+                retrieved['total'])
+
+    def test_rollup_after_pushes(self):
+        """The rollup equals the points after random pushes."""
+        self._push_random(40)
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+
+    def test_rollup_after_deletes(self):
+        """The rollup equals the points after random partial deletes."""
+        self._push_random(40)
+        for _ in range(8):
+            self._delete_random()
+            self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+        self.store.delete()
+        self.assertRollupMatchesPoints()
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class SQLiteRollupTest(_RollupMixin, testtools.TestCase):
+    """The daily rollup on SQLite."""
+
+    def setUp(self):
+        path = self.useFixture(fixtures.TempDir()).path
+        self.url = 'sqlite:///%s/rollup.sqlite' % path
+        super().setUp()
+
+
+class _ServerRollupMixin(_RollupMixin):
+    url_variable = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.database = sql_provision.provision(cls, cls.url_variable)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.database.drop()
+        super().tearDownClass()
+
+    def setUp(self):
+        self.url = self.database.url.render_as_string(hide_password=False)
+        super().setUp()
+        self.addCleanup(self.database.empty)
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLRollupTest(_ServerRollupMixin, testtools.TestCase):
+    """The daily rollup on PostgreSQL."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class MariaDBRollupTest(_ServerRollupMixin, testtools.TestCase):
+    """The daily rollup on MariaDB."""
+
+    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
