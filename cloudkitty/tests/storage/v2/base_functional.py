@@ -252,6 +252,27 @@ class PushTests:
         self.assertMoneyEqual(qty, result[0]['qty'])
         self.assertMoneyEqual(rate, result[0]['rate'])
 
+    def test_money_sum_beyond_28_digits_over_days(self):
+        """Rule 8: 30-digit sums stay exact over whole days and edges."""
+        # NOTE: one set of frames inside a whole day, one straddling the
+        # window's start and one its end, so that backends which keep
+        # per-day sums read each of them.
+        frames = (builders.money_frames(self.project_id, start=T0 + DAY)
+                  + builders.money_frames(self.project_id,
+                                          start=T0 + DAY - 2 * HOUR)
+                  + builders.money_frames(self.project_id,
+                                          start=T0 + 3 * DAY - 2 * HOUR))
+        self.push(frames)
+        for begin, end in ((T0, T0 + 4 * DAY), (T0 + DAY - HOUR,
+                                                T0 + 3 * DAY - HOUR)):
+            self.assertOracle(frames, begin=begin, end=end)
+            self.assertOracle(frames, begin=begin, end=end,
+                              groupby=['time-d'])
+        max_units = 10 ** 27 - 1
+        qty = D(600 * max_units + 603).scaleb(-12, context=money.CONTEXT)
+        result = self.totals(begin=T0, end=T0 + 4 * DAY)['results']
+        self.assertMoneyEqual(qty, result[0]['qty'])
+
     def test_money_sum_overflowing_64_bits(self):
         """Rule 8: sums whose integer parts pass 2**63 stay exact."""
         self.push(builders.money_frames(self.project_id, count=10000))
