@@ -44,6 +44,7 @@ import collections
 import dataclasses
 import datetime
 import decimal
+import functools
 import re
 
 from cloudkitty import dataframe
@@ -108,7 +109,7 @@ class Query:
     limit: int = 1000
     paginate: bool = True
 
-    @property
+    @functools.cached_property
     def time_groupby(self):
         """The time entry of ``groupby`` (``time``, ``time-d``...) or None."""
         for entry in self.groupby:
@@ -116,7 +117,7 @@ class Query:
                 return entry
         return None
 
-    @property
+    @functools.cached_property
     def key_groupby(self):
         """The non-time entries of ``groupby``, in order (may hold type)."""
         return tuple(g for g in self.groupby if g not in TIME_GROUPBYS)

@@ -66,32 +66,44 @@ def from_micros(micros):
 
 @dataclasses.dataclass(frozen=True)
 class _Source:
-    """A table aggregates can read: the points or the daily rollup."""
+    """A table aggregates can read: the points or the daily rollup.
+
+    Both give each money value as a ``(big, small, lo)`` triple worth
+    ``big * 10**9 + small + lo / 10**12`` (see
+    :mod:`~cloudkitty.storage.v2.sqlalchemy.rollup`); for points ``big``
+    is 0 and ``small`` is ``hi``. So one query can add both up.
+    """
 
     table: sa.Table
     start: str
-    money: tuple
     end: str = None
     count: str = None
 
     def time_columns(self):
         """The start and end columns labelled ``begin`` and ``end``.
 
-        The rollup has no end column: its rows end a day after they start.
+        A rollup row ends a day after it starts.
         """
-        columns = [self.table.c[self.start].label('begin')]
+        start = self.table.c[self.start]
         if self.end:
-            columns.append(self.table.c[self.end].label('end'))
+            end = self.table.c[self.end]
+        else:
+            # NOTE: a literal, not a bound parameter, so that engines see
+            # an expression of a grouped column.
+            end = start + sa.literal_column(str(rollup.DAY))
+        return [start.label('begin'), end.label('end')]
+
+    def money(self):
+        """``[(column or None, name)]`` of the six money triple members."""
+        if self.table is models.daily:
+            return [(self.table.c[name], name)
+                    for name in rollup.MONEY_COLUMNS]
+        columns = []
+        for field in ('qty', 'price'):
+            columns += [(None, field + '_big'),
+                        (self.table.c[field + '_hi'], field + '_small'),
+                        (self.table.c[field + '_lo'], field + '_lo')]
         return columns
-
-    def pairs(self, sums):
-        """Turn the sums of :attr:`money` into the four pair sums.
-
-        :returns: ``(qty_hi, qty_lo, price_hi, price_lo)`` sums.
-        """
-        if self.table is models.point:
-            return tuple(sums)
-        return rollup.pair(*sums[:3]) + rollup.pair(*sums[3:])
 
     def counter(self):
         """The expression counting the points of a group."""
@@ -100,8 +112,8 @@ class _Source:
         return sa.func.count()
 
 
-_POINTS = _Source(models.point, 'begin', _MONEY_COLUMNS, end='end')
-_DAILY = _Source(models.daily, 'day', rollup.MONEY_COLUMNS, count='n')
+_POINTS = _Source(models.point, 'begin', end='end')
+_DAILY = _Source(models.daily, 'day', count='n')
 
 
 class SQLAlchemyFeatures(v2.Features):
@@ -322,101 +334,114 @@ class SQLAlchemyStorage(v2.BaseStorage):
             limit=limit, paginate=paginate)
         rollup_ok = query.time_groupby != 'time' and not any(
             f.func in ('min', 'max') for f in query.fields)
-        partials = []
+        plan = self._plan(query, rollup_ok)
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
-                for source, part in self._plan(query, rollup_ok):
-                    try:
-                        partials += self._aggregate(conn, part, source,
-                                                    split=False)
-                    except _Overflow:
-                        partials += self._aggregate(conn, part, source,
-                                                    split=True)
+                try:
+                    partials = self._aggregate(conn, query, plan, False)
+                except _Overflow:
+                    partials = self._aggregate(conn, query, plan, True)
         return query_mod.build_total(query, partials)
 
-    def _aggregate(self, conn, query, source, split):
-        """Run one aggregate query; return :class:`query.Partial` groups.
+    def _aggregate(self, conn, query, plan, split):
+        """Run the aggregate query of a plan; return its partial groups.
 
-        Rows are first summed per series (and frame or day, when grouping
-        by time), then joined to their labels and summed again, so that the
-        join works on series, not on points.
+        Each source of the plan is first summed per series (and frame or
+        day, when grouping by time); the sources are put together with
+        UNION ALL, joined to the series' labels and summed again, so that
+        the join works on series, not on points.
+
+        :returns: a list of :class:`cloudkitty.storage.v2.query.Partial`.
         """
-        series, label = models.series, models.label
-        table = source.table
         time = query.time_groupby is not None
         extremes = sorted({(f.func, f.field) for f in query.fields
                            if f.func in ('min', 'max')})
-        inner_cols = [table.c.series_id] if query.key_groupby else []
-        if time:
-            inner_cols += source.time_columns()
-        sums = [source.counter().label('n')]
-        for name in source.money:
-            sums += _sum(table.c[name], name, split)
-        for func, field in extremes:
-            sums.append(getattr(sa.func, func)(self._sortable(
-                table.c[field + '_hi'], table.c[field + '_lo'])).label(
-                '%s_%s' % (func, field)))
-        inner = sa.select(*inner_cols, *sums).where(
-            *self._conditions(query, source)).group_by(*inner_cols)
+        inners = [self._partial_select(source, part, time, extremes, split)
+                  for source, part in plan]
+        inner = (inners[0] if len(inners) == 1
+                 else sa.union_all(*inners)).subquery('partial')
+        group, joined = [], inner
         if query.key_groupby:
-            inner = inner.subquery('partial')
-            keys, joined = [], inner.join(
-                series, series.c.id == inner.c.series_id)
+            joined = inner.join(models.series,
+                                models.series.c.id == inner.c.series_id)
             for index, key in enumerate(query.key_groupby):
                 if key == 'type':
-                    keys.append(series.c.type)
+                    group.append(models.series.c.type)
                     continue
-                alias = label.alias('label_%d' % index)
+                alias = models.label.alias('label_%d' % index)
                 joined = joined.outerjoin(alias, sa.and_(
                     alias.c.series_id == inner.c.series_id,
                     alias.c.key == key))
-                keys.append(sa.func.coalesce(alias.c.value, ''))
-            keys = [k.label('key_%d' % i) for i, k in enumerate(keys)]
-            group = keys + ([c for c in inner.c if c.name in ('begin', 'end')]
-                            if time else [])
-            outer = [sa.func.sum(inner.c.n).label('n')]
-            for column in inner.c:
-                if column.name in ('series_id', 'begin', 'end', 'n'):
-                    continue
-                func = (sa.func.min if column.name.startswith('min_') else
-                        sa.func.max if column.name.startswith('max_') else
-                        sa.func.sum)
-                outer.append(func(column).label(column.name))
-            stmt = sa.select(*group, *outer).select_from(joined).group_by(
-                *group)
-        else:
-            stmt = inner
+                group.append(sa.func.coalesce(alias.c.value, ''))
+        if time:
+            group += [inner.c.begin, inner.c.end]
+        values = []
+        for column in inner.c:
+            if column.name in ('series_id', 'begin', 'end'):
+                continue
+            func = (sa.func.min if column.name.startswith('min_') else
+                    sa.func.max if column.name.startswith('max_') else
+                    sa.func.sum)
+            values.append(func(column))
+        stmt = sa.select(*group, *values).select_from(joined)
+        if group:
+            stmt = stmt.group_by(*group)
         try:
             rows = conn.execute(stmt).all()
         except sa_exc.OperationalError as exc:
             if 'integer overflow' in str(exc.orig) and not split:
                 raise _Overflow() from exc
             raise
-        nkeys = len(query.key_groupby)
-        partials = []
-        for row in rows:
-            values = row._mapping
-            if not values['n']:
-                continue
-            pairs = source.pairs([_unsplit(values, name, split)
-                                  for name in source.money])
-            mins, maxs = {}, {}
-            for func, field in extremes:
-                target = mins if func == 'min' else maxs
-                target[field] = self._unsortable(
-                    values['%s_%s' % (func, field)])
-            start = end = None
-            if time:
-                start = values['begin']
-                end = values['end'] if source.end else start + rollup.DAY
-            partials.append(query_mod.Partial(
-                tuple(values['key_%d' % i] for i in range(nkeys)),
-                None if start is None else from_micros(start),
-                None if end is None else from_micros(end),
-                query_mod.Aggregate.from_units(
-                    values['n'], pairs[0] * money.SCALE + pairs[1],
-                    pairs[2] * money.SCALE + pairs[3], mins, maxs)))
-        return partials
+        return [self._partial(row, len(query.key_groupby), time, extremes,
+                              split) for row in rows if row[len(group)]]
+
+    def _partial_select(self, source, query, time, extremes, split):
+        """Sum one source of a plan per series (and time, if grouped)."""
+        table = source.table
+        group = [table.c.series_id] if query.key_groupby else []
+        if time:
+            group += source.time_columns()
+        columns = [source.counter().label('n')]
+        for column, name in source.money():
+            if column is None:
+                names = [name + '_div', name + '_mod'] if split else [name]
+                columns += [sa.literal_column('0').label(n) for n in names]
+            else:
+                columns += _sum(column, name, split)
+        for func, field in extremes:
+            columns.append(getattr(sa.func, func)(self._sortable(
+                table.c[field + '_hi'], table.c[field + '_lo'])).label(
+                '%s_%s' % (func, field)))
+        stmt = sa.select(*group, *columns).where(
+            *self._conditions(query, source))
+        if group:
+            stmt = stmt.group_by(*group)
+        return stmt
+
+    def _partial(self, row, nkeys, time, extremes, split):
+        """Build a :class:`query.Partial` from a row of the aggregate."""
+        index = nkeys
+        start = end = None
+        if time:
+            start, end = from_micros(row[index]), from_micros(row[index + 1])
+            index += 2
+        count = row[index]
+        width = 2 if split else 1
+        limbs = [_unsplit(row[index + 1 + i * width:
+                              index + 1 + (i + 1) * width])
+                 for i in range(6)]
+        index += 1 + 6 * width
+        qty = rollup.pair(*limbs[:3])
+        price = rollup.pair(*limbs[3:])
+        mins, maxs = {}, {}
+        for func, field in extremes:
+            target = mins if func == 'min' else maxs
+            target[field] = self._unsortable(row[index])
+            index += 1
+        return query_mod.Partial(
+            row[:nkeys], start, end, query_mod.Aggregate.from_units(
+                count, qty[0] * money.SCALE + qty[1],
+                price[0] * money.SCALE + price[1], mins, maxs))
 
     def _sortable(self, hi, lo):
         """An expression ordered like the value ``hi + lo / 10**12``."""
@@ -475,11 +500,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
             if 'integer overflow' in str(exc.orig) and not split:
                 raise _Overflow() from exc
             raise
+        width = 2 if split else 1
         removed = []
         for row in rows:
             qty_hi, qty_lo, price_hi, price_lo = [
-                _unsplit(row._mapping, name, split)
-                for name in _MONEY_COLUMNS]
+                _unsplit(row[3 + i * width:3 + (i + 1) * width])
+                for i in range(4)]
             removed.append((row.n,) + rollup.limbs(qty_hi, qty_lo)
                            + rollup.limbs(price_hi, price_lo)
                            + (row.day, row.series_id))
@@ -504,14 +530,14 @@ def _sum(column, name, split):
             sa.func.sum(column % _SPLIT).label(name + '_mod')]
 
 
-def _unsplit(values, name, split):
+def _unsplit(values):
+    """Rebuild a sum from its one (plain) or two (split) summed parts."""
     # NOTE: PostgreSQL and MariaDB sum integers into NUMERIC, which the
     # drivers hand over as Decimal; int() keeps them exact, where Decimal
     # arithmetic would round to 28 digits.
-    if not split:
-        return int(values[name] or 0)
-    return int(values[name + '_div'] or 0) * _SPLIT + int(
-        values[name + '_mod'] or 0)
+    if len(values) == 1:
+        return int(values[0] or 0)
+    return int(values[0] or 0) * _SPLIT + int(values[1] or 0)
 
 
 @contextlib.contextmanager
