@@ -156,10 +156,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._series_ids = {}
         self._series_info = {}
         dialect = self.engine.dialect
-        self._insert_points_sql = _insert_sql(
-            dialect, models.point,
+        self._insert_points = engine_mod.BulkWrite(
+            dialect, models.point.name,
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
-        self._upsert_daily_sql = rollup.upsert_sql(dialect)
+        self._upsert_daily = rollup.upsert(dialect)
         self._subtract_daily_sql = rollup.subtract_sql(dialect)
 
     @property
@@ -223,12 +223,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 ids = ({**self._series_ids, **created} if created
                        else self._series_ids)
                 points = [(ids[r[0]],) + r[1:] for r in rows]
-                # NOTE: plain DB-API executemany on tuples: SQLAlchemy's
+                # NOTE: driver-level bulk writes of tuples: SQLAlchemy's
                 # per-row parameter processing would cost more than the
                 # database's own work here.
-                conn.exec_driver_sql(self._insert_points_sql, points)
-                conn.exec_driver_sql(self._upsert_daily_sql,
-                                     rollup.sums(points))
+                self._insert_points.execute(conn, points)
+                self._upsert_daily.execute(conn, rollup.sums(points))
         self._series_ids.update(created)
 
     # reading ---------------------------------------------------------------
@@ -510,15 +509,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
                            + rollup.limbs(price_hi, price_lo)
                            + (row.day, row.series_id))
         return removed
-
-
-def _insert_sql(dialect, table, columns):
-    """``INSERT INTO table (columns)`` in the driver's parameter style."""
-    quote = dialect.identifier_preparer.quote
-    marker = '?' if dialect.paramstyle == 'qmark' else '%s'
-    return 'INSERT INTO %s (%s) VALUES (%s)' % (
-        quote(table.name), ', '.join(quote(c) for c in columns),
-        ', '.join([marker] * len(columns)))
 
 
 def _sum(column, name, split):

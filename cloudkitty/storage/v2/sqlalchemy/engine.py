@@ -118,3 +118,31 @@ def translate_errors(engine):
 
 def _is_connect_error(exc):
     return 'unable to open database' in str(exc.orig)
+
+
+class BulkWrite:
+    """One ``INSERT ... VALUES (...) [suffix]`` run for many rows, fast.
+
+    The statement is written once, in the driver's parameter style, and
+    runs through the driver's ``executemany`` on tuples: SQLite's is
+    in-process, PyMySQL folds the rows into multi-row statements itself and
+    psycopg pipelines them. (Folding rows into multi-row statements here
+    measured twice as slow on PostgreSQL.)
+
+    :param dialect: the engine's dialect.
+    :param table: the table name.
+    :param columns: the column names, in the order of each row's values.
+    :param suffix: text after the VALUES list (an ``ON CONFLICT`` clause).
+    """
+
+    def __init__(self, dialect, table, columns, suffix=''):
+        quote = dialect.identifier_preparer.quote
+        marker = '?' if dialect.paramstyle == 'qmark' else '%s'
+        self.text = 'INSERT INTO %s (%s) VALUES (%s)%s' % (
+            quote(table), ', '.join(quote(c) for c in columns),
+            ', '.join([marker] * len(columns)), suffix)
+
+    def execute(self, conn, rows):
+        """Write ``rows`` (a list of tuples) on ``conn``."""
+        if rows:
+            conn.exec_driver_sql(self.text, rows)

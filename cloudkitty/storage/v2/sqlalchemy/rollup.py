@@ -29,6 +29,7 @@ A query that needs single frames (``groupby`` ``time``) or single values
 import datetime
 
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2.sqlalchemy import engine
 
 #: A UTC day, in microseconds.
 DAY = 24 * 3600 * 10 ** 6
@@ -108,29 +109,24 @@ def pair(big, small, lo):
     return big * BIG + small, lo
 
 
-def _markers(dialect, count):
-    return ', '.join(['?' if dialect.paramstyle == 'qmark' else '%s']
-                     * count)
+def upsert(dialect):
+    """The bulk ``INSERT`` into ``ck_daily`` that adds to existing rows.
 
-
-def upsert_sql(dialect):
-    """``INSERT`` into ``ck_daily`` adding to an existing row, as text.
-
-    Written once per dialect in the driver's parameter style because it
-    runs through the driver's executemany for speed.
+    :returns: an :class:`~cloudkitty.storage.v2.sqlalchemy.engine.
+        BulkWrite` taking the rows of :func:`sums`.
     """
     quote = dialect.identifier_preparer.quote
-    columns = ', '.join(quote(c) for c in _COLUMNS)
-    insert = 'INSERT INTO ck_daily (%s) VALUES (%s)' % (
-        columns, _markers(dialect, len(_COLUMNS)))
     if dialect.name == 'mysql':
-        return insert + ' ON DUPLICATE KEY UPDATE ' + ', '.join(
+        suffix = ' ON DUPLICATE KEY UPDATE ' + ', '.join(
             '%s = %s + VALUES(%s)' % (quote(c), quote(c), quote(c))
             for c in _COLUMNS[2:])
-    return insert + ' ON CONFLICT (%s, %s) DO UPDATE SET ' % (
-        quote('day'), quote('series_id')) + ', '.join(
-        '%s = ck_daily.%s + excluded.%s' % (quote(c), quote(c), quote(c))
-        for c in _COLUMNS[2:])
+    else:
+        suffix = ' ON CONFLICT (%s, %s) DO UPDATE SET ' % (
+            quote('day'), quote('series_id')) + ', '.join(
+            '%s = ck_daily.%s + excluded.%s' % (quote(c), quote(c),
+                                                quote(c))
+            for c in _COLUMNS[2:])
+    return engine.BulkWrite(dialect, 'ck_daily', _COLUMNS, suffix)
 
 
 def subtract_sql(dialect):
