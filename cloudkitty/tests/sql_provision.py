@@ -108,3 +108,32 @@ def provision(test_class, env_var):
         utils.unreachable(test_class, env_var, '%s: %s' % (
             admin_url.render_as_string(hide_password=True), exc.orig))
     return TestDatabase(admin_url, admin_url.set(database=name))
+
+
+class ServerDatabaseMixin:
+    """Gives a test class a database of its own on a real server.
+
+    Set ``url_variable`` to the environment variable naming the server;
+    ``cls.database`` is then a :class:`TestDatabase`, created once for the
+    class and dropped after its last test. Mix it in before
+    ``testtools.TestCase``.
+    """
+
+    #: The variable that names the server (for example
+    #: ``CLOUDKITTY_TEST_POSTGRESQL_URL``).
+    url_variable = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.database = provision(cls, cls.url_variable)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.database.drop()
+        super().tearDownClass()
+
+    @property
+    def database_url(self):
+        """The class database's URL as text, password included."""
+        return self.database.url.render_as_string(hide_password=False)

@@ -385,12 +385,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         stmt = sa.select(*group, *values).select_from(joined)
         if group:
             stmt = stmt.group_by(*group)
-        try:
-            rows = conn.execute(stmt).all()
-        except sa_exc.OperationalError as exc:
-            if 'integer overflow' in str(exc.orig) and not split:
-                raise _Overflow() from exc
-            raise
+        rows = _fetch_sums(conn, stmt, split)
         return [self._partial(row, len(query.key_groupby), time, extremes,
                               split) for row in rows if row[len(group)]]
 
@@ -493,12 +488,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             sums += _sum(point.c[name], name, split)
         stmt = sa.select(day, point.c.series_id, *sums).where(
             *self._conditions(query)).group_by(day, point.c.series_id)
-        try:
-            rows = conn.execute(stmt).all()
-        except sa_exc.OperationalError as exc:
-            if 'integer overflow' in str(exc.orig) and not split:
-                raise _Overflow() from exc
-            raise
+        rows = _fetch_sums(conn, stmt, split)
         width = 2 if split else 1
         removed = []
         for row in rows:
@@ -509,6 +499,20 @@ class SQLAlchemyStorage(v2.BaseStorage):
                            + rollup.limbs(price_hi, price_lo)
                            + (row.day, row.series_id))
         return removed
+
+
+def _fetch_sums(conn, stmt, split):
+    """Run a statement of sums; raise :class:`_Overflow` if they overflow.
+
+    Only SQLite's 64-bit ``sum()`` overflows, and only plain sums are
+    retried: split sums cannot overflow.
+    """
+    try:
+        return conn.execute(stmt).all()
+    except sa_exc.OperationalError as exc:
+        if 'integer overflow' in str(exc.orig) and not split:
+            raise _Overflow() from exc
+        raise
 
 
 def _sum(column, name, split):

@@ -24,26 +24,17 @@ from cloudkitty.tests.utils import is_functional_test
 
 
 @testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
-class PostgreSQLStorageTest(base_functional.BaseFunctionalStorageTest):
+class PostgreSQLStorageTest(sql_provision.ServerDatabaseMixin,
+                            base_functional.BaseFunctionalStorageTest):
     """PostgreSQL, through psycopg 3."""
 
     storage_backend = 'sqlalchemy'
     storage_version = 2
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.database = sql_provision.provision(cls, cls.url_variable)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.database.drop()
-        super().tearDownClass()
-
     def configure_backend(self, conf):
-        conf.set_override('connection', self.database.url.render_as_string(
-            hide_password=False), group='storage_sqlalchemy')
+        conf.set_override('connection', self.database_url,
+                          group='storage_sqlalchemy')
 
     @classmethod
     def wait_for_backend(cls):

@@ -147,24 +147,13 @@ class SQLiteProcessesTest(_ProcessesMixin, testtools.TestCase):
                 'ok', conn.exec_driver_sql('PRAGMA integrity_check').scalar())
 
 
-class _ServerProcessesMixin(_ProcessesMixin):
+class _ServerProcessesMixin(sql_provision.ServerDatabaseMixin,
+                            _ProcessesMixin):
     """Each class gets a database of its own on the server."""
-
-    url_variable = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.database = sql_provision.provision(cls, cls.url_variable)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.database.drop()
-        super().tearDownClass()
 
     def setUp(self):
         super().setUp()
-        self.url = self.database.url.render_as_string(hide_password=False)
+        self.url = self.database_url
         self.addCleanup(self._drop_schema)
 
     def _drop_schema(self):

@@ -151,21 +151,11 @@ class SQLiteRollupTest(_RollupMixin, testtools.TestCase):
         super().setUp()
 
 
-class _ServerRollupMixin(_RollupMixin):
-    url_variable = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.database = sql_provision.provision(cls, cls.url_variable)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.database.drop()
-        super().tearDownClass()
+class _ServerRollupMixin(sql_provision.ServerDatabaseMixin, _RollupMixin):
+    """Each class gets a database of its own on the server."""
 
     def setUp(self):
-        self.url = self.database.url.render_as_string(hide_password=False)
+        self.url = self.database_url
         super().setUp()
         self.addCleanup(self.database.empty)
 
