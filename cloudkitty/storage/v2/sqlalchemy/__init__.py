@@ -489,15 +489,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
         stmt = sa.select(day, point.c.series_id, *sums).where(
             *self._conditions(query)).group_by(day, point.c.series_id)
         rows = _fetch_sums(conn, stmt, split)
-        width = 2 if split else 1
+        if split:
+            rows = [row[:3] + tuple(_unsplit(row[i:i + 2])
+                                    for i in range(3, 11, 2))
+                    for row in rows]
+        # NOTE: the limbs of rollup.limbs(), inlined: a period of a large
+        # deployment deletes one row per series here.
+        big, scale = rollup.BIG, money.SCALE
         removed = []
-        for row in rows:
-            qty_hi, qty_lo, price_hi, price_lo = [
-                _unsplit(row[3 + i * width:3 + (i + 1) * width])
-                for i in range(4)]
-            removed.append((row.n,) + rollup.limbs(qty_hi, qty_lo)
-                           + rollup.limbs(price_hi, price_lo)
-                           + (row.day, row.series_id))
+        for day, series_id, count, qty_hi, qty_lo, price_hi, price_lo \
+                in rows:
+            carry, qty_lo = divmod(int(qty_lo), scale)
+            qty_big, qty_small = divmod(int(qty_hi) + carry, big)
+            carry, price_lo = divmod(int(price_lo), scale)
+            price_big, price_small = divmod(int(price_hi) + carry, big)
+            removed.append((count, qty_big, qty_small, qty_lo, price_big,
+                            price_small, price_lo, day, series_id))
         return removed
 
 
