@@ -32,6 +32,7 @@ from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
+from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import sql_provision
 from cloudkitty.tests import utils
 
@@ -138,6 +139,28 @@ class _RollupMixin:
         self.assertTotalsMatchOracle()
         self.store.delete()
         self.assertRollupMatchesPoints()
+
+    def test_rollup_delete_beyond_64_bits(self):
+        """Deleting points whose sums pass 2**63 keeps the rollup exact."""
+        self._push_random(10)
+        # NOTE: 10,000 points of 10**15 - 1E-12 in one series and day:
+        # their integer parts sum past 2**63, so SQLite's sum() overflows
+        # both when they are read and when they are deleted.
+        start = T0 + 2 * 24 * HOUR
+        frames = builders.money_frames('p', start=start, count=10000)
+        self.store.push(frames)
+        window = dict(begin=T0, end=T0 + 4 * 24 * HOUR)
+        self.assertEqual(
+            query.evaluate_total(query.validate_total(**window),
+                                 self.frames + frames),
+            self.store.total(**window))
+        self.store.delete(begin=start, end=start + 4 * HOUR,
+                          filters={'project_id': 'p'})
+        self.assertRollupMatchesPoints()
+        self.assertEqual(
+            query.evaluate_total(query.validate_total(**window),
+                                 self.frames),
+            self.store.total(**window))
 
 
 @testtools.skipUnless(utils.is_functional_test(),
