@@ -108,6 +108,30 @@ def encode(value, field):
     return divmod(whole, SCALE)
 
 
+def encode_point(qty, price):
+    """Check and encode a point's qty and price: :func:`encode` for both.
+
+    :returns: ``(qty_hi, qty_lo, price_hi, price_lo)``.
+    :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`,
+        naming ``qty`` or ``price``.
+    """
+    try:
+        qty_scaled = qty.scaleb(FRACTION_DIGITS, context=CONTEXT)
+        price_scaled = price.scaleb(FRACTION_DIGITS, context=CONTEXT)
+        qty_units = int(qty_scaled)
+        price_units = int(price_scaled)
+    except (AttributeError, ValueError, OverflowError,
+            decimal.DecimalException):
+        qty_units = price_units = None
+    if (qty_units is None or qty_units != qty_scaled
+            or price_units != price_scaled
+            or not -_MAX_SCALED < qty_units < _MAX_SCALED
+            or not -_MAX_SCALED < price_units < _MAX_SCALED):
+        check(qty, 'qty')
+        check(price, 'price')
+    return divmod(qty_units, SCALE) + divmod(price_units, SCALE)
+
+
 def join(hi, lo):
     """Decode a ``(hi, lo)`` pair or a pair of their sums, exactly.
 

@@ -187,47 +187,71 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if scope_id is not None:
             series_mod.check_name(scope_id, 'scope_id')
         with _no_cyclic_gc():
-            rows, new_series = self._encode(frames, scope_id)
-            if rows:
-                self._write(rows, new_series)
+            points, daily, new_series = self._encode(frames, scope_id)
+            if points:
+                self._write(points, daily, new_series)
 
     def _encode(self, frames, scope_id):
         """Check and encode every point before anything is written.
 
-        :returns: ``(rows, new_series)``: one ``(series key, begin, end,
-            qty_hi, qty_lo, price_hi, price_lo)`` tuple per point, and the
-            ``ck_series`` rows of the series not seen before.
+        A point's series is referred to by its id when the series is known,
+        else by its key (see :func:`series.series_key`) until the write
+        interns it.
+
+        :returns: ``(points, daily, new_series)``: one ``(series, begin,
+            end, qty_hi, qty_lo, price_hi, price_lo)`` tuple per point,
+            ``{(day, series): [count, qty_hi, qty_lo, price_hi, price_lo]}``
+            sums for the daily rollup, and the ``ck_series`` rows of the
+            series not seen before.
         """
-        rows = []
+        points = []
+        daily = {}
         new_series = {}
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = money.encode
+        encode = money.encode_point
         for frame in frames:
             begin, end = to_micros(frame.start), to_micros(frame.end)
+            day = rollup.day_of(begin)
             for type_, point in frame.iterpoints():
                 key = series_key(scope_id, type_, point)
-                if key not in known and key not in new_series:
-                    new_series[key] = series_mod.series_row(
-                        scope_id, type_, point)
-                rows.append((key, begin, end)
-                            + encode(point.qty, 'qty')
-                            + encode(point.price, 'price'))
-        return rows, new_series
+                series = known.get(key)
+                if series is None:
+                    series = key
+                    if key not in new_series:
+                        new_series[key] = series_mod.series_row(
+                            scope_id, type_, point)
+                qty_hi, qty_lo, price_hi, price_lo = encode(point.qty,
+                                                            point.price)
+                points.append((series, begin, end, qty_hi, qty_lo,
+                               price_hi, price_lo))
+                sums = daily.get((day, series))
+                if sums is None:
+                    daily[(day, series)] = [1, qty_hi, qty_lo, price_hi,
+                                            price_lo]
+                else:
+                    sums[0] += 1
+                    sums[1] += qty_hi
+                    sums[2] += qty_lo
+                    sums[3] += price_hi
+                    sums[4] += price_lo
+        return points, daily, new_series
 
-    def _write(self, rows, new_series):
+    def _write(self, points, daily, new_series):
         """Write encoded points and their daily sums in one transaction."""
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
                 created = series_mod.intern(conn, new_series)
-                ids = ({**self._series_ids, **created} if created
-                       else self._series_ids)
-                points = [(ids[r[0]],) + r[1:] for r in rows]
+                if created:
+                    points = [(created.get(p[0], p[0]),) + p[1:]
+                              for p in points]
+                    daily = {(day, created.get(series, series)): sums
+                             for (day, series), sums in daily.items()}
                 # NOTE: driver-level bulk writes of tuples: SQLAlchemy's
                 # per-row parameter processing would cost more than the
                 # database's own work here.
                 self._insert_points.execute(conn, points)
-                self._upsert_daily.execute(conn, rollup.sums(points))
+                self._upsert_daily.execute(conn, rollup.rows(daily))
         self._series_ids.update(created)
 
     # reading ---------------------------------------------------------------

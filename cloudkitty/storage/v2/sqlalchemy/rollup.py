@@ -69,29 +69,17 @@ def whole_days(begin, end):
     return (first, last) if first < last else None
 
 
-def sums(rows):
-    """Sum point rows per (day, series): the rows to add to ``ck_daily``.
+def rows(daily):
+    """The rows to add to ``ck_daily`` for the sums of a push.
 
-    :param rows: ``(series_id, begin, end, qty_hi, qty_lo, price_hi,
-        price_lo)`` tuples.
+    :param daily: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
+        price_lo]}``, the sums of the pushed points' pairs.
     :returns: ``(day, series_id, n, qty_big, qty_small, qty_lo,
         price_big, price_small, price_lo)`` tuples (see :func:`limbs`).
     """
-    totals = {}
-    for series_id, begin, _end, qty_hi, qty_lo, price_hi, price_lo in rows:
-        key = (begin - begin % DAY, series_id)
-        total = totals.get(key)
-        if total is None:
-            totals[key] = [1, qty_hi, qty_lo, price_hi, price_lo]
-        else:
-            total[0] += 1
-            total[1] += qty_hi
-            total[2] += qty_lo
-            total[3] += price_hi
-            total[4] += price_lo
     return [key + (n,) + limbs(qty_hi, qty_lo) + limbs(price_hi, price_lo)
             for key, (n, qty_hi, qty_lo, price_hi, price_lo)
-            in totals.items()]
+            in daily.items()]
 
 
 def limbs(hi, lo):

@@ -438,6 +438,23 @@ class MoneyTest(testtools.TestCase):
             self.assertLess(abs(hi), 10 ** 15 + 1)
             self.assertTrue(0 <= lo < 10 ** 12)
 
+    def test_encode_point(self):
+        """Rule 8: encode_point() encodes both values like encode()."""
+        for value in builders.MONEY_EXTREMES:
+            self.assertEqual(
+                money.encode(value, 'qty') + money.encode(-value, 'price'),
+                money.encode_point(value, -value))
+
+    def test_encode_point_names_the_bad_field(self):
+        """Rule 8: encode_point() says whether qty or price is refused."""
+        for bad in builders.MONEY_OUT_OF_RANGE + (D('NaN'),):
+            exc = self.assertRaises(exceptions.InvalidQuery,
+                                    money.encode_point, D(1), bad)
+            self.assertEqual('price', exc.argument)
+            exc = self.assertRaises(exceptions.InvalidQuery,
+                                    money.encode_point, bad, D(1))
+            self.assertEqual('qty', exc.argument)
+
     def test_encode_rejects_like_check(self):
         """Rule 8: encode() rejects every value check() rejects."""
         for value in builders.MONEY_OUT_OF_RANGE + (D('NaN'), D('-Inf')):
