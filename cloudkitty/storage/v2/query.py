@@ -138,7 +138,14 @@ class Query:
 
 # Argument normalisation ----------------------------------------------------
 
-def _to_datetime(value, name):
+def to_datetime(value, name):
+    """Parse a bound: a datetime, a date or an ISO 8601 string, or None.
+
+    :param value: the value to parse.
+    :param name: the argument's name, for the error.
+    :returns: an aware UTC datetime (naive means UTC), or None.
+    :raises InvalidQuery: for anything else.
+    """
     if value is None:
         return None
     if isinstance(value, str):
@@ -180,8 +187,8 @@ def default_window(begin=None, end=None, now=None):
     :returns: ``(begin, end)`` as aware UTC datetimes.
     :raises InvalidQuery: when a bound is not a date or begin >= end.
     """
-    begin = _to_datetime(begin, 'begin')
-    end = _to_datetime(end, 'end')
+    begin = to_datetime(begin, 'begin')
+    end = to_datetime(end, 'end')
     now = now or datetime.datetime.now(UTC)
     if begin is None:
         begin = month_start(now)
@@ -381,8 +388,8 @@ def validate_delete(begin=None, end=None, filters=None):
     :returns: a :class:`Query`.
     :raises InvalidQuery: for any bad argument.
     """
-    begin = _to_datetime(begin, 'begin')
-    end = _to_datetime(end, 'end')
+    begin = to_datetime(begin, 'begin')
+    end = to_datetime(end, 'end')
     _check_order(begin, end)
     return Query(begin=begin, end=end, filters=normalize_filters(filters))
 
