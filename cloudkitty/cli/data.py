@@ -1,0 +1,709 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``push``, ``retrieve``, ``total`` and ``delete``: rated data by hand.
+
+``push`` reads rated data from a file or stdin in one of three formats:
+
+``json``
+    One DataFrame as :meth:`cloudkitty.dataframe.DataFrame.json` writes it
+    (``{"period": {"begin": ..., "end": ...}, "usage": {TYPE: [point,
+    ...]}}``), or a JSON list of them.
+``jsonl``
+    JSON Lines: one such frame per line; blank lines are skipped.
+``csv``
+    One point per row, with a header naming the columns: ``begin``,
+    ``end``, ``type``, ``qty`` and ``price`` are required; ``unit`` (default
+    empty) is optional; ``groupby`` and ``metadata`` hold JSON objects
+    (``{"project_id": "p1"}``); ``groupby.KEY`` and ``metadata.KEY`` hold one
+    value each (an empty cell leaves the key out) and win over the JSON
+    columns. Rows with the same ``begin`` and ``end`` make one frame. This is
+    what ``retrieve -f csv`` prints, so its output can be pushed again.
+
+Every frame is parsed and checked before anything is written; an error
+names the line (JSON Lines, CSV), the line and column (JSON syntax) or the
+frame (JSON), and nothing is pushed.
+"""
+
+import collections
+import csv
+import datetime
+import decimal
+import json
+import os
+
+from cliff import lister
+from cliff import show
+from oslo_log import log
+
+from cloudkitty.cli import args
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
+
+LOG = log.getLogger(__name__)
+
+UTC = datetime.timezone.utc
+
+#: Stands for an open lower bound when counting what a delete removes
+#: (retrieve() fills a missing bound with the current month instead).
+OPEN_BEGIN = datetime.datetime(1, 1, 1, tzinfo=UTC)
+#: Stands for an open upper bound when counting what a delete removes.
+OPEN_END = datetime.datetime(9999, 12, 31, tzinfo=UTC)
+
+#: The input formats of ``push``; ``auto`` guesses (see detect_format()).
+FORMATS = ('auto', 'json', 'jsonl', 'csv')
+#: Frames per push() call, by default.
+DEFAULT_BATCH_SIZE = 100
+#: The columns of ``retrieve`` (and of the CSV push format).
+POINT_COLUMNS = ('begin', 'end', 'type', 'unit', 'qty', 'price', 'groupby',
+                 'metadata')
+#: The CSV columns ``push`` requires.
+CSV_REQUIRED = ('begin', 'end', 'type', 'qty', 'price')
+#: The CSV columns holding a JSON object, and the prefix of one-key columns.
+CSV_MAPPINGS = ('groupby', 'metadata')
+
+
+class InputError(ValueError):
+    """Invalid rated data; the message names the source and the place."""
+
+
+class PushFailed(exceptions.StorageError):
+    """A batch failed; the message says which batches were stored."""
+
+
+class Aborted(Exception):
+    """The user declined the confirmation; nothing was changed."""
+
+
+# Reading rated data ---------------------------------------------------------
+
+def detect_format(path, text):
+    """Guess the format of ``text``, read from ``path`` (``-``: stdin).
+
+    ``.jsonl``/``.ndjson`` mean JSON Lines and ``.csv`` CSV. Otherwise
+    (``.json``, another extension or stdin) text starting with ``[`` is JSON;
+    text starting with ``{`` is JSON Lines when its first line is a JSON
+    value followed by more data, else JSON; anything else is CSV.
+
+    :rtype: str
+    """
+    ext = os.path.splitext(path)[1].lower() if path != '-' else ''
+    if ext in ('.jsonl', '.ndjson'):
+        return 'jsonl'
+    if ext == '.csv':
+        return 'csv'
+    stripped = text.lstrip()
+    if stripped.startswith('['):
+        return 'json'
+    if not stripped.startswith('{'):
+        return 'csv'
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        first_line = stripped.split('\n', 1)[0]
+        if exc.msg == 'Extra data' and _is_json(first_line):
+            return 'jsonl'
+    return 'json'
+
+
+def _is_json(text):
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _json_error(where, exc):
+    return InputError('%s: line %d column %d: invalid JSON: %s'
+                      % (where, exc.lineno, exc.colno, exc.msg))
+
+
+def check_frame(frame, where):
+    """Check what every backend rejects in a frame, before any push.
+
+    :param frame: the frame to check.
+    :type frame: cloudkitty.dataframe.DataFrame
+    :param where: the frame's place in the input, for the message.
+    :raises InputError: for a qty or price outside the exact range of
+        :func:`cloudkitty.storage.v2.money.check`.
+    """
+    for type_, point in frame.iterpoints():
+        try:
+            money.check(point.qty, 'qty')
+            money.check(point.price, 'price')
+        except exceptions.InvalidQuery as exc:
+            raise InputError('%s: usage[%r]: %s' % (where, type_, exc)) \
+                from exc
+
+
+def _frame_from_dict(item, where):
+    """Build and check one frame from a decoded JSON value."""
+    if not isinstance(item, dict):
+        raise InputError('%s: expected a DataFrame object, got %s'
+                         % (where, type(item).__name__))
+    try:
+        frame = dataframe.DataFrame.from_dict(item)
+    except (TypeError, ValueError) as exc:
+        raise InputError('%s: %s' % (where, exc)) from exc
+    check_frame(frame, where)
+    return frame
+
+
+def parse_json(text, source):
+    """Parse one JSON frame, or a JSON list of frames.
+
+    :param text: the document.
+    :param source: the file name (or ``<stdin>``), for messages.
+    :returns: the frames, in input order.
+    :rtype: list of cloudkitty.dataframe.DataFrame
+    :raises InputError: for invalid JSON (with its line and column) or an
+        invalid frame (with its 1-based index).
+    """
+    try:
+        # NOTE: JSON numbers become Decimals, never binary floats.
+        document = json.loads(text, parse_float=decimal.Decimal)
+    except json.JSONDecodeError as exc:
+        raise _json_error(source, exc) from None
+    if isinstance(document, dict):
+        return [_frame_from_dict(document, '%s: frame 1' % source)]
+    if not isinstance(document, list):
+        raise InputError('%s: expected a DataFrame object or a list of them, '
+                         'got %s' % (source, type(document).__name__))
+    return [_frame_from_dict(item, '%s: frame %d' % (source, index))
+            for index, item in enumerate(document, 1)]
+
+
+def parse_jsonl(text, source):
+    """Parse JSON Lines: one frame per line, blank lines skipped.
+
+    :returns: the frames, in input order.
+    :rtype: list of cloudkitty.dataframe.DataFrame
+    :raises InputError: naming the line of the first invalid frame.
+    """
+    frames = []
+    # NOTE: not splitlines(), which also splits on characters such as
+    # U+2028 that JSON strings may hold as they are.
+    for number, line in enumerate(text.split('\n'), 1):
+        if not line.strip():
+            continue
+        where = '%s: line %d' % (source, number)
+        try:
+            item = json.loads(line, parse_float=decimal.Decimal)
+        except json.JSONDecodeError as exc:
+            raise InputError('%s: invalid JSON at column %d: %s'
+                             % (where, exc.colno, exc.msg)) from None
+        frames.append(_frame_from_dict(item, where))
+    return frames
+
+
+def _csv_header(header, where):
+    """Check the CSV header; return ``{column: index}``."""
+    index = {}
+    for position, name in enumerate(header):
+        name = name.strip()
+        prefix, dot, key = name.partition('.')
+        known = (name in POINT_COLUMNS
+                 or (dot and prefix in CSV_MAPPINGS and key))
+        if not known:
+            raise InputError(
+                '%s: unknown column %r (expected %s, groupby.KEY or '
+                'metadata.KEY)' % (where, name, ', '.join(POINT_COLUMNS)))
+        if name in index:
+            raise InputError('%s: column %r appears twice' % (where, name))
+        index[name] = position
+    missing = [name for name in CSV_REQUIRED if name not in index]
+    if missing:
+        raise InputError('%s: missing column(s) %s'
+                         % (where, ', '.join(missing)))
+    return index
+
+
+def _csv_mapping(row, index, name):
+    """Return the groupby or metadata dict of a CSV row."""
+    result = {}
+    if name in index and row[index[name]].strip():
+        try:
+            result = json.loads(row[index[name]])
+        except json.JSONDecodeError as exc:
+            raise ValueError('%s: invalid JSON: %s' % (name, exc.msg)) \
+                from None
+        if not isinstance(result, dict):
+            raise ValueError('%s: expected a JSON object, got %s'
+                             % (name, type(result).__name__))
+    for column, position in index.items():
+        prefix, _, key = column.partition('.')
+        if prefix == name and key and row[position] != '':
+            result[key] = row[position]
+    return result
+
+
+def _csv_row(row, index):
+    """Return ``((begin, end), type, DataPoint)`` of a CSV row."""
+    begin = query.to_datetime(row[index['begin']], 'begin')
+    end = query.to_datetime(row[index['end']], 'end')
+    if end <= begin:
+        raise ValueError('end (%s) must be after begin (%s)'
+                         % (end.isoformat(), begin.isoformat()))
+    type_ = row[index['type']]
+    if not type_:
+        raise ValueError('empty type')
+    unit = row[index['unit']] if 'unit' in index else ''
+    point = dataframe.DataPoint(
+        unit, row[index['qty']], row[index['price']],
+        _csv_mapping(row, index, 'groupby'),
+        _csv_mapping(row, index, 'metadata'))
+    money.check(point.qty, 'qty')
+    money.check(point.price, 'price')
+    return (begin, end), type_, point
+
+
+def parse_csv(text, source):
+    """Parse CSV: a header, then one point per row (see the module doc).
+
+    :returns: one frame per distinct ``(begin, end)``, in order of first
+        appearance.
+    :rtype: list of cloudkitty.dataframe.DataFrame
+    :raises InputError: naming the line of the first invalid row.
+    """
+    reader = csv.reader(text.split('\n'))
+    frames = collections.OrderedDict()
+    index = None
+    try:
+        for row in reader:
+            where = '%s: line %d' % (source, reader.line_num)
+            if not any(cell.strip() for cell in row):
+                continue
+            if index is None:
+                index = _csv_header(row, where)
+                continue
+            if len(row) != len(index):
+                raise InputError('%s: expected %d fields, got %d'
+                                 % (where, len(index), len(row)))
+            try:
+                period, type_, point = _csv_row(row, index)
+            except (TypeError, ValueError) as exc:
+                raise InputError('%s: %s' % (where, exc)) from exc
+            if period not in frames:
+                frames[period] = dataframe.DataFrame(*period)
+            frames[period].add_point(point, type_)
+    except csv.Error as exc:
+        raise InputError('%s: line %d: invalid CSV: %s'
+                         % (source, reader.line_num, exc)) from None
+    return list(frames.values())
+
+
+PARSERS = {'json': parse_json, 'jsonl': parse_jsonl, 'csv': parse_csv}
+
+
+def read_frames(text, source, fmt='auto'):
+    """Parse and check every frame of ``text``.
+
+    :param text: the whole input.
+    :param source: the path given (``-`` for stdin).
+    :param fmt: one of :data:`FORMATS`.
+    :returns: ``(format used, frames)``; blank input gives no frame.
+    :raises InputError: for the first invalid frame, point or line.
+    """
+    if fmt == 'auto':
+        fmt = detect_format(source, text)
+    if not text.strip():
+        return fmt, []
+    return fmt, PARSERS[fmt](text, _source_name(source))
+
+
+def _source_name(path):
+    """Name an input in messages: its path, or ``<stdin>`` for ``-``."""
+    return '<stdin>' if path == '-' else path
+
+
+def _read_input(app, path):
+    """Return the text of ``path``, or of the app's stdin for ``-``."""
+    if path == '-':
+        return app.stdin.read()
+    try:
+        with open(path, encoding='utf-8', newline='') as stream:
+            return stream.read()
+    except OSError as exc:
+        raise InputError('cannot read %s: %s'
+                         % (path, exc.strerror or exc)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError('%s: not UTF-8 text: %s' % (path, exc)) from None
+
+
+# Shared helpers ------------------------------------------------------------
+
+def exact(value):
+    """Return a value as the CLI prints it: Decimals and datetimes as text.
+
+    :returns: ``str(Decimal)`` (exact), ISO 8601 for datetimes, else the
+        value unchanged.
+    """
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def confirm(app, question):
+    """Ask ``question`` on stderr; read the answer from the app's stdin.
+
+    :returns: True only for ``y`` or ``yes`` (any case); end of input or
+        anything else means no.
+    :rtype: bool
+    """
+    app.stderr.write(question)
+    app.stderr.flush()
+    answer = app.stdin.readline()
+    isatty = getattr(app.stdin, 'isatty', None)
+    if not (isatty and isatty()):
+        # NOTE: a terminal echoes the answer and its newline; a pipe or
+        # a file does not, so end the prompt's line here.
+        app.stderr.write('\n')
+    return answer.strip().lower() in ('y', 'yes')
+
+
+def count_points(store, begin=None, end=None, filters=None):
+    """Count the points a ``delete(begin, end, filters)`` would remove.
+
+    A missing bound is open, as for delete(), not the current month as for
+    retrieve().
+
+    :rtype: int
+    """
+    answer = store.retrieve(begin=begin or OPEN_BEGIN, end=end or OPEN_END,
+                            filters=filters, limit=1)
+    return answer['total']
+
+
+def describe_window(begin, end, filters=None):
+    """Return ``from X to Y [where ...]`` for a prompt."""
+    text = 'from %s to %s' % (begin.isoformat() if begin else 'the start',
+                              end.isoformat() if end else 'the end')
+    if filters:
+        text += ' where ' + ' and '.join(
+            '%s in (%s)' % (key, ', '.join(values))
+            for key, values in sorted(filters.items()))
+    return text
+
+
+def _progress(app, done, total):
+    """Draw a one-line progress bar on stderr when it is a terminal."""
+    isatty = getattr(app.stderr, 'isatty', None)
+    if not (isatty and isatty()):
+        return
+    width = 30
+    filled = width * done // total
+    app.stderr.write('\rpush [%s%s] %d/%d frames' % (
+        '#' * filled, '.' * (width - filled), done, total))
+    if done == total:
+        app.stderr.write('\n')
+    app.stderr.flush()
+
+
+# Commands ------------------------------------------------------------------
+
+class Push(show.ShowOne):
+    """Push rated data from a file or stdin.
+
+    FILE holds DataFrames as JSON (one frame or a list), JSON Lines (one
+    frame per line) or CSV (one point per row; see the user guide). All of
+    it is parsed and checked first: an invalid input names the line (or the
+    frame) and nothing is written. Frames are then pushed ``--batch-size``
+    at a time; each push is one transaction on the SQL backend. If a batch
+    fails, the error says which batches were stored before it (they stay);
+    ``--batch-size 0`` pushes everything in one call, all or nothing on
+    backends with ``atomic_push``.
+    """
+
+    def get_parser(self, prog_name):
+        """Return the parser of ``push``'s own options.
+
+        :rtype: argparse.ArgumentParser
+        """
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'path', metavar='FILE',
+            help='File to read; - reads stdin.')
+        parser.add_argument(
+            '--input-format', choices=FORMATS, default='auto',
+            help='Input format (default: auto: .jsonl/.ndjson is JSON Lines, '
+                 '.csv is CSV, otherwise guessed from the content). '
+                 '(-f/--format choose the output format.)')
+        parser.add_argument(
+            '--scope-id', default=None, metavar='ID',
+            help='Scope (project) the data was rated for.')
+        parser.add_argument(
+            '--skip', type=int, default=0, metavar='N',
+            help='Check every frame but push none of the first N (to '
+                 'resume after a failed batch; default: 0).')
+        parser.add_argument(
+            '--batch-size', type=int, default=DEFAULT_BATCH_SIZE,
+            metavar='N',
+            help='Frames per push call (default: %d; 0: all in one call).'
+                 % DEFAULT_BATCH_SIZE)
+        return parser
+
+    def take_action(self, parsed_args):
+        """Parse everything, then push it in batches.
+
+        :returns: the format, frames, points and batches pushed.
+        :raises InputError: for invalid input (nothing is pushed).
+        :raises PushFailed: when a batch fails.
+        """
+        size, skip = parsed_args.batch_size, parsed_args.skip
+        if size < 0:
+            raise ValueError('--batch-size must be 0 or more, got %d' % size)
+        if skip < 0:
+            raise ValueError('--skip must be 0 or more, got %d' % skip)
+        text = _read_input(self.app, parsed_args.path)
+        fmt, frames = read_frames(text, parsed_args.path,
+                                  parsed_args.input_format)
+        if skip > len(frames):
+            raise InputError('--skip %d: %s holds only %d frames'
+                             % (skip, _source_name(parsed_args.path),
+                                len(frames)))
+        frames = frames[skip:]
+        points = sum(len(frame) for frame in frames)
+        if not frames:
+            LOG.warning('No frame to push from %s',
+                        _source_name(parsed_args.path))
+        size = size or len(frames) or 1
+        batches = [frames[i:i + size] for i in range(0, len(frames), size)]
+        store = self.app.get_storage()
+        try:
+            self._push(store, batches, parsed_args.scope_id, skip)
+        finally:
+            store.close()
+        LOG.info('Pushed %d points in %d frames', points, len(frames))
+        return (('format', 'frames', 'points', 'batches', 'scope_id'),
+                (fmt, len(frames), points, len(batches),
+                 parsed_args.scope_id or ''))
+
+    def _push(self, store, batches, scope_id, skip):
+        """Push the batches in order; say exactly what landed on error."""
+        total = sum(len(batch) for batch in batches)
+        done = points = 0
+        for number, batch in enumerate(batches, 1):
+            try:
+                store.push(batch, scope_id=scope_id)
+            except Exception as exc:
+                raise PushFailed(_failure(
+                    store, number, len(batches), skip + done, points,
+                    len(batch), exc)) from exc
+            done += len(batch)
+            points += sum(len(frame) for frame in batch)
+            if len(batches) > 1:
+                _progress(self.app, done, total)
+
+
+def _failure(store, number, count, done, points, size, exc):
+    """Return the message of a failed batch.
+
+    :param done: frames of the input stored (or skipped) before the batch.
+    :param points: points stored by this run before the batch.
+    """
+    failed = ('batch %d of %d (frames %d-%d) failed: %s'
+              % (number, count, done + 1, done + size, exc))
+    if number == 1:
+        stored = 'this run stored nothing'
+    else:
+        batches = ('batch 1 was' if number == 2
+                   else 'batches 1-%d were' % (number - 1))
+        stored = ('%s stored and kept (%d points, input frames up to %d); '
+                  'run again with --skip %d to push the rest'
+                  % (batches, points, done, done))
+    if not store.features.atomic_push:
+        stored += ('; backend %s may have kept part of the failed batch'
+                   % store.name)
+    return '%s; %s' % (failed, stored)
+
+
+class Retrieve(lister.Lister):
+    """List rated points, one row per point.
+
+    The window defaults to the current UTC month. groupby and metadata are
+    JSON objects in text form, so ``-f csv`` output can be pushed again.
+    The number of matching points (over all pages) is logged on stderr.
+    """
+
+    def get_parser(self, prog_name):
+        """Return the parser of ``retrieve``'s own options.
+
+        :rtype: argparse.ArgumentParser
+        """
+        parser = super().get_parser(prog_name)
+        args.add_window(parser)
+        args.add_filters(parser)
+        args.add_page(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        """Retrieve one page (or everything, with ``--all``).
+
+        :returns: ``(POINT_COLUMNS, rows)``.
+        """
+        store = self.app.get_storage()
+        try:
+            answer = store.retrieve(
+                begin=parsed_args.begin, end=parsed_args.end,
+                filters=args.filters(parsed_args),
+                metric_types=parsed_args.metric_types,
+                offset=parsed_args.offset, limit=parsed_args.limit,
+                paginate=parsed_args.paginate)
+        finally:
+            store.close()
+        rows = []
+        for frame in answer['dataframes']:
+            begin, end = frame.start.isoformat(), frame.end.isoformat()
+            for type_, point in frame.iterpoints():
+                rows.append((
+                    begin, end, type_, point.unit, str(point.qty),
+                    str(point.price),
+                    json.dumps(dict(point.groupby), sort_keys=True),
+                    json.dumps(dict(point.metadata), sort_keys=True)))
+        LOG.info('Matching points: %d; shown: %d', answer['total'],
+                 len(rows))
+        return POINT_COLUMNS, rows
+
+
+def _groupby_list(values):
+    """Split ``--groupby`` values on commas; None when empty."""
+    entries = [entry.strip() for value in values or ()
+               for entry in value.split(',')]
+    return [entry for entry in entries if entry] or None
+
+
+class Total(lister.Lister):
+    """Sum qty and price, grouped.
+
+    ``--groupby`` takes ``type``, any groupby or metadata key, ``time``
+    (one bucket per frame start) or ``time-d``, ``time-w``, ``time-m``,
+    ``time-y``; comma-separated or repeated. The window defaults to the
+    current UTC month. Sums are exact decimal strings. The number of groups
+    (over all pages) is logged on stderr.
+    """
+
+    def get_parser(self, prog_name):
+        """Return the parser of ``total``'s own options.
+
+        :rtype: argparse.ArgumentParser
+        """
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--groupby', action='append', default=[], metavar='KEYS',
+            help='Group by these comma-separated keys; may be repeated.')
+        parser.add_argument(
+            '--custom-fields', default=None, metavar='FIELDS',
+            help='Compute these instead of qty and rate, as "FUNC(field) AS '
+                 'alias, ..." with FUNC among sum, min, max, avg, count and '
+                 'field qty or price.')
+        args.add_window(parser)
+        args.add_filters(parser)
+        args.add_page(parser)
+        return parser
+
+    def take_action(self, parsed_args):
+        """Total one page of groups (or all, with ``--all``).
+
+        :returns: begin, end, the groupby keys, then qty and rate or the
+            custom-field aliases.
+        """
+        groupby = _groupby_list(parsed_args.groupby)
+        groupby = list(query.normalize_groupby(groupby)) or None
+        fields = query.parse_custom_fields(parsed_args.custom_fields,
+                                           groupby or ())
+        columns = (('begin', 'end') + tuple(groupby or ())
+                   + tuple(field.alias for field in fields))
+        store = self.app.get_storage()
+        try:
+            answer = store.total(
+                groupby=groupby, begin=parsed_args.begin,
+                end=parsed_args.end, metric_types=parsed_args.metric_types,
+                filters=args.filters(parsed_args),
+                custom_fields=parsed_args.custom_fields,
+                offset=parsed_args.offset, limit=parsed_args.limit,
+                paginate=parsed_args.paginate)
+        finally:
+            store.close()
+        rows = [tuple(exact(result.get(column)) for column in columns)
+                for result in answer['results']]
+        LOG.info('Groups: %d; shown: %d', answer['total'], len(rows))
+        return columns, rows
+
+
+def delete_filters(parsed_args):
+    """Return delete()'s filters: ``--filter`` plus ``--type`` as ``type``.
+
+    :rtype: dict or None
+    """
+    filters = args.filters(parsed_args) or {}
+    if parsed_args.metric_types:
+        filters['type'] = (filters.get('type', [])
+                           + list(parsed_args.metric_types))
+    return filters or None
+
+
+class Delete(show.ShowOne):
+    """Delete rated points; a missing --begin or --end is open.
+
+    Without any option it deletes everything. Unless ``--yes`` is given it
+    counts the points first and asks on stdin (``y`` to go on); declining,
+    or the end of input, deletes nothing and exits with 1.
+    """
+
+    def get_parser(self, prog_name):
+        """Return the parser of ``delete``'s own options.
+
+        :rtype: argparse.ArgumentParser
+        """
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--begin', type=args.iso_datetime, default=None, metavar='DATE',
+            help='Delete points whose frame starts at or after DATE (ISO '
+                 '8601; naive means UTC; default: no lower bound).')
+        parser.add_argument(
+            '--end', type=args.iso_datetime, default=None, metavar='DATE',
+            help='Delete points whose frame starts before DATE (default: '
+                 'no upper bound).')
+        args.add_filters(parser)
+        parser.add_argument(
+            '--yes', '-y', action='store_true',
+            help='Do not ask for confirmation.')
+        return parser
+
+    def take_action(self, parsed_args):
+        """Count, confirm, delete.
+
+        :returns: ``(('deleted',), (number of points deleted,))``.
+        :raises Aborted: when the confirmation is declined.
+        """
+        begin, end = parsed_args.begin, parsed_args.end
+        filters = delete_filters(parsed_args)
+        store = self.app.get_storage()
+        try:
+            if not parsed_args.yes:
+                count = count_points(store, begin, end, filters)
+                if not count:
+                    LOG.info('No point matches; nothing to delete')
+                    return ('deleted',), (0,)
+                question = 'Delete %d points %s? [y/N] ' % (
+                    count, describe_window(begin, end, filters))
+                if not confirm(self.app, question):
+                    raise Aborted('Aborted: nothing was deleted')
+            deleted = store.delete(begin=begin, end=end, filters=filters)
+        finally:
+            store.close()
+        LOG.info('Deleted %s points', deleted)
+        return ('deleted',), (deleted,)

@@ -1,0 +1,76 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``push``, ``total`` and ``delete`` against a real PostgreSQL server.
+
+The server is named by ``CLOUDKITTY_TEST_POSTGRESQL_URL``; the class gets a
+throw-away database on it, emptied after each test and dropped at the end.
+"""
+
+import testtools
+
+from cloudkitty.tests.cli import test_data
+from cloudkitty.tests import sql_provision
+from cloudkitty.tests.utils import is_functional_test
+
+
+@testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
+class PostgreSQLDataCommandsTest(sql_provision.ServerDatabaseMixin,
+                                 test_data.DataCLITestCase):
+    """The data commands with ``--connection postgresql+psycopg://...``."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+    def setUp(self):
+        super().setUp()
+        self.connection = self.database_url
+        self.addCleanup(self.database.empty)
+
+    def stored_points(self):
+        """Count every stored point through the CLI itself."""
+        return len(self.retrieved('--begin', '0001-01-01', '--end',
+                                  '9999-01-01'))
+
+    def test_init_hides_the_password(self):
+        shown = self.ok(['init'])
+        self.assertEqual(self.database.url.render_as_string(
+            hide_password=True), shown['location'])
+
+    def test_push_total_delete(self):
+        shown = self.push_frames(test_data.sample_frames(), '--batch-size',
+                                 '2')
+        self.assertEqual((3, 5, 2), (shown['frames'], shown['points'],
+                                     shown['batches']))
+        rows = self.ok(['total', '--groupby', 'type,project_id']
+                       + test_data.WINDOW)
+        self.assertEqual(
+            [('instance', 'p1', '2', '0.025'),
+             ('instance', 'p2', '1', '0.05'),
+             ('volume', 'p1', '20', '0.008'),
+             ('volume', 'p2', '100', '0.04')],
+            [(r['type'], r['project_id'], r['qty'], r['rate'])
+             for r in rows])
+        self.assertEqual(test_data.rows_of(test_data.sample_frames()),
+                         self.retrieved(*test_data.WINDOW))
+        code, _, _ = self.run_main(['delete', '--type', 'volume'],
+                                   stdin='n\n')
+        self.assertEqual(1, code)
+        self.assertEqual(5, self.stored_points())
+        self.assertEqual({'deleted': 2},
+                         self.ok(['delete', '--type', 'volume'],
+                                 stdin='y\n'))
+        self.assertEqual({'deleted': 3}, self.ok(['delete', '--yes']))
+        self.assertEqual(0, self.stored_points())
+
+    def test_bad_input_writes_nothing(self):
+        code, out, err = self.run_main(['push', '-'], stdin='{"period": 1}')
+        self.assertOneLineError(code, out, err, '<stdin>: frame 1:')
+        self.assertEqual(0, self.stored_points())
