@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""``push``, ``total`` and ``delete`` against a real PostgreSQL server.
+"""``push``, ``total``, ``delete`` and ``purge`` on a real PostgreSQL server.
 
 The server is named by ``CLOUDKITTY_TEST_POSTGRESQL_URL``; the class gets a
 throw-away database on it, emptied after each test and dropped at the end.
@@ -17,22 +17,31 @@ throw-away database on it, emptied after each test and dropped at the end.
 
 import testtools
 
+from cloudkitty.tests.cli import test_admin
 from cloudkitty.tests.cli import test_data
 from cloudkitty.tests import sql_provision
 from cloudkitty.tests.utils import is_functional_test
 
 
-@testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
-class PostgreSQLDataCommandsTest(sql_provision.ServerDatabaseMixin,
-                                 test_data.DataCLITestCase):
-    """The data commands with ``--connection postgresql+psycopg://...``."""
+class _PostgreSQLConnection(sql_provision.ServerDatabaseMixin):
+    """Runs the commands on a throw-away PostgreSQL database."""
 
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
-    def setUp(self):
-        super().setUp()
-        self.connection = self.database_url
+    def make_connection(self):
         self.addCleanup(self.database.empty)
+        return self.database_url
+
+
+@testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
+class PostgreSQLPurgeTest(_PostgreSQLConnection, test_admin.PurgeTest):
+    """``purge`` with ``--connection postgresql+psycopg://...``."""
+
+
+@testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
+class PostgreSQLDataCommandsTest(_PostgreSQLConnection,
+                                 test_data.DataCLITestCase):
+    """The data commands with ``--connection postgresql+psycopg://...``."""
 
     def stored_points(self):
         """Count every stored point through the CLI itself."""
