@@ -32,6 +32,7 @@ from oslo_log import log
 
 from cloudkitty.cli import main
 from cloudkitty.cli import workload
+from cloudkitty.storage.v2 import money
 
 LOG = log.getLogger(__name__)
 
@@ -308,6 +309,19 @@ class Bench(lister.Lister):
                                                   6), 's'))
         rows.append(('retrieve_total', answer['total'], 'points'))
 
+        project_id = work.project_ids[0]
+        want = expected.groups(('project_id',))[(project_id,)]
+        times = []
+        for _ in range(repeat):
+            seconds, answer = _timed(lambda: store.retrieve(
+                filters={'project_id': project_id}, paginate=False,
+                **window))
+            self._check_project(answer, work.points // work.projects, want)
+            checks += 1
+            times.append(seconds)
+        rows.append(('retrieve_project', round(statistics.median(times), 6),
+                     's'))
+
         seconds, deleted, checked = self._delete(store, work, expected,
                                                  repeat, exact)
         checks += checked
@@ -335,6 +349,25 @@ class Bench(lister.Lister):
             raise CheckFailed('the generator made %d points instead of %d'
                               % (expected.count, work.points))
         return total
+
+    @staticmethod
+    def _check_project(answer, count, want):
+        """Check retrieve() of one whole project against its exact sums."""
+        points = [point for frame in answer['dataframes']
+                  for _, point in frame.iterpoints()]
+        if answer['total'] != count or len(points) != count:
+            raise CheckFailed(
+                'retrieve of a project: %r points (total %r), expected %d'
+                % (len(points), answer['total'], count))
+        qty = price = decimal.Decimal(0)
+        for point in points:
+            # NOTE: money.add never rounds, unlike the default context.
+            qty = money.add(qty, point.qty)
+            price = money.add(price, point.price)
+        if (qty, price) != want:
+            raise CheckFailed(
+                'retrieve of a project: sums %s/%s, expected %s/%s'
+                % (qty, price, want[0], want[1]))
 
     @staticmethod
     def _check_page(answer, count):

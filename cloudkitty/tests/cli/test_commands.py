@@ -75,7 +75,7 @@ class BenchCommandTest(base.CLITestCase):
         for name in ('total_no_groupby', 'total_by_project_id',
                      'total_by_type_project_id', 'total_by_id',
                      'total_by_time', 'retrieve_first_page',
-                     'delete_period'):
+                     'retrieve_project', 'delete_period'):
             self.assertEqual('s', rows[name][1], name)
             self.assertGreaterEqual(rows[name][0], 0, name)
         self.assertEqual((72, 'points'), rows['retrieve_total'])
