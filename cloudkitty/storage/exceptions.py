@@ -46,9 +46,10 @@ class BackendUnavailable(StorageError):
     def __init__(self, backend, location, reason):
         self.backend = backend
         self.location = location
-        self.reason = reason
+        # NOTE: drivers' messages span lines; an error is one line.
+        self.reason = ' '.join(str(reason).split())
         super().__init__('Storage backend %s at %s is unavailable: %s'
-                         % (backend, location, reason))
+                         % (backend, location, self.reason))
 
 
 class InvalidQuery(StorageError, ValueError):

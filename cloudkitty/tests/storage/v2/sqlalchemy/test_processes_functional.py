@@ -195,6 +195,7 @@ class UnreachableServerTest(testtools.TestCase):
         error = self.assertRaises(exceptions.BackendUnavailable, store.init)
         self.assertIn('127.0.0.1:9', str(error))
         self.assertNotIn('s3cret', str(error))
+        self.assertNotIn('\n', str(error))
         self.assertEqual('sqlalchemy', error.backend)
 
     def test_postgresql_down(self):
