@@ -73,14 +73,11 @@ class Init(show.ShowOne):
 
         :returns: ``(('backend', 'class', 'location'), values)``.
         """
-        store = self.app.get_storage()
-        try:
+        with self.app.opened_storage() as store:
             cls = type(store)
             return (('backend', 'class', 'location'),
                     (store.name, '%s:%s' % (cls.__module__, cls.__name__),
                      _location(store)))
-        finally:
-            store.close()
 
 
 class Purge(show.ShowOne):
@@ -115,8 +112,7 @@ class Purge(show.ShowOne):
         :raises cloudkitty.cli.data.Aborted: when the confirmation is
             declined.
         """
-        store = self.app.get_storage()
-        try:
+        with self.app.opened_storage() as store:
             retention = store.get_retention()
             now = datetime.datetime.now(data.UTC).replace(microsecond=0)
             cutoff = now - retention
@@ -136,8 +132,6 @@ class Purge(show.ShowOne):
                 if not data.confirm(self.app, question):
                     raise data.Aborted('Aborted: nothing was deleted')
             deleted = store.delete(end=cutoff)
-        finally:
-            store.close()
         LOG.info('Purged %s points older than %s', deleted,
                  cutoff.isoformat())
         return (('cutoff', 'retention_hours', 'deleted'),

@@ -481,11 +481,8 @@ class Push(show.ShowOne):
                         _source_name(parsed_args.path))
         size = size or len(frames) or 1
         batches = [frames[i:i + size] for i in range(0, len(frames), size)]
-        store = self.app.get_storage()
-        try:
+        with self.app.opened_storage() as store:
             self._push(store, batches, parsed_args.scope_id, skip)
-        finally:
-            store.close()
         LOG.info('Pushed %d points in %d frames', points, len(frames))
         return (('format', 'frames', 'points', 'batches', 'scope_id'),
                 (fmt, len(frames), points, len(batches),
@@ -554,16 +551,13 @@ class Retrieve(lister.Lister):
 
         :returns: ``(POINT_COLUMNS, rows)``.
         """
-        store = self.app.get_storage()
-        try:
+        with self.app.opened_storage() as store:
             answer = store.retrieve(
                 begin=parsed_args.begin, end=parsed_args.end,
                 filters=args.filters(parsed_args),
                 metric_types=parsed_args.metric_types,
                 offset=parsed_args.offset, limit=parsed_args.limit,
                 paginate=parsed_args.paginate)
-        finally:
-            store.close()
         rows = []
         for frame in answer['dataframes']:
             begin, end = frame.start.isoformat(), frame.end.isoformat()
@@ -626,8 +620,7 @@ class Total(lister.Lister):
                                            groupby or ())
         columns = (('begin', 'end') + tuple(groupby or ())
                    + tuple(field.alias for field in fields))
-        store = self.app.get_storage()
-        try:
+        with self.app.opened_storage() as store:
             answer = store.total(
                 groupby=groupby, begin=parsed_args.begin,
                 end=parsed_args.end, metric_types=parsed_args.metric_types,
@@ -635,8 +628,6 @@ class Total(lister.Lister):
                 custom_fields=parsed_args.custom_fields,
                 offset=parsed_args.offset, limit=parsed_args.limit,
                 paginate=parsed_args.paginate)
-        finally:
-            store.close()
         rows = [tuple(exact(result.get(column)) for column in columns)
                 for result in answer['results']]
         LOG.info('Groups: %d; shown: %d', answer['total'], len(rows))
@@ -691,8 +682,7 @@ class Delete(show.ShowOne):
         """
         begin, end = parsed_args.begin, parsed_args.end
         filters = delete_filters(parsed_args)
-        store = self.app.get_storage()
-        try:
+        with self.app.opened_storage() as store:
             if not parsed_args.yes:
                 count = count_points(store, begin, end, filters)
                 if not count:
@@ -703,7 +693,5 @@ class Delete(show.ShowOne):
                 if not confirm(self.app, question):
                     raise Aborted('Aborted: nothing was deleted')
             deleted = store.delete(begin=begin, end=end, filters=filters)
-        finally:
-            store.close()
         LOG.info('Deleted %s points', deleted)
         return ('deleted',), (deleted,)

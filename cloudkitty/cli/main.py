@@ -27,6 +27,7 @@ line on stderr and the exit code is non-zero; ``--debug`` adds the
 traceback and debug messages.
 """
 
+import contextlib
 from importlib import metadata
 import logging
 import os
@@ -237,6 +238,18 @@ class StorageApp(app.App):
         """
         return load_storage(self.conf, backend=self.options.backend,
                             connection=self.options.connection)
+
+    @contextlib.contextmanager
+    def opened_storage(self):
+        """:meth:`get_storage`, closed again when the block ends.
+
+        :returns: a context manager yielding the initialised backend.
+        """
+        store = self.get_storage()
+        try:
+            yield store
+        finally:
+            store.close()
 
     def interact(self):
         """Print the help: this application has no interactive shell."""

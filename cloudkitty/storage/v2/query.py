@@ -122,13 +122,6 @@ class Query:
         """The non-time entries of ``groupby``, in order (may hold type)."""
         return tuple(g for g in self.groupby if g not in TIME_GROUPBYS)
 
-    @property
-    def label_keys(self):
-        """Every point-label key the query reads: filters and groupby."""
-        keys = [k for k, _ in self.filters if k != 'type']
-        keys += [k for k in self.key_groupby if k != 'type']
-        return tuple(dict.fromkeys(keys))
-
     def page(self, items):
         """Slice a sequence to this query's page (all if unpaginated)."""
         if not self.paginate:
