@@ -425,6 +425,11 @@ class Push(show.ShowOne):
     fails, the error says which batches were stored before it (they stay);
     ``--batch-size 0`` pushes everything in one call, all or nothing on
     backends with ``atomic_push``.
+
+    With ``--idempotency-key KEY`` (backends with ``idempotent_push``) the
+    batch of input frames ``i`` to ``j`` is pushed with the key
+    ``KEY:i-j``: running the same command again, after a failure or a
+    timeout, stores only the batches that did not land.
     """
 
     def get_parser(self, prog_name):
@@ -453,6 +458,11 @@ class Push(show.ShowOne):
             metavar='N',
             help='Frames per push call (default: %d; 0: all in one call).'
                  % DEFAULT_BATCH_SIZE)
+        parser.add_argument(
+            '--idempotency-key', default=None, metavar='KEY',
+            help='Push each batch with the key KEY:<first frame>-<last '
+                 'frame>, so that running the command again stores only '
+                 'what did not land (keep the same input and batch size).')
         return parser
 
     def take_action(self, parsed_args):
@@ -482,19 +492,23 @@ class Push(show.ShowOne):
         size = size or len(frames) or 1
         batches = [frames[i:i + size] for i in range(0, len(frames), size)]
         with self.app.opened_storage() as store:
-            self._push(store, batches, parsed_args.scope_id, skip)
+            self._push(store, batches, parsed_args.scope_id, skip,
+                       parsed_args.idempotency_key)
         LOG.info('Pushed %d points in %d frames', points, len(frames))
         return (('format', 'frames', 'points', 'batches', 'scope_id'),
                 (fmt, len(frames), points, len(batches),
                  parsed_args.scope_id or ''))
 
-    def _push(self, store, batches, scope_id, skip):
+    def _push(self, store, batches, scope_id, skip, key=None):
         """Push the batches in order; say exactly what landed on error."""
         total = sum(len(batch) for batch in batches)
         done = points = 0
         for number, batch in enumerate(batches, 1):
+            first = skip + done + 1
             try:
-                store.push(batch, scope_id=scope_id)
+                store.push(batch, scope_id=scope_id, idempotency_key=(
+                    None if key is None
+                    else '%s:%d-%d' % (key, first, first + len(batch) - 1)))
             except Exception as exc:
                 raise PushFailed(_failure(
                     store, number, len(batches), skip + done, points,

@@ -51,6 +51,9 @@ class Features:
     concurrent_writers = False
     #: Longest groupby/metadata value the backend keeps (None: no limit).
     max_value_length = None
+    #: Does push() accept an ``idempotency_key``, so that a push retried
+    #: with the same key is stored once?
+    idempotent_push = False
 
 
 class BaseStorage(metaclass=abc.ABCMeta):
@@ -86,21 +89,36 @@ class BaseStorage(metaclass=abc.ABCMeta):
         """
 
     @abc.abstractmethod
-    def push(self, dataframes, scope_id=None):
+    def push(self, dataframes, scope_id=None, idempotency_key=None):
         """Store rated data, all or nothing.
 
         Every frame is validated before anything is written. Every point is
         kept and counted: two identical points are two points, and frames
         may arrive in any time order.
 
+        A caller that cannot tell whether a push landed (a timeout, a lost
+        connection) retries it with the same ``idempotency_key``: the first
+        push with a key stores its points, later ones with that key store
+        nothing. A good key names what was rated, for example
+        ``'<scope_id>/<period start>'``. A delete forgets the keys of the
+        pushes with a frame in its window, so that a re-rated period pushed
+        again with its key is stored again. Without a key, every push
+        counts.
+
         :param dataframes: the frames to store.
         :type dataframes: list of :class:`cloudkitty.dataframe.DataFrame`
         :param scope_id: the scope (project) the frames were rated for.
         :type scope_id: str
+        :param idempotency_key: None, or a str of 1 to 255 characters that
+            names this push (see above).
+        :type idempotency_key: str
         :raises cloudkitty.storage.exceptions.InvalidQuery: for an item that
             is not a DataFrame, or a qty/price outside the exact range
             (NaN, Infinity, ``|x| >= 10**15``, more than 12 fractional
-            digits).
+            digits), a bad key, or a key already used by a push of other
+            data (other scope, count or sums).
+        :raises cloudkitty.storage.exceptions.NotSupported: for a key, when
+            the backend's ``features.idempotent_push`` is off.
         """
 
     @abc.abstractmethod

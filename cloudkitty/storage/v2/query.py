@@ -412,6 +412,52 @@ def validate_dataframes(dataframes):
     return frames
 
 
+#: Longest idempotency key accepted by push().
+MAX_KEY_LENGTH = 255
+
+
+def validate_idempotency_key(key, storage):
+    """Check push()'s ``idempotency_key`` for ``storage``.
+
+    :returns: the key (a str) or None.
+    :raises cloudkitty.storage.exceptions.NotSupported: for a key, when the
+        backend does not declare ``idempotent_push``.
+    :raises InvalidQuery: for a key that is not a str of 1 to 255
+        characters, or holds a NUL or a lone surrogate.
+    """
+    if key is None:
+        return None
+    if not storage.features.idempotent_push:
+        raise exceptions.NotSupported(storage.name, 'idempotent_push')
+    if not isinstance(key, str):
+        raise exceptions.InvalidQuery(
+            'idempotency_key', 'expected a str, got %s'
+            % type(key).__name__, key)
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise exceptions.InvalidQuery(
+            'idempotency_key', 'expected 1 to %d characters, got %d'
+            % (MAX_KEY_LENGTH, len(key)), key)
+    check_text(key, 'idempotency_key')
+    return key
+
+
+def check_text(value, argument):
+    """Refuse text that no database keeps as it is.
+
+    :raises InvalidQuery: for a NUL character or a lone surrogate.
+    """
+    # NOTE: PostgreSQL text cannot hold NUL, and no database can store a
+    # lone surrogate; both are refused the same way everywhere.
+    if '\x00' in value:
+        raise exceptions.InvalidQuery(argument, 'contains a NUL character',
+                                      value)
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError as exc:
+        raise exceptions.InvalidQuery(
+            argument, 'is not valid unicode: %s' % exc, value) from exc
+
+
 # Matching and bucketing ----------------------------------------------------
 
 def label(type_, point, key):

@@ -281,7 +281,7 @@ class PushTest(DataCLITestCase):
         real_push = sql_storage.SQLAlchemyStorage.push
         calls = []
 
-        def push(store, frames, scope_id=None):
+        def push(store, frames, scope_id=None, idempotency_key=None):
             calls.append(len(frames))
             if len(calls) == 2:
                 raise RuntimeError('disk full')
@@ -302,8 +302,32 @@ class PushTest(DataCLITestCase):
                                      shown['batches']))
         self.assertEqual(rows_of(sample_frames()), self.retrieved(*WINDOW))
 
+    def test_rerun_with_idempotency_key_stores_the_rest_once(self):
+        """Batch 2 fails; the same command run again stores it only."""
+        real_push = sql_storage.SQLAlchemyStorage.push
+        keys = []
+
+        def push(store, frames, scope_id=None, idempotency_key=None):
+            keys.append(idempotency_key)
+            if len(keys) == 2:
+                raise RuntimeError('timeout')
+            return real_push(store, frames, scope_id=scope_id,
+                             idempotency_key=idempotency_key)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.sqlalchemy.SQLAlchemyStorage.push', push))
+        path = self.write('frames.jsonl', as_jsonl(sample_frames()))
+        argv = ['push', path, '--batch-size', '2', '--idempotency-key', 'r1']
+        code, out, err = self.run_main(argv)
+        self.assertNotEqual(0, code)
+        self.assertEqual(4, self.stored_points())
+        self.ok(argv)
+        self.ok(argv)
+        self.assertEqual(['r1:1-2', 'r1:3-3'] * 3, keys)
+        self.assertEqual(rows_of(sample_frames()), self.retrieved(*WINDOW))
+
     def test_failure_after_skip_counts_input_frames(self):
-        def push(store, frames, scope_id=None):
+        def push(store, frames, scope_id=None, idempotency_key=None):
             raise RuntimeError('disk full')
 
         self.useFixture(fixtures.MonkeyPatch(

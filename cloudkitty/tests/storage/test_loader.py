@@ -47,7 +47,7 @@ class FakeStorage(v2.BaseStorage):
     def init(self):
         pass
 
-    def push(self, dataframes, scope_id=None):
+    def push(self, dataframes, scope_id=None, idempotency_key=None):
         pass
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,

@@ -125,9 +125,14 @@ class JSONFileStorage(v2.BaseStorage):
         with _locked(self, fcntl.LOCK_EX):
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666))
 
-    def push(self, dataframes, scope_id=None):
-        """Append one push as one line (see ``BaseStorage.push``)."""
+    def push(self, dataframes, scope_id=None, idempotency_key=None):
+        """Append one push as one line (see ``BaseStorage.push``).
+
+        Keys are not supported (``idempotent_push`` is off): a key raises
+        NotSupported.
+        """
         frames = query.validate_dataframes(dataframes)
+        query.validate_idempotency_key(idempotency_key, self)
         if scope_id is not None and not isinstance(scope_id, str):
             raise exceptions.InvalidQuery(
                 'scope_id', 'expected a str or None, got %s'

@@ -39,6 +39,7 @@ from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
+from cloudkitty.storage.v2.sqlalchemy import receipts
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
 
@@ -127,6 +128,7 @@ class SQLAlchemyFeatures(v2.Features):
     atomic_push = True
     concurrent_writers = True
     max_value_length = None
+    idempotent_push = True
 
 
 class _Overflow(Exception):
@@ -181,15 +183,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     # push ------------------------------------------------------------------
 
-    def push(self, dataframes, scope_id=None):
-        """Store rated data in one transaction (see ``BaseStorage.push``)."""
+    def push(self, dataframes, scope_id=None, idempotency_key=None):
+        """Store rated data in one transaction (see ``BaseStorage.push``).
+
+        A key's receipt (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
+        receipts`) is written in the same transaction as the points.
+        """
         frames = query_mod.validate_dataframes(dataframes)
         if scope_id is not None:
             series_mod.check_name(scope_id, 'scope_id')
+        key = query_mod.validate_idempotency_key(idempotency_key, self)
         with _no_cyclic_gc():
             points, daily, new_series = self._encode(frames, scope_id)
             if points:
-                self._write(points, daily, new_series)
+                receipt = (receipts.receipt(key, scope_id, points)
+                           if key is not None else None)
+                self._write(points, daily, new_series, receipt)
 
     def _encode(self, frames, scope_id):
         """Check and encode every point before anything is written.
@@ -237,10 +246,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     sums[4] += price_lo
         return points, daily, new_series
 
-    def _write(self, points, daily, new_series):
-        """Write encoded points and their daily sums in one transaction."""
+    def _write(self, points, daily, new_series, receipt=None):
+        """Write encoded points and their daily sums in one transaction.
+
+        With a ``receipt``, its key is claimed first: a retry of a push
+        that landed writes nothing.
+        """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
+                if receipt is not None and not receipts.claim(conn,
+                                                              receipt):
+                    return
                 created = series_mod.intern(conn, new_series)
                 if created:
                     points = [(created.get(p[0], p[0]),) + p[1:]
@@ -480,7 +496,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Delete points (see :meth:`BaseStorage.delete`).
 
         The daily rollup loses exactly the sums of the deleted points, in
-        the same transaction.
+        the same transaction, which also forgets the idempotency keys of
+        the pushes in the window (see :meth:`BaseStorage.push`).
 
         :returns: the number of points deleted.
         """
@@ -488,6 +505,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                                           filters=filters)
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
+                receipts.forget(
+                    conn, None if query.begin is None
+                    else to_micros(query.begin),
+                    None if query.end is None else to_micros(query.end))
                 if query.begin is None and query.end is None \
                         and not query.filters:
                     conn.execute(models.daily.delete())

@@ -20,6 +20,9 @@ upgrade from a read lock. MySQL/MariaDB connections use utf8mb4.
 import contextlib
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
@@ -118,6 +121,28 @@ def translate_errors(engine):
 
 def _is_connect_error(exc):
     return 'unable to open database' in str(exc.orig)
+
+
+def insert_ignoring_duplicates(conn, table, rows):
+    """Insert rows; a row whose unique key exists already is skipped.
+
+    A concurrent transaction inserting the same key makes this one wait
+    for its outcome, on every engine.
+
+    :param rows: a list of dicts, or one dict (whose result's
+        ``rowcount`` then says whether it was inserted).
+    :returns: the result of the statement.
+    """
+    name = conn.dialect.name
+    if name == 'postgresql':
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    elif name == 'sqlite':
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = mysql.insert(table).prefix_with('IGNORE')
+    # NOTE: SQLAlchemy 2 reports an INSERT's rowcount only when asked to.
+    return conn.execute(stmt.execution_options(preserve_rowcount=True),
+                        rows)
 
 
 class BulkWrite:

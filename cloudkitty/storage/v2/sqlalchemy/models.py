@@ -24,6 +24,10 @@ Rated points are stored as facts that reference interned series:
 ``ck_daily``
     per UTC day and series, the number of points and their exact sums (see
     :mod:`cloudkitty.storage.v2.sqlalchemy.rollup`).
+``ck_push``
+    one row per push made with an idempotency key: the key, and what the
+    push stored (scope, number of points, exact sums, first and last frame
+    start), so that a retry is recognised and a reused key is refused.
 ``ck_point``
     one row per pushed point: an id in push order, its series, its frame's
     bounds as integer microseconds since the epoch (UTC), and qty and price
@@ -103,4 +107,20 @@ daily = sa.Table(
     sa.Column('price_small', sa.BigInteger, nullable=False),
     sa.Column('price_lo', sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
+)
+
+push = sa.Table(
+    'ck_push', metadata,
+    sa.Column('key', sa.String(MAX_NAME_LENGTH), primary_key=True,
+              autoincrement=False),
+    sa.Column('scope_id', sa.String(MAX_NAME_LENGTH), nullable=True),
+    sa.Column('points', sa.BigInteger, nullable=False),
+    # NOTE: exact sums as canonical decimal text: they are compared, never
+    # added up.
+    sa.Column('qty', sa.String(64), nullable=False),
+    sa.Column('price', sa.String(64), nullable=False),
+    sa.Column('first_begin', sa.BigInteger, nullable=False),
+    sa.Column('last_begin', sa.BigInteger, nullable=False),
+    sa.Column('pushed_at', sa.BigInteger, nullable=False),
+    sa.Index('ck_push_window', 'first_begin', 'last_begin'),
 )

@@ -22,11 +22,10 @@ import hashlib
 import json
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects import sqlite
 
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import engine
 from cloudkitty.storage.v2.sqlalchemy import models
 
 _CHUNK = 500
@@ -54,18 +53,8 @@ def check_name(value, field):
     check_text(value, field)
 
 
-def check_text(value, field):
-    """Refuse text that no database keeps as it is."""
-    # NOTE: PostgreSQL text cannot hold NUL, and no database can store a
-    # lone surrogate; both are refused the same way everywhere.
-    if '\x00' in value:
-        raise exceptions.InvalidQuery(field, 'contains a NUL character',
-                                      value)
-    try:
-        value.encode('utf-8')
-    except UnicodeEncodeError as exc:
-        raise exceptions.InvalidQuery(
-            field, 'is not valid unicode: %s' % exc, value) from exc
+#: Refuses text that no database keeps as it is (NUL, lone surrogate).
+check_text = query.check_text
 
 
 def series_row(scope_id, type_, point):
@@ -98,18 +87,6 @@ def series_row(scope_id, type_, point):
             'description': point.description, 'labels': point.desc}
 
 
-def insert_ignoring_duplicates(conn, table, rows):
-    """Insert rows; a row whose unique key exists already is skipped."""
-    name = conn.dialect.name
-    if name == 'postgresql':
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
-    elif name == 'sqlite':
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    else:
-        stmt = mysql.insert(table).prefix_with('IGNORE')
-    conn.execute(stmt, rows)
-
-
 def intern(conn, new_series):
     """Get or create the ids of new series, in the push's transaction.
 
@@ -125,7 +102,7 @@ def intern(conn, new_series):
     for key, row in new_series.items():
         by_fingerprint.setdefault(row['fingerprint'], (row, []))[1].append(
             key)
-    insert_ignoring_duplicates(
+    engine.insert_ignoring_duplicates(
         conn, models.series, [row for row, _ in by_fingerprint.values()])
     ids = {}
     fingerprints = list(by_fingerprint)
@@ -141,7 +118,7 @@ def intern(conn, new_series):
               for row, keys in by_fingerprint.values()
               for name, value in row['labels'].items()]
     if labels:
-        insert_ignoring_duplicates(conn, models.label, labels)
+        engine.insert_ignoring_duplicates(conn, models.label, labels)
     return ids
 
 

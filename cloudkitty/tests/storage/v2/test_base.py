@@ -112,6 +112,7 @@ class FeaturesTest(testtools.TestCase):
         self.assertFalse(v2.Features.atomic_push)
         self.assertFalse(v2.Features.concurrent_writers)
         self.assertIsNone(v2.Features.max_value_length)
+        self.assertFalse(v2.Features.idempotent_push)
 
     def test_only_known_flags(self):
         """Features declares exactly the documented flags."""
@@ -120,7 +121,7 @@ class FeaturesTest(testtools.TestCase):
         self.assertEqual({'exact_decimal', 'groupby_time', 'custom_fields',
                           'delete_with_filters', 'eventually_consistent',
                           'atomic_push', 'concurrent_writers',
-                          'max_value_length'}, flags)
+                          'max_value_length', 'idempotent_push'}, flags)
 
 
 class ExceptionsTest(testtools.TestCase):

@@ -19,6 +19,8 @@ Create Date: 2026-11-25
 from alembic import op
 import sqlalchemy as sa
 
+from cloudkitty.storage.v2.sqlalchemy import ddl
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -27,20 +29,8 @@ depends_on = None
 BigInt = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
 
-def _table_options():
-    bind = op.get_bind()
-    if bind.dialect.name != 'mysql':
-        return {}
-    # NOTE: a NO PAD binary collation: values compare byte for byte, so
-    # case and trailing spaces matter ('a' != 'a ').
-    collation = ('utf8mb4_nopad_bin' if bind.dialect.is_mariadb
-                 else 'utf8mb4_0900_bin')
-    return {'mysql_charset': 'utf8mb4', 'mysql_collate': collation,
-            'mysql_engine': 'InnoDB'}
-
-
 def upgrade():
-    options = _table_options()
+    options = ddl.table_options(op.get_bind())
     op.create_table(
         'ck_series',
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),

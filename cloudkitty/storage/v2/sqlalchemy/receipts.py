@@ -1,0 +1,105 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Receipts of pushes made with an idempotency key (``ck_push``).
+
+A push with a key first *claims* the key, in its own transaction, by
+inserting the receipt: what the push stores (scope, number of points, exact
+sums, first and last frame start). If the key is already there, the push
+is a retry of one that landed: when the receipt matches, it stores nothing;
+when it does not, the key was reused for other data and the push is refused.
+Because the claim is part of the push's transaction, a push that fails
+leaves no receipt, and two processes claiming one key at once queue on the
+key's unique index: the second one sees the first one's outcome.
+
+A delete *forgets* the receipt of every push whose frame starts range over
+some of its window (whatever its filters), so that a period deleted to be
+rated again can be pushed again with the same key.
+"""
+
+import time
+
+from oslo_log import log
+import sqlalchemy as sa
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2.sqlalchemy import engine
+from cloudkitty.storage.v2.sqlalchemy import models
+
+LOG = log.getLogger(__name__)
+# NOTE: the columns that must match for a retry to be recognised.
+_COMPARED = ('scope_id', 'points', 'qty', 'price', 'first_begin',
+             'last_begin')
+
+
+def receipt(key, scope_id, points):
+    """Return the ``ck_push`` row of a push of encoded points.
+
+    :param points: the push's ``(series, begin, end, qty_hi, qty_lo,
+        price_hi, price_lo)`` tuples (at least one).
+    """
+    scale = money.SCALE
+    qty = price = 0
+    first = last = points[0][1]
+    for _, begin, _, qty_hi, qty_lo, price_hi, price_lo in points:
+        qty += qty_hi * scale + qty_lo
+        price += price_hi * scale + price_lo
+        if begin < first:
+            first = begin
+        elif begin > last:
+            last = begin
+    return {'key': key, 'scope_id': scope_id, 'points': len(points),
+            'qty': str(money.from_units(qty)),
+            'price': str(money.from_units(price)),
+            'first_begin': first, 'last_begin': last,
+            'pushed_at': time.time_ns() // 1000}
+
+
+def claim(conn, row):
+    """Claim a push's key in the push's transaction.
+
+    :returns: True when the push is new and must be written, False when
+        it is a retry of a push that landed (nothing must be written).
+    :raises cloudkitty.storage.exceptions.InvalidQuery: when the key was
+        used by a push of other data.
+    """
+    if engine.insert_ignoring_duplicates(conn, models.push, row).rowcount:
+        return True
+    table = models.push
+    # NOTE: a locking read sees the latest committed receipt, even under
+    # MySQL's REPEATABLE READ snapshot.
+    stored = conn.execute(
+        sa.select(*[table.c[name] for name in _COMPARED]).where(
+            table.c.key == row['key']).with_for_update(read=True)).one()
+    differences = [name for name in _COMPARED
+                   if getattr(stored, name) != row[name]]
+    if differences:
+        raise exceptions.InvalidQuery(
+            'idempotency_key', 'already used by a push of other data '
+            '(%s differ)' % ', '.join(differences), row['key'])
+    LOG.info('Push %r landed before; nothing stored again', row['key'])
+    return False
+
+
+def forget(conn, begin_micros=None, end_micros=None):
+    """Forget the receipts of pushes whose frame starts meet a window.
+
+    :param begin_micros: start of the window (inclusive) or None.
+    :param end_micros: end of the window (exclusive) or None.
+    """
+    table = models.push
+    clauses = []
+    if end_micros is not None:
+        clauses.append(table.c.first_begin < end_micros)
+    if begin_micros is not None:
+        clauses.append(table.c.last_begin >= begin_micros)
+    conn.execute(table.delete().where(*clauses))
