@@ -52,6 +52,26 @@ class BackendUnavailable(StorageError):
                          % (backend, location, self.reason))
 
 
+class WriteRefused(StorageError):
+    """The backend refused to write: disk full, or read-only storage.
+
+    The call stored nothing (on backends with ``atomic_push``); the data
+    already stored is intact and still readable. Retry once space was made
+    or the storage is writable again.
+
+    :ivar backend: the backend name.
+    :ivar location: the store, never with a password.
+    :ivar reason: the backend's one-line reason.
+    """
+
+    def __init__(self, backend, location, reason):
+        self.backend = backend
+        self.location = location
+        self.reason = ' '.join(str(reason).split())
+        super().__init__('Storage backend %s at %s refused to write: %s'
+                         % (backend, location, self.reason))
+
+
 class InvalidQuery(StorageError, ValueError):
     """An argument of a storage call is invalid; nothing was read or written.
 

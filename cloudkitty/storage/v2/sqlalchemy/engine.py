@@ -102,21 +102,52 @@ def writing(engine):
             yield conn
 
 
+# NOTE: the errors that mean "cannot write here now", per driver: SQLite's
+# result codes (extended ones start with these names), PostgreSQL's
+# SQLSTATEs and MySQL/MariaDB's error numbers.
+_SQLITE_WRITE_REFUSED = ('SQLITE_FULL', 'SQLITE_READONLY')
+_PG_WRITE_REFUSED = ('53100', '25006')  # disk_full, read_only_transaction
+_MYSQL_WRITE_REFUSED = (1021, 1036, 1114, 1290, 1792)  # full, read-only
+
+
+def _write_refused(orig):
+    """Tell whether a driver error says the database cannot be written."""
+    name = getattr(orig, 'sqlite_errorname', None)
+    if name is not None:
+        return name.startswith(_SQLITE_WRITE_REFUSED)
+    if getattr(orig, 'sqlstate', None) in _PG_WRITE_REFUSED:
+        return True
+    args = getattr(orig, 'args', ())
+    return bool(args) and args[0] in _MYSQL_WRITE_REFUSED
+
+
 @contextlib.contextmanager
 def translate_errors(engine):
-    """Turn connection failures into :class:`BackendUnavailable`."""
+    """Turn driver errors into the storage layer's typed errors.
+
+    A full disk or read-only storage is :class:`WriteRefused`; a lost or
+    refused connection is :class:`BackendUnavailable`; any other SQLite
+    operational error is a :class:`StorageError` naming the file.
+    """
     try:
         yield
-    except sa_exc.OperationalError as exc:
-        if engine.dialect.name == 'sqlite' and not _is_connect_error(exc):
-            raise exceptions.StorageError(
-                'SQLite error on %s: %s' % (safe_location(engine.url),
-                                            exc.orig)) from exc
-        raise exceptions.BackendUnavailable(
-            BACKEND, safe_location(engine.url), str(exc.orig)) from exc
-    except sa_exc.InterfaceError as exc:
-        raise exceptions.BackendUnavailable(
-            BACKEND, safe_location(engine.url), str(exc.orig)) from exc
+    except sa_exc.DBAPIError as exc:
+        location = safe_location(engine.url)
+        if _write_refused(exc.orig):
+            raise exceptions.WriteRefused(BACKEND, location,
+                                          str(exc.orig)) from exc
+        if isinstance(exc, sa_exc.OperationalError):
+            if engine.dialect.name == 'sqlite' and \
+                    not _is_connect_error(exc):
+                raise exceptions.StorageError(
+                    'SQLite error on %s: %s' % (location, exc.orig)) from exc
+            raise exceptions.BackendUnavailable(
+                BACKEND, location, str(exc.orig)) from exc
+        if isinstance(exc, sa_exc.InterfaceError) or \
+                exc.connection_invalidated:
+            raise exceptions.BackendUnavailable(
+                BACKEND, location, str(exc.orig)) from exc
+        raise
 
 
 def _is_connect_error(exc):

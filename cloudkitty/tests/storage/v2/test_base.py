@@ -131,7 +131,8 @@ class ExceptionsTest(testtools.TestCase):
         """Every storage error derives from StorageError."""
         for cls in (exceptions.BackendNotFound,
                     exceptions.BackendUnavailable, exceptions.InvalidQuery,
-                    exceptions.NotSupported, exceptions.NoTimeFrame):
+                    exceptions.NotSupported, exceptions.NoTimeFrame,
+                    exceptions.WriteRefused):
             self.assertTrue(issubclass(cls, exceptions.StorageError), cls)
 
     def test_invalid_query(self):
@@ -161,6 +162,17 @@ class ExceptionsTest(testtools.TestCase):
         self.assertIn('sqlalchemy', message)
         self.assertIn('postgresql+psycopg://db.example.com/rating', message)
         self.assertIn('connection refused', message)
+
+    def test_write_refused(self):
+        """WriteRefused names backend, location and a one-line reason."""
+        exc = exceptions.WriteRefused('sqlalchemy', 'sqlite:////var/x.db',
+                                      'database or disk\n is full')
+        self.assertEqual(('sqlalchemy', 'sqlite:////var/x.db',
+                          'database or disk is full'),
+                         (exc.backend, exc.location, exc.reason))
+        self.assertEqual('Storage backend sqlalchemy at sqlite:////var/x.db '
+                         'refused to write: database or disk is full',
+                         str(exc))
 
     def test_backend_not_found_sorts_names(self):
         """BackendNotFound keeps and lists the installed names sorted."""
