@@ -20,6 +20,7 @@ OR for one key, AND across keys), ``--type`` (repeatable) and the page
 
 import argparse
 import collections
+import math
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
@@ -33,6 +34,36 @@ def iso_datetime(text):
         raise argparse.ArgumentTypeError(
             'not an ISO 8601 date or datetime: %r (for example 2026-01-31 '
             'or 2026-01-31T12:00:00+00:00)' % text) from None
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
+# NOTE: argparse names the type in its error message by __name__.
+positive_int.__name__ = 'integer >= 1'
+non_negative_int.__name__ = 'integer >= 0'
+positive_float.__name__ = 'number > 0'
 
 
 def key_value(text):

@@ -19,18 +19,18 @@ backend never gets a figure.
 
 import contextlib
 import decimal
-import os
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 from cliff import lister
 from oslo_log import log
 
+from cloudkitty.cli import args
+from cloudkitty.cli import data
 from cloudkitty.cli import main
+from cloudkitty.cli import scratch
 from cloudkitty.cli import workload
 from cloudkitty.storage.v2 import money
 
@@ -52,17 +52,6 @@ FLOAT_TOLERANCE = decimal.Decimal('1e-9')
 
 class CheckFailed(ValueError):
     """The backend answered differently from the exact expected result."""
-
-
-def _positive_int(text):
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
-
-
-_positive_int.__name__ = 'integer >= 1'
 
 
 def _timed(call):
@@ -146,11 +135,6 @@ def check_total(name, answer, groupby, expected, exact=True):
                           % (name, answer['total'], len(actual)))
 
 
-def _count(store, begin, end):
-    """Return the number of points of a window, with retrieve()."""
-    return store.retrieve(begin=begin, end=end, limit=1)['total']
-
-
 def _backend_label(store, conf):
     """Describe the backend and, when it has one, its URL scheme only."""
     name = store.name or conf.storage.backend
@@ -187,13 +171,13 @@ class Bench(lister.Lister):
         """
         parser = super().get_parser(prog_name)
         parser.add_argument(
-            '--projects', type=_positive_int, default=100, metavar='N',
+            '--projects', type=args.positive_int, default=100, metavar='N',
             help='Number of projects (default: 100).')
         parser.add_argument(
-            '--resources', type=_positive_int, default=17, metavar='R',
+            '--resources', type=args.positive_int, default=17, metavar='R',
             help='Resources per project and type (default: 17).')
         parser.add_argument(
-            '--periods', type=_positive_int, default=100, metavar='P',
+            '--periods', type=args.positive_int, default=100, metavar='P',
             help='Number of hourly periods (default: 100).')
         parser.add_argument(
             '--push-per', choices=workload.PUSH_PER, default='period',
@@ -201,7 +185,7 @@ class Bench(lister.Lister):
                  'rates a whole period at once) or per period and project '
                  '(scope_id set to the project).')
         parser.add_argument(
-            '--repeat', type=_positive_int, default=3, metavar='K',
+            '--repeat', type=args.positive_int, default=3, metavar='K',
             help='Runs of each timed query; the median is reported '
                  '(default: 3).')
         parser.add_argument(
@@ -217,43 +201,19 @@ class Bench(lister.Lister):
         return parser
 
     @contextlib.contextmanager
-    def _target(self, args, work):
+    def _target(self, parsed_args, work):
         """Yield the backend to benchmark; clean it up afterwards."""
-        if args.database is None and self.app.uses_configured_backend():
-            store = self.app.get_storage()
-            found = _count(store, work.begin, work.end)
-            if found:
-                raise ValueError(
-                    'the configured backend already holds %d points between '
-                    '%s and %s; bench needs an empty window'
-                    % (found, work.begin.isoformat(), work.end.isoformat()))
-            try:
+        keep = parsed_args.keep
+        if parsed_args.database is None and \
+                self.app.uses_configured_backend():
+            with scratch.empty_window(self.app.get_storage(), work.begin,
+                                      work.end, keep, 'bench') as store:
                 yield store
-            finally:
-                if not args.keep:
-                    store.delete(begin=work.begin, end=work.end)
             return
-        tmpdir = None
-        if args.database is not None:
-            path = args.database
-            if os.path.exists(path):
-                raise ValueError('--database %s already exists; bench only '
-                                 'writes to a new file' % path)
-        else:
-            tmpdir = tempfile.mkdtemp(prefix='cloudkitty-bench-')
-            path = os.path.join(tmpdir, 'bench.sqlite')
-        try:
+        with scratch.new_sqlite_file(parsed_args.database, keep,
+                                     'bench') as path:
             yield main.load_storage(self.app.conf, backend='sqlalchemy',
                                     connection=main.sqlite_url(path))
-        finally:
-            if args.keep:
-                LOG.info('Kept the benchmark database %s', path)
-            elif tmpdir is not None:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-            else:
-                for suffix in ('', '-wal', '-shm', '-journal'):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(path + suffix)
 
     def take_action(self, parsed_args):
         """Run the benchmark.
@@ -401,12 +361,12 @@ class Bench(lister.Lister):
                     'delete: %s..%s reported %r deleted points, expected %d'
                     % (begin.isoformat(), end.isoformat(), deleted,
                        work.points_per_period))
-            if _count(store, begin, end):
+            if data.count_points(store, begin, end):
                 raise CheckFailed('delete: points of %s..%s are still there'
                                   % (begin.isoformat(), end.isoformat()))
             remaining -= work.points_per_period
             left.subtract(expected.by_period[begin])
-            found = _count(store, work.begin, work.end)
+            found = data.count_points(store, work.begin, work.end)
             if found != remaining:
                 raise CheckFailed('delete: %d points remain, expected %d'
                                   % (found, remaining))
