@@ -106,15 +106,16 @@ def _sums(frames):
 class _Pusher(threading.Thread):
     """Runs one push in a thread; keeps what it raised in ``error``."""
 
-    def __init__(self, store, frames):
+    def __init__(self, store, frames, key=None):
         super().__init__(name='killed-push', daemon=True)
         self.store = store
         self.frames = frames
+        self.key = key
         self.error = None
 
     def run(self):
         try:
-            self.store.push(self.frames)
+            self.store.push(self.frames, idempotency_key=self.key)
         except BaseException as exc:
             self.error = exc
 
@@ -308,15 +309,17 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         """Push a large push, kill its connection in ``phase``, then retry.
 
         Checks that the push failed with BackendUnavailable, that nothing
-        of it was stored, and that the same storage object then stores it,
-        counted once.
+        of it was stored (not even its idempotency key), and that the same
+        storage object then stores it, counted once even when the retry
+        itself is retried.
         """
         before_frames = _frames('before', frames=1, points=10,
                                 start=T0 + 8 * HOUR)
         self.store.push(before_frames)
         before = self._snapshot()
         frames = _frames('big')
-        pusher = _Pusher(self.store, frames)
+        key = 'killed-%s' % uuid.uuid4()
+        pusher = _Pusher(self.store, frames, key)
         # NOTE: cleanups run last first: the lock goes before the join.
         self.addCleanup(pusher.finish)
         guard_id, release = self._hold_rollup_lock()
@@ -332,7 +335,8 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         self.assertEqual(before, self._snapshot(),
                          'the killed push left rows behind')
 
-        self.store.push(frames)
+        self.store.push(frames, idempotency_key=key)
+        self.store.push(frames, idempotency_key=key)
         count, qty, price = _sums(frames)
         n0, qty0, price0 = before['totals'][0]
         self._assert_totals((n0 + count, qty0 + qty, price0 + price))
