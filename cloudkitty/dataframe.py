@@ -103,6 +103,8 @@ def to_utc(dt, field='dt'):
     :rtype: datetime.datetime
     :raises TypeError: if ``dt`` is not a :class:`datetime.datetime` (a
                        plain :class:`datetime.date` is rejected too).
+    :raises ValueError: if ``dt`` falls outside years 1 to 9999 once in UTC
+                        (``0001-01-01T00:00+01:00``, for example).
     """
     if not isinstance(dt, datetime.datetime):
         raise TypeError(
@@ -112,7 +114,12 @@ def to_utc(dt, field='dt'):
     # naive as far as Python is concerned, so test the offset, not tzinfo.
     if dt.utcoffset() is None:
         return dt.replace(tzinfo=datetime.timezone.utc)
-    return dt.astimezone(datetime.timezone.utc)
+    try:
+        return dt.astimezone(datetime.timezone.utc)
+    except OverflowError as exc:
+        raise ValueError(
+            f"{field} {dt.isoformat()} is outside years 1 to 9999 in UTC"
+        ) from exc
 
 
 def _parse_datetime(value, field):

@@ -64,7 +64,9 @@ def check(value, field):
     if not isinstance(value, decimal.Decimal) or not value.is_finite():
         raise exceptions.InvalidQuery(
             field, 'must be a finite Decimal, got %r' % (value,), value)
-    if abs(value) >= MAX_ABS:
+    # NOTE: copy_abs() is exact; abs() would round (or overflow, for
+    # 1E+1000000) in the default context.
+    if value.copy_abs() >= MAX_ABS:
         raise exceptions.InvalidQuery(
             field, 'absolute value must be below 10**15, got %s' % value,
             value)

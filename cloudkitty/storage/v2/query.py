@@ -155,7 +155,10 @@ def to_datetime(value, name):
         raise exceptions.InvalidQuery(
             name, 'expected a datetime, got %s' % type(value).__name__,
             value)
-    return dataframe.to_utc(value)
+    try:
+        return dataframe.to_utc(value, name)
+    except ValueError as exc:
+        raise exceptions.InvalidQuery(name, str(exc), value) from exc
 
 
 def month_start(moment):
@@ -203,6 +206,9 @@ def _text(value, name):
         raise exceptions.InvalidQuery(
             name, 'expected a str, got %s %r' % (type(value).__name__, value),
             value)
+    # NOTE: a value no database can store can match nothing stored; it is
+    # refused like push refuses it, before it reaches a driver.
+    check_text(value, name)
     return value
 
 
@@ -327,15 +333,21 @@ def parse_custom_fields(custom_fields, groupby=()):
     return tuple(fields)
 
 
+#: Largest offset and limit: what every database takes as a 64-bit integer.
+MAX_PAGE = 2 ** 63 - 1
+
+
 def _paging(offset, limit, paginate):
     for name, value in (('offset', offset), ('limit', limit)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise exceptions.InvalidQuery(
                 name, 'expected an int, got %r' % (value,), value)
-    if offset < 0:
-        raise exceptions.InvalidQuery('offset', 'must be >= 0', offset)
-    if limit < 1:
-        raise exceptions.InvalidQuery('limit', 'must be >= 1', limit)
+    if not 0 <= offset <= MAX_PAGE:
+        raise exceptions.InvalidQuery(
+            'offset', 'must be >= 0 and <= 2**63 - 1', offset)
+    if not 1 <= limit <= MAX_PAGE:
+        raise exceptions.InvalidQuery(
+            'limit', 'must be >= 1 and <= 2**63 - 1', limit)
     if not isinstance(paginate, bool):
         raise exceptions.InvalidQuery(
             'paginate', 'expected a bool, got %r' % (paginate,), paginate)
@@ -481,8 +493,14 @@ def matches(query, start, type_, point):
     return True
 
 
+#: The last representable moment: the end of the time buckets of year 9999.
+END_OF_TIME = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+
+
 def time_bucket(entry, start, end):
     """Return the ``(begin, end)`` bucket of a frame for a time groupby.
+
+    A bucket that would end after year 9999 ends at :data:`END_OF_TIME`.
 
     :param entry: ``time`` (the frame itself), ``time-d`` (UTC day),
         ``time-w`` (ISO week from Monday), ``time-m`` or ``time-y``.
@@ -492,15 +510,24 @@ def time_bucket(entry, start, end):
     if entry == 'time':
         return start, end
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    if entry == 'time-d':
-        return day, day + datetime.timedelta(days=1)
     if entry == 'time-w':
-        monday = day - datetime.timedelta(days=day.weekday())
-        return monday, monday + datetime.timedelta(days=7)
-    if entry == 'time-m':
-        return month_start(start), next_month(start)
-    year = day.replace(month=1, day=1)
-    return year, year.replace(year=year.year + 1)
+        begin = day - datetime.timedelta(days=day.weekday())
+    elif entry == 'time-m':
+        begin = month_start(start)
+    elif entry == 'time-y':
+        begin = day.replace(month=1, day=1)
+    else:
+        begin = day
+    try:
+        if entry == 'time-d':
+            return begin, begin + datetime.timedelta(days=1)
+        if entry == 'time-w':
+            return begin, begin + datetime.timedelta(days=7)
+        if entry == 'time-m':
+            return begin, next_month(start)
+        return begin, begin.replace(year=begin.year + 1)
+    except (OverflowError, ValueError):
+        return begin, END_OF_TIME
 
 
 # Aggregation ----------------------------------------------------------------

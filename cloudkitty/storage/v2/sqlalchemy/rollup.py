@@ -63,9 +63,12 @@ def whole_days(begin, end):
         or None when the window holds no whole day.
     """
     first = begin.replace(hour=0, minute=0, second=0, microsecond=0)
-    if first < begin:
-        first += _DAY
     last = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < begin:
+        if first >= last:
+            # NOTE: also keeps the last day of year 9999 from overflowing.
+            return None
+        first += _DAY
     return (first, last) if first < last else None
 
 

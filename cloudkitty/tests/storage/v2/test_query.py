@@ -485,3 +485,67 @@ class MoneyTest(testtools.TestCase):
                          money.add(builders.MONEY_MAX, builders.MONEY_TINY))
         self.assertRaises(decimal.Inexact, money.add, D('1E+80'),
                           builders.MONEY_TINY)
+
+
+class EdgesOfRangeTest(testtools.TestCase):
+    """Inputs at the edges of the datetime and integer ranges.
+
+    Found by the SQLite fuzz test: each is refused with InvalidQuery or
+    answered, never a raw OverflowError.
+    """
+
+    LAST = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+
+    def test_bound_out_of_range_in_utc(self):
+        """An aware bound that leaves years 1-9999 in UTC is invalid."""
+        for value in ('0001-01-01T00:00:00+01:00', datetime.datetime(
+                9999, 12, 31, 23, tzinfo=datetime.timezone(
+                    -datetime.timedelta(hours=1)))):
+            error = self.assertRaises(exceptions.InvalidQuery,
+                                      query.validate_delete, begin=value)
+            self.assertEqual('begin', error.argument)
+
+    def test_dataframe_out_of_range_in_utc(self):
+        """DataFrame raises ValueError (its contract), not OverflowError."""
+        start = datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(
+            datetime.timedelta(hours=1)))
+        self.assertRaises(ValueError, dataframe.DataFrame, start,
+                          start + datetime.timedelta(hours=2))
+
+    def test_paging_beyond_int64(self):
+        """offset and limit must fit a database's 64-bit integer."""
+        for name in ('offset', 'limit'):
+            error = self.assertRaises(
+                exceptions.InvalidQuery, query.validate_retrieve,
+                **{name: 2 ** 63})
+            self.assertEqual(name, error.argument)
+        query.validate_retrieve(offset=2 ** 63 - 1, limit=2 ** 63 - 1)
+
+    def test_surrogates_in_query_text(self):
+        """Text no database stores is refused in every query argument."""
+        for kwargs, argument in (
+                ({'filters': {'flavor': '\ud800'}}, 'filters'),
+                ({'filters': {'\ud800': 'x'}}, 'filters'),
+                ({'metric_types': ['cpu', '\udfff']}, 'metric_types'),
+                ({'groupby': ['\ud800']}, 'groupby'),
+                ({'filters': {'flavor': 'a\x00'}}, 'filters')):
+            error = self.assertRaises(exceptions.InvalidQuery,
+                                      query.validate_total, **kwargs)
+            self.assertEqual(argument, error.argument)
+
+    def test_time_buckets_of_year_9999(self):
+        """Buckets that would end after 9999 end at END_OF_TIME."""
+        start = datetime.datetime(9999, 12, 31, 22,
+                                  tzinfo=datetime.timezone.utc)
+        end = start + datetime.timedelta(hours=1)
+        for entry in ('time-d', 'time-w', 'time-m', 'time-y'):
+            begin, last = query.time_bucket(entry, start, end)
+            self.assertEqual(query.END_OF_TIME, last, entry)
+            self.assertLessEqual(begin, start)
+        self.assertEqual(self.LAST, query.END_OF_TIME)
+
+    def test_money_with_a_huge_exponent(self):
+        """A finite Decimal past the decimal context is out of range."""
+        error = self.assertRaises(exceptions.InvalidQuery, money.check,
+                                  decimal.Decimal('1E+1000000'), 'qty')
+        self.assertEqual('qty', error.argument)
