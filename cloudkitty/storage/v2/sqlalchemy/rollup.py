@@ -117,7 +117,7 @@ def upsert(dialect):
             '%s = ck_daily.%s + excluded.%s' % (quote(c), quote(c),
                                                 quote(c))
             for c in _COLUMNS[2:])
-    return engine.BulkWrite(dialect, 'ck_daily', _COLUMNS, suffix)
+    return engine.bulk_writer(dialect, 'ck_daily', _COLUMNS, suffix)
 
 
 def subtract_sql(dialect):

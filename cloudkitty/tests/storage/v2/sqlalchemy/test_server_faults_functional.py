@@ -194,7 +194,8 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         """Which part of a push a session is in, if it is our push."""
         text = ' '.join((statement or '').replace('"', '').replace(
             '`', '').split()).upper()
-        if text.startswith('INSERT INTO CK_POINT'):
+        # NOTE: PostgreSQL copies the points (COPY), MariaDB inserts them.
+        if text.startswith(('INSERT INTO CK_POINT', 'COPY CK_POINT')):
             return WRITING_POINTS
         if text.startswith('INSERT INTO CK_DAILY') and waiting:
             return WAITING_FOR_ROLLUP
