@@ -12,9 +12,9 @@
 """``cloudkitty-storage migrate``: copy rated data between two backends.
 
 The window ``[begin, end)`` is walked in chunks of time; inside a chunk the
-source is read in pages of :meth:`~cloudkitty.storage.v2.BaseStorage.
-retrieve` and every page is pushed to the destination at once, so memory
-stays bounded by one page whatever the size of the window.
+source is streamed with :meth:`~cloudkitty.storage.v2.BaseStorage.
+iter_points` and every page of points is pushed to the destination at once,
+so memory stays bounded by one page whatever the size of the window.
 
 A chunk is *replaced*, never added to: it is deleted on the destination
 before it is copied. Progress is saved in a JSON state file after each
@@ -38,6 +38,7 @@ from oslo_log import log
 
 from cloudkitty.cli import args
 from cloudkitty.cli import main
+from cloudkitty.storage.v2 import query
 
 LOG = log.getLogger(__name__)
 
@@ -47,7 +48,7 @@ STATE_VERSION = 1
 DEFAULT_STATE = 'cloudkitty-migrate.state'
 #: Default length of a chunk.
 DEFAULT_CHUNK = datetime.timedelta(days=1)
-#: Default number of points read per retrieve() call.
+#: Default number of points per page (read at a time, pushed at once).
 DEFAULT_PAGE_SIZE = 5000
 #: Most mismatching groups printed when the verification fails.
 MAX_MISMATCH_ROWS = 50
@@ -115,17 +116,6 @@ def duration(text):
             'not a positive duration: %r (for example 1d, 6h, 30m or '
             'PT6H)' % text)
     return result
-
-
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError('not an integer >= 1: %r' % text)
-    return value
 
 
 # Identities and the state file ---------------------------------------------
@@ -538,9 +528,9 @@ class Migrate(lister.Lister):
             help='Length of a chunk of time, copied and saved as a unit: '
                  'e.g. 1d, 6h, 30m, 1w or PT6H (default: 1d).')
         run.add_argument(
-            '--page-size', type=positive_int, default=DEFAULT_PAGE_SIZE,
+            '--page-size', type=args.positive_int, default=DEFAULT_PAGE_SIZE,
             metavar='N',
-            help='Points read from the source per retrieve() call and '
+            help='Points read from the source at a time and '
                  'pushed at once (default: %d).' % DEFAULT_PAGE_SIZE)
         run.add_argument(
             '--state', default=DEFAULT_STATE, metavar='FILE',
@@ -559,7 +549,7 @@ class Migrate(lister.Lister):
         # NOTE: for tests and for copying a long window over several
         # maintenance slots; the state file makes the next run go on.
         run.add_argument(
-            '--max-chunks', type=positive_int, default=None,
+            '--max-chunks', type=args.positive_int, default=None,
             help=argparse.SUPPRESS)
         return parser
 
@@ -643,35 +633,42 @@ class Migrate(lister.Lister):
         :raises MigrationError: when the source changed during the copy.
         """
         dest.delete(begin=start, end=stop, filters=filters)
+        expected = source.retrieve(begin=start, end=stop, filters=filters,
+                                   limit=1)['total']
         copied = 0
-        expected = None
-        while expected is None or copied < expected:
-            answer = source.retrieve(begin=start, end=stop, filters=filters,
-                                     offset=copied, limit=page_size)
-            if expected is None:
-                expected = answer['total']
-            elif answer['total'] != expected:
-                raise MigrationError(
-                    'the source changed while the chunk %s..%s was copied '
-                    '(%d points, then %d); run the command again to copy '
-                    'it again' % (start.isoformat(), stop.isoformat(),
-                                  expected, answer['total']))
-            frames = answer['dataframes']
-            points = sum(len(frame) for frame in frames)
-            if not points:
-                if copied < expected:
-                    raise MigrationError(
-                        'the source returned an empty page at offset %d of '
-                        'the chunk %s..%s (%d points expected)'
-                        % (copied, start.isoformat(), stop.isoformat(),
-                           expected))
-                break
-            # NOTE: scope_id is not part of what retrieve() returns, so
-            # it cannot be carried over.
-            dest.push(frames)
-            copied += points
-            progress.page(start, points)
+        batch = []
+        # NOTE: iter_points() streams the chunk (a server-side cursor on
+        # the SQL backend): memory holds one page, and no page costs more
+        # to read than the one before, whatever the chunk's size.
+        points = source.iter_points(begin=start, end=stop, filters=filters,
+                                    batch_size=page_size)
+        try:
+            for row in points:
+                batch.append(row)
+                if len(batch) == page_size:
+                    copied += Migrate._push_batch(dest, batch, start,
+                                                  progress)
+                    batch = []
+        finally:
+            points.close()
+        if batch:
+            copied += Migrate._push_batch(dest, batch, start, progress)
+        if copied != expected:
+            raise MigrationError(
+                'the source changed while the chunk %s..%s was copied '
+                '(%d points, then %d); run the command again to copy it '
+                'again' % (start.isoformat(), stop.isoformat(), expected,
+                           copied))
         return copied
+
+    @staticmethod
+    def _push_batch(dest, batch, start, progress):
+        """Push streamed ``(start, end, type, point)`` rows as frames."""
+        # NOTE: scope_id is not part of what the source returns, so it
+        # cannot be carried over.
+        dest.push(query.build_retrieve(len(batch), batch)['dataframes'])
+        progress.page(start, len(batch))
+        return len(batch)
 
     def _copy(self, parsed_args, source, dest, state, begin, end, filters):
         """Copy what remains of the window; return this run's figures.

@@ -198,6 +198,43 @@ class BaseStorage(metaclass=abc.ABCMeta):
             arguments.
         """
 
+    def iter_points(self, begin=None, end=None, filters=None,
+                    metric_types=None, batch_size=1000):
+        """Yield every matching point, in :meth:`retrieve`'s order.
+
+        Memory stays bounded by ``batch_size`` points whatever the number
+        of points, so that exports and migrations can walk any store. This
+        default reads :meth:`retrieve` pages one after the other, whose
+        cost grows with the offset on most backends; backends that can
+        stream (the SQL backend reads through a server-side cursor)
+        override it. Points pushed while the iteration runs may or may not
+        be seen.
+
+        :param begin: as for :meth:`retrieve` (defaults included).
+        :param end: as for :meth:`retrieve`.
+        :param filters: as for :meth:`retrieve`.
+        :param metric_types: as for :meth:`retrieve`.
+        :param batch_size: points read from the backend at a time (>= 1).
+        :returns: an iterator of ``(start, end, type, DataPoint)``; close
+            it (or exhaust it) to release what it holds.
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for bad
+            arguments (at the latest on the first ``next()``).
+        """
+        offset = 0
+        while True:
+            page = self.retrieve(begin=begin, end=end, filters=filters,
+                                 metric_types=metric_types, offset=offset,
+                                 limit=batch_size)
+            # NOTE: a page's frames come by start, each with its points
+            # in order, so flattening them keeps retrieve()'s order.
+            rows = [(frame.start, frame.end, type_, point)
+                    for frame in page['dataframes']
+                    for type_, point in frame.iterpoints()]
+            yield from rows
+            offset += len(rows)
+            if len(rows) < batch_size or offset >= page['total']:
+                return
+
     def close(self):
         """Release the connections the backend holds; idempotent.
 

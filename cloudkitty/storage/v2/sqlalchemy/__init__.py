@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query as query_mod
@@ -328,13 +329,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         query = query_mod.validate_retrieve(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
             offset=offset, limit=limit, paginate=paginate)
-        point, series = models.point, models.series
-        stmt = sa.select(
-            point.c.series_id, point.c.begin, point.c.end,
-            *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
-            point.join(series, series.c.id == point.c.series_id)).where(
-            *self._conditions(query)).order_by(
-            point.c.begin, series.c.type, point.c.id)
+        stmt = self._points_select(query)
         if query.paginate:
             stmt = stmt.offset(query.offset).limit(query.limit)
         with engine_mod.translate_errors(self.engine):
@@ -346,8 +341,55 @@ class SQLAlchemyStorage(v2.BaseStorage):
                             source.table).where(
                             *self._conditions(part, source))) or 0)
                 rows = conn.execute(stmt).all()
-                info = series_mod.load(conn, [r.series_id for r in rows],
-                                       self._series_info)
+                points = self._rebuild(conn, rows)
+        return query_mod.build_retrieve(total, points)
+
+    def iter_points(self, begin=None, end=None, filters=None,
+                    metric_types=None, batch_size=1000):
+        """Stream points in retrieve()'s order (see ``BaseStorage``).
+
+        One query reads the window through a server-side cursor
+        (``stream_results``), ``batch_size`` rows at a time; series are
+        read on a second connection (MySQL cannot run a query while a
+        streaming one is open). Memory holds one batch and the series
+        seen, whatever the number of points.
+        """
+        query = query_mod.validate_retrieve(
+            begin=begin, end=end, filters=filters, metric_types=metric_types,
+            paginate=False)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+                or not 1 <= batch_size <= query_mod.MAX_PAGE:
+            raise exceptions.InvalidQuery(
+                'batch_size', 'expected an int >= 1, got %r' % (batch_size,),
+                batch_size)
+        return self._stream(self._points_select(query), batch_size)
+
+    def _stream(self, stmt, batch_size):
+        with engine_mod.translate_errors(self.engine):
+            with self.engine.connect() as conn, \
+                    self.engine.connect() as series_conn:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=batch_size).execute(stmt)
+                for rows in result.partitions():
+                    yield from self._rebuild(series_conn, rows)
+
+    def _points_select(self, query):
+        """The SELECT of a query's points, in the contract's order.
+
+        The tiebreak after frame start and type is push order (the id).
+        """
+        point, series = models.point, models.series
+        return sa.select(
+            point.c.series_id, point.c.begin, point.c.end,
+            *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
+            point.join(series, series.c.id == point.c.series_id)).where(
+            *self._conditions(query)).order_by(
+            point.c.begin, series.c.type, point.c.id)
+
+    def _rebuild(self, conn, rows):
+        """Turn point rows into ``(start, end, type, DataPoint)`` tuples."""
+        info = series_mod.load(conn, [r.series_id for r in rows],
+                               self._series_info)
         points = []
         for row in rows:
             type_, unit, groupby, metadata, description = info[row.series_id]
@@ -357,7 +399,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     unit, money.join(row.qty_hi, row.qty_lo),
                     money.join(row.price_hi, row.price_lo), groupby,
                     metadata, description)))
-        return query_mod.build_retrieve(total, points)
+        return points
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
               filters=None, custom_fields=None, offset=0, limit=1000,
