@@ -40,6 +40,7 @@ from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
+from cloudkitty.storage.v2.sqlalchemy import partitions
 from cloudkitty.storage.v2.sqlalchemy import receipts
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
@@ -166,6 +167,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             dialect, models.point.name,
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
+        self._partitions = partitions.Partitions(self.engine)
         self._subtract_daily_sql = rollup.subtract_sql(dialect)
 
     @property
@@ -202,7 +204,20 @@ class SQLAlchemyStorage(v2.BaseStorage):
             if points:
                 receipt = (receipts.receipt(key, scope_id, points)
                            if key is not None else None)
-                self._write(points, daily, new_series, receipt)
+                begins = {to_micros(frame.start) for frame in frames}
+                with engine_mod.translate_errors(self.engine):
+                    self._partitions.ensure(begins)
+                try:
+                    self._write(points, daily, new_series, receipt)
+                except sa_exc.IntegrityError as exc:
+                    # NOTE: another process may have dropped a month this
+                    # one knew (a purge): find out, create it, push again.
+                    if not partitions.missing_partition(exc):
+                        raise
+                    self._partitions.reset()
+                    with engine_mod.translate_errors(self.engine):
+                        self._partitions.ensure(begins)
+                    self._write(points, daily, new_series, receipt)
 
     def _encode(self, frames, scope_id):
         """Check and encode every point before anything is written.
@@ -614,6 +629,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         and not query.filters:
                     conn.execute(models.daily.delete())
                     return conn.execute(models.point.delete()).rowcount
+                dropped = 0
+                if query.begin is None and not query.filters:
+                    dropped = self._drop_partitions(conn, to_micros(
+                        query.end))
                 try:
                     removed = self._deleted_sums(conn, query, split=False)
                 except _Overflow:
@@ -622,8 +641,31 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn.exec_driver_sql(self._subtract_daily_sql, removed)
                     conn.execute(models.daily.delete().where(
                         models.daily.c.n == 0))
-                return conn.execute(models.point.delete().where(
+                return dropped + conn.execute(models.point.delete().where(
                     *self._conditions(query))).rowcount
+
+    def _drop_partitions(self, conn, end):
+        """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
+
+        Their points are counted, and their days removed from the rollup,
+        through the rollup itself: it sums exactly the points of every
+        day, and the window has no filter.
+
+        :returns: the number of points dropped.
+        """
+        daily = models.daily
+        dropped = 0
+        for name, start, stop in self._partitions.droppable(conn, end):
+            window = (daily.c.day >= start, daily.c.day < stop)
+            dropped += int(conn.scalar(sa.select(
+                sa.func.coalesce(sa.func.sum(daily.c.n), 0)).where(
+                *window)))
+            conn.execute(daily.delete().where(*window))
+            # NOTE: the name comes from the catalog and is quoted.
+            conn.exec_driver_sql('DROP TABLE %s' % conn.dialect.
+                                 identifier_preparer.quote(name))
+            self._partitions.forget(start, stop)
+        return dropped
 
     def _deleted_sums(self, conn, query, split):
         """Sum the points a delete removes, per (day, series)."""

@@ -254,6 +254,7 @@ class CopyWrite:
         if not rows:
             return
         cursor = conn.connection.driver_connection.cursor()
+        dbapi = conn.dialect.loaded_dbapi
         try:
             if self.staging:
                 cursor.execute(self.prepare)
@@ -262,5 +263,15 @@ class CopyWrite:
                     copy.write_row(row)
             if self.staging:
                 cursor.execute(self.merge)
+        except dbapi.Error as exc:
+            # NOTE: the driver's cursor bypasses SQLAlchemy: give its
+            # errors the shape every other statement's have (and drop a
+            # dead connection from the pool), for translate_errors().
+            lost = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+            if lost:
+                conn.invalidate(exc)
+            raise sa_exc.DBAPIError.instance(
+                self.copy, None, exc, dbapi.Error, connection_invalidated=lost,
+                dialect=conn.dialect) from exc
         finally:
             cursor.close()

@@ -1,0 +1,67 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""PostgreSQL: partition ck_point by month of begin (nothing elsewhere).
+
+The points move to a new partitioned ``ck_point`` with one partition per
+month that holds points; ids, and so the push order, are kept, and the id
+sequence carries on. See :mod:`cloudkitty.storage.v2.sqlalchemy.
+partitions`.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25
+"""
+
+from alembic import op
+
+from cloudkitty.storage.v2.sqlalchemy import partitions
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+_COLUMNS = ('id, series_id, begin, "end", qty_hi, qty_lo, price_hi, '
+            'price_lo')
+
+
+def upgrade():
+    bind = op.get_bind()
+    if bind.dialect.name != 'postgresql':
+        return
+    execute = bind.exec_driver_sql
+    execute('ALTER TABLE ck_point RENAME TO ck_point_unpartitioned')
+    execute('ALTER INDEX ck_point_begin RENAME TO ck_point_old_begin')
+    execute('ALTER INDEX ck_point_pkey RENAME TO ck_point_old_pkey')
+    # NOTE: the sequence outlives the old table: the new ids carry on.
+    execute('ALTER SEQUENCE ck_point_id_seq OWNED BY NONE')
+    execute(
+        'CREATE TABLE ck_point ('
+        "id BIGINT NOT NULL DEFAULT nextval('ck_point_id_seq'), "
+        'series_id INTEGER NOT NULL REFERENCES ck_series (id), '
+        'begin BIGINT NOT NULL, "end" BIGINT NOT NULL, '
+        'qty_hi BIGINT NOT NULL, qty_lo BIGINT NOT NULL, '
+        'price_hi BIGINT NOT NULL, price_lo BIGINT NOT NULL, '
+        # NOTE: a partitioned table's keys must hold the partition key.
+        'PRIMARY KEY (begin, id)) PARTITION BY RANGE (begin)')
+    execute('CREATE INDEX ck_point_begin ON ck_point (begin, "end", '
+            'series_id, qty_hi, qty_lo, price_hi, price_lo)')
+    # NOTE: one row per day that holds points (floored, negatives too).
+    months = {partitions.month_of(day) for (day,) in execute(
+        'SELECT DISTINCT begin - mod(mod(begin, 86400000000) + 86400000000, '
+        '86400000000) FROM ck_point_unpartitioned')}
+    for start, end in sorted(months):
+        execute(partitions.create_sql(start, end))
+    execute('INSERT INTO ck_point (%s) SELECT %s FROM ck_point_unpartitioned'
+            % (_COLUMNS, _COLUMNS))
+    execute('DROP TABLE ck_point_unpartitioned')
+    execute('ALTER SEQUENCE ck_point_id_seq OWNED BY ck_point.id')

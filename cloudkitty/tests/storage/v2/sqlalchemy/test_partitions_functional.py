@@ -1,0 +1,111 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""PostgreSQL's monthly partitions of ck_point.
+
+Pushes create the partitions of their months; a delete open at its start
+and without filters (the retention purge) drops whole months, keeps the
+rollup exact and counts what it dropped; a process that still believes a
+dropped month exists recreates it when it pushes there again.
+"""
+
+import datetime
+import decimal
+
+from oslo_config import cfg
+import testtools
+
+from cloudkitty import storage
+from cloudkitty.storage.v2.sqlalchemy import partitions
+from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import sql_provision
+from cloudkitty.tests import utils
+
+UTC = datetime.timezone.utc
+D = decimal.Decimal
+JAN = datetime.datetime(2025, 1, 20, tzinfo=UTC)
+FEB = datetime.datetime(2025, 2, 10, tzinfo=UTC)
+MAR = datetime.datetime(2025, 3, 5, tzinfo=UTC)
+WINDOW = dict(begin=builders.EVER[0], end=builders.EVER[1])
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
+                               testtools.TestCase):
+    """Monthly partitions: created by push, dropped by purge."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.database.empty)
+        self.store = self.new_store()
+        # NOTE: emptying the database keeps partitions; this drops them.
+        self.addCleanup(self.store.delete, end=WINDOW['end'])
+
+    def new_store(self):
+        """A storage object of its own, as another process would have."""
+        store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    connection=self.database_url)
+        self.addCleanup(store.close)
+        store.init()
+        return store
+
+    def names(self):
+        with self.store.engine.connect() as conn:
+            return sorted(partitions.existing(conn))
+
+    def push(self, store, start, project='p'):
+        store.push(builders.sample_frames(project, start=start))
+
+    def test_push_creates_monthly_partitions(self):
+        """One partition per month pushed into, with exact bounds."""
+        for start in (JAN, FEB, FEB + datetime.timedelta(days=3), MAR):
+            self.push(self.store, start)
+        self.assertEqual(['ck_point_p202501', 'ck_point_p202502',
+                          'ck_point_p202503'], self.names())
+        with self.store.engine.connect() as conn:
+            bounds = partitions.existing(conn)['ck_point_p202502']
+        self.assertEqual(partitions.month_of(
+            int(FEB.timestamp()) * 10 ** 6), bounds)
+        self.assertEqual(24, self.store.retrieve(limit=1,
+                                                 **WINDOW)['total'])
+
+    def test_purge_drops_whole_months(self):
+        """delete(end=...) drops the months before end, rows of the rest."""
+        for start in (JAN, FEB, MAR):
+            self.push(self.store, start)
+        cutoff = MAR + datetime.timedelta(hours=1)
+        deleted = self.store.delete(end=cutoff)
+        # NOTE: 6 points in each of Jan and Feb, 3 of Mar's first hour.
+        self.assertEqual(6 + 6 + 3, deleted)
+        self.assertEqual(['ck_point_p202503'], self.names())
+        self.assertEqual([{'begin': WINDOW['begin'], 'end': WINDOW['end'],
+                           'qty': D(23), 'rate': D('1.77')}],
+                         self.store.total(**WINDOW)['results'])
+        # NOTE: the rollup lost exactly the dropped days: whole-day
+        # totals (read from it) equal the points.
+        march = dict(begin=datetime.datetime(2025, 3, 1, tzinfo=UTC),
+                     end=datetime.datetime(2025, 4, 1, tzinfo=UTC))
+        self.assertEqual(self.store.total(**march)['results'][0]['qty'],
+                         D(23))
+
+    def test_push_into_a_month_another_process_dropped(self):
+        """A stale process recreates the month it believed existed."""
+        other = self.new_store()
+        self.push(self.store, JAN)
+        self.push(other, JAN, project='q')
+        self.assertEqual(12, other.delete(end=FEB))
+        self.assertEqual([], self.names())
+        self.push(self.store, JAN)
+        self.assertEqual(['ck_point_p202501'], self.names())
+        self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
