@@ -53,7 +53,7 @@ _SPLIT = 10 ** 6
 _MONEY_COLUMNS = ('qty_hi', 'qty_lo', 'price_hi', 'price_lo')
 #: Offsets from which retrieve() seeks the page's frame start first (see
 #: SQLAlchemyStorage._seek); below it a plain OFFSET costs less.
-_SEEK_FROM = 10000
+_SEEK_FROM = 1000
 # NOTE: an offset and widths that turn a (hi, lo) pair into a fixed-width
 # string of digits which sorts like the value, for SQLite's min()/max().
 _HI_OFFSET, _HI_WIDTH = 10 ** 15, 16
@@ -349,15 +349,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
             offset=offset, limit=limit, paginate=paginate)
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
-                total = 0
-                for source, part in self._plan(query):
-                    total += int(conn.scalar(
+                page = query
+                if query.paginate and query.offset >= _SEEK_FROM:
+                    regions = self._regions(conn, query)
+                    total = sum(count for _, _, count in regions)
+                    page = self._seek(conn, query, regions)
+                else:
+                    total = sum(int(conn.scalar(
                         sa.select(source.counter()).select_from(
                             source.table).where(
                             *self._conditions(part, source))) or 0)
-                page = query
-                if query.paginate and query.offset >= _SEEK_FROM:
-                    page = self._seek(conn, query)
+                        for source, part in self._plan(query))
                 rows = []
                 if page is not None:
                     stmt = self._points_select(page)
@@ -367,55 +369,76 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 points = self._rebuild(conn, rows)
         return query_mod.build_retrieve(total, points)
 
-    def _seek(self, conn, query):
-        """Narrow a deep page to the frame start where it begins.
+    def _regions(self, conn, query):
+        """Count a window's points per region, in the points' order.
 
-        Points are ordered by frame start first, so the points of whole
-        UTC days before the page can be skipped by their counts in the
-        daily rollup, and those of the page's first day, frame start by
-        frame start, by an index-only count of that day. The page is then
-        read from that frame start with the small offset left. The work is
-        that of the rollup rows of the window, one day of index entries
-        and one frame, not that of every point before the page.
+        The regions are the partial days at the window's edges (counted
+        on the points) and the whole UTC days between (counted in the
+        daily rollup, one row per day and series).
 
-        :returns: ``query`` with a later ``begin`` and a smaller
-            ``offset``, or None when the page is past the last point.
+        :returns: ``[(begin, end, count)]``, ``begin`` ascending.
         """
-        left = query.offset
-        regions = []
         days = rollup.whole_days(query.begin, query.end)
         if days is None:
-            regions.append((query.begin, query.end))
+            edges = [(query.begin, query.end)]
+            by_day = []
         else:
-            if query.begin < days[0]:
-                regions.append((query.begin, days[0]))
+            edges = [(query.begin, days[0]), (days[1], query.end)]
             daily = models.daily
             by_day = conn.execute(
                 sa.select(daily.c.day, sa.func.sum(daily.c.n)).where(
                     *self._conditions(dataclasses.replace(
                         query, begin=days[0], end=days[1]), _DAILY)).group_by(
                     daily.c.day).order_by(daily.c.day)).all()
-            regions += [(from_micros(day), from_micros(day + rollup.DAY),
-                         int(count)) for day, count in by_day]
-            if days[1] < query.end:
-                regions.append((days[1], query.end))
+        regions = [(from_micros(day), from_micros(day + rollup.DAY),
+                    int(count)) for day, count in by_day]
+        for begin, end in edges:
+            if begin < end:
+                regions.append((begin, end, int(conn.scalar(
+                    sa.select(sa.func.count()).where(*self._conditions(
+                        dataclasses.replace(query, begin=begin,
+                                            end=end)))))))
+        return sorted(regions)
+
+    def _seek(self, conn, query, regions):
+        """Narrow a deep page to the frame starts where it lies.
+
+        Points are ordered by frame start first, so whole regions (see
+        :meth:`_regions`) before the page are skipped by their counts, and
+        the frame starts of the page's region by an index-only count of
+        that region. The page is then read between the frame starts
+        where it begins and ends, with the small offset left. The work is
+        that of the rollup rows of the window and the index entries of
+        one day, not that of every point before the page.
+
+        :returns: ``query`` with a narrower window and a smaller
+            ``offset``, or None when the page is past the last point.
+        """
+        left = query.offset
         point = models.point
-        for region in regions:
-            begin, end = region[:2]
-            if len(region) == 3:
-                if left >= region[2]:
-                    left -= region[2]
-                    continue
+        for begin, end, count in regions:
+            if left >= count:
+                left -= count
+                continue
             by_start = conn.execute(
                 sa.select(point.c.begin, sa.func.count()).where(
                     *self._conditions(dataclasses.replace(
                         query, begin=begin, end=end))).group_by(
                     point.c.begin).order_by(point.c.begin)).all()
-            for start, count in by_start:
-                if left < count:
-                    return dataclasses.replace(
-                        query, begin=from_micros(start), offset=left)
-                left -= count
+            for index, (start, count) in enumerate(by_start):
+                if left >= count:
+                    left -= count
+                    continue
+                # NOTE: the page's end bounds what its query reads,
+                # whatever plan the database picks.
+                stop, need = query.end, left + query.limit
+                for later, later_count in by_start[index:]:
+                    if need <= 0:
+                        stop = from_micros(later)
+                        break
+                    need -= later_count
+                return dataclasses.replace(
+                    query, begin=from_micros(start), end=stop, offset=left)
         return None
 
     def iter_points(self, begin=None, end=None, filters=None,
