@@ -164,7 +164,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._series_info = {}
         dialect = self.engine.dialect
         self._insert_points = engine_mod.bulk_writer(
-            dialect, models.point.name,
+            dialect, models.point,
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
         self._partitions = partitions.Partitions(self.engine)

@@ -35,7 +35,9 @@ Rated points are stored as facts that reference interned series:
     :mod:`cloudkitty.storage.v2.money`.
 
 Series rows are never deleted: processes cache series ids, and a point
-always finds its series.
+always finds its series. (On PostgreSQL that is all that ties them: the
+foreign keys from ``ck_point`` and ``ck_daily`` are dropped there for push
+speed, and ``ck_point`` is partitioned by month; see migration 0003.)
 """
 
 import sqlalchemy as sa

