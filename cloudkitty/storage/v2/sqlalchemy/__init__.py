@@ -662,8 +662,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     removed = self._deleted_sums(conn, query, split=True)
                 if removed:
                     conn.exec_driver_sql(self._subtract_daily_sql, removed)
-                    conn.execute(models.daily.delete().where(
-                        models.daily.c.n == 0))
+                    # NOTE: only the days touched can have emptied rows;
+                    # bounding them keeps this off the whole rollup.
+                    days = [row[-2] for row in removed]
+                    daily = models.daily
+                    conn.execute(daily.delete().where(
+                        daily.c.n == 0, daily.c.day >= min(days),
+                        daily.c.day <= max(days)))
                 return dropped + conn.execute(models.point.delete().where(
                     *self._conditions(query))).rowcount
 
