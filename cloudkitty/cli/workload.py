@@ -52,6 +52,9 @@ BENCH_START = datetime.datetime(2026, 1, 1, tzinfo=UTC)
 PERIOD = datetime.timedelta(hours=1)
 #: How a workload is cut into pushes: one per period, or per project too.
 PUSH_PER = ('period', 'project')
+#: Hourly periods in one UTC day: the fewest periods :func:`shape_for_size`
+#: gives a workload of at least one day.
+DAY_PERIODS = 24
 
 #: Fractional digits of a generated qty.
 QTY_DIGITS = 3
@@ -82,6 +85,54 @@ KNOWN_GROUPBYS = ((), ('project_id',), ('type',), ('type', 'project_id'),
 def _scaled(units, digits):
     """Return ``units * 10**-digits`` as an exact Decimal."""
     return decimal.Decimal(units).scaleb(-digits)
+
+
+def shape_for_size(size, projects=100, resources=17):
+    """Choose the shape of a workload of about ``size`` points.
+
+    The base shape is ``projects x len(TYPES) x resources`` points per
+    period. The number of periods grows with the size, as the data of one
+    cloud grows over time, but never below :data:`DAY_PERIODS`, so that a
+    one-day window always holds a whole day of points. Below one day of the
+    base shape the projects shrink, then the resources, then (below one
+    point per type and hour) the periods::
+
+        size >= D*P*T*R:  P projects, R resources, round(size/(P*T*R))
+        size >= D*T*R:    round(size/(D*T*R)) projects, R resources, D
+        size >= D*T:      1 project, round(size/(D*T)) resources, D
+        otherwise:        1 project, 1 resource, round(size/T) periods
+
+    with ``D = DAY_PERIODS`` (24), ``T = len(TYPES)`` (6), ``P`` and ``R``
+    the base projects and resources. Rounding makes the real number of
+    points (``projects * T * resources * periods``) differ from ``size``
+    by less than one step of the dimension that was scaled.
+
+    :param size: the wanted number of points (>= 1).
+    :type size: int
+    :param projects: projects of the base shape.
+    :type projects: int
+    :param resources: resources per project and type of the base shape.
+    :type resources: int
+    :returns: ``(projects, resources, periods)``.
+    :rtype: tuple of int
+    :raises ValueError: when a size is below 1.
+    """
+    for name, value in (('size', size), ('projects', projects),
+                        ('resources', resources)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError('%s must be an integer >= 1, got %r'
+                             % (name, value))
+    types = len(TYPES)
+    project_day = DAY_PERIODS * types * resources
+    if size >= projects * project_day:
+        # NOTE: round() of a quotient >= DAY_PERIODS stays >= DAY_PERIODS.
+        return (projects, resources,
+                round(size / (projects * types * resources)))
+    if size >= project_day:
+        return round(size / project_day), resources, DAY_PERIODS
+    if size >= DAY_PERIODS * types:
+        return 1, round(size / (DAY_PERIODS * types)), DAY_PERIODS
+    return 1, 1, max(1, round(size / types))
 
 
 class Sums:

@@ -199,3 +199,61 @@ class WorkloadArgumentsTest(testtools.TestCase):
         for kwargs in ({'projects': 0}, {'resources': -1},
                        {'periods': 1.5}, {'push_per': 'type'}):
             self.assertRaises(ValueError, workload.Workload, **kwargs)
+
+
+class ShapeForSizeTest(testtools.TestCase):
+    """shape_for_size() grows the periods, never below one day."""
+
+    def points(self, shape):
+        projects, resources, periods = shape
+        return projects * len(workload.TYPES) * resources * periods
+
+    def test_default_base_shape(self):
+        self.assertEqual((4, 17, 24), workload.shape_for_size(10 ** 4))
+        self.assertEqual((41, 17, 24), workload.shape_for_size(10 ** 5))
+        self.assertEqual((100, 17, 98), workload.shape_for_size(10 ** 6))
+        self.assertEqual((100, 17, 980), workload.shape_for_size(10 ** 7))
+
+    def test_one_day_of_the_base_shape(self):
+        self.assertEqual((100, 17, 24), workload.shape_for_size(244800))
+        self.assertEqual((99, 17, 24), workload.shape_for_size(242351))
+
+    def test_tiny_sizes(self):
+        self.assertEqual((1, 1, 24), workload.shape_for_size(200))
+        self.assertEqual((1, 1, 17), workload.shape_for_size(100))
+        self.assertEqual((1, 1, 1), workload.shape_for_size(6))
+        self.assertEqual((1, 1, 1), workload.shape_for_size(1))
+        self.assertEqual((1, 5, 24), workload.shape_for_size(700))
+
+    def test_other_base_shape(self):
+        self.assertEqual((2, 2, 24),
+                         workload.shape_for_size(500, projects=2,
+                                                 resources=2))
+        self.assertEqual((2, 2, 83),
+                         workload.shape_for_size(2000, projects=2,
+                                                 resources=2))
+
+    def test_never_more_than_the_base_and_growing(self):
+        last = 0
+        for size in list(range(1, 3000, 7)) + list(range(240000, 250000,
+                                                         97)):
+            projects, resources, periods = shape = workload.shape_for_size(
+                size, projects=100, resources=17)
+            self.assertLessEqual(projects, 100, size)
+            self.assertLessEqual(resources, 17, size)
+            if size >= workload.DAY_PERIODS * len(workload.TYPES):
+                self.assertGreaterEqual(periods, workload.DAY_PERIODS, size)
+            points = self.points(shape)
+            self.assertGreaterEqual(points, last, size)
+            last = points
+
+    def test_close_to_the_size(self):
+        for size in (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7, 3 * 10 ** 7):
+            points = self.points(workload.shape_for_size(size))
+            self.assertLess(abs(points - size) / size, 0.03, size)
+
+    def test_bad_arguments(self):
+        for size, kwargs in ((0, {}), (1.5, {}), (10, {'projects': 0}),
+                             (10, {'resources': -1})):
+            self.assertRaises(ValueError, workload.shape_for_size, size,
+                              **kwargs)
