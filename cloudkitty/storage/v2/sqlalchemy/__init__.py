@@ -168,6 +168,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
         self._partitions = partitions.Partitions(self.engine)
+        self._series_created = 0
         self._subtract_daily_sql = rollup.subtract_sql(dialect)
 
     @property
@@ -288,6 +289,29 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 self._insert_points.execute(conn, points)
                 self._upsert_daily.execute(conn, rollup.rows(daily))
         self._series_ids.update(created)
+        if created and self.engine.dialect.name == 'postgresql':
+            self._analyze_series(len(created))
+
+    def _analyze_series(self, created):
+        """Refresh PostgreSQL's statistics of the series tables if stale.
+
+        Every aggregate joins series and labels; planned on statistics
+        that still say "empty" (autovacuum may be off, or not there yet),
+        those joins went from milliseconds to seconds (measured). The
+        tables are small, so an ANALYZE costs a few milliseconds; it runs
+        when this process has created as many series as a tenth of what
+        the statistics know.
+        """
+        self._series_created += created
+        with engine_mod.translate_errors(self.engine):
+            with self.engine.connect() as conn:
+                known = conn.exec_driver_sql(
+                    "SELECT reltuples FROM pg_class WHERE relname = "
+                    "'ck_series'").scalar() or 0
+                if self._series_created >= max(known, 1000) / 10:
+                    conn.exec_driver_sql('ANALYZE ck_series, ck_label')
+                    self._series_created = 0
+                conn.commit()
 
     # reading ---------------------------------------------------------------
 
@@ -515,6 +539,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
         plan = self._plan(query, rollup_ok)
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
+                if conn.dialect.name == 'postgresql' and query.key_groupby:
+                    # NOTE: the aggregate joins one row per series to the
+                    # series' labels: a hash join is always right. Before
+                    # autovacuum analyzed freshly filled tables, the
+                    # planner took a nested loop instead (7.6 s instead of
+                    # 0.08 s by project after loading a million points).
+                    conn.exec_driver_sql('SET LOCAL enable_nestloop = off')
                 try:
                     partials = self._aggregate(conn, query, plan, False)
                 except _Overflow:
