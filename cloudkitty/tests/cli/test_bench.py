@@ -29,8 +29,6 @@ from cloudkitty.cli import main
 from cloudkitty.cli import plot
 from cloudkitty.cli import workload
 from cloudkitty.tests.cli import base
-from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 D = decimal.Decimal
 
@@ -579,25 +577,3 @@ class PlotTest(base.CLITestCase):
         self.assertIn('total_one_day', out.split())
         with open(png) as stream:
             self.assertIn('<svg', stream.read())
-
-
-@testtools.skipUnless(utils.is_functional_test(),
-                      'Test is not a functional test')
-class PostgreSQLBenchTest(sql_provision.ServerDatabaseMixin,
-                          base.CLITestCase):
-    """``bench --sizes`` on a throw-away PostgreSQL database."""
-
-    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
-
-    def test_sizes(self):
-        self.addCleanup(self.database.empty)
-        code, out, err = self.run_main(
-            ['-q', '--connection', self.database_url, 'bench', '--sizes',
-             '100,200', '--repeat', '1', '-f', 'json'])
-        self.assertEqual(0, code, err)
-        rows = {row['metric']: row for row in json.loads(out)}
-        self.assertIn('postgresql', rows['backend']['100'])
-        self.assertEqual((102, 144), (rows['points']['100'],
-                                      rows['points']['200']))
-        self.assertGreater(rows['database_size']['200'], 0)
-        self.assertEqual('MiB', rows['database_size']['unit'])

@@ -1,0 +1,43 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``bench --sizes`` against a real PostgreSQL server."""
+
+import json
+
+import testtools
+
+from cloudkitty.tests.cli import base
+from cloudkitty.tests import sql_provision
+from cloudkitty.tests import utils
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLBenchTest(sql_provision.ServerDatabaseMixin,
+                          base.CLITestCase):
+    """``bench --sizes`` on a throw-away PostgreSQL database."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+    def test_sizes(self):
+        """Two sizes, each on an emptied database, with its size."""
+        self.addCleanup(self.database.empty)
+        code, out, err = self.run_main(
+            ['-q', '--connection', self.database_url, 'bench', '--sizes',
+             '100,200', '--repeat', '1', '-f', 'json'])
+        self.assertEqual(0, code, err)
+        rows = {row['metric']: row for row in json.loads(out)}
+        self.assertIn('postgresql', rows['backend']['100'])
+        self.assertEqual((102, 144), (rows['points']['100'],
+                                      rows['points']['200']))
+        self.assertGreater(rows['database_size']['200'], 0)
+        self.assertEqual('MiB', rows['database_size']['unit'])
