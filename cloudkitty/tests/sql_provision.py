@@ -20,6 +20,8 @@ workers on one server never share a database.
 
 import uuid
 
+import fixtures
+
 import sqlalchemy as sa
 
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -137,3 +139,28 @@ class ServerDatabaseMixin:
     def database_url(self):
         """The class database's URL as text, password included."""
         return self.database.url.render_as_string(hide_password=False)
+
+
+class SQLiteURLMixin:
+    """Sets ``self.url`` to a new SQLite file before the test's setUp.
+
+    Mix it in before the test's own mixin and ``testtools.TestCase``.
+    """
+
+    def setUp(self):
+        path = self.useFixture(fixtures.TempDir()).path
+        self.url = 'sqlite:///%s/test.sqlite' % path
+        super().setUp()
+
+
+class ServerURLMixin(ServerDatabaseMixin):
+    """Sets ``self.url`` to the class's database; empties it after tests.
+
+    ``self.url`` is set before the test's setUp. Set ``url_variable`` as
+    for :class:`ServerDatabaseMixin`.
+    """
+
+    def setUp(self):
+        self.url = self.database_url
+        super().setUp()
+        self.addCleanup(self.database.empty)

@@ -18,7 +18,6 @@ unchanged, and what the new revisions add must work.
 
 import datetime
 
-import fixtures
 from oslo_config import cfg
 import sqlalchemy as sa
 import testtools
@@ -71,34 +70,24 @@ class _UpgradeMixin:
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class SQLiteUpgradeTest(_UpgradeMixin, testtools.TestCase):
-    """Upgrades of a SQLite file."""
-
-    def setUp(self):
-        super().setUp()
-        path = self.useFixture(fixtures.TempDir()).path
-        self.url = 'sqlite:///%s/upgrade.sqlite' % path
-
-
-class _ServerUpgradeMixin(sql_provision.ServerDatabaseMixin, _UpgradeMixin):
-    """A database of the class's own: one test, so it starts empty."""
-
-    def setUp(self):
-        super().setUp()
-        self.url = self.database_url
+class SQLiteUpgradeTest(sql_provision.SQLiteURLMixin, _UpgradeMixin,
+                        testtools.TestCase):
+    """Upgrades on SQLite (a database of its own: it starts empty)."""
 
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class PostgreSQLUpgradeTest(_ServerUpgradeMixin, testtools.TestCase):
-    """Upgrades on PostgreSQL."""
+class PostgreSQLUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
+                            testtools.TestCase):
+    """Upgrades on PostgreSQL (a database of its own: it starts empty)."""
 
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class MariaDBUpgradeTest(_ServerUpgradeMixin, testtools.TestCase):
-    """Upgrades on MariaDB."""
+class MariaDBUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
+                         testtools.TestCase):
+    """Upgrades on MariaDB (a database of its own: it starts empty)."""
 
     url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'

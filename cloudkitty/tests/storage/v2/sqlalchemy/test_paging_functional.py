@@ -96,26 +96,15 @@ class _PagingMixin:
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class SQLitePagingTest(_PagingMixin, testtools.TestCase):
+class SQLitePagingTest(sql_provision.SQLiteURLMixin, _PagingMixin,
+                       testtools.TestCase):
     """Deep pages on SQLite."""
-
-    def setUp(self):
-        path = self.useFixture(fixtures.TempDir()).path
-        self.url = 'sqlite:///%s/paging.sqlite' % path
-        super().setUp()
-
-
-class _ServerPagingMixin(sql_provision.ServerDatabaseMixin, _PagingMixin):
-
-    def setUp(self):
-        self.url = self.database_url
-        super().setUp()
-        self.addCleanup(self.database.empty)
 
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class PostgreSQLPagingTest(_ServerPagingMixin, testtools.TestCase):
+class PostgreSQLPagingTest(sql_provision.ServerURLMixin, _PagingMixin,
+                           testtools.TestCase):
     """Deep pages on PostgreSQL."""
 
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
@@ -123,7 +112,8 @@ class PostgreSQLPagingTest(_ServerPagingMixin, testtools.TestCase):
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class MariaDBPagingTest(_ServerPagingMixin, testtools.TestCase):
+class MariaDBPagingTest(sql_provision.ServerURLMixin, _PagingMixin,
+                        testtools.TestCase):
     """Deep pages on MariaDB."""
 
     url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'

@@ -22,7 +22,6 @@ import datetime
 import decimal
 import random
 
-import fixtures
 import sqlalchemy as sa
 import testtools
 
@@ -165,27 +164,15 @@ class _RollupMixin:
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class SQLiteRollupTest(_RollupMixin, testtools.TestCase):
+class SQLiteRollupTest(sql_provision.SQLiteURLMixin, _RollupMixin,
+                       testtools.TestCase):
     """The daily rollup on SQLite."""
-
-    def setUp(self):
-        path = self.useFixture(fixtures.TempDir()).path
-        self.url = 'sqlite:///%s/rollup.sqlite' % path
-        super().setUp()
-
-
-class _ServerRollupMixin(sql_provision.ServerDatabaseMixin, _RollupMixin):
-    """Each class gets a database of its own on the server."""
-
-    def setUp(self):
-        self.url = self.database_url
-        super().setUp()
-        self.addCleanup(self.database.empty)
 
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class PostgreSQLRollupTest(_ServerRollupMixin, testtools.TestCase):
+class PostgreSQLRollupTest(sql_provision.ServerURLMixin, _RollupMixin,
+                           testtools.TestCase):
     """The daily rollup on PostgreSQL."""
 
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
@@ -193,7 +180,8 @@ class PostgreSQLRollupTest(_ServerRollupMixin, testtools.TestCase):
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class MariaDBRollupTest(_ServerRollupMixin, testtools.TestCase):
+class MariaDBRollupTest(sql_provision.ServerURLMixin, _RollupMixin,
+                        testtools.TestCase):
     """The daily rollup on MariaDB."""
 
     url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
