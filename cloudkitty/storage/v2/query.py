@@ -714,6 +714,27 @@ def evaluate_retrieve(query, frames):
     return build_retrieve(len(rows), query.page(rows))
 
 
+def evaluate_delete(query, frames):
+    """Answer delete() over a list of DataFrames, in plain Python.
+
+    :returns: ``(deleted, kept)``: the number of points ``query`` selects,
+        and the frames without them (frames left empty are dropped), in
+        their order.
+    """
+    deleted = 0
+    kept = []
+    for frame in frames:
+        rest = dataframe.DataFrame(frame.start, frame.end)
+        for type_, point in frame.iterpoints():
+            if matches(query, frame.start, type_, point):
+                deleted += 1
+            else:
+                rest.add_point(point, type_)
+        if len(rest):
+            kept.append(rest)
+    return deleted, kept
+
+
 def evaluate_total(query, frames):
     """Answer total() over a list of DataFrames, in plain Python."""
     partials = []

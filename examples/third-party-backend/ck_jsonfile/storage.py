@@ -178,16 +178,8 @@ class JSONFileStorage(v2.BaseStorage):
             lines = []
             deleted = 0
             for scope_id, frames in _read(self.path):
-                kept = []
-                for frame in frames:
-                    rest = dataframe.DataFrame(frame.start, frame.end)
-                    for type_, point in frame.iterpoints():
-                        if query.matches(request, frame.start, type_, point):
-                            deleted += 1
-                        else:
-                            rest.add_point(point, type_)
-                    if len(rest):
-                        kept.append(rest)
+                removed, kept = query.evaluate_delete(request, frames)
+                deleted += removed
                 if kept:
                     lines.append(_encode(scope_id, kept))
             if deleted:

@@ -325,7 +325,7 @@ class BuildTotalTest(testtools.TestCase):
 
 
 class OracleTest(testtools.TestCase):
-    """evaluate_total() and evaluate_retrieve() on literal data."""
+    """evaluate_total(), evaluate_retrieve() and evaluate_delete()."""
 
     def setUp(self):
         super().setUp()
@@ -336,6 +336,21 @@ class OracleTest(testtools.TestCase):
         kwargs.setdefault('end', T0 + DAY)
         return query.evaluate_total(query.validate_total(**kwargs),
                                     self.frames)
+
+    def test_delete(self):
+        """The selected points go, empty frames too, the rest keeps order."""
+        deleted, kept = query.evaluate_delete(
+            query.validate_delete(begin=T0, end=T0 + 2 * HOUR,
+                                  filters={'flavor': 'm1.small'}),
+            self.frames)
+        self.assertEqual(2, deleted)
+        self.assertEqual([(T0, 2), (T0 + HOUR, 1), (T0 + 2 * HOUR, 1)],
+                         [(f.start, len(f)) for f in kept])
+        deleted, kept = query.evaluate_delete(
+            query.validate_delete(end=T0 + HOUR), self.frames)
+        self.assertEqual((3, [T0 + HOUR, T0 + 2 * HOUR]),
+                         (deleted, [f.start for f in kept]))
+        self.assertEqual(6, sum(len(f) for f in self.frames))
 
     def test_total_groupby(self):
         """Rule 5: the hand-made sums of sample_frames."""

@@ -74,15 +74,8 @@ class _RollupMixin:
         filters = self.rng.choice([None, {'project_id': 'a'},
                                    {'flavor': ['x', 'y']}])
         self.store.delete(begin=begin, end=end, filters=filters)
-        selected = query.validate_delete(begin, end, filters)
-        kept = []
-        for frame in self.frames:
-            left = dataframe.DataFrame(frame.start, frame.end)
-            for type_, point in frame.iterpoints():
-                if not query.matches(selected, frame.start, type_, point):
-                    left.add_point(point, type_)
-            kept.append(left)
-        self.frames = kept
+        _, self.frames = query.evaluate_delete(
+            query.validate_delete(begin, end, filters), self.frames)
 
     def assertRollupMatchesPoints(self):
         engine = sa.create_engine(self.url)
