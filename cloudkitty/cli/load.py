@@ -287,22 +287,30 @@ def _open_and_wait(spec, report, barrier):
     return store
 
 
+def _run(spec, barrier, results, report, loop):
+    """Open a storage, run ``loop(store)`` on it, close it; always report.
+
+    Whatever happens, the coordinator gets ``report`` on ``results``.
+    """
+    try:
+        store = _open_and_wait(spec, report, barrier)
+        if store is not None:
+            try:
+                loop(store)
+            finally:
+                store.close()
+    except Exception as exc:
+        report.error('%s loop' % report['role'], exc)
+    results.put(dict(report))
+
+
 def _writer(spec, plan, index, barrier, results):
     """Child process: push for ``plan.seconds``; report the exact sums."""
     report = _Report('writer', index)
     report.update(pushes=0, sums=(0, 0, 0), read_sums=(0, 0, 0),
                   latencies=[], elapsed=0.0)
-    try:
-        store = _open_and_wait(spec, report, barrier)
-        if store is not None:
-            try:
-                _push_loop(store, plan, index, report)
-            finally:
-                store.close()
-    except Exception as exc:
-        # NOTE: whatever happens, the coordinator gets the report.
-        report.error('writer loop', exc)
-    results.put(dict(report))
+    _run(spec, barrier, results, report,
+         lambda store: _push_loop(store, plan, index, report))
 
 
 def _push_loop(store, plan, index, report):
@@ -345,17 +353,8 @@ def _reader(spec, plan, index, barrier, stop, results):
     """Child process: run total() until stopped; report latencies."""
     report = _Report('reader', index)
     report.update(latencies=[], problems=[], problem_count=0)
-    try:
-        store = _open_and_wait(spec, report, barrier)
-        if store is not None:
-            try:
-                _read_loop(store, plan, stop, report)
-            finally:
-                store.close()
-    except Exception as exc:
-        # NOTE: whatever happens, the coordinator gets the report.
-        report.error('reader loop', exc)
-    results.put(dict(report))
+    _run(spec, barrier, results, report,
+         lambda store: _read_loop(store, plan, stop, report))
 
 
 def _read_loop(store, plan, stop, report):
