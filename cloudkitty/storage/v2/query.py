@@ -161,6 +161,20 @@ def to_datetime(value, name):
         raise exceptions.InvalidQuery(name, str(exc), value) from exc
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+
+
+def to_micros(moment):
+    """Return an aware datetime as integer microseconds since the epoch."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(micros):
+    """Return integer microseconds since the epoch as aware UTC."""
+    return _EPOCH + datetime.timedelta(microseconds=micros)
+
+
 def month_start(moment):
     """Return the start of the UTC month holding ``moment``."""
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

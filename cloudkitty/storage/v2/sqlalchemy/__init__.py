@@ -25,7 +25,6 @@ fractions; the query is then run again with each column split in two
 
 import contextlib
 import dataclasses
-import datetime
 import gc
 
 import sqlalchemy as sa
@@ -45,8 +44,6 @@ from cloudkitty.storage.v2.sqlalchemy import receipts
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_MICROSECOND = datetime.timedelta(microseconds=1)
 # NOTE: how SQLite sums are split when a plain sum() overflows: a column c
 # is summed as sum(c // _SPLIT) and sum(c % _SPLIT) (integer division).
 _SPLIT = 10 ** 6
@@ -60,14 +57,9 @@ _HI_OFFSET, _HI_WIDTH = 10 ** 15, 16
 _LO_WIDTH = 12
 
 
-def to_micros(moment):
-    """Return an aware datetime as integer microseconds since the epoch."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_micros(micros):
-    """Return integer microseconds since the epoch as aware UTC."""
-    return _EPOCH + datetime.timedelta(microseconds=micros)
+#: Microseconds since the epoch, the unit of every time column.
+to_micros = query_mod.to_micros
+from_micros = query_mod.from_micros
 
 
 @dataclasses.dataclass(frozen=True)

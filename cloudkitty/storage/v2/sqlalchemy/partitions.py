@@ -27,32 +27,25 @@ SQLite has no partitioning; MariaDB's would forbid the foreign key from
 points to series and buys little here, so both keep one table.
 """
 
-import datetime
+from cloudkitty.storage.v2 import query
 
 #: The partitioned table.
 TABLE = 'ck_point'
 # NOTE: an arbitrary constant naming our lock among advisory locks (the
 # migration lock is another one).
 _LOCK_ID = 0x636b7370
-_UTC = datetime.timezone.utc
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
-_MICROSECOND = datetime.timedelta(microseconds=1)
 
 
 def month_of(micros):
     """Return ``(start, end)`` in microseconds of the UTC month of a time."""
-    moment = _EPOCH + datetime.timedelta(microseconds=micros)
-    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if start.month == 12:
-        end = start.replace(year=start.year + 1, month=1)
-    else:
-        end = start.replace(month=start.month + 1)
-    return (start - _EPOCH) // _MICROSECOND, (end - _EPOCH) // _MICROSECOND
+    moment = query.from_micros(micros)
+    return (query.to_micros(query.month_start(moment)),
+            query.to_micros(query.next_month(moment)))
 
 
 def name_of(start):
     """Return the partition name of the month starting at ``start``."""
-    moment = _EPOCH + datetime.timedelta(microseconds=start)
+    moment = query.from_micros(start)
     return '%s_p%04d%02d' % (TABLE, moment.year, moment.month)
 
 
