@@ -41,9 +41,10 @@ class ListOptsTest(testtools.TestCase):
     """list_opts(): groups, names and defaults."""
 
     def test_groups(self):
-        """list_opts() gives the storage and storage_sqlalchemy groups."""
+        """list_opts() gives [storage] and one group per backend."""
         groups = [group for group, _opts in storage.list_opts()]
-        self.assertEqual(['storage', 'storage_sqlalchemy'], groups)
+        self.assertEqual(['storage', 'storage_sqlalchemy',
+                          'storage_influxdb'], groups)
 
     def test_storage_option_names(self):
         """[storage] holds backend, version and retention_period."""
@@ -56,6 +57,14 @@ class ListOptsTest(testtools.TestCase):
         names = set(opts_by_group()['storage_sqlalchemy'])
         expected = {'connection', 'busy_timeout', 'connect_timeout',
                     'pool_size'}
+        self.assertTrue(expected <= names, names)
+
+    def test_influxdb_option_names(self):
+        """[storage_influxdb] uses upstream CloudKitty's option names."""
+        names = set(opts_by_group()['storage_influxdb'])
+        expected = {'host', 'port', 'username', 'password', 'database',
+                    'retention_policy', 'use_ssl', 'insecure', 'cafile',
+                    'version'}
         self.assertTrue(expected <= names, names)
 
     def test_storage_defaults(self):

@@ -1,0 +1,506 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The InfluxDB 1.x backend (entry point ``influxdb``).
+
+The data model is in :mod:`.encoding` (one ``rating`` point per rated point,
+money as exact integer limbs), the bookkeeping that replaces transactions in
+:mod:`.slots`, the HTTP API in :mod:`.client`. This module translates a
+validated :class:`cloudkitty.storage.v2.query.Query` into InfluxQL:
+
+* every value (times, filter values, types) is a bound parameter; every
+  identifier is one this backend encoded itself (``k_<key>``);
+* total() sums the limbs server-side, grouped by tags and by ``time(1d)``
+  (``time-d``, and days merged into months and years), ``time(7d, 4d)``
+  (``time-w``, weeks from Monday) or ``time(<g>u, <offset>u)`` for
+  ``time``, where ``g`` is the greatest common divisor of the gaps between
+  the window's frame starts, so that each bucket holds one frame start;
+* retrieve() counts, then reads whole frame starts in time order and sorts
+  each by type and series in Python (InfluxDB orders by time only);
+* delete() counts, then deletes with the same condition.
+
+What it cannot do is declared in :class:`InfluxDBFeatures`.
+"""
+
+import datetime
+import math
+import time
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage import v2
+from cloudkitty.storage.v2.influxdb import client as client_mod
+from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2.influxdb import options
+from cloudkitty.storage.v2.influxdb import slots
+from cloudkitty.storage.v2 import query as query_mod
+
+#: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
+MIN_NS = -(2 ** 63) + 2
+MAX_NS = 2 ** 63 - 2
+_DAY_US = 86400 * 10 ** 6
+# NOTE: the epoch was a Thursday; weeks start on Monday, four days later.
+_WEEK_OFFSET_US = 4 * _DAY_US
+#: More buckets than this for a ``time`` groupby are summed in Python.
+MAX_TIME_BUCKETS = 100000
+_SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
+                   for name in encoding.LIMBS]
+                  + ['count("qa") AS "n"',
+                     'max("%s") AS "len"' % encoding.LENGTH_FIELD])
+
+
+class InfluxDBFeatures(v2.Features):
+    """What the InfluxDB backend can do (see :class:`v2.Features`)."""
+
+    exact_decimal = True
+    groupby_time = True
+    # NOTE: min() and max() cannot be computed over integer limbs.
+    custom_fields = False
+    delete_with_filters = True
+    eventually_consistent = False
+    # NOTE: InfluxDB has no transactions; a push is written in batches.
+    atomic_push = False
+    # NOTE: slots are reserved by read-then-write (see slots.py).
+    concurrent_writers = False
+    # NOTE: a value's encoded form (up to 12 bytes per character) must fit
+    # InfluxDB's 64 KiB series key.
+    max_value_length = 4096
+    idempotent_push = True
+
+
+def to_ns(moment):
+    """Return an aware datetime as ns since the epoch, in InfluxDB's range.
+
+    :returns: the ns, or None when ``moment`` is None.
+    """
+    if moment is None:
+        return None
+    return min(max(query_mod.to_micros(moment) * 1000, MIN_NS), MAX_NS)
+
+
+def from_ns(nanos):
+    """Return the aware UTC datetime of a frame start in ns."""
+    return query_mod.from_micros(nanos // 1000)
+
+
+class InfluxDBStorage(v2.BaseStorage):
+    """Rated data in InfluxDB 1.x (see the module docstring)."""
+
+    name = 'influxdb'
+    features = InfluxDBFeatures
+
+    def __init__(self, conf=None):
+        super().__init__(conf)
+        options.register_opts(self.conf)
+        opts = self.conf.storage_influxdb
+        self.client = client_mod.Client(opts)
+        self.location = self.client.location
+        self._rp = opts.retention_policy
+        self.books = slots.Bookkeeper(self.client, self.source)
+        # NOTE: learnt by init(); 0 means that the policy keeps everything.
+        self._retention_ns = None
+
+    def source(self, measurement):
+        """Return the InfluxQL ``FROM`` target of a measurement."""
+        return '%s.%s' % (encoding.quote_identifier(self._rp),
+                          encoding.quote_identifier(measurement))
+
+    # init ------------------------------------------------------------------
+
+    def init(self):
+        """Create the database and the retention policy; idempotent.
+
+        With ``manage_retention_policy`` the policy's duration is set to
+        ``[storage] retention_period``.
+        """
+        opts = self.conf.storage_influxdb
+        database = encoding.quote_identifier(self.client.database)
+        self.client.query('CREATE DATABASE %s' % database, database=False)
+        policies = {}
+        for part in self.client.query('SHOW RETENTION POLICIES ON %s'
+                                      % database, database=False):
+            for values in part['values']:
+                row = dict(zip(part['columns'], values))
+                policies[row['name']] = _duration_ns(row['duration'])
+        wanted = self.get_retention() // datetime.timedelta(hours=1)
+        name = encoding.quote_identifier(self._rp)
+        if opts.manage_retention_policy:
+            verb = 'ALTER' if self._rp in policies else 'CREATE'
+            if policies.get(self._rp) != wanted * 3600 * 10 ** 9:
+                self.client.query(
+                    '%s RETENTION POLICY %s ON %s DURATION %dh%s SHARD '
+                    'DURATION %dh' % (
+                        verb, name, database, wanted,
+                        ' REPLICATION 1' if verb == 'CREATE' else '',
+                        _shard_hours(wanted)), database=False)
+            policies[self._rp] = wanted * 3600 * 10 ** 9
+        elif self._rp not in policies:
+            raise exceptions.StorageError(
+                'InfluxDB at %s has no retention policy %s on %s, and '
+                'manage_retention_policy is off' % (
+                    self.location, name, database))
+        self._retention_ns = policies[self._rp]
+
+    def close(self):
+        """Close the pooled HTTP connections."""
+        self.client.close()
+
+    def _retention(self):
+        if self._retention_ns is None:
+            self.init()
+        return self._retention_ns
+
+    # push ------------------------------------------------------------------
+
+    def push(self, dataframes, scope_id=None, idempotency_key=None):
+        """Store rated data (see ``BaseStorage.push``); not atomic.
+
+        Everything is validated and encoded before the first write. A push
+        that fails half-way may leave some of its points: retry it with the
+        same ``idempotency_key`` to complete it without counting anything
+        twice.
+        """
+        frames = query_mod.validate_dataframes(dataframes)
+        key = query_mod.validate_idempotency_key(idempotency_key, self)
+        if scope_id is not None:
+            if not isinstance(scope_id, str):
+                raise exceptions.InvalidQuery(
+                    'scope_id', 'expected a str, got %s'
+                    % type(scope_id).__name__, scope_id)
+            query_mod.check_text(scope_id, 'scope_id')
+        points = self._encode(frames, scope_id)
+        if not points:
+            return
+        grouped = slots.plan(points)
+        receipt = stored = None
+        if key is not None:
+            receipt = slots.make_receipt(key, scope_id, points)
+            stored = self.books.receipt(key)
+            if stored is not None:
+                slots.check_retry(stored, receipt)
+        if stored is not None:
+            bases = stored['bases']
+        else:
+            bases = self.books.reserve(
+                encoding.encode_value(scope_id or ''), slots.needed(grouped))
+            if receipt is not None:
+                self.books.write_receipt(receipt, bases)
+        self.client.write(slots.lines(grouped, bases))
+
+    def _encode(self, frames, scope_id):
+        retention = self._retention()
+        oldest = time.time_ns() - retention if retention else MIN_NS
+        scope_tag = (None if scope_id is None
+                     else encoding.encode_value(scope_id))
+        points = []
+        for frame in frames:
+            start_ns = query_mod.to_micros(frame.start) * 1000
+            if not MIN_NS <= start_ns <= MAX_NS - encoding.SLOTS:
+                raise exceptions.InvalidQuery(
+                    'dataframes', 'InfluxDB keeps times from 1677-09-22 to '
+                    '2262-04-11 only, not %s' % frame.start.isoformat())
+            if start_ns < oldest and len(frame):
+                raise exceptions.InvalidQuery(
+                    'dataframes', 'the frame starting at %s is older than '
+                    'the retention policy keeps' % frame.start.isoformat())
+            length_us = query_mod.to_micros(frame.end) - start_ns // 1000
+            for type_, point in frame.iterpoints():
+                points.append(encoding.encode_point(
+                    start_ns, length_us, scope_tag, type_, point))
+        return points
+
+    # conditions ------------------------------------------------------------
+
+    @staticmethod
+    def _where(query, begin_ns=None, end_ns=None):
+        """Return ``(condition, params)`` selecting a query's points.
+
+        :param begin_ns: overrides the query's begin (ns), when given.
+        :param end_ns: overrides the query's end (ns), when given.
+        """
+        clauses = []
+        params = {}
+        begin_ns = to_ns(query.begin) if begin_ns is None else begin_ns
+        end_ns = to_ns(query.end) if end_ns is None else end_ns
+        if begin_ns is not None:
+            clauses.append('time >= $begin')
+            params['begin'] = begin_ns
+        if end_ns is not None:
+            clauses.append('time < $end')
+            params['end'] = end_ns
+        selectors = list(query.filters)
+        if query.metric_types is not None:
+            selectors.append(('type', query.metric_types))
+        for index, (key, values) in enumerate(selectors):
+            tag = encoding.quote_identifier(encoding.tag_key_of(key))
+            alternatives = []
+            for number, value in enumerate(values):
+                name = 'v%d_%d' % (index, number)
+                params[name] = encoding.encode_value(value)
+                alternatives.append('%s = $%s' % (tag, name))
+            clauses.append('(%s)' % ' OR '.join(alternatives))
+        return ' AND '.join(clauses), params
+
+    def _count(self, condition, params):
+        where = ' WHERE ' + condition if condition else ''
+        found = self.client.query('SELECT count("qa") FROM %s%s' % (
+            self.source(encoding.MEASUREMENT), where), params)
+        return found[0]['values'][0][1] if found else 0
+
+    def _select(self, condition, params, extra='', limit=None):
+        statement = 'SELECT * FROM %s WHERE %s%s' % (
+            self.source(encoding.MEASUREMENT), condition, extra)
+        if limit is not None:
+            statement += ' LIMIT %d' % limit
+        return self.client.rows(statement, params)
+
+    # retrieve --------------------------------------------------------------
+
+    def _frames_from(self, query, cursor, need):
+        """Read whole frame starts from ``cursor`` (ns) in time order.
+
+        :returns: ``(rows, next_cursor)``: at least ``need`` rows unless
+            the window ends first (then ``next_cursor`` is None), sorted in
+            retrieve() order.
+        """
+        condition, params = self._where(query, begin_ns=cursor)
+        rows = self._select(condition, params, limit=need)
+        next_cursor = None
+        if len(rows) == need:
+            last = rows[-1]['time'] // 1000 * 1000
+            rows = [row for row in rows if row['time'] < last]
+            rest, rest_params = self._where(query, begin_ns=last,
+                                            end_ns=last + 1000)
+            rows.extend(self._select(rest, rest_params))
+            next_cursor = last + 1000
+        decoded = []
+        for row in rows:
+            type_, point = encoding.decode_row(row)
+            decoded.append(((row['time'] // 1000, type_,
+                             encoding.series_order(row)), type_, point,
+                            row[encoding.LENGTH_FIELD]))
+        decoded.sort(key=lambda item: item[0])
+        return [(from_ns(order[0] * 1000),
+                 query_mod.from_micros(order[0] + length), type_, point)
+                for order, type_, point, length in decoded], next_cursor
+
+    def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
+                 offset=0, limit=1000, paginate=True):
+        """Return rated points as DataFrames (see ``BaseStorage``).
+
+        The cost of a page grows with its offset: InfluxDB finds the
+        offset's frame start by skipping points.
+        """
+        query = query_mod.validate_retrieve(
+            begin, end, filters, metric_types, offset, limit, paginate)
+        condition, params = self._where(query)
+        total = self._count(condition, params)
+        if not paginate:
+            rows = list(self._iter_rows(query, 10000))
+            return query_mod.build_retrieve(total, rows)
+        if offset >= total:
+            return query_mod.build_retrieve(total, [])
+        cursor = to_ns(query.begin)
+        skipped = 0
+        if offset:
+            found = self.client.query(
+                'SELECT "qa" FROM %s WHERE %s LIMIT 1 OFFSET %d' % (
+                    self.source(encoding.MEASUREMENT), condition, offset),
+                params)
+            cursor = found[0]['values'][0][0] // 1000 * 1000
+            before, before_params = self._where(query, end_ns=cursor)
+            skipped = self._count(before, before_params)
+        rows, _ = self._frames_from(query, cursor, offset - skipped + limit)
+        first = offset - skipped
+        return query_mod.build_retrieve(total, rows[first:first + limit])
+
+    def _iter_rows(self, query, batch_size):
+        cursor = to_ns(query.begin)
+        while cursor is not None:
+            rows, cursor = self._frames_from(query, cursor, batch_size)
+            yield from rows
+
+    def iter_points(self, begin=None, end=None, filters=None,
+                    metric_types=None, batch_size=1000):
+        """Yield matching points in retrieve() order (see ``BaseStorage``).
+
+        Reads ``batch_size`` points at a time, completed to whole frame
+        starts, keyed on time: the cost of a batch does not grow with how
+        far the iteration went.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+                or batch_size < 1:
+            raise exceptions.InvalidQuery(
+                'batch_size', 'expected an int >= 1, got %r'
+                % (batch_size,), batch_size)
+        query = query_mod.validate_retrieve(begin, end, filters,
+                                            metric_types)
+        return self._iter_rows(query, batch_size)
+
+    # total -----------------------------------------------------------------
+
+    def total(self, groupby=None, begin=None, end=None, metric_types=None,
+              filters=None, custom_fields=None, offset=0, limit=1000,
+              paginate=True):
+        """Return exact sums, grouped (see ``BaseStorage.total``).
+
+        :raises cloudkitty.storage.exceptions.NotSupported: for
+            ``custom_fields``.
+        """
+        query = query_mod.validate_total(
+            groupby, begin, end, metric_types, filters, custom_fields,
+            offset, limit, paginate)
+        if custom_fields is not None:
+            raise exceptions.NotSupported(self.name, 'custom_fields')
+        tags = []
+        for entry in query.key_groupby:
+            tag = encoding.tag_key_of(entry)
+            if tag not in tags:
+                tags.append(tag)
+        group = [encoding.quote_identifier(tag) for tag in tags]
+        begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
+        bucket_us = None
+        entry = query.time_groupby
+        if entry in ('time-d', 'time-m', 'time-y'):
+            bucket_us, offset_us = _DAY_US, 0
+        elif entry == 'time-w':
+            bucket_us, offset_us = 7 * _DAY_US, _WEEK_OFFSET_US
+        elif entry == 'time':
+            starts = self.books.frame_starts(begin_ns, end_ns)
+            if not starts:
+                return query_mod.build_total(query, [])
+            bucket_us, offset_us = _frame_buckets(starts)
+            begin_ns, end_ns = starts[0], starts[-1] + 1000
+            if bucket_us is None:
+                return query_mod.build_total(
+                    query, self._partials_in_python(query, tags))
+        if bucket_us is not None:
+            group.append('time(%du, %du)' % (bucket_us, offset_us))
+        condition, params = self._where(query, begin_ns, end_ns)
+        statement = 'SELECT %s FROM %s WHERE %s' % (
+            _SUMS, self.source(encoding.MEASUREMENT), condition)
+        if group:
+            statement += ' GROUP BY %s' % ', '.join(group)
+        if bucket_us is not None:
+            statement += ' fill(none)'
+        partials = []
+        for part in self.client.query(statement, params):
+            found = part.get('tags') or {}
+            keys = tuple(_group_value(found.get(encoding.tag_key_of(k)))
+                         for k in query.key_groupby)
+            columns = part['columns']
+            for values in part['values']:
+                row = dict(zip(columns, values))
+                start = end = None
+                if bucket_us is not None:
+                    start = query_mod.from_micros(row['time'] // 1000)
+                    if entry == 'time':
+                        end = start + datetime.timedelta(
+                            microseconds=row['len'])
+                    else:
+                        end = start + datetime.timedelta(
+                            microseconds=bucket_us)
+                partials.append(query_mod.Partial(
+                    keys, start, end, _aggregate(row)))
+        return query_mod.build_total(query, partials)
+
+    def _partials_in_python(self, query, tags):
+        """Partials of a ``time`` groupby whose frame starts are irregular.
+
+        Reads every point; for windows whose frame starts share no common
+        step (which a rating service never produces).
+        """
+        for start, end, type_, point in self._iter_rows(query, 10000):
+            agg = query_mod.Aggregate()
+            agg.add_point(point)
+            keys = tuple(query_mod.label(type_, point, k)
+                         for k in query.key_groupby)
+            yield query_mod.Partial(keys, start, end, agg)
+
+    # delete ----------------------------------------------------------------
+
+    def delete(self, begin=None, end=None, filters=None):
+        """Delete the points of a window (see ``BaseStorage.delete``).
+
+        :returns: the number of points deleted (counted just before; a
+            concurrent push into the window may make it off).
+        """
+        query = query_mod.validate_delete(begin, end, filters)
+        condition, params = self._where(query)
+        deleted = self._count(condition, params)
+        begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
+        self.books.forget(begin_ns, end_ns)
+        if deleted:
+            where = ' WHERE ' + condition if condition else ''
+            self.client.query('DELETE FROM %s%s' % (
+                encoding.quote_identifier(encoding.MEASUREMENT), where),
+                params)
+        if not query.filters:
+            self.books.reset(begin_ns, end_ns)
+        return deleted
+
+
+def _frame_buckets(starts):
+    """Return ``(bucket_us, offset_us)`` giving each frame start a bucket.
+
+    Every gap between frame starts is a multiple of the bucket, and every
+    start is a bucket start, so each bucket holds one frame start (and its
+    slots, below a microsecond). Returns ``(None, None)`` when that takes
+    more than :data:`MAX_TIME_BUCKETS` buckets.
+    """
+    micros = [start // 1000 for start in starts]
+    step = 0
+    for value in micros[1:]:
+        step = math.gcd(step, value - micros[0])
+    if step == 0:
+        step = _DAY_US
+    if (micros[-1] - micros[0]) // step + 1 > MAX_TIME_BUCKETS:
+        return None, None
+    return step, micros[0] % step
+
+
+def _group_value(tag):
+    value = encoding.decode_value(tag)
+    return '' if value is None else value
+
+
+def _aggregate(row):
+    units = {'qty': 0, 'price': 0}
+    for name, (field, weight) in encoding.LIMBS.items():
+        units[field] += (row.get(name) or 0) << weight
+    return query_mod.Aggregate.from_units(row['n'], units['qty'],
+                                          units['price'])
+
+
+def _shard_hours(retention_hours):
+    """InfluxDB's own default shard duration for a retention period.
+
+    Given explicitly because ALTER keeps the old one, which InfluxDB
+    refuses when it is longer than the new retention.
+    """
+    if retention_hours < 48:
+        return 1
+    if retention_hours <= 24 * 183:
+        return 24
+    return 24 * 7
+
+
+def _duration_ns(text):
+    """Parse an InfluxDB duration such as ``2400h0m0s`` (``0s``: forever)."""
+    total = 0
+    number = ''
+    scale = {'h': 3600, 'm': 60, 's': 1}
+    for char in text:
+        if char.isdigit():
+            number += char
+        elif char in scale:
+            total += int(number) * scale[char]
+            number = ''
+    return total * 10 ** 9

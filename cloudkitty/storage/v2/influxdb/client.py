@@ -1,0 +1,159 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The InfluxDB 1.x HTTP API, as the backend uses it.
+
+Queries always travel with their values as bound parameters (the API's
+``params``), never pasted into InfluxQL. Results are read chunked, so a
+server's ``max-row-limit`` never truncates an answer, and as plain JSON rows.
+Every error becomes a :mod:`cloudkitty.storage.exceptions` error that names
+the server, never a password.
+"""
+
+import json
+
+from oslo_log import log
+
+from cloudkitty.storage import exceptions
+
+try:
+    import influxdb
+    from influxdb import exceptions as influx_exc
+    import requests
+except ImportError:  # NOTE: an optional dependency ([influxdb] extra).
+    influxdb = None
+
+LOG = log.getLogger(__name__)
+BACKEND = 'influxdb'
+#: Rows per chunk the server streams back.
+CHUNK_SIZE = 10000
+
+
+class Client:
+    """A connection to one database and retention policy.
+
+    :param opts: the ``[storage_influxdb]`` options.
+    """
+
+    def __init__(self, opts):
+        scheme = 'https' if opts.use_ssl else 'http'
+        self.location = '%s://%s:%d' % (scheme, opts.host, opts.port)
+        if influxdb is None:
+            raise exceptions.BackendUnavailable(
+                BACKEND, self.location, 'the influxdb client library is not '
+                'installed (pip install "cloudkitty-storage[influxdb]")')
+        self.database = opts.database
+        self.retention_policy = opts.retention_policy
+        self.batch_size = opts.batch_size
+        verify = opts.cafile or not opts.insecure
+        self._client = influxdb.InfluxDBClient(
+            host=opts.host, port=opts.port, username=opts.username,
+            password=opts.password, database=opts.database,
+            ssl=opts.use_ssl, verify_ssl=verify, timeout=opts.timeout,
+            retries=1, pool_size=opts.pool_size,
+            headers={'Accept': 'application/json'})
+
+    def close(self):
+        """Close the pooled HTTP connections."""
+        self._client.close()
+
+    def _request(self, method, endpoint, params, data=None):
+        try:
+            return self._client.request(
+                endpoint, method=method, params=params, data=data,
+                expected_response_code=204 if endpoint == 'write' else 200,
+                stream=endpoint == 'query')
+        except (requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout) as exc:
+            raise exceptions.BackendUnavailable(
+                BACKEND, self.location, exc) from exc
+        except influx_exc.InfluxDBServerError as exc:
+            raise exceptions.BackendUnavailable(
+                BACKEND, self.location, exc) from exc
+        except influx_exc.InfluxDBClientError as exc:
+            if endpoint == 'write':
+                raise exceptions.WriteRefused(
+                    BACKEND, self.location, exc) from exc
+            raise exceptions.StorageError(
+                'InfluxDB at %s refused a query: %s'
+                % (self.location, exc)) from exc
+
+    def query(self, statement, params=None, database=True):
+        """Run one InfluxQL statement and return its series.
+
+        :param statement: InfluxQL whose values are all ``$name``
+            references.
+        :param params: ``{name: value}`` bound to those references.
+        :param database: False for statements that name no database
+            (``CREATE DATABASE``).
+        :returns: a list of ``{'name', 'tags', 'columns', 'values'}``
+            dicts; the chunks of one series are joined.
+        """
+        query_params = {'q': statement, 'epoch': 'ns', 'chunked': 'true',
+                        'chunk_size': CHUNK_SIZE}
+        if database:
+            query_params['db'] = self.database
+        if params:
+            query_params['params'] = json.dumps(params)
+        method = 'GET' if statement.lstrip().upper().startswith(
+            ('SELECT', 'SHOW')) else 'POST'
+        response = self._request(method, 'query', query_params)
+        series = []
+        try:
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                for result in json.loads(line).get('results', ()):
+                    if 'error' in result:
+                        raise exceptions.StorageError(
+                            'InfluxDB at %s: %s'
+                            % (self.location, result['error']))
+                    for part in result.get('series', ()):
+                        last = series[-1] if series else None
+                        if (last is not None and last['name'] ==
+                                part.get('name') and last.get('tags') ==
+                                part.get('tags')):
+                            last['values'].extend(part.get('values', ()))
+                        else:
+                            part.setdefault('values', [])
+                            series.append(part)
+        except requests.exceptions.RequestException as exc:
+            raise exceptions.BackendUnavailable(
+                BACKEND, self.location, exc) from exc
+        finally:
+            response.close()
+        return series
+
+    def rows(self, statement, params=None):
+        """Run a SELECT and return its rows as dicts (tags included)."""
+        found = []
+        for part in self.query(statement, params):
+            columns = part['columns']
+            tags = part.get('tags') or {}
+            for values in part['values']:
+                row = dict(zip(columns, values))
+                row.update(tags)
+                found.append(row)
+        return found
+
+    def write(self, lines):
+        """Write line-protocol lines, in batches of ``batch_size``.
+
+        :raises cloudkitty.storage.exceptions.WriteRefused: when the server
+            refuses points (a partial write names what it dropped).
+        """
+        params = {'db': self.database, 'precision': 'n'}
+        if self.retention_policy:
+            params['rp'] = self.retention_policy
+        for first in range(0, len(lines), self.batch_size):
+            body = '\n'.join(lines[first:first + self.batch_size])
+            self._request('POST', 'write', params,
+                          data=body.encode('utf-8'))

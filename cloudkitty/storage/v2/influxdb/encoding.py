@@ -1,0 +1,282 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""How a rated point becomes an InfluxDB point, and back.
+
+One point of a frame is one line of the ``rating`` measurement:
+
+* **time**: the frame's start in nanoseconds, plus a *slot* modulo 1,000.
+  InfluxDB keeps one point per measurement, tag set and time, so two
+  identical points of one frame need two times; an offset below a
+  microsecond keeps every point inside any window whose bounds are
+  microseconds (the precision of a Python datetime). Slots from 1,000 on
+  also set the tag ``ck_n`` (slot // 1000). :mod:`.slots` hands slots out.
+* **tags**: ``ck_type`` (metric type), ``ck_unit``, ``ck_scope`` (absent
+  when the push had no scope), ``ck_g`` (the groupby keys, joined by
+  ``.``; absent when there are none) and one ``k_<key>`` per groupby or
+  metadata key holding the point's value for it (groupby wins, as in
+  :attr:`cloudkitty.dataframe.DataPoint.desc`).
+* **fields**: the exact money as 31-bit integer limbs (``qa``, ``qb`` and,
+  for values beyond ``±2**62 * 1e-12``, ``qc``; ``pa``, ``pb``, ``pc`` for
+  the price), ``ck_len`` (frame length in microseconds), and when needed
+  ``ck_desc`` (the description, as JSON so that no line break reaches the
+  line protocol) and ``ck_meta`` (JSON of the metadata
+  values that a groupby value of the same key hides).
+
+Every key and value is *encoded*: ASCII letters, digits and ``_`` stay,
+every other byte of its UTF-8 form becomes ``%XX``, and a value gets a
+leading ``.``. The line protocol then needs no escaping at all, an empty
+string is a tag (``.``), and a key is always a safe InfluxQL identifier.
+"""
+
+import json
+import re
+
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
+
+#: The measurement of the rated points.
+MEASUREMENT = 'rating'
+#: Width of a money limb: sums of 2**32 limbs still fit an int64.
+LIMB_BITS = 31
+_LIMB_MASK = (1 << LIMB_BITS) - 1
+#: Values whose units reach this magnitude get a third limb.
+_TWO_LIMBS = 1 << (2 * LIMB_BITS)
+#: Slots told apart by time alone (nanoseconds after the frame start).
+SLOTS = 1000
+#: InfluxDB 1.x keeps series keys (measurement and tags) below 64 KiB.
+MAX_SERIES_KEY = 60000
+#: The fields summed by total(): name -> (money field, limb weight).
+LIMBS = {'qa': ('qty', 0), 'qb': ('qty', LIMB_BITS),
+         'qc': ('qty', 2 * LIMB_BITS), 'pa': ('price', 0),
+         'pb': ('price', LIMB_BITS), 'pc': ('price', 2 * LIMB_BITS)}
+
+TYPE_TAG = 'ck_type'
+UNIT_TAG = 'ck_unit'
+SCOPE_TAG = 'ck_scope'
+GROUPBY_TAG = 'ck_g'
+EXTRA_SLOT_TAG = 'ck_n'
+KEY_PREFIX = 'k_'
+LENGTH_FIELD = 'ck_len'
+DESCRIPTION_FIELD = 'ck_desc'
+HIDDEN_FIELD = 'ck_meta'
+
+_KEPT = frozenset(b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+                  b'0123456789_')
+_ESCAPES = re.compile(r'%([0-9A-F]{2})')
+
+
+def _encode(text):
+    try:
+        data = text.encode('utf-8')
+    except UnicodeEncodeError:
+        data = None
+    if data is None or 0 in data:
+        # NOTE: refused like on every backend, with the same message.
+        query.check_text(text, 'dataframes')
+    return ''.join(chr(byte) if byte in _KEPT else '%%%02X' % byte
+                   for byte in data)
+
+
+def _unescape(text):
+    data = bytearray()
+    position = 0
+    for match in _ESCAPES.finditer(text):
+        data += text[position:match.start()].encode('ascii')
+        data.append(int(match.group(1), 16))
+        position = match.end()
+    data += text[position:].encode('ascii')
+    return data.decode('utf-8')
+
+
+def encode_value(value):
+    """Return the tag value (or bound parameter) that stands for ``value``.
+
+    The result is never empty and needs no escaping anywhere.
+    """
+    return '.' + _encode(value)
+
+
+def decode_value(tag):
+    """Return the str a tag value stands for; None for an absent tag."""
+    if not tag:
+        return None
+    return _unescape(tag[1:])
+
+
+def key_tag(key):
+    """Return the tag key of a groupby/metadata key (a safe identifier)."""
+    return KEY_PREFIX + _encode(key)
+
+
+def tag_key_of(key):
+    """Return the tag key a filter or groupby entry reads (``type`` too)."""
+    return TYPE_TAG if key == 'type' else key_tag(key)
+
+
+def quote_identifier(name):
+    """Quote an InfluxQL identifier (database, retention policy, tag key).
+
+    Double quotes and backslashes are escaped, so any name is one
+    identifier; the names this module builds are plain ASCII anyway.
+    """
+    return '"%s"' % name.replace('\\', '\\\\').replace('"', '\\"')
+
+
+def split_units(units):
+    """Split an int of ``10**-12`` units into its limbs.
+
+    :returns: ``(a, b)`` or ``(a, b, c)`` with ``units == a + b * 2**31 +
+        c * 2**62``; ``a`` and (with three limbs) ``b`` are in
+        ``[0, 2**31)``, so a sum of up to ``2**32`` limbs fits an int64.
+    """
+    low = units & _LIMB_MASK
+    if -_TWO_LIMBS <= units < _TWO_LIMBS:
+        return low, units >> LIMB_BITS
+    return low, (units >> LIMB_BITS) & _LIMB_MASK, units >> (2 * LIMB_BITS)
+
+
+def join_units(a, b, c=0):
+    """Inverse of :func:`split_units`, also for sums of limbs."""
+    return (a or 0) + ((b or 0) << LIMB_BITS) + ((c or 0) << (2 * LIMB_BITS))
+
+
+def field_string(text):
+    """Return ``text`` as a line-protocol string field value."""
+    return '"%s"' % text.replace('\\', '\\\\').replace('"', '\\"')
+
+
+class EncodedPoint:
+    """One point ready to be written, but for its slot.
+
+    :ivar start_ns: the frame start, in nanoseconds since the epoch.
+    :ivar identity: ``measurement,tags``: what InfluxDB keys the point by
+        (with the time).
+    :ivar fields: the line protocol fields.
+    :ivar qty_units: the qty, in ``10**-12`` units.
+    :ivar price_units: the price, likewise.
+    """
+
+    __slots__ = ('start_ns', 'identity', 'fields', 'qty_units',
+                 'price_units')
+
+    def __init__(self, start_ns, identity, fields, qty_units, price_units):
+        self.start_ns = start_ns
+        self.identity = identity
+        self.fields = fields
+        self.qty_units = qty_units
+        self.price_units = price_units
+
+    def line(self, slot):
+        """Return the point's line protocol for a slot (an int >= 0).
+
+        Slot ``s`` is the time ``start + s % SLOTS`` ns, and from
+        ``SLOTS`` on also the tag ``ck_n = s // SLOTS``: a frame start
+        holds any number of identical points.
+        """
+        extra, offset = divmod(slot, SLOTS)
+        if extra:
+            return '%s,%s=%d %s %d' % (self.identity, EXTRA_SLOT_TAG, extra,
+                                       self.fields, self.start_ns + offset)
+        return '%s %s %d' % (self.identity, self.fields,
+                             self.start_ns + offset)
+
+
+def encode_point(start_ns, length_us, scope_tag, type_, point):
+    """Encode one DataPoint of a frame.
+
+    :param start_ns: the frame start, in nanoseconds.
+    :param length_us: the frame length, in microseconds.
+    :param scope_tag: the encoded scope, or None.
+    :param type_: the metric type.
+    :param point: the :class:`cloudkitty.dataframe.DataPoint`.
+    :raises InvalidQuery: for money outside the exact range, or labels too
+        long for an InfluxDB series key.
+    """
+    tags = {TYPE_TAG: encode_value(type_), UNIT_TAG: encode_value(point.unit)}
+    if scope_tag is not None:
+        tags[SCOPE_TAG] = scope_tag
+    groupby = point.groupby
+    if groupby:
+        tags[GROUPBY_TAG] = '.'.join(sorted(_encode(k) for k in groupby))
+    for key, value in point.desc.items():
+        tags[key_tag(key)] = encode_value(value)
+    identity = ','.join([MEASUREMENT] + ['%s=%s' % item
+                                         for item in sorted(tags.items())])
+    if len(identity) > MAX_SERIES_KEY:
+        raise exceptions.InvalidQuery(
+            'dataframes', 'the labels of a %s point take %d bytes once '
+            'encoded; InfluxDB keeps at most %d' % (type_, len(identity),
+                                                    MAX_SERIES_KEY))
+    money.check(point.qty, 'qty')
+    money.check(point.price, 'price')
+    qty = money.to_units(point.qty)
+    price = money.to_units(point.price)
+    fields = ['%s=%di' % (name, limb) for prefix, units in
+              (('q', qty), ('p', price))
+              for name, limb in zip((prefix + 'a', prefix + 'b',
+                                     prefix + 'c'), split_units(units))]
+    fields.append('%s=%di' % (LENGTH_FIELD, length_us))
+    if point.description is not None:
+        fields.append('%s=%s' % (DESCRIPTION_FIELD,
+                                 field_string(json.dumps(point.description))))
+    hidden = {key: value for key, value in point.metadata.items()
+              if key in groupby}
+    if hidden:
+        fields.append('%s=%s' % (HIDDEN_FIELD, field_string(
+            json.dumps(hidden, sort_keys=True))))
+    return EncodedPoint(start_ns, identity, ','.join(fields), qty, price)
+
+
+def decode_row(row):
+    """Rebuild ``(type, DataPoint)`` from a ``SELECT *`` row.
+
+    :param row: ``{column: value}``; absent tags and fields are None or
+        missing.
+    """
+    groupby_keys = set()
+    if row.get(GROUPBY_TAG):
+        groupby_keys = {_unescape(k) for k in row[GROUPBY_TAG].split('.')}
+    groupby = {}
+    metadata = {}
+    for column, value in row.items():
+        if not column.startswith(KEY_PREFIX) or not value:
+            continue
+        key = _unescape(column[len(KEY_PREFIX):])
+        target = groupby if key in groupby_keys else metadata
+        target[key] = decode_value(value)
+    if row.get(HIDDEN_FIELD):
+        metadata.update(json.loads(row[HIDDEN_FIELD]))
+    qty = money.from_units(join_units(row.get('qa'), row.get('qb'),
+                                      row.get('qc')))
+    price = money.from_units(join_units(row.get('pa'), row.get('pb'),
+                                        row.get('pc')))
+    description = row.get(DESCRIPTION_FIELD)
+    if description is not None:
+        description = json.loads(description)
+    point = dataframe.DataPoint(
+        decode_value(row[UNIT_TAG]), qty, price, groupby, metadata,
+        description)
+    return decode_value(row[TYPE_TAG]), point
+
+
+def series_order(row):
+    """A stable tiebreak for rows of one frame start and type.
+
+    Sorts by the row's tags (its series) then its slot.
+    """
+    return (tuple(sorted((column, value) for column, value in row.items()
+                         if value is not None and column != 'time'
+                         and (column.startswith(KEY_PREFIX)
+                              or column.startswith('ck_')))),
+            row['time'])

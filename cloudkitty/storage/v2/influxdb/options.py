@@ -1,0 +1,62 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The ``[storage_influxdb]`` options.
+
+The names are upstream CloudKitty's, so that an operator's configuration
+carries over. Only the InfluxDB 1.x HTTP API is supported: no 2.x server
+could be had to test against, so ``version`` accepts 1 only and the 2.x
+options (``url``, ``token``, ``org``, ``bucket``) are not offered.
+"""
+
+from oslo_config import cfg
+
+#: The ``[storage_influxdb]`` group.
+influxdb_opts = [
+    cfg.IntOpt('version', default=1, choices=[1],
+               help='InfluxDB API version. Only 1 (the InfluxDB 1.x HTTP '
+                    'API) is supported.'),
+    cfg.StrOpt('host', default='localhost',
+               help='InfluxDB host.'),
+    cfg.PortOpt('port', default=8086,
+                help='InfluxDB HTTP port.'),
+    cfg.StrOpt('username',
+               help='InfluxDB user name, when authentication is on.'),
+    cfg.StrOpt('password', secret=True,
+               help='InfluxDB password.'),
+    cfg.StrOpt('database', default='cloudkitty',
+               help='InfluxDB database, created by init() when missing.'),
+    cfg.StrOpt('retention_policy', default='autogen',
+               help='Retention policy the points are written to and read '
+                    'from.'),
+    cfg.BoolOpt('manage_retention_policy', default=True,
+                help='Whether init() creates the retention policy when it '
+                     'is missing and sets its duration to [storage] '
+                     'retention_period. Pushing frames older than the '
+                     'policy keeps is refused either way.'),
+    cfg.BoolOpt('use_ssl', default=False,
+                help='Connect over HTTPS.'),
+    cfg.BoolOpt('insecure', default=False,
+                help='Do not check the server certificate (HTTPS only).'),
+    cfg.StrOpt('cafile',
+               help='CA bundle the server certificate is checked against.'),
+    cfg.IntOpt('timeout', default=60, min=1,
+               help='Seconds to wait for an answer of the server.'),
+    cfg.IntOpt('pool_size', default=10, min=1,
+               help='HTTP connections kept open to the server.'),
+    cfg.IntOpt('batch_size', default=5000, min=1,
+               help='Points written per HTTP request.'),
+]
+
+
+def register_opts(conf):
+    """Register the ``[storage_influxdb]`` options on ``conf``."""
+    conf.register_opts(influxdb_opts, group='storage_influxdb')

@@ -1,0 +1,208 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Slots, frame starts and push receipts: the backend's bookkeeping.
+
+InfluxDB keeps one point per series and time, so a point's time is its
+frame start plus a *slot* (see :mod:`.encoding`). Three small measurements
+keep what a push needs to know, without transactions:
+
+``ck_frames`` (tag ``ck_scope``, one point per scope and frame start)
+    ``used``, the first slot no push of that scope took yet. A push reads
+    it, takes ``used`` to ``used + n - 1`` where ``n`` is how many identical
+    points the push has at most for one series of the frame, and writes
+    the new ``used`` *before* its points. Points of other scopes are other
+    series, so scopes never share slots. Two processes pushing the same
+    scope and frame start at once could take the same slots: the backend
+    declares ``concurrent_writers = False``.
+``ck_starts`` (one point per distinct frame start)
+    lets total() group by ``time`` server-side (see :func:`frame_starts`).
+``ck_push`` (tag ``ck_key``, one point per idempotency key)
+    the receipt of a push made with a key: scope, number of points, exact
+    sums, first and last frame start and the slots it took. It is written
+    after the slots and before the points. A retry finds it and writes the
+    very same points at the very same slots again, which InfluxDB stores
+    once: a push that failed half-way is completed, one that landed is
+    left as it was. A delete forgets the receipts of pushes with a frame in
+    its window.
+"""
+
+import json
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2 import money
+
+FRAMES = 'ck_frames'
+STARTS = 'ck_starts'
+RECEIPTS = 'ck_push'
+_KEY_TAG = 'ck_key'
+# NOTE: the receipt fields a retry must match to be recognised.
+_COMPARED = ('scope', 'points', 'qty', 'price', 'first', 'last')
+
+
+def plan(points):
+    """Group a push's encoded points by frame start and series.
+
+    :param points: the :class:`.encoding.EncodedPoint` of the push.
+    :returns: ``{start_ns: {identity: [EncodedPoint, ...]}}``; the points
+        of one series are sorted by content, so that a retry in any order
+        gives each content the same slot.
+    """
+    grouped = {}
+    for point in points:
+        grouped.setdefault(point.start_ns, {}).setdefault(
+            point.identity, []).append(point)
+    for series in grouped.values():
+        for same in series.values():
+            same.sort(key=lambda p: p.fields)
+    return grouped
+
+
+def needed(grouped):
+    """Return ``{start_ns: slots the push needs for that frame start}``."""
+    return {start: max(len(same) for same in series.values())
+            for start, series in grouped.items()}
+
+
+def lines(grouped, bases):
+    """Return the line protocol of a planned push, given its slots."""
+    return [point.line(bases[start] + index)
+            for start, series in grouped.items()
+            for same in series.values()
+            for index, point in enumerate(same)]
+
+
+class Bookkeeper:
+    """Reads and writes the bookkeeping measurements of one database.
+
+    :param client: the :class:`.client.Client`.
+    :param source: ``source(measurement)`` returns the InfluxQL ``FROM``
+        target (with the retention policy).
+    """
+
+    def __init__(self, client, source):
+        self.client = client
+        self.source = source
+
+    def reserve(self, scope_tag, slots):
+        """Take the slots of a push, and record them before any point.
+
+        :param scope_tag: the push's encoded scope (``.`` for no scope).
+        :param slots: ``{start_ns: number of slots needed}``.
+        :returns: ``{start_ns: first slot}``.
+        """
+        used = {row['time']: row['used'] for row in self.client.rows(
+            'SELECT "used" FROM %s WHERE "ck_scope" = $scope AND '
+            'time >= $first AND time <= $last' % self.source(FRAMES),
+            {'scope': scope_tag, 'first': min(slots), 'last': max(slots)})}
+        bases = {start: used.get(start, 0) for start in slots}
+        self.client.write(
+            ['%s,ck_scope=%s used=%di %d' % (FRAMES, scope_tag,
+                                             bases[start] + count, start)
+             for start, count in slots.items()]
+            + ['%s n=1i %d' % (STARTS, start) for start in slots])
+        return bases
+
+    def receipt(self, key):
+        """Return the stored receipt of ``key``, or None."""
+        rows = self.client.rows(
+            'SELECT * FROM %s WHERE "ck_key" = $key'
+            % self.source(RECEIPTS), {'key': encoding.encode_value(key)})
+        if not rows:
+            return None
+        row = rows[-1]
+        row['bases'] = {int(start): base for start, base in
+                        json.loads(row['bases']).items()}
+        return row
+
+    def write_receipt(self, receipt, bases):
+        """Store a push's receipt (see :func:`make_receipt`)."""
+        fields = dict(receipt, bases=json.dumps(
+            {str(start): base for start, base in sorted(bases.items())}))
+        body = ','.join('%s=%s' % (name, _field(value))
+                        for name, value in sorted(fields.items())
+                        if name != 'key')
+        self.client.write(['%s,%s=%s %s %d' % (
+            RECEIPTS, _KEY_TAG, encoding.encode_value(receipt['key']), body,
+            receipt['first'])])
+
+    def forget(self, begin_ns=None, end_ns=None):
+        """Forget the receipts of pushes whose frames meet a window."""
+        clauses = []
+        params = {}
+        if end_ns is not None:
+            clauses.append('time < $end')
+            params['end'] = end_ns
+        where = ' WHERE ' + ' AND '.join(clauses) if clauses else ''
+        keys = sorted({row[_KEY_TAG] for row in self.client.rows(
+            'SELECT "last", "ck_key" FROM %s%s'
+            % (self.source(RECEIPTS), where), params)
+            if begin_ns is None or row['last'] >= begin_ns})
+        for key in keys:
+            self.client.query('DROP SERIES FROM %s WHERE "ck_key" = $key'
+                              % encoding.quote_identifier(RECEIPTS),
+                              {'key': key})
+
+    def reset(self, begin_ns=None, end_ns=None):
+        """Free every slot of a window that lost all its points."""
+        clauses = []
+        params = {}
+        if begin_ns is not None:
+            clauses.append('time >= $begin')
+            params['begin'] = begin_ns
+        if end_ns is not None:
+            clauses.append('time < $end')
+            params['end'] = end_ns
+        where = ' WHERE ' + ' AND '.join(clauses) if clauses else ''
+        for measurement in (FRAMES, STARTS):
+            self.client.query('DELETE FROM %s%s' % (
+                encoding.quote_identifier(measurement), where), params)
+
+    def frame_starts(self, begin_ns, end_ns):
+        """Return the sorted frame starts (ns) pushed in a window.
+
+        Frame starts of deleted points may be among them.
+        """
+        return [row['time'] for row in self.client.rows(
+            'SELECT "n" FROM %s WHERE time >= $begin AND time < $end'
+            % self.source(STARTS), {'begin': begin_ns, 'end': end_ns})]
+
+
+def make_receipt(key, scope_id, points):
+    """Return the receipt of a push of encoded points (at least one)."""
+    starts = [point.start_ns for point in points]
+    return {'key': key, 'scope': '' if scope_id is None else scope_id,
+            'points': len(points),
+            'qty': str(money.from_units(sum(p.qty_units for p in points))),
+            'price': str(money.from_units(
+                sum(p.price_units for p in points))),
+            'first': min(starts), 'last': max(starts)}
+
+
+def check_retry(stored, receipt):
+    """Raise unless a stored receipt is the receipt of the same push.
+
+    :raises cloudkitty.storage.exceptions.InvalidQuery: when the key was
+        used by a push of other data.
+    """
+    differences = [name for name in _COMPARED
+                   if stored.get(name) != receipt[name]]
+    if differences:
+        raise exceptions.InvalidQuery(
+            'idempotency_key', 'already used by a push of other data '
+            '(%s differ)' % ', '.join(differences), receipt['key'])
+
+
+def _field(value):
+    if isinstance(value, int):
+        return '%di' % value
+    return encoding.field_string(value)

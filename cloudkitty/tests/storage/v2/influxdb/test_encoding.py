@@ -1,0 +1,151 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The InfluxDB encoding: line protocol, tags and money limbs (no server)."""
+
+import decimal
+import re
+
+import testtools
+
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2.influxdb import slots
+from cloudkitty.storage.v2 import money
+from cloudkitty.tests import fixtures as builders
+
+D = decimal.Decimal
+TRICKY = builders.TRICKY_VALUES + builders.LONG_VALUES + (
+    '', ' ', 'a,b=c d', 'line\nbreak', 'back\\', '"', "'", '%41', '.',
+    '\u00e9\u4e2d\U0001f600')
+#: What a tag value or key may hold: no line-protocol escape is needed.
+_SAFE = re.compile(r'\A[A-Za-z0-9_.%]+\Z')
+
+
+def point(**kwargs):
+    values = {'unit': 'u', 'qty': 1, 'price': 1, 'groupby': None,
+              'metadata': None}
+    values.update(kwargs)
+    return dataframe.DataPoint(**values)
+
+
+def row_of(encoded, slot=0):
+    """Parse our own line protocol back into a SELECT * row."""
+    line = encoded.line(slot)
+    head, rest = line.split(' ', 1)
+    fields, stamp = rest.rsplit(' ', 1)
+    row = {'time': int(stamp)}
+    for pair in head.split(',')[1:]:
+        key, value = pair.split('=')
+        row[key] = value
+    for pair in re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|-?\d+i)', fields):
+        key, value = pair
+        if value.endswith('i'):
+            row[key] = int(value[:-1])
+        else:
+            row[key] = value[1:-1].replace('\\"', '"').replace('\\\\', '\\')
+    return row
+
+
+class ValueEncodingTest(testtools.TestCase):
+
+    def test_round_trip_and_safe(self):
+        """Every value comes back, and never needs escaping."""
+        for value in TRICKY:
+            tag = encoding.encode_value(value)
+            self.assertRegex(tag, _SAFE)
+            self.assertEqual(value, encoding.decode_value(tag))
+
+    def test_keys_are_safe_identifiers(self):
+        """A tag key is k_ and safe characters; distinct keys differ."""
+        keys = {encoding.key_tag(value) for value in TRICKY if value}
+        self.assertEqual(len({v for v in TRICKY if v}), len(keys))
+        for key in keys:
+            self.assertTrue(key.startswith('k_'))
+            self.assertRegex(key, _SAFE)
+        self.assertEqual('ck_type', encoding.tag_key_of('type'))
+
+    def test_absent_tag_is_none(self):
+        """An empty tag (absent) is None; the empty string is '.'."""
+        self.assertIsNone(encoding.decode_value(''))
+        self.assertIsNone(encoding.decode_value(None))
+        self.assertEqual('.', encoding.encode_value(''))
+
+    def test_injection_is_an_identifier(self):
+        """quote_identifier keeps any name one identifier."""
+        self.assertEqual('"a\\"b\\\\"', encoding.quote_identifier('a"b\\'))
+
+
+class LimbTest(testtools.TestCase):
+
+    def test_split_join(self):
+        """Limbs give back the units, small, big and negative."""
+        top = int(money.MAX_ABS) * money.SCALE - 1
+        for units in (0, 1, -1, 2 ** 31, -2 ** 31, 2 ** 62 - 1, -2 ** 62,
+                      2 ** 62, -2 ** 62 - 1, top, -top):
+            limbs = encoding.split_units(units)
+            self.assertEqual(units, encoding.join_units(*limbs))
+            self.assertTrue(0 <= limbs[0] < 2 ** 31)
+            self.assertTrue(all(abs(limb) <= 2 ** 31 for limb in limbs))
+
+    def test_sums_of_limbs_are_exact(self):
+        """Summing limbs field by field sums the values exactly."""
+        values = [units for units in (2 ** 70 + 3, -5, 2 ** 61, -2 ** 63,
+                                      10 ** 26, 123456789)]
+        sums = [0, 0, 0]
+        for units in values:
+            for index, limb in enumerate(encoding.split_units(units)):
+                sums[index] += limb
+        self.assertEqual(sum(values), encoding.join_units(*sums))
+
+
+class PointEncodingTest(testtools.TestCase):
+
+    def test_round_trip(self):
+        """A point comes back from its line, labels and money exact."""
+        for value in TRICKY:
+            original = point(unit=value, qty=D('-123456789012.000000000001'),
+                             price=D('999999999999999.999999999999'),
+                             groupby={value: value, 'g': 'x'},
+                             metadata={value: 'hidden', 'm': value},
+                             description=value)
+            encoded = encoding.encode_point(10 ** 18, 3600 * 10 ** 6,
+                                            '.s', value, original)
+            type_, back = encoding.decode_row(row_of(encoded))
+            self.assertEqual(value, type_)
+            self.assertEqual(original, back)
+
+    def test_slots(self):
+        """Slots past 1000 add the ck_n tag; times stay in the frame µs."""
+        encoded = encoding.encode_point(10 ** 18, 1, None, 't', point())
+        self.assertTrue(encoded.line(999).endswith(' %d' % (10 ** 18 + 999)))
+        line = encoded.line(2001)
+        self.assertIn(',ck_n=2 ', line)
+        self.assertTrue(line.endswith(' %d' % (10 ** 18 + 1)))
+
+    def test_bad_text_and_money(self):
+        """NUL, surrogates and out-of-range money are InvalidQuery."""
+        for bad in ({'unit': 'a\x00'}, {'groupby': {'k': '\udc80'}},
+                    {'qty': D('1e15')}, {'price': D('1e-13')}):
+            self.assertRaises(exceptions.InvalidQuery, encoding.encode_point,
+                              0, 1, None, 't', point(**bad))
+
+    def test_plan_gives_each_duplicate_a_slot(self):
+        """Identical points of a frame start get consecutive slots."""
+        same = [encoding.encode_point(0, 1, None, 't', point(qty=q))
+                for q in (3, 1, 2)]
+        other = encoding.encode_point(1000, 1, None, 't', point())
+        grouped = slots.plan(same + [other])
+        self.assertEqual({0: 3, 1000: 1}, slots.needed(grouped))
+        lines = slots.lines(grouped, {0: 5, 1000: 0})
+        self.assertEqual(['5', '6', '7', '1000'],
+                         [line.rsplit(' ', 1)[1] for line in lines])
