@@ -85,11 +85,6 @@ def to_ns(moment):
     return min(max(query_mod.to_micros(moment) * 1000, MIN_NS), MAX_NS)
 
 
-def from_ns(nanos):
-    """Return the aware UTC datetime of a frame start in ns."""
-    return query_mod.from_micros(nanos // 1000)
-
-
 class InfluxDBStorage(v2.BaseStorage):
     """Rated data in InfluxDB 1.x (see the module docstring)."""
 
@@ -263,12 +258,14 @@ class InfluxDBStorage(v2.BaseStorage):
 
     # retrieve --------------------------------------------------------------
 
-    def _frames_from(self, query, cursor, need):
-        """Read whole frame starts from ``cursor`` (ns) in time order.
+    def _frames_from(self, query, cursor, need, whole=True):
+        """Read frame starts from ``cursor`` (ns) in time order.
 
-        :returns: ``(rows, next_cursor)``: at least ``need`` rows unless
-            the window ends first (then ``next_cursor`` is None), sorted in
-            retrieve() order.
+        :param whole: False to read, of the last frame start, only the
+            types that the first ``need`` rows reach (retrieve() pages).
+        :returns: ``(rows, next_cursor)``: at least ``need`` raw rows
+            unless the window ends first (then ``next_cursor`` is None),
+            sorted in retrieve() order; :func:`_points` decodes them.
         """
         condition, params = self._where(query, begin_ns=cursor)
         rows = self._select(condition, params, limit=need)
@@ -278,18 +275,38 @@ class InfluxDBStorage(v2.BaseStorage):
             rows = [row for row in rows if row['time'] < last]
             rest, rest_params = self._where(query, begin_ns=last,
                                             end_ns=last + 1000)
+            if not whole:
+                rest = self._first_types(rest, rest_params, need - len(rows))
             rows.extend(self._select(rest, rest_params))
             next_cursor = last + 1000
-        decoded = []
-        for row in rows:
-            type_, point = encoding.decode_row(row)
-            decoded.append(((row['time'] // 1000, type_,
-                             encoding.series_order(row)), type_, point,
-                            row[encoding.LENGTH_FIELD]))
-        decoded.sort(key=lambda item: item[0])
-        return [(from_ns(order[0] * 1000),
-                 query_mod.from_micros(order[0] + length), type_, point)
-                for order, type_, point, length in decoded], next_cursor
+        columns = encoding.tag_columns({key for row in rows[:1] + rows[-1:]
+                                        for key in row})
+        decode = encoding.decode_value
+        rows.sort(key=lambda row: (row['time'] // 1000, decode(
+            row[encoding.TYPE_TAG]), encoding.series_order(row, columns)))
+        return rows, next_cursor
+
+    def _first_types(self, condition, params, need):
+        """Restrict a frame start's condition to the types ``need`` reach.
+
+        Rows come by type within a frame start, so a page that ends in it
+        needs its first types only (by name), not the whole frame start.
+        """
+        counts = sorted(
+            (encoding.decode_value(part['tags'][encoding.TYPE_TAG]),
+             part['tags'][encoding.TYPE_TAG], part['values'][0][1])
+            for part in self.client.query(
+                'SELECT count("qa") FROM %s WHERE %s GROUP BY %s' % (
+                    self.source(encoding.MEASUREMENT), condition,
+                    encoding.TYPE_TAG), params))
+        alternatives = []
+        for index, (_, tag, count) in enumerate(counts):
+            params['t%d' % index] = tag
+            alternatives.append('%s = $t%d' % (encoding.TYPE_TAG, index))
+            need -= count
+            if need <= 0:
+                break
+        return '%s AND (%s)' % (condition, ' OR '.join(alternatives))
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
@@ -317,15 +334,17 @@ class InfluxDBStorage(v2.BaseStorage):
             cursor = found[0]['values'][0][0] // 1000 * 1000
             before, before_params = self._where(query, end_ns=cursor)
             skipped = self._count(before, before_params)
-        rows, _ = self._frames_from(query, cursor, offset - skipped + limit)
+        rows, _ = self._frames_from(query, cursor, offset - skipped + limit,
+                                    whole=False)
         first = offset - skipped
-        return query_mod.build_retrieve(total, rows[first:first + limit])
+        return query_mod.build_retrieve(
+            total, _points(rows[first:first + limit]))
 
     def _iter_rows(self, query, batch_size):
         cursor = to_ns(query.begin)
         while cursor is not None:
             rows, cursor = self._frames_from(query, cursor, batch_size)
-            yield from rows
+            yield from _points(rows)
 
     def iter_points(self, begin=None, end=None, filters=None,
                     metric_types=None, batch_size=1000):
@@ -445,6 +464,17 @@ class InfluxDBStorage(v2.BaseStorage):
         if not query.filters:
             self.books.reset(begin_ns, end_ns)
         return deleted
+
+
+def _points(rows):
+    """Decode sorted raw rows into ``(start, end, type, DataPoint)``."""
+    found = []
+    for row in rows:
+        type_, point = encoding.decode_row(row)
+        start = row['time'] // 1000
+        found.append((query_mod.from_micros(start), query_mod.from_micros(
+            start + row[encoding.LENGTH_FIELD]), type_, point))
+    return found
 
 
 def _frame_buckets(starts):

@@ -28,17 +28,18 @@ One point of a frame is one line of the ``rating`` measurement:
   for values beyond ``±2**62 * 1e-12``, ``qc``; ``pa``, ``pb``, ``pc`` for
   the price), ``ck_len`` (frame length in microseconds), and when needed
   ``ck_desc`` (the description, as JSON so that no line break reaches the
-  line protocol) and ``ck_meta`` (JSON of the metadata
-  values that a groupby value of the same key hides).
+  line protocol) and ``ck_meta`` (JSON of the metadata values that a
+  groupby value of the same key hides).
 
-Every key and value is *encoded*: ASCII letters, digits and ``_`` stay,
-every other byte of its UTF-8 form becomes ``%XX``, and a value gets a
-leading ``.``. The line protocol then needs no escaping at all, an empty
+Every key and value is *percent-encoded*: ASCII letters, digits and ``_``
+stay, every other byte of its UTF-8 form becomes ``%XX``, and a value gets
+a leading ``.``. The line protocol then needs no escaping at all, an empty
 string is a tag (``.``), and a key is always a safe InfluxQL identifier.
 """
 
+import functools
 import json
-import re
+import urllib.parse
 
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
@@ -66,37 +67,36 @@ UNIT_TAG = 'ck_unit'
 SCOPE_TAG = 'ck_scope'
 GROUPBY_TAG = 'ck_g'
 EXTRA_SLOT_TAG = 'ck_n'
+_TAGS = frozenset((TYPE_TAG, UNIT_TAG, SCOPE_TAG, GROUPBY_TAG,
+                   EXTRA_SLOT_TAG))
 KEY_PREFIX = 'k_'
 LENGTH_FIELD = 'ck_len'
 DESCRIPTION_FIELD = 'ck_desc'
 HIDDEN_FIELD = 'ck_meta'
 
-_KEPT = frozenset(b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
-                  b'0123456789_')
-_ESCAPES = re.compile(r'%([0-9A-F]{2})')
+# NOTE: quote() never escapes these; they are not kept as they are.
+_ALWAYS_SAFE = str.maketrans({'.': '%2E', '-': '%2D', '~': '%7E'})
 
 
+@functools.lru_cache(maxsize=65536)
 def _encode(text):
+    # NOTE: labels repeat from point to point, hence the cache.
+    if '\x00' in text:
+        query.check_text(text, 'dataframes')
     try:
-        data = text.encode('utf-8')
+        return urllib.parse.quote(text, safe='').translate(_ALWAYS_SAFE)
     except UnicodeEncodeError:
-        data = None
-    if data is None or 0 in data:
         # NOTE: refused like on every backend, with the same message.
         query.check_text(text, 'dataframes')
-    return ''.join(chr(byte) if byte in _KEPT else '%%%02X' % byte
-                   for byte in data)
+        raise
 
 
+@functools.lru_cache(maxsize=65536)
 def _unescape(text):
-    data = bytearray()
-    position = 0
-    for match in _ESCAPES.finditer(text):
-        data += text[position:match.start()].encode('ascii')
-        data.append(int(match.group(1), 16))
-        position = match.end()
-    data += text[position:].encode('ascii')
-    return data.decode('utf-8')
+    # NOTE: encoded text is ASCII letters, digits, _ and %XX of UTF-8
+    # bytes: exactly what unquote() reverses. Labels repeat from point to
+    # point, hence the cache.
+    return urllib.parse.unquote(text, errors='strict')
 
 
 def encode_value(value):
@@ -192,6 +192,26 @@ class EncodedPoint:
                              self.start_ns + offset)
 
 
+@functools.lru_cache(maxsize=65536)
+def _identity(scope_tag, type_, unit, groupby, metadata):
+    """The series key of a point's labels (given as item tuples)."""
+    tags = {TYPE_TAG: encode_value(type_), UNIT_TAG: encode_value(unit)}
+    if scope_tag is not None:
+        tags[SCOPE_TAG] = scope_tag
+    if groupby:
+        tags[GROUPBY_TAG] = '.'.join(sorted(_encode(k) for k, _ in groupby))
+    for key, value in metadata + groupby:
+        tags[key_tag(key)] = encode_value(value)
+    identity = ','.join([MEASUREMENT] + ['%s=%s' % item
+                                         for item in sorted(tags.items())])
+    if len(identity) > MAX_SERIES_KEY:
+        raise exceptions.InvalidQuery(
+            'dataframes', 'the labels of a %s point take %d bytes once '
+            'encoded; InfluxDB keeps at most %d' % (type_, len(identity),
+                                                    MAX_SERIES_KEY))
+    return identity
+
+
 def encode_point(start_ns, length_us, scope_tag, type_, point):
     """Encode one DataPoint of a frame.
 
@@ -203,21 +223,10 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
     :raises InvalidQuery: for money outside the exact range, or labels too
         long for an InfluxDB series key.
     """
-    tags = {TYPE_TAG: encode_value(type_), UNIT_TAG: encode_value(point.unit)}
-    if scope_tag is not None:
-        tags[SCOPE_TAG] = scope_tag
     groupby = point.groupby
-    if groupby:
-        tags[GROUPBY_TAG] = '.'.join(sorted(_encode(k) for k in groupby))
-    for key, value in point.desc.items():
-        tags[key_tag(key)] = encode_value(value)
-    identity = ','.join([MEASUREMENT] + ['%s=%s' % item
-                                         for item in sorted(tags.items())])
-    if len(identity) > MAX_SERIES_KEY:
-        raise exceptions.InvalidQuery(
-            'dataframes', 'the labels of a %s point take %d bytes once '
-            'encoded; InfluxDB keeps at most %d' % (type_, len(identity),
-                                                    MAX_SERIES_KEY))
+    identity = _identity(scope_tag, type_, point.unit,
+                         tuple(groupby.items()),
+                         tuple(point.metadata.items()))
     money.check(point.qty, 'qty')
     money.check(point.price, 'price')
     qty = money.to_units(point.qty)
@@ -270,13 +279,19 @@ def decode_row(row):
     return decode_value(row[TYPE_TAG]), point
 
 
-def series_order(row):
+def tag_columns(columns):
+    """Return the sorted tag columns among a response's columns."""
+    return sorted(column for column in columns
+                  if column.startswith(KEY_PREFIX) or column in _TAGS)
+
+
+def series_order(row, columns):
     """A stable tiebreak for rows of one frame start and type.
 
     Sorts by the row's tags (its series) then its slot.
+
+    :param columns: :func:`tag_columns` of the row's response; the key
+        does not depend on them, only its cost.
     """
-    return (tuple(sorted((column, value) for column, value in row.items()
-                         if value is not None and column != 'time'
-                         and (column.startswith(KEY_PREFIX)
-                              or column.startswith('ck_')))),
-            row['time'])
+    return (tuple((column, row[column]) for column in columns
+                  if row.get(column)), row['time'])

@@ -54,6 +54,8 @@ influxdb_opts = [
                help='HTTP connections kept open to the server.'),
     cfg.IntOpt('batch_size', default=5000, min=1,
                help='Points written per HTTP request.'),
+    cfg.IntOpt('write_workers', default=2, min=1,
+               help='HTTP write requests a push sends at a time.'),
 ]
 
 
