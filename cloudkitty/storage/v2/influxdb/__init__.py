@@ -30,6 +30,7 @@ validated :class:`cloudkitty.storage.v2.query.Query` into InfluxQL:
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
 
+import dataclasses
 import datetime
 import math
 import time
@@ -39,6 +40,7 @@ from cloudkitty.storage import v2
 from cloudkitty.storage.v2.influxdb import client as client_mod
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import options
+from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2 import query as query_mod
 
@@ -99,6 +101,7 @@ class InfluxDBStorage(v2.BaseStorage):
         self.location = self.client.location
         self._rp = opts.retention_policy
         self.books = slots.Bookkeeper(self.client, self.source)
+        self.rollup = rollup.Rollup(self.client, self.source)
         # NOTE: learnt by init(); 0 means that the policy keeps everything.
         self._retention_ns = None
 
@@ -180,14 +183,18 @@ class InfluxDBStorage(v2.BaseStorage):
             stored = self.books.receipt(key)
             if stored is not None:
                 slots.check_retry(stored, receipt)
+        scope_tag = encoding.encode_value(scope_id or '')
         if stored is not None:
             bases = stored['bases']
         else:
-            bases = self.books.reserve(
-                encoding.encode_value(scope_id or ''), slots.needed(grouped))
+            bases = self.books.reserve(scope_tag, slots.needed(grouped))
             if receipt is not None:
                 self.books.write_receipt(receipt, bases)
         self.client.write(slots.lines(grouped, bases))
+        # NOTE: after the points: a push that fails before this line is
+        # completed by its retry, which writes the same records again.
+        self.client.write(self.rollup.push_lines(scope_tag, grouped, bases))
+        self.rollup.compact_before(scope_tag, max(grouped))
 
     def _encode(self, frames, scope_id):
         retention = self._retention()
@@ -243,7 +250,7 @@ class InfluxDBStorage(v2.BaseStorage):
             clauses.append('(%s)' % ' OR '.join(alternatives))
         return ' AND '.join(clauses), params
 
-    def _count(self, condition, params):
+    def _raw_count(self, condition, params):
         where = ' WHERE ' + condition if condition else ''
         found = self.client.query('SELECT count("qa") FROM %s%s' % (
             self.source(encoding.MEASUREMENT), where), params)
@@ -318,7 +325,7 @@ class InfluxDBStorage(v2.BaseStorage):
         query = query_mod.validate_retrieve(
             begin, end, filters, metric_types, offset, limit, paginate)
         condition, params = self._where(query)
-        total = self._count(condition, params)
+        total = self._count(query)
         if not paginate:
             rows = list(self._iter_rows(query, 10000))
             return query_mod.build_retrieve(total, rows)
@@ -332,8 +339,7 @@ class InfluxDBStorage(v2.BaseStorage):
                     self.source(encoding.MEASUREMENT), condition, offset),
                 params)
             cursor = found[0]['values'][0][0] // 1000 * 1000
-            before, before_params = self._where(query, end_ns=cursor)
-            skipped = self._count(before, before_params)
+            skipped = self._count(query, end_ns=cursor)
         rows, _ = self._frames_from(query, cursor, offset - skipped + limit,
                                     whole=False)
         first = offset - skipped
@@ -378,36 +384,53 @@ class InfluxDBStorage(v2.BaseStorage):
             offset, limit, paginate)
         if custom_fields is not None:
             raise exceptions.NotSupported(self.name, 'custom_fields')
-        tags = []
-        for entry in query.key_groupby:
-            tag = encoding.tag_key_of(entry)
-            if tag not in tags:
-                tags.append(tag)
-        group = [encoding.quote_identifier(tag) for tag in tags]
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
-        bucket_us = None
+        if query.time_groupby == 'time':
+            return query_mod.build_total(
+                query, self._frame_partials(query, begin_ns, end_ns))
+        partials = []
+        span = rollup.whole_days(begin_ns, end_ns)
+        if span is not None:
+            partials.extend(self._rollup_partials(query, span))
+        for edge_begin, edge_end in _edges(begin_ns, end_ns, span):
+            partials.extend(self._raw_partials(query, edge_begin, edge_end))
+        return query_mod.build_total(query, partials)
+
+    def _frame_partials(self, query, begin_ns, end_ns):
+        """Partials of a ``time`` groupby: one bucket per frame start."""
+        starts = self.books.frame_starts(begin_ns, end_ns)
+        if not starts:
+            return []
+        bucket = _frame_buckets(starts)
+        if bucket is None:
+            return self._partials_in_python(query)
+        return self._raw_partials(query, starts[0], starts[-1] + 1000,
+                                  bucket)
+
+    def _raw_partials(self, query, begin_ns, end_ns, bucket=None):
+        """Sum the points of a window server-side, grouped.
+
+        :param bucket: ``(bucket_us, offset_us)`` of a ``time`` groupby;
+            other time groupbys bucket by day or week.
+        """
         entry = query.time_groupby
         if entry in ('time-d', 'time-m', 'time-y'):
-            bucket_us, offset_us = _DAY_US, 0
+            bucket = (_DAY_US, 0)
         elif entry == 'time-w':
-            bucket_us, offset_us = 7 * _DAY_US, _WEEK_OFFSET_US
-        elif entry == 'time':
-            starts = self.books.frame_starts(begin_ns, end_ns)
-            if not starts:
-                return query_mod.build_total(query, [])
-            bucket_us, offset_us = _frame_buckets(starts)
-            begin_ns, end_ns = starts[0], starts[-1] + 1000
-            if bucket_us is None:
-                return query_mod.build_total(
-                    query, self._partials_in_python(query, tags))
-        if bucket_us is not None:
-            group.append('time(%du, %du)' % (bucket_us, offset_us))
+            bucket = (7 * _DAY_US, _WEEK_OFFSET_US)
+        group = []
+        for key in query.key_groupby:
+            tag = encoding.quote_identifier(encoding.tag_key_of(key))
+            if tag not in group:
+                group.append(tag)
+        if bucket is not None:
+            group.append('time(%du, %du)' % bucket)
         condition, params = self._where(query, begin_ns, end_ns)
         statement = 'SELECT %s FROM %s WHERE %s' % (
             _SUMS, self.source(encoding.MEASUREMENT), condition)
         if group:
             statement += ' GROUP BY %s' % ', '.join(group)
-        if bucket_us is not None:
+        if bucket is not None:
             statement += ' fill(none)'
         partials = []
         for part in self.client.query(statement, params):
@@ -418,19 +441,71 @@ class InfluxDBStorage(v2.BaseStorage):
             for values in part['values']:
                 row = dict(zip(columns, values))
                 start = end = None
-                if bucket_us is not None:
+                if bucket is not None:
                     start = query_mod.from_micros(row['time'] // 1000)
-                    if entry == 'time':
-                        end = start + datetime.timedelta(
-                            microseconds=row['len'])
-                    else:
-                        end = start + datetime.timedelta(
-                            microseconds=bucket_us)
+                    end = start + datetime.timedelta(microseconds=(
+                        row['len'] if entry == 'time' else bucket[0]))
                 partials.append(query_mod.Partial(
                     keys, start, end, _aggregate(row)))
-        return query_mod.build_total(query, partials)
+        return partials
 
-    def _partials_in_python(self, query, tags):
+    def _rollup_partials(self, query, span):
+        """Sum the daily records of whole days, in Python, exactly."""
+        wanted = [(encoding.tag_key_of(key),
+                   frozenset(map(encoding.encode_value, values)))
+                  for key, values in query.filters]
+        if query.metric_types is not None:
+            wanted.append((encoding.TYPE_TAG, frozenset(
+                map(encoding.encode_value, query.metric_types))))
+        group_tags = [encoding.tag_key_of(k) for k in query.key_groupby]
+        by_time = query.time_groupby is not None
+        groups = {}
+        selected = {}
+        for start_ns, entries in self.rollup.entries(*span):
+            start = start_ns if by_time else None
+            for key, count, qty, price in entries:
+                keys = selected.get(key, _UNKNOWN)
+                if keys is _UNKNOWN:
+                    labels = encoding.parse_series_key(key)
+                    keys = None
+                    if all(labels.get(tag) in values
+                           for tag, values in wanted):
+                        keys = tuple(_group_value(labels.get(tag))
+                                     for tag in group_tags)
+                    selected[key] = keys
+                if keys is None:
+                    continue
+                sums = groups.get((keys, start))
+                if sums is None:
+                    groups[(keys, start)] = [count, qty, price]
+                else:
+                    sums[0] += count
+                    sums[1] += qty
+                    sums[2] += price
+        partials = []
+        for (keys, start), (count, qty, price) in groups.items():
+            if start is not None:
+                start = query_mod.from_micros(start // 1000)
+            partials.append(query_mod.Partial(
+                keys, start, start, query_mod.Aggregate.from_units(
+                    count, qty, price)))
+        return partials
+
+    def _count(self, query, begin_ns=None, end_ns=None):
+        """Count a query's points, by day records where it can."""
+        begin_ns = to_ns(query.begin) if begin_ns is None else begin_ns
+        end_ns = to_ns(query.end) if end_ns is None else end_ns
+        span = rollup.whole_days(begin_ns, end_ns)
+        count = 0
+        if span is not None:
+            count += sum(partial.aggregate.count for partial in
+                         self._rollup_partials(_ungrouped(query), span))
+        for edge_begin, edge_end in _edges(begin_ns, end_ns, span):
+            condition, params = self._where(query, edge_begin, edge_end)
+            count += self._raw_count(condition, params)
+        return count
+
+    def _partials_in_python(self, query):
         """Partials of a ``time`` groupby whose frame starts are irregular.
 
         Reads every point; for windows whose frame starts share no common
@@ -453,7 +528,7 @@ class InfluxDBStorage(v2.BaseStorage):
         """
         query = query_mod.validate_delete(begin, end, filters)
         condition, params = self._where(query)
-        deleted = self._count(condition, params)
+        deleted = self._raw_count(condition, params)
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         self.books.forget(begin_ns, end_ns)
         if deleted:
@@ -461,9 +536,55 @@ class InfluxDBStorage(v2.BaseStorage):
             self.client.query('DELETE FROM %s%s' % (
                 encoding.quote_identifier(encoding.MEASUREMENT), where),
                 params)
-        if not query.filters:
-            self.books.reset(begin_ns, end_ns)
+            self._fix_rollup(query, begin_ns, end_ns)
         return deleted
+
+    def _fix_rollup(self, query, begin_ns, end_ns):
+        """Bring the day records of a delete's window up to date.
+
+        Whole days of a delete without filters lose their records; the
+        other days the window touches are summed again from the points.
+        """
+        stored = self.books.start_range()
+        if stored is None:
+            return
+        low = stored[0] if begin_ns is None else max(begin_ns, stored[0])
+        high = stored[1] + 1000
+        if end_ns is not None:
+            high = min(end_ns, high)
+        if low >= high:
+            return
+        span = None if query.filters else rollup.whole_days(low, high)
+        if span is not None:
+            self.rollup.forget(*span)
+        for edge_low, edge_high in _edges(low, high, span):
+            first = rollup.day_of(edge_low)
+            last = rollup.day_of(edge_high - 1) + rollup.DAY_NS
+            self.rollup.rebuild(self._day_sums(first, last), first, last)
+
+    def _day_sums(self, begin_ns, end_ns):
+        """Sum the points of whole days per scope, day and series."""
+        sums = {}
+        statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
+                     ' GROUP BY *, time(1d) fill(none)' % (
+                         _SUMS, self.source(encoding.MEASUREMENT)))
+        for part in self.client.query(statement, {'begin': begin_ns,
+                                                  'end': end_ns}):
+            tags = {tag: value for tag, value in part['tags'].items()
+                    if value and tag != encoding.EXTRA_SLOT_TAG}
+            key = encoding.series_key(tags)
+            scope_tag = tags.get(encoding.SCOPE_TAG) or encoding.encode_value(
+                '')
+            columns = part['columns']
+            for values in part['values']:
+                row = dict(zip(columns, values))
+                agg = _aggregate(row)
+                day = sums.setdefault((scope_tag, row['time']), {})
+                have = day.setdefault(key, [0, 0, 0])
+                have[0] += agg.count
+                have[1] += agg.qty
+                have[2] += agg.price
+        return sums
 
 
 def _points(rows):
@@ -477,12 +598,28 @@ def _points(rows):
     return found
 
 
+_UNKNOWN = object()
+
+
+def _edges(begin_ns, end_ns, span):
+    """The parts of a window outside its whole days (``span``)."""
+    if span is None:
+        return [(begin_ns, end_ns)]
+    return [(low, high) for low, high in ((begin_ns, span[0]),
+                                          (span[1], end_ns)) if low < high]
+
+
+def _ungrouped(query):
+    """The query without groupby: what counting its points needs."""
+    return dataclasses.replace(query, groupby=())
+
+
 def _frame_buckets(starts):
     """Return ``(bucket_us, offset_us)`` giving each frame start a bucket.
 
     Every gap between frame starts is a multiple of the bucket, and every
     start is a bucket start, so each bucket holds one frame start (and its
-    slots, below a microsecond). Returns ``(None, None)`` when that takes
+    slots, below a microsecond). Returns None when that takes
     more than :data:`MAX_TIME_BUCKETS` buckets.
     """
     micros = [start // 1000 for start in starts]
@@ -492,7 +629,7 @@ def _frame_buckets(starts):
     if step == 0:
         step = _DAY_US
     if (micros[-1] - micros[0]) // step + 1 > MAX_TIME_BUCKETS:
-        return None, None
+        return None
     return step, micros[0] % step
 
 

@@ -20,6 +20,7 @@ the server, never a password.
 
 from concurrent import futures
 import json
+import time
 
 from oslo_log import log
 
@@ -36,6 +37,15 @@ LOG = log.getLogger(__name__)
 BACKEND = 'influxdb'
 #: Rows per chunk the server streams back.
 CHUNK_SIZE = 10000
+#: Times a statement is tried again after a transient error.
+TRANSIENT_RETRIES = 3
+# NOTE: influxd answers this while a shard opens or closes, for example
+# when another database is dropped at the same moment; it passes.
+_TRANSIENT = 'engine is closed'
+
+
+class _Transient(Exception):
+    """A server error that the same statement does not meet again."""
 
 
 class Client:
@@ -107,6 +117,16 @@ class Client:
             query_params['params'] = json.dumps(params)
         method = 'GET' if statement.lstrip().upper().startswith(
             ('SELECT', 'SHOW')) else 'POST'
+        for attempt in range(TRANSIENT_RETRIES):
+            try:
+                return self._query(method, query_params)
+            except _Transient as exc:
+                LOG.warning('InfluxDB at %s: %s; trying again',
+                            self.location, exc)
+                time.sleep(0.1 * (attempt + 1))
+        return self._query(method, query_params, last=True)
+
+    def _query(self, method, query_params, last=False):
         response = self._request(method, 'query', query_params)
         series = []
         try:
@@ -117,6 +137,8 @@ class Client:
                     continue
                 for result in json.loads(line).get('results', ()):
                     if 'error' in result:
+                        if not last and _TRANSIENT in result['error']:
+                            raise _Transient(result['error'])
                         raise exceptions.StorageError(
                             'InfluxDB at %s: %s'
                             % (self.location, result['error']))

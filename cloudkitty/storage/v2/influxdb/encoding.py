@@ -192,6 +192,21 @@ class EncodedPoint:
                              self.start_ns + offset)
 
 
+def series_key(tags):
+    """Return the series key of ``{tag: encoded value}``, sans measurement."""
+    return ','.join('%s=%s' % item for item in sorted(tags.items()))
+
+
+def series_key_of(identity):
+    """Return the series key of a point's identity (see EncodedPoint)."""
+    return identity.split(',', 1)[1]
+
+
+def parse_series_key(key):
+    """Return ``{tag: encoded value}`` of a series key."""
+    return dict(item.split('=', 1) for item in key.split(','))
+
+
 @functools.lru_cache(maxsize=65536)
 def _identity(scope_tag, type_, unit, groupby, metadata):
     """The series key of a point's labels (given as item tuples)."""
@@ -202,8 +217,7 @@ def _identity(scope_tag, type_, unit, groupby, metadata):
         tags[GROUPBY_TAG] = '.'.join(sorted(_encode(k) for k, _ in groupby))
     for key, value in metadata + groupby:
         tags[key_tag(key)] = encode_value(value)
-    identity = ','.join([MEASUREMENT] + ['%s=%s' % item
-                                         for item in sorted(tags.items())])
+    identity = MEASUREMENT + ',' + series_key(tags)
     if len(identity) > MAX_SERIES_KEY:
         raise exceptions.InvalidQuery(
             'dataframes', 'the labels of a %s point take %d bytes once '

@@ -20,9 +20,11 @@ keep what a push needs to know, without transactions:
     it, takes ``used`` to ``used + n - 1`` where ``n`` is how many identical
     points the push has at most for one series of the frame, and writes
     the new ``used`` *before* its points. Points of other scopes are other
-    series, so scopes never share slots. Two processes pushing the same
-    scope and frame start at once could take the same slots: the backend
-    declares ``concurrent_writers = False``.
+    series, so scopes never share slots. Slots are never given back (not
+    even by a delete), so a slot names one push for ever: the daily
+    records (:mod:`.rollup`) tell pushes apart by it. Two processes pushing
+    the same scope and frame start at once could take the same slots: the
+    backend declares ``concurrent_writers = False``.
 ``ck_starts`` (one point per distinct frame start)
     lets total() group by ``time`` server-side (see :func:`frame_starts`).
 ``ck_push`` (tag ``ck_key``, one point per idempotency key)
@@ -152,20 +154,16 @@ class Bookkeeper:
                               % encoding.quote_identifier(RECEIPTS),
                               {'key': key})
 
-    def reset(self, begin_ns=None, end_ns=None):
-        """Free every slot of a window that lost all its points."""
-        clauses = []
-        params = {}
-        if begin_ns is not None:
-            clauses.append('time >= $begin')
-            params['begin'] = begin_ns
-        if end_ns is not None:
-            clauses.append('time < $end')
-            params['end'] = end_ns
-        where = ' WHERE ' + ' AND '.join(clauses) if clauses else ''
-        for measurement in (FRAMES, STARTS):
-            self.client.query('DELETE FROM %s%s' % (
-                encoding.quote_identifier(measurement), where), params)
+    def start_range(self):
+        """Return the first and last frame starts ever pushed, or None."""
+        found = []
+        for order in ('ASC', 'DESC'):
+            found += self.client.rows('SELECT "n" FROM %s ORDER BY time %s '
+                                      'LIMIT 1' % (self.source(STARTS),
+                                                   order))
+        if not found:
+            return None
+        return found[0]['time'], found[-1]['time']
 
     def frame_starts(self, begin_ns, end_ns):
         """Return the sorted frame starts (ns) pushed in a window.

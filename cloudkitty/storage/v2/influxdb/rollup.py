@@ -1,0 +1,285 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Exact daily sums per series (``ck_daily``), so total() reads days.
+
+InfluxDB's cost grows with the number of series a query touches, whatever
+the number of points: summing a million points over ten thousand series
+takes seconds. So every push also writes, per frame start, one *push
+record*: the count and exact sums of each of its series, as JSON in string
+fields (split in parts below InfluxDB's 64 KiB). When a push reaches a new
+day, the writer *compacts* the previous days of its scope into one *day
+record* per series set; total() and the counts of retrieve() then read a
+few records per day and scope, and sum them in Python, exactly.
+
+Records of a scope and day (tags ``ck_scope``, ``ck_rec``, ``ck_part``):
+
+``ck_rec=p`` (push record)
+    at the frame start plus the push's slot (``ck_n`` too past 1,000, as
+    for points): unique per push, so a retried push rewrites it unchanged.
+``ck_rec=d`` (day parts)
+    at the day start plus a buffer number, 0 or 1: a compaction writes the
+    buffer the day does not use, so a crash never damages the day record
+    readers see.
+``ck_rec=c`` (commit)
+    at the day start: which buffer is current, how many parts it has and
+    which push records it includes. Written last; readers skip the push
+    records it lists, so a crash between the commit and the deletion of
+    those push records never counts a point twice.
+
+A delete fixes the days it touched by summing them again from the points
+(:meth:`Rollup.rebuild`).
+"""
+
+import json
+
+from cloudkitty.storage.v2.influxdb import encoding
+
+DAILY = 'ck_daily'
+DAY_NS = 86400 * 10 ** 9
+#: Bytes of JSON per string field (InfluxDB keeps up to 64 KiB).
+PART_BYTES = 60000
+#: Days before the latest one of a push that it compacts.
+COMPACT_DAYS = 7
+_PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
+
+
+def day_of(nanos):
+    """Return the start (ns) of the UTC day holding a time (ns)."""
+    return nanos // DAY_NS * DAY_NS
+
+
+def summarize(series):
+    """Return the entries of one frame start of a planned push.
+
+    :param series: ``{identity: [EncodedPoint, ...]}`` (see
+        :func:`.slots.plan`).
+    :returns: ``{series key: [count, qty units, price units]}``.
+    """
+    return {encoding.series_key_of(identity): [
+        len(same), sum(p.qty_units for p in same),
+        sum(p.price_units for p in same)] for identity, same in series.items()}
+
+
+def _parts(entries):
+    """Split ``{key: [count, qty, price]}`` into bounded JSON strings."""
+    parts = []
+    current = []
+    size = 0
+    for key, values in entries.items():
+        item = json.dumps([key] + values, separators=(',', ':'))
+        if current and size + len(item) > PART_BYTES:
+            parts.append('[%s]' % ','.join(current))
+            current, size = [], 0
+        current.append(item)
+        size += len(item) + 1
+    if current or not parts:
+        parts.append('[%s]' % ','.join(current))
+    return parts
+
+
+def _series(kind, scope_tag):
+    return '%s,ck_rec=%s,ck_scope=%s' % (DAILY, kind, scope_tag)
+
+
+def _record_id(row):
+    return '%d:%s' % (row['time'], row.get(encoding.EXTRA_SLOT_TAG) or '')
+
+
+class Rollup:
+    """Writes and reads the daily sums of one database.
+
+    :param client: the :class:`.client.Client`.
+    :param source: ``source(measurement)`` returns the ``FROM`` target.
+    """
+
+    def __init__(self, client, source):
+        self.client = client
+        self.source = source
+
+    # writing ---------------------------------------------------------------
+
+    def push_lines(self, scope_tag, grouped, bases):
+        """Return the push records of a planned push, as line protocol."""
+        lines = []
+        for start, series in grouped.items():
+            extra, offset = divmod(bases[start], encoding.SLOTS)
+            tags = _series(_PUSH, scope_tag)
+            if extra:
+                tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
+            for index, part in enumerate(_parts(summarize(series))):
+                lines.append('%s,ck_part=%d d=%s %d' % (
+                    tags, index, encoding.field_string(part), start + offset))
+        return lines
+
+    def compact_before(self, scope_tag, latest_ns):
+        """Compact the recent days of a scope before the day of a time."""
+        day = day_of(latest_ns)
+        found = self.client.query(
+            'SELECT count("d") FROM %s WHERE "ck_scope" = $scope AND '
+            '"ck_rec" = $rec AND time >= $begin AND time < $end '
+            'GROUP BY time(1d)' % self.source(DAILY),
+            {'scope': scope_tag, 'rec': _PUSH,
+             'begin': day - COMPACT_DAYS * DAY_NS, 'end': day})
+        for part in found:
+            for stamp, count in part['values']:
+                if count:
+                    self.compact(scope_tag, stamp)
+
+    def compact(self, scope_tag, day, entries=None):
+        """Write the day record of a scope and day, then drop its pushes.
+
+        :param entries: the day's ``{series key: [count, qty, price]}``
+            (a rebuild from the points); None to merge what the day's
+            records hold. Either way the new day record replaces every
+            push record of the day.
+        """
+        rows = self._rows(day, day + DAY_NS, scope_tag)
+        days = self._days(rows)
+        state = days.get((scope_tag, day), _DayState())
+        pushes = [row for row in rows if row['ck_rec'] == _PUSH]
+        if entries is None:
+            entries = {}
+            for values in state.entries(rows) + [
+                    json.loads(row['d']) for row in pushes
+                    if _record_id(row) not in state.included]:
+                for key, count, qty, price in values:
+                    have = entries.setdefault(key, [0, 0, 0])
+                    have[0] += count
+                    have[1] += qty
+                    have[2] += price
+        included = sorted({_record_id(row) for row in pushes})
+        buffer = 1 - state.buffer if state.committed else 0
+        parts = _parts(entries)
+        lines = ['%s,ck_part=%d d=%s %d' % (
+            _series(_DAY, scope_tag), index, encoding.field_string(part),
+            day + buffer) for index, part in enumerate(parts)]
+        self.client.write(lines)
+        self.client.write(['%s buffer=%di,parts=%di,inc=%s %d' % (
+            _series(_COMMIT, scope_tag), buffer, len(parts),
+            encoding.field_string(json.dumps(included)), day)])
+        # NOTE: what follows only saves space and reading time: the commit
+        # already hides the old buffer and the compacted push records.
+        statement = ('DELETE FROM %s WHERE "ck_scope" = $scope AND '
+                     '"ck_rec" = $rec AND time >= $begin AND time < $end'
+                     % encoding.quote_identifier(DAILY))
+        if pushes:
+            self.client.query(statement, {
+                'scope': scope_tag, 'rec': _PUSH, 'begin': day,
+                'end': day + DAY_NS})
+        if state.committed:
+            old = day + state.buffer
+            self.client.query(statement, {
+                'scope': scope_tag, 'rec': _DAY, 'begin': old,
+                'end': old + 1})
+
+    def rebuild(self, sums, begin_ns, end_ns):
+        """Replace the records of whole days by sums read from the points.
+
+        :param sums: ``{(scope tag, day): {series key: [count, qty,
+            price]}}`` for every scope and day of the window that still
+            has points.
+        :param begin_ns: first day (ns, a day start).
+        :param end_ns: end of the last day (ns, a day start).
+        """
+        rows = self._rows(begin_ns, end_ns)
+        touched = {(row['ck_scope'], day_of(row['time'])) for row in rows}
+        for scope_tag, day in sorted(touched | set(sums)):
+            self.compact(scope_tag, day, sums.get((scope_tag, day), {}))
+
+    def forget(self, begin_ns, end_ns):
+        """Delete every record of whole days ``[begin_ns, end_ns)``."""
+        clauses, params = [], {}
+        if begin_ns is not None:
+            clauses.append('time >= $begin')
+            params['begin'] = begin_ns
+        if end_ns is not None:
+            clauses.append('time < $end')
+            params['end'] = end_ns
+        where = ' WHERE ' + ' AND '.join(clauses) if clauses else ''
+        self.client.query('DELETE FROM %s%s' % (
+            encoding.quote_identifier(DAILY), where), params)
+
+    # reading ---------------------------------------------------------------
+
+    def _rows(self, begin_ns, end_ns, scope_tag=None):
+        condition = 'time >= $begin AND time < $end'
+        params = {'begin': begin_ns, 'end': end_ns}
+        if scope_tag is not None:
+            condition += ' AND "ck_scope" = $scope'
+            params['scope'] = scope_tag
+        return self.client.rows(
+            'SELECT "d", "buffer", "parts", "inc", "ck_rec", "ck_scope", '
+            '"ck_part", "%s" FROM %s WHERE %s' % (
+                encoding.EXTRA_SLOT_TAG, self.source(DAILY), condition),
+            params)
+
+    @staticmethod
+    def _days(rows):
+        days = {}
+        for row in rows:
+            if row['ck_rec'] == _COMMIT:
+                days[(row['ck_scope'], row['time'])] = _DayState(row)
+        return days
+
+    def entries(self, begin_ns, end_ns):
+        """Yield ``(start_ns, entries)`` of the whole days of a window.
+
+        ``start_ns`` is the day start for day records and the frame start
+        for push records not compacted yet; ``entries`` is a list of
+        ``[series key, count, qty units, price units]``.
+        """
+        rows = self._rows(begin_ns, end_ns)
+        days = self._days(rows)
+        for row in rows:
+            kind = row['ck_rec']
+            if kind == _COMMIT:
+                continue
+            day = day_of(row['time'])
+            state = days.get((row['ck_scope'], day), _NO_DAY)
+            if kind == _DAY:
+                if state.accepts(row):
+                    yield day, json.loads(row['d'])
+            elif _record_id(row) not in state.included:
+                yield row['time'] // 1000 * 1000, json.loads(row['d'])
+
+
+class _DayState:
+    """The commit record of a scope and day (or none yet)."""
+
+    def __init__(self, row=None):
+        self.committed = row is not None
+        self.buffer = row['buffer'] if row else 0
+        self.parts = row['parts'] if row else 0
+        self.included = frozenset(json.loads(row['inc'])) if row else ()
+
+    def accepts(self, row):
+        """Tell whether a day part belongs to the committed buffer."""
+        return (self.committed and row['time'] % DAY_NS == self.buffer
+                and int(row['ck_part']) < self.parts)
+
+    def entries(self, rows):
+        """The committed day parts among ``rows``, decoded."""
+        return [json.loads(row['d']) for row in rows
+                if row['ck_rec'] == _DAY and self.accepts(row)]
+
+
+_NO_DAY = _DayState()
+
+
+def whole_days(begin_ns, end_ns):
+    """Return the whole UTC days of a window, as day starts in ns.
+
+    :returns: ``(first, end)``, or None when the window holds no whole day.
+    """
+    first = -(-begin_ns // DAY_NS) * DAY_NS
+    last = day_of(end_ns)
+    return (first, last) if first < last else None
