@@ -30,39 +30,35 @@ ports found free when it starts, so several servers (parallel tox runs, a
 system influxd on 8086) never collide.
 """
 
-import argparse
-import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 
 try:
     import fixtures
 except ImportError:  # NOTE: tools/influxdb-server runs on a bare python3.
     fixtures = None
 
+from cloudkitty.tests import daemon
+
 #: The variable the InfluxDB tests read the server's URL from.
 URL_ENV = 'CLOUDKITTY_TEST_INFLUXDB_URL'
 #: Overrides the CLI's default state directory (``<repo>/.influxdb``).
 DIR_ENV = 'CLOUDKITTY_INFLUXDB_DIR'
-HOST = '127.0.0.1'
+HOST = daemon.HOST
 START_TIMEOUT = 30
-STOP_TIMEOUT = 15
+STOP_TIMEOUT = daemon.STOP_TIMEOUT
 INSTALL_HINT = ('install InfluxDB 1.x: as root, "apt-get install -y '
                 'influxdb" (Debian/Ubuntu), or "tools/influxdb-server '
                 'install"')
 
 # Everything a server writes: what stop removes (unless told to keep it).
 _DATA_DIRS = ('meta', 'data', 'wal')
-_CONF, _LOG, _PID, _URL = ('influxdb.conf', 'influxd.log', 'influxd.pid',
-                           'influxd.url')
+_CONF, _LOG, _URL = 'influxdb.conf', 'influxd.log', 'influxd.url'
+#: The name of influxd's pid and log files (``influxd.pid``, ``.log``).
+_PROCESS = 'influxd'
 
 _CONFIG = """\
 # Written by tools/influxdb-server (cloudkitty/tests/influxdb_server.py)
@@ -128,24 +124,8 @@ class NotInstalled(InfluxDBServerError):
     """``influxd`` is not installed; the message says how to install it."""
 
 
-def free_ports(count=2, host=HOST):
-    """Return ``count`` distinct TCP ports that are free on ``host`` now.
-
-    :param count: how many ports.
-    :param host: the address to bind.
-    :returns: a list of ints. Another process may take one before influxd
-        binds it; :meth:`InfluxDBServer.start` retries then.
-    """
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(sock)
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+#: Ports free on 127.0.0.1 now (see :func:`daemon.free_ports`).
+free_ports = daemon.free_ports
 
 
 def render_config(state_dir, http_port, rpc_port, host=HOST):
@@ -172,10 +152,6 @@ def find_influxd():
     return shutil.which('influxd', path=path)
 
 
-# NOTE: no proxy, whatever http_proxy says: the server is on loopback.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def ping(url, timeout=2.0):
     """Tell whether an InfluxDB server answers ``GET <url>/ping`` with 204.
 
@@ -183,40 +159,10 @@ def ping(url, timeout=2.0):
     :param timeout: seconds to wait for the answer.
     :returns: True or False; never raises for a network failure.
     """
-    try:
-        with _OPENER.open(url.rstrip('/') + '/ping', timeout=timeout) as rsp:
-            return rsp.status == 204
-    except (OSError, http.client.HTTPException):
-        return False
+    return daemon.http_status(url.rstrip('/') + '/ping', timeout) == 204
 
 
-def _is_influxd(pid, conf_path):
-    """Tell whether ``pid`` is a live influxd run with ``conf_path``.
-
-    A stale pid file may name a pid the system gave to another process
-    since: only an ``influxd`` whose command line holds our config counts,
-    so :meth:`InfluxDBServer.stop` never signals anything else.
-    """
-    if not os.path.isdir('/proc'):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
-    try:
-        with open('/proc/%d/stat' % pid, encoding='utf-8') as stat:
-            state = stat.read().rsplit(')', 1)[1].split()[0]
-        with open('/proc/%d/cmdline' % pid, 'rb') as cmdline:
-            argv = cmdline.read().split(b'\0')
-    except (OSError, IndexError):
-        return False
-    # NOTE: a zombie is dead; nobody may have reaped it yet.
-    return (state not in ('Z', 'X')
-            and os.path.basename(argv[0]) == b'influxd'
-            and os.fsencode(conf_path) in argv)
-
-
-class InfluxDBServer:
+class InfluxDBServer(daemon.Server):
     """An ``influxd`` process and its state directory.
 
     :param state_dir: where the config, data, log and pid files go; created
@@ -224,66 +170,42 @@ class InfluxDBServer:
     :param influxd: the ``influxd`` binary; found on ``PATH`` by default.
     """
 
-    def __init__(self, state_dir, influxd=None):
-        self.state_dir = os.path.abspath(state_dir)
-        self.influxd = influxd
-        # NOTE: set when this object started influxd, so it can reap it.
-        self._proc = None
+    url_file = _URL
 
-    def path(self, name):
-        """Return the path of ``name`` in the state directory."""
-        return os.path.join(self.state_dir, name)
+    def __init__(self, state_dir, influxd=None):
+        super().__init__(state_dir)
+        self.influxd = influxd
+        self._process = daemon.Process(self, _PROCESS, self._is_influxd)
+
+    def _is_influxd(self, argv):
+        # NOTE: only an influxd whose command line holds our config counts.
+        return (os.path.basename(argv[0]) == b'influxd'
+                and os.fsencode(self.path(_CONF)) in argv)
 
     @property
     def log_path(self):
         return self.path(_LOG)
 
-    def _read(self, name):
-        try:
-            with open(self.path(name), encoding='utf-8') as f:
-                return f.read().strip() or None
-        except FileNotFoundError:
-            return None
-
-    def _write(self, name, text):
-        tmp = self.path(name + '.tmp')
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.replace(tmp, self.path(name))
-
     @property
     def pid(self):
         """influxd's pid from the pid file, or None."""
-        text = self._read(_PID)
-        return int(text) if text and text.isdigit() else None
+        return self._process.pid
 
-    @property
-    def url(self):
-        """The server's URL from the state directory, or None."""
-        return self._read(_URL)
+    def describe(self):
+        """Say what runs, e.g. ``influxd pid 1234``."""
+        return 'influxd pid %s' % self.pid
 
     def is_alive(self):
         """Tell whether this directory's influxd process runs."""
-        if self._proc is not None:
-            return self._proc.poll() is None
-        pid = self.pid
-        return pid is not None and _is_influxd(pid, self.path(_CONF))
+        return self._process.is_alive()
 
-    def status(self):
-        """Return the URL if the server runs and answers, else None."""
-        url = self.url
-        if url and self.is_alive() and ping(url):
-            return url
-        return None
+    def ping(self, url):
+        """Tell whether influxd answers ``/ping`` at ``url``."""
+        return ping(url)
 
     def log_tail(self, lines=30):
         """Return the last ``lines`` lines of ``influxd.log``."""
-        try:
-            with open(self.log_path, encoding='utf-8',
-                      errors='replace') as log:
-                return ''.join(log.readlines()[-lines:])
-        except FileNotFoundError:
-            return '(no %s)\n' % self.log_path
+        return self._process.log_tail(lines)
 
     def start(self, timeout=START_TIMEOUT, attempts=3):
         """Start influxd unless it runs; wait until it answers.
@@ -326,66 +248,21 @@ class InfluxDBServer:
         for name in _DATA_DIRS:
             os.makedirs(self.path(name), exist_ok=True)
         http_port, rpc_port = free_ports(2)
-        self._write(_CONF, render_config(self.state_dir, http_port,
-                                         rpc_port))
+        self.write(_CONF, render_config(self.state_dir, http_port,
+                                        rpc_port))
         url = 'http://%s:%d' % (HOST, http_port)
-        with open(self.log_path, 'ab') as log:
-            # NOTE: its own session, so that a Ctrl-C meant for the tests
-            # does not reach it before its turn; no shell, so the pid is
-            # influxd's.
-            self._proc = subprocess.Popen(
-                [influxd, 'run', '-config', self.path(_CONF)],
-                stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        self._write(_PID, '%d\n' % self._proc.pid)
-        self._write(_URL, url + '\n')
+        self._process.spawn([influxd, 'run', '-config', self.path(_CONF)])
+        self.write(_URL, url + '\n')
         return url
 
     def _wait(self, url, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            if ping(url, timeout=1.0):
-                return True
-            if not self.is_alive() or time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-
-    def _wait_dead(self, timeout):
-        if self._proc is not None:
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        deadline = time.monotonic() + timeout
-        while self.is_alive():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
-
-    def _signal(self, signum):
-        try:
-            if self._proc is not None:
-                self._proc.send_signal(signum)
-            else:
-                os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
+        return daemon.wait_for(lambda: ping(url, timeout=1.0), timeout,
+                               alive=self.is_alive)
 
     def _terminate(self, timeout=STOP_TIMEOUT):
         """SIGTERM influxd, SIGKILL it after ``timeout`` seconds."""
-        if self.is_alive():
-            self._signal(signal.SIGTERM)
-            if not self._wait_dead(timeout):
-                self._signal(signal.SIGKILL)
-                self._wait_dead(5)
-        self._proc = None
-        for name in (_PID, _URL):
-            try:
-                os.remove(self.path(name))
-            except FileNotFoundError:
-                pass
+        self._process.terminate(timeout)
+        self.remove(_URL)
 
     def stop(self, keep=False, timeout=STOP_TIMEOUT):
         """Stop influxd (if it runs) and, unless ``keep``, remove its files.
@@ -402,17 +279,8 @@ class InfluxDBServer:
         self._terminate(timeout)
         if keep:
             return
-        for name in _DATA_DIRS:
-            shutil.rmtree(self.path(name), ignore_errors=True)
-        for name in (_CONF, _LOG):
-            try:
-                os.remove(self.path(name))
-            except FileNotFoundError:
-                pass
-        try:
-            os.rmdir(self.state_dir)
-        except OSError:
-            pass
+        self.remove(*_DATA_DIRS + (_CONF, _LOG))
+        self.remove_dir_if_empty()
 
 
 if fixtures is not None:
@@ -468,174 +336,31 @@ def install():
     return influxd
 
 
-def _parser(default_dir):
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        '--dir', default=None,
-        help='the state directory (default: $%s, else %s; "run" uses a '
-             'temporary one)' % (DIR_ENV, default_dir))
-    timeout = argparse.ArgumentParser(add_help=False)
-    timeout.add_argument('--timeout', type=float, default=START_TIMEOUT,
-                         help='seconds to wait for /ping (default: '
-                              '%(default)s)')
-    inst = argparse.ArgumentParser(add_help=False)
-    inst.add_argument('--install', action='store_true',
-                      help='install influxdb with apt-get first if needed '
-                           '(root only)')
-    keep = argparse.ArgumentParser(add_help=False)
-    keep.add_argument('--keep', action='store_true',
-                      help='keep the data, config and log when stopping')
+class _Tool(daemon.Tool):
+    prog = 'influxdb-server'
+    title = 'InfluxDB 1.x server'
+    url_env = URL_ENV
+    dir_env = DIR_ENV
+    default_dir_name = '.influxdb'
+    error = InfluxDBServerError
+    start_timeout = START_TIMEOUT
+    ready_check = '/ping'
+    install_help = 'install influxdb with apt-get first if needed (root only)'
 
-    parser = argparse.ArgumentParser(
-        prog='influxdb-server',
-        description='A private InfluxDB 1.x server on 127.0.0.1 for the '
-                    'functional tests.')
-    sub = parser.add_subparsers(dest='command', required=True)
-    sub.add_parser('start', parents=[common, timeout, inst],
-                   help='start the server (unless it runs), print its URL')
-    sub.add_parser('stop', parents=[common, keep],
-                   help='stop it and remove its data (unless --keep)')
-    sub.add_parser('status', parents=[common],
-                   help='print the URL and exit 0 if it runs and answers')
-    sub.add_parser('env', parents=[common],
-                   help='print "export %s=<url>"' % URL_ENV)
-    run = sub.add_parser(
-        'run', parents=[common, timeout, inst, keep],
-        help='start a server, run a command with %s set, stop it'
-             % URL_ENV,
-        description='Start a server in a temporary directory, run COMMAND '
-                    'with %s set to its URL, stop the server and exit with '
-                    "COMMAND's status. When %s is already set, just run "
-                    'COMMAND against that server. When the server does not '
-                    'come up, run COMMAND without the variable (so that the '
-                    'tests report it) and exit with 1.'
-                    % (URL_ENV, URL_ENV))
-    run.add_argument('cmd', nargs=argparse.REMAINDER, metavar='COMMAND',
-                     help='the command (after "--")')
-    sub.add_parser('install', help='install influxdb with apt-get (root)')
-    return parser
+    def make_server(self, state_dir, args):
+        return InfluxDBServer(state_dir)
 
+    def install(self, args):
+        return install()
 
-def _err(message):
-    print('influxdb-server: %s' % message, file=sys.stderr)
-
-
-def _run(args, state_dir):
-    cmd = args.cmd[1:] if args.cmd[:1] == ['--'] else args.cmd
-    if not cmd:
-        _err('run: no command given (influxdb-server run -- COMMAND...)')
-        return 2
-    given = os.environ.get(URL_ENV, '').strip()
-    if given:
-        _err('%s=%s is set: using that server' % (URL_ENV, given))
-        return _call(cmd, os.environ)
-    tmp = None
-    if state_dir is None:
-        tmp = state_dir = tempfile.mkdtemp(prefix='cloudkitty-influxdb-')
-    server = InfluxDBServer(state_dir)
-    old_handler = _handle_sigterm(_on_sigterm)
-    try:
-        try:
-            url = server.start(args.timeout)
-        except InfluxDBServerError as exc:
-            # NOTE: the tests still run, without the variable, so that they
-            # report the missing server themselves (a skip, or a failure
-            # counted with the others under CLOUDKITTY_TEST_REQUIRE_BACKENDS).
-            _err('%s\nrunning the command without %s; exit status 1'
-                 % (exc, URL_ENV))
-            env = {k: v for k, v in os.environ.items() if k != URL_ENV}
-            _call(cmd, env)
-            return 1
-        _err('%s=%s (influxd pid %d, %s)'
-             % (URL_ENV, url, server.pid, state_dir))
-        rc = _call(cmd, dict(os.environ, **{URL_ENV: url}))
-        if not server.is_alive():
-            _err('influxd exited during the run; the end of its log:\n%s'
-                 % server.log_tail())
-            rc = rc or 1
-        return rc
-    finally:
-        server.stop(keep=args.keep)
-        if tmp and not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old_handler is not None:
-            _handle_sigterm(old_handler)
-
-
-def _call(cmd, env):
-    try:
-        return subprocess.call(cmd, env=env)
-    except OSError as exc:
-        _err('run: %s: %s' % (cmd[0], exc))
-        return 127
-    except KeyboardInterrupt:
-        return 130
-
-
-def _on_sigterm(signum, frame):
-    # NOTE: unwinds through the finally clauses, which stop the server.
-    raise SystemExit(128 + signum)
-
-
-def _handle_sigterm(handler):
-    """Install ``handler`` for SIGTERM; return the previous one."""
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:
-        # NOTE: only the main thread may; a test may call main() elsewhere.
-        return None
-
-
-def main(argv=None, default_dir=None):
-    """The ``tools/influxdb-server`` command; returns its exit status.
-
-    :param argv: the arguments (default: ``sys.argv[1:]``).
-    :param default_dir: the state directory when neither ``--dir`` nor
-        ``$CLOUDKITTY_INFLUXDB_DIR`` is given (default: ``./.influxdb``).
-    """
-    default_dir = default_dir or os.path.join(os.getcwd(), '.influxdb')
-    args = _parser(default_dir).parse_args(argv)
-    if args.command == 'install':
-        try:
-            print(install())
-        except NotInstalled as exc:
-            _err(str(exc))
-            return 1
-        return 0
-    if args.command == 'run':
+    def prepare(self, server, args):
         if args.install:
-            try:
-                install()
-            except NotInstalled as exc:
-                _err(str(exc))
-                return 1
-        return _run(args, args.dir)
+            server.influxd = install()
 
-    server = InfluxDBServer(args.dir or os.environ.get(DIR_ENV)
-                            or default_dir)
-    if args.command == 'start':
-        try:
-            if args.install:
-                server.influxd = install()
-            print(server.start(args.timeout))
-        except InfluxDBServerError as exc:
-            _err(str(exc))
-            return 1
-        return 0
-    if args.command == 'stop':
-        was = server.pid if server.is_alive() else None
-        server.stop(keep=args.keep)
-        _err('stopped influxd pid %d' % was if was else 'was not running')
-        return 0
-    url = server.status()
-    if url is None:
-        _err('no server answers in %s' % server.state_dir)
-        return 1
-    if args.command == 'env':
-        print('export %s=%s' % (URL_ENV, url))
-    else:
-        print(url)
-    return 0
+
+#: ``main(argv=None, default_dir=None)``: the ``tools/influxdb-server``
+#: command, which returns its exit status (see :meth:`daemon.Tool.main`).
+main = _Tool().main
 
 
 if __name__ == '__main__':
