@@ -386,24 +386,43 @@ class InfluxDBStorage(v2.BaseStorage):
             raise exceptions.NotSupported(self.name, 'custom_fields')
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         if query.time_groupby == 'time':
-            return query_mod.build_total(
-                query, self._frame_partials(query, begin_ns, end_ns))
-        partials = []
-        span = rollup.whole_days(begin_ns, end_ns)
-        if span is not None:
-            partials.extend(self._rollup_partials(query, span))
-        for edge_begin, edge_end in _edges(begin_ns, end_ns, span):
-            partials.extend(self._raw_partials(query, edge_begin, edge_end))
+            partials, raw = self._frame_totals(query, begin_ns, end_ns)
+            for low, high in raw:
+                partials.extend(self._frame_partials(query, low, high))
+        else:
+            entries, raw = self.rollup.read(begin_ns, end_ns)
+            partials = self._rollup_partials(query, entries)
+            for low, high in raw:
+                partials.extend(self._raw_partials(query, low, high))
         return query_mod.build_total(query, partials)
 
+    def _frame_totals(self, query, begin_ns, end_ns):
+        """Partials per frame start from the daily records, where they can.
+
+        :returns: ``(partials, raw)``, ``raw`` the parts of the window to
+            read from the points. Frame totals know no labels: a query
+            with filters, types or keys reads the points.
+        """
+        if query.filters or query.metric_types is not None \
+                or query.key_groupby:
+            return [], [(begin_ns, end_ns)]
+        totals, raw = self.rollup.read_frames(begin_ns, end_ns)
+        partials = []
+        for start, (count, qty, price, length) in totals.items():
+            begin = query_mod.from_micros(start // 1000)
+            partials.append(query_mod.Partial(
+                (), begin, begin + datetime.timedelta(microseconds=length),
+                query_mod.Aggregate.from_units(count, qty, price)))
+        return partials, raw
+
     def _frame_partials(self, query, begin_ns, end_ns):
-        """Partials of a ``time`` groupby: one bucket per frame start."""
+        """Partials of a ``time`` groupby from the points of a window."""
         starts = self.books.frame_starts(begin_ns, end_ns)
         if not starts:
             return []
         bucket = _frame_buckets(starts)
         if bucket is None:
-            return self._partials_in_python(query)
+            return self._partials_in_python(query, begin_ns, end_ns)
         return self._raw_partials(query, starts[0], starts[-1] + 1000,
                                   bucket)
 
@@ -449,8 +468,8 @@ class InfluxDBStorage(v2.BaseStorage):
                     keys, start, end, _aggregate(row)))
         return partials
 
-    def _rollup_partials(self, query, span):
-        """Sum the daily records of whole days, in Python, exactly."""
+    def _rollup_partials(self, query, entries):
+        """Sum daily records (see :meth:`.rollup.Rollup.read`) exactly."""
         wanted = [(encoding.tag_key_of(key),
                    frozenset(map(encoding.encode_value, values)))
                   for key, values in query.filters]
@@ -461,9 +480,9 @@ class InfluxDBStorage(v2.BaseStorage):
         by_time = query.time_groupby is not None
         groups = {}
         selected = {}
-        for start_ns, entries in self.rollup.entries(*span):
+        for start_ns, values in entries:
             start = start_ns if by_time else None
-            for key, count, qty, price in entries:
+            for key, count, qty, price in values:
                 keys = selected.get(key, _UNKNOWN)
                 if keys is _UNKNOWN:
                     labels = encoding.parse_series_key(key)
@@ -492,26 +511,29 @@ class InfluxDBStorage(v2.BaseStorage):
         return partials
 
     def _count(self, query, begin_ns=None, end_ns=None):
-        """Count a query's points, by day records where it can."""
+        """Count a query's points, by the daily records where it can."""
         begin_ns = to_ns(query.begin) if begin_ns is None else begin_ns
         end_ns = to_ns(query.end) if end_ns is None else end_ns
-        span = rollup.whole_days(begin_ns, end_ns)
-        count = 0
-        if span is not None:
-            count += sum(partial.aggregate.count for partial in
-                         self._rollup_partials(_ungrouped(query), span))
-        for edge_begin, edge_end in _edges(begin_ns, end_ns, span):
-            condition, params = self._where(query, edge_begin, edge_end)
+        partials, raw = self._frame_totals(query, begin_ns, end_ns)
+        if raw == [(begin_ns, end_ns)]:
+            entries, raw = self.rollup.read(begin_ns, end_ns)
+            partials = self._rollup_partials(_ungrouped(query), entries)
+        count = sum(partial.aggregate.count for partial in partials)
+        for low, high in raw:
+            condition, params = self._where(query, low, high)
             count += self._raw_count(condition, params)
         return count
 
-    def _partials_in_python(self, query):
+    def _partials_in_python(self, query, begin_ns, end_ns):
         """Partials of a ``time`` groupby whose frame starts are irregular.
 
-        Reads every point; for windows whose frame starts share no common
-        step (which a rating service never produces).
+        Reads every point of the window; for frame starts that share no
+        common step (which a rating service never produces).
         """
-        for start, end, type_, point in self._iter_rows(query, 10000):
+        window = dataclasses.replace(
+            query, begin=query_mod.from_micros(begin_ns // 1000),
+            end=query_mod.from_micros(end_ns // 1000))
+        for start, end, type_, point in self._iter_rows(window, 10000):
             agg = query_mod.Aggregate()
             agg.add_point(point)
             keys = tuple(query_mod.label(type_, point, k)
@@ -560,7 +582,8 @@ class InfluxDBStorage(v2.BaseStorage):
         for edge_low, edge_high in _edges(low, high, span):
             first = rollup.day_of(edge_low)
             last = rollup.day_of(edge_high - 1) + rollup.DAY_NS
-            self.rollup.rebuild(self._day_sums(first, last), first, last)
+            self.rollup.rebuild(self._day_sums(first, last),
+                                self._frame_sums(first, last), first, last)
 
     def _day_sums(self, begin_ns, end_ns):
         """Sum the points of whole days per scope, day and series."""
@@ -584,6 +607,38 @@ class InfluxDBStorage(v2.BaseStorage):
                 have[0] += agg.count
                 have[1] += agg.qty
                 have[2] += agg.price
+        return sums
+
+    def _frame_sums(self, begin_ns, end_ns):
+        """Sum the points of whole days per scope, day and frame start.
+
+        :returns: ``{(scope tag, day): {frame start: [count, qty, price,
+            length]}}``, or None for frame starts with no common step.
+        """
+        starts = self.books.frame_starts(begin_ns, end_ns)
+        if not starts:
+            return {}
+        bucket = _frame_buckets(starts)
+        if bucket is None:
+            return None
+        sums = {}
+        statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
+                     ' GROUP BY %s, time(%du, %du) fill(none)' % ((
+                         _SUMS, self.source(encoding.MEASUREMENT),
+                         encoding.quote_identifier(encoding.SCOPE_TAG))
+                         + bucket))
+        for part in self.client.query(statement, {
+                'begin': starts[0], 'end': starts[-1] + 1000}):
+            scope_tag = (part['tags'].get(encoding.SCOPE_TAG)
+                         or encoding.encode_value(''))
+            columns = part['columns']
+            for values in part['values']:
+                row = dict(zip(columns, values))
+                agg = _aggregate(row)
+                day = sums.setdefault((scope_tag, rollup.day_of(
+                    row['time'])), {})
+                day[row['time']] = [agg.count, agg.qty, agg.price,
+                                    row['len']]
         return sums
 
 

@@ -165,17 +165,20 @@ class EncodedPoint:
     :ivar fields: the line protocol fields.
     :ivar qty_units: the qty, in ``10**-12`` units.
     :ivar price_units: the price, likewise.
+    :ivar length_us: the frame length, in microseconds.
     """
 
     __slots__ = ('start_ns', 'identity', 'fields', 'qty_units',
-                 'price_units')
+                 'price_units', 'length_us')
 
-    def __init__(self, start_ns, identity, fields, qty_units, price_units):
+    def __init__(self, start_ns, identity, fields, qty_units, price_units,
+                 length_us):
         self.start_ns = start_ns
         self.identity = identity
         self.fields = fields
         self.qty_units = qty_units
         self.price_units = price_units
+        self.length_us = length_us
 
     def line(self, slot):
         """Return the point's line protocol for a slot (an int >= 0).
@@ -241,10 +244,10 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
     identity = _identity(scope_tag, type_, point.unit,
                          tuple(groupby.items()),
                          tuple(point.metadata.items()))
-    money.check(point.qty, 'qty')
-    money.check(point.price, 'price')
-    qty = money.to_units(point.qty)
-    price = money.to_units(point.price)
+    qty_hi, qty_lo, price_hi, price_lo = money.encode_point(point.qty,
+                                                            point.price)
+    qty = qty_hi * money.SCALE + qty_lo
+    price = price_hi * money.SCALE + price_lo
     fields = ['%s=%di' % (name, limb) for prefix, units in
               (('q', qty), ('p', price))
               for name, limb in zip((prefix + 'a', prefix + 'b',
@@ -258,7 +261,8 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
     if hidden:
         fields.append('%s=%s' % (HIDDEN_FIELD, field_string(
             json.dumps(hidden, sort_keys=True))))
-    return EncodedPoint(start_ns, identity, ','.join(fields), qty, price)
+    return EncodedPoint(start_ns, identity, ','.join(fields), qty, price,
+                        length_us)
 
 
 def decode_row(row):

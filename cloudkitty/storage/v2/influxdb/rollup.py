@@ -58,15 +58,27 @@ def day_of(nanos):
 
 
 def summarize(series):
-    """Return the entries of one frame start of a planned push.
+    """Return the entries and totals of one frame start of a planned push.
 
     :param series: ``{identity: [EncodedPoint, ...]}`` (see
         :func:`.slots.plan`).
-    :returns: ``{series key: [count, qty units, price units]}``.
+    :returns: ``({series key: [count, qty units, price units]}, [count,
+        qty units, price units, frame length in microseconds]``).
     """
-    return {encoding.series_key_of(identity): [
-        len(same), sum(p.qty_units for p in same),
-        sum(p.price_units for p in same)] for identity, same in series.items()}
+    entries = {}
+    total = [0, 0, 0, 0]
+    for identity, same in series.items():
+        qty = price = 0
+        for point in same:
+            qty += point.qty_units
+            price += point.price_units
+            if point.length_us > total[3]:
+                total[3] = point.length_us
+        entries[encoding.series_key_of(identity)] = [len(same), qty, price]
+        total[0] += len(same)
+        total[1] += qty
+        total[2] += price
+    return entries, total
 
 
 def _parts(entries):
@@ -74,8 +86,10 @@ def _parts(entries):
     parts = []
     current = []
     size = 0
-    for key, values in entries.items():
-        item = json.dumps([key] + values, separators=(',', ':'))
+    for key, (count, qty, price) in entries.items():
+        # NOTE: series keys hold letters, digits, _ % . = , - ~ only:
+        # nothing JSON escapes, so no json.dumps() per entry.
+        item = '["%s",%d,%d,%d]' % (key, count, qty, price)
         if current and size + len(item) > PART_BYTES:
             parts.append('[%s]' % ','.join(current))
             current, size = [], 0
@@ -86,12 +100,28 @@ def _parts(entries):
     return parts
 
 
+def _add(totals, start, values):
+    """Add ``[count, qty, price, length]`` to the totals of a frame start."""
+    have = totals.get(start)
+    if have is None:
+        totals[start] = list(values)
+        return
+    have[0] += values[0]
+    have[1] += values[1]
+    have[2] += values[2]
+    have[3] = max(have[3], values[3])
+
+
 def _series(kind, scope_tag):
     return '%s,ck_rec=%s,ck_scope=%s' % (DAILY, kind, scope_tag)
 
 
 def _record_id(row):
     return '%d:%s' % (row['time'], row.get(encoding.EXTRA_SLOT_TAG) or '')
+
+
+def _frame_start(row):
+    return row['time'] // 1000 * 1000
 
 
 class Rollup:
@@ -108,16 +138,24 @@ class Rollup:
     # writing ---------------------------------------------------------------
 
     def push_lines(self, scope_tag, grouped, bases):
-        """Return the push records of a planned push, as line protocol."""
+        """Return the push records of a planned push, as line protocol.
+
+        Part 0 of a record also holds ``tot``, the frame start's totals.
+        """
         lines = []
         for start, series in grouped.items():
             extra, offset = divmod(bases[start], encoding.SLOTS)
             tags = _series(_PUSH, scope_tag)
             if extra:
                 tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
-            for index, part in enumerate(_parts(summarize(series))):
-                lines.append('%s,ck_part=%d d=%s %d' % (
-                    tags, index, encoding.field_string(part), start + offset))
+            entries, total = summarize(series)
+            for index, part in enumerate(_parts(entries)):
+                fields = 'd=%s' % encoding.field_string(part)
+                if index == 0:
+                    fields += ',tot=%s' % encoding.field_string(
+                        json.dumps(total))
+                lines.append('%s,ck_part=%d %s %d' % (
+                    tags, index, fields, start + offset))
         return lines
 
     def compact_before(self, scope_tag, latest_ns):
@@ -134,28 +172,35 @@ class Rollup:
                 if count:
                     self.compact(scope_tag, stamp)
 
-    def compact(self, scope_tag, day, entries=None):
+    def compact(self, scope_tag, day, entries=None, frames=None):
         """Write the day record of a scope and day, then drop its pushes.
 
         :param entries: the day's ``{series key: [count, qty, price]}``
             (a rebuild from the points); None to merge what the day's
             records hold. Either way the new day record replaces every
             push record of the day.
+        :param frames: with ``entries``, the day's ``{frame start (ns):
+            [count, qty, price, length]}``, or None when unknown.
         """
         rows = self._rows(day, day + DAY_NS, scope_tag)
-        days = self._days(rows)
-        state = days.get((scope_tag, day), _DayState())
+        state = self._days(rows).get((scope_tag, day), _NO_DAY)
         pushes = [row for row in rows if row['ck_rec'] == _PUSH]
         if entries is None:
             entries = {}
-            for values in state.entries(rows) + [
-                    json.loads(row['d']) for row in pushes
-                    if _record_id(row) not in state.included]:
+            frames = dict(state.frames) if state.frames is not None else (
+                None if state.committed else {})
+            fresh = [row for row in pushes
+                     if _record_id(row) not in state.included]
+            for values in state.entries(rows) + [json.loads(row['d'])
+                                                 for row in fresh]:
                 for key, count, qty, price in values:
                     have = entries.setdefault(key, [0, 0, 0])
                     have[0] += count
                     have[1] += qty
                     have[2] += price
+            for row in fresh:
+                if frames is not None and row['tot']:
+                    _add(frames, _frame_start(row), json.loads(row['tot']))
         included = sorted({_record_id(row) for row in pushes})
         buffer = 1 - state.buffer if state.committed else 0
         parts = _parts(entries)
@@ -163,9 +208,13 @@ class Rollup:
             _series(_DAY, scope_tag), index, encoding.field_string(part),
             day + buffer) for index, part in enumerate(parts)]
         self.client.write(lines)
-        self.client.write(['%s buffer=%di,parts=%di,inc=%s %d' % (
-            _series(_COMMIT, scope_tag), buffer, len(parts),
-            encoding.field_string(json.dumps(included)), day)])
+        commit = 'buffer=%di,parts=%di,inc=%s' % (
+            buffer, len(parts), encoding.field_string(json.dumps(included)))
+        if frames is not None:
+            commit += ',frames=%s' % encoding.field_string(json.dumps(
+                {str(start): values for start, values in frames.items()}))
+        self.client.write(['%s %s %d' % (_series(_COMMIT, scope_tag),
+                                         commit, day)])
         # NOTE: what follows only saves space and reading time: the commit
         # already hides the old buffer and the compacted push records.
         statement = ('DELETE FROM %s WHERE "ck_scope" = $scope AND '
@@ -181,46 +230,44 @@ class Rollup:
                 'scope': scope_tag, 'rec': _DAY, 'begin': old,
                 'end': old + 1})
 
-    def rebuild(self, sums, begin_ns, end_ns):
+    def rebuild(self, sums, frames, begin_ns, end_ns):
         """Replace the records of whole days by sums read from the points.
 
         :param sums: ``{(scope tag, day): {series key: [count, qty,
             price]}}`` for every scope and day of the window that still
             has points.
+        :param frames: ``{(scope tag, day): {frame start: [count, qty,
+            price, length]}}``, or None when unknown.
         :param begin_ns: first day (ns, a day start).
         :param end_ns: end of the last day (ns, a day start).
         """
         rows = self._rows(begin_ns, end_ns)
         touched = {(row['ck_scope'], day_of(row['time'])) for row in rows}
         for scope_tag, day in sorted(touched | set(sums)):
-            self.compact(scope_tag, day, sums.get((scope_tag, day), {}))
+            self.compact(scope_tag, day, sums.get((scope_tag, day), {}),
+                         None if frames is None else frames.get(
+                             (scope_tag, day), {}))
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``."""
-        clauses, params = [], {}
-        if begin_ns is not None:
-            clauses.append('time >= $begin')
-            params['begin'] = begin_ns
-        if end_ns is not None:
-            clauses.append('time < $end')
-            params['end'] = end_ns
-        where = ' WHERE ' + ' AND '.join(clauses) if clauses else ''
-        self.client.query('DELETE FROM %s%s' % (
-            encoding.quote_identifier(DAILY), where), params)
+        self.client.query(
+            'DELETE FROM %s WHERE time >= $begin AND time < $end'
+            % encoding.quote_identifier(DAILY),
+            {'begin': begin_ns, 'end': end_ns})
 
     # reading ---------------------------------------------------------------
 
-    def _rows(self, begin_ns, end_ns, scope_tag=None):
+    def _rows(self, begin_ns, end_ns, scope_tag=None, fields='"d", "tot"'):
         condition = 'time >= $begin AND time < $end'
         params = {'begin': begin_ns, 'end': end_ns}
         if scope_tag is not None:
             condition += ' AND "ck_scope" = $scope'
             params['scope'] = scope_tag
         return self.client.rows(
-            'SELECT "d", "buffer", "parts", "inc", "ck_rec", "ck_scope", '
-            '"ck_part", "%s" FROM %s WHERE %s' % (
-                encoding.EXTRA_SLOT_TAG, self.source(DAILY), condition),
-            params)
+            'SELECT %s, "buffer", "parts", "inc", "frames", '
+            '"ck_rec", "ck_scope", "ck_part", "%s" FROM %s WHERE %s' % (
+                fields, encoding.EXTRA_SLOT_TAG, self.source(DAILY),
+                condition), params)
 
     @staticmethod
     def _days(rows):
@@ -230,26 +277,79 @@ class Rollup:
                 days[(row['ck_scope'], row['time'])] = _DayState(row)
         return days
 
-    def entries(self, begin_ns, end_ns):
-        """Yield ``(start_ns, entries)`` of the whole days of a window.
+    def _plan(self, begin_ns, end_ns, rows):
+        """Decide how each day of a window is read.
 
-        ``start_ns`` is the day start for day records and the frame start
-        for push records not compacted yet; ``entries`` is a list of
-        ``[series key, count, qty units, price units]``.
+        :returns: ``(days, span, pieces, raw)``: the commits, the whole
+            days, the parts of other days read from push records (days
+            nothing compacted yet) and those read from the points.
         """
-        rows = self._rows(begin_ns, end_ns)
         days = self._days(rows)
+        committed = {day for _, day in days}
+        span = whole_days(begin_ns, end_ns)
+        pieces, raw = [], []
+        for low, high in _outside(begin_ns, end_ns, span):
+            (raw if day_of(low) in committed else pieces).append((low, high))
+        return days, span, pieces, raw
+
+    def read(self, begin_ns, end_ns):
+        """Return what the daily records know of a window.
+
+        :returns: ``(entries, raw)``: ``entries`` is a list of
+            ``(start_ns, [[series key, count, qty units, price units],
+            ...])`` (``start_ns`` a day start for day records, a frame
+            start for push records), ``raw`` the ``(begin_ns, end_ns)``
+            parts of the window to read from the points instead.
+        """
+        rows = self._rows(day_of(begin_ns), end_ns)
+        days, span, pieces, raw = self._plan(begin_ns, end_ns, rows)
+        found = []
         for row in rows:
             kind = row['ck_rec']
             if kind == _COMMIT:
                 continue
             day = day_of(row['time'])
             state = days.get((row['ck_scope'], day), _NO_DAY)
+            whole = span is not None and span[0] <= day < span[1]
             if kind == _DAY:
-                if state.accepts(row):
-                    yield day, json.loads(row['d'])
-            elif _record_id(row) not in state.included:
-                yield row['time'] // 1000 * 1000, json.loads(row['d'])
+                if whole and state.accepts(row):
+                    found.append((day, json.loads(row['d'])))
+            elif _record_id(row) not in state.included and (
+                    whole or _inside(row['time'], pieces)):
+                found.append((_frame_start(row), json.loads(row['d'])))
+        return found, raw
+
+    def read_frames(self, begin_ns, end_ns):
+        """Return the totals per frame start of a window.
+
+        :returns: ``(totals, raw)``: ``{frame start (ns): [count, qty
+            units, price units, length]}`` and the parts of the window to
+            read from the points instead (days compacted without frame
+            totals included).
+        """
+        rows = self._rows(day_of(begin_ns), end_ns, fields='"tot"')
+        days, span, pieces, raw = self._plan(begin_ns, end_ns, rows)
+        totals = {}
+        for (_, day), state in days.items():
+            if span is None or not span[0] <= day < span[1]:
+                continue
+            if state.frames is None:
+                raw.append((day, day + DAY_NS))
+                continue
+            for start, values in state.frames.items():
+                _add(totals, int(start), values)
+        for row in rows:
+            if row['ck_rec'] != _PUSH or not row['tot']:
+                continue
+            day = day_of(row['time'])
+            state = days.get((row['ck_scope'], day), _NO_DAY)
+            whole = span is not None and span[0] <= day < span[1]
+            if _record_id(row) in state.included or state.frames is None \
+                    and state.committed:
+                continue
+            if whole or _inside(row['time'], pieces):
+                _add(totals, _frame_start(row), json.loads(row['tot']))
+        return totals, _merge(raw)
 
 
 class _DayState:
@@ -260,6 +360,11 @@ class _DayState:
         self.buffer = row['buffer'] if row else 0
         self.parts = row['parts'] if row else 0
         self.included = frozenset(json.loads(row['inc'])) if row else ()
+        self.frames = None
+        if row is None:
+            self.frames = {}
+        elif row.get('frames'):
+            self.frames = json.loads(row['frames'])
 
     def accepts(self, row):
         """Tell whether a day part belongs to the committed buffer."""
@@ -283,3 +388,32 @@ def whole_days(begin_ns, end_ns):
     first = -(-begin_ns // DAY_NS) * DAY_NS
     last = day_of(end_ns)
     return (first, last) if first < last else None
+
+
+def _outside(begin_ns, end_ns, span):
+    """The parts of a window outside its whole days, one per day."""
+    if span is None:
+        parts = []
+        low = begin_ns
+        while low < end_ns:
+            high = min(end_ns, day_of(low) + DAY_NS)
+            parts.append((low, high))
+            low = high
+        return parts
+    return [(low, high) for low, high in ((begin_ns, span[0]),
+                                          (span[1], end_ns)) if low < high]
+
+
+def _inside(nanos, pieces):
+    return any(low <= nanos < high for low, high in pieces)
+
+
+def _merge(ranges):
+    """Sort ``(begin, end)`` ranges and join those that touch."""
+    merged = []
+    for low, high in sorted(ranges):
+        if merged and merged[-1][1] >= low:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged

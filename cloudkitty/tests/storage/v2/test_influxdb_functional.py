@@ -17,54 +17,25 @@ run``). Each test class gets a database of its own, dropped after every
 test (init() creates it again) and at the end.
 """
 
-import urllib.parse
-import uuid
-
-from oslo_config import cfg
 import testtools
 
-from cloudkitty.storage.v2.influxdb import client as client_mod
-from cloudkitty.storage.v2.influxdb import encoding
-from cloudkitty.storage.v2.influxdb import options
-from cloudkitty.tests import influxdb_server
+from cloudkitty.tests import influxdb_provision
 from cloudkitty.tests.storage.v2 import base_functional
 from cloudkitty.tests import utils
-
-#: The retention the tests run with: their frames date from 2000 onwards.
-TEST_RETENTION_HOURS = 24 * 366 * 100
 
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
 class InfluxDBBaseFunctionalStorageTest(
+        influxdb_provision.InfluxDBDatabaseMixin,
         base_functional.BaseFunctionalStorageTest):
     """InfluxDB 1.x, through the influxdb client library."""
 
     storage_backend = 'influxdb'
     storage_version = 2
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        url = utils.server_url_or_skip(cls, influxdb_server.URL_ENV)
-        if not influxdb_server.ping(url):
-            utils.unreachable(cls, influxdb_server.URL_ENV, url)
-        parsed = urllib.parse.urlsplit(url)
-        cls.host, cls.port = parsed.hostname, parsed.port
-        cls.database = 'ck_test_%s' % uuid.uuid4().hex
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cleanup_backend()
-        super().tearDownClass()
-
     def configure_backend(self, conf):
-        conf.set_override('host', self.host, group='storage_influxdb')
-        conf.set_override('port', self.port, group='storage_influxdb')
-        conf.set_override('database', self.database,
-                          group='storage_influxdb')
-        conf.set_override('retention_period', TEST_RETENTION_HOURS,
-                          group='storage')
+        self.configure_influxdb(conf)
 
     @classmethod
     def wait_for_backend(cls):
@@ -73,14 +44,4 @@ class InfluxDBBaseFunctionalStorageTest(
     @classmethod
     def cleanup_backend(cls):
         """Drop this class's database; the next init() creates it."""
-        conf = cfg.ConfigOpts()
-        options.register_opts(conf)
-        for name in ('host', 'port', 'database'):
-            conf.set_override(name, getattr(cls, name),
-                              group='storage_influxdb')
-        client = client_mod.Client(conf.storage_influxdb)
-        try:
-            client.query('DROP DATABASE %s' % encoding.quote_identifier(
-                cls.database), database=False)
-        finally:
-            client.close()
+        cls.drop_database()

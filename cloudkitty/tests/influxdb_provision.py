@@ -1,0 +1,74 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Throw-away InfluxDB databases for the InfluxDB tests.
+
+A test class takes the server from ``CLOUDKITTY_TEST_INFLUXDB_URL``
+(:class:`InfluxDBDatabaseMixin`), uses a database of its own on it, and
+drops it after every test (``init()`` creates it again) and at the end.
+"""
+
+import urllib.parse
+import uuid
+
+from oslo_config import cfg
+
+from cloudkitty.storage.v2.influxdb import client as client_mod
+from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2.influxdb import options
+from cloudkitty.tests import influxdb_server
+from cloudkitty.tests import utils
+
+#: The retention the tests run with: their frames date from 2000 onwards.
+TEST_RETENTION_HOURS = 24 * 366 * 100
+
+
+class InfluxDBDatabaseMixin:
+    """A database of the test server per test class (mix in first)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        url = utils.server_url_or_skip(cls, influxdb_server.URL_ENV)
+        if not influxdb_server.ping(url):
+            utils.unreachable(cls, influxdb_server.URL_ENV, url)
+        parsed = urllib.parse.urlsplit(url)
+        cls.host, cls.port = parsed.hostname, parsed.port
+        cls.database = 'ck_test_%s' % uuid.uuid4().hex
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.drop_database()
+        super().tearDownClass()
+
+    def configure_influxdb(self, conf):
+        """Point the ``[storage_influxdb]`` options at the database."""
+        conf.set_override('host', self.host, group='storage_influxdb')
+        conf.set_override('port', self.port, group='storage_influxdb')
+        conf.set_override('database', self.database,
+                          group='storage_influxdb')
+        conf.set_override('retention_period', TEST_RETENTION_HOURS,
+                          group='storage')
+
+    @classmethod
+    def drop_database(cls):
+        """Drop this class's database; the next init() creates it."""
+        conf = cfg.ConfigOpts()
+        options.register_opts(conf)
+        for name in ('host', 'port', 'database'):
+            conf.set_override(name, getattr(cls, name),
+                              group='storage_influxdb')
+        client = client_mod.Client(conf.storage_influxdb)
+        try:
+            client.query('DROP DATABASE %s' % encoding.quote_identifier(
+                cls.database), database=False)
+        finally:
+            client.close()

@@ -1,0 +1,228 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""InfluxDB without transactions: what a crash or a failed write leaves.
+
+Against the real server of ``CLOUDKITTY_TEST_INFLUXDB_URL``. The daily
+records (``ck_daily``) must always agree with the points, and a push that
+failed half-way must be completed, exactly once, by its retry.
+"""
+
+import datetime
+import decimal
+import uuid
+
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+import testtools
+
+from cloudkitty import storage
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import rollup
+from cloudkitty.storage.v2 import query
+from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import influxdb_provision
+from cloudkitty.tests import utils
+
+D = decimal.Decimal
+DAY = datetime.timedelta(days=1)
+T0 = builders.T0
+WINDOW = {'begin': T0 - DAY, 'end': T0 + 5 * DAY}
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class InfluxDBRollupTest(influxdb_provision.InfluxDBDatabaseMixin,
+                         testtools.TestCase):
+    """Day records, compaction and retries on a real influxd."""
+
+    def setUp(self):
+        super().setUp()
+        self.conf = cfg.ConfigOpts()
+        self.useFixture(config_fixture.Config(self.conf))
+        for group, opts in storage.list_opts():
+            self.conf.register_opts(opts, group=group)
+        self.configure_influxdb(self.conf)
+        self.store = self.new_store()
+        self.addCleanup(type(self).drop_database)
+        self.project_id = str(uuid.uuid4())
+        self.pushed = []
+
+    def new_store(self):
+        store = storage.get_storage(conf=self.conf, backend='influxdb')
+        self.addCleanup(store.close)
+        store.init()
+        return store
+
+    def frames(self, days=3, per_frame=4, start=T0):
+        """Hourly frames over ``days`` days, six per day."""
+        made = []
+        for day in range(days):
+            for hour in range(0, 24, 4):
+                begin = start + day * DAY + datetime.timedelta(hours=hour)
+                made.append(builders.make_frame(begin, [
+                    ('cpu', builders.make_point(
+                        self.project_id, n + 1, D(n + day) / 8,
+                        groupby={'id': 'vm-%d' % n},
+                        metadata={'day': str(day)}))
+                    for n in range(per_frame)]))
+        return made
+
+    def push(self, frames, **kwargs):
+        self.store.push(frames, scope_id='scope', **kwargs)
+        self.pushed.extend(frames)
+
+    def assertAgrees(self, groupby=('id',), **window):
+        """total() and retrieve() equal the oracle over what was pushed."""
+        window = window or WINDOW
+        for by in ((), groupby, ('time-d',), ('day', 'time-d')):
+            want = query.evaluate_total(query.validate_total(
+                groupby=list(by), paginate=False, **window), self.pushed)
+            got = self.store.total(groupby=list(by), paginate=False,
+                                   **window)
+            self.assertEqual(want, got, by)
+        want = query.evaluate_retrieve(query.validate_retrieve(
+            paginate=False, **window), self.pushed)
+        got = self.store.retrieve(paginate=False, **window)
+        self.assertEqual(want['total'], got['total'])
+        self.assertEqual(sorted(map(repr, want['dataframes'])),
+                         sorted(map(repr, got['dataframes'])))
+
+    def daily_kinds(self):
+        """Count the ck_daily records by kind (p, d, c)."""
+        rows = self.store.client.rows(
+            'SELECT "d", "buffer", "ck_rec" FROM %s WHERE time >= 0'
+            % self.store.source(rollup.DAILY))
+        kinds = {}
+        for row in rows:
+            if row['d'] is not None or row['buffer'] is not None:
+                kinds[row['ck_rec']] = kinds.get(row['ck_rec'], 0) + 1
+        return kinds
+
+    def test_later_day_compacts_earlier_days(self):
+        """Pushing into a new day turns older push records into days."""
+        for frame in self.frames(days=3):
+            self.push([frame])
+        kinds = self.daily_kinds()
+        # NOTE: day 3 is still open: its six push records wait.
+        self.assertEqual(6, kinds.get('p'))
+        self.assertEqual(2, kinds.get('c'))
+        self.assertAgrees()
+
+    def test_retry_after_compaction_counts_once(self):
+        """A keyed retry rewrites push records that a day already holds."""
+        first = self.frames(days=1)
+        self.push(first, idempotency_key='day-1')
+        for frame in self.frames(days=1, start=T0 + DAY):
+            self.push([frame])
+        self.assertEqual(1, self.daily_kinds().get('c'))
+        self.store.push(first, scope_id='scope', idempotency_key='day-1')
+        self.assertAgrees()
+
+    def test_uncommitted_compaction_is_invisible(self):
+        """Day parts written without their commit change nothing."""
+        for frame in self.frames(days=2):
+            self.push([frame])
+        day = query.to_micros(T0) * 1000
+        # NOTE: a compaction that died before its commit: garbage in the
+        # buffer the commit does not point to.
+        self.store.client.write([
+            'ck_daily,ck_part=0,ck_rec=d,ck_scope=.scope d="%s" %d' % (
+                '[[\\"ck_type=.cpu\\",1000,5,5]]', day + buffer)
+            for buffer in (0, 1)][1:])
+        self.assertAgrees()
+
+    def test_crash_between_commit_and_drop_counts_once(self):
+        """Push records a commit includes are skipped while still there."""
+        first, second = self.frames(days=1), self.frames(days=1,
+                                                         start=T0 + DAY)
+        for frame in first:
+            self.push([frame])
+        real = self.store.client.query
+
+        def crash_on_delete(statement, params=None, database=True):
+            if statement.startswith('DELETE'):
+                raise exceptions.BackendUnavailable(
+                    'influxdb', self.store.location, 'crash')
+            return real(statement, params, database)
+
+        # NOTE: the push into day 2 compacts day 1, commits, then "dies"
+        # before it deletes day 1's push records.
+        self.store.client.query = crash_on_delete
+        self.assertRaises(exceptions.BackendUnavailable, self.store.push,
+                          second[:1], scope_id='scope',
+                          idempotency_key='day-2')
+        self.store.client.query = real
+        kinds = self.daily_kinds()
+        self.assertEqual(1, kinds.get('c'))
+        self.assertEqual(7, kinds.get('p'))
+        self.pushed.extend(second[:1])
+        self.assertAgrees()
+        # NOTE: the retry finds its points written and stores nothing new;
+        # the next compaction drops day 1's leftovers.
+        self.store.push(second[:1], scope_id='scope',
+                        idempotency_key='day-2')
+        self.assertAgrees()
+        self.push(self.frames(days=1, start=T0 + 2 * DAY))
+        self.assertAgrees()
+        self.assertEqual(2, self.daily_kinds().get('c'))
+
+    def test_filtered_delete_rebuilds_days(self):
+        """A delete with filters inside compacted days keeps days exact."""
+        for frame in self.frames(days=3):
+            self.push([frame])
+        deleted = self.store.delete(begin=T0 + datetime.timedelta(hours=3),
+                                    end=T0 + DAY + datetime.timedelta(
+                                        hours=9),
+                                    filters={'id': ['vm-1', 'vm-2']})
+        want, self.pushed = query.evaluate_delete(query.validate_delete(
+            begin=T0 + datetime.timedelta(hours=3),
+            end=T0 + DAY + datetime.timedelta(hours=9),
+            filters={'id': ['vm-1', 'vm-2']}), self.pushed)
+        self.assertEqual(want, deleted)
+        self.assertAgrees()
+
+    def test_partial_day_delete_keeps_the_rest_of_the_day(self):
+        """A delete without filters over part of a day rebuilds that day."""
+        for frame in self.frames(days=3):
+            self.push([frame])
+        begin = T0 + DAY + datetime.timedelta(hours=10)
+        self.store.delete(begin=begin)
+        _, self.pushed = query.evaluate_delete(
+            query.validate_delete(begin=begin), self.pushed)
+        self.assertAgrees()
+        self.push(self.frames(days=1, start=T0 + 2 * DAY))
+        self.assertAgrees()
+
+    def test_half_done_push_completed_by_its_retry(self):
+        """A push whose writes failed half-way lands once when retried."""
+        frames = self.frames(days=2, per_frame=50)
+        self.conf.set_override('batch_size', 100, group='storage_influxdb')
+        self.conf.set_override('write_workers', 1, group='storage_influxdb')
+        store = self.new_store()
+        real = store.client._request
+        calls = []
+
+        def flaky(method, endpoint, params, data=None):
+            if endpoint == 'write' and data and b' qa=' in data:
+                calls.append(1)
+                if len(calls) == 3:
+                    raise exceptions.BackendUnavailable(
+                        'influxdb', store.location, 'connection reset')
+            return real(method, endpoint, params, data)
+
+        store.client._request = flaky
+        self.assertRaises(exceptions.BackendUnavailable, store.push,
+                          frames, scope_id='scope', idempotency_key='k')
+        store.client._request = real
+        store.push(frames, scope_id='scope', idempotency_key='k')
+        self.pushed.extend(frames)
+        self.assertAgrees()
