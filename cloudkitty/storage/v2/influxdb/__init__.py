@@ -286,11 +286,7 @@ class InfluxDBStorage(v2.BaseStorage):
                 rest = self._first_types(rest, rest_params, need - len(rows))
             rows.extend(self._select(rest, rest_params))
             next_cursor = last + 1000
-        columns = encoding.tag_columns({key for row in rows[:1] + rows[-1:]
-                                        for key in row})
-        decode = encoding.decode_value
-        rows.sort(key=lambda row: (row['time'] // 1000, decode(
-            row[encoding.TYPE_TAG]), encoding.series_order(row, columns)))
+        _sort_rows(rows)
         return rows, next_cursor
 
     def _first_types(self, condition, params, need):
@@ -319,11 +315,17 @@ class InfluxDBStorage(v2.BaseStorage):
                  offset=0, limit=1000, paginate=True):
         """Return rated points as DataFrames (see ``BaseStorage``).
 
-        The cost of a page grows with its offset: InfluxDB finds the
+        Without filters, a page is found through the daily records' frame
+        totals and reads the points of its frame starts and types only.
+        With filters, its cost grows with its offset: InfluxDB finds the
         offset's frame start by skipping points.
         """
         query = query_mod.validate_retrieve(
             begin, end, filters, metric_types, offset, limit, paginate)
+        if paginate:
+            page = self._page_by_frames(query)
+            if page is not None:
+                return page
         condition, params = self._where(query)
         total = self._count(query)
         if not paginate:
@@ -345,6 +347,53 @@ class InfluxDBStorage(v2.BaseStorage):
         first = offset - skipped
         return query_mod.build_retrieve(
             total, _points(rows[first:first + limit]))
+
+    def _page_by_frames(self, query):
+        """A page of a query without filters, through the frame totals.
+
+        :returns: the retrieve() answer, or None when the totals do not
+            cover the window (filters, or days compacted without them).
+        """
+        if query.filters:
+            return None
+        totals, raw = self.rollup.read_frames(to_ns(query.begin),
+                                              to_ns(query.end))
+        if raw or any(values[4] is None for values in totals.values()):
+            return None
+        wanted = None
+        if query.metric_types is not None:
+            wanted = set(map(encoding.encode_value, query.metric_types))
+        groups = []
+        total = skipped = 0
+        last = query.offset + query.limit
+        for start in sorted(totals):
+            for type_tag, count in sorted(
+                    totals[start][4].items(),
+                    key=lambda item: encoding.decode_value(item[0])):
+                if wanted is not None and type_tag not in wanted:
+                    continue
+                if total + count <= query.offset:
+                    skipped += count
+                elif total < last:
+                    groups.append((start, type_tag))
+                total += count
+        if not groups:
+            return query_mod.build_retrieve(total, [])
+        condition, params = self._where(query, groups[0][0],
+                                        groups[-1][0] + 1000)
+        alternatives = []
+        for index, type_tag in enumerate(sorted({g[1] for g in groups})):
+            params['g%d' % index] = type_tag
+            alternatives.append('%s = $g%d' % (encoding.TYPE_TAG, index))
+        condition += ' AND (%s)' % ' OR '.join(alternatives)
+        wanted_groups = set(groups)
+        rows = [row for row in self._select(condition, params)
+                if (row['time'] // 1000 * 1000, row[encoding.TYPE_TAG])
+                in wanted_groups]
+        _sort_rows(rows)
+        first = query.offset - skipped
+        return query_mod.build_retrieve(
+            total, _points(rows[first:first + query.limit]))
 
     def _iter_rows(self, query, batch_size):
         cursor = to_ns(query.begin)
@@ -408,7 +457,7 @@ class InfluxDBStorage(v2.BaseStorage):
             return [], [(begin_ns, end_ns)]
         totals, raw = self.rollup.read_frames(begin_ns, end_ns)
         partials = []
-        for start, (count, qty, price, length) in totals.items():
+        for start, (count, qty, price, length, _) in totals.items():
             begin = query_mod.from_micros(start // 1000)
             partials.append(query_mod.Partial(
                 (), begin, begin + datetime.timedelta(microseconds=length),
@@ -613,7 +662,8 @@ class InfluxDBStorage(v2.BaseStorage):
         """Sum the points of whole days per scope, day and frame start.
 
         :returns: ``{(scope tag, day): {frame start: [count, qty, price,
-            length]}}``, or None for frame starts with no common step.
+            length, {type tag: count}]}}``, or None for frame starts with
+            no common step.
         """
         starts = self.books.frame_starts(begin_ns, end_ns)
         if not starts:
@@ -623,23 +673,34 @@ class InfluxDBStorage(v2.BaseStorage):
             return None
         sums = {}
         statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
-                     ' GROUP BY %s, time(%du, %du) fill(none)' % ((
+                     ' GROUP BY %s, %s, time(%du, %du) fill(none)' % ((
                          _SUMS, self.source(encoding.MEASUREMENT),
-                         encoding.quote_identifier(encoding.SCOPE_TAG))
+                         encoding.quote_identifier(encoding.SCOPE_TAG),
+                         encoding.quote_identifier(encoding.TYPE_TAG))
                          + bucket))
         for part in self.client.query(statement, {
                 'begin': starts[0], 'end': starts[-1] + 1000}):
             scope_tag = (part['tags'].get(encoding.SCOPE_TAG)
                          or encoding.encode_value(''))
+            type_tag = part['tags'][encoding.TYPE_TAG]
             columns = part['columns']
             for values in part['values']:
                 row = dict(zip(columns, values))
                 agg = _aggregate(row)
                 day = sums.setdefault((scope_tag, rollup.day_of(
                     row['time'])), {})
-                day[row['time']] = [agg.count, agg.qty, agg.price,
-                                    row['len']]
+                rollup.add_totals(day, row['time'], [
+                    agg.count, agg.qty, agg.price, row['len'],
+                    {type_tag: agg.count}])
         return sums
+
+
+def _sort_rows(rows):
+    """Sort raw rows in retrieve() order: start, type, series, slot."""
+    columns = encoding.tag_columns(set().union(*rows))
+    decode = encoding.decode_value
+    rows.sort(key=lambda row: (row['time'] // 1000, decode(
+        row[encoding.TYPE_TAG]), encoding.series_order(row, columns)))
 
 
 def _points(rows):

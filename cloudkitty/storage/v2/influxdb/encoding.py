@@ -166,19 +166,21 @@ class EncodedPoint:
     :ivar qty_units: the qty, in ``10**-12`` units.
     :ivar price_units: the price, likewise.
     :ivar length_us: the frame length, in microseconds.
+    :ivar type_tag: the encoded metric type.
     """
 
     __slots__ = ('start_ns', 'identity', 'fields', 'qty_units',
-                 'price_units', 'length_us')
+                 'price_units', 'length_us', 'type_tag')
 
     def __init__(self, start_ns, identity, fields, qty_units, price_units,
-                 length_us):
+                 length_us, type_tag):
         self.start_ns = start_ns
         self.identity = identity
         self.fields = fields
         self.qty_units = qty_units
         self.price_units = price_units
         self.length_us = length_us
+        self.type_tag = type_tag
 
     def line(self, slot):
         """Return the point's line protocol for a slot (an int >= 0).
@@ -262,7 +264,7 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
         fields.append('%s=%s' % (HIDDEN_FIELD, field_string(
             json.dumps(hidden, sort_keys=True))))
     return EncodedPoint(start_ns, identity, ','.join(fields), qty, price,
-                        length_us)
+                        length_us, encode_value(type_))
 
 
 def decode_row(row):

@@ -63,10 +63,12 @@ def summarize(series):
     :param series: ``{identity: [EncodedPoint, ...]}`` (see
         :func:`.slots.plan`).
     :returns: ``({series key: [count, qty units, price units]}, [count,
-        qty units, price units, frame length in microseconds]``).
+        qty units, price units, frame length in microseconds, {type tag:
+        count}]``).
     """
     entries = {}
-    total = [0, 0, 0, 0]
+    types = {}
+    total = [0, 0, 0, 0, types]
     for identity, same in series.items():
         qty = price = 0
         for point in same:
@@ -75,6 +77,8 @@ def summarize(series):
             if point.length_us > total[3]:
                 total[3] = point.length_us
         entries[encoding.series_key_of(identity)] = [len(same), qty, price]
+        type_tag = same[0].type_tag
+        types[type_tag] = types.get(type_tag, 0) + len(same)
         total[0] += len(same)
         total[1] += qty
         total[2] += price
@@ -100,16 +104,25 @@ def _parts(entries):
     return parts
 
 
-def _add(totals, start, values):
-    """Add ``[count, qty, price, length]`` to the totals of a frame start."""
+def add_totals(totals, start, values):
+    """Add ``[count, qty, price, length, types]`` to a frame start's totals.
+
+    ``types`` (``{type tag: count}``) may be None: unknown.
+    """
     have = totals.get(start)
     if have is None:
-        totals[start] = list(values)
+        totals[start] = list(values[:4]) + [
+            dict(values[4]) if values[4] is not None else None]
         return
     have[0] += values[0]
     have[1] += values[1]
     have[2] += values[2]
     have[3] = max(have[3], values[3])
+    if have[4] is not None and values[4] is not None:
+        for type_tag, count in values[4].items():
+            have[4][type_tag] = have[4].get(type_tag, 0) + count
+    else:
+        have[4] = None
 
 
 def _series(kind, scope_tag):
@@ -180,7 +193,8 @@ class Rollup:
             records hold. Either way the new day record replaces every
             push record of the day.
         :param frames: with ``entries``, the day's ``{frame start (ns):
-            [count, qty, price, length]}``, or None when unknown.
+            [count, qty, price, length, {type tag: count}]}``, or None
+            when unknown.
         """
         rows = self._rows(day, day + DAY_NS, scope_tag)
         state = self._days(rows).get((scope_tag, day), _NO_DAY)
@@ -200,7 +214,8 @@ class Rollup:
                     have[2] += price
             for row in fresh:
                 if frames is not None and row['tot']:
-                    _add(frames, _frame_start(row), json.loads(row['tot']))
+                    add_totals(frames, _frame_start(row),
+                               json.loads(row['tot']))
         included = sorted({_record_id(row) for row in pushes})
         buffer = 1 - state.buffer if state.committed else 0
         parts = _parts(entries)
@@ -237,7 +252,7 @@ class Rollup:
             price]}}`` for every scope and day of the window that still
             has points.
         :param frames: ``{(scope tag, day): {frame start: [count, qty,
-            price, length]}}``, or None when unknown.
+            price, length, {type tag: count}]}}``, or None when unknown.
         :param begin_ns: first day (ns, a day start).
         :param end_ns: end of the last day (ns, a day start).
         """
@@ -323,9 +338,9 @@ class Rollup:
         """Return the totals per frame start of a window.
 
         :returns: ``(totals, raw)``: ``{frame start (ns): [count, qty
-            units, price units, length]}`` and the parts of the window to
-            read from the points instead (days compacted without frame
-            totals included).
+            units, price units, length, {type tag: count}]}`` and the
+            parts of the window to read from the points instead (days
+            compacted without frame totals included).
         """
         rows = self._rows(day_of(begin_ns), end_ns, fields='"tot"')
         days, span, pieces, raw = self._plan(begin_ns, end_ns, rows)
@@ -337,7 +352,7 @@ class Rollup:
                 raw.append((day, day + DAY_NS))
                 continue
             for start, values in state.frames.items():
-                _add(totals, int(start), values)
+                add_totals(totals, int(start), values)
         for row in rows:
             if row['ck_rec'] != _PUSH or not row['tot']:
                 continue
@@ -348,7 +363,8 @@ class Rollup:
                     and state.committed:
                 continue
             if whole or _inside(row['time'], pieces):
-                _add(totals, _frame_start(row), json.loads(row['tot']))
+                add_totals(totals, _frame_start(row),
+                           json.loads(row['tot']))
         return totals, _merge(raw)
 
 

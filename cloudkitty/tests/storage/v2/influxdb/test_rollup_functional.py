@@ -202,6 +202,31 @@ class InfluxDBRollupTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.push(self.frames(days=1, start=T0 + 2 * DAY))
         self.assertAgrees()
 
+    def test_pages_without_filters_follow_frame_totals(self):
+        """Unfiltered pages, found through frame totals, equal the oracle.
+
+        Three days (two compacted, one open), two types per frame, pages
+        that end inside a frame start and inside a type.
+        """
+        for frame in self.frames(days=3, per_frame=5):
+            frame.add_points([builders.make_point(
+                self.project_id, n, n, groupby={'id': 'disk-%d' % n})
+                for n in range(3)], 'disk')
+            self.push([frame])
+        for kwargs in ({}, {'metric_types': 'disk'},
+                       {'metric_types': ['cpu', 'disk']}):
+            for limit in (1, 4, 7, 100):
+                for offset in range(0, 150, 11):
+                    args = dict(WINDOW, offset=offset, limit=limit,
+                                **kwargs)
+                    want = query.evaluate_retrieve(
+                        query.validate_retrieve(**args), self.pushed)
+                    got = self.store.retrieve(**args)
+                    self.assertEqual(want['total'], got['total'], args)
+                    self.assertEqual(
+                        [repr(f) for f in want['dataframes']],
+                        [repr(f) for f in got['dataframes']], args)
+
     def test_half_done_push_completed_by_its_retry(self):
         """A push whose writes failed half-way lands once when retried."""
         frames = self.frames(days=2, per_frame=50)
