@@ -86,22 +86,35 @@ def summarize(series):
 
 
 def _parts(entries):
-    """Split ``{key: [count, qty, price]}`` into bounded JSON strings."""
+    """Split ``{key: [count, qty, price]}`` into bounded strings.
+
+    An entry is ``key count qty price``, entries are joined by ``;``:
+    series keys hold letters, digits and ``_ % . = , - ~`` only, so
+    neither the line protocol nor InfluxDB's JSON answers escape anything
+    (a JSON list would have every quote escaped twice).
+    """
     parts = []
     current = []
     size = 0
     for key, (count, qty, price) in entries.items():
-        # NOTE: series keys hold letters, digits, _ % . = , - ~ only:
-        # nothing JSON escapes, so no json.dumps() per entry.
-        item = '["%s",%d,%d,%d]' % (key, count, qty, price)
+        item = '%s %d %d %d' % (key, count, qty, price)
         if current and size + len(item) > PART_BYTES:
-            parts.append('[%s]' % ','.join(current))
+            parts.append(';'.join(current))
             current, size = [], 0
         current.append(item)
         size += len(item) + 1
     if current or not parts:
-        parts.append('[%s]' % ','.join(current))
+        parts.append(';'.join(current))
     return parts
+
+
+def _entries(part):
+    """Inverse of :func:`_parts` for one part: a list of entries."""
+    found = []
+    for item in part.split(';') if part else ():
+        key, count, qty, price = item.split(' ')
+        found.append((key, int(count), int(qty), int(price)))
+    return found
 
 
 def add_totals(totals, start, values):
@@ -205,7 +218,7 @@ class Rollup:
                 None if state.committed else {})
             fresh = [row for row in pushes
                      if _record_id(row) not in state.included]
-            for values in state.entries(rows) + [json.loads(row['d'])
+            for values in state.entries(rows) + [_entries(row['d'])
                                                  for row in fresh]:
                 for key, count, qty, price in values:
                     have = entries.setdefault(key, [0, 0, 0])
@@ -328,10 +341,10 @@ class Rollup:
             whole = span is not None and span[0] <= day < span[1]
             if kind == _DAY:
                 if whole and state.accepts(row):
-                    found.append((day, json.loads(row['d'])))
+                    found.append((day, _entries(row['d'])))
             elif _record_id(row) not in state.included and (
                     whole or _inside(row['time'], pieces)):
-                found.append((_frame_start(row), json.loads(row['d'])))
+                found.append((_frame_start(row), _entries(row['d'])))
         return found, raw
 
     def read_frames(self, begin_ns, end_ns):
@@ -389,7 +402,7 @@ class _DayState:
 
     def entries(self, rows):
         """The committed day parts among ``rows``, decoded."""
-        return [json.loads(row['d']) for row in rows
+        return [_entries(row['d']) for row in rows
                 if row['ck_rec'] == _DAY and self.accepts(row)]
 
 

@@ -136,7 +136,7 @@ class InfluxDBRollupTest(influxdb_provision.InfluxDBDatabaseMixin,
         # buffer the commit does not point to.
         self.store.client.write([
             'ck_daily,ck_part=0,ck_rec=d,ck_scope=.scope d="%s" %d' % (
-                '[[\\"ck_type=.cpu\\",1000,5,5]]', day + buffer)
+                'ck_type=.cpu 1000 5 5', day + buffer)
             for buffer in (0, 1)][1:])
         self.assertAgrees()
 
