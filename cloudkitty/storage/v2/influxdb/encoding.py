@@ -202,9 +202,12 @@ def series_key(tags):
     return ','.join('%s=%s' % item for item in sorted(tags.items()))
 
 
+_PREFIX = len(MEASUREMENT) + 1
+
+
 def series_key_of(identity):
     """Return the series key of a point's identity (see EncodedPoint)."""
-    return identity.split(',', 1)[1]
+    return identity[_PREFIX:]
 
 
 def parse_series_key(key):
