@@ -227,6 +227,21 @@ class InfluxDBRollupTest(influxdb_provision.InfluxDBDatabaseMixin,
                         [repr(f) for f in want['dataframes']],
                         [repr(f) for f in got['dataframes']], args)
 
+    def test_filter_value_is_never_influxql(self):
+        """A filter value built to widen an InfluxQL condition is data.
+
+        Upstream CloudKitty's InfluxDB storage pasted filter values into
+        its DELETE: this project id erased every other project's points.
+        """
+        for frame in self.frames(days=2):
+            self.push([frame])
+        attack = 'nobody\' OR "project_id"<>\''
+        self.assertEqual(0, self.store.delete(
+            filters={'project_id': attack}))
+        self.assertEqual(0, self.store.total(
+            filters={'project_id': attack}, **WINDOW)['total'])
+        self.assertAgrees()
+
     def test_half_done_push_completed_by_its_retry(self):
         """A push whose writes failed half-way lands once when retried."""
         frames = self.frames(days=2, per_frame=50)
