@@ -9,11 +9,14 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""InfluxDB without transactions: what a crash or a failed write leaves.
+"""What the InfluxDB backend adds to the shared suite, on a real influxd.
 
-Against the real server of ``CLOUDKITTY_TEST_INFLUXDB_URL``. The daily
-records (``ck_daily``) must always agree with the points, and a push that
-failed half-way must be completed, exactly once, by its retry.
+Against the server of ``CLOUDKITTY_TEST_INFLUXDB_URL``. Without
+transactions, the daily records (``ck_daily``) must always agree with the
+points, whatever crashed when, and a push that failed half-way must be
+completed, exactly once, by its retry. Also: pages through frame totals,
+frames InfluxDB would drop, a server that is down, and upstream's
+injection.
 """
 
 import datetime
@@ -28,6 +31,7 @@ from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2 import query
+from cloudkitty.tests import daemon
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import influxdb_provision
 from cloudkitty.tests import utils
@@ -40,9 +44,9 @@ WINDOW = {'begin': T0 - DAY, 'end': T0 + 5 * DAY}
 
 @testtools.skipUnless(utils.is_functional_test(),
                       'Test is not a functional test')
-class InfluxDBRollupTest(influxdb_provision.InfluxDBDatabaseMixin,
-                         testtools.TestCase):
-    """Day records, compaction and retries on a real influxd."""
+class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
+                          testtools.TestCase):
+    """Daily records, retries, pages and refusals on a real influxd."""
 
     def setUp(self):
         super().setUp()
@@ -226,6 +230,32 @@ class InfluxDBRollupTest(influxdb_provision.InfluxDBDatabaseMixin,
                     self.assertEqual(
                         [repr(f) for f in want['dataframes']],
                         [repr(f) for f in got['dataframes']], args)
+
+    def test_frames_influxdb_would_drop_are_refused(self):
+        """Frames older than the retention policy or past 2262: refused."""
+        self.conf.set_override('retention_period', 48, group='storage')
+        store = self.new_store()
+        old = builders.make_frame(T0, [('cpu', builders.make_point(
+            self.project_id))])
+        late = builders.make_frame(
+            datetime.datetime(2263, 1, 1, tzinfo=datetime.timezone.utc),
+            [('cpu', builders.make_point(self.project_id))])
+        for frames in ([old], [late], [self.frames(days=1)[0], old]):
+            error = self.assertRaises(exceptions.InvalidQuery, store.push,
+                                      frames, scope_id='scope')
+            self.assertEqual('dataframes', error.argument)
+        self.assertEqual(0, store.retrieve(
+            begin=T0 - DAY, end=T0 + DAY)['total'])
+
+    def test_server_down_is_backend_unavailable(self):
+        """No server: init() and push() raise BackendUnavailable."""
+        self.conf.set_override('host', '127.0.0.1', group='storage_influxdb')
+        self.conf.set_override('port', daemon.free_ports(1)[0],
+                               group='storage_influxdb')
+        store = storage.get_storage(conf=self.conf, backend='influxdb')
+        self.addCleanup(store.close)
+        error = self.assertRaises(exceptions.BackendUnavailable, store.init)
+        self.assertIn('127.0.0.1', str(error))
 
     def test_filter_value_is_never_influxql(self):
         """A filter value built to widen an InfluxQL condition is data.
