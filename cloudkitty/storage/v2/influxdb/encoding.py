@@ -234,6 +234,15 @@ def _identity(scope_tag, type_, unit, groupby, metadata):
     return identity
 
 
+def _limb_fields(prefix, units):
+    """The line-protocol fields of one money value (see split_units)."""
+    limbs = split_units(units)
+    if len(limbs) == 2:
+        return '%sa=%di,%sb=%di' % (prefix, limbs[0], prefix, limbs[1])
+    return '%sa=%di,%sb=%di,%sc=%di' % (prefix, limbs[0], prefix, limbs[1],
+                                        prefix, limbs[2])
+
+
 def encode_point(start_ns, length_us, scope_tag, type_, point):
     """Encode one DataPoint of a frame.
 
@@ -253,16 +262,13 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
                                                             point.price)
     qty = qty_hi * money.SCALE + qty_lo
     price = price_hi * money.SCALE + price_lo
-    fields = ['%s=%di' % (name, limb) for prefix, units in
-              (('q', qty), ('p', price))
-              for name, limb in zip((prefix + 'a', prefix + 'b',
-                                     prefix + 'c'), split_units(units))]
-    fields.append('%s=%di' % (LENGTH_FIELD, length_us))
+    fields = [_limb_fields('q', qty), _limb_fields('p', price),
+              '%s=%di' % (LENGTH_FIELD, length_us)]
     if point.description is not None:
         fields.append('%s=%s' % (DESCRIPTION_FIELD,
                                  field_string(json.dumps(point.description))))
-    hidden = {key: value for key, value in point.metadata.items()
-              if key in groupby}
+    hidden = groupby and {key: value for key, value in
+                          point.metadata.items() if key in groupby}
     if hidden:
         fields.append('%s=%s' % (HIDDEN_FIELD, field_string(
             json.dumps(hidden, sort_keys=True))))
