@@ -190,10 +190,14 @@ class InfluxDBStorage(v2.BaseStorage):
             bases = self.books.reserve(scope_tag, slots.needed(grouped))
             if receipt is not None:
                 self.books.write_receipt(receipt, bases)
-        self.client.write(slots.lines(grouped, bases))
+        wait = self.client.start_write(slots.lines(grouped, bases))
+        try:
+            records = self.rollup.push_lines(scope_tag, grouped, bases)
+        finally:
+            wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(self.rollup.push_lines(scope_tag, grouped, bases))
+        self.client.write(records)
         self.rollup.compact_before(scope_tag, max(grouped))
 
     def _encode(self, frames, scope_id):
