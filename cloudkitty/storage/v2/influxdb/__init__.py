@@ -632,7 +632,7 @@ class InfluxDBStorage(v2.BaseStorage):
         span = None if query.filters else rollup.whole_days(low, high)
         if span is not None:
             self.rollup.forget(*span)
-        for edge_low, edge_high in _edges(low, high, span):
+        for edge_low, edge_high in rollup.outside(low, high, span):
             first = rollup.day_of(edge_low)
             last = rollup.day_of(edge_high - 1) + rollup.DAY_NS
             self.rollup.rebuild(self._day_sums(first, last),
@@ -719,14 +719,6 @@ def _points(rows):
 
 
 _UNKNOWN = object()
-
-
-def _edges(begin_ns, end_ns, span):
-    """The parts of a window outside its whole days (``span``)."""
-    if span is None:
-        return [(begin_ns, end_ns)]
-    return [(low, high) for low, high in ((begin_ns, span[0]),
-                                          (span[1], end_ns)) if low < high]
 
 
 def _ungrouped(query):

@@ -316,7 +316,7 @@ class Rollup:
         committed = {day for _, day in days}
         span = whole_days(begin_ns, end_ns)
         pieces, raw = [], []
-        for low, high in _outside(begin_ns, end_ns, span):
+        for low, high in outside(begin_ns, end_ns, span):
             (raw if day_of(low) in committed else pieces).append((low, high))
         return days, span, pieces, raw
 
@@ -419,8 +419,11 @@ def whole_days(begin_ns, end_ns):
     return (first, last) if first < last else None
 
 
-def _outside(begin_ns, end_ns, span):
-    """The parts of a window outside its whole days, one per day."""
+def outside(begin_ns, end_ns, span):
+    """The parts of a window outside its whole days, one per day.
+
+    :param span: :func:`whole_days` of the window.
+    """
     if span is None:
         parts = []
         low = begin_ns
