@@ -1,0 +1,89 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The daily records' pure parts: windows, parts, totals (no server)."""
+
+import testtools
+
+from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2.influxdb import rollup
+from cloudkitty.storage.v2.influxdb import slots
+from cloudkitty.tests.storage.v2.influxdb import test_encoding
+
+DAY = rollup.DAY_NS
+HOUR = DAY // 24
+
+
+class WindowTest(testtools.TestCase):
+
+    def test_whole_days(self):
+        """Only days wholly inside the window count."""
+        self.assertEqual((DAY, 3 * DAY),
+                         rollup.whole_days(HOUR, 3 * DAY + HOUR))
+        self.assertEqual((0, DAY), rollup.whole_days(0, DAY))
+        self.assertIsNone(rollup.whole_days(HOUR, DAY + HOUR))
+        self.assertIsNone(rollup.whole_days(0, DAY - 1))
+
+    def test_outside_whole_days(self):
+        """The rest of a window, one piece per day, nothing twice."""
+        span = rollup.whole_days(HOUR, 3 * DAY + HOUR)
+        self.assertEqual([(HOUR, DAY), (3 * DAY, 3 * DAY + HOUR)],
+                         rollup.outside(HOUR, 3 * DAY + HOUR, span))
+        self.assertEqual([], rollup.outside(0, DAY, (0, DAY)))
+        # NOTE: no whole day: split at midnight, so each piece is one day.
+        self.assertEqual([(HOUR, DAY), (DAY, DAY + HOUR)],
+                         rollup.outside(HOUR, DAY + HOUR, None))
+
+
+class PartsTest(testtools.TestCase):
+
+    def test_parts_round_trip_and_stay_small(self):
+        """Entries split into bounded parts and come back exactly."""
+        entries = {'ck_type=.t,k_id=.%d' % n: [n + 1, -(10 ** 26) + n, n]
+                   for n in range(5000)}
+        parts = rollup._parts(entries)
+        self.assertGreater(len(parts), 1)
+        for part in parts:
+            self.assertLessEqual(len(part), rollup.PART_BYTES + 100)
+            self.assertNotIn('"', part)
+            self.assertNotIn('\\', part)
+        back = {key: [count, qty, price] for part in parts
+                for key, count, qty, price in rollup._entries(part)}
+        self.assertEqual(entries, back)
+
+    def test_empty(self):
+        """An emptied day is one empty part, read as no entry."""
+        self.assertEqual([''], rollup._parts({}))
+        self.assertEqual([], rollup._entries(''))
+
+
+class SummarizeTest(testtools.TestCase):
+
+    def test_entries_and_totals(self):
+        """Per series sums, and per frame totals with counts per type."""
+        points = [encoding.encode_point(0, 3600, None, type_,
+                                        test_encoding.point(qty=qty))
+                  for type_, qty in (('a', 1), ('a', 2), ('b', 5))]
+        grouped = slots.plan(points)
+        entries, total = rollup.summarize(grouped[0])
+        self.assertEqual(2, len(entries))
+        self.assertEqual([3, 8 * 10 ** 12, 3 * 10 ** 12, 3600,
+                          {encoding.encode_value('a'): 2,
+                           encoding.encode_value('b'): 1}], total)
+
+    def test_add_totals(self):
+        """Totals add up; unknown type counts stay unknown."""
+        totals = {}
+        rollup.add_totals(totals, 5, [1, 2, 3, 60, {'.a': 1}])
+        rollup.add_totals(totals, 5, [1, 2, 3, 30, {'.a': 1, '.b': 4}])
+        self.assertEqual({5: [2, 4, 6, 60, {'.a': 2, '.b': 4}]}, totals)
+        rollup.add_totals(totals, 5, [1, 1, 1, 60, None])
+        self.assertIsNone(totals[5][4])
