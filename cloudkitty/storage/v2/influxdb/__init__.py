@@ -63,8 +63,9 @@ class InfluxDBFeatures(v2.Features):
 
     exact_decimal = True
     groupby_time = True
-    # NOTE: min() and max() cannot be computed over integer limbs.
-    custom_fields = False
+    # NOTE: sum, avg and count come from the exact sums; min() and max()
+    # cannot be computed over integer limbs, so they read the points.
+    custom_fields = True
     delete_with_filters = True
     eventually_consistent = False
     # NOTE: InfluxDB has no transactions; a push is written in batches.
@@ -429,16 +430,17 @@ class InfluxDBStorage(v2.BaseStorage):
               paginate=True):
         """Return exact sums, grouped (see ``BaseStorage.total``).
 
-        :raises cloudkitty.storage.exceptions.NotSupported: for
-            ``custom_fields``.
+        ``sum``, ``avg`` and ``count`` custom fields cost what a plain
+        total() costs; ``min`` and ``max`` read every point of the window
+        (InfluxDB cannot compare values split into limbs).
         """
         query = query_mod.validate_total(
             groupby, begin, end, metric_types, filters, custom_fields,
             offset, limit, paginate)
-        if custom_fields is not None:
-            raise exceptions.NotSupported(self.name, 'custom_fields')
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
-        if query.time_groupby == 'time':
+        if any(field.func in ('min', 'max') for field in query.fields):
+            partials = self._partials_in_python(query, begin_ns, end_ns)
+        elif query.time_groupby == 'time':
             partials, raw = self._frame_totals(query, begin_ns, end_ns)
             for low, high in raw:
                 partials.extend(self._frame_partials(query, low, high))
@@ -578,9 +580,10 @@ class InfluxDBStorage(v2.BaseStorage):
         return count
 
     def _partials_in_python(self, query, begin_ns, end_ns):
-        """Partials of a ``time`` groupby whose frame starts are irregular.
+        """Partials read point by point, for what InfluxDB cannot sum.
 
-        Reads every point of the window; for frame starts that share no
+        Reads every point of the window: for ``min``/``max`` custom
+        fields, and for a ``time`` groupby whose frame starts share no
         common step (which a rating service never produces).
         """
         window = dataclasses.replace(

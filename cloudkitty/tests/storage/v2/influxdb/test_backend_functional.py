@@ -93,6 +93,14 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             got = self.store.total(groupby=list(by), paginate=False,
                                    **window)
             self.assertEqual(want, got, by)
+        # NOTE: sum/avg/count read the daily records, min/max the points.
+        for fields in ('sum(qty) AS s, avg(price) AS a, count(qty) AS n',
+                       'min(qty) AS lo, max(price) AS hi'):
+            args = dict(window, groupby=['time-d'], custom_fields=fields,
+                        paginate=False)
+            self.assertEqual(query.evaluate_total(
+                query.validate_total(**args), self.pushed),
+                self.store.total(**args), fields)
         want = query.evaluate_retrieve(query.validate_retrieve(
             paginate=False, **window), self.pushed)
         got = self.store.retrieve(paginate=False, **window)
