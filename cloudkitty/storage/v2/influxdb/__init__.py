@@ -246,13 +246,9 @@ class InfluxDBStorage(v2.BaseStorage):
         if query.metric_types is not None:
             selectors.append(('type', query.metric_types))
         for index, (key, values) in enumerate(selectors):
-            tag = encoding.quote_identifier(encoding.tag_key_of(key))
-            alternatives = []
-            for number, value in enumerate(values):
-                name = 'v%d_%d' % (index, number)
-                params[name] = encoding.encode_value(value)
-                alternatives.append('%s = $%s' % (tag, name))
-            clauses.append('(%s)' % ' OR '.join(alternatives))
+            clauses.append(_any_of(
+                encoding.tag_key_of(key),
+                map(encoding.encode_value, values), params, 'v%d_' % index))
         return ' AND '.join(clauses), params
 
     def _raw_count(self, condition, params):
@@ -307,14 +303,14 @@ class InfluxDBStorage(v2.BaseStorage):
                 'SELECT count("qa") FROM %s WHERE %s GROUP BY %s' % (
                     self.source(encoding.MEASUREMENT), condition,
                     encoding.TYPE_TAG), params))
-        alternatives = []
-        for index, (_, tag, count) in enumerate(counts):
-            params['t%d' % index] = tag
-            alternatives.append('%s = $t%d' % (encoding.TYPE_TAG, index))
+        types = []
+        for _, type_tag, count in counts:
+            types.append(type_tag)
             need -= count
             if need <= 0:
                 break
-        return '%s AND (%s)' % (condition, ' OR '.join(alternatives))
+        return '%s AND %s' % (condition, _any_of(encoding.TYPE_TAG, types,
+                                                 params, 't'))
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
@@ -386,11 +382,8 @@ class InfluxDBStorage(v2.BaseStorage):
             return query_mod.build_retrieve(total, [])
         condition, params = self._where(query, groups[0][0],
                                         groups[-1][0] + 1000)
-        alternatives = []
-        for index, type_tag in enumerate(sorted({g[1] for g in groups})):
-            params['g%d' % index] = type_tag
-            alternatives.append('%s = $g%d' % (encoding.TYPE_TAG, index))
-        condition += ' AND (%s)' % ' OR '.join(alternatives)
+        condition += ' AND ' + _any_of(
+            encoding.TYPE_TAG, sorted({g[1] for g in groups}), params, 'g')
         wanted_groups = set(groups)
         rows = [row for row in self._select(condition, params)
                 if (row['time'] // 1000 * 1000, row[encoding.TYPE_TAG])
@@ -700,6 +693,21 @@ class InfluxDBStorage(v2.BaseStorage):
                     agg.count, agg.qty, agg.price, row['len'],
                     {type_tag: agg.count}])
         return sums
+
+
+def _any_of(tag, tag_values, params, prefix):
+    """An InfluxQL condition: ``tag`` equals one of the encoded values.
+
+    The values go into ``params`` (as ``<prefix><n>``), never into the
+    text; the tag is an identifier this backend built.
+    """
+    alternatives = []
+    for number, value in enumerate(tag_values):
+        name = '%s%d' % (prefix, number)
+        params[name] = value
+        alternatives.append('%s = $%s' % (encoding.quote_identifier(tag),
+                                          name))
+    return '(%s)' % ' OR '.join(alternatives)
 
 
 def _sort_rows(rows):
