@@ -559,13 +559,18 @@ class InfluxDBStorage(v2.BaseStorage):
         return partials
 
     def _count(self, query, begin_ns=None, end_ns=None):
-        """Count a query's points, by the daily records where it can."""
+        """Count a retrieve() query's points, by the daily records.
+
+        Frame totals answer a query without filters or types; the
+        per-series entries answer the others.
+        """
         begin_ns = to_ns(query.begin) if begin_ns is None else begin_ns
         end_ns = to_ns(query.end) if end_ns is None else end_ns
-        partials, raw = self._frame_totals(query, begin_ns, end_ns)
-        if raw == [(begin_ns, end_ns)]:
+        if query.filters or query.metric_types is not None:
             entries, raw = self.rollup.read(begin_ns, end_ns)
-            partials = self._rollup_partials(_ungrouped(query), entries)
+            partials = self._rollup_partials(query, entries)
+        else:
+            partials, raw = self._frame_totals(query, begin_ns, end_ns)
         count = sum(partial.aggregate.count for partial in partials)
         for low, high in raw:
             condition, params = self._where(query, low, high)
@@ -730,11 +735,6 @@ def _points(rows):
 
 
 _UNKNOWN = object()
-
-
-def _ungrouped(query):
-    """The query without groupby: what counting its points needs."""
-    return dataclasses.replace(query, groupby=())
 
 
 def _frame_buckets(starts):
