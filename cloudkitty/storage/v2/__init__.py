@@ -235,6 +235,18 @@ class BaseStorage(metaclass=abc.ABCMeta):
             if len(rows) < batch_size or offset >= page['total']:
                 return
 
+    def wait_until_visible(self, timeout=600.0):
+        """Return once every point pushed so far is visible to reads.
+
+        For backends with ``features.eventually_consistent`` that process
+        what they accepted later (Gnocchi's metricd). This default returns
+        at once: what push() returned from is readable.
+
+        :param timeout: seconds to wait at most.
+        :raises cloudkitty.storage.exceptions.StorageError: when the
+            backend is still busy after ``timeout``.
+        """
+
     def close(self):
         """Release the connections the backend holds; idempotent.
 
