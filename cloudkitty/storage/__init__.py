@@ -41,11 +41,13 @@ def list_opts():
 
     :returns: a list of ``(group, [options])``.
     """
+    from cloudkitty.storage.v2.gnocchi import options as gnocchi_options
     from cloudkitty.storage.v2.influxdb import options as influxdb_options
     from cloudkitty.storage.v2.sqlalchemy import options as sql_options
     return [('storage', options.storage_opts),
             ('storage_sqlalchemy', sql_options.sqlalchemy_opts),
-            ('storage_influxdb', influxdb_options.influxdb_opts)]
+            ('storage_influxdb', influxdb_options.influxdb_opts),
+            (gnocchi_options.GROUP, gnocchi_options.list_opts())]
 
 
 def available_backends():

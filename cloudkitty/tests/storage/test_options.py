@@ -44,7 +44,7 @@ class ListOptsTest(testtools.TestCase):
         """list_opts() gives [storage] and one group per backend."""
         groups = [group for group, _opts in storage.list_opts()]
         self.assertEqual(['storage', 'storage_sqlalchemy',
-                          'storage_influxdb'], groups)
+                          'storage_influxdb', 'storage_gnocchi'], groups)
 
     def test_storage_option_names(self):
         """[storage] holds backend, version and retention_period."""
@@ -65,6 +65,15 @@ class ListOptsTest(testtools.TestCase):
         expected = {'host', 'port', 'username', 'password', 'database',
                     'retention_policy', 'use_ssl', 'insecure', 'cafile',
                     'version'}
+        self.assertTrue(expected <= names, names)
+
+    def test_gnocchi_option_names(self):
+        """[storage_gnocchi] holds auth, archive policy and session options."""
+        names = set(opts_by_group()['storage_gnocchi'])
+        expected = {'auth_mode', 'basic_user', 'endpoint',
+                    'archive_policy_name', 'granularity',
+                    'resource_type_prefix', 'batch_size', 'timeout',
+                    'cafile', 'insecure', 'auth_type', 'auth_section'}
         self.assertTrue(expected <= names, names)
 
     def test_storage_defaults(self):

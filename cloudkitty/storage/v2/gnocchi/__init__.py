@@ -1,0 +1,686 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The Gnocchi backend: rated series as Gnocchi resources and metrics.
+
+The mapping is described in :mod:`cloudkitty.storage.v2.gnocchi.mapping`:
+one resource per series, month and slot, two metrics (``qty``, ``price``)
+on an archive policy whose granularity is the collection period, one
+measure per point. total() runs Gnocchi's dynamic aggregates grouped by the
+resources' attributes; retrieve() reads the buckets of the matching
+resources and gives each bucket's points back; delete() removes whole
+resources and rewrites those that straddle the window.
+
+Declared limits (:class:`Features`): sums are float64 (within 1e-9 of the
+exact ones), values keep at most 255 characters, a push is not atomic and
+writers must not push into a month while it is partly deleted.
+"""
+
+import concurrent.futures
+import datetime
+import math
+import re
+import threading
+import uuid
+
+from oslo_log import log
+
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage import v2
+from cloudkitty.storage.v2.gnocchi import buckets as buckets_mod
+from cloudkitty.storage.v2.gnocchi import client as client_mod
+from cloudkitty.storage.v2.gnocchi import mapping
+from cloudkitty.storage.v2.gnocchi import options
+from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query as query_mod
+
+LOG = log.getLogger(__name__)
+
+#: How far back a resource's buckets may arrive late: a resource holds one
+#: month of frame starts, so the archive keeps (and accepts) 32 days.
+TIMESPAN = datetime.timedelta(days=32)
+#: A delete's rewrite left pending longer than this (seconds) was cut
+#: short by a crash; the next init() or delete() finishes or undoes it.
+PENDING_TIMEOUT = 300
+#: Most measures sent in one batch request.
+MAX_BATCH_MEASURES = 20000
+_TIMEDELTA_RE = re.compile(
+    r'^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$')
+
+
+def parse_timedelta(text):
+    """Parse Gnocchi's ``[D day[s], ]H:MM:SS[.f]`` durations (or seconds)."""
+    if isinstance(text, (int, float)):
+        return datetime.timedelta(seconds=text)
+    match = _TIMEDELTA_RE.match(text)
+    if not match:
+        raise exceptions.StorageError('Unexpected Gnocchi duration %r'
+                                      % (text,))
+    days, hours, minutes, seconds = match.groups()
+    return datetime.timedelta(days=int(days or 0), hours=int(hours),
+                              minutes=int(minutes), seconds=float(seconds))
+
+
+class Features(v2.Features):
+    """What the Gnocchi backend can do."""
+
+    #: Gnocchi sums float64 values.
+    exact_decimal = False
+    groupby_time = True
+    custom_fields = True
+    delete_with_filters = True
+    #: metricd processes measures after the API accepted them.
+    eventually_consistent = True
+    #: A push is several batch requests; Gnocchi has no transactions.
+    atomic_push = False
+    #: A delete that rewrites a resource would lose what another process
+    #: pushes into that resource meanwhile.
+    concurrent_writers = False
+    #: Gnocchi string attributes hold at most 255 characters.
+    max_value_length = mapping.MAX_VALUE_LENGTH
+    #: Gnocchi has nowhere to keep a receipt that is written with the data.
+    idempotent_push = False
+
+
+class GnocchiStorage(v2.BaseStorage):
+    """Rated data in Gnocchi (see the module docstring)."""
+
+    name = 'gnocchi'
+    features = Features
+
+    def __init__(self, conf=None):
+        super().__init__(conf)
+        options.register_opts(self.conf)
+        self._client = None
+        self._lock = threading.Lock()
+        #: The attribute names the rating resource type has.
+        self._columns = None
+        #: ``{column: (role, key)}`` of the label keys known.
+        self._labels = {}
+
+    # Plumbing ----------------------------------------------------------
+
+    @property
+    def _group(self):
+        return self.conf.storage_gnocchi
+
+    @property
+    def rating_type(self):
+        """The resource type of the rated series."""
+        return self._group.resource_type_prefix + 'rating'
+
+    @property
+    def label_type(self):
+        """The resource type that records the label keys."""
+        return self._group.resource_type_prefix + 'label'
+
+    @property
+    def _granularity_ns(self):
+        return self._group.granularity * 10 ** 9
+
+    def _api(self):
+        with self._lock:
+            if self._client is None:
+                self._client = client_mod.Client(self.conf)
+            return self._client
+
+    def wait_until_visible(self, timeout=600.0):
+        """Return once metricd processed every measure Gnocchi holds.
+
+        Gnocchi only tells how many measures wait in all, so this waits
+        for other writers' measures too.
+        """
+        self._api().wait_processed(timeout)
+
+    def close(self):
+        """Forget the client; the next call makes a new one."""
+        with self._lock:
+            self._client = None
+
+    def _pool(self):
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=self._group.write_workers)
+
+    # init ----------------------------------------------------------------
+
+    def init(self):
+        """Create the archive policy and resource types when missing.
+
+        Idempotent; an existing archive policy that does not fit (another
+        granularity, a missing aggregation method, a shorter back window)
+        is an error rather than a silent mismatch.
+        """
+        client = self._api()
+        self._ensure_archive_policy(client)
+        self._ensure_type(client, self.rating_type, mapping.FIXED_ATTRIBUTES)
+        self._ensure_type(client, self.label_type, mapping.LABEL_ATTRIBUTES)
+        self._load_schema(client)
+        self._recover(client)
+
+    def _policy_definition(self):
+        granularity = self._group.granularity
+        back_window = math.ceil(TIMESPAN.total_seconds() / granularity)
+        return {'name': self._group.archive_policy_name,
+                'back_window': back_window,
+                'aggregation_methods': list(mapping.AGGREGATION_METHODS),
+                'definition': [{
+                    'granularity': '%ds' % granularity,
+                    'timespan': '%ds' % TIMESPAN.total_seconds()}]}
+
+    def _ensure_archive_policy(self, client):
+        wanted = self._policy_definition()
+        name = wanted['name']
+        try:
+            policy = client.call(client.api.archive_policy.get, name)
+        except client_mod.gnocchi_exc.NotFound:
+            if not self._group.manage_archive_policy:
+                raise exceptions.StorageError(
+                    'Gnocchi archive policy %r does not exist and '
+                    '[storage_gnocchi] manage_archive_policy is off' % name)
+            try:
+                client.call(client.api.archive_policy.create, wanted)
+            except client_mod.gnocchi_exc.Conflict:
+                pass
+            policy = client.call(client.api.archive_policy.get, name)
+        self._check_policy(policy, wanted)
+
+    def _check_policy(self, policy, wanted):
+        granularity = datetime.timedelta(seconds=self._group.granularity)
+        problems = []
+        if not any(parse_timedelta(d['granularity']) == granularity
+                   for d in policy['definition']):
+            problems.append('no granularity of %s' % granularity)
+        methods = set(policy.get('aggregation_methods', ()))
+        missing = set(mapping.AGGREGATION_METHODS) - methods
+        if missing:
+            problems.append('no %s aggregation' % ', '.join(sorted(missing)))
+        if policy.get('back_window', 0) < wanted['back_window']:
+            problems.append('a back window below %d' % wanted['back_window'])
+        if problems:
+            raise exceptions.StorageError(
+                'Gnocchi archive policy %r does not fit this backend: %s'
+                % (policy['name'], '; '.join(problems)))
+
+    def _ensure_type(self, client, name, attributes):
+        try:
+            current = client.call(client.api.resource_type.get, name)
+        except client_mod.gnocchi_exc.NotFound:
+            try:
+                client.call(client.api.resource_type.create,
+                            {'name': name, 'attributes': attributes})
+                return
+            except client_mod.gnocchi_exc.Conflict:
+                current = client.call(client.api.resource_type.get, name)
+        missing = sorted(set(attributes) - set(current['attributes']))
+        if missing:
+            self._add_attributes(client, name, {
+                attr: attributes[attr] for attr in missing})
+
+    def _add_attributes(self, client, name, attributes):
+        patch = [{'op': 'add', 'path': '/attributes/%s' % attr,
+                  'value': spec} for attr, spec in attributes.items()]
+        try:
+            client.call(client.api.resource_type.update, name, patch)
+        except client_mod.gnocchi_exc.BadRequest:
+            # NOTE: another process may have added some of them first;
+            # only what is still missing is added again.
+            current = client.call(client.api.resource_type.get, name)
+            left = [op for op in patch if op['path'].rsplit('/', 1)[1]
+                    not in current['attributes']]
+            if left:
+                client.call(client.api.resource_type.update, name, left)
+
+    def _load_schema(self, client):
+        rating = client.call(client.api.resource_type.get, self.rating_type)
+        labels = {}
+        for resource in client.search_all(self.label_type, None):
+            key = resource['name']
+            for role in (mapping.GROUPBY, mapping.METADATA):
+                labels[mapping.column(role, key)] = (role, key)
+        self._columns = frozenset(rating['attributes'])
+        self._labels = labels
+
+    def _schema(self):
+        client = self._api()
+        if self._columns is None:
+            self._load_schema(client)
+        return client
+
+    # push ----------------------------------------------------------------
+
+    def push(self, dataframes, scope_id=None, idempotency_key=None):
+        """Store rated data (see :meth:`BaseStorage.push`).
+
+        Every frame must start on a multiple of ``[storage_gnocchi]
+        granularity``; every label, unit, type and description must hold
+        at most 255 characters. Both are checked before anything is sent.
+        Not atomic: a failed push may have stored part of its points.
+        """
+        frames = query_mod.validate_dataframes(dataframes)
+        query_mod.validate_idempotency_key(idempotency_key, self)
+        if scope_id is not None:
+            mapping.check_label(scope_id, 'scope_id', 'scope_id')
+        resources, keys = self._encode(frames, scope_id)
+        if not resources:
+            return
+        client = self._schema()
+        self._ensure_labels(client, keys)
+        self._write(client, resources)
+
+    def _encode(self, frames, scope_id):
+        """Check every point and build the measures of each resource.
+
+        :returns: ``({resource_id: (attributes, qty measures, price
+            measures)}, {(role, key), ...})``.
+        """
+        granularity_ns = self._granularity_ns
+        checked = set()
+        series_cache = {}
+        slots = {}
+        planned = []
+        for frame in frames:
+            start_ns = mapping.to_ns(frame.start)
+            if start_ns % granularity_ns:
+                raise exceptions.InvalidQuery(
+                    'dataframes', 'the frame starting at %s does not start '
+                    'on a multiple of the granularity (%d s)'
+                    % (frame.start.isoformat(), self._group.granularity),
+                    frame)
+            period = (mapping.to_ns(frame.end) - start_ns) / 10 ** 9
+            if period == int(period):
+                period = int(period)
+            month = mapping.month_number(frame.start)
+            for type_, point in frame.iterpoints():
+                money.check(point.qty, 'qty')
+                money.check(point.price, 'price')
+                self._check_labels(type_, point, checked)
+                labels = (type_, point.unit, point.description,
+                          tuple(sorted(point.groupby.items())),
+                          tuple(sorted(point.metadata.items())))
+                values = slots.setdefault((labels, start_ns, period), [])
+                money_pair = (point.qty, point.price)
+                try:
+                    slot = values.index(money_pair)
+                except ValueError:
+                    slot = len(values)
+                    values.append(money_pair)
+                cache_key = (labels, period, month, slot)
+                series = series_cache.get(cache_key)
+                if series is None:
+                    series = series_cache[cache_key] = mapping.Series(
+                        self.rating_type, scope_id, type_, point, period,
+                        month, slot)
+                planned.append((series, start_ns, point))
+        first = mapping.CLOCK.reserve(len(planned))
+        resources = {}
+        keys = set()
+        for index, (series, start_ns, point) in enumerate(planned):
+            entry = resources.get(series.id)
+            if entry is None:
+                entry = resources[series.id] = (series.attributes, [], [])
+                keys.update(series.keys)
+            stamp = mapping.iso_ns(
+                start_ns + (first + index) % granularity_ns)
+            entry[1].append({'timestamp': stamp, 'value': float(point.qty)})
+            entry[2].append({'timestamp': stamp,
+                             'value': float(point.price)})
+        return resources, keys
+
+    @staticmethod
+    def _check_labels(type_, point, checked):
+        texts = [(type_, 'metric type'), (point.unit, 'unit')]
+        if point.description is not None:
+            texts.append((point.description, 'description'))
+        for labels in (point.groupby, point.metadata):
+            for key, value in labels.items():
+                texts.append((key, 'label key'))
+                texts.append((value, 'label value'))
+        for text, what in texts:
+            if text not in checked:
+                mapping.check_label(text, 'dataframes', what)
+                checked.add(text)
+
+    def _ensure_labels(self, client, keys):
+        missing = {(role, key) for role, key in keys
+                   if mapping.column(role, key) not in self._columns}
+        if not missing:
+            return
+        self._load_schema(client)
+        known = {key for _, key in self._labels.values()}
+        for _, key in sorted(missing):
+            if key not in known:
+                client.create_resource(self.label_type, {
+                    'id': mapping.label_id(self.label_type, key),
+                    'name': key})
+                known.add(key)
+        columns = {mapping.column(role, key): {
+            'type': 'string', 'required': False,
+            'max_length': mapping.MAX_VALUE_LENGTH}
+            for role, key in missing}
+        columns = {name: spec for name, spec in columns.items()
+                   if name not in self._columns}
+        if columns:
+            self._add_attributes(client, self.rating_type, columns)
+        self._load_schema(client)
+
+    def _write(self, client, resources):
+        policy = self._group.archive_policy_name
+        batches = []
+        body = {}
+        measures = 0
+        for resource_id, (_, qty, price) in resources.items():
+            body[resource_id] = {
+                mapping.QTY: {'archive_policy_name': policy,
+                              'measures': qty},
+                mapping.PRICE: {'archive_policy_name': policy,
+                                'measures': price}}
+            measures += 2 * len(qty)
+            if (len(body) >= self._group.batch_size
+                    or measures >= MAX_BATCH_MEASURES):
+                batches.append(body)
+                body = {}
+                measures = 0
+        if body:
+            batches.append(body)
+
+        def create(ids):
+            for resource_id in ids:
+                attributes = dict(resources[resource_id][0], id=resource_id)
+                client.create_resource(self.rating_type, attributes)
+
+        self._run(client.push_measures, [
+            (batch, self.rating_type, create) for batch in batches])
+
+    def _run(self, function, calls):
+        """Run ``function(*args)`` for each args, a few at a time."""
+        if len(calls) == 1:
+            function(*calls[0])
+            return
+        with self._pool() as pool:
+            futures = [pool.submit(function, *args) for args in calls]
+            for future in futures:
+                future.result()
+
+    # reads -----------------------------------------------------------------
+
+    def _resources(self, client, search):
+        return {resource['id']: resource
+                for resource in client.search_all(self.rating_type, search)}
+
+    def _bounds(self, query):
+        bounds = {}
+        if query.begin is not None:
+            bounds['start'] = query.begin.isoformat()
+        if query.end is not None:
+            bounds['stop'] = query.end.isoformat()
+        return bounds
+
+    def _buckets(self, client, search, query=None,
+                 operations=buckets_mod.BUCKET_OPERATIONS):
+        answer = client.aggregates(
+            operations, self.rating_type, search,
+            **(self._bounds(query) if query is not None else {}))
+        return buckets_mod.buckets_by_resource(answer)
+
+    def _template(self, client, resource):
+        """Return ``(type, DataPoint without money)`` of a resource."""
+        groupby = {}
+        metadata = {}
+        for attr, value in resource.items():
+            if value is None or attr[:2] not in ('g_', 'm_'):
+                continue
+            label = self._labels.get(attr)
+            if label is None:
+                self._load_schema(client)
+                label = self._labels.get(attr)
+                if label is None:
+                    raise exceptions.StorageError(
+                        'Gnocchi attribute %s of %s names no known label'
+                        % (attr, self.rating_type))
+            role, key = label
+            (groupby if role == mapping.GROUPBY else metadata)[key] = value
+        return resource['ck_type'], (resource['ck_unit'], groupby, metadata,
+                                     resource.get('ck_desc'))
+
+    def _rows(self, query):
+        """Every point of a query, as sortable rows."""
+        client = self._schema()
+        search = mapping.search_for(query, self._columns)
+        if search is None:
+            return []
+        resources = self._resources(client, search)
+        found = self._buckets(client, search, query,
+                              buckets_mod.POINT_OPERATIONS)
+        rows = []
+        for resource_id, buckets in found.items():
+            resource = resources.get(resource_id)
+            if resource is None:
+                # NOTE: created after the search: the next read sees it.
+                continue
+            type_, (unit, groupby, metadata, description) = self._template(
+                client, resource)
+            length = datetime.timedelta(seconds=resource['ck_period'])
+            for bucket in buckets:
+                if not mapping.in_window(query, bucket.start):
+                    continue
+                qty, price = buckets_mod.uniform_point(bucket, resource_id)
+                point = dataframe.DataPoint(unit, qty, price, groupby,
+                                            metadata, description)
+                for copy in range(bucket.count):
+                    rows.append(((bucket.start, type_, resource_id, copy),
+                                 bucket.start + length, point))
+        rows.sort(key=lambda row: row[0])
+        return rows
+
+    def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
+                 offset=0, limit=1000, paginate=True):
+        """Return rated points (see :meth:`BaseStorage.retrieve`).
+
+        Reads every bucket of the window's matching resources, then pages:
+        a page costs as much as the whole window. Ties on (start, type)
+        are ordered by resource id.
+        """
+        query = query_mod.validate_retrieve(begin, end, filters,
+                                            metric_types, offset, limit,
+                                            paginate)
+        rows = self._rows(query)
+        page = query.page(rows)
+        return query_mod.build_retrieve(len(rows), [
+            (key[0], end_, key[1], point) for key, end_, point in page])
+
+    def total(self, groupby=None, begin=None, end=None, metric_types=None,
+              filters=None, custom_fields=None, offset=0, limit=1000,
+              paginate=True):
+        """Sum qty and price, grouped (see :meth:`BaseStorage.total`).
+
+        Gnocchi sums the buckets of every group server-side (one dynamic
+        aggregate per sum, grouped by the resources' attributes); the
+        buckets of a group are then added here, exactly.
+        """
+        query = query_mod.validate_total(groupby, begin, end, metric_types,
+                                         filters, custom_fields, offset,
+                                         limit, paginate)
+        client = self._schema()
+        search = mapping.search_for(query, self._columns)
+        if search is None:
+            return query_mod.build_total(query, [])
+        columns = ['ck_type']
+        for entry in query.key_groupby:
+            if entry != 'type':
+                columns.extend(
+                    name for name in (mapping.column(mapping.GROUPBY, entry),
+                                      mapping.column(mapping.METADATA, entry))
+                    if name in self._columns)
+        if query.time_groupby == 'time':
+            columns.append('ck_period')
+        operations = {('sum', 'qty'): '(aggregate sum (metric qty sum))',
+                      ('sum', 'price'): '(aggregate sum (metric price sum))',
+                      ('count', 'qty'): '(aggregate sum (metric qty count))'}
+        for field in query.fields:
+            if field.func in ('min', 'max'):
+                operations[(field.func, field.field)] = (
+                    '(aggregate %s (metric %s %s))'
+                    % (field.func, field.field, field.func))
+        answers = {}
+
+        def fetch(name, operation):
+            answers[name] = client.aggregates(
+                operation, self.rating_type, search, groupby=columns,
+                **self._bounds(query))
+
+        self._run(fetch, list(operations.items()))
+        return query_mod.build_total(query, self._partials(query, answers))
+
+    def _partials(self, query, answers):
+        cells = {}
+        for name, groups in answers.items():
+            for group in groups:
+                labels = tuple(sorted(group['group'].items()))
+                series = group['measures']['measures']['aggregated']
+                for stamp, _, value in series:
+                    start = buckets_mod.to_datetime(stamp)
+                    if mapping.in_window(query, start):
+                        cells.setdefault((labels, start), {})[name] = value
+        partials = []
+        for (labels, start), values in cells.items():
+            count = int(round(values.get(('count', 'qty'), 0)))
+            if not count:
+                continue
+            attributes = dict(labels)
+            keys = tuple(attributes['ck_type'] if entry == 'type'
+                         else mapping.value_of(attributes, entry)
+                         for entry in query.key_groupby)
+            end = start
+            if query.time_groupby == 'time':
+                end = start + datetime.timedelta(
+                    seconds=attributes['ck_period'])
+            extremes = {}
+            for func in ('min', 'max'):
+                extremes[func] = {
+                    field: buckets_mod.to_decimal(values[(func, field)])
+                    for field in query_mod.CUSTOM_SOURCES
+                    if (func, field) in values}
+            aggregate = query_mod.Aggregate.from_units(
+                count, buckets_mod.to_units(values[('sum', 'qty')]),
+                buckets_mod.to_units(values[('sum', 'price')]),
+                extremes['min'], extremes['max'])
+            partials.append(query_mod.Partial(keys, start, end, aggregate))
+        return partials
+
+    # delete --------------------------------------------------------------
+
+    def delete(self, begin=None, end=None, filters=None):
+        """Delete the points of a window (see :meth:`BaseStorage.delete`).
+
+        Resources whose month lies inside the window are deleted whole;
+        the others are read (after metricd processed them), and the ones
+        with buckets on both sides of an edge are rewritten without the
+        window's buckets: their remaining buckets go to a new resource,
+        marked pending until the old one is gone, so that a crash never
+        shows a point twice. Returns the number of points deleted, as
+        processed by metricd.
+        """
+        query = query_mod.validate_delete(begin, end, filters)
+        client = self._schema()
+        self._recover(client)
+        search = mapping.search_for(query, self._columns)
+        if search is None:
+            return 0
+        resources = self._resources(client, search)
+        if not resources:
+            return 0
+        whole, partial = [], []
+        for resource in resources.values():
+            month_begin, month_end = mapping.month_range(
+                resource['ck_month'])
+            inside = ((query.begin is None or query.begin <= month_begin)
+                      and (query.end is None or month_end <= query.end))
+            (whole if inside else partial).append(resource['id'])
+        self._run(self._refresh, [(client, rid) for rid in partial])
+        found = self._buckets(client, {'in': {'id': list(resources)}})
+        deleted = 0
+        rewrites = []
+        for resource_id in partial:
+            buckets = found.get(resource_id, [])
+            gone = [b for b in buckets if mapping.in_window(query, b.start)]
+            if not gone:
+                continue
+            if len(gone) == len(buckets):
+                whole.append(resource_id)
+                continue
+            deleted += sum(b.count for b in gone)
+            rewrites.append((client, resources[resource_id],
+                             [b for b in buckets
+                              if not mapping.in_window(query, b.start)]))
+        deleted += sum(b.count for rid in whole
+                       for b in found.get(rid, ()))
+        self._run(self._rewrite, rewrites)
+        if whole:
+            client.delete_resources(whole)
+        return deleted
+
+    def _refresh(self, client, resource_id):
+        """Make metricd process a resource's pending measures now."""
+        for metric in (mapping.QTY, mapping.PRICE):
+            try:
+                client.call(client.api.metric.get_measures, metric,
+                            resource_id=resource_id, refresh=True,
+                            aggregation='count')
+            except client_mod.gnocchi_exc.NotFound:
+                pass
+
+    def _rewrite(self, client, resource, kept):
+        """Move a resource's kept buckets to a new one, then drop it."""
+        attributes = {name: value for name, value in resource.items()
+                      if name in self._columns and value is not None}
+        new_id = str(uuid.uuid4())
+        attributes.update(id=new_id, ck_pending=resource['id'])
+        client.create_resource(self.rating_type, attributes)
+        qty, price = [], []
+        for bucket in kept:
+            start_ns = mapping.to_ns(bucket.start)
+            qty_values, price_values = buckets_mod.refill(bucket)
+            for index, (q, p) in enumerate(zip(qty_values, price_values)):
+                stamp = mapping.iso_ns(start_ns + index)
+                qty.append({'timestamp': stamp, 'value': q})
+                price.append({'timestamp': stamp, 'value': p})
+        policy = self._group.archive_policy_name
+        client.push_measures({new_id: {
+            mapping.QTY: {'archive_policy_name': policy, 'measures': qty},
+            mapping.PRICE: {'archive_policy_name': policy,
+                            'measures': price}}}, self.rating_type,
+            lambda ids: None)
+        client.delete_resources([resource['id']])
+        client.call(client.api.resource.update, self.rating_type, new_id,
+                    {'ck_pending': ''})
+
+    def _recover(self, client):
+        """Finish or undo the rewrites a crashed delete left pending."""
+        stale = (datetime.datetime.now(datetime.timezone.utc)
+                 - datetime.timedelta(seconds=PENDING_TIMEOUT))
+        pending = client.search_all(self.rating_type, {'and': [
+            {'!=': {'ck_pending': ''}},
+            {'<': {'revision_start': stale.isoformat()}}]})
+        for resource in pending:
+            source = resource['ck_pending']
+            try:
+                client.call(client.api.resource.get, self.rating_type,
+                            source)
+            except client_mod.gnocchi_exc.NotFound:
+                LOG.warning('Finishing the rewrite of Gnocchi resource %s '
+                            'into %s', source, resource['id'])
+                client.call(client.api.resource.update, self.rating_type,
+                            resource['id'], {'ck_pending': ''})
+            else:
+                LOG.warning('Undoing the rewrite of Gnocchi resource %s '
+                            'into %s', source, resource['id'])
+                client.delete_resources([resource['id']])

@@ -1,0 +1,192 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The few Gnocchi calls the backend makes, through gnocchiclient.
+
+Every call goes through :meth:`Client.call`, which turns connection
+failures into :class:`~cloudkitty.storage.exceptions.BackendUnavailable`
+and other client errors into
+:class:`~cloudkitty.storage.exceptions.StorageError` (the cause kept),
+so that no gnocchiclient or keystoneauth1 exception escapes.
+"""
+
+import time
+
+from oslo_log import log
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.gnocchi import options
+
+LOG = log.getLogger(__name__)
+
+#: Resources a search returns per page (Gnocchi's default maximum).
+PAGE = 1000
+
+try:
+    from gnocchiclient import auth as gnocchi_auth
+    from gnocchiclient import exceptions as gnocchi_exc
+    from gnocchiclient.v1 import client as gnocchi_client
+    from keystoneauth1 import exceptions as ks_exc
+    from keystoneauth1 import loading as ks_loading
+except ImportError:  # pragma: no cover - the extra is not installed
+    gnocchi_client = None
+
+
+def unknown_resources(exc):
+    """Return the ids a batch push named as unknown resources, or None."""
+    detail = getattr(exc, 'message', None)
+    if isinstance(detail, dict) and detail.get('cause') == \
+            'Unknown resources':
+        return [item['resource_id'] for item in detail.get('detail', ())]
+    return None
+
+
+class Client:
+    """A gnocchiclient Client built from ``[storage_gnocchi]``.
+
+    :param conf: the ConfigOpts holding the group.
+    """
+
+    def __init__(self, conf):
+        if gnocchi_client is None:
+            raise exceptions.BackendUnavailable(
+                'gnocchi', '(no client)',
+                'gnocchiclient is not installed: pip install '
+                "'cloudkitty-storage[gnocchi]'")
+        group = conf.storage_gnocchi
+        self.location = group.endpoint or '(keystone catalog)'
+        if group.auth_mode == 'basic':
+            if not group.endpoint:
+                raise exceptions.BackendUnavailable(
+                    'gnocchi', self.location,
+                    '[storage_gnocchi] endpoint is required in basic mode')
+            auth = gnocchi_auth.GnocchiBasicPlugin(
+                user=group.basic_user, endpoint=group.endpoint)
+        else:
+            auth = ks_loading.load_auth_from_conf_options(
+                conf, options.GROUP)
+        session = ks_loading.load_session_from_conf_options(
+            conf, options.GROUP, auth=auth)
+        adapter = {'interface': group.interface}
+        if group.region_name:
+            adapter['region_name'] = group.region_name
+        if group.auth_mode == 'keystone' and group.endpoint:
+            adapter['endpoint_override'] = group.endpoint
+        self.api = gnocchi_client.Client(session=session,
+                                         adapter_options=adapter)
+
+    def call(self, function, *args, **kwargs):
+        """Call a gnocchiclient method, translating its errors.
+
+        gnocchiclient's NotFound, Conflict and BadRequest pass through, for
+        the caller to decide what they mean.
+        """
+        try:
+            return function(*args, **kwargs)
+        except (gnocchi_exc.NotFound, gnocchi_exc.Conflict,
+                gnocchi_exc.BadRequest):
+            raise
+        except ks_exc.ConnectionError as exc:
+            raise exceptions.BackendUnavailable(
+                'gnocchi', self.location, exc) from exc
+        except (gnocchi_exc.ClientException, ks_exc.ClientException) as exc:
+            raise exceptions.StorageError(
+                'Gnocchi at %s failed: %s' % (self.location, exc)) from exc
+
+    # Searches -----------------------------------------------------------
+
+    def search_all(self, resource_type, search):
+        """Return every resource a search matches, following the pages."""
+        found = []
+        marker = None
+        while True:
+            page = self.call(self.api.resource.search,
+                             resource_type=resource_type, query=search,
+                             limit=PAGE, marker=marker, sorts=['id:asc'])
+            found.extend(page)
+            if len(page) < PAGE:
+                return found
+            marker = page[-1]['id']
+
+    def aggregates(self, operations, resource_type, search, **kwargs):
+        """Run a dynamic aggregate; no resource or metric gives [] or {}.
+
+        Gnocchi answers 404 when no resource matched (or none has the
+        metric yet): that is an empty answer, not an error.
+        """
+        try:
+            return self.call(self.api.aggregates.fetch, operations,
+                             resource_type=resource_type, search=search,
+                             **kwargs)
+        except gnocchi_exc.NotFound:
+            return [] if kwargs.get('groupby') else {'measures': {}}
+
+    # Writes -------------------------------------------------------------
+
+    def create_resource(self, resource_type, attributes):
+        """Create a resource; one that already exists is fine."""
+        try:
+            self.call(self.api.resource.create, resource_type, attributes)
+        except gnocchi_exc.Conflict:
+            pass
+
+    def push_measures(self, body, resource_type, create, attempts=3):
+        """Send one batch of measures, creating unknown resources first.
+
+        Gnocchi refuses a batch that names an unknown resource before it
+        stores any of its measures, so the batch is sent again after
+        ``create(ids)`` made them.
+        """
+        for _ in range(attempts):
+            try:
+                self.call(self.api.metric.batch_resources_metrics_measures,
+                          body, create_metrics=True)
+                return
+            except gnocchi_exc.BadRequest as exc:
+                missing = unknown_resources(exc)
+                if not missing:
+                    raise exceptions.StorageError(
+                        'Gnocchi at %s refused measures: %s'
+                        % (self.location, exc)) from exc
+                create(missing)
+        raise exceptions.StorageError(
+            'Gnocchi at %s: resources vanished while pushing'
+            % self.location)
+
+    def delete_resources(self, ids):
+        """Delete resources by id, with their metrics.
+
+        Deleting through the ``generic`` type removes the whole resource;
+        Gnocchi's delete by a custom type leaves orphans.
+        """
+        deleted = 0
+        ids = list(ids)
+        for first in range(0, len(ids), PAGE):
+            answer = self.call(self.api.resource.batch_delete,
+                               {'in': {'id': ids[first:first + PAGE]}},
+                               resource_type='generic')
+            deleted += answer.get('deleted', 0)
+        return deleted
+
+    def wait_processed(self, timeout=120.0):
+        """Return once metricd has no measure left to process."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.call(self.api.status.get)
+            if status['storage']['summary']['measures'] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise exceptions.StorageError(
+                    'Gnocchi at %s still had %d measures to process after '
+                    '%.0f s' % (self.location,
+                                status['storage']['summary']['measures'],
+                                timeout))
+            time.sleep(0.05)

@@ -1,0 +1,302 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""How rated points map onto Gnocchi resources, metrics and measures.
+
+A *series* is what a point says besides its money: scope, metric type,
+unit, frame length, groupby and metadata labels and description. Each
+series gets one resource of type ``<prefix>rating`` per UTC month of frame
+starts and per *slot* (below), whose id is a UUID derived from all of that,
+so that a push needs no lookup. Its attributes are the series' labels:
+
+==============  ============================================================
+``ck_type``     the metric type
+``ck_unit``     the unit
+``ck_scope``    the scope (absent when pushed without one)
+``ck_desc``     the description (absent when None)
+``ck_period``   the frame length, in seconds
+``ck_month``    the month of the frame starts: ``year * 12 + month - 1``
+``ck_slot``     the slot, 0 for most series
+``ck_pending``  set while a delete rewrites the resource (see below)
+``g_<h>``       the groupby value of label key ``k``, ``h`` a hash of ``k``
+``m_<h>``       the metadata value of ``k``
+==============  ============================================================
+
+Gnocchi attribute names are restricted, so label keys become hashed column
+names; the keys themselves are kept as ``<prefix>label`` resources whose
+``name`` attribute holds them. A column is added to the resource type the
+first time a key is pushed in that role.
+
+The resource holds two metrics, ``qty`` and ``price``, on an archive policy
+whose granularity ``G`` is the collection period and whose aggregation
+methods are sum, count, min and max. Each point is one measure of each,
+timestamped at its frame's start plus an offset below ``G``: frames start
+on multiples of ``G``, so a frame is exactly one bucket, and Gnocchi sums
+the measures of a bucket. Offsets come from a process-wide clock in
+nanoseconds, so that no two measures of a bucket share a timestamp (a
+measure with the timestamp of another replaces it).
+
+Gnocchi keeps only the aggregates of a bucket, not its measures. Points of
+one series in one frame are therefore given *slots* inside a push: equal
+points share a slot, each other value gets the next slot, so that every
+bucket a push writes holds copies of one point, which count, min and max
+give back exactly. Only separate pushes of different values into the same
+series, frame and slot make a bucket whose points cannot be listed; then
+retrieve() refuses rather than guesses (total() stays right).
+"""
+
+import datetime
+import hashlib
+import json
+import threading
+import time
+import uuid
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import query as query_mod
+
+UTC = datetime.timezone.utc
+#: Longest label value, description, unit or key Gnocchi keeps (its string
+#: attributes hold at most 255 characters).
+MAX_VALUE_LENGTH = 255
+#: The names of the metrics of a rating resource.
+QTY = 'qty'
+PRICE = 'price'
+#: The aggregation methods the archive policy must offer.
+AGGREGATION_METHODS = ('sum', 'count', 'min', 'max')
+#: The fixed attributes of the rating resource type.
+FIXED_ATTRIBUTES = {
+    'ck_type': {'type': 'string', 'required': True,
+                'max_length': MAX_VALUE_LENGTH},
+    'ck_unit': {'type': 'string', 'required': True,
+                'max_length': MAX_VALUE_LENGTH},
+    'ck_scope': {'type': 'string', 'required': False,
+                 'max_length': MAX_VALUE_LENGTH},
+    'ck_desc': {'type': 'string', 'required': False,
+                'max_length': MAX_VALUE_LENGTH},
+    'ck_period': {'type': 'number', 'required': True},
+    'ck_month': {'type': 'number', 'required': True},
+    'ck_slot': {'type': 'number', 'required': True},
+    'ck_pending': {'type': 'string', 'required': False,
+                   'max_length': MAX_VALUE_LENGTH},
+}
+#: The attribute of a label resource.
+LABEL_ATTRIBUTES = {'name': {'type': 'string', 'required': True,
+                             'max_length': MAX_VALUE_LENGTH}}
+GROUPBY = 'g'
+METADATA = 'm'
+
+_NAMESPACE = uuid.UUID('6c1d2a8e-3f4b-5c7d-9e0f-1a2b3c4d5e6f')
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+_NS = 10 ** 9
+
+
+def column(role, key):
+    """Return the attribute name of label ``key`` in ``role`` (g or m).
+
+    Gnocchi accepts ``[a-zA-Z0-9][a-zA-Z0-9_]*`` of at most 63 characters:
+    a 96-bit hash of the key in hex keeps any key safe and short.
+    """
+    return '%s_%s' % (role, hashlib.sha256(key.encode('utf-8'))
+                      .hexdigest()[:24])
+
+
+def label_id(resource_type, key):
+    """Return the id of the label resource that records ``key``.
+
+    Resource ids are unique across a whole Gnocchi, so the type (which
+    holds the store's prefix) is part of the id.
+    """
+    return str(uuid.uuid5(_NAMESPACE, resource_type + '\x00' + key))
+
+
+def to_ns(moment):
+    """Return an aware datetime as integer nanoseconds since the epoch."""
+    delta = moment - _EPOCH
+    return ((delta.days * 86400 + delta.seconds) * 1000000
+            + delta.microseconds) * 1000
+
+
+def from_ns(ns):
+    """Return integer nanoseconds since the epoch as an aware datetime.
+
+    Sub-microsecond digits are dropped: bucket starts never have any.
+    """
+    return _EPOCH + datetime.timedelta(microseconds=ns // 1000)
+
+
+def iso_ns(ns):
+    """Format epoch nanoseconds as the ISO 8601 text Gnocchi parses."""
+    seconds, fraction = divmod(ns, _NS)
+    return '%s.%09d+00:00' % (
+        time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds)), fraction)
+
+
+def month_number(moment):
+    """Return ``year * 12 + month - 1`` of an aware UTC datetime."""
+    return moment.year * 12 + moment.month - 1
+
+
+def month_range(month):
+    """Return the ``[begin, end)`` datetimes of a month number."""
+    year, index = divmod(int(month), 12)
+    begin = datetime.datetime(year, index + 1, 1, tzinfo=UTC)
+    return begin, query_mod.next_month(begin)
+
+
+def check_label(value, argument, what):
+    """Refuse a text Gnocchi would not keep (too long, NUL, not unicode)."""
+    if not isinstance(value, str):
+        raise exceptions.InvalidQuery(
+            argument, '%s: expected a str, got %s'
+            % (what, type(value).__name__), value)
+    query_mod.check_text(value, argument)
+    if len(value) > MAX_VALUE_LENGTH:
+        raise exceptions.InvalidQuery(
+            argument, '%s of %d characters: Gnocchi keeps at most %d'
+            % (what, len(value), MAX_VALUE_LENGTH), value)
+
+
+class Series:
+    """The resource one point goes to: its id and its attributes.
+
+    :param resource_type: the rating resource type (resource ids are
+        unique across a Gnocchi: two stores must not share them).
+    :param scope_id: the push's scope, or None.
+    :param type_: the metric type.
+    :param point: the DataPoint (its money is ignored).
+    :param period: the frame length in seconds.
+    :param month: the month number of the frame start.
+    :param slot: the slot (see the module docstring).
+    """
+
+    __slots__ = ('id', 'attributes', 'keys')
+
+    def __init__(self, resource_type, scope_id, type_, point, period,
+                 month, slot):
+        groupby = sorted(point.groupby.items())
+        metadata = sorted(point.metadata.items())
+        identity = json.dumps(
+            [resource_type, scope_id, type_, point.unit, period, month,
+             slot, groupby, metadata, point.description], ensure_ascii=False,
+            separators=(',', ':'))
+        self.id = str(uuid.uuid5(_NAMESPACE, identity))
+        attributes = {'ck_type': type_, 'ck_unit': point.unit,
+                      'ck_period': period, 'ck_month': month,
+                      'ck_slot': slot}
+        if scope_id is not None:
+            attributes['ck_scope'] = scope_id
+        if point.description is not None:
+            attributes['ck_desc'] = point.description
+        keys = []
+        for role, labels in ((GROUPBY, groupby), (METADATA, metadata)):
+            for key, value in labels:
+                attributes[column(role, key)] = value
+                keys.append((role, key))
+        self.attributes = attributes
+        self.keys = keys
+
+
+class Clock:
+    """Hands out nanosecond offsets no other push of this process gets.
+
+    A push reserves one offset per measure; offsets grow with the wall
+    clock and never repeat in a process. Two pushes of one series into one
+    frame could only collide if their clocks differed by a multiple of the
+    granularity to the nanosecond, within the number of points pushed.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def reserve(self, count):
+        """Return the first of ``count`` consecutive fresh offsets."""
+        with self._lock:
+            first = max(time.time_ns(), self._next)
+            self._next = first + count
+            return first
+
+
+CLOCK = Clock()
+
+
+def value_of(attributes, key):
+    """Return label ``key`` of a resource (groupby wins), or None."""
+    value = attributes.get(column(GROUPBY, key))
+    if value is None:
+        value = attributes.get(column(METADATA, key))
+    return value
+
+
+def label_condition(key, values, columns):
+    """Build the search matching resources whose label ``key`` is in values.
+
+    Groupby wins over metadata: a resource matches on its metadata value
+    only when it has no groupby value for the key.
+
+    :param columns: the attribute names the resource type has.
+    :returns: a search dict, or None when nothing can match.
+    """
+    values = list(values)
+    g_col = column(GROUPBY, key)
+    m_col = column(METADATA, key)
+    alternatives = []
+    if g_col in columns:
+        alternatives.append({'in': {g_col: values}})
+    if m_col in columns:
+        by_metadata = {'in': {m_col: values}}
+        if g_col in columns:
+            by_metadata = {'and': [{'=': {g_col: None}}, by_metadata]}
+        alternatives.append(by_metadata)
+    if not alternatives:
+        return None
+    return alternatives[0] if len(alternatives) == 1 else {
+        'or': alternatives}
+
+
+def live_condition():
+    """Match the resources no delete is rewriting."""
+    return {'or': [{'=': {'ck_pending': None}}, {'=': {'ck_pending': ''}}]}
+
+
+def search_for(query, columns):
+    """Translate a query's window, types and filters into a search.
+
+    Values are passed as data inside Gnocchi's JSON search syntax, never
+    written into a query string.
+
+    :returns: a search dict, or None when nothing can match (a filter on
+        a key no point ever had).
+    """
+    conditions = [live_condition()]
+    if query.begin is not None:
+        conditions.append({'>=': {'ck_month': month_number(query.begin)}})
+    if query.end is not None:
+        last = query.end - datetime.timedelta(microseconds=1)
+        conditions.append({'<=': {'ck_month': month_number(last)}})
+    if query.metric_types is not None:
+        conditions.append({'in': {'ck_type': list(query.metric_types)}})
+    for key, values in query.filters:
+        if key == 'type':
+            conditions.append({'in': {'ck_type': list(values)}})
+            continue
+        condition = label_condition(key, values, columns)
+        if condition is None:
+            return None
+        conditions.append(condition)
+    return {'and': conditions}
+
+
+def in_window(query, start):
+    """Tell whether a bucket starting at ``start`` is in the window."""
+    return ((query.begin is None or start >= query.begin)
+            and (query.end is None or start < query.end))

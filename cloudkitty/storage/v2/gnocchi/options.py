@@ -1,0 +1,79 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The ``[storage_gnocchi]`` options.
+
+Two ways to authenticate: ``basic`` (a standalone Gnocchi whose
+``[api] auth_mode`` is ``basic``: only a user name, no password) and
+``keystone`` (a cloud deployment: the usual keystoneauth1 ``auth_type`` and
+session options of this group, and the endpoint found in the catalog
+unless ``endpoint`` is set).
+"""
+
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+GROUP = 'storage_gnocchi'
+
+gnocchi_opts = [
+    cfg.StrOpt('auth_mode', default='basic', choices=['basic', 'keystone'],
+               help='How to authenticate to Gnocchi: "basic" for a '
+                    'standalone Gnocchi, "keystone" for a cloud.'),
+    cfg.StrOpt('basic_user', default='admin',
+               help='User name sent in basic mode. Gnocchi derives '
+                    'resource ids from it, so never change it once data '
+                    'is stored; it needs the admin role to create the '
+                    'archive policy and resource types.'),
+    cfg.URIOpt('endpoint', schemes=['http', 'https'],
+               help='Gnocchi API URL, e.g. http://127.0.0.1:8041. Required '
+                    'in basic mode; in keystone mode the catalog is used '
+                    'when it is not set.'),
+    cfg.StrOpt('region_name',
+               help='Region of the Gnocchi endpoint (keystone mode).'),
+    cfg.StrOpt('interface', default='internal',
+               choices=['public', 'internal', 'admin'],
+               help='Endpoint interface looked up in the catalog (keystone '
+                    'mode).'),
+    cfg.StrOpt('archive_policy_name', default='cloudkitty-rating',
+               help='Archive policy of the qty and price metrics.'),
+    cfg.IntOpt('granularity', default=3600, min=1,
+               help='Granularity of the archive policy, in seconds: the '
+                    'collection period. Every frame must start on a '
+                    'multiple of it (UTC, from the epoch).'),
+    cfg.BoolOpt('manage_archive_policy', default=True,
+                help='Whether init() creates the archive policy when it '
+                     'is missing. An existing policy is checked either '
+                     'way.'),
+    cfg.StrOpt('resource_type_prefix', default='cloudkitty_',
+               regex=r'^[a-z][a-z0-9_]{0,39}$',
+               help='Prefix of the resource types this backend creates: '
+                    '<prefix>rating (the rated series) and <prefix>label '
+                    '(the label keys). Two stores on one Gnocchi need two '
+                    'prefixes.'),
+    cfg.IntOpt('batch_size', default=500, min=1,
+               help='Resources per batch request when pushing measures.'),
+    cfg.IntOpt('write_workers', default=4, min=1,
+               help='Requests a push (or a delete) sends at a time.'),
+]
+
+
+def register_opts(conf):
+    """Register ``[storage_gnocchi]`` and keystoneauth1's session options."""
+    conf.register_opts(gnocchi_opts, group=GROUP)
+    ks_loading.register_session_conf_options(conf, GROUP)
+    ks_loading.register_auth_conf_options(conf, GROUP)
+
+
+def list_opts():
+    """Every option of the group, for the sample configuration."""
+    return (gnocchi_opts
+            + ks_loading.get_session_conf_options()
+            + ks_loading.get_auth_common_conf_options())

@@ -1,0 +1,185 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Unit tests of the Gnocchi mapping and bucket decoding (no server)."""
+
+import datetime
+import decimal
+import re
+
+import testtools
+
+from cloudkitty import dataframe
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.gnocchi import buckets
+from cloudkitty.storage.v2.gnocchi import mapping
+from cloudkitty.storage.v2 import query
+from cloudkitty.tests import fixtures as builders
+
+UTC = datetime.timezone.utc
+D = decimal.Decimal
+ATTRIBUTE_NAME = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_]{0,62}$')
+
+
+def point(groupby=None, metadata=None, description=None):
+    return dataframe.DataPoint('unit', 1, 2, groupby or {'p': 'x'},
+                               metadata or {}, description)
+
+
+class ColumnTest(testtools.TestCase):
+
+    def test_every_tricky_key_is_a_valid_attribute_name(self):
+        names = set()
+        for key in builders.TRICKY_KEYS + ('type', 'id', 'x' * 255):
+            for role in (mapping.GROUPBY, mapping.METADATA):
+                name = mapping.column(role, key)
+                self.assertRegex(name, ATTRIBUTE_NAME)
+                names.add(name)
+        self.assertEqual(2 * (len(builders.TRICKY_KEYS) + 3), len(names))
+
+    def test_label_ids_depend_on_the_store(self):
+        self.assertNotEqual(mapping.label_id('a_label', 'k'),
+                            mapping.label_id('b_label', 'k'))
+
+
+class TimeTest(testtools.TestCase):
+
+    def test_iso_ns_keeps_nanoseconds(self):
+        start = mapping.to_ns(builders.T0)
+        self.assertEqual('2021-03-10T00:00:00.000000007+00:00',
+                         mapping.iso_ns(start + 7))
+        self.assertEqual('2021-03-10T00:59:59.999999999+00:00',
+                         mapping.iso_ns(start + 3600 * 10 ** 9 - 1))
+
+    def test_ns_round_trip(self):
+        moment = datetime.datetime(1999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)
+        self.assertEqual(moment, mapping.from_ns(mapping.to_ns(moment)))
+
+    def test_month_numbers(self):
+        number = mapping.month_number(builders.T0)
+        self.assertEqual(2021 * 12 + 2, number)
+        self.assertEqual(
+            (datetime.datetime(2021, 3, 1, tzinfo=UTC),
+             datetime.datetime(2021, 4, 1, tzinfo=UTC)),
+            mapping.month_range(number))
+
+    def test_clock_never_repeats(self):
+        clock = mapping.Clock()
+        first = clock.reserve(5)
+        self.assertGreaterEqual(clock.reserve(1), first + 5)
+
+
+class SeriesTest(testtools.TestCase):
+
+    def test_id_depends_on_every_label_and_slot(self):
+        base = mapping.Series('t_rating', 's', 'cpu', point(), 3600, 1, 0)
+        others = [
+            mapping.Series('u_rating', 's', 'cpu', point(), 3600, 1, 0),
+            mapping.Series('t_rating', None, 'cpu', point(), 3600, 1, 0),
+            mapping.Series('t_rating', 's', 'ram', point(), 3600, 1, 0),
+            mapping.Series('t_rating', 's', 'cpu', point(), 1800, 1, 0),
+            mapping.Series('t_rating', 's', 'cpu', point(), 3600, 2, 0),
+            mapping.Series('t_rating', 's', 'cpu', point(), 3600, 1, 1),
+            mapping.Series('t_rating', 's', 'cpu', point(
+                metadata={'p': 'x'}, groupby={'q': 'x'}), 3600, 1, 0),
+            mapping.Series('t_rating', 's', 'cpu', point(
+                description=''), 3600, 1, 0)]
+        ids = {series.id for series in others}
+        self.assertEqual(len(others), len(ids))
+        self.assertNotIn(base.id, ids)
+
+    def test_attributes_keep_values_as_data(self):
+        value = "x' OR '1'='1"
+        series = mapping.Series('t_rating', None, 'cpu', point(
+            {'p': value}, {'p': ''}), 3600, 1, 0)
+        self.assertEqual(value, series.attributes[
+            mapping.column(mapping.GROUPBY, 'p')])
+        self.assertEqual('', series.attributes[
+            mapping.column(mapping.METADATA, 'p')])
+        self.assertNotIn('ck_scope', series.attributes)
+        self.assertNotIn('ck_desc', series.attributes)
+
+    def test_check_label_refuses_what_gnocchi_cannot_keep(self):
+        mapping.check_label('x' * 255, 'dataframes', 'label value')
+        for bad in ('x' * 256, 'nul\x00', '\ud800', 3):
+            self.assertRaises(exceptions.InvalidQuery, mapping.check_label,
+                              bad, 'dataframes', 'label value')
+
+
+class SearchTest(testtools.TestCase):
+
+    def test_filter_values_are_data(self):
+        value = 'nobody\' OR "project_id"<>\''
+        g_col = mapping.column(mapping.GROUPBY, 'project_id')
+        m_col = mapping.column(mapping.METADATA, 'project_id')
+        q = query.validate_retrieve(
+            begin=builders.T0, end=builders.T0 + builders.HOUR,
+            filters={'project_id': value})
+        search = mapping.search_for(q, {g_col, m_col})
+        self.assertIn({'or': [{'in': {g_col: [value]}}, {'and': [
+            {'=': {g_col: None}}, {'in': {m_col: [value]}}]}]},
+            search['and'])
+        self.assertIn({'>=': {'ck_month': 2021 * 12 + 2}}, search['and'])
+        self.assertIn({'<=': {'ck_month': 2021 * 12 + 2}}, search['and'])
+
+    def test_filter_on_unknown_key_matches_nothing(self):
+        q = query.validate_retrieve(filters={'never': 'x'})
+        self.assertIsNone(mapping.search_for(q, set()))
+
+    def test_metadata_only_key(self):
+        m_col = mapping.column(mapping.METADATA, 'az')
+        q = query.validate_delete(filters={'az': ['a', 'b']})
+        self.assertEqual({'and': [mapping.live_condition(),
+                                  {'in': {m_col: ['a', 'b']}}]},
+                         mapping.search_for(q, {m_col}))
+
+
+class BucketTest(testtools.TestCase):
+
+    def bucket(self, count, qty, qty_min, qty_max):
+        return buckets.Bucket(builders.T0, count, qty, qty_min, qty_max,
+                              qty, qty_min, qty_max)
+
+    def test_uniform_bucket_gives_its_point(self):
+        bucket = self.bucket(3, 0.30000000000000004, 0.1, 0.1)
+        self.assertEqual((D('0.1'), D('0.1')),
+                         buckets.uniform_point(bucket, 'r'))
+
+    def test_mixed_bucket_is_refused(self):
+        self.assertRaises(exceptions.StorageError, buckets.uniform_point,
+                          self.bucket(2, 3.0, 1.0, 2.0), 'r')
+
+    def test_refill_keeps_count_sum_and_extremes(self):
+        qty, _ = buckets.refill(self.bucket(4, 10.0, 1.0, 5.0))
+        self.assertEqual([1.0, 5.0, 2.0, 2.0], qty)
+        self.assertEqual([1.0, 2.0], buckets.refill(
+            self.bucket(2, 3.0, 1.0, 2.0))[0])
+        self.assertEqual([7.0] * 3, buckets.refill(
+            self.bucket(3, 21.0, 7.0, 7.0))[0])
+
+    def test_to_units_is_exact_on_the_float(self):
+        self.assertEqual(100000000000, buckets.to_units(0.1))
+        self.assertEqual(-10 ** 27, buckets.to_units(-1e15))
+
+    def test_answer_decoding(self):
+        stamp = '2021-03-10T00:00:00+00:00'
+        answer = {'measures': {'r1': {
+            'qty': {'count': [[stamp, 900.0, 2.0]],
+                    'min': [[stamp, 900.0, 1.5]],
+                    'max': [[stamp, 900.0, 1.5]]},
+            'price': {'min': [[stamp, 900.0, 3.0]],
+                      'max': [[stamp, 900.0, 3.0]]}}}}
+        found = buckets.buckets_by_resource(answer)
+        self.assertEqual(1, len(found['r1']))
+        bucket = found['r1'][0]
+        self.assertEqual((builders.T0, 2), (bucket.start, bucket.count))
+        self.assertEqual((D('1.5'), D('3.0')),
+                         buckets.uniform_point(bucket, 'r1'))
