@@ -412,10 +412,6 @@ class GnocchiStorage(v2.BaseStorage):
 
     # reads -----------------------------------------------------------------
 
-    def _resources(self, client, search):
-        return {resource['id']: resource
-                for resource in client.search_all(self.rating_type, search)}
-
     def _bounds(self, query):
         bounds = {}
         if query.begin is not None:
@@ -426,10 +422,18 @@ class GnocchiStorage(v2.BaseStorage):
 
     def _buckets(self, client, search, query=None,
                  operations=buckets_mod.BUCKET_OPERATIONS):
+        """Read the buckets of the resources a search matches.
+
+        :returns: ``({resource_id: resource}, {resource_id: [Bucket]})``;
+            Gnocchi's ``details`` gives the resources with the measures,
+            in the same request.
+        """
         answer = client.aggregates(
-            operations, self.rating_type, search,
+            operations, self.rating_type, search, details=True,
             **(self._bounds(query) if query is not None else {}))
-        return buckets_mod.buckets_by_resource(answer)
+        resources = {resource['id']: resource
+                     for resource in answer.get('references', ())}
+        return resources, buckets_mod.buckets_by_resource(answer)
 
     def _template(self, client, resource):
         """Return ``(type, DataPoint without money)`` of a resource."""
@@ -457,15 +461,11 @@ class GnocchiStorage(v2.BaseStorage):
         search = mapping.search_for(query, self._columns)
         if search is None:
             return []
-        resources = self._resources(client, search)
-        found = self._buckets(client, search, query,
-                              buckets_mod.POINT_OPERATIONS)
+        resources, found = self._buckets(client, search, query,
+                                         buckets_mod.POINT_OPERATIONS)
         rows = []
         for resource_id, buckets in found.items():
-            resource = resources.get(resource_id)
-            if resource is None:
-                # NOTE: created after the search: the next read sees it.
-                continue
+            resource = resources[resource_id]
             type_, (unit, groupby, metadata, description) = self._template(
                 client, resource)
             length = datetime.timedelta(seconds=resource['ck_period'])
@@ -595,7 +595,7 @@ class GnocchiStorage(v2.BaseStorage):
         search = mapping.search_for(query, self._columns)
         if search is None:
             return 0
-        resources = self._resources(client, search)
+        resources, found = self._buckets(client, search)
         if not resources:
             return 0
         whole, partial = [], []
@@ -605,8 +605,11 @@ class GnocchiStorage(v2.BaseStorage):
             inside = ((query.begin is None or query.begin <= month_begin)
                       and (query.end is None or month_end <= query.end))
             (whole if inside else partial).append(resource['id'])
-        self._run(self._refresh, [(client, rid) for rid in partial])
-        found = self._buckets(client, {'in': {'id': list(resources)}})
+        if partial:
+            # NOTE: what metricd has not processed yet would be missing
+            # from the kept buckets: process it first, then read again.
+            self._run(self._refresh, [(client, rid) for rid in partial])
+            found.update(self._buckets(client, {'in': {'id': partial}})[1])
         deleted = 0
         rewrites = []
         for resource_id in partial:
@@ -663,10 +666,14 @@ class GnocchiStorage(v2.BaseStorage):
         client.call(client.api.resource.update, self.rating_type, new_id,
                     {'ck_pending': ''})
 
-    def _recover(self, client):
-        """Finish or undo the rewrites a crashed delete left pending."""
+    def _recover(self, client, min_age=PENDING_TIMEOUT):
+        """Finish or undo the rewrites a crashed delete left pending.
+
+        :param min_age: seconds a rewrite must have been pending: younger
+            ones may belong to a delete still running.
+        """
         stale = (datetime.datetime.now(datetime.timezone.utc)
-                 - datetime.timedelta(seconds=PENDING_TIMEOUT))
+                 - datetime.timedelta(seconds=min_age))
         pending = client.search_all(self.rating_type, {'and': [
             {'!=': {'ck_pending': ''}},
             {'<': {'revision_start': stale.isoformat()}}]})

@@ -94,7 +94,10 @@ class Client:
         except (gnocchi_exc.NotFound, gnocchi_exc.Conflict,
                 gnocchi_exc.BadRequest):
             raise
-        except ks_exc.ConnectionError as exc:
+        except (ks_exc.ConnectionError, gnocchi_exc.ConnectionFailure,
+                gnocchi_exc.ConnectionTimeout,
+                gnocchi_exc.UnknownConnectionError,
+                gnocchi_exc.SSLError) as exc:
             raise exceptions.BackendUnavailable(
                 'gnocchi', self.location, exc) from exc
         except (gnocchi_exc.ClientException, ks_exc.ClientException) as exc:
