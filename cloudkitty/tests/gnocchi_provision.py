@@ -39,9 +39,8 @@ class GnocchiStoreMixin:
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        url = utils.server_url_or_skip(cls, gnocchi_server.URL_ENV)
-        if not gnocchi_server.ping(url):
-            utils.unreachable(cls, gnocchi_server.URL_ENV, url)
+        url = utils.answering_server_url(cls, gnocchi_server.URL_ENV,
+                                         gnocchi_server.ping)
         cls.gnocchi_url = url
         cls.prefix = 'ck%s_' % uuid.uuid4().hex[:12]
 

@@ -37,9 +37,8 @@ class InfluxDBDatabaseMixin:
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        url = utils.server_url_or_skip(cls, influxdb_server.URL_ENV)
-        if not influxdb_server.ping(url):
-            utils.unreachable(cls, influxdb_server.URL_ENV, url)
+        url = utils.answering_server_url(cls, influxdb_server.URL_ENV,
+                                         influxdb_server.ping)
         parsed = urllib.parse.urlsplit(url)
         cls.host, cls.port = parsed.hostname, parsed.port
         cls.database = 'ck_test_%s' % uuid.uuid4().hex

@@ -111,3 +111,15 @@ def unreachable(test_or_cls, env_var, detail):
     """
     skip_or_fail(test_or_cls, 'the server of %s does not answer: %s'
                  % (env_var, detail))
+
+
+def answering_server_url(test_or_cls, env_var, ping):
+    """Return the URL of a test server that answers ``ping(url)``.
+
+    :func:`server_url_or_skip`, then :func:`unreachable` when
+    ``ping(url)`` is false.
+    """
+    url = server_url_or_skip(test_or_cls, env_var)
+    if not ping(url):
+        unreachable(test_or_cls, env_var, url)
+    return url
