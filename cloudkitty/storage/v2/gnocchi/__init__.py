@@ -674,11 +674,14 @@ class GnocchiStorage(v2.BaseStorage):
         """
         stale = (datetime.datetime.now(datetime.timezone.utc)
                  - datetime.timedelta(seconds=min_age))
+        # NOTE: Gnocchi's '!=' matches NULL too: ask for "not live".
         pending = client.search_all(self.rating_type, {'and': [
-            {'!=': {'ck_pending': ''}},
+            {'not': mapping.live_condition()},
             {'<': {'revision_start': stale.isoformat()}}]})
         for resource in pending:
             source = resource['ck_pending']
+            if not source:
+                continue
             try:
                 client.call(client.api.resource.get, self.rating_type,
                             source)

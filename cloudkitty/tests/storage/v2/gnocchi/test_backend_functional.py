@@ -183,6 +183,16 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         total = self.store.total(filters=self.mine(), **EVER)['results']
         self.assertEqual(D(5), total[0]['qty'])
 
+    def test_recovery_leaves_live_resources_alone(self):
+        """Only pending resources are touched by the recovery."""
+        self.push([builders.make_frame(T0, [('cpu', self.point())])])
+        client = self.store._api()
+        self.store._recover(client, min_age=0)
+        found = client.search_all(self.store.rating_type, {
+            '=': {mapping.column(mapping.GROUPBY, 'project_id'):
+                  self.project_id}})
+        self.assertEqual([None], [r['ck_pending'] for r in found])
+
     def test_young_pending_rewrites_are_left_alone(self):
         """A rewrite younger than the timeout may still be running."""
         self.crash_in_rewrite(after_delete=True)
