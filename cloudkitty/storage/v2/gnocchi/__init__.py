@@ -240,7 +240,13 @@ class GnocchiStorage(v2.BaseStorage):
                 client.call(client.api.resource_type.update, name, left)
 
     def _load_schema(self, client):
-        rating = client.call(client.api.resource_type.get, self.rating_type)
+        try:
+            rating = client.call(client.api.resource_type.get,
+                                 self.rating_type)
+        except client_mod.gnocchi_exc.NotFound as exc:
+            raise exceptions.StorageError(
+                'Gnocchi at %s has no resource type %s: run init() first'
+                % (client.location, self.rating_type)) from exc
         labels = {}
         for resource in client.search_all(self.label_type, None):
             key = resource['name']
@@ -522,10 +528,14 @@ class GnocchiStorage(v2.BaseStorage):
                     if name in self._columns)
         if query.time_groupby == 'time':
             columns.append('ck_period')
+        # NOTE: every operation reads one aggregate of every resource, so
+        # the count is fetched only when a custom field needs it.
         operations = {('sum', 'qty'): '(aggregate sum (metric qty sum))',
-                      ('sum', 'price'): '(aggregate sum (metric price sum))',
-                      ('count', 'qty'): '(aggregate sum (metric qty count))'}
+                      ('sum', 'price'): '(aggregate sum (metric price sum))'}
         for field in query.fields:
+            if field.func in ('count', 'avg'):
+                operations[('count', 'qty')] = (
+                    '(aggregate sum (metric qty count))')
             if field.func in ('min', 'max'):
                 operations[(field.func, field.field)] = (
                     '(aggregate %s (metric %s %s))'
@@ -551,8 +561,13 @@ class GnocchiStorage(v2.BaseStorage):
                     if mapping.in_window(query, start):
                         cells.setdefault((labels, start), {})[name] = value
         partials = []
+        counted = ('count', 'qty') in answers
         for (labels, start), values in cells.items():
-            count = int(round(values.get(('count', 'qty'), 0)))
+            # NOTE: a cell exists because the group has points in that
+            # bucket; without a fetched count, 1 only marks it non-empty
+            # (build_total reads the count for count() and avg() alone).
+            count = int(round(values.get(('count', 'qty'), 0))) \
+                if counted else 1
             if not count:
                 continue
             attributes = dict(labels)
@@ -570,8 +585,8 @@ class GnocchiStorage(v2.BaseStorage):
                     for field in query_mod.CUSTOM_SOURCES
                     if (func, field) in values}
             aggregate = query_mod.Aggregate.from_units(
-                count, buckets_mod.to_units(values[('sum', 'qty')]),
-                buckets_mod.to_units(values[('sum', 'price')]),
+                count, buckets_mod.to_units(values.get(('sum', 'qty'), 0)),
+                buckets_mod.to_units(values.get(('sum', 'price'), 0)),
                 extremes['min'], extremes['max'])
             partials.append(query_mod.Partial(keys, start, end, aggregate))
         return partials
@@ -605,7 +620,7 @@ class GnocchiStorage(v2.BaseStorage):
             inside = ((query.begin is None or query.begin <= month_begin)
                       and (query.end is None or month_end <= query.end))
             (whole if inside else partial).append(resource['id'])
-        if partial:
+        if partial and client.pending_measures():
             # NOTE: what metricd has not processed yet would be missing
             # from the kept buckets: process it first, then read again.
             self._run(self._refresh, [(client, rid) for rid in partial])

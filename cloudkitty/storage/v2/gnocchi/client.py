@@ -179,17 +179,20 @@ class Client:
             deleted += answer.get('deleted', 0)
         return deleted
 
+    def pending_measures(self):
+        """Return how many measures metricd has yet to process, in all."""
+        status = self.call(self.api.status.get)
+        return status['storage']['summary']['measures']
+
     def wait_processed(self, timeout=120.0):
         """Return once metricd has no measure left to process."""
         deadline = time.monotonic() + timeout
         while True:
-            status = self.call(self.api.status.get)
-            if status['storage']['summary']['measures'] == 0:
+            pending = self.pending_measures()
+            if pending == 0:
                 return
             if time.monotonic() > deadline:
                 raise exceptions.StorageError(
                     'Gnocchi at %s still had %d measures to process after '
-                    '%.0f s' % (self.location,
-                                status['storage']['summary']['measures'],
-                                timeout))
+                    '%.0f s' % (self.location, pending, timeout))
             time.sleep(0.05)

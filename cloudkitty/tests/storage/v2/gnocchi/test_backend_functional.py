@@ -237,6 +237,18 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         error = self.assertRaises(exceptions.StorageError, store.init)
         self.assertIn('manage_archive_policy is off', str(error))
 
+    def test_push_before_init_says_so(self):
+        """Without init() the types are missing: a clear StorageError."""
+        conf = self.new_conf()
+        conf.set_override('resource_type_prefix',
+                          'ck%s_' % uuid.uuid4().hex[:12],
+                          group='storage_gnocchi')
+        store = self.new_store(conf, init=False)
+        error = self.assertRaises(
+            exceptions.StorageError, store.push,
+            [builders.make_frame(T0, [('cpu', self.point())])])
+        self.assertIn('run init() first', str(error))
+
     def test_server_down_is_backend_unavailable(self):
         """No server: init() raises BackendUnavailable naming the URL."""
         conf = self.new_conf()
