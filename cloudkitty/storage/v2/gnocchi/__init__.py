@@ -378,17 +378,20 @@ class GnocchiStorage(v2.BaseStorage):
             self._add_attributes(client, self.rating_type, columns)
         self._load_schema(client)
 
-    def _write(self, client, resources):
+    def _measures(self, qty, price):
+        """The batch body of one resource: its qty and price measures."""
         policy = self._group.archive_policy_name
+        return {mapping.QTY: {'archive_policy_name': policy,
+                              'measures': qty},
+                mapping.PRICE: {'archive_policy_name': policy,
+                                'measures': price}}
+
+    def _write(self, client, resources):
         batches = []
         body = {}
         measures = 0
         for resource_id, (_, qty, price) in resources.items():
-            body[resource_id] = {
-                mapping.QTY: {'archive_policy_name': policy,
-                              'measures': qty},
-                mapping.PRICE: {'archive_policy_name': policy,
-                                'measures': price}}
+            body[resource_id] = self._measures(qty, price)
             measures += 2 * len(qty)
             if (len(body) >= self._group.batch_size
                     or measures >= MAX_BATCH_MEASURES):
@@ -671,12 +674,8 @@ class GnocchiStorage(v2.BaseStorage):
                 stamp = mapping.iso_ns(start_ns + index)
                 qty.append({'timestamp': stamp, 'value': q})
                 price.append({'timestamp': stamp, 'value': p})
-        policy = self._group.archive_policy_name
-        client.push_measures({new_id: {
-            mapping.QTY: {'archive_policy_name': policy, 'measures': qty},
-            mapping.PRICE: {'archive_policy_name': policy,
-                            'measures': price}}}, self.rating_type,
-            lambda ids: None)
+        client.push_measures({new_id: self._measures(qty, price)},
+                             self.rating_type, lambda ids: None)
         client.delete_resources([resource['id']])
         client.call(client.api.resource.update, self.rating_type, new_id,
                     {'ck_pending': ''})
