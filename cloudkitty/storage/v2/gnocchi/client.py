@@ -62,7 +62,9 @@ class Client:
                 'gnocchiclient is not installed: pip install '
                 "'cloudkitty-storage[gnocchi]'")
         group = conf.storage_gnocchi
-        self.location = group.endpoint or '(keystone catalog)'
+        self.location = group.endpoint or (
+            '(keystone catalog)' if group.auth_mode == 'keystone'
+            else '(no endpoint)')
         if group.auth_mode == 'basic':
             if not group.endpoint:
                 raise exceptions.BackendUnavailable(
