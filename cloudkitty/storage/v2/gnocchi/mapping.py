@@ -95,7 +95,6 @@ GROUPBY = 'g'
 METADATA = 'm'
 
 _NAMESPACE = uuid.UUID('6c1d2a8e-3f4b-5c7d-9e0f-1a2b3c4d5e6f')
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 _NS = 10 ** 9
 
 
@@ -120,17 +119,7 @@ def label_id(resource_type, key):
 
 def to_ns(moment):
     """Return an aware datetime as integer nanoseconds since the epoch."""
-    delta = moment - _EPOCH
-    return ((delta.days * 86400 + delta.seconds) * 1000000
-            + delta.microseconds) * 1000
-
-
-def from_ns(ns):
-    """Return integer nanoseconds since the epoch as an aware datetime.
-
-    Sub-microsecond digits are dropped: bucket starts never have any.
-    """
-    return _EPOCH + datetime.timedelta(microseconds=ns // 1000)
+    return query_mod.to_micros(moment) * 1000
 
 
 def iso_ns(ns):
