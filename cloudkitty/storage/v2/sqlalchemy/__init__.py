@@ -36,6 +36,7 @@ from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
+from cloudkitty.storage.v2.sqlalchemy import frames as frames_mod
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
@@ -159,6 +160,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             dialect, models.point,
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
+        self._upsert_frames = frames_mod.upsert(dialect)
         self._partitions = partitions.Partitions(self.engine)
         self._series_created = 0
         self._subtract_daily_sql = rollup.subtract_sql(dialect)
@@ -193,7 +195,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
             series_mod.check_name(scope_id, 'scope_id')
         key = query_mod.validate_idempotency_key(idempotency_key, self)
         with _no_cyclic_gc():
-            points, daily, new_series = self._encode(frames, scope_id)
+            points, daily, new_series, counts = self._encode(frames,
+                                                             scope_id)
             if points:
                 receipt = (receipts.receipt(key, scope_id, points)
                            if key is not None else None)
@@ -201,7 +204,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 with engine_mod.translate_errors(self.engine):
                     self._partitions.ensure(begins)
                 try:
-                    self._write(points, daily, new_series, receipt)
+                    self._write(points, daily, new_series, counts, receipt)
                 except sa_exc.IntegrityError as exc:
                     # NOTE: another process may have dropped a month this
                     # one knew (a purge): find out, create it, push again.
@@ -210,7 +213,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     self._partitions.reset()
                     with engine_mod.translate_errors(self.engine):
                         self._partitions.ensure(begins)
-                    self._write(points, daily, new_series, receipt)
+                    self._write(points, daily, new_series, counts, receipt)
 
     def _encode(self, frames, scope_id):
         """Check and encode every point before anything is written.
@@ -219,21 +222,24 @@ class SQLAlchemyStorage(v2.BaseStorage):
         else by its key (see :func:`series.series_key`) until the write
         interns it.
 
-        :returns: ``(points, daily, new_series)``: one ``(series, begin,
-            end, qty_hi, qty_lo, price_hi, price_lo)`` tuple per point,
-            ``{(day, series): [count, qty_hi, qty_lo, price_hi, price_lo]}``
-            sums for the daily rollup, and the ``ck_series`` rows of the
-            series not seen before.
+        :returns: ``(points, daily, new_series, counts)``: one ``(series,
+            begin, end, qty_hi, qty_lo, price_hi, price_lo)`` tuple per
+            point, ``{(day, series): [count, qty_hi, qty_lo, price_hi,
+            price_lo]}`` sums for the daily rollup, the ``ck_series`` rows
+            of the series not seen before and the ``{(begin, type): n}``
+            counts of :mod:`~cloudkitty.storage.v2.sqlalchemy.frames`.
         """
         points = []
         daily = {}
         new_series = {}
+        counts = {}
         known = self._series_ids
         series_key = series_mod.series_key
         encode = money.encode_point
         for frame in frames:
             begin, end = to_micros(frame.start), to_micros(frame.end)
             day = rollup.day_of(begin)
+            frames_mod.add(counts, begin, frame)
             for type_, point in frame.iterpoints():
                 key = series_key(scope_id, type_, point)
                 series = known.get(key)
@@ -256,10 +262,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     sums[2] += qty_lo
                     sums[3] += price_hi
                     sums[4] += price_lo
-        return points, daily, new_series
+        return points, daily, new_series, counts
 
-    def _write(self, points, daily, new_series, receipt=None):
-        """Write encoded points and their daily sums in one transaction.
+    def _write(self, points, daily, new_series, counts, receipt=None):
+        """Write encoded points, their daily sums and frame counts.
+
+        All in one transaction; the frame counts last (see
+        :mod:`~cloudkitty.storage.v2.sqlalchemy.frames`).
 
         With a ``receipt``, its key is claimed first: a retry of a push
         that landed writes nothing.
@@ -280,6 +289,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # database's own work here.
                 self._insert_points.execute(conn, points)
                 self._upsert_daily.execute(conn, rollup.rows(daily))
+                self._upsert_frames.execute(conn, frames_mod.rows(counts))
         self._series_ids.update(created)
         if created and self.engine.dialect.name == 'postgresql':
             self._analyze_series(len(created))
@@ -357,19 +367,34 @@ class SQLAlchemyStorage(v2.BaseStorage):
                  offset=0, limit=1000, paginate=True):
         """Return rated points as DataFrames (see ``BaseStorage.retrieve``).
 
-        The tiebreak after frame start and type is push order. The total
-        count reads whole days from the daily rollup.
+        The tiebreak after frame start and type is push order. Without
+        filters other than on type, the total and the frame start of a deep
+        page come from the frame counts (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.frames`); otherwise the total reads whole days from the
+        daily rollup and a deep page seeks through it (see :meth:`_seek`).
         """
         query = query_mod.validate_retrieve(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
             offset=offset, limit=limit, paginate=paginate)
+        by_frames = frames_mod.usable(query)
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
                 page = query
-                if query.paginate and query.offset >= _SEEK_FROM:
+                if query.paginate and by_frames:
+                    cells = frames_mod.cells(conn, query)
+                    total = sum(count for _, _, count in cells)
+                    page = _narrow(query, query.offset,
+                                   frames_mod.by_start(cells))
+                    if page is not None:
+                        page = frames_mod.within_frame(
+                            query, cells, to_micros(page.begin),
+                            page.offset) or page
+                elif query.paginate and query.offset >= _SEEK_FROM:
                     regions = self._regions(conn, query)
                     total = sum(count for _, _, count in regions)
                     page = self._seek(conn, query, regions)
+                elif by_frames:
+                    total = frames_mod.count(conn, query)
                 else:
                     total = sum(int(conn.scalar(
                         sa.select(source.counter()).select_from(
@@ -441,20 +466,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     *self._conditions(dataclasses.replace(
                         query, begin=begin, end=end))).group_by(
                     point.c.begin).order_by(point.c.begin)).all()
-            for index, (start, count) in enumerate(by_start):
-                if left >= count:
-                    left -= count
-                    continue
-                # NOTE: the page's end bounds what its query reads,
-                # whatever plan the database picks.
-                stop, need = query.end, left + query.limit
-                for later, later_count in by_start[index:]:
-                    if need <= 0:
-                        stop = from_micros(later)
-                        break
-                    need -= later_count
-                return dataclasses.replace(
-                    query, begin=from_micros(start), end=stop, offset=left)
+            page = _narrow(query, left, by_start)
+            if page is not None:
+                return page
+            # NOTE: a concurrent delete may have emptied the region since
+            # it was counted: go on with what it still holds.
+            left -= sum(count for _, count in by_start)
         return None
 
     def iter_points(self, begin=None, end=None, filters=None,
@@ -674,6 +691,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if query.begin is None and query.end is None \
                         and not query.filters:
                     conn.execute(models.daily.delete())
+                    frames_mod.forget(conn)
                     return conn.execute(models.point.delete()).rowcount
                 dropped = 0
                 if query.begin is None and not query.filters:
@@ -692,6 +710,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn.execute(daily.delete().where(
                         daily.c.n == 0, daily.c.day >= min(days),
                         daily.c.day <= max(days)))
+                frames_mod.subtract(conn, frames_mod.deleted(
+                    conn, self._conditions(query)))
                 return dropped + conn.execute(models.point.delete().where(
                     *self._conditions(query))).rowcount
 
@@ -712,6 +732,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 sa.func.coalesce(sa.func.sum(daily.c.n), 0)).where(
                 *window)))
             conn.execute(daily.delete().where(*window))
+            frames_mod.forget(conn, start, stop)
             # NOTE: the name comes from the catalog and is quoted.
             conn.exec_driver_sql('DROP TABLE %s' % conn.dialect.
                                  identifier_preparer.quote(name))
@@ -745,6 +766,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
             removed.append((count, qty_big, qty_small, qty_lo, price_big,
                             price_small, price_lo, day, series_id))
         return removed
+
+
+def _narrow(query, left, by_start):
+    """Narrow a page to the frame starts where it lies.
+
+    :param left: the page's offset from the first of ``by_start``.
+    :param by_start: ``[(begin, count)]`` in microseconds, ascending: the
+        number of the query's points per frame start.
+    :returns: ``query`` with the window from the frame start where the page
+        begins to the one after its end, and the offset left in it; or
+        None when the page is past the last point.
+    """
+    for index, (start, count) in enumerate(by_start):
+        if left >= count:
+            left -= count
+            continue
+        # NOTE: the page's end bounds what its query reads, whatever plan
+        # the database picks.
+        stop, need = query.end, left + query.limit
+        for later, later_count in by_start[index:]:
+            if need <= 0:
+                stop = from_micros(later)
+                break
+            need -= later_count
+        return dataclasses.replace(query, begin=from_micros(start), end=stop,
+                                   offset=left)
+    return None
 
 
 def _fetch_sums(conn, stmt, split):

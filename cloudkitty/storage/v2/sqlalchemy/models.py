@@ -24,6 +24,9 @@ Rated points are stored as facts that reference interned series:
 ``ck_daily``
     per UTC day and series, the number of points and their exact sums (see
     :mod:`cloudkitty.storage.v2.sqlalchemy.rollup`).
+``ck_frame``
+    per frame start and type, the number of points (see
+    :mod:`cloudkitty.storage.v2.sqlalchemy.frames`).
 ``ck_push``
     one row per push made with an idempotency key: the key, and what the
     push stored (scope, number of points, exact sums, first and last frame
@@ -108,6 +111,14 @@ daily = sa.Table(
     sa.Column('price_big', sa.BigInteger, nullable=False),
     sa.Column('price_small', sa.BigInteger, nullable=False),
     sa.Column('price_lo', sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+frame = sa.Table(
+    'ck_frame', metadata,
+    sa.Column('begin', sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column('type', sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sa.Column('n', sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 

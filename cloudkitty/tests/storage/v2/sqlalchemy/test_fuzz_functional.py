@@ -70,7 +70,8 @@ LAST = datetime.datetime.max.replace(tzinfo=UTC)
 #: The largest value SQLite binds as an INTEGER.
 INT64_MAX = 2 ** 63 - 1
 #: The tables whose row counts must not move on a rejected call.
-TABLES = (models.point, models.daily, models.series, models.label)
+TABLES = (models.point, models.daily, models.frame, models.series,
+          models.label)
 
 #: ``CLOUDKITTY_TEST_FUZZ_EXAMPLES=<n>``: the hunting mode (see
 #: :func:`_settings`).
@@ -593,10 +594,11 @@ class SQLiteFuzzTest(testtools.TestCase):
                 sa.select(sa.func.count()).select_from(table))
                 for table in TABLES}
             daily = conn.scalar(sa.select(sa.func.sum(models.daily.c.n)))
+            frames = conn.scalar(sa.select(sa.func.sum(models.frame.c.n)))
         return {'count': everything['total'],
                 'points': _points(everything['dataframes']),
                 'total': total['results'], 'rows': rows,
-                'daily_n': int(daily or 0)}
+                'daily_n': int(daily or 0), 'frame_n': int(frames or 0)}
 
     def _assert_matches_model(self, fingerprint):
         """The store holds exactly the frames of ``self.model``."""
@@ -608,6 +610,8 @@ class SQLiteFuzzTest(testtools.TestCase):
         self.assertEqual(count, fingerprint['rows']['ck_point'])
         # NOTE: the daily rollup always sums exactly the points.
         self.assertEqual(count, fingerprint['daily_n'])
+        # NOTE: and so do the frame counts.
+        self.assertEqual(count, fingerprint['frame_n'])
         self.assertEqual(_points(expected['dataframes']),
                          fingerprint['points'])
         self.assertEqual(query_mod.evaluate_total(

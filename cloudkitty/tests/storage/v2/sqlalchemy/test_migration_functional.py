@@ -13,11 +13,15 @@
 
 A database is created at the first revision, filled through the storage,
 then upgraded by ``init()``; the points, their sums and the rollup must be
-unchanged, and what the new revisions add must work.
+unchanged, and what the new revisions add must work. The frame counts of
+revision 0004 are neither written nor read before the upgrade, as the code
+of the earlier revisions did; the upgrade computes them.
 """
 
+import contextlib
 import datetime
 
+import fixtures
 from oslo_config import cfg
 import sqlalchemy as sa
 import testtools
@@ -31,6 +35,15 @@ from cloudkitty.tests import utils
 #: The first revision, the schema of the foundation.
 FIRST = '0001'
 DAY = datetime.timedelta(days=1)
+_FRAMES = 'cloudkitty.storage.v2.sqlalchemy.frames_mod'
+
+
+@contextlib.contextmanager
+def _without_frame_counts():
+    """Run the backend as before revision 0004: no ``ck_frame`` at all."""
+    with fixtures.MonkeyPatch(_FRAMES + '.rows', lambda counts: []), \
+            fixtures.MonkeyPatch(_FRAMES + '.usable', lambda query: False):
+        yield
 
 
 class _UpgradeMixin:
@@ -46,10 +59,12 @@ class _UpgradeMixin:
         for day in range(3):
             frames += builders.sample_frames(
                 'p%d' % day, start=builders.T0 + day * DAY)
-        store.push(frames, scope_id='s')
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
-        before = (store.retrieve(paginate=False, **window),
-                  store.total(groupby=['project_id', 'time-d'], **window))
+        with _without_frame_counts():
+            store.push(frames, scope_id='s')
+            before = (store.retrieve(paginate=False, **window),
+                      store.total(groupby=['project_id', 'time-d'],
+                                  **window))
 
         store.init()
 
@@ -61,6 +76,18 @@ class _UpgradeMixin:
         self.assertEqual(before[1], after[1])
         self.assertEqual([f.as_dict() for f in before[0]['dataframes']],
                          [f.as_dict() for f in after[0]['dataframes']])
+        # NOTE: 0004 counted the points per frame: deep pages seek there.
+        self.assertEqual(before[0]['total'], after[0]['total'])
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.sqlalchemy._SEEK_FROM', 0))
+        whole = [(f.start, t, p) for f in after[0]['dataframes']
+                 for t, p in f.iterpoints()]
+        for offset in range(len(whole) + 1):
+            page = store.retrieve(offset=offset, limit=2, **window)
+            self.assertEqual(len(whole), page['total'])
+            self.assertEqual(whole[offset:offset + 2],
+                             [(f.start, t, p) for f in page['dataframes']
+                              for t, p in f.iterpoints()])
         # NOTE: what 0002 added works on the upgraded data.
         store.push(frames[:1], scope_id='s', idempotency_key='k')
         store.push(frames[:1], scope_id='s', idempotency_key='k')

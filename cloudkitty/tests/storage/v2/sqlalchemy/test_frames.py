@@ -1,0 +1,79 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""How frame counts narrow a page, without a database."""
+
+import datetime
+
+import testtools
+
+from cloudkitty import dataframe
+from cloudkitty.storage.v2 import query as query_mod
+from cloudkitty.storage.v2.sqlalchemy import frames
+
+UTC = datetime.timezone.utc
+T0 = datetime.datetime(2026, 1, 1, tzinfo=UTC)
+HOUR = 3600 * 10 ** 6
+B0 = query_mod.to_micros(T0)
+#: Two frame starts; the second has no 'cpu'.
+CELLS = [(B0, 'cpu', 5), (B0, 'image', 3), (B0, 'ip', 4),
+         (B0 + HOUR, 'image', 2), (B0 + HOUR, 'ip', 6)]
+
+
+def _query(**kwargs):
+    return query_mod.validate_retrieve(
+        begin=T0, end=T0 + datetime.timedelta(days=1), **kwargs)
+
+
+class FrameCountsTest(testtools.TestCase):
+    """add(), rows(), by_start(), usable() and within_frame()."""
+
+    def test_add_counts_points_per_type(self):
+        frame = dataframe.DataFrame(T0, T0 + datetime.timedelta(hours=1))
+        for type_ in ('cpu', 'cpu', 'image'):
+            frame.add_point(dataframe.DataPoint('u', 1, 1, {}, {}), type_)
+        counts = {(B0, 'cpu'): 1}
+        frames.add(counts, B0, frame)
+        self.assertEqual({(B0, 'cpu'): 3, (B0, 'image'): 1}, counts)
+        self.assertEqual([(B0, 'cpu', 3), (B0, 'image', 1)],
+                         frames.rows(counts))
+
+    def test_by_start_adds_types_up(self):
+        self.assertEqual([(B0, 12), (B0 + HOUR, 8)],
+                         frames.by_start(CELLS))
+        self.assertEqual([], frames.by_start([]))
+
+    def test_usable_only_with_type_filters(self):
+        self.assertTrue(frames.usable(_query()))
+        self.assertTrue(frames.usable(_query(metric_types=['cpu'],
+                                             filters={'type': 'ip'})))
+        self.assertFalse(frames.usable(_query(filters={'project_id': 'a'})))
+
+    def test_page_inside_one_type(self):
+        page = frames.within_frame(_query(limit=2), CELLS, B0, 1)
+        self.assertEqual(('cpu',), page.metric_types)
+        self.assertEqual(1, page.offset)
+        self.assertEqual(T0, page.begin)
+        self.assertEqual(B0 + 1, query_mod.to_micros(page.end))
+
+    def test_page_across_types_skips_the_earlier_ones(self):
+        page = frames.within_frame(_query(limit=4), CELLS, B0, 6)
+        self.assertEqual(('image', 'ip'), page.metric_types)
+        self.assertEqual(1, page.offset)
+
+    def test_page_ending_on_the_frame_end(self):
+        page = frames.within_frame(_query(limit=4), CELLS, B0, 8)
+        self.assertEqual(('ip',), page.metric_types)
+        self.assertEqual(0, page.offset)
+
+    def test_page_going_on_into_the_next_frame(self):
+        self.assertIsNone(frames.within_frame(_query(limit=5), CELLS, B0,
+                                              8))
