@@ -25,6 +25,7 @@ import fixtures
 import sqlalchemy as sa
 
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.tests import utils
 
 # NOTE: pifpaf exports plain dialect URLs; we always use these drivers.
@@ -53,7 +54,10 @@ class TestDatabase:
         self.url = url
 
     def empty(self):
-        """Delete every row the storage wrote; the schema stays."""
+        """Delete every row the storage wrote; the schema stays.
+
+        The rollup's state goes back to that of a new store.
+        """
         engine = sa.create_engine(self.url)
         try:
             with engine.begin() as conn:
@@ -61,6 +65,9 @@ class TestDatabase:
                 for table in reversed(models.metadata.sorted_tables):
                     if table.name in tables:
                         conn.execute(table.delete())
+                if models.rollup_state.name in tables:
+                    conn.execute(models.rollup_state.insert().values(
+                        id=1, until=rollup.NOTHING))
         finally:
             engine.dispose()
 

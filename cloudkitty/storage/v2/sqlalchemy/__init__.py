@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import gc
 
+from oslo_log import log
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
@@ -44,6 +45,8 @@ from cloudkitty.storage.v2.sqlalchemy import partitions
 from cloudkitty.storage.v2.sqlalchemy import receipts
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
+
+LOG = log.getLogger(__name__)
 
 # NOTE: how SQLite sums are split when a plain sum() overflows: a column c
 # is summed as sum(c // _SPLIT) and sum(c % _SPLIT) (integer division).
@@ -188,32 +191,82 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Store rated data in one transaction (see ``BaseStorage.push``).
 
         A key's receipt (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
-        receipts`) is written in the same transaction as the points.
+        receipts`) is written in the same transaction as the points. Once
+        the push is stored, the days before the last frame's are rolled
+        up if they were not (see :meth:`roll_up`).
         """
         frames = query_mod.validate_dataframes(dataframes)
         if scope_id is not None:
             series_mod.check_name(scope_id, 'scope_id')
         key = query_mod.validate_idempotency_key(idempotency_key, self)
         with _no_cyclic_gc():
-            points, daily, new_series, counts = self._encode(frames,
+            points, spans, new_series, counts = self._encode(frames,
                                                              scope_id)
-            if points:
-                receipt = (receipts.receipt(key, scope_id, points)
-                           if key is not None else None)
-                begins = {to_micros(frame.start) for frame in frames}
+            if not points:
+                return
+            receipt = (receipts.receipt(key, scope_id, points)
+                       if key is not None else None)
+            begins = {to_micros(frame.start) for frame in frames}
+            with engine_mod.translate_errors(self.engine):
+                self._partitions.ensure(begins)
+            try:
+                until = self._write(points, spans, new_series, counts,
+                                    receipt)
+            except sa_exc.IntegrityError as exc:
+                # NOTE: another process may have dropped a month this
+                # one knew (a purge): find out, create it, push again.
+                if not partitions.missing_partition(exc):
+                    raise
+                self._partitions.reset()
                 with engine_mod.translate_errors(self.engine):
                     self._partitions.ensure(begins)
+                until = self._write(points, spans, new_series, counts,
+                                    receipt)
+        last_day = rollup.day_of(max(begins))
+        if until is not None and until < last_day:
+            self._roll_up_after_push(last_day)
+
+    def _roll_up_after_push(self, day):
+        """Roll up the days before ``day``; a failure only logs.
+
+        The push has landed: raising now would make its caller push it
+        again. The days stay summed from the points meanwhile, and the next
+        push into a later day tries again.
+        """
+        try:
+            self.roll_up(day)
+        except exceptions.StorageError as exc:
+            LOG.warning('Rolling up the days before %s failed, a later '
+                        'push will retry: %s', from_micros(day), exc)
+
+    def roll_up(self, day):
+        """Roll up the days before ``day``, if ``until`` is before it.
+
+        The sums of their points move to the daily rollup, and ``until``
+        to ``day``, in one transaction: the points of ``[until, day)`` are
+        summed per day and series into ``ck_daily`` while ``ck_rollup`` is
+        locked against pushes and deletes, so that none lands in those
+        days meanwhile. Pushes call it; it is idempotent.
+
+        :param day: the start of a UTC day, in microseconds.
+        """
+        with engine_mod.translate_errors(self.engine):
+            with engine_mod.writing(self.engine) as conn:
+                until = rollup.until(conn, lock='update')
+                if until >= day:
+                    return
+                point = models.point
+                window = [point.c.begin < day]
+                if until != rollup.NOTHING:
+                    window.append(point.c.begin >= until)
                 try:
-                    self._write(points, daily, new_series, counts, receipt)
-                except sa_exc.IntegrityError as exc:
-                    # NOTE: another process may have dropped a month this
-                    # one knew (a purge): find out, create it, push again.
-                    if not partitions.missing_partition(exc):
-                        raise
-                    self._partitions.reset()
-                    with engine_mod.translate_errors(self.engine):
-                        self._partitions.ensure(begins)
-                    self._write(points, daily, new_series, counts, receipt)
+                    sums = self._day_sums(conn, window, split=False)
+                except _Overflow:
+                    sums = self._day_sums(conn, window, split=True)
+                self._upsert_daily.execute(conn, [
+                    tuple(int(value) for value in row[-2:] + row[:-2])
+                    for row in sums])
+                rollup.move_until(conn, day)
 
     def _encode(self, frames, scope_id):
         """Check and encode every point before anything is written.
@@ -222,15 +275,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
         else by its key (see :func:`series.series_key`) until the write
         interns it.
 
-        :returns: ``(points, daily, new_series, counts)``: one ``(series,
+        :returns: ``(points, spans, new_series, counts)``: one ``(series,
             begin, end, qty_hi, qty_lo, price_hi, price_lo)`` tuple per
-            point, ``{(day, series): [count, qty_hi, qty_lo, price_hi,
-            price_lo]}`` sums for the daily rollup, the ``ck_series`` rows
-            of the series not seen before and the ``{(begin, type): n}``
-            counts of :mod:`~cloudkitty.storage.v2.sqlalchemy.frames`.
+            point, ``[(day, first, stop)]`` the day of each frame and the
+            slice of ``points`` it holds (see :func:`rollup.sums`), the
+            ``ck_series`` rows of the series not seen before and the
+            ``{(begin, type): n}`` counts of :mod:`~cloudkitty.storage.v2.
+            sqlalchemy.frames`.
         """
         points = []
-        daily = {}
+        append = points.append
+        spans = []
         new_series = {}
         counts = {}
         known = self._series_ids
@@ -238,7 +293,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         encode = money.encode_point
         for frame in frames:
             begin, end = to_micros(frame.start), to_micros(frame.end)
-            day = rollup.day_of(begin)
+            first = len(points)
             frames_mod.add(counts, begin, frame)
             for type_, point in frame.iterpoints():
                 key = series_key(scope_id, type_, point)
@@ -248,51 +303,47 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     if key not in new_series:
                         new_series[key] = series_mod.series_row(
                             scope_id, type_, point)
-                qty_hi, qty_lo, price_hi, price_lo = encode(point.qty,
-                                                            point.price)
-                points.append((series, begin, end, qty_hi, qty_lo,
-                               price_hi, price_lo))
-                sums = daily.get((day, series))
-                if sums is None:
-                    daily[(day, series)] = [1, qty_hi, qty_lo, price_hi,
-                                            price_lo]
-                else:
-                    sums[0] += 1
-                    sums[1] += qty_hi
-                    sums[2] += qty_lo
-                    sums[3] += price_hi
-                    sums[4] += price_lo
-        return points, daily, new_series, counts
+                append((series, begin, end)
+                       + encode(point.qty, point.price))
+            spans.append((rollup.day_of(begin), first, len(points)))
+        return points, spans, new_series, counts
 
-    def _write(self, points, daily, new_series, counts, receipt=None):
-        """Write encoded points, their daily sums and frame counts.
+    def _write(self, points, spans, new_series, counts, receipt=None):
+        """Write encoded points, the sums of late ones and frame counts.
 
-        All in one transaction; the frame counts last (see
-        :mod:`~cloudkitty.storage.v2.sqlalchemy.frames`).
+        All in one transaction, which first takes a shared lock on
+        ``until`` (see :mod:`~cloudkitty.storage.v2.sqlalchemy.rollup`):
+        the points of days before it are added to the daily rollup here.
+        The frame counts come last (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.frames`).
 
         With a ``receipt``, its key is claimed first: a retry of a push
         that landed writes nothing.
+
+        :returns: ``until`` as the push saw it, or None when a retry of a
+            landed push wrote nothing.
         """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
+                until = rollup.until(conn, lock='share')
                 if receipt is not None and not receipts.claim(conn,
                                                               receipt):
-                    return
+                    return None
                 created = series_mod.intern(conn, new_series)
                 if created:
                     points = [(created.get(p[0], p[0]),) + p[1:]
                               for p in points]
-                    daily = {(day, created.get(series, series)): sums
-                             for (day, series), sums in daily.items()}
                 # NOTE: driver-level bulk writes of tuples: SQLAlchemy's
                 # per-row parameter processing would cost more than the
                 # database's own work here.
                 self._insert_points.execute(conn, points)
-                self._upsert_daily.execute(conn, rollup.rows(daily))
+                self._upsert_daily.execute(conn, rollup.rows(
+                    rollup.sums(points, spans, until)))
                 self._upsert_frames.execute(conn, frames_mod.rows(counts))
         self._series_ids.update(created)
         if created and self.engine.dialect.name == 'postgresql':
             self._analyze_series(len(created))
+        return until
 
     def _analyze_series(self, created):
         """Refresh PostgreSQL's statistics of the series tables if stale.
@@ -345,14 +396,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return clauses
 
     @staticmethod
-    def _plan(query, rollup_ok=True):
+    def _plan(query, until, rollup_ok=True):
         """Split a query's window between the rollup and the points.
 
+        :param until: the first day the rollup does not hold
+            (:func:`rollup.until`).
         :returns: ``[(source, query), ...]``: whole UTC days from the daily
-            rollup, the partial days at the edges from the points.
+            rollup, the partial days at the edges and the days from
+            ``until`` on from the points.
         """
-        days = rollup.whole_days(query.begin, query.end) if rollup_ok \
-            else None
+        days = rollup.rolled_days(query.begin, query.end, until) \
+            if rollup_ok else None
         if days is None:
             return [(_POINTS, query)]
         plan = [(_DAILY, dataclasses.replace(query, begin=days[0],
@@ -400,7 +454,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         sa.select(source.counter()).select_from(
                             source.table).where(
                             *self._conditions(part, source))) or 0)
-                        for source, part in self._plan(query))
+                        for source, part in self._plan(
+                            query, rollup.until(conn)))
                 rows = []
                 if page is not None:
                     stmt = self._points_select(page)
@@ -413,13 +468,15 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _regions(self, conn, query):
         """Count a window's points per region, in the points' order.
 
-        The regions are the partial days at the window's edges (counted
-        on the points) and the whole UTC days between (counted in the
-        daily rollup, one row per day and series).
+        The regions are the whole UTC days the rollup holds (counted in
+        the daily rollup, one row per day and series), and the partial
+        days at the window's edges and the days not rolled up yet (counted
+        on the points).
 
         :returns: ``[(begin, end, count)]``, ``begin`` ascending.
         """
-        days = rollup.whole_days(query.begin, query.end)
+        days = rollup.rolled_days(query.begin, query.end,
+                                  rollup.until(conn))
         if days is None:
             edges = [(query.begin, query.end)]
             by_day = []
@@ -545,9 +602,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
             limit=limit, paginate=paginate)
         rollup_ok = query.time_groupby != 'time' and not any(
             f.func in ('min', 'max') for f in query.fields)
-        plan = self._plan(query, rollup_ok)
         with engine_mod.translate_errors(self.engine):
             with self.engine.connect() as conn:
+                plan = self._plan(query, rollup.until(conn), rollup_ok)
                 if conn.dialect.name == 'postgresql' and query.key_groupby:
                     # NOTE: the aggregate joins one row per series to the
                     # series' labels: a hash join is always right. Before
@@ -674,9 +731,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def delete(self, begin=None, end=None, filters=None):
         """Delete points (see :meth:`BaseStorage.delete`).
 
-        The daily rollup loses exactly the sums of the deleted points, in
-        the same transaction, which also forgets the idempotency keys of
-        the pushes in the window (see :meth:`BaseStorage.push`).
+        The daily rollup and the frame counts lose exactly the sums and
+        counts of the deleted points, in the same transaction, which also
+        forgets the idempotency keys of the pushes in the window (see
+        :meth:`BaseStorage.push`).
 
         :returns: the number of points deleted.
         """
@@ -684,6 +742,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                                           filters=filters)
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
+                until = rollup.until(conn, lock='share')
                 receipts.forget(
                     conn, None if query.begin is None
                     else to_micros(query.begin),
@@ -697,10 +756,15 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if query.begin is None and not query.filters:
                     dropped = self._drop_partitions(conn, to_micros(
                         query.end))
-                try:
-                    removed = self._deleted_sums(conn, query, split=False)
-                except _Overflow:
-                    removed = self._deleted_sums(conn, query, split=True)
+                # NOTE: only the points of rolled-up days are in the rollup.
+                rolled = self._conditions(query) + [
+                    models.point.c.begin < until]
+                removed = []
+                if until != rollup.NOTHING:
+                    try:
+                        removed = self._day_sums(conn, rolled, split=False)
+                    except _Overflow:
+                        removed = self._day_sums(conn, rolled, split=True)
                 if removed:
                     conn.exec_driver_sql(self._subtract_daily_sql, removed)
                     # NOTE: only the days touched can have emptied rows;
@@ -718,20 +782,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _drop_partitions(self, conn, end):
         """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
 
-        Their points are counted, and their days removed from the rollup,
-        through the rollup itself: it sums exactly the points of every
-        day, and the window has no filter.
+        Their points are counted through the frame counts, which count
+        exactly the points of every frame start, and their days removed
+        from the rollup (the window has no filter).
 
         :returns: the number of points dropped.
         """
         daily = models.daily
         dropped = 0
         for name, start, stop in self._partitions.droppable(conn, end):
-            window = (daily.c.day >= start, daily.c.day < stop)
-            dropped += int(conn.scalar(sa.select(
-                sa.func.coalesce(sa.func.sum(daily.c.n), 0)).where(
-                *window)))
-            conn.execute(daily.delete().where(*window))
+            dropped += frames_mod.count_between(conn, start, stop)
+            conn.execute(daily.delete().where(daily.c.day >= start,
+                                              daily.c.day < stop))
             frames_mod.forget(conn, start, stop)
             # NOTE: the name comes from the catalog and is quoted.
             conn.exec_driver_sql('DROP TABLE %s' % conn.dialect.
@@ -739,22 +801,29 @@ class SQLAlchemyStorage(v2.BaseStorage):
             self._partitions.forget(start, stop)
         return dropped
 
-    def _deleted_sums(self, conn, query, split):
-        """Sum the points a delete removes, per (day, series)."""
+    def _day_sums(self, conn, conditions, split):
+        """Sum the points that match ``conditions``, per (day, series).
+
+        For a delete (its points' sums leave the rollup) and a roll-up
+        (they enter it).
+
+        :returns: ``(count, qty_big, qty_small, qty_lo, price_big,
+            price_small, price_lo, day, series_id)`` tuples.
+        """
         point = models.point
         day = rollup.day_sql(point.c.begin).label('day')
         sums = [sa.func.count().label('n')]
         for name in _MONEY_COLUMNS:
             sums += _sum(point.c[name], name, split)
         stmt = sa.select(day, point.c.series_id, *sums).where(
-            *self._conditions(query)).group_by(day, point.c.series_id)
+            *conditions).group_by(day, point.c.series_id)
         rows = _fetch_sums(conn, stmt, split)
         if split:
             rows = [row[:3] + tuple(_unsplit(row[i:i + 2])
                                     for i in range(3, 11, 2))
                     for row in rows]
         # NOTE: the limbs of rollup.limbs(), inlined: a period of a large
-        # deployment deletes one row per series here.
+        # deployment deletes (and a day rolls up) one row per series here.
         big, scale = rollup.BIG, money.SCALE
         removed = []
         for day, series_id, count, qty_hi, qty_lo, price_hi, price_lo \

@@ -149,6 +149,18 @@ def count(conn, query):
         sa.func.sum(frame.c.n), 0)).where(*_conditions(query))))
 
 
+def count_between(conn, start, stop):
+    """Return the number of points whose frame starts in ``[start, stop)``.
+
+    :param start: microseconds.
+    :param stop: microseconds.
+    """
+    frame = models.frame
+    return int(conn.scalar(sa.select(sa.func.coalesce(
+        sa.func.sum(frame.c.n), 0)).where(frame.c.begin >= start,
+                                          frame.c.begin < stop)))
+
+
 def deleted(conn, conditions):
     """Count, per frame start and type, the points a delete removes.
 

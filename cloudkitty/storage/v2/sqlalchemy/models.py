@@ -24,6 +24,9 @@ Rated points are stored as facts that reference interned series:
 ``ck_daily``
     per UTC day and series, the number of points and their exact sums (see
     :mod:`cloudkitty.storage.v2.sqlalchemy.rollup`).
+``ck_rollup``
+    one row: ``until``, the first day not in ``ck_daily`` yet (see
+    :mod:`cloudkitty.storage.v2.sqlalchemy.rollup`).
 ``ck_frame``
     per frame start and type, the number of points (see
     :mod:`cloudkitty.storage.v2.sqlalchemy.frames`).
@@ -112,6 +115,12 @@ daily = sa.Table(
     sa.Column('price_small', sa.BigInteger, nullable=False),
     sa.Column('price_lo', sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
+)
+
+rollup_state = sa.Table(
+    'ck_rollup', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column('until', sa.BigInteger, nullable=False),
 )
 
 frame = sa.Table(

@@ -22,13 +22,30 @@ points, so it always equals the points it summarises. A total() whose window
 covers whole days reads those days here (one row per series and day instead
 of one per point) and only the partial days at its edges from the points.
 
+The rollup covers the days before a moving day, ``until`` (``ck_rollup``);
+the points of later days are summed from ``ck_point`` by the queries. A
+push into a day before ``until`` (late data) adds its sums to the rollup
+in its own transaction; a push into a later day writes points only, which
+spares it an upsert per series. Once a push has stored a frame of a later
+day, the days before that one are rolled up: summed from the points into
+the rollup in one statement, with ``until`` moved forward in the same
+transaction (see :meth:`~cloudkitty.storage.v2.sqlalchemy.
+SQLAlchemyStorage.roll_up`). Pushes and deletes hold a shared lock on
+``ck_rollup`` and the roll-up an exclusive one, so that no write lands in a
+day while it is being rolled up. A reader reads ``until`` once and bounds
+both parts of its query by it: what a concurrent roll-up adds is beyond its
+bound, so nothing is counted twice or missed.
+
 A query that needs single frames (``groupby`` ``time``) or single values
 (``min``/``max`` custom fields) reads points only.
 """
 
 import datetime
 
+import sqlalchemy as sa
+
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import engine
 from cloudkitty.storage.v2.sqlalchemy import models
 
@@ -41,6 +58,58 @@ BIG = 10 ** 9
 MONEY_COLUMNS = ('qty_big', 'qty_small', 'qty_lo', 'price_big',
                  'price_small', 'price_lo')
 _COLUMNS = ('day', 'series_id', 'n') + MONEY_COLUMNS
+
+
+#: ``until`` of a store that has rolled up nothing: before every day.
+NOTHING = -2 ** 63
+
+
+def until(conn, lock=None):
+    """Read the first day not in the rollup (microseconds).
+
+    :param lock: None to read, ``'share'`` to keep it from moving until
+        the end of the transaction (pushes, deletes), ``'update'`` to move
+        it (the roll-up). SQLite takes no row lock: its writers take turns.
+    """
+    stmt = sa.select(models.rollup_state.c.until)
+    if lock is not None:
+        stmt = stmt.with_for_update(read=lock == 'share')
+    return conn.scalar(stmt)
+
+
+def move_until(conn, day):
+    """Set the first day not in the rollup (in the roll-up transaction)."""
+    conn.execute(models.rollup_state.update().values(until=day))
+
+
+def sums(points, spans, before):
+    """Sum the points of the frames that start before a day, per day.
+
+    :param points: ``(series_id, begin, end, qty_hi, qty_lo, price_hi,
+        price_lo)`` tuples.
+    :param spans: ``[(day, first, stop)]``: the points of each frame are
+        ``points[first:stop]``, and it starts on ``day``.
+    :param before: :func:`until`; later frames are not summed.
+    :returns: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
+        price_lo]}``, the input of :func:`rows`.
+    """
+    daily = {}
+    for day, first, stop in spans:
+        if day >= before:
+            continue
+        for series, _, _, qty_hi, qty_lo, price_hi, price_lo in \
+                points[first:stop]:
+            total = daily.get((day, series))
+            if total is None:
+                daily[(day, series)] = [1, qty_hi, qty_lo, price_hi,
+                                        price_lo]
+            else:
+                total[0] += 1
+                total[1] += qty_hi
+                total[2] += qty_lo
+                total[3] += price_hi
+                total[4] += price_lo
+    return daily
 
 
 def day_of(micros):
@@ -71,6 +140,24 @@ def whole_days(begin, end):
             return None
         first += _DAY
     return (first, last) if first < last else None
+
+
+def rolled_days(begin, end, first_unrolled):
+    """Return the whole UTC days of ``[begin, end)`` that the rollup holds.
+
+    :param begin: aware datetime.
+    :param end: aware datetime.
+    :param first_unrolled: :func:`until`.
+    :returns: ``(first, last)`` as :func:`whole_days`, cut at
+        ``first_unrolled``; or None when the rollup holds no whole day of
+        the window.
+    """
+    days = whole_days(begin, end)
+    if days is None or first_unrolled <= query.to_micros(days[0]):
+        return None
+    if first_unrolled < query.to_micros(days[1]):
+        return days[0], query.from_micros(first_unrolled)
+    return days
 
 
 def rows(daily):

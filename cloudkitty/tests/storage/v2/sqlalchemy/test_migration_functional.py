@@ -14,8 +14,9 @@
 A database is created at the first revision, filled through the storage,
 then upgraded by ``init()``; the points, their sums and the rollup must be
 unchanged, and what the new revisions add must work. The frame counts of
-revision 0004 are neither written nor read before the upgrade, as the code
-of the earlier revisions did; the upgrade computes them.
+revision 0004 are neither written nor read before the upgrade, and every
+push keeps the rollup of its days (no ``until`` of revision 0005), as the
+code of the earlier revisions did; the upgrade computes them.
 """
 
 import contextlib
@@ -36,13 +37,18 @@ from cloudkitty.tests import utils
 FIRST = '0001'
 DAY = datetime.timedelta(days=1)
 _FRAMES = 'cloudkitty.storage.v2.sqlalchemy.frames_mod'
+_UNTIL = 'cloudkitty.storage.v2.sqlalchemy.rollup.until'
 
 
 @contextlib.contextmanager
-def _without_frame_counts():
-    """Run the backend as before revision 0004: no ``ck_frame`` at all."""
+def _as_before_0004():
+    """Run the backend as before revision 0004.
+
+    No ``ck_frame`` and no ``ck_rollup``: every day is in the rollup.
+    """
     with fixtures.MonkeyPatch(_FRAMES + '.rows', lambda counts: []), \
-            fixtures.MonkeyPatch(_FRAMES + '.usable', lambda query: False):
+            fixtures.MonkeyPatch(_FRAMES + '.usable', lambda query: False), \
+            fixtures.MonkeyPatch(_UNTIL, lambda conn, lock=None: 2 ** 63):
         yield
 
 
@@ -60,7 +66,7 @@ class _UpgradeMixin:
             frames += builders.sample_frames(
                 'p%d' % day, start=builders.T0 + day * DAY)
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
-        with _without_frame_counts():
+        with _as_before_0004():
             store.push(frames, scope_id='s')
             before = (store.retrieve(paginate=False, **window),
                       store.total(groupby=['project_id', 'time-d'],

@@ -13,9 +13,11 @@
 
 Random pushes over a few days (frames at any hour, out of order, with
 duplicates and extreme values) and random deletes (windows cutting days,
-filters) are followed by a comparison of ``ck_daily`` with the points,
-computed exactly in Python, and of totals over windows with partial days
-against the reference oracle.
+filters) are followed by a comparison of ``ck_daily`` with the points of
+the days before ``until``, computed exactly in Python, and of totals over
+windows with partial days against the reference oracle. Pushes out of order
+take both paths: into days rolled up already (late data, added to the
+rollup by the push) and into later days (rolled up by a later push).
 """
 
 import datetime
@@ -81,8 +83,11 @@ class _RollupMixin:
         engine = sa.create_engine(self.url)
         self.addCleanup(engine.dispose)
         with engine.connect() as conn:
+            until = rollup.until(conn)
             expected = {}
             for row in conn.execute(sa.select(models.point)):
+                if row.begin >= until:
+                    continue
                 key = (rollup.day_of(row.begin), row.series_id)
                 sums = expected.setdefault(key, [0, 0, 0])
                 sums[0] += 1
@@ -121,6 +126,44 @@ class _RollupMixin:
         self._push_random(40)
         self.assertRollupMatchesPoints()
         self.assertTotalsMatchOracle()
+
+    def test_days_roll_up_when_a_later_day_is_pushed(self):
+        """A day is summed from points until a later day is pushed."""
+        day = datetime.timedelta(days=1)
+        late = builders.sample_frames('late', start=T0)
+        first = builders.sample_frames('a', start=T0 + day)
+        second = builders.sample_frames('b', start=T0 + 2 * day)
+        with self.store.engine.connect() as conn:
+            self.assertEqual(rollup.NOTHING, rollup.until(conn))
+        self.store.push(first)
+        self.store.push(second)
+        with self.store.engine.connect() as conn:
+            # NOTE: the first push had no earlier day to roll up; the
+            # second rolled up the first one's day.
+            self.assertEqual(query.to_micros(T0 + 2 * day),
+                             rollup.until(conn))
+        # NOTE: late data, into a day before until: the push adds it to
+        # the rollup itself.
+        self.store.push(late)
+        self.frames = late + first + second
+        self.assertRollupMatchesPoints()
+        window = dict(begin=T0, end=T0 + 3 * day)
+        for groupby in (None, ['project_id'], ['time-d']):
+            self.assertEqual(
+                query.evaluate_total(query.validate_total(
+                    groupby=groupby, **window), self.frames),
+                self.store.total(groupby=groupby, **window))
+        # NOTE: an explicit roll-up of the last day, and one that has
+        # nothing left to do, change no answer.
+        before = self.store.total(groupby=['project_id'], **window)
+        self.store.roll_up(query.to_micros(T0 + 3 * day))
+        self.store.roll_up(query.to_micros(T0 + 2 * day))
+        self.assertRollupMatchesPoints()
+        with self.store.engine.connect() as conn:
+            self.assertEqual(query.to_micros(T0 + 3 * day),
+                             rollup.until(conn))
+        self.assertEqual(before,
+                         self.store.total(groupby=['project_id'], **window))
 
     def test_rollup_after_deletes(self):
         """The rollup equals the points after random partial deletes."""

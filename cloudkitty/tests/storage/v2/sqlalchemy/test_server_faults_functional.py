@@ -22,8 +22,8 @@ Another test kills every idle pooled connection between two calls: the
 storage object must recover by itself.
 
 To make the kill deterministic, a third connection holds a lock on
-``ck_daily`` for the whole time: the push writes its series and points,
-then waits for that lock before its rollup upsert, so it can never commit
+``ck_frame`` for the whole time: the push writes its series and points,
+then waits for that lock before its frame counts, so it can never commit
 before it is killed. A server that is down when :meth:`init` runs is
 covered by ``test_processes_functional.UnreachableServerTest``.
 """
@@ -49,7 +49,7 @@ from cloudkitty.tests import utils
 T0 = datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
-#: Whole days: total() reads the daily rollup only.
+#: Whole days: total() reads the daily rollup once they are rolled up.
 ROLLUP_WINDOW = {'begin': T0, 'end': T0 + DAY}
 #: Part of a day: total() reads the points only.
 POINTS_WINDOW = {'begin': T0, 'end': T0 + 12 * HOUR}
@@ -67,8 +67,8 @@ POLL = 0.002
 DEADLINE = 20
 #: The phases of a push the watcher tells apart.
 WRITING_POINTS = 'writing points'
-WAITING_FOR_ROLLUP = 'waiting for the rollup lock'
-_PHASES = (WRITING_POINTS, WAITING_FOR_ROLLUP)
+WAITING_FOR_COUNTS = 'waiting for the frame counts lock'
+_PHASES = (WRITING_POINTS, WAITING_FOR_COUNTS)
 #: Seconds between two reads of MariaDB's information_schema.innodb_trx.
 TRX_CACHE = 0.15
 
@@ -130,7 +130,7 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
 
     A subclass sets ``url_variable`` and implements :meth:`_store_url`,
     :meth:`_sessions`, :meth:`_has_written`, :meth:`_kill` and
-    :meth:`_hold_rollup_lock`.
+    :meth:`_hold_counts_lock`.
     """
 
     def setUp(self):
@@ -179,8 +179,8 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         """Have the server end a session, as an administrator would."""
         raise NotImplementedError()
 
-    def _hold_rollup_lock(self):
-        """Lock ``ck_daily`` against writes until the test ends.
+    def _hold_counts_lock(self):
+        """Lock ``ck_frame`` against writes until the test ends.
 
         :returns: ``(session id of the lock holder, release)``; ``release``
             may be called more than once.
@@ -197,8 +197,8 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         # NOTE: PostgreSQL copies the points (COPY), MariaDB inserts them.
         if text.startswith(('INSERT INTO CK_POINT', 'COPY CK_POINT')):
             return WRITING_POINTS
-        if text.startswith('INSERT INTO CK_DAILY') and waiting:
-            return WAITING_FOR_ROLLUP
+        if text.startswith('INSERT INTO CK_FRAME') and waiting:
+            return WAITING_FOR_COUNTS
         return None
 
     def _session_ids(self):
@@ -323,7 +323,7 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         pusher = _Pusher(self.store, frames, key)
         # NOTE: cleanups run last first: the lock goes before the join.
         self.addCleanup(pusher.finish)
-        guard_id, release = self._hold_rollup_lock()
+        guard_id, release = self._hold_counts_lock()
         pusher.start()
         with self.watcher.connect() as conn:
             self._kill(conn, self._watch(conn, pusher, phase, guard_id))
@@ -355,13 +355,13 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         """
         self._kill_push_while(WRITING_POINTS)
 
-    def test_kill_while_waiting_for_rollup(self):
-        """Killed with every point written, before the rollup: no trace.
+    def test_kill_while_waiting_for_frame_counts(self):
+        """Killed with every point written, before its counts: no trace.
 
-        The push waits for the lock on ``ck_daily`` when it is killed,
+        The push waits for the lock on ``ck_frame`` when it is killed,
         so all its points are written and none may remain.
         """
-        self._kill_push_while(WAITING_FOR_ROLLUP)
+        self._kill_push_while(WAITING_FOR_COUNTS)
 
     def test_recovers_after_idle_connections_killed(self):
         """All pooled connections killed between calls: the store recovers.
@@ -428,13 +428,13 @@ class PostgreSQLServerFaultsTest(_ServerFaultsMixin, testtools.TestCase):
         conn.execute(sa.text('SELECT pg_terminate_backend(:pid)'),
                      {'pid': session_id})
 
-    def _hold_rollup_lock(self):
+    def _hold_counts_lock(self):
         engine = sa.create_engine(self.database.url)
         conn = engine.connect()
         # NOTE: SHARE conflicts with the ROW EXCLUSIVE lock of an INSERT
         # and lets readers through.
         conn.begin()
-        conn.exec_driver_sql('LOCK TABLE ck_daily IN SHARE MODE')
+        conn.exec_driver_sql('LOCK TABLE ck_frame IN SHARE MODE')
         session_id = conn.exec_driver_sql('SELECT pg_backend_pid()').scalar()
 
         def release():
@@ -542,13 +542,13 @@ class MariaDBServerFaultsTest(_ServerFaultsMixin, testtools.TestCase):
     def _kill(self, conn, session_id):
         conn.exec_driver_sql('KILL CONNECTION %d' % int(session_id))
 
-    def _hold_rollup_lock(self):
+    def _hold_counts_lock(self):
         engine = sa.create_engine(self.database.url,
                                   isolation_level='AUTOCOMMIT')
         conn = engine.connect()
         # NOTE: a READ lock makes writers of other sessions wait for the
         # table's metadata lock; readers go through.
-        conn.exec_driver_sql('LOCK TABLES ck_daily READ')
+        conn.exec_driver_sql('LOCK TABLES ck_frame READ')
         session_id = conn.exec_driver_sql('SELECT CONNECTION_ID()').scalar()
 
         def release():
