@@ -26,6 +26,7 @@ fractions; the query is then run again with each column split in two
 import contextlib
 import dataclasses
 import gc
+import itertools
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -164,6 +165,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
         self._upsert_frames = frames_mod.upsert(dialect)
+        self._streams = isinstance(self._insert_points, engine_mod.CopyWrite)
         self._partitions = partitions.Partitions(self.engine)
         self._series_created = 0
         self._subtract_daily_sql = rollup.subtract_sql(dialect)
@@ -194,37 +196,53 @@ class SQLAlchemyStorage(v2.BaseStorage):
         receipts`) is written in the same transaction as the points. Once
         the push is stored, the days before the last frame's are rolled
         up if they were not (see :meth:`roll_up`).
+
+        Every point is checked before the transaction commits, and a
+        refused one rolls it back: nothing of the push is stored. On
+        PostgreSQL the points are copied while they are checked (see
+        :meth:`_push_streaming`); elsewhere all are checked first.
         """
         frames = query_mod.validate_dataframes(dataframes)
         if scope_id is not None:
             series_mod.check_name(scope_id, 'scope_id')
         key = query_mod.validate_idempotency_key(idempotency_key, self)
+        counts = frames_mod.counts_of(frames)
+        if not counts:
+            return
+        begins = {to_micros(frame.start) for frame in frames}
         with _no_cyclic_gc():
-            points, spans, new_series, counts = self._encode(frames,
-                                                             scope_id)
-            if not points:
-                return
-            receipt = (receipts.receipt(key, scope_id, points)
-                       if key is not None else None)
-            begins = {to_micros(frame.start) for frame in frames}
-            with engine_mod.translate_errors(self.engine):
-                self._partitions.ensure(begins)
-            try:
-                until = self._write(points, spans, new_series, counts,
-                                    receipt)
-            except sa_exc.IntegrityError as exc:
-                # NOTE: another process may have dropped a month this
-                # one knew (a purge): find out, create it, push again.
-                if not partitions.missing_partition(exc):
-                    raise
-                self._partitions.reset()
-                with engine_mod.translate_errors(self.engine):
-                    self._partitions.ensure(begins)
-                until = self._write(points, spans, new_series, counts,
-                                    receipt)
+            if self._streams and key is None:
+                until = self._with_partitions(
+                    begins, self._push_streaming, frames, scope_id, counts)
+            else:
+                points, new_series = self._encode(_flat(frames), scope_id)
+                receipt = (receipts.receipt(key, scope_id, points)
+                           if key is not None else None)
+                until = self._with_partitions(
+                    begins, self._write, points, new_series, counts,
+                    receipt)
         last_day = rollup.day_of(max(begins))
         if until is not None and until < last_day:
             self._roll_up_after_push(last_day)
+
+    def _with_partitions(self, begins, write, *args):
+        """Create the months of ``begins`` if missing, then ``write(*args)``.
+
+        :returns: what ``write`` returns.
+        """
+        with engine_mod.translate_errors(self.engine):
+            self._partitions.ensure(begins)
+        try:
+            return write(*args)
+        except sa_exc.IntegrityError as exc:
+            # NOTE: another process may have dropped a month this one
+            # knew (a purge): find out, create it, push again.
+            if not partitions.missing_partition(exc):
+                raise
+            self._partitions.reset()
+            with engine_mod.translate_errors(self.engine):
+                self._partitions.ensure(begins)
+            return write(*args)
 
     def _roll_up_after_push(self, day):
         """Roll up the days before ``day``; a failure only logs.
@@ -268,54 +286,38 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     for row in sums])
                 rollup.move_until(conn, day)
 
-    def _encode(self, frames, scope_id):
-        """Check and encode every point before anything is written.
+    def _encode(self, items, scope_id):
+        """Check and encode points (all of a push, or the rest of one).
 
         A point's series is referred to by its id when the series is known,
         else by its key (see :func:`series.series_key`) until the write
         interns it.
 
-        :returns: ``(points, spans, new_series, counts)``: one ``(series,
-            begin, end, qty_hi, qty_lo, price_hi, price_lo)`` tuple per
-            point, ``[(day, first, stop)]`` the day of each frame and the
-            slice of ``points`` it holds (see :func:`rollup.sums`), the
-            ``ck_series`` rows of the series not seen before and the
-            ``{(begin, type): n}`` counts of :mod:`~cloudkitty.storage.v2.
-            sqlalchemy.frames`.
+        :param items: ``(begin, end, type, point)`` tuples (see
+            :func:`_flat`).
+        :returns: ``(points, new_series)``: one ``(series, begin, end,
+            qty_hi, qty_lo, price_hi, price_lo)`` tuple per point and the
+            ``ck_series`` rows of the series not seen before.
         """
         points = []
         append = points.append
-        spans = []
         new_series = {}
-        counts = {}
         known = self._series_ids
         series_key = series_mod.series_key
         encode = money.encode_point
-        for frame in frames:
-            begin, end = to_micros(frame.start), to_micros(frame.end)
-            first = len(points)
-            frames_mod.add(counts, begin, frame)
-            for type_, point in frame.iterpoints():
-                key = series_key(scope_id, type_, point)
-                series = known.get(key)
-                if series is None:
-                    series = key
-                    if key not in new_series:
-                        new_series[key] = series_mod.series_row(
-                            scope_id, type_, point)
-                append((series, begin, end)
-                       + encode(point.qty, point.price))
-            spans.append((rollup.day_of(begin), first, len(points)))
-        return points, spans, new_series, counts
+        for begin, end, type_, point in items:
+            key = series_key(scope_id, type_, point)
+            series = known.get(key)
+            if series is None:
+                series = key
+                if key not in new_series:
+                    new_series[key] = series_mod.series_row(
+                        scope_id, type_, point)
+            append((series, begin, end) + encode(point.qty, point.price))
+        return points, new_series
 
-    def _write(self, points, spans, new_series, counts, receipt=None):
-        """Write encoded points, the sums of late ones and frame counts.
-
-        All in one transaction, which first takes a shared lock on
-        ``until`` (see :mod:`~cloudkitty.storage.v2.sqlalchemy.rollup`):
-        the points of days before it are added to the daily rollup here.
-        The frame counts come last (see :mod:`~cloudkitty.storage.v2.
-        sqlalchemy.frames`).
+    def _write(self, points, new_series, counts, receipt=None):
+        """Write encoded points in one transaction (see :meth:`_store`).
 
         With a ``receipt``, its key is claimed first: a retry of a push
         that landed writes nothing.
@@ -329,21 +331,87 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if receipt is not None and not receipts.claim(conn,
                                                               receipt):
                     return None
-                created = series_mod.intern(conn, new_series)
-                if created:
-                    points = [(created.get(p[0], p[0]),) + p[1:]
-                              for p in points]
-                # NOTE: driver-level bulk writes of tuples: SQLAlchemy's
-                # per-row parameter processing would cost more than the
-                # database's own work here.
-                self._insert_points.execute(conn, points)
-                self._upsert_daily.execute(conn, rollup.rows(
-                    rollup.sums(points, spans, until)))
-                self._upsert_frames.execute(conn, frames_mod.rows(counts))
+                created = self._store(conn, until, points, new_series,
+                                      counts)
+        self._remember(created)
+        return until
+
+    def _push_streaming(self, frames, scope_id, counts):
+        """Copy the points of a push while they are checked (PostgreSQL).
+
+        In one transaction, which first takes a shared lock on ``until``:
+        the points of known series are encoded and copied one by one, so
+        that the server stores them while the next ones are checked. From
+        the first point of a new series on, the rest is encoded first and
+        written once its series are interned (see :meth:`_store`), in
+        order. A push into days already rolled up (late data) is encoded
+        whole first: its daily sums need every point.
+
+        :returns: ``until`` as the push saw it.
+        """
+        with engine_mod.translate_errors(self.engine):
+            with engine_mod.writing(self.engine) as conn:
+                until = rollup.until(conn, lock='share')
+                items = _flat(frames)
+                if min(to_micros(frame.start) for frame in frames) < until:
+                    points, new_series = self._encode(items, scope_id)
+                else:
+                    points, new_series = self._copy_known(conn, items,
+                                                          scope_id)
+                created = self._store(conn, until, points, new_series,
+                                      counts)
+        self._remember(created)
+        return until
+
+    def _copy_known(self, conn, items, scope_id):
+        """Copy points while their series are known; encode the rest.
+
+        :returns: what :meth:`_encode` returns for the points from the
+            first one of a new series on (nothing if there is none).
+        """
+        known = self._series_ids
+        series_key = series_mod.series_key
+        encode = money.encode_point
+        with self._insert_points.streaming(conn) as write:
+            for begin, end, type_, point in items:
+                series = known.get(series_key(scope_id, type_, point))
+                if series is None:
+                    rest = itertools.chain([(begin, end, type_, point)],
+                                           items)
+                    break
+                write((series, begin, end) + encode(point.qty, point.price))
+            else:
+                rest = ()
+        return self._encode(rest, scope_id)
+
+    def _store(self, conn, until, points, new_series, counts):
+        """Write encoded points, the sums of late ones and frame counts.
+
+        In the caller's transaction: new series are interned first, the
+        points of days before ``until`` (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.rollup`) are added to the daily rollup, and the frame
+        counts come last (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
+        frames`).
+
+        :returns: ``{series key: id}`` of the series interned.
+        """
+        created = series_mod.intern(conn, new_series)
+        if created:
+            points = [(created.get(p[0], p[0]),) + p[1:] for p in points]
+        # NOTE: driver-level bulk writes of tuples: SQLAlchemy's per-row
+        # parameter processing would cost more than the database's own
+        # work here.
+        self._insert_points.execute(conn, points)
+        self._upsert_daily.execute(conn, rollup.rows(
+            rollup.sums(points, until)))
+        self._upsert_frames.execute(conn, frames_mod.rows(counts))
+        return created
+
+    def _remember(self, created):
+        """Cache the ids of committed new series; refresh statistics."""
         self._series_ids.update(created)
         if created and self.engine.dialect.name == 'postgresql':
             self._analyze_series(len(created))
-        return until
 
     def _analyze_series(self, created):
         """Refresh PostgreSQL's statistics of the series tables if stale.
@@ -835,6 +903,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
             removed.append((count, qty_big, qty_small, qty_lo, price_big,
                             price_small, price_lo, day, series_id))
         return removed
+
+
+def _flat(frames):
+    """Yield ``(begin, end, type, point)`` of every point of ``frames``.
+
+    ``begin`` and ``end`` are the frame's bounds in microseconds.
+    """
+    for frame in frames:
+        begin, end = to_micros(frame.start), to_micros(frame.end)
+        for type_, point in frame.iterpoints():
+            yield begin, end, type_, point
 
 
 def _narrow(query, left, by_start):

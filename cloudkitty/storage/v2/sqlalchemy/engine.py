@@ -288,6 +288,19 @@ class CopyWrite:
         """Write ``rows`` (a list of tuples) on ``conn``."""
         if not rows:
             return
+        with self.streaming(conn) as write:
+            for row in rows:
+                write(row)
+
+    @contextlib.contextmanager
+    def streaming(self, conn):
+        """Copy rows as the caller makes them.
+
+        Yields ``write(row)``. The server stores the rows it has received
+        while the caller makes the next ones. An exception raised in the
+        block aborts the copy, and so the caller's transaction: nothing of
+        it is stored.
+        """
         cursor = conn.connection.driver_connection.cursor()
         dbapi = conn.dialect.loaded_dbapi
         try:
@@ -295,8 +308,7 @@ class CopyWrite:
                 cursor.execute(self.prepare)
             with cursor.copy(self.copy) as copy:
                 copy.set_types(self.types)
-                for row in rows:
-                    copy.write_row(row)
+                yield copy.write_row
             if self.staging:
                 cursor.execute(self.merge)
         except dbapi.Error as exc:

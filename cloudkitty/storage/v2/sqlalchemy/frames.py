@@ -38,15 +38,19 @@ from cloudkitty.storage.v2.sqlalchemy import models
 _COLUMNS = ('begin', 'type', 'n')
 
 
-def add(counts, begin, frame):
-    """Add the points of ``frame`` per type to ``counts``.
+def counts_of(frames):
+    """Count the points of ``frames`` per frame start and type.
 
-    :param counts: ``{(begin, type): n}``, updated in place.
-    :param begin: the frame's start, in microseconds.
+    :returns: ``{(begin, type): n}``, ``begin`` in microseconds, ``n`` > 0.
     """
-    for type_, points in frame.itertypes():
-        key = (begin, type_)
-        counts[key] = counts.get(key, 0) + len(points)
+    counts = {}
+    for frame in frames:
+        begin = query_mod.to_micros(frame.start)
+        for type_, points in frame.itertypes():
+            if points:
+                key = (begin, type_)
+                counts[key] = counts.get(key, 0) + len(points)
+    return counts
 
 
 def rows(counts):

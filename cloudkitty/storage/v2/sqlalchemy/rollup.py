@@ -82,33 +82,29 @@ def move_until(conn, day):
     conn.execute(models.rollup_state.update().values(until=day))
 
 
-def sums(points, spans, before):
+def sums(points, before):
     """Sum the points of the frames that start before a day, per day.
 
     :param points: ``(series_id, begin, end, qty_hi, qty_lo, price_hi,
         price_lo)`` tuples.
-    :param spans: ``[(day, first, stop)]``: the points of each frame are
-        ``points[first:stop]``, and it starts on ``day``.
-    :param before: :func:`until`; later frames are not summed.
+    :param before: :func:`until`; later points are not summed.
     :returns: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
         price_lo]}``, the input of :func:`rows`.
     """
     daily = {}
-    for day, first, stop in spans:
-        if day >= before:
+    for series, begin, _, qty_hi, qty_lo, price_hi, price_lo in points:
+        if begin >= before:
             continue
-        for series, _, _, qty_hi, qty_lo, price_hi, price_lo in \
-                points[first:stop]:
-            total = daily.get((day, series))
-            if total is None:
-                daily[(day, series)] = [1, qty_hi, qty_lo, price_hi,
-                                        price_lo]
-            else:
-                total[0] += 1
-                total[1] += qty_hi
-                total[2] += qty_lo
-                total[3] += price_hi
-                total[4] += price_lo
+        key = (day_of(begin), series)
+        total = daily.get(key)
+        if total is None:
+            daily[key] = [1, qty_hi, qty_lo, price_hi, price_lo]
+        else:
+            total[0] += 1
+            total[1] += qty_hi
+            total[2] += qty_lo
+            total[3] += price_hi
+            total[4] += price_lo
     return daily
 
 

@@ -34,14 +34,18 @@ def _query(**kwargs):
 
 
 class FrameCountsTest(testtools.TestCase):
-    """add(), rows(), by_start(), usable() and within_frame()."""
+    """counts_of(), rows(), by_start(), usable() and within_frame()."""
 
-    def test_add_counts_points_per_type(self):
-        frame = dataframe.DataFrame(T0, T0 + datetime.timedelta(hours=1))
-        for type_ in ('cpu', 'cpu', 'image'):
-            frame.add_point(dataframe.DataPoint('u', 1, 1, {}, {}), type_)
-        counts = {(B0, 'cpu'): 1}
-        frames.add(counts, B0, frame)
+    def test_counts_of_counts_points_per_frame_start_and_type(self):
+        hour = datetime.timedelta(hours=1)
+        first = dataframe.DataFrame(T0, T0 + hour)
+        for type_ in ('image', 'cpu', 'cpu'):
+            first.add_point(dataframe.DataPoint('u', 1, 1, {}, {}), type_)
+        # NOTE: a second frame with the same start (another end) adds up.
+        second = dataframe.DataFrame(T0, T0 + 2 * hour)
+        second.add_point(dataframe.DataPoint('u', 1, 1, {}, {}), 'cpu')
+        counts = frames.counts_of([first, second, dataframe.DataFrame(
+            T0 + hour, T0 + 2 * hour)])
         self.assertEqual({(B0, 'cpu'): 3, (B0, 'image'): 1}, counts)
         self.assertEqual([(B0, 'cpu', 3), (B0, 'image', 1)],
                          frames.rows(counts))
