@@ -43,7 +43,9 @@ Rated points are stored as facts that reference interned series:
 Series rows are never deleted: processes cache series ids, and a point
 always finds its series. (On PostgreSQL that is all that ties them: the
 foreign keys from ``ck_point`` and ``ck_daily`` are dropped there for push
-speed, and ``ck_point`` is partitioned by month; see migration 0003.)
+speed, ``ck_point`` is partitioned by month (see migration 0003) and its
+primary key holds the columns of ``ck_point_begin``, which it replaces (see
+migration 0006).)
 """
 
 import sqlalchemy as sa
