@@ -253,7 +253,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         try:
             self.roll_up(day)
-        except exceptions.StorageError as exc:
+        except (exceptions.StorageError, sa_exc.SQLAlchemyError) as exc:
             LOG.warning('Rolling up the days before %s failed, a later '
                         'push will retry: %s', from_micros(day), exc)
 
@@ -264,7 +264,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         to ``day``, in one transaction: the points of ``[until, day)`` are
         summed per day and series into ``ck_daily`` while ``ck_rollup`` is
         locked against pushes and deletes, so that none lands in those
-        days meanwhile. Pushes call it; it is idempotent.
+        days meanwhile. Pushes call it; it is idempotent. On PostgreSQL the
+        statistics of the partitions rolled up are then refreshed if stale
+        (see :meth:`partitions.Partitions.analyze_stale`).
 
         :param day: the start of a UTC day, in microseconds.
         """
@@ -285,6 +287,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     tuple(int(value) for value in row[-2:] + row[:-2])
                     for row in sums])
                 rollup.move_until(conn, day)
+        self._partitions.analyze_stale(
+            None if until == rollup.NOTHING else until, day)
 
     def _encode(self, items, scope_id):
         """Check and encode points (all of a push, or the rest of one).

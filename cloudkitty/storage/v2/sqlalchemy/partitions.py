@@ -136,6 +136,40 @@ class Partitions:
                       for name, (start, stop) in existing(conn).items()
                       if stop <= end)
 
+    def analyze_stale(self, start, end):
+        """Refresh the statistics of the partitions of a window if stale.
+
+        The roll-up calls it for the days it rolled up. Totals and pages
+        are planned on the partitions' statistics, which autovacuum may
+        refresh late or, where it is off, never: planned on "a few
+        thousand rows" for millions, grouping by frame went from 1.1 s to
+        3-11 s at 10M points (measured). A partition is analyzed when the
+        rows written since its last analysis reach a tenth of those it
+        had (as autovacuum would), or if it never was.
+
+        :param start: microseconds, or None for every partition before
+            ``end``.
+        :param end: microseconds.
+        """
+        if self.engine.dialect.name != 'postgresql':
+            return
+        with self.engine.connect() as conn:
+            if not self.enabled(conn):
+                return
+            names = [name for name, (low, high) in existing(conn).items()
+                     if high > (start if start is not None else low)
+                     and low < end]
+            stale = [name for name, changed, rows in conn.exec_driver_sql(
+                'SELECT c.relname, s.n_mod_since_analyze, c.reltuples '
+                'FROM pg_class c JOIN pg_stat_user_tables s '
+                'ON s.relid = c.oid WHERE c.relname = ANY(%s)', (names,))
+                if rows < 0 or changed >= 0.1 * rows]
+            for name in sorted(stale):
+                # NOTE: the name comes from the catalog and is quoted.
+                conn.exec_driver_sql('ANALYZE %s' % conn.dialect.
+                                     identifier_preparer.quote(name))
+            conn.commit()
+
     def forget(self, start, end):
         """Forget a dropped partition, so a later push creates it again."""
         self._known.discard((start, end))

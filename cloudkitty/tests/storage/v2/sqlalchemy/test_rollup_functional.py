@@ -23,12 +23,14 @@ rollup by the push) and into later days (rolled up by a later push).
 import datetime
 import decimal
 import random
+from unittest import mock
 
 import sqlalchemy as sa
 import testtools
 
 from cloudkitty import dataframe
 from cloudkitty import storage
+from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -164,6 +166,31 @@ class _RollupMixin:
                              rollup.until(conn))
         self.assertEqual(before,
                          self.store.total(groupby=['project_id'], **window))
+
+    def test_failed_roll_up_after_a_push_only_logs(self):
+        """A push that landed does not raise if its roll-up fails."""
+        day = datetime.timedelta(days=1)
+        frames = [builders.sample_frames('p%d' % n, start=T0 + n * day)
+                  for n in range(3)]
+        down = exceptions.BackendUnavailable('sqlalchemy', 'here',
+                                             'down for the test')
+        with mock.patch.object(self.store, 'roll_up', autospec=True,
+                               side_effect=down) as roll_up:
+            self.store.push(frames[0])
+            self.store.push(frames[1])
+        self.assertEqual(2, roll_up.call_count)
+        with self.store.engine.connect() as conn:
+            self.assertEqual(rollup.NOTHING, rollup.until(conn))
+        self.frames = frames[0] + frames[1]
+        self.assertTotalsMatchOracle()
+        # NOTE: the next push into a later day rolls up what was left.
+        self.store.push(frames[2])
+        with self.store.engine.connect() as conn:
+            self.assertEqual(query.to_micros(T0 + 2 * day),
+                             rollup.until(conn))
+        self.frames += frames[2]
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
 
     def test_rollup_after_deletes(self):
         """The rollup equals the points after random partial deletes."""
