@@ -507,14 +507,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
             with self.engine.connect() as conn:
                 page = query
                 if query.paginate and by_frames:
-                    cells = frames_mod.cells(conn, query)
-                    total = sum(count for _, _, count in cells)
-                    page = _narrow(query, query.offset,
-                                   frames_mod.by_start(cells))
-                    if page is not None:
-                        page = frames_mod.within_frame(
-                            query, cells, to_micros(page.begin),
-                            page.offset) or page
+                    total = frames_mod.count(conn, query)
+                    page = frames_mod.narrow(
+                        query, frames_mod.page_cells(conn, query))
                 elif query.paginate and query.offset >= _SEEK_FROM:
                     regions = self._regions(conn, query)
                     total = sum(count for _, _, count in regions)

@@ -92,58 +92,62 @@ def _conditions(query):
     return clauses
 
 
-def cells(conn, query):
-    """Count a window's points per frame start and type (see :func:`usable`).
+def page_cells(conn, query):
+    """Find the (frame start, type) cells a page spans (see :func:`usable`).
 
-    The order is the database's, as ``retrieve()``'s: frame start, then
-    type in the collation the points' query sorts types with.
+    The database numbers the points of the window cell by cell, in
+    ``retrieve()``'s order (frame start, then type in the collation the
+    points' query sorts types with), and returns only the cells that hold
+    a point of the page: however many frames the window has, a few rows
+    come back.
 
-    :returns: ``[(begin, type, count)]``, ``begin`` in microseconds.
+    :returns: ``[(begin, type, n, first, frame_first)]``, in that order:
+        ``first`` is the position in the window of the cell's first point
+        and ``frame_first`` that of its frame start's first point.
     """
     frame = models.frame
-    return [(begin, type_, int(n)) for begin, type_, n in conn.execute(
-        sa.select(frame.c.begin, frame.c.type, frame.c.n).where(
-            frame.c.n > 0, *_conditions(query)).order_by(
-            frame.c.begin, frame.c.type))]
+    upto = sa.func.sum(frame.c.n).over(
+        order_by=(frame.c.begin, frame.c.type), rows=(None, 0))
+    in_frame = sa.func.sum(frame.c.n).over(
+        partition_by=frame.c.begin, order_by=frame.c.type, rows=(None, 0))
+    numbered = sa.select(
+        frame.c.begin, frame.c.type, frame.c.n, upto.label('upto'),
+        in_frame.label('in_frame')).where(
+        frame.c.n > 0, *_conditions(query)).subquery('numbered')
+    cells = sa.select(
+        numbered.c.begin, numbered.c.type, numbered.c.n,
+        (numbered.c.upto - numbered.c.n).label('first'),
+        (numbered.c.upto - numbered.c.in_frame).label('frame_first')).where(
+        numbered.c.upto > query.offset,
+        numbered.c.upto - numbered.c.n < query.offset + query.limit).order_by(
+        numbered.c.begin, numbered.c.type)
+    return [(begin, type_, int(n), int(first), int(frame_first))
+            for begin, type_, n, first, frame_first in conn.execute(cells)]
 
 
-def by_start(cells):
-    """Add up :func:`cells` per frame start: ``[(begin, count)]``."""
-    counts = []
-    for begin, _, n in cells:
-        if counts and counts[-1][0] == begin:
-            counts[-1] = (begin, counts[-1][1] + n)
-        else:
-            counts.append((begin, n))
-    return counts
+def narrow(query, cells):
+    """Narrow a page to the frame starts and types it spans.
 
-
-def within_frame(query, cells, begin, offset):
-    """Narrow a page that lies in one frame start to the types it spans.
-
-    :param cells: the query's :func:`cells`.
-    :param begin: the frame start where the page begins (microseconds).
-    :param offset: the page's offset from that frame start's first point.
-    :returns: ``query`` restricted to that frame start and to the types
-        the page spans, with the offset left among them; or None when the
-        page goes on into a later frame start.
+    :param cells: the page's :func:`page_cells`.
+    :returns: ``query`` with the window of the frame starts the page spans,
+        restricted to the types it spans when it lies in one frame start,
+        and the offset left there; or None when the page is past the last
+        point.
     """
-    types = []
-    left, need = offset, offset + query.limit
-    for cell_begin, type_, n in cells:
-        if cell_begin != begin:
-            continue
-        if left >= n and not types:
-            left -= n
-        else:
-            types.append(type_)
-        need -= n
-        if need <= 0:
-            return dataclasses.replace(
-                query, begin=query_mod.from_micros(begin),
-                end=query_mod.from_micros(begin + 1), metric_types=tuple(
-                    types), offset=left)
-    return None
+    if not cells:
+        return None
+    begin, _, _, first, frame_first = cells[0]
+    last = cells[-1][0]
+    if last == begin:
+        return dataclasses.replace(
+            query, begin=query_mod.from_micros(begin),
+            end=query_mod.from_micros(begin + 1),
+            metric_types=tuple(cell[1] for cell in cells),
+            offset=query.offset - first)
+    return dataclasses.replace(
+        query, begin=query_mod.from_micros(begin),
+        end=query_mod.from_micros(last + 1),
+        offset=query.offset - frame_first)
 
 
 def count(conn, query):

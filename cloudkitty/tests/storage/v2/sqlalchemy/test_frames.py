@@ -34,7 +34,7 @@ def _query(**kwargs):
 
 
 class FrameCountsTest(testtools.TestCase):
-    """counts_of(), rows(), by_start(), usable() and within_frame()."""
+    """counts_of(), rows(), usable() and narrow()."""
 
     def test_counts_of_counts_points_per_frame_start_and_type(self):
         hour = datetime.timedelta(hours=1)
@@ -50,11 +50,6 @@ class FrameCountsTest(testtools.TestCase):
         self.assertEqual([(B0, 'cpu', 3), (B0, 'image', 1)],
                          frames.rows(counts))
 
-    def test_by_start_adds_types_up(self):
-        self.assertEqual([(B0, 12), (B0 + HOUR, 8)],
-                         frames.by_start(CELLS))
-        self.assertEqual([], frames.by_start([]))
-
     def test_usable_only_with_type_filters(self):
         self.assertTrue(frames.usable(_query()))
         self.assertTrue(frames.usable(_query(metric_types=['cpu'],
@@ -62,22 +57,34 @@ class FrameCountsTest(testtools.TestCase):
         self.assertFalse(frames.usable(_query(filters={'project_id': 'a'})))
 
     def test_page_inside_one_type(self):
-        page = frames.within_frame(_query(limit=2), CELLS, B0, 1)
+        page = frames.narrow(_query(offset=1, limit=2), _cells(1, 2))
         self.assertEqual(('cpu',), page.metric_types)
         self.assertEqual(1, page.offset)
         self.assertEqual(T0, page.begin)
         self.assertEqual(B0 + 1, query_mod.to_micros(page.end))
 
     def test_page_across_types_skips_the_earlier_ones(self):
-        page = frames.within_frame(_query(limit=4), CELLS, B0, 6)
+        page = frames.narrow(_query(offset=6, limit=4), _cells(6, 4))
         self.assertEqual(('image', 'ip'), page.metric_types)
         self.assertEqual(1, page.offset)
 
-    def test_page_ending_on_the_frame_end(self):
-        page = frames.within_frame(_query(limit=4), CELLS, B0, 8)
-        self.assertEqual(('ip',), page.metric_types)
-        self.assertEqual(0, page.offset)
+    def test_page_across_frame_starts_keeps_every_type(self):
+        page = frames.narrow(_query(offset=10, limit=5), _cells(10, 5))
+        self.assertIsNone(page.metric_types)
+        self.assertEqual(10, page.offset)
+        self.assertEqual(T0, page.begin)
+        self.assertEqual(B0 + HOUR + 1, query_mod.to_micros(page.end))
 
-    def test_page_going_on_into_the_next_frame(self):
-        self.assertIsNone(frames.within_frame(_query(limit=5), CELLS, B0,
-                                              8))
+    def test_page_past_the_end(self):
+        self.assertIsNone(frames.narrow(_query(offset=20), _cells(20, 5)))
+
+
+def _cells(offset, limit):
+    """What page_cells() returns for CELLS, computed the plain way."""
+    result, position, frame_first = [], 0, {}
+    for begin, type_, n in CELLS:
+        frame_first.setdefault(begin, position)
+        if position + n > offset and position < offset + limit:
+            result.append((begin, type_, n, position, frame_first[begin]))
+        position += n
+    return result
