@@ -12,9 +12,11 @@
 """Point counts per frame start and type (``ck_frame``).
 
 ``retrieve()`` orders points by frame start, then type. With the number of
-points of every (frame start, type), a page deep in a window is found by
-skipping whole frame starts by their counts, reading nothing of the points
-before it, and the total of a window is a sum over a few rows per frame.
+points of every (frame start, type), the total of a window is a sum over a
+few rows per frame, and a page, first or deep, is placed without reading
+any point before it: the database numbers the counts in that order (a
+window function) and returns the few cells the page spans, to whose frame
+starts and types the page's query is then narrowed.
 That holds for queries that select points by window and type only; a
 filter on any other key needs the points' series and falls back to the
 daily rollup.
