@@ -279,13 +279,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 window = [point.c.begin < day]
                 if until != rollup.NOTHING:
                     window.append(point.c.begin >= until)
-                try:
-                    sums = self._day_sums(conn, window, split=False)
-                except _Overflow:
-                    sums = self._day_sums(conn, window, split=True)
                 self._upsert_daily.execute(conn, [
                     tuple(int(value) for value in row[-2:] + row[:-2])
-                    for row in sums])
+                    for row in self._day_sums(conn, window)])
                 rollup.move_until(conn, day)
         self._partitions.analyze_stale(
             None if until == rollup.NOTHING else until, day)
@@ -823,15 +819,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if query.begin is None and not query.filters:
                     dropped = self._drop_partitions(conn, to_micros(
                         query.end))
+                conditions = self._conditions(query)
                 # NOTE: only the points of rolled-up days are in the rollup.
-                rolled = self._conditions(query) + [
-                    models.point.c.begin < until]
-                removed = []
-                if until != rollup.NOTHING:
-                    try:
-                        removed = self._day_sums(conn, rolled, split=False)
-                    except _Overflow:
-                        removed = self._day_sums(conn, rolled, split=True)
+                removed = [] if until == rollup.NOTHING else self._day_sums(
+                    conn, conditions + [models.point.c.begin < until])
                 if removed:
                     conn.exec_driver_sql(self._subtract_daily_sql, removed)
                     # NOTE: only the days touched can have emptied rows;
@@ -841,10 +832,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn.execute(daily.delete().where(
                         daily.c.n == 0, daily.c.day >= min(days),
                         daily.c.day <= max(days)))
-                frames_mod.subtract(conn, frames_mod.deleted(
-                    conn, self._conditions(query)))
+                frames_mod.subtract(conn, frames_mod.deleted(conn,
+                                                             conditions))
                 return dropped + conn.execute(models.point.delete().where(
-                    *self._conditions(query))).rowcount
+                    *conditions)).rowcount
 
     def _drop_partitions(self, conn, end):
         """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
@@ -868,15 +859,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
             self._partitions.forget(start, stop)
         return dropped
 
-    def _day_sums(self, conn, conditions, split):
+    def _day_sums(self, conn, conditions):
         """Sum the points that match ``conditions``, per (day, series).
 
         For a delete (its points' sums leave the rollup) and a roll-up
-        (they enter it).
+        (they enter it). Plain sums first; split ones if SQLite's overflow.
 
         :returns: ``(count, qty_big, qty_small, qty_lo, price_big,
             price_small, price_lo, day, series_id)`` tuples.
         """
+        try:
+            return self._split_day_sums(conn, conditions, split=False)
+        except _Overflow:
+            return self._split_day_sums(conn, conditions, split=True)
+
+    def _split_day_sums(self, conn, conditions, split):
+        """:meth:`_day_sums`, with sums of split columns if ``split``."""
         point = models.point
         day = rollup.day_sql(point.c.begin).label('day')
         sums = [sa.func.count().label('n')]
