@@ -193,12 +193,14 @@ class InfluxDBStorage(v2.BaseStorage):
                 self.books.write_receipt(receipt, bases)
         wait = self.client.start_write(slots.lines(grouped, bases))
         try:
-            records = self.rollup.push_lines(scope_tag, grouped, bases)
+            records = self.rollup.push_records(scope_tag, grouped, bases)
+            self.rollup.track(scope_tag, records)
         finally:
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(records)
+        self.client.write(records.lines)
+        self.rollup.remember(scope_tag, records)
         self.rollup.compact_before(scope_tag, max(grouped))
 
     def _encode(self, frames, scope_id):

@@ -37,6 +37,15 @@ Records of a scope and day (tags ``ck_scope``, ``ck_rec``, ``ck_part``):
 
 A delete fixes the days it touched by summing them again from the points
 (:meth:`Rollup.rebuild`).
+
+A compaction that reads a day's push records back moves as many bytes as
+the day's pushes wrote. So the writer also keeps, in memory, the sums of
+the *open* days it alone wrote into (:class:`_OpenDay`): a day it found
+without any record when it first pushed into it. Its compaction then only
+lists the day's records (a few small fields) and, when they are exactly
+the ones it wrote, writes the day record from memory. Anything else (a
+record another process wrote, a commit, a part missing after a failed
+write) makes it read the day back as before.
 """
 
 import json
@@ -49,6 +58,9 @@ DAY_NS = 86400 * 10 ** 9
 PART_BYTES = 60000
 #: Days before the latest one of a push that it compacts.
 COMPACT_DAYS = 7
+#: Entries of open days a writer keeps in memory at most (about 300 bytes
+#: each); a day past it is read back when compacted.
+MAX_OPEN_ENTRIES = 500000
 _PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
 
 
@@ -160,55 +172,138 @@ class Rollup:
     def __init__(self, client, source):
         self.client = client
         self.source = source
+        # NOTE: {(scope tag, day): _OpenDay, or None for a day met with
+        # records of others}.
+        self._open = {}
+        self._open_entries = 0
 
     # writing ---------------------------------------------------------------
 
-    def push_lines(self, scope_tag, grouped, bases):
-        """Return the push records of a planned push, as line protocol.
+    def push_records(self, scope_tag, grouped, bases):
+        """Return the push records of a planned push (see :class:`Records`).
 
-        Part 0 of a record also holds ``tot``, the frame start's totals.
+        Part 0 of a record also holds ``tot``, the frame start's totals;
+        every part holds ``np``, the record's number of parts, so that a
+        listing of small fields finds every part.
         """
-        lines = []
+        records = Records()
+        tags = _series(_PUSH, scope_tag)
         for start, series in grouped.items():
-            extra, offset = divmod(bases[start], encoding.SLOTS)
-            tags = _series(_PUSH, scope_tag)
+            slot = bases[start]
+            extra, offset = divmod(slot, encoding.SLOTS)
+            record_tags = tags
             if extra:
-                tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
+                record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
             entries, total = summarize(series)
-            for index, part in enumerate(_parts(entries)):
-                fields = 'd=%s' % encoding.field_string(part)
+            parts = _parts(entries)
+            for index, part in enumerate(parts):
+                fields = 'd=%s,np=%di' % (encoding.field_string(part),
+                                          len(parts))
                 if index == 0:
                     fields += ',tot=%s' % encoding.field_string(
                         json.dumps(total))
-                lines.append('%s,ck_part=%d %s %d' % (
-                    tags, index, fields, start + offset))
-        return lines
+                records.lines.append('%s,ck_part=%d %s %d' % (
+                    record_tags, index, fields, start + offset))
+            records.days.setdefault(day_of(start), []).append((
+                '%d:%s' % (start + offset, extra or ''), len(parts),
+                start, entries, total))
+        return records
+
+    def track(self, scope_tag, records):
+        """Open the days of a push this writer had not met yet.
+
+        Call it before the push records are written: a day opens only
+        when it holds no record at all, so that its sums in memory are
+        the whole day.
+        """
+        for day in records.days:
+            if (scope_tag, day) not in self._open:
+                self._open[(scope_tag, day)] = (
+                    _OpenDay() if not self._listing(scope_tag, day)
+                    else None)
+
+    def remember(self, scope_tag, records):
+        """Add written push records to the open days they belong to.
+
+        A record already added (a retry writes the same one again) is not
+        added twice.
+        """
+        for day, items in records.days.items():
+            opened = self._open.get((scope_tag, day))
+            if opened is None:
+                continue
+            for record_id, parts, start, entries, total in items:
+                opened.add(record_id, parts, start, entries, total)
+            self._open_entries += sum(
+                len(entries) for _, _, _, entries, _ in items)
+            if self._open_entries > MAX_OPEN_ENTRIES:
+                # NOTE: this day will be read back when it is compacted.
+                self._open[(scope_tag, day)] = None
+                self._count_open()
+
+    def _count_open(self):
+        self._open_entries = sum(len(opened.entries) for opened in
+                                 self._open.values() if opened is not None)
+
+    def _listing(self, scope_tag, day):
+        """List the push parts and commit of a scope's day, small fields.
+
+        :returns: a set of ``(record id, part)`` for push records, with
+            ``('commit', None)`` when the day has a commit.
+        """
+        # NOTE: "tot" finds part 0 of records written before "np" was.
+        rows = self.client.rows(
+            'SELECT "np", "tot", "buffer", "ck_rec", "ck_part", "%s" FROM '
+            '%s WHERE "ck_scope" = $scope AND time >= $begin AND '
+            'time < $end' % (encoding.EXTRA_SLOT_TAG, self.source(DAILY)),
+            {'scope': scope_tag, 'begin': day, 'end': day + DAY_NS})
+        listed = set()
+        for row in rows:
+            if row['ck_rec'] == _COMMIT:
+                listed.add(('commit', None))
+            elif row['ck_rec'] == _PUSH:
+                listed.add((_record_id(row), row['ck_part']))
+        return listed
 
     def compact_before(self, scope_tag, latest_ns):
         """Compact the recent days of a scope before the day of a time."""
         day = day_of(latest_ns)
+        oldest = day - COMPACT_DAYS * DAY_NS
+        for key in [key for key in self._open
+                    if key[0] == scope_tag and key[1] < oldest]:
+            # NOTE: too old to be compacted here: not worth the memory.
+            del self._open[key]
+        # NOTE: "tot" is in part 0 of every push record and small; "d"
+        # would have the server read every record whole.
         found = self.client.query(
-            'SELECT count("d") FROM %s WHERE "ck_scope" = $scope AND '
+            'SELECT count("tot") FROM %s WHERE "ck_scope" = $scope AND '
             '"ck_rec" = $rec AND time >= $begin AND time < $end '
             'GROUP BY time(1d)' % self.source(DAILY),
-            {'scope': scope_tag, 'rec': _PUSH,
-             'begin': day - COMPACT_DAYS * DAY_NS, 'end': day})
+            {'scope': scope_tag, 'rec': _PUSH, 'begin': oldest, 'end': day})
         for part in found:
             for stamp, count in part['values']:
                 if count:
                     self.compact(scope_tag, stamp)
+        self._count_open()
 
     def compact(self, scope_tag, day, entries=None, frames=None):
         """Write the day record of a scope and day, then drop its pushes.
 
         :param entries: the day's ``{series key: [count, qty, price]}``
             (a rebuild from the points); None to merge what the day's
-            records hold. Either way the new day record replaces every
-            push record of the day.
+            records hold (from memory when the day is open and its listing
+            shows exactly the records this writer wrote). Either way the
+            new day record replaces every push record of the day.
         :param frames: with ``entries``, the day's ``{frame start (ns):
             [count, qty, price, length, {type tag: count}]}``, or None
             when unknown.
         """
+        opened = self._open.pop((scope_tag, day), None)
+        if entries is None and opened is not None and \
+                self._listing(scope_tag, day) == opened.parts:
+            self._write_day(scope_tag, day, _NO_DAY, opened.entries,
+                            opened.frames, sorted(opened.records), True)
+            return
         rows = self._rows(day, day + DAY_NS, scope_tag)
         state = self._days(rows).get((scope_tag, day), _NO_DAY)
         pushes = [row for row in rows if row['ck_rec'] == _PUSH]
@@ -220,16 +315,23 @@ class Rollup:
                      if _record_id(row) not in state.included]
             for values in state.entries(rows) + [_entries(row['d'])
                                                  for row in fresh]:
-                for key, count, qty, price in values:
-                    have = entries.setdefault(key, [0, 0, 0])
-                    have[0] += count
-                    have[1] += qty
-                    have[2] += price
+                _merge_entries(entries, values)
             for row in fresh:
                 if frames is not None and row['tot']:
                     add_totals(frames, _frame_start(row),
                                json.loads(row['tot']))
-        included = sorted({_record_id(row) for row in pushes})
+        self._write_day(scope_tag, day, state, entries, frames,
+                        sorted({_record_id(row) for row in pushes}),
+                        bool(pushes))
+
+    def _write_day(self, scope_tag, day, state, entries, frames, included,
+                   pushes):
+        """Write a day record and its commit, then drop what it replaces.
+
+        :param state: the day's current :class:`_DayState`.
+        :param included: the ids of the push records it replaces.
+        :param pushes: whether the day holds push records to drop.
+        """
         buffer = 1 - state.buffer if state.committed else 0
         parts = _parts(entries)
         lines = ['%s,ck_part=%d d=%s %d' % (
@@ -269,6 +371,7 @@ class Rollup:
         :param begin_ns: first day (ns, a day start).
         :param end_ns: end of the last day (ns, a day start).
         """
+        self._forget_open(begin_ns, end_ns)
         rows = self._rows(begin_ns, end_ns)
         touched = {(row['ck_scope'], day_of(row['time'])) for row in rows}
         for scope_tag, day in sorted(touched | set(sums)):
@@ -278,10 +381,18 @@ class Rollup:
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``."""
+        self._forget_open(begin_ns, end_ns)
         self.client.query(
             'DELETE FROM %s WHERE time >= $begin AND time < $end'
             % encoding.quote_identifier(DAILY),
             {'begin': begin_ns, 'end': end_ns})
+
+    def _forget_open(self, begin_ns, end_ns):
+        """Stop keeping the days of a window in memory (a delete's)."""
+        for key in [key for key in self._open
+                    if begin_ns <= key[1] < end_ns]:
+            del self._open[key]
+        self._count_open()
 
     # reading ---------------------------------------------------------------
 
@@ -407,6 +518,63 @@ class _DayState:
 
 
 _NO_DAY = _DayState()
+
+
+class Records:
+    """The push records of one push (see :meth:`Rollup.push_records`).
+
+    :ivar lines: their line protocol.
+    :ivar days: ``{day: [(record id, parts, frame start, entries,
+        totals)]}``: what each record adds to its day.
+    """
+
+    __slots__ = ('lines', 'days')
+
+    def __init__(self):
+        self.lines = []
+        self.days = {}
+
+
+class _OpenDay:
+    """The sums of a day a writer alone wrote push records into.
+
+    :ivar records: the ids of those records.
+    :ivar parts: their ``(record id, part)`` pairs, as a listing finds them
+        (see :meth:`Rollup._listing`).
+    :ivar entries: ``{series key: [count, qty, price]}`` of the day.
+    :ivar frames: the day's totals per frame start (see
+        :func:`add_totals`).
+    """
+
+    __slots__ = ('records', 'parts', 'entries', 'frames')
+
+    def __init__(self):
+        self.records = set()
+        self.parts = set()
+        self.entries = {}
+        self.frames = {}
+
+    def add(self, record_id, parts, start, entries, total):
+        """Add one written push record, unless it was added already."""
+        if record_id in self.records:
+            return
+        self.records.add(record_id)
+        self.parts.update((record_id, str(part)) for part in range(parts))
+        _merge_entries(self.entries, ((key, count, qty, price) for key, (
+            count, qty, price) in entries.items()))
+        add_totals(self.frames, start, total)
+
+
+def _merge_entries(entries, values):
+    """Add ``(key, count, qty, price)`` items to ``{key: [...]}``."""
+    for key, count, qty, price in values:
+        have = entries.get(key)
+        if have is None:
+            entries[key] = [count, qty, price]
+        else:
+            have[0] += count
+            have[1] += qty
+            have[2] += price
 
 
 def whole_days(begin_ns, end_ns):

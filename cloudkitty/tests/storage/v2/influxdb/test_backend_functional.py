@@ -129,6 +129,70 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual(2, kinds.get('c'))
         self.assertAgrees()
 
+    def read_backs(self, store):
+        """Count the compactions of ``store`` that read a day back."""
+        real = store.rollup._rows
+        calls = []
+
+        def counted(begin_ns, end_ns, scope_tag=None, **kwargs):
+            if scope_tag is not None:
+                calls.append(begin_ns)
+            return real(begin_ns, end_ns, scope_tag, **kwargs)
+
+        store.rollup._rows = counted
+        return calls
+
+    def test_open_day_compacts_from_memory(self):
+        """A day only this writer pushed into is compacted unread."""
+        read_backs = self.read_backs(self.store)
+        for frame in self.frames(days=3, per_frame=40):
+            self.push([frame])
+        self.assertEqual([], read_backs)
+        self.assertEqual(2, self.daily_kinds().get('c'))
+        self.assertAgrees()
+
+    def test_day_another_writer_pushed_into_is_read_back(self):
+        """Records another writer added to a day are compacted too.
+
+        The first writer opened the day; the second one pushed the rest of
+        it; the first one's compaction must see those records.
+        """
+        first, second = self.store, self.new_store()
+        read_backs = self.read_backs(first)
+        day_one = self.frames(days=1)
+        first.push(day_one[:3], scope_id='scope')
+        second.push(day_one[3:], scope_id='scope')
+        self.pushed.extend(day_one)
+        self.push(self.frames(days=1, start=T0 + DAY)[:1])
+        self.assertEqual([query.to_micros(T0) * 1000], read_backs)
+        self.assertEqual(1, self.daily_kinds().get('c'))
+        self.assertAgrees()
+
+    def test_missing_part_makes_the_day_read_back(self):
+        """A part of an open day's record that is gone: read the day.
+
+        The day sums in memory would no longer be what the server holds;
+        the listing notices and the compaction reads the day instead.
+        """
+        read_backs = self.read_backs(self.store)
+        frames = self.frames(days=2)
+        for frame in frames[:6]:
+            self.push([frame])
+        day = query.to_micros(T0) * 1000
+        self.store.client.query(
+            'DELETE FROM "ck_daily" WHERE "ck_rec" = \'p\' AND time >= $b '
+            'AND time < $e', {'b': day, 'e': day + 4 * 3600 * 10 ** 9})
+        for frame in frames[6:]:
+            self.store.push([frame], scope_id='scope')
+        self.assertEqual([day], read_backs)
+        # NOTE: the day's first frame has no record any more: the day
+        # record counts the five others, as the records on the server say.
+        window = {'begin': T0, 'end': T0 + DAY, 'paginate': False}
+        self.assertEqual(
+            query.evaluate_total(query.validate_total(**window),
+                                 frames[1:6]),
+            self.store.total(**window))
+
     def test_retry_after_compaction_counts_once(self):
         """A keyed retry rewrites push records that a day already holds."""
         first = self.frames(days=1)

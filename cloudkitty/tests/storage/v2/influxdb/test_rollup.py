@@ -87,3 +87,24 @@ class SummarizeTest(testtools.TestCase):
         self.assertEqual({5: [2, 4, 6, 60, {'.a': 2, '.b': 4}]}, totals)
         rollup.add_totals(totals, 5, [1, 1, 1, 60, None])
         self.assertIsNone(totals[5][4])
+
+
+class OpenDayTest(testtools.TestCase):
+
+    def test_a_record_added_twice_counts_once(self):
+        """A retry's records, remembered again, do not add up twice."""
+        points = [encoding.encode_point(0, 3600, None, 'a',
+                                        test_encoding.point(qty=qty))
+                  for qty in (1, 2)]
+        grouped = slots.plan(points)
+        records = rollup.Rollup(None, None).push_records('.', grouped,
+                                                         {0: 0})
+        opened = rollup._OpenDay()
+        for _ in range(2):
+            for item in records.days[0]:
+                opened.add(*item)
+        self.assertEqual({'0:'}, opened.records)
+        self.assertEqual({('0:', '0')}, opened.parts)
+        [(count, qty, price)] = opened.entries.values()
+        self.assertEqual((2, 3 * 10 ** 12), (count, qty))
+        self.assertEqual(2, opened.frames[0][0])
