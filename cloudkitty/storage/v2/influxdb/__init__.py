@@ -201,7 +201,7 @@ class InfluxDBStorage(v2.BaseStorage):
         # completed by its retry, which writes the same records again.
         self.client.write(records.lines)
         self.rollup.remember(scope_tag, records)
-        self.rollup.compact_before(scope_tag, max(grouped))
+        self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
     def _encode(self, frames, scope_id):
         retention = self._retention()

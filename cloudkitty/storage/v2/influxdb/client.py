@@ -175,7 +175,7 @@ class Client:
         return found
 
     def write(self, lines):
-        """Write line-protocol lines, in batches of ``batch_size``.
+        """Write line-protocol lines, in batches of ``batch_size`` at most.
 
         :raises cloudkitty.storage.exceptions.WriteRefused: when the server
             refuses points (a partial write names what it dropped).
@@ -196,11 +196,15 @@ class Client:
             params['rp'] = self.retention_policy
         if self._writers is None:
             self._writers = futures.ThreadPoolExecutor(self.write_workers)
+        # NOTE: as many requests as workers at least, of even sizes: a
+        # short last batch would leave a core idle.
+        batches = -(-len(lines) // self.batch_size)
+        batches = -(-batches // self.write_workers) * self.write_workers
+        size = max(1, -(-len(lines) // batches))
         pending = [self._writers.submit(
             self._request, 'POST', 'write', params,
-            data='\n'.join(lines[first:first + self.batch_size]).encode(
-                'utf-8'))
-            for first in range(0, len(lines), self.batch_size)]
+            data='\n'.join(lines[first:first + size]).encode('utf-8'))
+            for first in range(0, len(lines), size)]
 
         def wait():
             for done in pending:

@@ -216,8 +216,13 @@ def parse_series_key(key):
 
 
 @functools.lru_cache(maxsize=65536)
-def _identity(scope_tag, type_, unit, groupby, metadata):
-    """The series key of a point's labels (given as item tuples)."""
+def _labels(scope_tag, type_, unit, groupby, metadata):
+    """What a point's labels (given as item tuples) encode to.
+
+    :returns: ``(identity, type tag, hidden)``: the series key with its
+        measurement, the encoded type and the metadata keys a groupby key
+        of the same name hides.
+    """
     tags = {TYPE_TAG: encode_value(type_), UNIT_TAG: encode_value(unit)}
     if scope_tag is not None:
         tags[SCOPE_TAG] = scope_tag
@@ -231,7 +236,12 @@ def _identity(scope_tag, type_, unit, groupby, metadata):
             'dataframes', 'the labels of a %s point take %d bytes once '
             'encoded; InfluxDB keeps at most %d' % (type_, len(identity),
                                                     MAX_SERIES_KEY))
-    return identity
+    grouped = {key for key, _ in groupby}
+    hidden = tuple(key for key, _ in metadata if key in grouped)
+    return identity, tags[TYPE_TAG], hidden
+
+
+_TWO_LIMB_FIELDS = 'qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD + '=%di'
 
 
 def _limb_fields(prefix, units):
@@ -254,26 +264,28 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
     :raises InvalidQuery: for money outside the exact range, or labels too
         long for an InfluxDB series key.
     """
-    groupby = point.groupby
-    identity = _identity(scope_tag, type_, point.unit,
-                         tuple(groupby.items()),
-                         tuple(point.metadata.items()))
-    qty_hi, qty_lo, price_hi, price_lo = money.encode_point(point.qty,
-                                                            point.price)
-    qty = qty_hi * money.SCALE + qty_lo
-    price = price_hi * money.SCALE + price_lo
-    fields = [_limb_fields('q', qty), _limb_fields('p', price),
-              '%s=%di' % (LENGTH_FIELD, length_us)]
+    identity, type_tag, hidden = _labels(
+        scope_tag, type_, point.unit, tuple(point.groupby.items()),
+        tuple(point.metadata.items()))
+    qty, price = money.point_units(point.qty, point.price)
+    # NOTE: one format for the usual two limbs each; see split_units().
+    if -_TWO_LIMBS <= qty < _TWO_LIMBS and -_TWO_LIMBS <= price < _TWO_LIMBS:
+        fields = _TWO_LIMB_FIELDS % (qty & _LIMB_MASK, qty >> LIMB_BITS,
+                                     price & _LIMB_MASK, price >> LIMB_BITS,
+                                     length_us)
+    else:
+        fields = '%s,%s,%s=%di' % (_limb_fields('q', qty),
+                                   _limb_fields('p', price), LENGTH_FIELD,
+                                   length_us)
     if point.description is not None:
-        fields.append('%s=%s' % (DESCRIPTION_FIELD,
-                                 field_string(json.dumps(point.description))))
-    hidden = groupby and {key: value for key, value in
-                          point.metadata.items() if key in groupby}
+        fields += ',%s=%s' % (DESCRIPTION_FIELD,
+                              field_string(json.dumps(point.description)))
     if hidden:
-        fields.append('%s=%s' % (HIDDEN_FIELD, field_string(
-            json.dumps(hidden, sort_keys=True))))
-    return EncodedPoint(start_ns, identity, ','.join(fields), qty, price,
-                        length_us, encode_value(type_))
+        metadata = point.metadata
+        fields += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
+            {key: metadata[key] for key in hidden}, sort_keys=True)))
+    return EncodedPoint(start_ns, identity, fields, qty, price, length_us,
+                        type_tag)
 
 
 def decode_row(row):

@@ -53,7 +53,9 @@ influxdb_opts = [
     cfg.IntOpt('pool_size', default=10, min=1,
                help='HTTP connections kept open to the server.'),
     cfg.IntOpt('batch_size', default=5000, min=1,
-               help='Points written per HTTP request.'),
+               help='Points written per HTTP request at most; a write is '
+                    'split into requests of even size, at least '
+                    'write_workers of them.'),
     cfg.IntOpt('write_workers', default=2, min=1,
                help='HTTP write requests a push sends at a time.'),
 ]

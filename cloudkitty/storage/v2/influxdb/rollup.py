@@ -80,21 +80,29 @@ def summarize(series):
     """
     entries = {}
     types = {}
-    total = [0, 0, 0, 0, types]
+    length = count = qty_total = price_total = 0
+    key_of = encoding.series_key_of
     for identity, same in series.items():
-        qty = price = 0
-        for point in same:
-            qty += point.qty_units
-            price += point.price_units
-            if point.length_us > total[3]:
-                total[3] = point.length_us
-        entries[encoding.series_key_of(identity)] = [len(same), qty, price]
-        type_tag = same[0].type_tag
+        if len(same) == 1:
+            # NOTE: the usual case: one point per series and frame start.
+            point = same[0]
+            qty, price = point.qty_units, point.price_units
+            if point.length_us > length:
+                length = point.length_us
+        else:
+            qty = price = 0
+            for point in same:
+                qty += point.qty_units
+                price += point.price_units
+                if point.length_us > length:
+                    length = point.length_us
+        entries[key_of(identity)] = [len(same), qty, price]
+        type_tag = point.type_tag
         types[type_tag] = types.get(type_tag, 0) + len(same)
-        total[0] += len(same)
-        total[1] += qty
-        total[2] += price
-    return entries, total
+        count += len(same)
+        qty_total += qty
+        price_total += price
+    return entries, [count, qty_total, price_total, length, types]
 
 
 def _parts(entries):
@@ -176,6 +184,8 @@ class Rollup:
         # records of others}.
         self._open = {}
         self._open_entries = 0
+        # NOTE: {scope tag: the day compact_before() last checked}.
+        self._checked = {}
 
     # writing ---------------------------------------------------------------
 
@@ -197,8 +207,8 @@ class Rollup:
             entries, total = summarize(series)
             parts = _parts(entries)
             for index, part in enumerate(parts):
-                fields = 'd=%s,np=%di' % (encoding.field_string(part),
-                                          len(parts))
+                # NOTE: parts hold no quote nor backslash (see _parts).
+                fields = 'd="%s",np=%di' % (part, len(parts))
                 if index == 0:
                     fields += ',tot=%s' % encoding.field_string(
                         json.dumps(total))
@@ -265,9 +275,18 @@ class Rollup:
                 listed.add((_record_id(row), row['ck_part']))
         return listed
 
-    def compact_before(self, scope_tag, latest_ns):
-        """Compact the recent days of a scope before the day of a time."""
+    def compact_before(self, scope_tag, latest_ns, earliest_ns=None):
+        """Compact the recent days of a scope before the day of a time.
+
+        :param earliest_ns: the push's earliest frame start. A push wholly
+            inside the day this writer checked last for the scope checks
+            nothing: the records others added to earlier days meanwhile
+            are compacted on the next day (reads count them either way).
+        """
         day = day_of(latest_ns)
+        if earliest_ns is not None and day_of(earliest_ns) == day == \
+                self._checked.get(scope_tag):
+            return
         oldest = day - COMPACT_DAYS * DAY_NS
         for key in [key for key in self._open
                     if key[0] == scope_tag and key[1] < oldest]:
@@ -284,6 +303,7 @@ class Rollup:
             for stamp, count in part['values']:
                 if count:
                     self.compact(scope_tag, stamp)
+        self._checked[scope_tag] = day
         self._count_open()
 
     def compact(self, scope_tag, day, entries=None, frames=None):
@@ -389,6 +409,7 @@ class Rollup:
 
     def _forget_open(self, begin_ns, end_ns):
         """Stop keeping the days of a window in memory (a delete's)."""
+        self._checked.clear()
         for key in [key for key in self._open
                     if begin_ns <= key[1] < end_ns]:
             del self._open[key]

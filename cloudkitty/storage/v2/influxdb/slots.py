@@ -65,8 +65,13 @@ def plan(points):
             point.identity, []).append(point)
     for series in grouped.values():
         for same in series.values():
-            same.sort(key=lambda p: p.fields)
+            if len(same) > 1:
+                same.sort(key=_content)
     return grouped
+
+
+def _content(point):
+    return point.fields
 
 
 def needed(grouped):
