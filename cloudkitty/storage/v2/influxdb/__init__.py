@@ -191,7 +191,8 @@ class InfluxDBStorage(v2.BaseStorage):
             bases = self.books.reserve(scope_tag, slots.needed(grouped))
             if receipt is not None:
                 self.books.write_receipt(receipt, bases)
-        wait = self.client.start_write(slots.lines(grouped, bases))
+        wait = self.client.start_write(slots.lines(grouped, bases),
+                                       len(points))
         try:
             records = self.rollup.push_records(scope_tag, grouped, bases)
             self.rollup.track(scope_tag, records)

@@ -19,6 +19,7 @@ the server, never a password.
 """
 
 from concurrent import futures
+import itertools
 import json
 import time
 
@@ -37,6 +38,8 @@ LOG = log.getLogger(__name__)
 BACKEND = 'influxdb'
 #: Rows per chunk the server streams back.
 CHUNK_SIZE = 10000
+#: Fewest lines a write is split into batches of for speed alone.
+MIN_BATCH = 1000
 #: Times a statement is tried again after a transient error.
 TRANSIENT_RETRIES = 3
 # NOTE: influxd answers this while a shard opens or closes, for example
@@ -182,12 +185,14 @@ class Client:
         """
         self.start_write(lines)()
 
-    def start_write(self, lines):
+    def start_write(self, lines, count=None):
         """Start writing lines in the background (see :meth:`write`).
 
         The caller may work meanwhile; the batches go ``write_workers`` at
         a time, because influxd parses one request per core.
 
+        :param lines: a list of lines, or an iterator of ``count`` lines,
+            formatted a batch at a time while earlier batches are sent.
         :returns: a function that waits for every batch and raises the
             first error (call it before relying on the write).
         """
@@ -196,17 +201,33 @@ class Client:
             params['rp'] = self.retention_policy
         if self._writers is None:
             self._writers = futures.ThreadPoolExecutor(self.write_workers)
-        # NOTE: as many requests as workers at least, of even sizes: a
-        # short last batch would leave a core idle.
-        batches = -(-len(lines) // self.batch_size)
+        if count is None:
+            count = len(lines)
+        # NOTE: requests of even sizes, and twice as many as workers when
+        # they stay large enough: the next batch is formatted while the
+        # first ones are parsed, and no short last one leaves a core idle.
+        batches = -(-count // self.batch_size)
+        if count >= 2 * self.write_workers * MIN_BATCH:
+            batches = max(batches, 2 * self.write_workers)
         batches = -(-batches // self.write_workers) * self.write_workers
-        size = max(1, -(-len(lines) // batches))
-        pending = [self._writers.submit(
-            self._request, 'POST', 'write', params,
-            data='\n'.join(lines[first:first + size]).encode('utf-8'))
-            for first in range(0, len(lines), size)]
+        size = max(1, -(-count // batches))
+        lines = iter(lines)
+        pending = []
 
         def wait():
             for done in pending:
                 done.result()
+
+        try:
+            while True:
+                batch = list(itertools.islice(lines, size))
+                if not batch:
+                    break
+                pending.append(self._writers.submit(
+                    self._request, 'POST', 'write', params,
+                    data='\n'.join(batch).encode('utf-8')))
+        except BaseException:
+            # NOTE: what was sent must end before the caller goes on.
+            futures.wait(pending)
+            raise
         return wait

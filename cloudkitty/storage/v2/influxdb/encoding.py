@@ -157,30 +157,48 @@ def field_string(text):
 
 
 class EncodedPoint:
-    """One point ready to be written, but for its slot.
+    """One point checked and ready to be written, but for its slot.
+
+    Its line is formatted only by :meth:`line`, once the slot is known, so
+    that a push formats its lines while the first ones are being written.
 
     :ivar start_ns: the frame start, in nanoseconds since the epoch.
     :ivar identity: ``measurement,tags``: what InfluxDB keys the point by
         (with the time).
-    :ivar fields: the line protocol fields.
     :ivar qty_units: the qty, in ``10**-12`` units.
     :ivar price_units: the price, likewise.
     :ivar length_us: the frame length, in microseconds.
     :ivar type_tag: the encoded metric type.
+    :ivar extra: the fields after ``ck_len`` (``,ck_desc=...`` and
+        ``,ck_meta=...``), usually empty.
     """
 
-    __slots__ = ('start_ns', 'identity', 'fields', 'qty_units',
-                 'price_units', 'length_us', 'type_tag')
+    __slots__ = ('start_ns', 'identity', 'qty_units', 'price_units',
+                 'length_us', 'type_tag', 'extra')
 
-    def __init__(self, start_ns, identity, fields, qty_units, price_units,
-                 length_us, type_tag):
+    def __init__(self, start_ns, identity, qty_units, price_units,
+                 length_us, type_tag, extra=''):
         self.start_ns = start_ns
         self.identity = identity
-        self.fields = fields
         self.qty_units = qty_units
         self.price_units = price_units
         self.length_us = length_us
         self.type_tag = type_tag
+        self.extra = extra
+
+    @property
+    def fields(self):
+        """The point's line-protocol fields."""
+        qty, price = self.qty_units, self.price_units
+        # NOTE: one format for the usual two limbs each; see split_units().
+        if -_TWO_LIMBS <= qty < _TWO_LIMBS and \
+                -_TWO_LIMBS <= price < _TWO_LIMBS:
+            return _TWO_LIMB_FIELDS % (
+                qty & _LIMB_MASK, qty >> LIMB_BITS, price & _LIMB_MASK,
+                price >> LIMB_BITS, self.length_us, self.extra)
+        return '%s,%s,%s=%di%s' % (_limb_fields('q', qty),
+                                   _limb_fields('p', price), LENGTH_FIELD,
+                                   self.length_us, self.extra)
 
     def line(self, slot):
         """Return the point's line protocol for a slot (an int >= 0).
@@ -241,7 +259,8 @@ def _labels(scope_tag, type_, unit, groupby, metadata):
     return identity, tags[TYPE_TAG], hidden
 
 
-_TWO_LIMB_FIELDS = 'qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD + '=%di'
+_TWO_LIMB_FIELDS = ('qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD
+                    + '=%di%s')
 
 
 def _limb_fields(prefix, units):
@@ -268,24 +287,16 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
         scope_tag, type_, point.unit, tuple(point.groupby.items()),
         tuple(point.metadata.items()))
     qty, price = money.point_units(point.qty, point.price)
-    # NOTE: one format for the usual two limbs each; see split_units().
-    if -_TWO_LIMBS <= qty < _TWO_LIMBS and -_TWO_LIMBS <= price < _TWO_LIMBS:
-        fields = _TWO_LIMB_FIELDS % (qty & _LIMB_MASK, qty >> LIMB_BITS,
-                                     price & _LIMB_MASK, price >> LIMB_BITS,
-                                     length_us)
-    else:
-        fields = '%s,%s,%s=%di' % (_limb_fields('q', qty),
-                                   _limb_fields('p', price), LENGTH_FIELD,
-                                   length_us)
+    extra = ''
     if point.description is not None:
-        fields += ',%s=%s' % (DESCRIPTION_FIELD,
-                              field_string(json.dumps(point.description)))
+        extra = ',%s=%s' % (DESCRIPTION_FIELD,
+                            field_string(json.dumps(point.description)))
     if hidden:
         metadata = point.metadata
-        fields += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
+        extra += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
             {key: metadata[key] for key in hidden}, sort_keys=True)))
-    return EncodedPoint(start_ns, identity, fields, qty, price, length_us,
-                        type_tag)
+    return EncodedPoint(start_ns, identity, qty, price, length_us, type_tag,
+                        extra)
 
 
 def decode_row(row):

@@ -81,11 +81,16 @@ def needed(grouped):
 
 
 def lines(grouped, bases):
-    """Return the line protocol of a planned push, given its slots."""
-    return [point.line(bases[start] + index)
-            for start, series in grouped.items()
-            for same in series.values()
-            for index, point in enumerate(same)]
+    """Yield the line protocol of a planned push, given its slots.
+
+    Lazily: :meth:`.client.Client.start_write` formats a batch while the
+    ones before it are being written.
+    """
+    for start, series in grouped.items():
+        base = bases[start]
+        for same in series.values():
+            for index, point in enumerate(same):
+                yield point.line(base + index)
 
 
 class Bookkeeper:
