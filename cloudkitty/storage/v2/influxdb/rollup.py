@@ -163,7 +163,12 @@ def _series(kind, scope_tag):
 
 
 def _record_id(row):
-    return '%d:%s' % (row['time'], row.get(encoding.EXTRA_SLOT_TAG) or '')
+    return _id_of(row['time'], row.get(encoding.EXTRA_SLOT_TAG))
+
+
+def _id_of(time_ns, extra):
+    """The id of a push record: its time and ``ck_n`` tag (or none)."""
+    return '%d:%s' % (time_ns, extra or '')
 
 
 def _frame_start(row):
@@ -183,7 +188,6 @@ class Rollup:
         # NOTE: {(scope tag, day): _OpenDay, or None for a day met with
         # records of others}.
         self._open = {}
-        self._open_entries = 0
         # NOTE: {scope tag: the day compact_before() last checked}.
         self._checked = {}
 
@@ -199,8 +203,7 @@ class Rollup:
         records = Records()
         tags = _series(_PUSH, scope_tag)
         for start, series in grouped.items():
-            slot = bases[start]
-            extra, offset = divmod(slot, encoding.SLOTS)
+            extra, offset = divmod(bases[start], encoding.SLOTS)
             record_tags = tags
             if extra:
                 record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
@@ -215,7 +218,7 @@ class Rollup:
                 records.lines.append('%s,ck_part=%d %s %d' % (
                     record_tags, index, fields, start + offset))
             records.days.setdefault(day_of(start), []).append((
-                '%d:%s' % (start + offset, extra or ''), len(parts),
+                _id_of(start + offset, extra), len(parts),
                 start, entries, total))
         return records
 
@@ -242,18 +245,12 @@ class Rollup:
             opened = self._open.get((scope_tag, day))
             if opened is None:
                 continue
-            for record_id, parts, start, entries, total in items:
-                opened.add(record_id, parts, start, entries, total)
-            self._open_entries += sum(
-                len(entries) for _, _, _, entries, _ in items)
-            if self._open_entries > MAX_OPEN_ENTRIES:
+            for item in items:
+                opened.add(*item)
+            if sum(len(other.entries) for other in self._open.values()
+                   if other is not None) > MAX_OPEN_ENTRIES:
                 # NOTE: this day will be read back when it is compacted.
                 self._open[(scope_tag, day)] = None
-                self._count_open()
-
-    def _count_open(self):
-        self._open_entries = sum(len(opened.entries) for opened in
-                                 self._open.values() if opened is not None)
 
     def _listing(self, scope_tag, day):
         """List the push parts and commit of a scope's day, small fields.
@@ -304,7 +301,6 @@ class Rollup:
                 if count:
                     self.compact(scope_tag, stamp)
         self._checked[scope_tag] = day
-        self._count_open()
 
     def compact(self, scope_tag, day, entries=None, frames=None):
         """Write the day record of a scope and day, then drop its pushes.
@@ -413,7 +409,6 @@ class Rollup:
         for key in [key for key in self._open
                     if begin_ns <= key[1] < end_ns]:
             del self._open[key]
-        self._count_open()
 
     # reading ---------------------------------------------------------------
 
