@@ -48,9 +48,16 @@ record another process wrote, a commit, a part missing after a failed
 write) makes it read the day back as before.
 """
 
+import base64
+import functools
+import hashlib
 import json
 
+from oslo_log import log
+
 from cloudkitty.storage.v2.influxdb import encoding
+
+LOG = log.getLogger(__name__)
 
 DAILY = 'ck_daily'
 DAY_NS = 86400 * 10 ** 9
@@ -62,6 +69,9 @@ COMPACT_DAYS = 7
 #: each); a day past it is read back when compacted.
 MAX_OPEN_ENTRIES = 500000
 _PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
+#: What starts a series key's digest in a push record (never a key's first
+#: character: keys are percent-encoded).
+DIGEST_MARK = '#'
 
 
 def day_of(nanos):
@@ -105,18 +115,41 @@ def summarize(series):
     return entries, [count, qty_total, price_total, length, types]
 
 
-def _parts(entries):
+@functools.lru_cache(maxsize=1 << 17)
+def key_digest(key):
+    """Return the short name of a series key in push records.
+
+    ``#`` and the URL-safe base64 of the key's 128-bit BLAKE2b digest: 23
+    characters instead of a key's 150 or so. A day's push records name a
+    series by its key once, and by its digest afterwards (see
+    :class:`_Names`).
+    """
+    digest = hashlib.blake2b(key.encode('utf-8'), digest_size=16).digest()
+    return DIGEST_MARK + base64.urlsafe_b64encode(digest).decode(
+        'ascii').rstrip('=')
+
+
+def _parts(entries, named=None, record_id=None):
     """Split ``{key: [count, qty, price]}`` into bounded strings.
 
     An entry is ``key count qty price``, entries are joined by ``;``:
     series keys hold letters, digits and ``_ % . = , - ~`` only, so
     neither the line protocol nor InfluxDB's JSON answers escape anything
-    (a JSON list would have every quote escaped twice).
+    (a JSON list would have every quote escaped twice). Digests (see
+    :func:`key_digest`) add ``#`` only.
+
+    :param named: ``{key: id of the push record that names it}``: a key
+        named by another record than ``record_id`` is written as its
+        digest. None writes every key.
     """
     parts = []
     current = []
     size = 0
+    if named is None:
+        named = {}
     for key, (count, qty, price) in entries.items():
+        if named.get(key, record_id) != record_id:
+            key = key_digest(key)
         item = '%s %d %d %d' % (key, count, qty, price)
         if current and size + len(item) > PART_BYTES:
             parts.append(';'.join(current))
@@ -198,7 +231,9 @@ class Rollup:
 
         Part 0 of a record also holds ``tot``, the frame start's totals;
         every part holds ``np``, the record's number of parts, so that a
-        listing of small fields finds every part.
+        listing of small fields finds every part. In a day open in memory,
+        a series an earlier record of the day named is written as its
+        digest (see :func:`key_digest`).
         """
         records = Records()
         tags = _series(_PUSH, scope_tag)
@@ -208,7 +243,9 @@ class Rollup:
             if extra:
                 record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
             entries, total = summarize(series)
-            parts = _parts(entries)
+            record_id = _id_of(start + offset, extra)
+            opened = self._open.get((scope_tag, day_of(start)))
+            parts = _parts(entries, opened and opened.named, record_id)
             for index, part in enumerate(parts):
                 # NOTE: parts hold no quote nor backslash (see _parts).
                 fields = 'd="%s",np=%di' % (part, len(parts))
@@ -218,8 +255,7 @@ class Rollup:
                 records.lines.append('%s,ck_part=%d %s %d' % (
                     record_tags, index, fields, start + offset))
             records.days.setdefault(day_of(start), []).append((
-                _id_of(start + offset, extra), len(parts),
-                start, entries, total))
+                record_id, len(parts), start, entries, total))
         return records
 
     def track(self, scope_tag, records):
@@ -329,8 +365,16 @@ class Rollup:
                 None if state.committed else {})
             fresh = [row for row in pushes
                      if _record_id(row) not in state.included]
-            for values in state.entries(rows) + [_entries(row['d'])
-                                                 for row in fresh]:
+            found = [((scope_tag, day), None, values) for values in
+                     state.entries(rows) + [_entries(row['d'])
+                                            for row in fresh]]
+            if self._name_series(found, rows):
+                # NOTE: reads sum this day from its points meanwhile; a
+                # delete in it rebuilds its records from the points.
+                LOG.warning('InfluxDB daily records: day %d of scope %s '
+                            'left uncompacted', day, scope_tag)
+                return
+            for _, _, values in found:
                 _merge_entries(entries, values)
             for row in fresh:
                 if frames is not None and row['tot']:
@@ -463,16 +507,62 @@ class Rollup:
             kind = row['ck_rec']
             if kind == _COMMIT:
                 continue
-            day = day_of(row['time'])
-            state = days.get((row['ck_scope'], day), _NO_DAY)
-            whole = span is not None and span[0] <= day < span[1]
+            where = (row['ck_scope'], day_of(row['time']))
+            state = days.get(where, _NO_DAY)
+            whole = span is not None and span[0] <= where[1] < span[1]
             if kind == _DAY:
                 if whole and state.accepts(row):
-                    found.append((day, _entries(row['d'])))
+                    found.append((where, where[1], _entries(row['d'])))
             elif _record_id(row) not in state.included and (
                     whole or _inside(row['time'], pieces)):
-                found.append((_frame_start(row), _entries(row['d'])))
-        return found, raw
+                found.append((where, _frame_start(row),
+                              _entries(row['d'])))
+        unnamed = {day for _, day in self._name_series(found, rows, end_ns)}
+        if unnamed:
+            LOG.warning('InfluxDB daily records: %d days name series by '
+                        'digests no record resolves; reading their points '
+                        'instead', len(unnamed))
+        for day in unnamed:
+            # NOTE: the points know what no record names any more.
+            raw.append((max(begin_ns, day), min(end_ns, day + DAY_NS)))
+        return [(start, entries) for where, start, entries in found
+                if where[1] not in unnamed], _merge(raw)
+
+    def _name_series(self, found, rows, end_ns=None):
+        """Replace the digests of ``found`` entries by their series keys.
+
+        The names come from the entries themselves, then from the other
+        ``rows`` of the same scope and day, then (when ``rows`` end
+        before the day does, at ``end_ns``) from the rest of the day.
+
+        :param found: ``[((scope tag, day), start, entries)]``, changed in
+            place.
+        :returns: the ``(scope tag, day)`` whose digests some record still
+            lacks a name for (the record naming it was deleted).
+        """
+        digested = {where for where, _, entries in found
+                    if any(entry[0][0] == DIGEST_MARK for entry in entries)}
+        if not digested:
+            return set()
+        names = {where: _Names() for where in digested}
+        for where, _, entries in found:
+            if where in names:
+                names[where].learn(entries)
+        unnamed = _resolve(found, names)
+        if unnamed:
+            for row in rows:
+                where = (row['ck_scope'], day_of(row['time']))
+                if where in unnamed and row['ck_rec'] != _COMMIT:
+                    names[where].learn(_entries(row['d']))
+            unnamed = _resolve(found, names)
+        for scope_tag, day in sorted(unnamed):
+            if end_ns is not None and end_ns < day + DAY_NS:
+                for row in self._rows(end_ns, day + DAY_NS, scope_tag):
+                    if row['ck_rec'] != _COMMIT:
+                        names[(scope_tag, day)].learn(_entries(row['d']))
+        if unnamed and end_ns is not None:
+            unnamed = _resolve(found, names)
+        return unnamed
 
     def read_frames(self, begin_ns, end_ns):
         """Return the totals per frame start of a window.
@@ -560,15 +650,19 @@ class _OpenDay:
     :ivar entries: ``{series key: [count, qty, price]}`` of the day.
     :ivar frames: the day's totals per frame start (see
         :func:`add_totals`).
+    :ivar named: ``{series key: id of the first of those records}``: the
+        record that names the series by its key; later ones may use its
+        digest.
     """
 
-    __slots__ = ('records', 'parts', 'entries', 'frames')
+    __slots__ = ('records', 'parts', 'entries', 'frames', 'named')
 
     def __init__(self):
         self.records = set()
         self.parts = set()
         self.entries = {}
         self.frames = {}
+        self.named = {}
 
     def add(self, record_id, parts, start, entries, total):
         """Add one written push record, unless it was added already."""
@@ -576,9 +670,65 @@ class _OpenDay:
             return
         self.records.add(record_id)
         self.parts.update((record_id, str(part)) for part in range(parts))
+        named = self.named
+        for key in entries:
+            if key not in named:
+                named[key] = record_id
         _merge_entries(self.entries, ((key, count, qty, price) for key, (
             count, qty, price) in entries.items()))
         add_totals(self.frames, start, total)
+
+
+class _Names:
+    """The series keys a scope's day names, by digest (see key_digest)."""
+
+    __slots__ = ('keys', 'clashes')
+
+    def __init__(self):
+        self.keys = {}
+        self.clashes = set()
+
+    def learn(self, entries):
+        """Learn the keys of ``(key, count, qty, price)`` entries."""
+        keys = self.keys
+        for entry in entries:
+            key = entry[0]
+            if key[0] != DIGEST_MARK:
+                have = keys.setdefault(key_digest(key), key)
+                if have != key:
+                    # NOTE: never seen, but a name must be certain.
+                    self.clashes.add(key_digest(key))
+
+    def name(self, entries):
+        """Return entries with keys for digests, or None for an unknown."""
+        named = []
+        keys = self.keys
+        for entry in entries:
+            key = entry[0]
+            if key[0] == DIGEST_MARK:
+                key = keys.get(key)
+                if key is None or entry[0] in self.clashes:
+                    return None
+                entry = (key,) + tuple(entry[1:])
+            named.append(entry)
+        return named
+
+
+def _resolve(found, names):
+    """Name the digests of ``found`` (see Rollup._name_series) in place.
+
+    :returns: the ``(scope tag, day)`` whose entries still hold digests.
+    """
+    unnamed = set()
+    for index, (where, start, entries) in enumerate(found):
+        if where not in names:
+            continue
+        named = names[where].name(entries)
+        if named is None:
+            unnamed.add(where)
+        else:
+            found[index] = (where, start, named)
+    return unnamed
 
 
 def _merge_entries(entries, values):

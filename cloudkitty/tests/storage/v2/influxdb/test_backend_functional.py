@@ -151,6 +151,37 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual(2, self.daily_kinds().get('c'))
         self.assertAgrees()
 
+    def push_parts(self):
+        """The ``d`` field of every push record, by frame start (ns)."""
+        rows = self.store.client.rows(
+            'SELECT "d" FROM %s WHERE "ck_rec" = \'p\' AND time >= 0'
+            % self.store.source(rollup.DAILY))
+        return {row['time'] // 1000 * 1000: row['d'] for row in rows}
+
+    def test_open_day_names_each_series_once(self):
+        """Later records of an open day give digests; reads name them.
+
+        Pushed out of order, so that the record naming the series lies
+        after the end of a window, which must still read no point.
+        """
+        frames = self.frames(days=1)
+        for frame in (frames[3], frames[1], frames[2]):
+            self.push([frame])
+        parts = self.push_parts()
+        first = query.to_micros(frames[3].start) * 1000
+        self.assertNotIn(rollup.DIGEST_MARK, parts.pop(first))
+        self.assertEqual(2, len(parts))
+        for part in parts.values():
+            self.assertEqual(4, part.count(rollup.DIGEST_MARK))
+        raw_reads = []
+        real = self.store._raw_partials
+        self.store._raw_partials = lambda *args: raw_reads.append(args) \
+            or real(*args)
+        window = {'begin': T0, 'end': frames[3].start}
+        self.assertAgrees(**window)
+        self.assertAgrees()
+        self.assertEqual([], raw_reads)
+
     def test_day_another_writer_pushed_into_is_read_back(self):
         """Records another writer added to a day are compacted too.
 
@@ -185,13 +216,18 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         for frame in frames[6:]:
             self.store.push([frame], scope_id='scope')
         self.assertEqual([day], read_backs)
-        # NOTE: the day's first frame has no record any more: the day
-        # record counts the five others, as the records on the server say.
+        # NOTE: the day's first record named its series; the others give
+        # digests only, which nothing resolves any more. The compaction
+        # leaves the day, and total() sums its points, all six frames.
         window = {'begin': T0, 'end': T0 + DAY, 'paginate': False}
         self.assertEqual(
             query.evaluate_total(query.validate_total(**window),
-                                 frames[1:6]),
+                                 frames[:6]),
             self.store.total(**window))
+        self.assertEqual(
+            query.evaluate_total(query.validate_total(
+                groupby=['id'], **window), frames[:6]),
+            self.store.total(groupby=['id'], **window))
 
     def test_retry_after_compaction_counts_once(self):
         """A keyed retry rewrites push records that a day already holds."""

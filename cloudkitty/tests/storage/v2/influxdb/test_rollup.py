@@ -108,3 +108,23 @@ class OpenDayTest(testtools.TestCase):
         [(count, qty, price)] = opened.entries.values()
         self.assertEqual((2, 3 * 10 ** 12), (count, qty))
         self.assertEqual(2, opened.frames[0][0])
+
+
+class DigestTest(testtools.TestCase):
+
+    def test_named_keys_become_digests_and_back(self):
+        """Keys another record named are digests; names resolve them."""
+        entries = {'ck_type=.t,k_id=.%d' % n: [1, n, -n] for n in range(4)}
+        named = {'ck_type=.t,k_id=.0': 'a', 'ck_type=.t,k_id=.1': 'b'}
+        part, = rollup._parts(entries, named, 'b')
+        items = rollup._entries(part)
+        self.assertEqual(rollup.key_digest('ck_type=.t,k_id=.0'),
+                         items[0][0])
+        self.assertEqual(1, part.count(rollup.DIGEST_MARK))
+        self.assertEqual(23, len(items[0][0]))
+        names = rollup._Names()
+        self.assertIsNone(names.name(items))
+        names.learn([('ck_type=.t,k_id=.0', 1, 0, 0)])
+        self.assertEqual(
+            {key: [count, qty, price] for key, count, qty, price in
+             names.name(items)}, entries)
