@@ -634,7 +634,7 @@ class Total(lister.Lister):
         groupby = list(query.normalize_groupby(groupby)) or None
         fields = query.parse_custom_fields(parsed_args.custom_fields,
                                            groupby or ())
-        columns = (('begin', 'end') + tuple(groupby or ())
+        columns = (('begin', 'end') + query.result_keys(groupby or ())
                    + tuple(field.alias for field in fields))
         with self.app.opened_storage() as store:
             answer = store.total(

@@ -56,6 +56,12 @@ UTC = datetime.timezone.utc
 #: The groupby entries that bucket by time, with ``time`` meaning one bucket
 #: per distinct frame start.
 TIME_GROUPBYS = ('time', 'time-d', 'time-w', 'time-m', 'time-y')
+#: The result key of each calendar time grouping: the label that upstream
+#: CloudKitty's collectors give every point, and by which its backends
+#: group ``time-d``, ``-w``, ``-m``, ``-y``. Here the value is computed
+#: from the frame's start (see :func:`calendar_value`).
+CALENDAR_KEYS = {'time-d': 'day_of_the_year', 'time-w': 'week_of_the_year',
+                 'time-m': 'month', 'time-y': 'year'}
 #: Keys every total() result carries, which a groupby key may not shadow.
 RESULT_KEYS = ('begin', 'end', 'qty', 'rate')
 #: The aggregate functions custom_fields may use.
@@ -311,7 +317,58 @@ def normalize_groupby(groupby):
     if len([e for e in entries if e in TIME_GROUPBYS]) > 1:
         raise exceptions.InvalidQuery(
             'groupby', 'at most one time grouping', groupby)
+    for entry in entries:
+        if CALENDAR_KEYS.get(entry) in entries:
+            raise exceptions.InvalidQuery(
+                'groupby', '%r and %r would both be the result key %r'
+                % (entry, CALENDAR_KEYS[entry], CALENDAR_KEYS[entry]),
+                groupby)
     return entries
+
+
+def result_keys(groupby):
+    """The keys a total() result has for ``groupby``, in its order.
+
+    ``time`` has none (the result's ``begin`` and ``end`` are the bucket),
+    ``time-d``, ``-w``, ``-m``, ``-y`` have upstream's label names
+    (:data:`CALENDAR_KEYS`), any other entry is its own key.
+    """
+    return tuple(CALENDAR_KEYS.get(entry, entry) for entry in groupby
+                 if entry != 'time')
+
+
+def group_value(result, entry):
+    """Read the value of the groupby ``entry`` from a total() result.
+
+    The inverse of :func:`result_keys`: ``time`` is the result's
+    ``begin``, a calendar grouping its label key.
+    """
+    if entry == 'time':
+        return result['begin']
+    return result[CALENDAR_KEYS.get(entry, entry)]
+
+
+def calendar_value(entry, start):
+    """The value of a calendar time grouping for a frame starting at start.
+
+    The values are upstream CloudKitty's collector labels, computed from
+    the UTC frame start: the day of the year (``'1'`` to ``'366'``), the
+    week of the year with weeks from Sunday (``'00'`` to ``'53'``, as
+    ``strftime('%U')``), the month (``'1'`` to ``'12'``) and the year.
+    As in upstream, the value alone makes the group: day 5 of two years is
+    one group.
+
+    :param entry: ``time-d``, ``time-w``, ``time-m`` or ``time-y``.
+    :param start: the frame's start (aware UTC), or any moment of its day.
+    :rtype: str
+    """
+    if entry == 'time-d':
+        return str(start.timetuple().tm_yday)
+    if entry == 'time-w':
+        return start.strftime('%U')
+    if entry == 'time-m':
+        return str(start.month)
+    return str(start.year)
 
 
 def parse_custom_fields(custom_fields, groupby=()):
@@ -351,7 +408,7 @@ def parse_custom_fields(custom_fields, groupby=()):
     if len(set(aliases)) != len(aliases):
         raise exceptions.InvalidQuery(
             'custom_fields', 'repeated alias', custom_fields)
-    clash = set(aliases) & (set(groupby) | {'begin', 'end'})
+    clash = set(aliases) & (set(result_keys(groupby)) | {'begin', 'end'})
     if clash:
         raise exceptions.InvalidQuery(
             'custom_fields', 'alias %s clashes with a result key'
@@ -646,16 +703,23 @@ Partial = collections.namedtuple('Partial', 'keys start end aggregate')
 def build_total(query, partials):
     """Merge a backend's partial groups into the total() result.
 
-    Partial groups that share their keys and time bucket are merged (a
+    Partial groups that share their keys and time group are merged (a
     backend may split a group, for example per frame or per series), empty
     groups are dropped, then groups are sorted by the groupby values in the
-    order given, then by begin, and paged. The partials' aggregates are
-    merged in place: they belong to this call.
+    order given (calendar values as numbers, ``time`` by its bucket), then
+    by begin, and paged. The partials' aggregates are merged in place: they
+    belong to this call.
+
+    Results have upstream CloudKitty's keys, in its order: ``begin``,
+    ``end``, the fields (``qty`` and ``rate`` or the custom aliases), then
+    one key per groupby entry (see :func:`result_keys`). ``begin`` and
+    ``end`` are the query window, or the bucket when grouping by ``time``.
 
     :param query: the :class:`Query` from :func:`validate_total`.
-    :param partials: an iterable of :class:`Partial`.
-    :returns: ``{'total': <number of groups>, 'results': [{'begin', 'end',
-        <fields>, <one key per groupby entry>}, ...]}``.
+    :param partials: an iterable of :class:`Partial`; with a calendar
+        time grouping, a partial's ``start`` may be any moment of the day
+        its points start in.
+    :returns: ``{'total': <number of groups>, 'results': [...]}``.
     """
     time_entry = query.time_groupby
     groups = {}
@@ -663,12 +727,13 @@ def build_total(query, partials):
     for partial in partials:
         if partial.aggregate.count == 0:
             continue
-        if time_entry is None:
-            bucket = window
-        else:
+        bucket, when = window, None
+        if time_entry == 'time':
             bucket = time_bucket(time_entry, partial.start, partial.end)
-        key = (tuple('' if k is None else k for k in partial.keys),
-               bucket[0])
+            when = bucket[0]
+        elif time_entry is not None:
+            when = calendar_value(time_entry, partial.start)
+        key = (tuple('' if k is None else k for k in partial.keys), when)
         group = groups.get(key)
         if group is None:
             # NOTE: the first partial of a group becomes its aggregate;
@@ -681,16 +746,22 @@ def build_total(query, partials):
         if bucket[1] > group[0][1]:
             group[0] = bucket
     rows = []
-    for (keys, _), (bucket, agg) in groups.items():
+    for (keys, when), (bucket, agg) in groups.items():
         values = dict(zip(query.key_groupby, keys))
-        if time_entry is not None:
-            values[time_entry] = bucket[0]
-        ordered = tuple(values[g] for g in query.groupby)
         result = {'begin': bucket[0], 'end': bucket[1]}
-        result.update(values)
         for custom in query.fields:
             result[custom.alias] = agg.value(custom)
-        rows.append((ordered + (bucket[0],), result))
+        order = []
+        for entry in query.groupby:
+            if entry == 'time':
+                order.append(when)
+            elif entry in CALENDAR_KEYS:
+                order.append(int(when))
+                result[CALENDAR_KEYS[entry]] = when
+            else:
+                order.append(values[entry])
+                result[entry] = values[entry]
+        rows.append((tuple(order) + (bucket[0],), result))
     rows.sort(key=lambda row: row[0])
     results = [row[1] for row in rows]
     return {'total': len(results), 'results': query.page(results)}

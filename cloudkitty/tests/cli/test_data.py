@@ -533,16 +533,19 @@ class TotalTest(DataCLITestCase):
              ('p1', '2026-01-01T01:00:00+00:00', '1', '0.0125'),
              ('p2', '2026-01-01T00:00:00+00:00', '1', '0.05'),
              ('p2', '2026-01-01T02:00:00+00:00', '100', '0.04')],
-            [(r['project_id'], r['time'], r['qty'], r['rate'])
+            [(r['project_id'], r['begin'], r['qty'], r['rate'])
              for r in rows])
+        self.assertNotIn('time', rows[0])
         self.assertEqual('2026-01-01T01:00:00+00:00', rows[0]['end'])
 
     def test_groupby_day(self):
+        """time-d groups by upstream's day_of_the_year label value."""
         rows = self.ok(['total', '--groupby', 'time-d'] + WINDOW)
         self.assertEqual([('2026-01-01T00:00:00+00:00',
-                           '2026-01-02T00:00:00+00:00', '123', '0.123')],
-                         [(r['begin'], r['end'], r['qty'], r['rate'])
-                          for r in rows])
+                           '2026-02-01T00:00:00+00:00', '1', '123',
+                           '0.123')],
+                         [(r['begin'], r['end'], r['day_of_the_year'],
+                           r['qty'], r['rate']) for r in rows])
 
     def test_custom_fields(self):
         rows = self.ok(['total', '--groupby', 'type', '--custom-fields',

@@ -48,8 +48,6 @@ from cloudkitty.storage.v2 import query as query_mod
 MIN_NS = -(2 ** 63) + 2
 MAX_NS = 2 ** 63 - 2
 _DAY_US = 86400 * 10 ** 6
-# NOTE: the epoch was a Thursday; weeks start on Monday, four days later.
-_WEEK_OFFSET_US = 4 * _DAY_US
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
@@ -488,13 +486,12 @@ class InfluxDBStorage(v2.BaseStorage):
         """Sum the points of a window server-side, grouped.
 
         :param bucket: ``(bucket_us, offset_us)`` of a ``time`` groupby;
-            other time groupbys bucket by day or week.
+            calendar groupbys bucket by day (weeks from Sunday are made
+            of days, see :func:`query.calendar_value`).
         """
         entry = query.time_groupby
-        if entry in ('time-d', 'time-m', 'time-y'):
+        if entry in query_mod.CALENDAR_KEYS:
             bucket = (_DAY_US, 0)
-        elif entry == 'time-w':
-            bucket = (7 * _DAY_US, _WEEK_OFFSET_US)
         group = []
         for key in query.key_groupby:
             tag = encoding.quote_identifier(encoding.tag_key_of(key))

@@ -230,7 +230,10 @@ class CustomFieldsTest(testtools.TestCase):
                           groupby=['flavor'],
                           custom_fields='SUM(qty) AS flavor')
         self.assertRaises(exceptions.InvalidQuery, query.validate_total,
-                          groupby=['time'], custom_fields='SUM(qty) AS time')
+                          groupby=['time-d'],
+                          custom_fields='SUM(qty) AS day_of_the_year')
+        self.assertRaises(exceptions.InvalidQuery, query.validate_total,
+                          groupby=['time-m', 'month'])
 
 
 class TimeBucketTest(testtools.TestCase):
@@ -293,14 +296,45 @@ class BuildTotalTest(testtools.TestCase):
             partial(('b',), T0, 0, '0', '0'),
             partial(('b',), T0 + HOUR, 3, '32', '3.2'),
         ])
+        # NOTE: T0 is March 10th, 2021: day 69 of its year.
         self.assertEqual(
-            [('', T0, D(4)), ('', T0 + DAY, D(16)), ('a', T0, D(10)),
-             ('b', T0, D(32)), ('b', T0 + DAY, D(1))],
-            [(r['flavor'], r['time-d'], r['qty']) for r in result['results']])
+            [('', '69', D(4)), ('', '70', D(16)), ('a', '69', D(10)),
+             ('b', '69', D(32)), ('b', '70', D(1))],
+            [(r['flavor'], r['day_of_the_year'], r['qty'])
+             for r in result['results']])
         self.assertEqual(5, result['total'])
-        self.assertEqual({'begin': T0, 'end': T0 + DAY, 'flavor': 'a',
-                          'time-d': T0, 'qty': D(10), 'rate': D('1')},
-                         result['results'][2])
+        self.assertEqual({'begin': T0, 'end': T0 + 2 * DAY, 'flavor': 'a',
+                          'day_of_the_year': '69', 'qty': D(10),
+                          'rate': D('1')}, result['results'][2])
+        self.assertEqual(['begin', 'end', 'qty', 'rate', 'flavor',
+                          'day_of_the_year'], list(result['results'][2]))
+
+    def test_calendar_values_merge_years(self):
+        """Rule 5: as upstream's labels, day 69 of two years is one group."""
+        q = query.validate_total(groupby=['time-d'], begin=T0,
+                                 end=T0 + 800 * DAY)
+        next_year = T0.replace(year=T0.year + 1)
+        result = query.build_total(q, [partial((), T0, 1, '1', '1'),
+                                       partial((), next_year, 1, '2', '2')])
+        self.assertEqual([{'begin': T0, 'end': T0 + 800 * DAY, 'qty': D(3),
+                           'rate': D(3), 'day_of_the_year': '69'}],
+                         result['results'])
+
+    def test_calendar_values(self):
+        """Rule 5: upstream's label values, computed from the frame start."""
+        sunday = utc(2021, 1, 3, 5)
+        for entry, moment, value in (
+                ('time-d', utc(2021, 1, 1), '1'),
+                ('time-d', utc(2020, 12, 31, 23), '366'),
+                ('time-w', utc(2021, 1, 2), '00'),
+                ('time-w', sunday, '01'),
+                ('time-m', utc(2021, 3, 31), '3'),
+                ('time-y', utc(2021, 3, 31), '2021')):
+            self.assertEqual(value, query.calendar_value(entry, moment),
+                             (entry, moment))
+        self.assertEqual(('day_of_the_year', 'type'),
+                         query.result_keys(['time-d', 'type']))
+        self.assertEqual(('type',), query.result_keys(['type', 'time']))
 
     def test_without_time_uses_the_window(self):
         """Rule 5: without time groupby, begin/end are the window."""
@@ -315,7 +349,7 @@ class BuildTotalTest(testtools.TestCase):
         longer = query.Partial((), T0, T0 + 2 * HOUR,
                                query.Aggregate.from_sums(1, D(1), D(1)))
         result = query.build_total(q, [partial((), T0, 1, '2', '2'), longer])
-        self.assertEqual([{'begin': T0, 'end': T0 + 2 * HOUR, 'time': T0,
+        self.assertEqual([{'begin': T0, 'end': T0 + 2 * HOUR,
                            'qty': D(3), 'rate': D(3)}], result['results'])
 
     def test_pages(self):
@@ -375,7 +409,7 @@ class OracleTest(testtools.TestCase):
         self.assertEqual(
             [(T0, D(13), D('1.76')), (T0 + HOUR, D(21), D('0.52')),
              (T0 + 2 * HOUR, D(2), D('1.25'))],
-            [(r['time'], r['qty'], r['rate'])
+            [(r['begin'], r['qty'], r['rate'])
              for r in self.total(groupby=['time'])['results']])
 
     def test_total_filters(self):
