@@ -26,8 +26,10 @@ without checking again:
 * quantities and prices are always finite :class:`decimal.Decimal` values;
 * ``groupby`` and ``metadata`` are read-only
   :class:`werkzeug.datastructures.ImmutableDict` objects (``dict``
-  subclasses, so JSON-serialisable) with ``str`` keys and JSON scalar values
-  (``str``, ``int``, finite ``float``, ``bool`` or ``None``);
+  subclasses, so JSON-serialisable) with ``str`` keys and JSON values:
+  ``str``, ``int``, finite ``float``, ``bool`` or ``None`` (what the
+  storage backends keep, with their type), or, as upstream's data has
+  (Nova's instance ``metadata``), dicts and lists of those, frozen too;
 * datetimes are always timezone-aware and in UTC (naive ones mean UTC).
 
 Dict formats of a point (see :meth:`DataPoint.as_dict`):
@@ -63,7 +65,7 @@ import math
 from werkzeug import datastructures
 
 __all__ = ['DataFormatError', 'DataFormatTypeError', 'DataFrame',
-           'DataPoint', 'to_decimal', 'to_utc']
+           'DataPoint', 'dumps', 'to_decimal', 'to_utc']
 
 
 class DataFormatError(ValueError):
@@ -180,34 +182,51 @@ def _parse_datetime(value, field):
     return to_utc(value, field)
 
 
-#: Types a groupby or metadata value may have (``None`` is allowed too).
+#: Scalar types a groupby or metadata value may have (``None`` too).
 _SCALAR_TYPES = (str, bool, int, float)
 
 
-def _scalar(value, field, key):
-    """Check one groupby/metadata value; return it with its plain type.
+def _label_value(value, where):
+    """Check one groupby/metadata value; return a frozen, plain copy.
 
-    Subclasses (an ``IntEnum`` member, ``numpy.float64``...) are converted
-    to the plain type, so that a value reads back, hashes and serialises
-    the same whatever produced it.
+    Scalars are returned with their plain type: subclasses (an ``IntEnum``
+    member, ``numpy.float64``...) are converted, so that a value reads
+    back, hashes and serialises the same whatever produced it. Mappings
+    (``str`` keys) become :class:`~werkzeug.datastructures.ImmutableDict`
+    and lists or tuples :class:`~werkzeug.datastructures.ImmutableList`,
+    their items checked the same way.
+
+    :param where: the value's place, for messages: ``groupby['k']``.
     """
     kind = type(value)
     if value is None or kind in _SCALAR_TYPES:
         pass
     elif isinstance(value, str):
         value = str.__str__(value)
+    elif isinstance(value, collections.abc.Mapping):
+        frozen = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} key {key!r} is not a str")
+            frozen[str.__str__(key)] = _label_value(
+                item, f"{where}[{key!r}]")
+        return datastructures.ImmutableDict(frozen)
+    elif isinstance(value, (list, tuple)):
+        return datastructures.ImmutableList(
+            _label_value(item, f"{where}[{index}]")
+            for index, item in enumerate(value))
     elif isinstance(value, int):
         value = int.__int__(value)
     elif isinstance(value, float):
         value = float.__float__(value)
     else:
         raise TypeError(
-            f"{field}[{key!r}] value {value!r} is a {kind.__name__}; "
-            f"expected str, int, float, bool or None")
+            f"{where} value {value!r} is a {kind.__name__}; expected str, "
+            f"int, float, bool, None, or a dict or list of them")
     # NOTE: NaN never equals itself and neither it nor the infinities is
     # valid JSON, so such a value could neither be matched nor exported.
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{field}[{key!r}] value {value!r} is not finite")
+        raise ValueError(f"{where} value {value!r} is not finite")
     return value
 
 
@@ -217,9 +236,10 @@ def _frozen_mapping(value, field):
     :param value: ``None`` (empty), a mapping, or an iterable of
                   ``(key, value)`` pairs (anything :class:`dict` accepts,
                   as upstream does, for example ``[]``).
-    :returns: a new :class:`werkzeug.datastructures.ImmutableDict`.
+    :returns: a new :class:`werkzeug.datastructures.ImmutableDict`, nested
+              dicts and lists frozen too (see :func:`_label_value`).
     :raises TypeError: if ``value`` is not one of those, a key is not a
-                       ``str`` or a value is not a JSON scalar (the message
+                       ``str`` or a value is not a JSON value (the message
                        names the key).
     :raises ValueError: if a float value is NaN or infinite.
     """
@@ -236,12 +256,32 @@ def _frozen_mapping(value, field):
                             f"{type(value).__name__}") from None
     # NOTE: always a fresh copy, so that the caller keeping a reference to
     # its own dict cannot change the point afterwards.
-    checked = {}
-    for key, val in value.items():
-        if not isinstance(key, str):
-            raise TypeError(f"{field} key {key!r} is not a str")
-        checked[str.__str__(key)] = _scalar(val, field, key)
-    return datastructures.ImmutableDict(checked)
+    return _label_value(value, field)
+
+
+def _thaw(value):
+    """Return a plain, mutable deep copy of a frozen groupby/metadata."""
+    if isinstance(value, dict):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_thaw(item) for item in value]
+    return value
+
+
+def _decimals_to_floats(value):
+    """Turn the Decimals of a decoded JSON attribute mapping into floats.
+
+    A reader using ``parse_float=Decimal`` (as it should, for qty and
+    price) gets Decimals in attribute values too; they are read as the
+    floats a plain reader would get, so that both give the same point.
+    """
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, collections.abc.Mapping):
+        return {key: _decimals_to_floats(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_decimals_to_floats(item) for item in value]
+    return value
 
 
 # NOTE: the C implementation when available; it also adds the quotes.
@@ -369,7 +409,7 @@ def _point_fields(dict_):
             'price': rating.get('price', 0),
         }
         if legacy:
-            fields['groupby'] = dict_['desc']
+            fields['groupby'] = _decimals_to_floats(dict_['desc'])
             fields['metadata'] = {}
             return fields
     elif dict_.keys() & {'unit', 'qty', 'price'}:
@@ -378,8 +418,9 @@ def _point_fields(dict_):
                   for key in ('unit', 'qty', 'price')}
     else:
         raise DataFormatError("missing key 'vol'")
-    fields['groupby'] = _get(dict_, 'groupby', 'groupby')
-    fields['metadata'] = _get(dict_, 'metadata', 'metadata')
+    fields['groupby'] = _decimals_to_floats(_get(dict_, 'groupby', 'groupby'))
+    fields['metadata'] = _decimals_to_floats(
+        _get(dict_, 'metadata', 'metadata'))
     fields['description'] = dict_.get('description')
     return fields
 
@@ -401,7 +442,8 @@ class DataPoint(_DataPointBase):
     :type price: decimal.Decimal or int or float or str
     :param groupby: attributes the data is grouped by (for example
                     ``project_id``): ``str`` keys, values ``str``,
-                    ``int``, finite ``float``, ``bool`` or ``None``. May
+                    ``int``, finite ``float``, ``bool`` or ``None``, or
+                    dicts (``str`` keys) and lists of such values. May
                     also be ``None`` (empty) or a list of pairs.
     :type groupby: collections.abc.Mapping or None
     :param metadata: other descriptive attributes (for example
@@ -415,7 +457,9 @@ class DataPoint(_DataPointBase):
                         finite, or a float attribute value is not finite.
 
     ``groupby`` and ``metadata`` are
-    :class:`werkzeug.datastructures.ImmutableDict` copies. Every attribute
+    :class:`werkzeug.datastructures.ImmutableDict` copies, whose nested
+    dicts and lists are ``ImmutableDict`` and
+    :class:`~werkzeug.datastructures.ImmutableList`. Every attribute
     is read-only; :meth:`set_price` and ``_replace()`` return a new,
     validated point.
     """
@@ -518,11 +562,16 @@ class DataPoint(_DataPointBase):
             'vol': kind(unit=self.unit, qty=self.qty),
             'rating': kind(price=self.price),
         }
-        if legacy:
-            output['desc'] = kind(self.desc)
+        if mutable:
+            thaw = _thaw
         else:
-            output['groupby'] = kind(self.groupby)
-            output['metadata'] = kind(self.metadata)
+            # NOTE: already frozen all the way down.
+            thaw = datastructures.ImmutableDict
+        if legacy:
+            output['desc'] = thaw(self.desc)
+        else:
+            output['groupby'] = thaw(self.groupby)
+            output['metadata'] = thaw(self.metadata)
             if self.description is not None:
                 output['description'] = self.description
         return kind(output)
@@ -555,8 +604,9 @@ class DataPoint(_DataPointBase):
           earlier versions of this library.
 
         Numbers may be Decimals, ints, floats or strings and are validated
-        like in the constructor; ``description`` is optional. ``dict_`` is
-        not changed.
+        like in the constructor; ``description`` is optional. Decimals in
+        attribute values become floats (a JSON reader with
+        ``parse_float=Decimal`` gives them). ``dict_`` is not changed.
 
         :param dict_: the mapping to read.
         :type dict_: collections.abc.Mapping

@@ -334,14 +334,47 @@ class DataPointValidationTest(testtools.TestCase):
                                       groupby={1: 'a'})
         self.assertEqual('groupby key 1 is not a str', str(exc))
 
-    def test_mapping_value_not_scalar(self):
-        """A value that is no JSON scalar is a TypeError naming the key."""
-        for value in ([1], {'a': 1}, D('1'), b'x', object(),
-                      datetime.datetime(2024, 1, 1), ('a',)):
+    def test_mapping_value_not_json(self):
+        """A value that is no JSON value is a TypeError naming its place."""
+        for value in (D('1'), b'x', object(), {1, 2},
+                      datetime.datetime(2024, 1, 1)):
             self.assertRaisesNaming(TypeError, ["metadata['x']"],
                                     metadata={'x': value})
             self.assertRaisesNaming(TypeError, ["groupby['y']"],
                                     groupby={'y': value})
+        self.assertRaisesNaming(TypeError, ["groupby['y'][1]", 'bytes'],
+                                groupby={'y': ['a', b'b']})
+        self.assertRaisesNaming(TypeError, ["groupby['y']", 'key 3'],
+                                groupby={'y': {3: 'a'}})
+        self.assertRaisesNaming(ValueError, ["groupby['y']['z']"],
+                                groupby={'y': {'z': float('nan')}})
+
+    def test_nested_values_frozen(self):
+        """Dicts and lists, as in upstream's samples, are frozen deeply."""
+        nested = {'metadata': {'farm': 'prod', 'n': [1, None]},
+                  'tags': ('a', True)}
+        point = make_point(metadata=nested)
+        self.assertEqual({'metadata': {'farm': 'prod', 'n': [1, None]},
+                          'tags': ['a', True]}, point.metadata)
+        inner = point.metadata['metadata']
+        self.assertIsInstance(inner, datastructures.ImmutableDict)
+        self.assertIsInstance(inner['n'], datastructures.ImmutableList)
+        self.assertIsInstance(point.metadata['tags'],
+                              datastructures.ImmutableList)
+        self.assertRaises(TypeError, operator.setitem, inner, 'farm', 'x')
+        self.assertRaises(TypeError, inner['n'].append, 2)
+        nested['metadata']['farm'] = 'changed'
+        self.assertEqual('prod', inner['farm'])
+        self.assertEqual(hash(point),
+                         hash(make_point(metadata=point.metadata)))
+        self.assertEqual(point, pickle.loads(pickle.dumps(point)))
+        self.assertEqual(point, copy.deepcopy(point))
+        thawed = point.as_dict(mutable=True)['metadata']
+        self.assertIs(dict, type(thawed['metadata']))
+        self.assertIs(list, type(thawed['metadata']['n']))
+        self.assertIs(list, type(thawed['tags']))
+        self.assertEqual(point, dataframe.DataPoint.from_dict(
+            json.loads(point.json())))
 
     def test_mapping_value_not_finite(self):
         """A NaN or infinite float value is a ValueError naming the key."""
@@ -624,10 +657,27 @@ class DataPointOutputTest(testtools.TestCase):
                                 data)
         self.assertIn('price', str(exc))
         data = make_point().as_dict(mutable=True)
-        data['metadata']['bad'] = [1]
+        data['metadata']['bad'] = object()
         exc = self.assertRaises(ValueError, dataframe.DataPoint.from_dict,
                                 data)
         self.assertIn("metadata['bad']", str(exc))
+
+    def test_from_dict_decimal_attributes_are_floats(self):
+        """parse_float=Decimal and a plain reader give the same point."""
+        point = make_point(groupby={'ratio': 0.1, 'n': {'x': [2.5]}},
+                           metadata={'i': 3})
+        text = point.json(legacy=False)
+        exact = dataframe.DataPoint.from_dict(json.loads(
+            text, parse_float=D))
+        self.assertEqual(point, exact)
+        self.assertIs(float, type(exact.groupby['ratio']))
+        self.assertIs(float, type(exact.groupby['n']['x'][0]))
+        self.assertIs(int, type(exact.metadata['i']))
+        self.assertEqual(point, dataframe.DataPoint.from_dict(
+            json.loads(text)))
+        legacy = dataframe.DataPoint.from_dict(json.loads(
+            point.json(legacy=True), parse_float=D))
+        self.assertIs(float, type(legacy.groupby['ratio']))
 
     def test_from_dict_type_errors_are_value_errors_too(self):
         """Wrong types raise DataFormatTypeError: TypeError and ValueError.
