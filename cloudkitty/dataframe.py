@@ -184,6 +184,8 @@ def _parse_datetime(value, field):
 
 #: Scalar types a groupby or metadata value may have (``None`` too).
 _SCALAR_TYPES = (str, bool, int, float)
+#: Those of them taken as they are (a float must be checked finite).
+_PLAIN_TYPES = frozenset((str, bool, int))
 
 
 def _label_value(value, where):
@@ -256,7 +258,19 @@ def _frozen_mapping(value, field):
                             f"{type(value).__name__}") from None
     # NOTE: always a fresh copy, so that the caller keeping a reference to
     # its own dict cannot change the point afterwards.
-    return _label_value(value, field)
+    checked = {}
+    for key, val in value.items():
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise TypeError(f"{field} key {key!r} is not a str")
+            key = str.__str__(key)
+        # NOTE: the common plain values skip the call, which matters on
+        # pushes of many points.
+        if val is None or type(val) in _PLAIN_TYPES:
+            checked[key] = val
+        else:
+            checked[key] = _label_value(val, f"{field}[{key!r}]")
+    return datastructures.ImmutableDict(checked)
 
 
 def _thaw(value):
