@@ -1046,3 +1046,21 @@ class DataFrameSerialisationTest(testtools.TestCase):
         self.assertRaises(TypeError, dataframe.DataFrame.from_dict, None)
         self.assertRaises(ValueError, dataframe.DataFrame.from_dict,
                           {'usage': None})
+
+    def test_from_dict_upstream_legacy_frame(self):
+        """A frame as upstream's hashmap tests write it is read."""
+        frame = dataframe.DataFrame.from_dict({
+            'period': {'begin': datetime.datetime(2014, 10, 1),
+                       'end': datetime.datetime(2014, 10, 1, 1)},
+            'usage': {'compute': [{
+                'desc': {'flavor': 'm1.nano', 'vcpus': 1,
+                         'metadata': {'farm': 'prod'}},
+                'vol': {'qty': 1, 'unit': 'instance'}}]}}, legacy=True)
+        (type_, point), = frame.iterpoints()
+        self.assertEqual('compute', type_)
+        self.assertEqual(
+            dataframe.DataPoint('instance', 1, 0, {
+                'flavor': 'm1.nano', 'vcpus': 1,
+                'metadata': {'farm': 'prod'}}, {}), point)
+        self.assertEqual(datetime.datetime(2014, 10, 1, tzinfo=UTC),
+                         frame.start)
