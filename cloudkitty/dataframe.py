@@ -29,7 +29,8 @@ without checking again:
   subclasses, so JSON-serialisable) with ``str`` keys and JSON values:
   ``str``, ``int``, finite ``float``, ``bool`` or ``None`` (what the
   storage backends keep, with their type), or, as upstream's data has
-  (Nova's instance ``metadata``), dicts and lists of those, frozen too;
+  (Nova's instance ``metadata``), dicts and lists of those, frozen too
+  (which of those a backend can store is for the storage contract to say);
 * datetimes are always timezone-aware and in UTC (naive ones mean UTC).
 
 Dict formats of a point (see :meth:`DataPoint.as_dict`):
