@@ -35,6 +35,7 @@ import collections.abc
 import datetime
 import decimal
 import json
+import math
 import types
 
 __all__ = ['DataFrame', 'DataPoint', 'to_decimal', 'to_utc']
@@ -139,7 +140,11 @@ def _parse_datetime(value, field):
 
 
 def _frozen_str_mapping(value, field):
-    """Validate a str -> str mapping and return a read-only copy of it."""
+    """Validate a groupby/metadata mapping and return a read-only copy.
+
+    Keys are str; values are str, int, float, bool or None (what
+    collectors produce), kept with their type. A float must be finite.
+    """
     if value is None:
         value = {}
     elif not isinstance(value, collections.abc.Mapping):
@@ -151,14 +156,22 @@ def _frozen_str_mapping(value, field):
     for key, val in copy.items():
         if not isinstance(key, str):
             raise TypeError(f"{field} key {key!r} is not a str")
-        # NOTE: no silent str() here: a non-str value usually means the
-        # collector produced something unexpected, and str(None) == 'None'
-        # would be stored as if it were real data.
-        if not isinstance(val, str):
+        # NOTE: no silent str() here: anything else (a list, a datetime)
+        # usually means the collector produced something unexpected.
+        if val is not None and not isinstance(val, _LABEL_TYPES):
             raise TypeError(
-                f"{field}[{key!r}] value {val!r} is not a str "
-                f"(got {type(val).__name__})")
+                f"{field}[{key!r}] value {val!r} is not a str, int, float, "
+                f"bool or None (got {type(val).__name__})")
+        # NOTE: NaN equals nothing, not even itself: it could neither be
+        # grouped nor filtered on, and JSON has no spelling for it.
+        if isinstance(val, float) and not math.isfinite(val):
+            raise ValueError(
+                f"{field}[{key!r}] value {val!r} is not a finite float")
     return types.MappingProxyType(copy)
+
+
+#: The types a groupby or metadata value may have (besides None).
+_LABEL_TYPES = (str, int, float)
 
 
 def _get(dict_, key, path):

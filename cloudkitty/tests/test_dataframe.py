@@ -258,12 +258,28 @@ class DataPointValidationTest(testtools.TestCase):
                                       groupby={1: 'a'})
         self.assertEqual('groupby key 1 is not a str', str(exc))
 
-    def test_mapping_value_not_str(self):
-        """A non-str value is a TypeError, never silently converted."""
-        self.assertRaisesNaming(TypeError, ["metadata['x']", '3'],
-                                metadata={'x': 3})
-        self.assertRaisesNaming(TypeError, ["groupby['y']", 'None'],
-                                groupby={'y': None})
+    def test_mapping_values_keep_their_type(self):
+        """str, int, float, bool and None values are kept as they are."""
+        values = {'s': '3', 'i': 3, 'f': 3.5, 't': True, 'n': None,
+                  'big': 10 ** 30}
+        point = make_point(groupby=values, metadata=values)
+        for mapping in (point.groupby, point.metadata):
+            self.assertEqual([(k, type(v), v) for k, v in values.items()],
+                             [(k, type(v), v) for k, v in mapping.items()])
+
+    def test_mapping_value_of_other_type(self):
+        """Any other value is a TypeError naming the key, never str()-ed."""
+        for value in ([1], {'a': 1}, b'1', object(), D(1)):
+            self.assertRaisesNaming(TypeError, ["metadata['x']"],
+                                    metadata={'x': value})
+            self.assertRaisesNaming(TypeError, ["groupby['y']"],
+                                    groupby={'y': value})
+
+    def test_mapping_value_not_finite(self):
+        """A NaN or infinite float is a ValueError naming the key."""
+        for value in (float('nan'), float('inf'), float('-inf')):
+            self.assertRaisesNaming(ValueError, ["groupby['y']"],
+                                    groupby={'y': value})
 
     def test_description_not_str(self):
         """A non-str description is a TypeError naming 'description'."""
