@@ -21,7 +21,8 @@ Both types validate everything they are given, so that storage backends can
 trust them without checking again:
 
 * quantities and prices are always :class:`decimal.Decimal` and finite;
-* attribute mappings only hold ``str`` keys and values, and are read-only;
+* attribute mappings hold ``str`` keys; their values are ``str``, ``int``,
+  finite ``float``, ``bool`` or ``None``, kept with their type; read-only;
 * datetimes are always timezone-aware and in UTC (naive ones mean UTC).
 
 The ``json()`` methods encode every :class:`~decimal.Decimal` as a JSON
