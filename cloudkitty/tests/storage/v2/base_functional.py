@@ -131,15 +131,31 @@ def requires_value_length(length):
     return decorator
 
 
+def comparable(value):
+    """A label value as a str that compares by type and value.
+
+    A str stays itself; any other value becomes ``'\x00<type>:<repr>'``
+    (no stored str holds a NUL), so that ``1``, ``1.0``, ``True`` and
+    ``'1'`` differ and rows of mixed types still sort.
+    """
+    if type(value) is str:
+        return value
+    return '\x00%s:%r' % (type(value).__name__, value)
+
+
 def rows(dataframes):
     """Flatten DataFrames into comparable tuples, in the order given.
 
     :returns: a list of ``(start, end, type, unit, qty, price, groupby
-        items, metadata items)``; sort it to compare multisets.
+        items, metadata items)``, label values passed through
+        :func:`comparable`; sort it to compare multisets.
     """
     return [(frame.start, frame.end, type_, point.unit, point.qty,
-             point.price, tuple(sorted(point.groupby.items())),
-             tuple(sorted(point.metadata.items())))
+             point.price,
+             tuple(sorted((k, comparable(v))
+                          for k, v in point.groupby.items())),
+             tuple(sorted((k, comparable(v))
+                          for k, v in point.metadata.items())))
             for frame in dataframes for type_, point in frame.iterpoints()]
 
 
@@ -1808,7 +1824,9 @@ class DifferentialTests:
         filters = {'project_id': chosen[0] if len(chosen) == 1 else chosen}
         pools = (('type', builders.RANDOM_TYPES + ('absent',)),
                  ('flavor', builders.RANDOM_FLAVORS[2:] + ('absent',)),
-                 ('az', builders.RANDOM_ZONES[2:] + ('absent',)))
+                 ('az', builders.RANDOM_ZONES[2:] + ('absent',)),
+                 ('size', ('1', '1.0', 'True', 'None', '0.0', '-0.0',
+                           '2.5', 'absent')))
         for key, pool in pools:
             if rng.random() < 0.3:
                 values = rng.sample(pool, rng.randint(1, 3))
@@ -1826,7 +1844,7 @@ class DifferentialTests:
                           rng.randint(1, 3))
 
     def _random_groupby(self, rng):
-        groupby = rng.sample(['type', 'project_id', 'flavor', 'az'],
+        groupby = rng.sample(['type', 'project_id', 'flavor', 'az', 'size'],
                              rng.randint(0, 3))
         if self.storage.features.groupby_time and rng.random() < 0.5:
             groupby.insert(rng.randint(0, len(groupby)),
