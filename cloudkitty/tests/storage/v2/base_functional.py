@@ -496,17 +496,32 @@ class TypedLabelTests:
         self.assertEqual(1, self.retrieve(
             filters=self.mine(m=str(values[1])), **window)['total'])
 
-    def test_typed_label_over_max_value_length_refused(self):
-        """Rule 3: a value whose str() is over the limit is refused."""
+    def test_typed_label_over_max_value_length_like_str(self):
+        """Rule 3: a value whose str() is over the limit fares like a str.
+
+        Both are refused with InvalidQuery, writing nothing, or both kept.
+        """
         length = self.storage.features.max_value_length
         if length is None:
             self.skipTest('%s lacks max_value_length'
                           % self.storage_backend)
-        if length > 4000:
-            self.skipTest('%s keeps values too long for an int str()'
-                          % self.storage_backend)
-        self.assertInvalid('dataframes', self.storage.push,
-                           self.typed_frames((10 ** length,)))
+        outcomes = []
+        for value in ('9' * (length + 1), 10 ** length):
+            frames = self.typed_frames((value,))
+            before = self.snapshot()
+            try:
+                self.push(frames)
+            except exceptions.InvalidQuery as exc:
+                self.assertEqual('dataframes', exc.argument)
+                self.assertEqual(before, self.snapshot())
+                outcomes.append('refused')
+                continue
+            found = self.retrieve(begin=T0, end=T0 + HOUR, filters=self.mine(
+                g=str(value)), paginate=False)
+            self.assertEqual(typed_rows(frames),
+                             typed_rows(found['dataframes']))
+            outcomes.append('kept')
+        self.assertEqual(outcomes[0], outcomes[1], outcomes)
 
 
 # Retrieve ------------------------------------------------------------------
