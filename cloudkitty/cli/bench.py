@@ -146,7 +146,7 @@ def check_total(name, answer, groupby, expected, exact=True):
     """
     actual = {}
     for row in answer['results']:
-        key = tuple(query.group_value(row, g) for g in groupby)
+        key = tuple(query.result_value(row, g) for g in groupby)
         if key in actual:
             raise CheckFailed('%s: group %r returned twice' % (name, key))
         actual[key] = (row['qty'], row['rate'])
