@@ -43,6 +43,7 @@ from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
 from cloudkitty.storage.v2.sqlalchemy import partitions
+from cloudkitty.storage.v2.sqlalchemy import presence
 from cloudkitty.storage.v2.sqlalchemy import receipts
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
@@ -182,6 +183,24 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         with engine_mod.translate_errors(self.engine):
             migration.upgrade(self.engine)
+
+    def check_initialised(self):
+        """Raise unless init() made this store; create nothing.
+
+        A missing SQLite file stays missing (see :mod:`~cloudkitty.storage.
+        v2.sqlalchemy.presence`).
+
+        :raises cloudkitty.storage.exceptions.NotInitialised: when the
+            file, the schema or its latest revision is missing.
+        """
+        presence.check_initialised(self.engine)
+
+    def store_identity(self):
+        """Return what names this store, whatever URL reached it.
+
+        :rtype: tuple
+        """
+        return presence.identity(self.engine)
 
     def close(self):
         """Close every pooled connection (see :meth:`BaseStorage.close`)."""
