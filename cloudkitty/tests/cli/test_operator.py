@@ -16,6 +16,7 @@ the other CLI tests do) on what tripped a new operator up: a sort by cost,
 a mistyped path or key, the step after ``demo``, a migration onto itself.
 """
 
+import configparser
 import datetime
 import decimal
 import io
@@ -31,6 +32,7 @@ from cloudkitty import dataframe
 from cloudkitty.tests.cli import base
 from cloudkitty.tests.cli import test_data
 from cloudkitty.tests.cli import test_migrate
+from cloudkitty.tests import test_tox
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -459,3 +461,35 @@ class SmallerOnesTest(test_data.DataCLITestCase):
                    '--periods', '2', '--repeat', '1'])
         self.assertEqual(0, code, err)
         self.assertIn('INFO', err)
+
+
+class DocsTest(test_data.DataCLITestCase):
+    """Item 9: the user guide matches what is installed and run."""
+
+    DOCS = os.path.join(test_tox.REPO, 'doc', 'source', 'user')
+
+    def read(self, name):
+        with open(os.path.join(self.DOCS, name), encoding='utf-8') as f:
+            return ' '.join(f.read().split())
+
+    def test_configuration_names_every_backend(self):
+        code, out, err = self.run_main(['backends', '-f', 'value', '-c',
+                                        'name'])
+        self.assertEqual(0, code, err)
+        names = out.split()
+        self.assertIn('influxdb', names)
+        text = self.read('configuration.rst')
+        self.assertNotIn('only one', text)
+        for name in names:
+            self.assertIn('``%s``' % name, text)
+
+    def test_install_names_every_tox_environment(self):
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(os.path.join(test_tox.REPO, 'tox.ini'))
+        envs = parser['tox']['envlist'].split(',')
+        text = self.read('install.rst')
+        words = ('zero one two three four five six seven eight nine '
+                 'ten').split()
+        self.assertIn('runs its %s environments' % words[len(envs)], text)
+        for env in envs:
+            self.assertIn('``%s``' % env, text)
