@@ -29,6 +29,7 @@ import fixtures
 
 from cloudkitty.cli import main
 from cloudkitty import dataframe
+from cloudkitty.storage.v2.gnocchi import client as gnocchi_client
 from cloudkitty.tests.cli import base
 from cloudkitty.tests.cli import test_data
 from cloudkitty.tests.cli import test_migrate
@@ -185,6 +186,39 @@ class InfluxDBReadsCreateNothingTest(base.CLITestCase):
         code, _, err = self.run_main(['--backend', 'influxdb', 'init'])
         self.assertEqual(0, code, err)
         self.assertTrue(self.statements[0].startswith('CREATE DATABASE'))
+
+
+class GnocchiReadsCreateNothingTest(base.CLITestCase):
+    """Item 2 on Gnocchi: ``total`` creates no resource type."""
+
+    def setUp(self):
+        super().setUp()
+        self.calls = []
+        self.conf = os.path.join(self.tmp, 'gnocchi.conf')
+        with open(self.conf, 'w') as stream:
+            stream.write('[storage]\nbackend = gnocchi\n'
+                         '[storage_gnocchi]\nendpoint = '
+                         'http://127.0.0.1:9\n')
+
+        def call(client, function, *args, **kwargs):
+            name = '%s.%s' % (type(function.__self__).__name__,
+                              function.__name__)
+            self.calls.append(name)
+            raise gnocchi_client.gnocchi_exc.NotFound(404)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.gnocchi.client.Client.call', call))
+
+    def test_total_without_resource_types(self):
+        code, out, err = self.run_main(['--config-file', self.conf,
+                                        'total'])
+        self.assertEqual(1, code, err)
+        self.assertIn('is not initialised: no resource type ', err)
+        self.assertEqual(['ResourceTypeManager.get'], self.calls)
+
+    def test_init_creates(self):
+        self.run_main(['--config-file', self.conf, 'init'])
+        self.assertIn('ArchivePolicyManager.create', self.calls)
 
 
 class DemoNextStepTest(test_data.DataCLITestCase):
