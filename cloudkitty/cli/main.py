@@ -63,6 +63,12 @@ _QUIET_LIBRARIES = ('stevedore=ERROR', 'cliff=WARN', 'alembic=WARN',
                     'sqlalchemy=WARN', 'autopage=WARN')
 
 
+def _is_console(handler):
+    """Whether a logging handler writes to a stream but not to a file."""
+    return (isinstance(handler, logging.StreamHandler)
+            and not isinstance(handler, logging.FileHandler))
+
+
 class NoStore(exceptions.StorageError):
     """A command that only reads found no initialised store there."""
 
@@ -276,16 +282,32 @@ class StorageApp(app.App):
                                levels + list(_QUIET_LIBRARIES))
         log.setup(self.conf, PROG, version=_version(), fix_eventlet=False)
         root = logging.getLogger()
-        root.setLevel(self._console_level())
+        self._set_levels()
         if not self.options.debug:
             # NOTE: oslo.log's console format carries a timestamp, a pid
             # and a summary of the exception being handled; without
             # --debug an error must read as one short line.
             for handler in root.handlers:
-                if (isinstance(handler, logging.StreamHandler)
-                        and not isinstance(handler, logging.FileHandler)):
+                if _is_console(handler):
                     handler.setFormatter(
                         logging.Formatter(_SHORT_LOG_FORMAT))
+
+    def _set_levels(self, cmd=None):
+        """Apply :meth:`_console_level` to the console.
+
+        With ``--log-file``, the file still gets the INFO messages: the
+        root logger lets them through and only the console handlers
+        filter them.
+        """
+        root = logging.getLogger()
+        console = self._console_level(cmd)
+        if not self.options.log_file:
+            root.setLevel(console)
+            return
+        root.setLevel(min(console, logging.INFO))
+        for handler in root.handlers:
+            if _is_console(handler):
+                handler.setLevel(console)
 
     def _console_level(self, cmd=None):
         """The level of the root logger while ``cmd`` runs.
@@ -305,7 +327,7 @@ class StorageApp(app.App):
 
     def prepare_to_run_command(self, cmd):
         """Set the console level the command wants (see _console_level)."""
-        logging.getLogger().setLevel(self._console_level(cmd))
+        self._set_levels(cmd)
 
     def uses_configured_backend(self):
         """Whether the user chose a backend through the global options.

@@ -489,6 +489,16 @@ class SmallerOnesTest(test_data.DataCLITestCase):
         self.assertIn('INFO cloudkitty.cli.data Stored 5 points from 3 '
                       'frames', err)
 
+    def test_log_file_keeps_the_info_lines(self):
+        path = self.write('rated.jsonl',
+                          test_data.as_jsonl(test_data.sample_frames()))
+        log_file = os.path.join(self.tmp, 'push.log')
+        code, _, err = self.run_main(['--log-file', log_file, 'push', path])
+        self.assertEqual(0, code, err)
+        self.assertEqual('', err)
+        with open(log_file) as stream:
+            self.assertIn('Stored 5 points from 3 frames', stream.read())
+
     def test_long_work_keeps_its_progress(self):
         code, _, err = base.CLITestCase.run_main(
             self, ['bench', '--projects', '1', '--resources', '1',
