@@ -220,11 +220,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
         refused one rolls it back: nothing of the push is stored. On
         PostgreSQL the points are copied while they are checked (see
         :meth:`_push_streaming`); elsewhere all are checked first.
-
-        :returns: the number of points stored: 0 when the push is the
-            retry of one that landed (the contract asks for nothing; the
-            CLI reports it).
-        :rtype: int
         """
         frames = query_mod.validate_dataframes(dataframes)
         if scope_id is not None:
@@ -232,7 +227,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         key = query_mod.validate_idempotency_key(idempotency_key, self)
         counts = frames_mod.counts_of(frames)
         if not counts:
-            return 0
+            return
         begins = {to_micros(frame.start) for frame in frames}
         with _no_cyclic_gc():
             if self._streams and key is None:
@@ -245,14 +240,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 until = self._with_partitions(
                     begins, self._write, points, new_series, counts,
                     receipt)
-        if until is None:
-            # NOTE: ``until`` is never NULL: only a retry of a push that
-            # landed writes nothing and returns None.
-            return 0
         last_day = rollup.day_of(max(begins))
-        if until < last_day:
+        if until is not None and until < last_day:
             self._roll_up_after_push(last_day)
-        return sum(len(frame) for frame in frames)
 
     def _with_partitions(self, begins, write, *args):
         """Create the months of ``begins`` if missing, then ``write(*args)``.
