@@ -195,6 +195,23 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         presence.check_initialised(self.engine)
 
+    def push_landed(self, idempotency_key):
+        """Tell whether a push with this key is stored; write nothing.
+
+        Not part of the contract: ``cloudkitty-storage push`` asks it
+        before a push with a key, to report that a re-run stored nothing
+        again. A delete forgets the keys of its window (see
+        :mod:`~cloudkitty.storage.v2.sqlalchemy.receipts`).
+
+        :param idempotency_key: a key as push() takes it.
+        :rtype: bool
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for a bad key.
+        """
+        key = query_mod.validate_idempotency_key(idempotency_key, self)
+        with engine_mod.translate_errors(self.engine):
+            with self.engine.connect() as conn:
+                return receipts.landed(conn, key)
+
     def store_identity(self):
         """Return what names this store, whatever URL reached it.
 
