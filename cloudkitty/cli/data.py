@@ -551,34 +551,35 @@ class Push(rst.PlainHelp, show.ShowOne):
     def _push(self, store, batches, scope_id, skip, key=None):
         """Push the batches in order; say exactly what landed on error.
 
-        A backend's push() may return how many points it stored (the SQL
-        backend does: 0 for the retry of a push that landed); when it
-        returns None, every point of the batch counts as stored.
+        With a key, a backend that has ``push_landed(key)`` (the SQL
+        backend) tells whether the batch had landed before; such a batch
+        is still pushed, so that the backend checks that the key names the
+        same data, but counts as stored by an earlier run. Otherwise every
+        point of a batch counts as stored by this run.
 
         :returns: ``(points stored, batches that had landed before)``.
         """
         total = sum(len(batch) for batch in batches)
         done = points = landed = 0
+        asker = getattr(store, 'push_landed', None) if key else None
         for number, batch in enumerate(batches, 1):
             first = skip + done + 1
-            size = sum(len(frame) for frame in batch)
+            batch_key = (None if key is None else '%s:%d-%d'
+                         % (key, first, first + len(batch) - 1))
             try:
-                stored = store.push(batch, scope_id=scope_id,
-                                    idempotency_key=(
-                                        None if key is None
-                                        else '%s:%d-%d' % (
-                                            key, first,
-                                            first + len(batch) - 1)))
+                # NOTE: asked first: a receipt is never written without
+                # its points, so a key found now had landed before.
+                before = bool(asker is not None and asker(batch_key))
+                store.push(batch, scope_id=scope_id,
+                           idempotency_key=batch_key)
             except Exception as exc:
                 raise PushFailed(_failure(
                     store, number, len(batches), skip + done, points,
                     len(batch), exc)) from exc
-            if stored is None:
-                stored = size
-            if key is not None and size and not stored:
-                landed += 1
+            landed += before
             done += len(batch)
-            points += stored
+            if not before:
+                points += sum(len(frame) for frame in batch)
             if len(batches) > 1:
                 _progress(self.app, done, total)
         return points, landed
