@@ -162,11 +162,13 @@ def rows(daily):
     :param daily: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
         price_lo]}``, the sums of the pushed points' pairs.
     :returns: ``(day, series_id, n, qty_big, qty_small, qty_lo,
-        price_big, price_small, price_lo)`` tuples (see :func:`limbs`).
+        price_big, price_small, price_lo)`` tuples (see :func:`limbs`),
+        in ``(day, series_id)`` order: concurrent pushes into one rolled-up
+        day then lock its rows in one order, never in a cycle.
     """
     return [key + (n,) + limbs(qty_hi, qty_lo) + limbs(price_hi, price_lo)
             for key, (n, qty_hi, qty_lo, price_hi, price_lo)
-            in daily.items()]
+            in sorted(daily.items())]
 
 
 def limbs(hi, lo):
