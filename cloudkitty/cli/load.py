@@ -39,18 +39,17 @@ Writers
 Overlapping writers (``overlap``)
     Writer ``w`` pushes into one shared project, :data:`SHARED_PROJECT`
     (its ``scope_id`` too), so that every writer pushes the same series
-    at about the same time, each in an order of its own (the writer's
-    random generator shuffles the points and the order of the types).
-    Push ``i`` of every writer is of round ``i``: its points belong to
-    ``points_per_push`` series that are new every
-    :data:`ROUNDS_PER_GENERATION` rounds, so all writers create the same
-    new series at once. Even rounds push into hour ``(i // 2) mod 744``,
-    moving forward (the SQL backend then rolls up the days before);
-    odd rounds push late data, into an hour of a day already passed,
-    drawn from the round number (the same for every writer), so that
-    the writers add to the same rolled-up days at once. Writers keep
-    their exact sums as above; at the end the shared project must hold
-    the sums of all of them.
+    at the same time, each in an order of its own (the writer's random
+    generator shuffles the points and the order of the types). Time is
+    cut into generations of :data:`GENERATION_SECONDS` from the common
+    start: a push's ``points_per_push`` points belong to series of its
+    generation, new for every writer at once. Even pushes of a writer
+    go into hour ``(i // 2) mod 744`` (push ``i``), moving forward (the
+    SQL backend then rolls up the days before); odd ones push late data
+    into the day before that one, already rolled up, at an hour drawn
+    from the generation, so that writers add to the same rolled-up
+    rows at once. Writers keep their exact sums as above; at the end
+    the shared project must hold the sums of all of them.
 
 Readers
     A reader runs ``total(groupby=['project_id'])`` over
@@ -133,8 +132,8 @@ READER_GRACE = 120
 EXIT_TIMEOUT = 30
 #: The one project (and scope) of every writer in ``overlap`` mode.
 SHARED_PROJECT = 'load-shared'
-#: Rounds of pushes in ``overlap`` mode before the series are new again.
-ROUNDS_PER_GENERATION = 2
+#: Seconds of a generation of series in ``overlap`` mode.
+GENERATION_SECONDS = 0.5
 #: Errors (and problems seen by a reader) kept per process; more are only
 #: counted, so that a failure repeated at every call cannot fill memory.
 KEPT_ERRORS = 10
@@ -262,33 +261,32 @@ def make_frame(rng, writer, start, size):
     return frame, (size, qty_units, price_units)
 
 
-def overlap_hour(seed, round_):
-    """Return the hour (from :data:`WINDOW_BEGIN`) of a round, ``overlap``.
+def overlap_hour(number, generation):
+    """Return the hour (from :data:`WINDOW_BEGIN`) of a push, ``overlap``.
 
-    Even rounds move forward one hour every two rounds; odd ones go back
-    to an hour of a day before the forward one (late data), the same for
-    every writer of a run.
+    :param number: the writer's count of pushes before this one. Even
+        ones move forward an hour every two pushes; odd ones go back to
+        the day before (late data).
+    :param generation: the push's generation: it sets the late hour, the
+        same for every writer in that day.
     """
-    forward = (round_ // 2) % HOURS
-    if round_ % 2 == 0 or forward < 24:
+    forward = (number // 2) % HOURS
+    if number % 2 == 0 or forward < 24:
         return forward
-    day = random.Random('%d-late-%d' % (seed, round_)).randrange(
-        forward // 24)
-    return day * 24 + round_ % 24
+    return (forward // 24 - 1) * 24 + generation % 24
 
 
-def make_shared_frame(rng, round_, start, size):
+def make_shared_frame(rng, generation, start, size):
     """Build a push of ``overlap`` mode and its exact sums.
 
     :param rng: the writer's :class:`random.Random`: it draws the amounts
         and the order of the points.
-    :param round_: the push's round: its series are those of the round's
-        generation, the same for every writer.
+    :param generation: its series are those of this generation, the same
+        for every writer.
     :param start: the start of the frame's hour.
     :param size: the number of points, each of its own series.
     :returns: as :func:`make_frame`.
     """
-    generation = round_ // ROUNDS_PER_GENERATION
     by_type = {}
     qty_units = price_units = 0
     for index in range(size):
@@ -395,9 +393,13 @@ def _push_loop(store, plan, index, report):
     try:
         while time.perf_counter() < deadline:
             if plan.overlap:
-                hour = overlap_hour(plan.seed, number)
+                # NOTE: from the common start, so that every writer is in
+                # the same generation at the same time.
+                generation = int((time.perf_counter() - start)
+                                 / GENERATION_SECONDS)
+                hour = overlap_hour(number, generation)
                 frame, sums = make_shared_frame(
-                    rng, number, WINDOW_BEGIN + hour * HOUR,
+                    rng, generation, WINDOW_BEGIN + hour * HOUR,
                     plan.points_per_push)
             else:
                 hour = (number * plan.writers + index) % HOURS

@@ -138,17 +138,16 @@ class ChecksTest(testtools.TestCase):
             self.assertGreaterEqual(point.price.as_tuple().exponent, -12)
 
     def test_overlap_hours(self):
-        """Even rounds move forward; odd ones go back to a day passed."""
-        for round_ in range(0, 2000, 2):
-            self.assertEqual((round_ // 2) % load.HOURS,
-                             load.overlap_hour(0, round_))
-        for round_ in range(49, 2000, 2):
-            forward = (round_ // 2) % load.HOURS
-            late = load.overlap_hour(0, round_)
+        """Even pushes move forward; odd ones go back to the day before."""
+        for number in range(0, 2000, 2):
+            self.assertEqual((number // 2) % load.HOURS,
+                             load.overlap_hour(number, 7))
+        for number in range(49, 2000, 2):
+            forward = (number // 2) % load.HOURS
+            late = load.overlap_hour(number, 7)
             if forward >= 24:
-                self.assertLess(late // 24, forward // 24, round_)
-            # NOTE: drawn from the round: the same in every writer.
-            self.assertEqual(late, load.overlap_hour(0, round_))
+                self.assertEqual(forward // 24 - 1, late // 24, number)
+                self.assertEqual(7, late % 24)
 
     def test_make_shared_frame(self):
         """Writers share a round's series, in orders of their own."""
@@ -170,9 +169,8 @@ class ChecksTest(testtools.TestCase):
         self.assertEqual(sorted(series[0]), sorted(series[1]))
         self.assertNotEqual(series[0], series[1])
         # NOTE: the next generation's series are new.
-        later, _ = load.make_shared_frame(
-            random.Random(0), 5 + load.ROUNDS_PER_GENERATION,
-            load.WINDOW_BEGIN, 40)
+        later, _ = load.make_shared_frame(random.Random(0), 6,
+                                          load.WINDOW_BEGIN, 40)
         self.assertFalse(set(series[0]) & {
             (type_, p.groupby['id']) for type_, p in later.iterpoints()})
 
