@@ -18,8 +18,11 @@ the schema at head and does nothing.
 
 A schema already at head is seen without the lock, and the revisions are
 read from the scripts once per process, before it: processes starting
-together wait for the one upgrade, not for each other in turn (six of them
-on a new SQLite file used to wait up to seven times what one alone took).
+together wait for the one upgrade, not for each other in turn. Six
+processes upgrading a new SQLite file used to queue, each running alembic
+under the lock: the slowest took 5.2 times what one alone took (median of
+6 runs); now 2.4 times, the rest being SQLite's polling for its lock and
+six processes starting on one busy 2-core machine.
 """
 
 import contextlib
