@@ -276,15 +276,16 @@ def insert_many_ignoring_duplicates(conn, table, rows):
 def unique_key(table, columns):
     """Return the names of the first unique key of ``table`` in ``columns``.
 
-    The primary key is tried first, then the unique constraints, in their
-    order of definition. Writers that may meet on such a key sort their
-    rows by it (see :class:`CopyWrite`).
+    The primary key is tried first, then the unique constraints, by name.
+    Writers that may meet on such a key sort their rows by it (see
+    :class:`CopyWrite`).
 
     :returns: a list of column names; empty if no key is covered.
     """
-    keys = [table.primary_key] + [
-        constraint for constraint in table.constraints
-        if isinstance(constraint, sa.UniqueConstraint)]
+    keys = [table.primary_key] + sorted(
+        (constraint for constraint in table.constraints
+         if isinstance(constraint, sa.UniqueConstraint)),
+        key=lambda constraint: str(constraint.name))
     for key in keys:
         names = [column.name for column in key.columns]
         if names and all(name in columns for name in names):
