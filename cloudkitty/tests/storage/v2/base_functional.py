@@ -49,6 +49,7 @@ import multiprocessing
 import os
 import queue
 import random
+import tempfile
 import threading
 import time
 import uuid
@@ -1569,18 +1570,43 @@ PROCESS_TIMEOUT = 600
 def spawned_storage(settings):
     """Build and initialise a storage in a spawned process.
 
+    The option values are handed over as a configuration file, which
+    oslo.config also reads for options registered later: those of a
+    third-party backend, which registers its own.
+
     :param settings: what :meth:`BaseFunctionalStorageTest.process_settings`
         returned.
     """
-    conf = cfg.ConfigOpts()
-    for group, opts in storage.list_opts():
-        conf.register_opts(opts, group=group)
+    sections = {}
     for group, name, value in settings['options']:
-        conf.set_override(name, value, group=group)
+        sections.setdefault(group, []).append('%s = %s' % (
+            name, _config_text(value)))
+    fd, path = tempfile.mkstemp(suffix='.conf')
+    try:
+        with os.fdopen(fd, 'w') as config_file:
+            for group, lines in sorted(sections.items()):
+                config_file.write('[%s]\n%s\n' % (group, '\n'.join(lines)))
+        conf = cfg.ConfigOpts()
+        for group, opts in storage.list_opts():
+            conf.register_opts(opts, group=group)
+        conf(args=[], default_config_files=[path])
+    finally:
+        os.unlink(path)
     store = storage.get_storage(conf=conf, backend=settings['backend'],
                                 version=settings['version'])
     store.init()
     return store
+
+
+def _config_text(value):
+    """An option value as a configuration file writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ','.join(str(item) for item in value)
+    if isinstance(value, dict):
+        return ','.join('%s:%s' % item for item in sorted(value.items()))
+    return str(value)
 
 
 def overlap_frames(project_id, writer, round_):
@@ -2047,7 +2073,7 @@ class BaseFunctionalStorageTest(testtools.TestCase, PushTests, RetrieveTests,
     ``process_settings(self)``
         Return the picklable settings from which a spawned process builds
         its own storage (:func:`spawned_storage`); by default the values
-        of every storage option on ``self.conf``.
+        of every option of a group of ``self.conf``.
 
     *Never override*
 
@@ -2102,15 +2128,19 @@ class BaseFunctionalStorageTest(testtools.TestCase, PushTests, RetrieveTests,
         """Return what a spawned process needs to build a storage like ours.
 
         Picklable: the backend, the version and the value of every option
-        of :func:`cloudkitty.storage.list_opts` on ``self.conf``, which
-        :func:`spawned_storage` sets on a conf of its own. Override only
+        set in a group of ``self.conf`` (the backend's own included), which
+        :func:`spawned_storage` gives a conf of its own. Override only
         when :meth:`make_storage` passes constructor arguments.
         """
         options = []
-        for group, opts in storage.list_opts():
-            for opt in opts:
-                options.append((group, opt.dest,
-                                self.conf[group][opt.dest]))
+        for group in self.conf:
+            section = self.conf[group]
+            if not isinstance(section, cfg.ConfigOpts.GroupAttr):
+                continue
+            for name in section:
+                value = section[name]
+                if value is not None:
+                    options.append((group, name, value))
         return {'backend': self.storage_backend,
                 'version': self.storage_version, 'options': options}
 
