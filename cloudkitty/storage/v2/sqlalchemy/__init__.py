@@ -817,10 +817,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return engine_mod.retry_conflicts(self._delete, query)
 
     def _delete(self, query):
-        """Delete the points of a validated query, in one transaction."""
+        """Delete the points of a validated query, in one transaction.
+
+        It first takes ``until`` exclusively: pushes wait for the delete,
+        and the delete for the pushes under way, so that the sums and
+        counts it takes from the rollup and the frame counts are those of
+        the very points it deletes (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.rollup`).
+        """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
-                until = rollup.until(conn, lock='share')
+                until = rollup.until(conn, lock='update')
                 receipts.forget(
                     conn, None if query.begin is None
                     else to_micros(query.begin),

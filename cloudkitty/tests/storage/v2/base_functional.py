@@ -1399,6 +1399,8 @@ class ConcurrencyTests:
     writers = 4
     #: Pushes per thread.
     pushes_per_writer = 5
+    #: Pushes per writer, and deletes, of the racing delete test.
+    racing_rounds = 30
 
     def _run_writers(self, make_frames, make_key=None):
         """Push ``make_frames(writer, push)`` from every writer at once.
@@ -1460,6 +1462,56 @@ class ConcurrencyTests:
         self.assertTotalEqual({'total': 1, 'results': [
             expect(T0, T0 + HOUR, count, D(count) / 10)]},
             self.totals(begin=T0, end=T0 + HOUR))
+
+    @requires('concurrent_writers')
+    def test_deletes_racing_late_pushes_leave_no_ghosts(self):
+        """Rule 9: a day deleted while late data lands reads consistently.
+
+        Two writers push late data into a day while a third instance
+        deletes that day again and again. Afterwards total() (which a
+        backend may answer from per-day sums) and retrieve() (the points
+        themselves, and their count) must agree: no sum of a deleted
+        point may stay behind, nor one of a stored point go missing.
+        """
+        day = T0 + 2 * DAY
+        self.push([builders.make_frame(T0 + 5 * DAY, [
+            ('cpu', builders.make_point(self.project_id, 1, 1))])])
+        stores = [self.make_storage() for _ in range(3)]
+        barrier = threading.Barrier(len(stores))
+
+        def push(store, writer):
+            barrier.wait(timeout=60)
+            for index in range(self.racing_rounds):
+                store.push([builders.make_frame(
+                    day + index % 24 * HOUR, [
+                        ('cpu', builders.make_point(
+                            self.project_id, writer + 1, D(index + 1) / 10,
+                            groupby={'res': str(series)}))
+                        for series in range(10)])], scope_id=self.scope_id)
+
+        def delete(store):
+            barrier.wait(timeout=60)
+            for _ in range(self.racing_rounds):
+                store.delete(begin=day, end=day + DAY)
+
+        with concurrent.futures.ThreadPoolExecutor(len(stores)) as pool:
+            futures = [pool.submit(push, stores[0], 0),
+                       pool.submit(push, stores[1], 1),
+                       pool.submit(delete, stores[2])]
+            for future in futures:
+                future.result(timeout=300)
+        self.wait_for_backend()
+        window = {'begin': day, 'end': day + DAY}
+        points = [point for frame in self.retrieve(
+            paginate=False, **window)['dataframes']
+            for _, point in frame.iterpoints()]
+        self.assertEqual(len(points), self.retrieve(limit=1,
+                                                    **window)['total'])
+        totals = self.totals(**window)['results']
+        self.assertEqual(
+            [(sum((p.qty for p in points), D(0)),
+              sum((p.price for p in points), D(0)))] if points else [],
+            [(row['qty'], row['rate']) for row in totals if row['qty']])
 
     @requires('concurrent_writers')
     def test_processes_share_new_series_and_late_days(self):
