@@ -265,21 +265,29 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _with_partitions(self, begins, write, *args):
         """Create the months of ``begins`` if missing, then ``write(*args)``.
 
+        Each step is one transaction, made again if it loses a deadlock
+        (see :func:`engine.retry_conflicts`); in the end a lasting
+        conflict raises :class:`~cloudkitty.storage.exceptions.
+        WriteConflict`.
+
         :returns: what ``write`` returns.
         """
-        with engine_mod.translate_errors(self.engine):
-            self._partitions.ensure(begins)
+        retry = engine_mod.retry_conflicts
+        retry(self._ensure_partitions, begins)
         try:
-            return write(*args)
+            return retry(write, *args)
         except sa_exc.IntegrityError as exc:
             # NOTE: another process may have dropped a month this one
             # knew (a purge): find out, create it, push again.
             if not partitions.missing_partition(exc):
                 raise
             self._partitions.reset()
-            with engine_mod.translate_errors(self.engine):
-                self._partitions.ensure(begins)
-            return write(*args)
+            retry(self._ensure_partitions, begins)
+            return retry(write, *args)
+
+    def _ensure_partitions(self, begins):
+        with engine_mod.translate_errors(self.engine):
+            self._partitions.ensure(begins)
 
     def _roll_up_after_push(self, day):
         """Roll up the days before ``day``; a failure only logs.
@@ -857,13 +865,27 @@ class SQLAlchemyStorage(v2.BaseStorage):
         forgets the idempotency keys of the pushes in the window (see
         :meth:`BaseStorage.push`).
 
+        One transaction, made again if it loses a deadlock (see
+        :func:`engine.retry_conflicts`).
+
         :returns: the number of points deleted.
         """
         query = query_mod.validate_delete(begin=begin, end=end,
                                           filters=filters)
+        return engine_mod.retry_conflicts(self._delete, query)
+
+    def _delete(self, query):
+        """Delete the points of a validated query, in one transaction.
+
+        It first takes ``until`` exclusively: pushes wait for the delete,
+        and the delete for the pushes under way, so that the sums and
+        counts it takes from the rollup and the frame counts are those of
+        the very points it deletes (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.rollup`).
+        """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
-                until = rollup.until(conn, lock='share')
+                until = rollup.until(conn, lock='update')
                 receipts.forget(
                     conn, None if query.begin is None
                     else to_micros(query.begin),
@@ -881,6 +903,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # NOTE: only the points of rolled-up days are in the rollup.
                 removed = [] if until == rollup.NOTHING else self._day_sums(
                     conn, conditions + [models.point.c.begin < until])
+                # NOTE: in (day, series) order, as pushes add to them.
+                removed.sort(key=lambda row: row[-2:])
                 if removed:
                     conn.exec_driver_sql(self._subtract_daily_sql, removed)
                     # NOTE: only the days touched can have emptied rows;

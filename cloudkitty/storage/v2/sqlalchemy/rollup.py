@@ -30,9 +30,12 @@ spares it an upsert per series. Once a push has stored a frame of a later
 day, the days before that one are rolled up: summed from the points into
 the rollup in one statement, with ``until`` moved forward in the same
 transaction (see :meth:`~cloudkitty.storage.v2.sqlalchemy.
-SQLAlchemyStorage.roll_up`). Pushes and deletes hold a shared lock on
-``ck_rollup`` and the roll-up an exclusive one, so that no write lands in a
-day while it is being rolled up. A reader reads ``until`` once and bounds
+SQLAlchemyStorage.roll_up`). Pushes hold a shared lock on ``ck_rollup``,
+and the roll-up and deletes an exclusive one, so that no write lands in a
+day while it is being rolled up, and no push while a delete sums what it
+removes (a push committed between that sum and the delete of its points
+would have left its sums in the rollup; both measured, before). A reader
+reads ``until`` once and bounds
 both parts of its query by it: what a concurrent roll-up adds is beyond its
 bound, so nothing is counted twice or missed.
 
@@ -68,8 +71,9 @@ def until(conn, lock=None):
     """Read the first day not in the rollup (microseconds).
 
     :param lock: None to read, ``'share'`` to keep it from moving until
-        the end of the transaction (pushes, deletes), ``'update'`` to move
-        it (the roll-up). SQLite takes no row lock: its writers take turns.
+        the end of the transaction (pushes), ``'update'`` to move it (the
+        roll-up) or to keep every push out (deletes). SQLite takes no row
+        lock: its writers take turns.
     """
     stmt = sa.select(models.rollup_state.c.until)
     if lock is not None:
@@ -162,11 +166,13 @@ def rows(daily):
     :param daily: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
         price_lo]}``, the sums of the pushed points' pairs.
     :returns: ``(day, series_id, n, qty_big, qty_small, qty_lo,
-        price_big, price_small, price_lo)`` tuples (see :func:`limbs`).
+        price_big, price_small, price_lo)`` tuples (see :func:`limbs`),
+        in ``(day, series_id)`` order: concurrent pushes into one rolled-up
+        day then lock its rows in one order, never in a cycle.
     """
     return [key + (n,) + limbs(qty_hi, qty_lo) + limbs(price_hi, price_lo)
             for key, (n, qty_hi, qty_lo, price_hi, price_lo)
-            in daily.items()]
+            in sorted(daily.items())]
 
 
 def limbs(hi, lo):
