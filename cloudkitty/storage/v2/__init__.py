@@ -54,6 +54,9 @@ class Features:
     #: Does push() accept an ``idempotency_key``, so that a push retried
     #: with the same key is stored once?
     idempotent_push = False
+    #: Below what magnitude are qty and price kept and summed exactly
+    #: (push() refuses larger ones)?
+    max_magnitude = 10 ** 15
 
 
 class BaseStorage(metaclass=abc.ABCMeta):

@@ -131,6 +131,8 @@ class SQLAlchemyFeatures(v2.Features):
     concurrent_writers = True
     max_value_length = None
     idempotent_push = True
+    # NOTE: hi, the floor of a value, must fit a 64-bit column.
+    max_magnitude = 10 ** 15
 
 
 class _Overflow(Exception):
@@ -304,7 +306,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         new_series = {}
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = money.encode_point
+        encode = _encode_money
         for begin, end, type_, point in items:
             key = series_key(scope_id, type_, point)
             series = known.get(key)
@@ -371,7 +373,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = money.encode_point
+        encode = _encode_money
         with self._insert_points.streaming(conn) as write:
             for begin, end, type_, point in items:
                 series = known.get(series_key(scope_id, type_, point))
@@ -900,6 +902,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
             removed.append((count, qty_big, qty_small, qty_lo, price_big,
                             price_small, price_lo, day, series_id))
         return removed
+
+
+def _encode_money(qty, price):
+    """Check a point's qty and price; encode them as ``(hi, lo)`` pairs.
+
+    Below the backend's ``max_magnitude``: ``hi`` fits a 64-bit column.
+    """
+    return money.encode_point(qty, price, SQLAlchemyFeatures.max_magnitude)
 
 
 def _flat(frames):
