@@ -1516,7 +1516,7 @@ class IdempotencyTests:
     def test_refused_push_leaves_its_key_free(self):
         """A push refused for bad data claims nothing: a fixed one lands."""
         bad = [builders.make_frame(T0, [('cpu', builders.make_point(
-            self.project_id, 1, D(10) ** 15))])]
+            self.project_id, 1, builders.MONEY_OUT_OF_RANGE[0]))])]
         self.assertInvalid(None, self.storage.push, bad,
                            scope_id=self.scope_id,
                            idempotency_key=self.key())
