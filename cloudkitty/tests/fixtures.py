@@ -90,6 +90,18 @@ def money_out_of_range(bound):
         value for value in MONEY_OUT_OF_RANGE if value.copy_abs() > bound)
 
 
+def forge(point, **fields):
+    """Return ``point`` with ``fields`` replaced, unchecked.
+
+    As a point whose price was set after it was built (upstream's
+    ``set_price()`` does no conversion): a float, a Decimal of any
+    precision, or a NaN that the DataPoint constructor would refuse.
+    """
+    return tuple.__new__(type(point), tuple(
+        fields.get(name, value) for name, value in zip(point._fields,
+                                                       point)))
+
+
 def as_stored(frames):
     """Return ``frames`` with their money as a backend stores it.
 
@@ -371,21 +383,23 @@ def distinct_frames(project_id, start=T0, periods=4, per_type=3,
     return frames
 
 
-def money_frames(project_id, start=T0, count=200):
+def money_frames(project_id, start=T0, count=200, value=MONEY_MAX):
     """Four frames whose sums need more than 28 significant digits.
 
     ::
 
         points                         qty            price
-        ``count`` x                    MONEY_MAX      -MONEY_MAX
+        ``count`` x                    value          -value
         ``count + 1`` x                MONEY_TINY     MONEY_TINY
 
     spread round-robin over four hourly frames from ``start``. With the
-    default count: qty sum 200000000000000000.000000000001 (30 digits),
-    price sum -199999999999999999.999999999599. From count 9224 on, the
-    sums of the integer parts no longer fit a signed 64-bit integer.
+    default count and value (MONEY_MAX): qty sum
+    200000000000000000.000000000001 (30 digits), price sum
+    -199999999999999999.999999999599. From count 9224 on, the sums of the
+    integer parts no longer fit a signed 64-bit integer (from count 93 on
+    with MONEY_HUGE).
     """
-    points = ([('cpu', make_point(project_id, MONEY_MAX, -MONEY_MAX))]
+    points = ([('cpu', make_point(project_id, value, value.copy_negate()))]
               * count
               + [('cpu', make_point(project_id, MONEY_TINY, MONEY_TINY))]
               * (count + 1))
