@@ -102,25 +102,36 @@ def check(value, field, max_magnitude=MAX_MAGNITUDE):
     :param field: its name (``qty`` or ``price``), used in the message.
     :param max_magnitude: the backend's bound (``Features.max_magnitude``).
     :type max_magnitude: int
-    :returns: the value with at most 12 fractional digits (rounded half to
-        even), itself when it has no more.
+    :returns: the value rounded to 12 fractional digits (half to even);
+        the Decimal itself when rounding does not change it.
     :rtype: decimal.Decimal
     :raises cloudkitty.storage.exceptions.InvalidQuery: for a value that is
         not a finite Decimal, int or float, or whose magnitude is
         ``max_magnitude`` or more (after rounding).
     """
     number = to_decimal(value, field)
+    rounded = _rounded(number, field, max_magnitude, value)
+    return number if rounded == number else rounded
+
+
+def _rounded(number, field, max_magnitude, value):
+    """Round a finite Decimal to 12 fractional digits; check its range."""
     # NOTE: copy_abs() is exact; abs() would round (or overflow, for
     # 1E+1000000) in the default context. Checked before quantize(), which
     # would fail on such exponents.
     if number.copy_abs() < max_magnitude:
-        if number.as_tuple().exponent < -FRACTION_DIGITS:
-            number = number.quantize(_QUANTUM, context=_ROUNDING_CONTEXT)
-        if number.copy_abs() < max_magnitude:
-            return number
+        rounded = number.quantize(_QUANTUM, context=_ROUNDING_CONTEXT)
+        if rounded.copy_abs() < max_magnitude:
+            return rounded
     raise _invalid(field, 'absolute value must be below %s once rounded '
                    'to %d fractional digits, got %s'
                    % (_power(max_magnitude), FRACTION_DIGITS, value), value)
+
+
+def _slow_units(value, field, max_magnitude):
+    """:func:`units` for a value that is not a Decimal ready to scale."""
+    rounded = _rounded(to_decimal(value, field), field, max_magnitude, value)
+    return int(rounded.scaleb(FRACTION_DIGITS, context=CONTEXT))
 
 
 def _power(bound):
@@ -147,8 +158,7 @@ def units(value, field, max_magnitude=MAX_MAGNITUDE):
         whole = scaled = None
     if whole is None or whole != scaled or not (
             -max_magnitude * SCALE < whole < max_magnitude * SCALE):
-        whole = int(check(value, field, max_magnitude).scaleb(
-            FRACTION_DIGITS, context=CONTEXT))
+        whole = _slow_units(value, field, max_magnitude)
     return whole
 
 
@@ -175,8 +185,8 @@ def point_units(qty, price, max_magnitude=MAX_MAGNITUDE):
             or price_units != price_scaled
             or not -bound < qty_units < bound
             or not -bound < price_units < bound):
-        qty_units = units(qty, 'qty', max_magnitude)
-        price_units = units(price, 'price', max_magnitude)
+        qty_units = _slow_units(qty, 'qty', max_magnitude)
+        price_units = _slow_units(price, 'price', max_magnitude)
     return qty_units, price_units
 
 
