@@ -31,11 +31,11 @@ BaseFunctionalStorageTest`` would make the loader collect the abstract base
 a second time; it would only skip, but noisily).
 
 The tests are grouped by concern in plain mixins (:class:`PushTests`,
-:class:`RetrieveTests`, :class:`TotalTests`, :class:`DeleteTests`,
-:class:`BadInputTests`, :class:`ConcurrencyTests`, :class:`RetentionTests`,
-:class:`TypedLabelTests`, :class:`DifferentialTests`); each docstring names
-the rule of the contract (``BaseStorage`` in :mod:`cloudkitty.storage.v2`)
-it checks. Expected values
+:class:`MoneyTests`, :class:`RetrieveTests`, :class:`TotalTests`,
+:class:`DeleteTests`, :class:`BadInputTests`, :class:`ConcurrencyTests`,
+:class:`RetentionTests`, :class:`TypedLabelTests`,
+:class:`DifferentialTests`); each docstring names the rule of the contract
+(``BaseStorage`` in :mod:`cloudkitty.storage.v2`) it checks. Expected values
 are either written by hand or computed by the reference oracle,
 :func:`cloudkitty.storage.v2.query.evaluate_total` and
 :func:`~cloudkitty.storage.v2.query.evaluate_retrieve`, over the very frames
@@ -145,6 +145,22 @@ def comparable(value):
     if type(value) is str:
         return value
     return '\x00%s:%r' % (type(value).__name__, value)
+
+
+def requires_magnitude(exponent):
+    """Skip a test unless the backend keeps magnitudes below 10**exponent.
+
+    Reads ``features.max_magnitude``.
+    """
+    def decorator(test):
+        @functools.wraps(test)
+        def wrapper(self, *args, **kwargs):
+            if self.storage.features.max_magnitude < 10 ** exponent:
+                self.skipTest('%s lacks max_magnitude >= 10**%d'
+                              % (self.storage_backend, exponent))
+            return test(self, *args, **kwargs)
+        return wrapper
+    return decorator
 
 
 def rows(dataframes):
@@ -526,6 +542,123 @@ class TypedLabelTests:
                              typed_rows(found['dataframes']))
             outcomes.append('kept')
         self.assertEqual(outcomes[0], outcomes[1], outcomes)
+
+
+# Money ---------------------------------------------------------------------
+
+class MoneyTests:
+    """push(): money rounded to 12 fractional digits, ranges, exact sums."""
+
+    def test_money_rounded_half_even(self):
+        """Rule 8: more than 12 fractional digits are rounded half-even."""
+        points = [('cpu', builders.make_point(
+            self.project_id, pushed, pushed.copy_negate(),
+            metadata={'i': str(i)}))
+            for i, (pushed, _) in enumerate(builders.MONEY_ROUNDED)]
+        frames = [builders.make_frame(T0, points)]
+        self.push(frames)
+        stored = builders.as_stored(frames)
+        self.assertEqual(
+            [stored_value for _, stored_value in builders.MONEY_ROUNDED],
+            [point.qty for _, point in stored[0].iterpoints()])
+        self.assertEqual(sorted(rows(stored)), self.snapshot())
+        # NOTE: sums are exact over the stored values, not the pushed ones.
+        qty = D(0)
+        for _, stored_value in builders.MONEY_ROUNDED:
+            qty = money.add(qty, stored_value)
+        self.assertEqual(D('-5.794913578026'), qty)
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(T0, T0 + HOUR, qty, -qty)]},
+            self.totals(begin=T0, end=T0 + HOUR))
+        self.assertOracle(stored, begin=T0, end=T0 + HOUR, groupby=['i'])
+
+    def test_money_floats_and_decimal_floats(self):
+        """Rule 8: floats and Decimal(float) prices are kept, rounded."""
+        # NOTE: a Prometheus qty, a price computed as Decimal(float), and
+        # prices set after the point was built (not converted at all).
+        points = [
+            builders.make_point(self.project_id, 0.30000000000000004,
+                                D(0.152), metadata={'i': '0'}),
+            builders.forge(builders.make_point(
+                self.project_id, 2, 1, metadata={'i': '1'}), price=0.1),
+            builders.forge(builders.make_point(
+                self.project_id, 3, 1, metadata={'i': '2'}),
+                qty=D(0.7), price=1.5)]
+        self.push([builders.make_frame(T0, [('cpu', p) for p in points])])
+        self.assertEqual(
+            [(D('0.3'), D('0.152')), (D('0.7'), D('1.5')), (D(2), D('0.1'))],
+            [(row[4], row[5]) for row in self.snapshot()])
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(T0, T0 + HOUR, 3, D('1.752'))]},
+            self.totals(begin=T0, end=T0 + HOUR))
+
+    @requires('exact_decimal')
+    def test_money_at_the_backend_bound(self):
+        """Rule 8: the largest values below max_magnitude round-trip."""
+        top = money.CONTEXT.subtract(D(self.storage.features.max_magnitude),
+                                     builders.MONEY_TINY)
+        frames = [builders.make_frame(T0, [
+            ('cpu', builders.make_point(self.project_id, top,
+                                        top.copy_negate())),
+            ('cpu', builders.make_point(self.project_id, top,
+                                        builders.MONEY_TINY))])]
+        self.push(frames)
+        self.assertEqual(sorted(rows(frames)), self.snapshot())
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(T0, T0 + HOUR, money.add(top, top), money.add(
+                top.copy_negate(), builders.MONEY_TINY))]},
+            self.totals(begin=T0, end=T0 + HOUR))
+
+    @requires_magnitude(20)
+    def test_money_huge_sums_exact(self):
+        """Rule 8: values near 10**20 sum exactly, over days and edges."""
+        huge = builders.MONEY_HUGE
+        # NOTE: as in test_money_sum_beyond_28_digits_over_days: frames
+        # inside a whole day, straddling the window's start and its end.
+        frames = []
+        for start in (T0 + DAY, T0 + DAY - 2 * HOUR, T0 + 3 * DAY - 2 * HOUR):
+            frames += builders.money_frames(self.project_id, start=start,
+                                            count=100, value=huge)
+        self.push(frames)
+        self.assertEqual(sorted(rows(frames)), self.snapshot())
+        for begin, end in ((T0, T0 + 4 * DAY), (T0 + DAY - HOUR,
+                                                T0 + 3 * DAY - HOUR)):
+            self.assertOracle(frames, begin=begin, end=end)
+            self.assertOracle(frames, begin=begin, end=end,
+                              groupby=['time-d'])
+        # NOTE: 300 * (10**20 - 10**-12) + 303 * 10**-12, in units.
+        units = 300 * (10 ** 32 - 1) + 303
+        result = self.totals(begin=T0, end=T0 + 4 * DAY)['results']
+        self.assertEqual(
+            D('30000000000000000000000.000000000003'),
+            money.from_units(units))
+        self.assertMoneyEqual(money.from_units(units), result[0]['qty'])
+        self.assertMoneyEqual(money.from_units(-300 * (10 ** 32 - 1) + 303),
+                              result[0]['rate'])
+        if self.storage.features.custom_fields:
+            self.assertOracle(
+                frames, begin=T0, end=T0 + 4 * DAY, groupby=['time-d'],
+                custom_fields='min(qty) AS a, max(qty) AS b, '
+                              'min(price) AS c, max(price) AS d, '
+                              'sum(price) AS e, avg(qty) AS f')
+        self.delete(begin=T0 + DAY - HOUR, end=T0 + 2 * DAY)
+        kept = [f for f in frames
+                if not T0 + DAY - HOUR <= f.start < T0 + 2 * DAY]
+        self.assertOracle(kept, begin=T0, end=T0 + 4 * DAY,
+                          groupby=['time-d'])
+
+    def test_money_not_finite_writes_nothing(self):
+        """Rule 8: NaN and infinities are refused, nothing is written."""
+        self.push(builders.sample_frames(self.project_id, T0 + DAY))
+        good = builders.make_point(self.project_id, 1, 1)
+        for value in builders.MONEY_NOT_FINITE:
+            for field in ('qty', 'price'):
+                bad = builders.forge(good, **{field: value})
+                frames = [builders.make_frame(T0 - DAY, [('cpu', good)]),
+                          builders.make_frame(T0, [('cpu', good),
+                                                   ('cpu', bad)])]
+                self.assertInvalid(field, self.storage.push, frames,
+                                   scope_id=self.scope_id)
 
 
 # Retrieve ------------------------------------------------------------------
@@ -1556,7 +1689,8 @@ class BadInputTests:
         """Rule 8: a frame whose 2nd point is out of range is not written."""
         self.push(builders.sample_frames(self.project_id, T0 + DAY))
         good = builders.make_point(self.project_id, 1, 1)
-        for value in builders.MONEY_OUT_OF_RANGE:
+        for value in builders.money_out_of_range(
+                self.storage.features.max_magnitude):
             for field, bad in (
                     ('price', builders.make_point(self.project_id, 1, value)),
                     ('qty', builders.make_point(self.project_id, value, 1))):
@@ -2016,7 +2150,7 @@ class IdempotencyTests:
     def test_refused_push_leaves_its_key_free(self):
         """A push refused for bad data claims nothing: a fixed one lands."""
         bad = [builders.make_frame(T0, [('cpu', builders.make_point(
-            self.project_id, 1, D(10) ** 15))])]
+            self.project_id, 1, builders.MONEY_OUT_OF_RANGE[0]))])]
         self.assertInvalid(None, self.storage.push, bad,
                            scope_id=self.scope_id,
                            idempotency_key=self.key())
@@ -2252,7 +2386,7 @@ class DifferentialTests:
 
 # The base ------------------------------------------------------------------
 
-class BaseFunctionalStorageTest(testtools.TestCase, PushTests,
+class BaseFunctionalStorageTest(testtools.TestCase, PushTests, MoneyTests,
                                 TypedLabelTests, RetrieveTests,
                                 StreamTests, TotalTests, DeleteTests,
                                 BadInputTests, IdempotencyTests,
