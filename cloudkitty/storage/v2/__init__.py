@@ -23,6 +23,7 @@ import importlib
 
 from oslo_config import cfg
 from oslo_log import log
+from werkzeug import exceptions as http_exceptions
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
@@ -338,15 +339,17 @@ class BaseStorage(metaclass=abc.ABCMeta):
         ``year`` labels its collectors add to every point; this returns
         ``groupbys`` with those entries replaced. This library's backends
         compute those values from the frame start instead (see
-        :meth:`total`), so they do not call it.
+        :meth:`total`), so they do not call it. Its log lines and error
+        text are upstream's, which upstream's tests check.
 
         :param groupbys: a list of groupby entries, or None.
         :returns: the list with ``time-<x>`` entries replaced (or
             ``groupbys`` itself when empty).
-        :raises cloudkitty.storage.exceptions.InvalidQuery: for an unknown
+        :raises werkzeug.exceptions.BadRequest: for an unknown
             ``time-<x>`` entry (an HTTP 400 in CloudKitty's API).
         """
         if not groupbys:
+            LOG.debug("No groupby to process syntax.")
             return groupbys
         parsed = []
         for entry in groupbys:
@@ -354,13 +357,15 @@ class BaseStorage(metaclass=abc.ABCMeta):
             if len(parts) == 2:
                 label = self.TIME_COMMANDS_MAP.get(parts[1])
                 if label is None:
-                    raise exceptions.InvalidQuery(
-                        'groupby', 'no time grouping %r (use one of %s)'
-                        % (entry, ', '.join(
-                            'time-' + k for k in self.TIME_COMMANDS_MAP)),
-                        entry)
+                    raise http_exceptions.BadRequest(
+                        "Invalid groupby time option. There is no groupby "
+                        "processing for [%s]." % entry)
+                LOG.debug("Replacing API groupby time command [%s] with "
+                          "internal groupby command [%s].", entry, label)
                 entry = label
             elif len(parts) > 2:
-                LOG.warning('Groupby %s is passed on as it is', entry)
+                LOG.warning("The groupby [%s] command is not expected for "
+                            "storage backend [%s]. Therefore, we leave it "
+                            "as is.", entry, self)
             parsed.append(entry)
         return parsed

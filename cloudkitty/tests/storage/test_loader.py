@@ -16,6 +16,7 @@ by ``make_test_instance`` around an in-test backend, so they need no entry
 point; a few load the real, installed ``sqlalchemy`` entry point.
 """
 
+from importlib import metadata
 import os
 
 import fixtures
@@ -24,6 +25,7 @@ from stevedore import driver
 from stevedore import exception as stevedore_exc
 from stevedore import extension
 import testtools
+from werkzeug import exceptions as http_exceptions
 
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
@@ -198,6 +200,63 @@ class GetStorageTest(testtools.TestCase):
         store = storage.get_storage(backend='fake')
         self.assertLoaded(store, 'fake', conf=global_conf)
         self.assertIn('storage', global_conf)
+
+
+class DuplicateNameTest(testtools.TestCase):
+    """A name that two packages register (upstream's influxdb and ours)."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.MockPatch(
+            'cloudkitty.storage.driver.DriverManager',
+            side_effect=stevedore_exc.MultipleMatches('two influxdb')))
+
+    def entry_points(self, *values):
+        """Make importlib.metadata list ``values`` as influxdb backends."""
+        eps = [metadata.EntryPoint('influxdb', value,
+                                   storage.BACKENDS_NAMESPACE)
+               for value in values]
+        self.useFixture(fixtures.MockPatch(
+            'cloudkitty.storage.metadata.entry_points', return_value=eps))
+
+    def test_the_other_package_wins(self):
+        """Upstream's backend is loaded, not this library's."""
+        self.entry_points('cloudkitty.storage.v2.influxdb:InfluxDBStorage',
+                          __name__ + ':FakeStorage')
+        store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    backend='influxdb', extra=1)
+        self.assertIsInstance(store, FakeStorage)
+        self.assertEqual({'extra': 1}, store.kwargs)
+
+    def test_two_foreign_packages_are_an_error(self):
+        """Two foreign backends of one name: an error naming both."""
+        self.entry_points('a.b:C', 'd.e:F')
+        exc = self.assertRaises(exceptions.StorageError, storage.get_storage,
+                                conf=cfg.ConfigOpts(), backend='influxdb')
+        self.assertIn('a.b:C', str(exc))
+        self.assertIn('d.e:F', str(exc))
+
+
+class ParseGroupbyTest(testtools.TestCase):
+    """Upstream's parse_groupby_syntax_to_groupby_elements()."""
+
+    def test_time_entries_become_labels(self):
+        store = FakeStorage(conf=cfg.ConfigOpts())
+        self.assertEqual(
+            ['type', 'time', 'day_of_the_year', 'week_of_the_year',
+             'month', 'year', 'time-a-b'],
+            store.parse_groupby_syntax_to_groupby_elements(
+                ['type', 'time', 'time-d', 'time-w', 'time-m', 'time-y',
+                 'time-a-b']))
+        self.assertIsNone(
+            store.parse_groupby_syntax_to_groupby_elements(None))
+
+    def test_unknown_time_entry_is_a_bad_request(self):
+        store = FakeStorage(conf=cfg.ConfigOpts())
+        exc = self.assertRaises(
+            http_exceptions.BadRequest,
+            store.parse_groupby_syntax_to_groupby_elements, ['time-u'])
+        self.assertIn('[time-u]', str(exc))
 
 
 class RealEntryPointsTest(testtools.TestCase):
