@@ -88,6 +88,23 @@ def add_window(parser, required_end=False):
              'the next UTC month for queries).')
 
 
+def check_window(parsed_args):
+    """Refuse a window whose ``--begin`` is not before its ``--end``.
+
+    The library answers such a window with nothing (as upstream CloudKitty
+    does); an operator who typed it most likely swapped the dates, so the
+    command says so instead of printing an empty answer.
+
+    :raises cloudkitty.storage.exceptions.InvalidQuery: when both bounds
+        are given and ``begin >= end``.
+    """
+    begin, end = parsed_args.begin, parsed_args.end
+    if begin is not None and end is not None and begin >= end:
+        raise exceptions.InvalidQuery(
+            'begin', '--begin (%s) must be before --end (%s)'
+            % (begin.isoformat(), end.isoformat()), begin)
+
+
 def add_filters(parser):
     """Add ``--filter key=value`` and ``--type`` to ``parser``."""
     parser.add_argument(

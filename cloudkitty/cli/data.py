@@ -565,6 +565,7 @@ class Retrieve(lister.Lister):
 
         :returns: ``(POINT_COLUMNS, rows)``.
         """
+        args.check_window(parsed_args)
         with self.app.opened_storage() as store:
             answer = store.retrieve(
                 begin=parsed_args.begin, end=parsed_args.end,
@@ -628,6 +629,7 @@ class Total(lister.Lister):
         :returns: begin, end, the groupby keys, then qty and rate or the
             custom-field aliases.
         """
+        args.check_window(parsed_args)
         groupby = _groupby_list(parsed_args.groupby)
         groupby = list(query.normalize_groupby(groupby)) or None
         fields = query.parse_custom_fields(parsed_args.custom_fields,
@@ -694,6 +696,7 @@ class Delete(show.ShowOne):
         :returns: ``(('deleted',), (number of points deleted,))``.
         :raises Aborted: when the confirmation is declined.
         """
+        args.check_window(parsed_args)
         begin, end = parsed_args.begin, parsed_args.end
         filters = delete_filters(parsed_args)
         with self.app.opened_storage() as store:

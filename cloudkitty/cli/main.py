@@ -78,6 +78,10 @@ def make_conf(config_files=(), config_dirs=()):
     log.register_options(conf)
     storage_options.register_opts(conf)
     conf.set_default('use_stderr', True)
+    # NOTE: [storage] backend defaults to upstream CloudKitty's influxdb,
+    # which needs a server; this command's own default is the embedded
+    # store (a SQLite file), as its documentation says.
+    conf.set_default('backend', 'sqlalchemy', group='storage')
     conf(args=[], project='cloudkitty', prog=PROG,
          default_config_files=list(config_files or ()),
          default_config_dirs=list(config_dirs or ()))

@@ -18,22 +18,42 @@ Example::
     store = storage.get_storage()          # [storage] backend of cfg.CONF
     store.init()
     store.push([frame], scope_id='project-1')
+
+This module keeps upstream CloudKitty's public names (``get_storage``,
+``storage_opts``, ``NoTimeFrame``) and, like upstream, registers the
+``[storage]`` options on ``cfg.CONF`` when it is imported, because
+upstream's modules rely on that
+(``CONF.import_opt('version', 'cloudkitty.storage', 'storage')``).
 """
 
 from oslo_config import cfg
 from oslo_log import log
 from stevedore import driver
 from stevedore import exception as stevedore_exc
+from stevedore import extension
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
 
 LOG = log.getLogger(__name__)
 
-#: The entry-point namespace of storage backends.
+#: The entry-point namespace of storage v2 backends.
 BACKENDS_NAMESPACE = 'cloudkitty.storage.v2.backends'
+#: Upstream CloudKitty's namespace of storage v1 backends.
+V1_BACKENDS_NAMESPACE = 'cloudkitty.storage.v1.backends'
+#: The packages of this library's own backends: on a name that another
+#: package registers too, the other package's backend is loaded.
+OWN_BACKEND_PACKAGES = ('cloudkitty.storage.v2.sqlalchemy',
+                        'cloudkitty.storage.v2.influxdb',
+                        'cloudkitty.storage.v2.gnocchi')
 
+#: The ``[storage]`` options (upstream's name for the list).
 storage_opts = options.storage_opts
+
+#: Raised by upstream's orchestrator when no period is left to process.
+NoTimeFrame = exceptions.NoTimeFrame
+
+options.register_opts(cfg.CONF)
 
 
 def list_opts():
@@ -52,44 +72,94 @@ def list_opts():
 
 def available_backends():
     """Return the sorted names of the installed storage backends."""
-    from stevedore import extension
     mgr = extension.ExtensionManager(BACKENDS_NAMESPACE, invoke_on_load=False)
-    return sorted(mgr.names())
+    return sorted(set(mgr.names()))
+
+
+def _oslo_conf(conf):
+    """The oslo.config conf a ``conf`` argument stands for.
+
+    Upstream CloudKitty passes its metric configuration (a dict read from
+    ``metrics.yml``) as ``conf``; its backends read their options from
+    ``cfg.CONF``, so that is the conf such a call means.
+    """
+    return conf if isinstance(conf, cfg.ConfigOpts) else cfg.CONF
 
 
 def get_storage(conf=None, **kwargs):
     """Load, instantiate and return the configured storage backend.
 
-    :param conf: the conf to read (``cfg.CONF`` if None); the ``[storage]``
-        options are registered on it.
+    :param conf: the :class:`oslo_config.cfg.ConfigOpts` to read
+        (``cfg.CONF`` if None), whose ``[storage]`` options are registered
+        on it. Any other value (upstream CloudKitty passes its metric
+        configuration) is handed to the backend as it is, and ``cfg.CONF``
+        is read.
     :param kwargs: ``backend`` and ``version`` override the ``[storage]``
-        options; every other keyword is passed to the backend's constructor.
-    :returns: a :class:`cloudkitty.storage.v2.BaseStorage`.
+        options; every other keyword is passed to the backend's
+        constructor. Inside CloudKitty (when ``[collect] period`` is
+        registered) ``period`` is passed too, as upstream does.
+    :returns: a :class:`cloudkitty.storage.v2.BaseStorage` (version 2), or
+        an adapter over upstream's v1 storage (version 1).
     :raises cloudkitty.storage.exceptions.BackendNotFound: for an unknown
         backend name (the message lists the installed ones).
-    :raises cloudkitty.storage.exceptions.StorageError: for a version other
-        than 2.
+    :raises cloudkitty.storage.exceptions.StorageError: for version 1
+        without upstream CloudKitty installed, or another version.
     :raises TypeError: for a keyword the backend does not take.
     """
-    conf = conf if conf is not None else cfg.CONF
-    options.register_opts(conf)
-    name = kwargs.pop('backend', None)
-    if name is None:
-        name = conf.storage.backend
-    version = kwargs.pop('version', None)
-    if version is None:
-        version = conf.storage.version
-    if isinstance(version, str) and version.strip().isdigit():
+    oslo_conf = _oslo_conf(conf)
+    options.register_opts(oslo_conf)
+    name = kwargs.pop('backend', None) or oslo_conf.storage.backend
+    version = kwargs.pop('version', None) or oslo_conf.storage.version
+    try:
         version = int(version)
+    except (TypeError, ValueError):
+        raise exceptions.StorageError(
+            'Storage version %r is not a number' % (version,)) from None
+    if 'collect' in oslo_conf and 'period' in oslo_conf.collect:
+        kwargs.setdefault('period', oslo_conf.collect.period)
+    if version == 1:
+        from cloudkitty.storage import v1_adapter
+        return v1_adapter.load(name, kwargs)
     if version != 2:
         raise exceptions.StorageError(
-            'Storage version %r is not available: this library only '
-            'provides storage v2 (set [storage] version = 2)' % (version,))
+            'Storage version %r is not available: versions 1 (upstream '
+            'CloudKitty\'s) and 2 exist' % (version,))
+    kwargs['conf'] = conf if conf is not None else oslo_conf
     LOG.debug('Loading storage backend %s', name)
+    return load_driver(BACKENDS_NAMESPACE, name, kwargs)
+
+
+def load_driver(namespace, name, kwargs):
+    """Instantiate the entry point ``name`` of ``namespace``.
+
+    When two installed packages register ``name`` (upstream CloudKitty
+    and this library both have an ``influxdb``), the one that is not this
+    library's is loaded: it is what an existing deployment wrote its data
+    with.
+
+    :raises cloudkitty.storage.exceptions.BackendNotFound: for an unknown
+        name.
+    """
     try:
-        mgr = driver.DriverManager(BACKENDS_NAMESPACE, name,
-                                   invoke_on_load=True,
-                                   invoke_kwds=dict(kwargs, conf=conf))
+        return driver.DriverManager(namespace, name, invoke_on_load=True,
+                                    invoke_kwds=kwargs).driver
     except stevedore_exc.NoMatches as exc:
         raise exceptions.BackendNotFound(name, available_backends()) from exc
-    return mgr.driver
+    except stevedore_exc.MultipleMatches:
+        pass
+    candidates = [ep for ep in _entry_points(namespace, name)
+                  if not ep.value.startswith(OWN_BACKEND_PACKAGES)]
+    if len(candidates) != 1:
+        raise exceptions.StorageError(
+            'Several packages provide the storage backend %r: %s'
+            % (name, ', '.join(ep.value for ep in
+                               _entry_points(namespace, name))))
+    LOG.info('Storage backend %r is provided by this library and by %s; '
+             'loading the latter', name, candidates[0].value)
+    return candidates[0].load()(**kwargs)
+
+
+def _entry_points(namespace, name):
+    """Every installed entry point ``name`` of ``namespace``."""
+    mgr = extension.ExtensionManager(namespace, invoke_on_load=False)
+    return [ext.entry_point for ext in mgr.extensions if ext.name == name]

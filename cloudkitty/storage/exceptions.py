@@ -16,6 +16,8 @@ purpose. Client and driver exceptions never escape raw: backends re-raise them
 as one of these classes with ``raise ... from exc`` so the cause is kept.
 """
 
+from werkzeug import exceptions as http_exceptions
+
 
 class StorageError(Exception):
     """Root of every error the storage layer raises on purpose."""
@@ -72,8 +74,13 @@ class WriteRefused(StorageError):
                          % (backend, location, self.reason))
 
 
-class InvalidQuery(StorageError, ValueError):
+class InvalidQuery(StorageError, ValueError, http_exceptions.BadRequest):
     """An argument of a storage call is invalid; nothing was read or written.
+
+    It is a :class:`ValueError`, and a werkzeug ``BadRequest`` too: upstream
+    CloudKitty's HTTP API passes its clients' arguments to the storage
+    unchecked and answers a werkzeug HTTP exception with its code, so a bad
+    argument is a 400 there, not a 500.
 
     :ivar argument: the name of the offending argument (``begin``,
                     ``groupby``, ``dataframes``...).
@@ -83,7 +90,16 @@ class InvalidQuery(StorageError, ValueError):
     def __init__(self, argument, message, value=None):
         self.argument = argument
         self.value = value
-        super().__init__('Invalid %s: %s' % (argument, message))
+        text = 'Invalid %s: %s' % (argument, message)
+        super().__init__(text)
+        # NOTE: ValueError's constructor comes first in the MRO and does
+        # not call werkzeug's, so its two attributes are set here.
+        self.description = text
+        self.response = None
+
+    def __str__(self):
+        # NOTE: werkzeug's __str__ would prefix "400 Bad Request: ".
+        return self.description
 
 
 class NotSupported(StorageError):

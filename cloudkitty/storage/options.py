@@ -9,26 +9,78 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The ``[storage]`` options and their registration.
+"""The ``[storage]`` options, and registration that coexists with upstream.
 
-Options are plain module-level lists; nothing is registered at import time.
-:func:`register_opts` registers them on the conf a caller passes in.
+The ``[storage]`` options have upstream CloudKitty's names, types and
+defaults, so that an operator's ``cloudkitty.conf`` means the same thing
+with this library installed: in particular ``backend`` defaults to
+``influxdb``, upstream's default. :mod:`cloudkitty.storage` registers them
+on ``cfg.CONF`` when it is imported, as upstream does; :func:`register_opts`
+registers them on any other conf.
+
+Upstream CloudKitty defines ``[storage_influxdb]`` and ``[storage_gnocchi]``
+options too, and registers them on ``cfg.CONF`` when its own modules are
+imported. :func:`register_group` lets both definitions live on one conf:
+upstream's module is imported first, where it is installed, and an option
+that is already registered (by name) is kept as it is. Where both define an
+option, ours has upstream's name, type and default, so that either
+definition reads an operator's file the same way.
 """
 
+import importlib
+
 from oslo_config import cfg
+from oslo_log import log
+
+LOG = log.getLogger(__name__)
 
 #: The ``[storage]`` group.
 storage_opts = [
-    cfg.StrOpt('backend', default='sqlalchemy',
-               help='Name of the storage backend (an entry point of the '
-                    'cloudkitty.storage.v2.backends namespace).'),
-    cfg.IntOpt('version', default=2, min=1,
-               help='Storage API version. Only 2 exists here.'),
+    cfg.StrOpt('backend', default='influxdb',
+               help='Name of the storage backend: an entry point of the '
+                    'cloudkitty.storage.v2.backends namespace (for version '
+                    '2), for example sqlalchemy, influxdb or gnocchi. The '
+                    'default, influxdb, is upstream CloudKitty\'s.'),
+    cfg.IntOpt('version', default=2, min=1, max=2,
+               help='Storage API version. 2 is this library\'s; 1 is '
+                    'served by upstream CloudKitty\'s v1 storage when it '
+                    'is installed.'),
     cfg.IntOpt('retention_period', default=2400, min=1,
-               help='How long rated data is kept, in hours.'),
+               help='How long rated data is kept, in hours (2400: 100 '
+                    'days).'),
 ]
 
 
 def register_opts(conf):
     """Register the ``[storage]`` options on ``conf`` (idempotent)."""
-    conf.register_opts(storage_opts, group='storage')
+    register_group(conf, 'storage', storage_opts)
+
+
+def register_group(conf, group, opts, upstream_module=None):
+    """Register ``opts`` in ``group`` beside another package's definitions.
+
+    :param conf: the :class:`oslo_config.cfg.ConfigOpts` to register on.
+    :param group: the group name.
+    :param opts: our options of the group.
+    :param upstream_module: the module of upstream CloudKitty that
+        registers this group on ``cfg.CONF`` when imported, or None. When
+        ``conf`` is ``cfg.CONF`` and that module can be imported, it is
+        imported first: registering ours first would make its import fail
+        with ``DuplicateOptError``.
+    """
+    if upstream_module is not None and conf is cfg.CONF:
+        try:
+            importlib.import_module(upstream_module)
+        except ImportError:
+            # NOTE: upstream CloudKitty is not installed (or not whole);
+            # then ours are the only definitions.
+            pass
+    for opt in opts:
+        try:
+            conf.register_opt(opt, group=group)
+        except cfg.DuplicateOptError:
+            # NOTE: another package (upstream CloudKitty) defined this
+            # option with other help text; both read the same file the
+            # same way, so its definition is kept.
+            LOG.debug('Option [%s] %s is already defined elsewhere; '
+                      'keeping that definition', group, opt.dest)

@@ -23,8 +23,8 @@ from oslo_config import cfg
 
 from cloudkitty.storage.v2.gnocchi import client as client_mod
 from cloudkitty.storage.v2.gnocchi import options
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import gnocchi_server
-from cloudkitty.tests import utils
 
 #: The granularity the tests run with: the suite's frames start on
 #: quarter hours.
@@ -39,8 +39,8 @@ class GnocchiStoreMixin:
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        url = utils.answering_server_url(cls, gnocchi_server.URL_ENV,
-                                         gnocchi_server.ping)
+        url = functional_env.answering_server_url(
+            cls, gnocchi_server.URL_ENV, gnocchi_server.ping)
         cls.gnocchi_url = url
         cls.prefix = 'ck%s_' % uuid.uuid4().hex[:12]
 

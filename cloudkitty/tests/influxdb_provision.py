@@ -24,8 +24,8 @@ from oslo_config import cfg
 from cloudkitty.storage.v2.influxdb import client as client_mod
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import options
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_server
-from cloudkitty.tests import utils
 
 #: The retention the tests run with: their frames date from 2000 onwards.
 TEST_RETENTION_HOURS = 24 * 366 * 100
@@ -37,8 +37,8 @@ class InfluxDBDatabaseMixin:
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        url = utils.answering_server_url(cls, influxdb_server.URL_ENV,
-                                         influxdb_server.ping)
+        url = functional_env.answering_server_url(
+            cls, influxdb_server.URL_ENV, influxdb_server.ping)
         parsed = urllib.parse.urlsplit(url)
         cls.host, cls.port = parsed.hostname, parsed.port
         cls.database = 'ck_test_%s' % uuid.uuid4().hex

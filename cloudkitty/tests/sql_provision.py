@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
-from cloudkitty.tests import utils
+from cloudkitty.tests import functional_env
 
 # NOTE: pifpaf exports plain dialect URLs; we always use these drivers.
 _DRIVERS = {'postgresql': 'postgresql+psycopg', 'mysql': 'mysql+pymysql',
@@ -97,12 +97,13 @@ def provision(test_class, env_var):
     """Create an empty database on the server named by ``env_var``.
 
     Skips ``test_class`` (or fails it when backends are required, see
-    :func:`cloudkitty.tests.utils.backends_required`) when the variable is
-    unset or the server does not answer.
+    :func:`cloudkitty.tests.functional_env.backends_required`) when the
+    variable is unset or the server does not answer.
 
     :returns: a :class:`TestDatabase`.
     """
-    admin_url = normalize_url(utils.server_url_or_skip(test_class, env_var))
+    admin_url = normalize_url(
+        functional_env.server_url_or_skip(test_class, env_var))
     # NOTE: the name is generated here from hex digits only, so quoting it
     # into the DDL below is safe; DDL takes no bound parameters.
     name = 'ck_test_%s' % uuid.uuid4().hex[:16]
@@ -114,7 +115,7 @@ def provision(test_class, env_var):
     try:
         _admin(admin_url, ddl)
     except sa.exc.OperationalError as exc:
-        utils.unreachable(test_class, env_var, '%s: %s' % (
+        functional_env.unreachable(test_class, env_var, '%s: %s' % (
             admin_url.render_as_string(hide_password=True), exc.orig))
     return TestDatabase(admin_url, admin_url.set(database=name))
 

@@ -29,8 +29,8 @@ import fixtures
 import testtools
 
 from cloudkitty.tests import daemon
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import gnocchi_server as gs
-from cloudkitty.tests import utils
 
 _SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'tools', 'gnocchi-server')
@@ -248,7 +248,7 @@ def _request(url, method='GET', body=None):
     return json.loads(text) if text else None
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class ServerLifecycleTest(testtools.TestCase):
     """Real Gnocchi servers (tox -e functional-gnocchi)."""
@@ -256,8 +256,9 @@ class ServerLifecycleTest(testtools.TestCase):
     def setUp(self):
         super().setUp()
         if not gs.is_installed():
-            utils.skip_or_fail(self, 'Gnocchi is not installed in %s; %s'
-                               % (gs.default_venv(), gs.INSTALL_HINT))
+            functional_env.skip_or_fail(
+                self, 'Gnocchi is not installed in %s; %s'
+                % (gs.default_venv(), gs.INSTALL_HINT))
         self.dir = os.path.join(self.useFixture(fixtures.TempDir()).path,
                                 'state')
         # NOTE: runs before the TempDir goes: a failed test leaves no

@@ -26,8 +26,8 @@ import threading
 import fixtures
 import testtools
 
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_server as ifx
-from cloudkitty.tests import utils
 
 _SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'tools', 'influxdb-server')
@@ -226,7 +226,7 @@ class MainTest(testtools.TestCase):
         self.assertIn('no server answers in %s' % self.dir, proc.stderr)
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class ServerLifecycleTest(testtools.TestCase):
     """Real influxd processes (tox -e functional-influxdb)."""
@@ -234,8 +234,8 @@ class ServerLifecycleTest(testtools.TestCase):
     def setUp(self):
         super().setUp()
         if ifx.find_influxd() is None:
-            utils.skip_or_fail(self, 'influxd is not installed; '
-                               + ifx.INSTALL_HINT)
+            functional_env.skip_or_fail(
+                self, 'influxd is not installed; ' + ifx.INSTALL_HINT)
         self.dir = os.path.join(self.useFixture(fixtures.TempDir()).path,
                                 'state')
 

@@ -19,10 +19,18 @@ in the ``cloudkitty.storage.v2.backends`` namespace.
 
 import abc
 import datetime
+import importlib
 
 from oslo_config import cfg
+from oslo_log import log
 
+from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
+
+LOG = log.getLogger(__name__)
+
+#: The ``[storage]`` options (upstream defines retention_period here).
+storage_opts = options.storage_opts
 
 
 class Features:
@@ -66,8 +74,15 @@ class BaseStorage(metaclass=abc.ABCMeta):
     UTC. A point belongs to the window ``[begin, end)`` when its frame's
     start is ``>= begin`` and ``< end``.
 
+    The constructor takes any arguments, as upstream CloudKitty's does, so
+    that upstream's own backends can subclass this class.
+
     :param conf: the :class:`oslo_config.cfg.ConfigOpts` to read; defaults
-        to ``cfg.CONF``. The storage options are registered on it.
+        to ``cfg.CONF``. The storage options are registered on it. Any other
+        value is upstream CloudKitty's metric configuration: it is kept as
+        :attr:`metrics_conf` and ``cfg.CONF`` is read.
+    :param period: the collection period in seconds, which CloudKitty
+        passes; kept as :attr:`period` (None when not given).
     """
 
     #: The entry-point name of the backend, used in messages.
@@ -75,8 +90,21 @@ class BaseStorage(metaclass=abc.ABCMeta):
     #: The backend's capabilities (a :class:`Features` subclass).
     features = Features
 
-    def __init__(self, conf=None):
-        self.conf = conf if conf is not None else cfg.CONF
+    #: upstream's ``time-<x>`` groupby suffixes and the label names its
+    #: collectors give each point (see :meth:`parse_groupby_syntax_to_\
+    #: groupby_elements`).
+    TIME_COMMANDS_MAP = {'d': 'day_of_the_year', 'w': 'week_of_the_year',
+                         'm': 'month', 'y': 'year'}
+
+    def __init__(self, *args, **kwargs):
+        conf = kwargs.get('conf', args[0] if args else None)
+        if isinstance(conf, cfg.ConfigOpts):
+            self.conf = conf
+            self.metrics_conf = None
+        else:
+            self.conf = cfg.CONF
+            self.metrics_conf = conf
+        self.period = kwargs.get('period')
         options.register_opts(self.conf)
 
     @abc.abstractmethod
@@ -136,7 +164,8 @@ class BaseStorage(metaclass=abc.ABCMeta):
             list, AND across keys; a key is ``type`` or a groupby/metadata
             key; values compare exactly as strings.
         :type filters: dict
-        :param metric_types: one metric type or a list of them.
+        :param metric_types: one metric type or a list of them; None or
+            an empty list means every type.
         :type metric_types: str or list
         :param offset: index of the first point of the page.
         :param limit: number of points in a page (>= 1).
@@ -147,7 +176,8 @@ class BaseStorage(metaclass=abc.ABCMeta):
             partition that order. There is one DataFrame per distinct
             ``(start, end)``, ascending.
         :raises cloudkitty.storage.exceptions.InvalidQuery: for bad
-            arguments (begin >= end, negative offset, limit < 1...).
+            arguments (negative offset, limit < 1...). A window whose
+            begin is not before its end is no error: it holds nothing.
         """
 
     @abc.abstractmethod
@@ -260,3 +290,56 @@ class BaseStorage(metaclass=abc.ABCMeta):
         :rtype: datetime.timedelta
         """
         return datetime.timedelta(hours=self.conf.storage.retention_period)
+
+    def get_tenants(self, begin=None, end=None):
+        """Return the scopes rated between ``begin`` and ``end``.
+
+        Kept for upstream CloudKitty's v1 API, which reads them from
+        upstream's state manager (its own database, not this storage).
+
+        :raises cloudkitty.storage.exceptions.NotSupported: when upstream
+            CloudKitty is not installed.
+        """
+        try:
+            storage_state = importlib.import_module('cloudkitty.storage_state')
+        except ImportError as exc:
+            raise exceptions.NotSupported(
+                self.name, 'get_tenants',
+                'it reads upstream CloudKitty\'s state manager, which is '
+                'not installed') from exc
+        return storage_state.StateManager().get_tenants(begin, end)
+
+    def parse_groupby_syntax_to_groupby_elements(self, groupbys):
+        """Map upstream's ``time-<x>`` groupby entries to label names.
+
+        Upstream's own backends group ``time-d``, ``-w``, ``-m``, ``-y`` by
+        the ``day_of_the_year``, ``week_of_the_year``, ``month`` and
+        ``year`` labels its collectors add to every point; this returns
+        ``groupbys`` with those entries replaced. This library's backends
+        compute those values from the frame start instead (see
+        :meth:`total`), so they do not call it.
+
+        :param groupbys: a list of groupby entries, or None.
+        :returns: the list with ``time-<x>`` entries replaced (or
+            ``groupbys`` itself when empty).
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for an unknown
+            ``time-<x>`` entry (an HTTP 400 in CloudKitty's API).
+        """
+        if not groupbys:
+            return groupbys
+        parsed = []
+        for entry in groupbys:
+            parts = entry.split('-') if 'time' in entry else [entry]
+            if len(parts) == 2:
+                label = self.TIME_COMMANDS_MAP.get(parts[1])
+                if label is None:
+                    raise exceptions.InvalidQuery(
+                        'groupby', 'no time grouping %r (use one of %s)'
+                        % (entry, ', '.join(
+                            'time-' + k for k in self.TIME_COMMANDS_MAP)),
+                        entry)
+                entry = label
+            elif len(parts) > 2:
+                LOG.warning('Groupby %s is passed on as it is', entry)
+            parsed.append(entry)
+        return parsed

@@ -194,8 +194,9 @@ def default_window(begin=None, end=None, now=None):
     :param begin: a datetime, an ISO 8601 string or None.
     :param end: a datetime, an ISO 8601 string or None.
     :param now: the current time (for tests); defaults to now.
-    :returns: ``(begin, end)`` as aware UTC datetimes.
-    :raises InvalidQuery: when a bound is not a date or begin >= end.
+    :returns: ``(begin, end)`` as aware UTC datetimes, ``begin <= end``
+        (see :func:`empty_if_reversed`).
+    :raises InvalidQuery: when a bound is not a date.
     """
     begin = to_datetime(begin, 'begin')
     end = to_datetime(end, 'end')
@@ -204,15 +205,23 @@ def default_window(begin=None, end=None, now=None):
         begin = month_start(now)
     if end is None:
         end = next_month(now)
-    _check_order(begin, end)
-    return begin, end
+    return empty_if_reversed(begin, end)
 
 
-def _check_order(begin, end):
+def empty_if_reversed(begin, end):
+    """A window whose ``begin`` is not before its ``end`` holds nothing.
+
+    Upstream CloudKitty answers such a window with nothing (its API turns
+    an empty retrieve into a 404), so it is not an error here either: the
+    window becomes ``[begin, begin)``, which every backend reads as empty
+    and in which a delete deletes nothing.
+
+    :returns: ``(begin, end)``, with ``end`` moved to ``begin`` when it was
+        not after it; open (None) bounds are kept.
+    """
     if begin is not None and end is not None and begin >= end:
-        raise exceptions.InvalidQuery(
-            'begin', 'begin (%s) must be before end (%s)'
-            % (begin.isoformat(), end.isoformat()), begin)
+        return begin, begin
+    return begin, end
 
 
 def _text(value, name):
@@ -255,7 +264,10 @@ def normalize_filters(filters):
 
 
 def normalize_metric_types(metric_types):
-    """Turn ``None``, a str or a list of str into None or a tuple of str."""
+    """Turn ``None``, a str or a list of str into None or a tuple of str.
+
+    An empty list means every type (None), as in upstream CloudKitty.
+    """
     if metric_types is None:
         return None
     if isinstance(metric_types, str):
@@ -265,9 +277,9 @@ def normalize_metric_types(metric_types):
             'metric_types', 'expected a str or a list of str, got %s'
             % type(metric_types).__name__, metric_types)
     types = tuple(sorted({_text(t, 'metric_types') for t in metric_types}))
-    if not types:
-        raise exceptions.InvalidQuery('metric_types', 'empty list', ())
-    return types
+    # NOTE: upstream's /v2/summary always passes a list, empty when the
+    # client named no type: that means every type.
+    return types or None
 
 
 def normalize_groupby(groupby):
@@ -407,9 +419,8 @@ def validate_delete(begin=None, end=None, filters=None):
     :returns: a :class:`Query`.
     :raises InvalidQuery: for any bad argument.
     """
-    begin = to_datetime(begin, 'begin')
-    end = to_datetime(end, 'end')
-    _check_order(begin, end)
+    begin, end = empty_if_reversed(to_datetime(begin, 'begin'),
+                                   to_datetime(end, 'end'))
     return Query(begin=begin, end=end, filters=normalize_filters(filters))
 
 

@@ -16,11 +16,11 @@ import json
 import testtools
 
 from cloudkitty.tests.cli import base
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLBenchTest(sql_provision.ServerDatabaseMixin,
                           base.CLITestCase):

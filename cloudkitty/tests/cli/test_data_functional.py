@@ -19,8 +19,8 @@ import testtools
 
 from cloudkitty.tests.cli import test_admin
 from cloudkitty.tests.cli import test_data
+from cloudkitty.tests.functional_env import is_functional_test
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests.utils import is_functional_test
 
 
 class _PostgreSQLConnection(sql_provision.ServerDatabaseMixin):

@@ -24,8 +24,8 @@ import testtools
 
 from cloudkitty.cli import main
 from cloudkitty.tests.cli import test_migrate
+from cloudkitty.tests.functional_env import is_functional_test
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests.utils import is_functional_test
 
 BEGIN = test_migrate.BEGIN
 END = test_migrate.END

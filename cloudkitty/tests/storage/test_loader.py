@@ -28,6 +28,7 @@ import testtools
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
+from cloudkitty.storage import v1_adapter
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import sqlalchemy as sql_storage
 
@@ -41,7 +42,7 @@ class FakeStorage(v2.BaseStorage):
     name = 'fake'
 
     def __init__(self, conf=None, **kwargs):
-        super().__init__(conf)
+        super().__init__(conf=conf, **kwargs)
         self.kwargs = kwargs
 
     def init(self):
@@ -117,10 +118,10 @@ class GetStorageTest(testtools.TestCase):
         self.assertIn('storage', self.conf)
         self.assertEqual(2400, self.conf.storage.retention_period)
 
-    def test_default_backend_is_sqlalchemy(self):
-        """Without configuration the sqlalchemy entry point is asked for."""
+    def test_default_backend_is_upstreams(self):
+        """Without configuration, upstream's default influxdb is asked for."""
         storage.get_storage(conf=self.conf)
-        self.assertEqual('sqlalchemy', self.driver_manager.call_args[0][1])
+        self.assertEqual('influxdb', self.driver_manager.call_args[0][1])
 
     def test_backend_kwarg_overrides_config(self):
         """backend= wins over [storage] backend and is not passed on."""
@@ -137,33 +138,57 @@ class GetStorageTest(testtools.TestCase):
                           connection='sqlite://')
         self.assertNotIn('version', store.kwargs)
 
-    def test_version_kwarg_1_rejected(self):
-        """version=1 raises StorageError and loads nothing."""
+    def test_version_kwarg_1_without_upstream(self):
+        """version=1 without upstream CloudKitty: StorageError, no load."""
+        self.useFixture(fixtures.MockPatchObject(
+            v1_adapter.importlib, 'import_module',
+            side_effect=ImportError('no cloudkitty.storage.v1')))
         exc = self.assertRaises(exceptions.StorageError, storage.get_storage,
                                 conf=self.conf, backend='fake', version=1)
-        self.assertIn('only provides storage v2', str(exc))
-        self.assertIn('1', str(exc))
+        self.assertIn('needs upstream CloudKitty', str(exc))
         self.driver_manager.assert_not_called()
 
-    def test_version_kwarg_0_rejected(self):
-        """A falsy version is refused, not replaced by the configured one."""
-        self.assertRaises(exceptions.StorageError, storage.get_storage,
-                          conf=self.conf, backend='fake', version=0)
-        self.driver_manager.assert_not_called()
+    def test_version_kwarg_0_means_configured(self):
+        """A falsy version means the configured one, as in upstream."""
+        storage.get_storage(conf=self.conf, backend='fake', version=0)
+        self.driver_manager.assert_called_once()
 
     def test_version_kwarg_as_text(self):
         """version='2', as read from a command line, means 2."""
         storage.get_storage(conf=self.conf, backend='fake', version='2')
         self.driver_manager.assert_called_once()
 
-    def test_version_config_1_rejected(self):
-        """[storage] version = 1 raises StorageError and loads nothing."""
+    def test_version_config_3_rejected(self):
+        """[storage] version = 3 is refused by the option itself."""
         options.register_opts(self.conf)
-        self.conf.set_override('version', 1, group='storage')
+        self.assertRaises(ValueError, self.conf.set_override, 'version', 3,
+                          group='storage')
+
+    def test_version_kwarg_3_rejected(self):
+        """version=3 raises StorageError and loads nothing."""
         exc = self.assertRaises(exceptions.StorageError, storage.get_storage,
-                                conf=self.conf, backend='fake')
-        self.assertIn('only provides storage v2', str(exc))
+                                conf=self.conf, backend='fake', version=3)
+        self.assertIn('versions 1', str(exc))
         self.driver_manager.assert_not_called()
+
+    def test_metrics_conf_goes_to_the_backend(self):
+        """conf=<dict> (upstream's metrics.yml) is passed on; CONF is read."""
+        global_conf = cfg.ConfigOpts()
+        self.useFixture(fixtures.MockPatch('oslo_config.cfg.CONF',
+                                           new=global_conf))
+        metrics = {'metrics': {'cpu': {'unit': 'instance'}}}
+        store = storage.get_storage(conf=metrics, backend='fake')
+        self.assertLoaded(store, 'fake', conf=metrics)
+        self.assertIs(global_conf, store.conf)
+        self.assertIs(metrics, store.metrics_conf)
+
+    def test_period_passed_inside_cloudkitty(self):
+        """With [collect] period registered, period= reaches the backend."""
+        self.conf.register_opt(cfg.IntOpt('period', default=600),
+                               group='collect')
+        store = storage.get_storage(conf=self.conf, backend='fake')
+        self.assertLoaded(store, 'fake', conf=self.conf, period=600)
+        self.assertEqual(600, store.period)
 
     def test_default_conf_is_cfg_conf(self):
         """conf=None reads, and registers on, the global cfg.CONF."""
@@ -205,7 +230,7 @@ class RealEntryPointsTest(testtools.TestCase):
         tmp = self.useFixture(fixtures.TempDir()).path
         path = os.path.join(tmp, 'x.sqlite')
         conf = cfg.ConfigOpts()
-        store = storage.get_storage(conf=conf,
+        store = storage.get_storage(conf=conf, backend='sqlalchemy',
                                     connection='sqlite:///' + path)
         self.addCleanup(store.close)
         self.assertIsInstance(store, sql_storage.SQLAlchemyStorage)

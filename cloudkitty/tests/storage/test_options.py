@@ -77,9 +77,9 @@ class ListOptsTest(testtools.TestCase):
         self.assertTrue(expected <= names, names)
 
     def test_storage_defaults(self):
-        """[storage] defaults: sqlalchemy, version 2, 2400 hours."""
+        """[storage] defaults are upstream's: influxdb, 2, 2400 hours."""
         opts = opts_by_group()['storage']
-        self.assertEqual('sqlalchemy', opts['backend'].default)
+        self.assertEqual('influxdb', opts['backend'].default)
         self.assertEqual(2, opts['version'].default)
         self.assertEqual(2400, opts['retention_period'].default)
 
@@ -115,7 +115,7 @@ class RegisterOptsTest(testtools.TestCase):
             options.register_opts(conf)
             sql_options.register_opts(conf)
         conf([])
-        self.assertEqual('sqlalchemy', conf.storage.backend)
+        self.assertEqual('influxdb', conf.storage.backend)
         self.assertEqual(2, conf.storage.version)
         self.assertEqual('sqlite:///cloudkitty-storage.sqlite',
                          conf.storage_sqlalchemy.connection)
@@ -126,7 +126,8 @@ class RegisterOptsTest(testtools.TestCase):
         conf = cfg.ConfigOpts()
         for name in ('a.sqlite', 'b.sqlite'):
             store = storage.get_storage(
-                conf=conf, connection='sqlite:///' + os.path.join(tmp, name))
+                conf=conf, backend='sqlalchemy',
+                connection='sqlite:///' + os.path.join(tmp, name))
             self.addCleanup(store.close)
         self.assertIn('storage', conf)
         self.assertIn('storage_sqlalchemy', conf)
@@ -151,8 +152,8 @@ class RegisterOptsTest(testtools.TestCase):
         self.assertEqual('sqlite:///other.sqlite',
                          conf.storage_sqlalchemy.connection)
 
-    def test_nothing_registered_at_import(self):
-        """Importing the storage modules registers nothing on cfg.CONF."""
+    def test_only_storage_registered_at_import(self):
+        """Importing registers [storage] on cfg.CONF, as upstream does."""
         code = textwrap.dedent("""\
             from oslo_config import cfg
             import cloudkitty.storage
@@ -165,7 +166,7 @@ class RegisterOptsTest(testtools.TestCase):
         out = subprocess.run([sys.executable, '-c', code],
                              capture_output=True, text=True, check=True,
                              timeout=120)
-        self.assertEqual('[]', out.stdout.strip(), out.stderr)
+        self.assertEqual("['storage']", out.stdout.strip(), out.stderr)
 
 
 class EntryPointTest(testtools.TestCase):

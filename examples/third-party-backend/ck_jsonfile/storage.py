@@ -100,13 +100,14 @@ class JSONFileStorage(v2.BaseStorage):
     :param conf: the conf to read (``cfg.CONF`` if None); the
         ``[storage_jsonfile]`` options are registered on it.
     :param path: the data file, overriding ``[storage_jsonfile] path``.
+    :param period: the collection period CloudKitty passes (unused).
     """
 
     name = NAME
     features = JSONFileFeatures
 
-    def __init__(self, conf=None, path=None):
-        super().__init__(conf)
+    def __init__(self, conf=None, path=None, period=None):
+        super().__init__(conf=conf, period=period)
         options.register_opts(self.conf)
         self.path = os.path.abspath(path or self.conf.storage_jsonfile.path)
         self.lock_path = self.path + '.lock'

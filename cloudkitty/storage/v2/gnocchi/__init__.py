@@ -97,8 +97,8 @@ class GnocchiStorage(v2.BaseStorage):
     name = 'gnocchi'
     features = Features
 
-    def __init__(self, conf=None):
-        super().__init__(conf)
+    def __init__(self, conf=None, period=None):
+        super().__init__(conf=conf, period=period)
         options.register_opts(self.conf)
         self._client = None
         self._lock = threading.Lock()

@@ -16,12 +16,22 @@ Two ways to authenticate: ``basic`` (a standalone Gnocchi whose
 ``keystone`` (a cloud deployment: the usual keystoneauth1 ``auth_type`` and
 session options of this group, and the endpoint found in the catalog
 unless ``endpoint`` is set).
+
+Upstream CloudKitty defines this group too (for its v1 hybrid storage):
+``interface`` and ``archive_policy_name`` have upstream's types and
+defaults, and :func:`register_opts` lets both definitions share one conf.
+Upstream's ``archive_policy_definition`` is not read: this backend derives
+its policy from ``granularity``.
 """
 
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from cloudkitty.storage import options
+
 GROUP = 'storage_gnocchi'
+#: Where upstream CloudKitty defines this group.
+UPSTREAM_MODULE = 'cloudkitty.storage.v1.hybrid.backends.gnocchi'
 
 gnocchi_opts = [
     cfg.StrOpt('auth_mode', default='basic', choices=['basic', 'keystone'],
@@ -38,11 +48,11 @@ gnocchi_opts = [
                     'when it is not set.'),
     cfg.StrOpt('region_name',
                help='Region of the Gnocchi endpoint (keystone mode).'),
-    cfg.StrOpt('interface', default='internal',
-               choices=['public', 'internal', 'admin'],
+    cfg.StrOpt('interface', default='internalURL',
                help='Endpoint interface looked up in the catalog (keystone '
-                    'mode).'),
-    cfg.StrOpt('archive_policy_name', default='cloudkitty-rating',
+                    'mode): public, internal or admin, with or without '
+                    'the URL suffix.'),
+    cfg.StrOpt('archive_policy_name', default='rating',
                help='Archive policy of the qty and price metrics.'),
     cfg.IntOpt('granularity', default=3600, min=1,
                help='Granularity of the archive policy, in seconds: the '
@@ -67,9 +77,11 @@ gnocchi_opts = [
 
 def register_opts(conf):
     """Register ``[storage_gnocchi]`` and keystoneauth1's session options."""
-    conf.register_opts(gnocchi_opts, group=GROUP)
-    ks_loading.register_session_conf_options(conf, GROUP)
-    ks_loading.register_auth_conf_options(conf, GROUP)
+    options.register_group(conf, GROUP, gnocchi_opts,
+                           upstream_module=UPSTREAM_MODULE)
+    options.register_group(conf, GROUP, ks_loading.get_session_conf_options())
+    options.register_group(conf, GROUP,
+                           ks_loading.get_auth_common_conf_options())
 
 
 def list_opts():

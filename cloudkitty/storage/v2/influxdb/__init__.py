@@ -94,10 +94,17 @@ class InfluxDBStorage(v2.BaseStorage):
     name = 'influxdb'
     features = InfluxDBFeatures
 
-    def __init__(self, conf=None):
-        super().__init__(conf)
+    def __init__(self, conf=None, period=None):
+        super().__init__(conf=conf, period=period)
         options.register_opts(self.conf)
         opts = self.conf.storage_influxdb
+        if opts.version != 1:
+            # NOTE: upstream CloudKitty's option also selects InfluxDB 2.x
+            # (Flux, buckets and tokens), which this backend does not speak.
+            raise exceptions.StorageError(
+                'Storage backend influxdb speaks the InfluxDB 1.x API '
+                '(InfluxQL) only: [storage_influxdb] version = %s is not '
+                'supported (set it to 1)' % opts.version)
         self.client = client_mod.Client(opts)
         self.location = self.client.location
         self._rp = opts.retention_policy

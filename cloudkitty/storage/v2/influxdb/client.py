@@ -26,6 +26,7 @@ import time
 from oslo_log import log
 
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import options
 
 try:
     import influxdb
@@ -64,7 +65,7 @@ class Client:
             raise exceptions.BackendUnavailable(
                 BACKEND, self.location, 'the influxdb client library is not '
                 'installed (pip install "cloudkitty-storage[influxdb]")')
-        self.database = opts.database
+        self.database = opts.database or options.DEFAULT_DATABASE
         self.retention_policy = opts.retention_policy
         self.batch_size = opts.batch_size
         self.write_workers = opts.write_workers
@@ -72,7 +73,7 @@ class Client:
         verify = opts.cafile or not opts.insecure
         self._client = influxdb.InfluxDBClient(
             host=opts.host, port=opts.port, username=opts.username,
-            password=opts.password, database=opts.database,
+            password=opts.password, database=self.database,
             ssl=opts.use_ssl, verify_ssl=verify, timeout=opts.timeout,
             retries=1, pool_size=max(opts.pool_size, opts.write_workers),
             headers={'Accept': 'application/json'})

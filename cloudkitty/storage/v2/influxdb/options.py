@@ -11,19 +11,33 @@
 # under the License.
 """The ``[storage_influxdb]`` options.
 
-The names are upstream CloudKitty's, so that an operator's configuration
-carries over. Only the InfluxDB 1.x HTTP API is supported: no 2.x server
-could be had to test against, so ``version`` accepts 1 only and the 2.x
-options (``url``, ``token``, ``org``, ``bucket``) are not offered.
+Upstream CloudKitty defines this group too. Every option both define has
+upstream's name, type and default, so that an operator's configuration
+carries over, and :func:`register_opts` lets both definitions share one conf
+(see :func:`cloudkitty.storage.options.register_group`). Only the InfluxDB
+1.x HTTP API (InfluxQL) is supported: ``version = 2`` is refused when the
+backend is built, and upstream's 2.x options (``url``, ``token``, ``org``,
+``bucket``, ``query_timeout``) are not offered (a file that sets them is
+still read).
 """
 
 from oslo_config import cfg
 
+from cloudkitty.storage import options
+
+#: The group name.
+GROUP = 'storage_influxdb'
+#: Where upstream CloudKitty defines this group.
+UPSTREAM_MODULE = 'cloudkitty.storage.v2.influx'
+#: The database used when ``database`` is not set (upstream has no
+#: default; its deployments always set one).
+DEFAULT_DATABASE = 'cloudkitty'
+
 #: The ``[storage_influxdb]`` group.
 influxdb_opts = [
-    cfg.IntOpt('version', default=1, choices=[1],
+    cfg.IntOpt('version', default=1,
                help='InfluxDB API version. Only 1 (the InfluxDB 1.x HTTP '
-                    'API) is supported.'),
+                    'API) is supported by this backend.'),
     cfg.StrOpt('host', default='localhost',
                help='InfluxDB host.'),
     cfg.PortOpt('port', default=8086,
@@ -32,8 +46,9 @@ influxdb_opts = [
                help='InfluxDB user name, when authentication is on.'),
     cfg.StrOpt('password', secret=True,
                help='InfluxDB password.'),
-    cfg.StrOpt('database', default='cloudkitty',
-               help='InfluxDB database, created by init() when missing.'),
+    cfg.StrOpt('database',
+               help='InfluxDB database, created by init() when missing '
+                    '(unset: %s).' % DEFAULT_DATABASE),
     cfg.StrOpt('retention_policy', default='autogen',
                help='Retention policy the points are written to and read '
                     'from.'),
@@ -48,8 +63,8 @@ influxdb_opts = [
                 help='Do not check the server certificate (HTTPS only).'),
     cfg.StrOpt('cafile',
                help='CA bundle the server certificate is checked against.'),
-    cfg.IntOpt('timeout', default=60, min=1,
-               help='Seconds to wait for an answer of the server.'),
+    cfg.FloatOpt('timeout', default=60, min=0,
+                 help='Seconds to wait for an answer of the server.'),
     cfg.IntOpt('pool_size', default=10, min=1,
                help='HTTP connections kept open to the server.'),
     cfg.IntOpt('batch_size', default=5000, min=1,
@@ -63,4 +78,5 @@ influxdb_opts = [
 
 def register_opts(conf):
     """Register the ``[storage_influxdb]`` options on ``conf``."""
-    conf.register_opts(influxdb_opts, group='storage_influxdb')
+    options.register_group(conf, GROUP, influxdb_opts,
+                           upstream_module=UPSTREAM_MODULE)

@@ -143,13 +143,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
     :param conf: the conf to read (``cfg.CONF`` if None).
     :param connection: a SQLAlchemy URL overriding
         ``[storage_sqlalchemy] connection``.
+    :param period: the collection period CloudKitty passes (unused).
     """
 
     name = 'sqlalchemy'
     features = SQLAlchemyFeatures
 
-    def __init__(self, conf=None, connection=None):
-        super().__init__(conf)
+    def __init__(self, conf=None, connection=None, period=None):
+        super().__init__(conf=conf, period=period)
         options.register_opts(self.conf)
         opts = self.conf.storage_sqlalchemy
         self.engine = engine_mod.create_engine(

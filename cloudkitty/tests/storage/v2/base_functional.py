@@ -376,8 +376,9 @@ class RetrieveTests:
         self.assertEqual(['first'], self.edges(result))
 
     def test_retrieve_end_before_default_begin(self):
-        """Rule 2: an end before this month, alone, is begin >= end."""
-        self.assertInvalid('begin', self.storage.retrieve, end=T0)
+        """Rule 2: an end before this month, alone, is an empty window."""
+        self.push(builders.sample_frames(self.project_id))
+        self.assertEqual(0, self.storage.retrieve(end=T0)['total'])
 
     def test_retrieve_window_edges(self):
         """Rule 2: start == begin is in, start == end is out."""
@@ -681,13 +682,14 @@ class StreamTests:
         self.assertEqual(12, len(self.snapshot()))
 
     def test_stream_bad_batch_size(self):
-        """batch_size must be an int >= 1; bad windows are refused too."""
+        """batch_size must be an int >= 1; a reversed window is empty."""
         for batch_size in (0, -1, 'x', 1.5, True):
             self.assertRaises(exceptions.InvalidQuery, lambda: next(iter(
                 self.storage.iter_points(begin=T0, end=T0 + DAY,
                                          batch_size=batch_size))))
-        self.assertRaises(exceptions.InvalidQuery, lambda: next(iter(
-            self.storage.iter_points(begin=T0 + DAY, end=T0))))
+        self.push(builders.sample_frames(self.project_id))
+        self.assertEqual([], list(
+            self.storage.iter_points(begin=T0 + DAY, end=T0)))
 
 
 # Total ---------------------------------------------------------------------
@@ -1284,20 +1286,26 @@ class BadInputTests:
                                    exceptions.StorageError))
 
     def test_begin_after_end(self):
-        """Rule 6: begin after end is rejected by every call."""
-        self.push(builders.sample_frames(self.project_id))
-        window = {'begin': T0 + HOUR, 'end': T0}
-        self.assertInvalid('begin', self.storage.retrieve, **window)
-        self.assertInvalid('begin', self.storage.total, **window)
-        self.assertInvalid('begin', self.storage.delete, **window)
+        """Rule 6: begin after end answers empty and deletes nothing."""
+        self.assertEmptyWindow({'begin': T0 + HOUR, 'end': T0})
 
     def test_begin_equals_end(self):
-        """Rule 6: an empty window (begin == end) is rejected."""
+        """Rule 6: an empty window (begin == end) answers empty."""
+        self.assertEmptyWindow({'begin': T0, 'end': T0})
+
+    def assertEmptyWindow(self, window):
+        """Every call on ``window`` answers empty and changes nothing."""
         self.push(builders.sample_frames(self.project_id))
-        window = {'begin': T0, 'end': T0}
-        self.assertInvalid('begin', self.storage.retrieve, **window)
-        self.assertInvalid('begin', self.storage.total, **window)
-        self.assertInvalid('begin', self.storage.delete, **window)
+        before = self.snapshot()
+        self.assertEqual({'total': 0, 'dataframes': []},
+                         self.storage.retrieve(**window))
+        self.assertEqual({'total': 0, 'results': []},
+                         self.storage.total(**window))
+        self.assertEqual({'total': 0, 'results': []},
+                         self.storage.total(groupby=['type', 'time'],
+                                            **window))
+        self.assertIn(self.storage.delete(**window), (0, None))
+        self.assertEqual(before, self.snapshot())
 
     def test_bad_paging(self):
         """Rule 6: negative offset, limit < 1 or not an int are rejected."""
@@ -1339,10 +1347,21 @@ class BadInputTests:
     def test_bad_metric_types(self):
         """Rule 6: metric_types must be a str or a list of str."""
         self.push(builders.sample_frames(self.project_id))
-        for bad in (3, ['cpu', 3], {'cpu': 'x'}, []):
+        for bad in (3, ['cpu', 3], {'cpu': 'x'}):
             for call in (self.storage.retrieve, self.storage.total):
                 self.assertInvalid('metric_types', call, begin=T0,
                                    end=T0 + DAY, metric_types=bad)
+
+    def test_empty_metric_types_mean_every_type(self):
+        """metric_types=[], as upstream's summary sends, means every type."""
+        self.push(builders.sample_frames(self.project_id))
+        window = {'begin': T0, 'end': T0 + DAY, 'filters': self.mine()}
+        self.assertEqual(self.storage.total(**window),
+                         self.storage.total(metric_types=[], **window))
+        self.assertEqual(
+            rows(self.retrieve(paginate=False, **window)['dataframes']),
+            rows(self.retrieve(paginate=False, metric_types=[],
+                               **window)['dataframes']))
 
     def test_bad_groupby(self):
         """Rule 6: unknown time groupings and non-lists are rejected."""

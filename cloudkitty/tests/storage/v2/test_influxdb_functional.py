@@ -19,12 +19,12 @@ test (init() creates it again) and at the end.
 
 import testtools
 
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_provision
 from cloudkitty.tests.storage.v2 import base_functional
-from cloudkitty.tests import utils
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class InfluxDBBaseFunctionalStorageTest(
         influxdb_provision.InfluxDBDatabaseMixin,

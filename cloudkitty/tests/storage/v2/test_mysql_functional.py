@@ -18,9 +18,9 @@ database of its own on it, emptied after every test and dropped at the end.
 
 import testtools
 
+from cloudkitty.tests.functional_env import is_functional_test
 from cloudkitty.tests import sql_provision
 from cloudkitty.tests.storage.v2 import base_functional
-from cloudkitty.tests.utils import is_functional_test
 
 
 @testtools.skipUnless(is_functional_test(), 'Test is not a functional test')

@@ -14,8 +14,8 @@
 import fixtures
 import testtools
 
+from cloudkitty.tests.functional_env import is_functional_test
 from cloudkitty.tests.storage.v2 import base_functional
-from cloudkitty.tests.utils import is_functional_test
 
 
 @testtools.skipUnless(is_functional_test(), 'Test is not a functional test')

@@ -21,8 +21,8 @@ import os
 import fixtures
 import testtools
 
+from cloudkitty.tests.functional_env import is_functional_test
 from cloudkitty.tests.storage.v2 import base_functional
-from cloudkitty.tests.utils import is_functional_test
 
 from ck_jsonfile import options
 

@@ -31,8 +31,8 @@ from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.gnocchi import mapping
 from cloudkitty.tests import daemon
 from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import gnocchi_provision
-from cloudkitty.tests import utils
 
 D = decimal.Decimal
 HOUR = builders.HOUR
@@ -40,7 +40,7 @@ T0 = builders.T0
 EVER = dict(begin=builders.EVER[0], end=builders.EVER[1])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
                          testtools.TestCase):

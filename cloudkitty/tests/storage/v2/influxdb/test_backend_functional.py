@@ -33,8 +33,8 @@ from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2 import query
 from cloudkitty.tests import daemon
 from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_provision
-from cloudkitty.tests import utils
 
 D = decimal.Decimal
 DAY = datetime.timedelta(days=1)
@@ -42,7 +42,7 @@ T0 = builders.T0
 WINDOW = {'begin': T0 - DAY, 'end': T0 + 5 * DAY}
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                           testtools.TestCase):

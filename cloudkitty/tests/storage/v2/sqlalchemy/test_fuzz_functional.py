@@ -58,7 +58,7 @@ from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.tests import fixtures as builders
-from cloudkitty.tests import utils
+from cloudkitty.tests import functional_env
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -551,7 +551,7 @@ def _push_at(start, qty=D(1)):
 PUSH_HUGE_EXPONENT = _push_at(T0, D('1E+1000000'))
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLiteFuzzTest(testtools.TestCase):
     """Arbitrary calls on a SQLite store, checked against the contract.
@@ -573,7 +573,7 @@ class SQLiteFuzzTest(testtools.TestCase):
         self.addCleanup(hypothesis_configuration.set_hypothesis_home_dir,
                         home)
         self.store = storage.get_storage(
-            conf=cfg.ConfigOpts(),
+            conf=cfg.ConfigOpts(), backend='sqlalchemy',
             connection='sqlite:///' + os.path.join(path, 'fuzz.sqlite'))
         self.addCleanup(self.store.close)
         self.store.init()

@@ -38,8 +38,8 @@ import testtools
 from testtools import content
 
 from cloudkitty.cli import load
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 #: The variable that sets how long the writers push.
 SECONDS_ENV = 'CLOUDKITTY_LOAD_SECONDS'
@@ -93,7 +93,7 @@ class _LoadMixin:
         self.assertEqual(result.points, result.checked_points)
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLiteLoadTest(_LoadMixin, testtools.TestCase):
     """Writers and readers on one SQLite file (WAL, busy timeout)."""
@@ -104,7 +104,7 @@ class SQLiteLoadTest(_LoadMixin, testtools.TestCase):
         self.url = 'sqlite:///%s' % os.path.join(path, 'load.sqlite')
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLLoadTest(sql_provision.ServerDatabaseMixin, _LoadMixin,
                          testtools.TestCase):

@@ -30,8 +30,8 @@ import testtools
 from cloudkitty import storage
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 #: The first revision, the schema of the foundation.
 FIRST = '0001'
@@ -58,6 +58,7 @@ class _UpgradeMixin:
     def test_upgrade_from_first_revision_keeps_data(self):
         """Data pushed at 0001 reads back the same after init() at head."""
         store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    backend='sqlalchemy',
                                     connection=self.url)
         self.addCleanup(store.close)
         migration.upgrade(store.engine, FIRST)
@@ -101,14 +102,14 @@ class _UpgradeMixin:
                          store.retrieve(limit=1, **window)['total'])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLiteUpgradeTest(sql_provision.SQLiteURLMixin, _UpgradeMixin,
                         testtools.TestCase):
     """Upgrades on SQLite (a database of its own: it starts empty)."""
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
                             testtools.TestCase):
@@ -117,7 +118,7 @@ class PostgreSQLUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class MariaDBUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
                          testtools.TestCase):

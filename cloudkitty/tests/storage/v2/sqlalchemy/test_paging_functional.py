@@ -29,8 +29,8 @@ import testtools
 
 from cloudkitty import dataframe
 from cloudkitty import storage
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 T0 = datetime.datetime(2024, 5, 30, 17, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
@@ -52,6 +52,7 @@ class _PagingMixin:
         self.useFixture(fixtures.MonkeyPatch(
             'cloudkitty.storage.v2.sqlalchemy._SEEK_FROM', 0))
         self.store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                         backend='sqlalchemy',
                                          connection=self.url)
         self.addCleanup(self.store.close)
         self.store.init()
@@ -94,14 +95,14 @@ class _PagingMixin:
         self.assertPagesMatch(filters={'project_id': 'b'})
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLitePagingTest(sql_provision.SQLiteURLMixin, _PagingMixin,
                        testtools.TestCase):
     """Deep pages on SQLite."""
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLPagingTest(sql_provision.ServerURLMixin, _PagingMixin,
                            testtools.TestCase):
@@ -110,7 +111,7 @@ class PostgreSQLPagingTest(sql_provision.ServerURLMixin, _PagingMixin,
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class MariaDBPagingTest(sql_provision.ServerURLMixin, _PagingMixin,
                         testtools.TestCase):

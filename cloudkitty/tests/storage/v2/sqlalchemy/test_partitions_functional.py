@@ -26,8 +26,8 @@ import testtools
 from cloudkitty import storage
 from cloudkitty.storage.v2.sqlalchemy import partitions
 from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 UTC = datetime.timezone.utc
 D = decimal.Decimal
@@ -37,7 +37,7 @@ MAR = datetime.datetime(2025, 3, 5, tzinfo=UTC)
 WINDOW = dict(begin=builders.EVER[0], end=builders.EVER[1])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
                                testtools.TestCase):
@@ -55,6 +55,7 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
     def new_store(self):
         """A storage object of its own, as another process would have."""
         store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    backend='sqlalchemy',
                                     connection=self.database_url)
         self.addCleanup(store.close)
         store.init()

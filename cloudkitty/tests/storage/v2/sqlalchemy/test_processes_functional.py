@@ -31,8 +31,8 @@ from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 T0 = datetime.datetime(2024, 2, 1, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
@@ -43,7 +43,8 @@ POINTS = 50
 
 def _storage(url):
     from oslo_config import cfg
-    return storage.get_storage(conf=cfg.ConfigOpts(), connection=url)
+    return storage.get_storage(conf=cfg.ConfigOpts(), backend='sqlalchemy',
+                               connection=url)
 
 
 def _init(url):
@@ -127,7 +128,7 @@ class _ProcessesMixin:
         self.assertEqual(WRITERS * PUSHES * POINTS, pushed)
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLiteProcessesTest(_ProcessesMixin, testtools.TestCase):
     """Several processes on one SQLite file (WAL, busy timeout)."""
@@ -170,7 +171,7 @@ class _ServerProcessesMixin(sql_provision.ServerDatabaseMixin,
             engine.dispose()
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLProcessesTest(_ServerProcessesMixin, testtools.TestCase):
     """Several processes on one PostgreSQL database."""
@@ -178,7 +179,7 @@ class PostgreSQLProcessesTest(_ServerProcessesMixin, testtools.TestCase):
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class MariaDBProcessesTest(_ServerProcessesMixin, testtools.TestCase):
     """Several processes on one MariaDB database."""

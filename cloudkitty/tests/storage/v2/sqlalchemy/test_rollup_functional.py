@@ -36,8 +36,8 @@ from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.tests import fixtures as builders
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 T0 = datetime.datetime(2023, 12, 30, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
@@ -52,6 +52,7 @@ class _RollupMixin:
         super().setUp()
         from oslo_config import cfg
         self.store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                         backend='sqlalchemy',
                                          connection=self.url)
         self.addCleanup(self.store.close)
         self.store.init()
@@ -225,14 +226,14 @@ class _RollupMixin:
             self.store.total(**window))
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLiteRollupTest(sql_provision.SQLiteURLMixin, _RollupMixin,
                        testtools.TestCase):
     """The daily rollup on SQLite."""
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLRollupTest(sql_provision.ServerURLMixin, _RollupMixin,
                            testtools.TestCase):
@@ -241,7 +242,7 @@ class PostgreSQLRollupTest(sql_provision.ServerURLMixin, _RollupMixin,
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class MariaDBRollupTest(sql_provision.ServerURLMixin, _RollupMixin,
                         testtools.TestCase):

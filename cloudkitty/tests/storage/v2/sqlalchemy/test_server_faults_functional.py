@@ -43,8 +43,8 @@ from cloudkitty import dataframe
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 T0 = datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
@@ -138,7 +138,7 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         self.addCleanup(self.database.empty)
         url, self.secret = self._store_url()
         self.store = storage.get_storage(
-            conf=cfg.ConfigOpts(),
+            conf=cfg.ConfigOpts(), backend='sqlalchemy',
             connection=url.render_as_string(hide_password=False))
         self.addCleanup(self.store.close)
         self.store.init()
@@ -393,7 +393,7 @@ class _ServerFaultsMixin(sql_provision.ServerDatabaseMixin):
         self.assertEqual(count, self._row_counts()['ck_point'])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLServerFaultsTest(_ServerFaultsMixin, testtools.TestCase):
     """PostgreSQL ends our sessions with pg_terminate_backend()."""
@@ -446,7 +446,7 @@ class PostgreSQLServerFaultsTest(_ServerFaultsMixin, testtools.TestCase):
         return session_id, release
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLReadOnlyTest(sql_provision.ServerDatabaseMixin,
                              testtools.TestCase):
@@ -457,6 +457,7 @@ class PostgreSQLReadOnlyTest(sql_provision.ServerDatabaseMixin,
     def test_read_only_database(self):
         """push and delete raise WriteRefused; nothing changes."""
         store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    backend='sqlalchemy',
                                     connection=self.database_url)
         self.addCleanup(store.close)
         store.init()
@@ -481,7 +482,7 @@ class PostgreSQLReadOnlyTest(sql_provision.ServerDatabaseMixin,
             limit=1, **ROLLUP_WINDOW)['total'])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class MariaDBServerFaultsTest(_ServerFaultsMixin, testtools.TestCase):
     """MariaDB ends our sessions with KILL."""

@@ -43,7 +43,7 @@ import testtools
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.tests import fixtures as builders
-from cloudkitty.tests import utils
+from cloudkitty.tests import functional_env
 
 D = decimal.Decimal
 T0 = builders.T0
@@ -64,7 +64,8 @@ from oslo_config import cfg
 from cloudkitty import storage
 from cloudkitty.tests import fixtures as builders
 url, small, earlier, big = sys.argv[1], *map(int, sys.argv[2:])
-store = storage.get_storage(conf=cfg.ConfigOpts(), connection=url)
+store = storage.get_storage(conf=cfg.ConfigOpts(), backend='sqlalchemy',
+                               connection=url)
 store.init()
 for push in range(earlier):
     store.push([builders.make_frame(builders.T0 + push * builders.HOUR, [
@@ -83,13 +84,15 @@ print('finished', flush=True)
 
 
 def _storage(url):
-    store = storage.get_storage(conf=cfg.ConfigOpts(), connection=url)
+    store = storage.get_storage(conf=cfg.ConfigOpts(), backend='sqlalchemy',
+                                connection=url)
     store.init()
     return store
 
 
 def _storage_no_init(url):
-    return storage.get_storage(conf=cfg.ConfigOpts(), connection=url)
+    return storage.get_storage(conf=cfg.ConfigOpts(), backend='sqlalchemy',
+                               connection=url)
 
 
 def _write_locked(path):
@@ -137,7 +140,7 @@ class TmpfsFixture(fixtures.Fixture):
                        check=True)
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class KilledWriterTest(testtools.TestCase):
     """A writer killed with SIGKILL in the middle of a push."""
@@ -198,7 +201,7 @@ class KilledWriterTest(testtools.TestCase):
                          store.retrieve(limit=1, **WINDOW)['total'])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class FullDiskTest(testtools.TestCase):
     """The file system fills up, or turns read-only, under a store."""

@@ -30,8 +30,8 @@ from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
-from cloudkitty.tests import utils
 
 T0 = datetime.datetime(2025, 3, 1, tzinfo=datetime.timezone.utc)
 HOUR = datetime.timedelta(hours=1)
@@ -47,7 +47,7 @@ def _frame(start, resources, qty='1'):
     return frame
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLStreamingTest(sql_provision.ServerURLMixin,
                               testtools.TestCase):
@@ -58,6 +58,7 @@ class PostgreSQLStreamingTest(sql_provision.ServerURLMixin,
     def setUp(self):
         super().setUp()
         self.store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                         backend='sqlalchemy',
                                          connection=self.url)
         self.addCleanup(self.store.close)
         self.store.init()
