@@ -17,17 +17,43 @@ A :class:`DataPoint` is one immutable rated measure (a quantity of some unit,
 its price and its describing attributes). A :class:`DataFrame` groups the
 points collected for one period, ``[start, end)``, keyed by metric type.
 
-Both types validate everything they are given, so that storage backends can
-trust them without checking again:
+Both types offer the interface of upstream CloudKitty's
+``cloudkitty.dataframe`` (same constructors, ``set_price()``, ``desc``,
+``as_dict()``, ``json()`` and ``from_dict()`` in the same formats) and
+validate everything they are given, so that storage backends can trust them
+without checking again:
 
-* quantities and prices are always :class:`decimal.Decimal` and finite;
-* attribute mappings only hold ``str`` keys and values, and are read-only;
+* quantities and prices are always finite :class:`decimal.Decimal` values;
+* ``groupby`` and ``metadata`` are read-only
+  :class:`werkzeug.datastructures.ImmutableDict` objects (``dict``
+  subclasses, so JSON-serialisable) with ``str`` keys and JSON values:
+  ``str``, ``int``, finite ``float``, ``bool`` or ``None`` (what the
+  storage backends keep, with their type), or, as upstream's data has
+  (Nova's instance ``metadata``), dicts and lists of those, frozen too
+  (which of those a backend can store is for the storage contract to say);
 * datetimes are always timezone-aware and in UTC (naive ones mean UTC).
 
-The ``json()`` methods encode every :class:`~decimal.Decimal` as a JSON
-*string* holding its exact ``str()``, never as a JSON number, because JSON
-numbers are commonly decoded to binary floats, which would silently lose
-precision. The ``from_dict()`` class methods accept those strings back.
+Dict formats of a point (see :meth:`DataPoint.as_dict`):
+
+* current, the default::
+
+    {'vol': {'unit': str, 'qty': Decimal}, 'rating': {'price': Decimal},
+     'groupby': {...}, 'metadata': {...}}
+
+  plus ``'description': str`` when the point has one;
+* legacy (``legacy=True``, upstream's v1 storage format): ``groupby`` and
+  ``metadata`` merged into ``'desc'`` (``groupby`` wins), no description;
+* flat, written by earlier versions of this library and still read by
+  :meth:`DataPoint.from_dict`::
+
+    {'unit': str, 'qty': ..., 'price': ..., 'groupby': {...},
+     'metadata': {...}, 'description': str or None}
+
+The ``json()`` methods write every :class:`~decimal.Decimal` as a JSON
+*number* holding its exact digits (``0.30000000000000004``, ``1E-12``), never
+rounded through a binary float: ``json.loads()`` gives what upstream's
+encoder gives, and ``json.loads(text, parse_float=decimal.Decimal)`` gives
+back the exact value. ``from_dict()`` also accepts numbers as strings.
 """
 
 import collections
@@ -35,9 +61,28 @@ import collections.abc
 import datetime
 import decimal
 import json
-import types
+import math
 
-__all__ = ['DataFrame', 'DataPoint', 'to_decimal', 'to_utc']
+from werkzeug import datastructures
+
+__all__ = ['DataFormatError', 'DataFormatTypeError', 'DataFrame',
+           'DataPoint', 'dumps', 'to_decimal', 'to_utc']
+
+
+class DataFormatError(ValueError):
+    """A dict given to a ``from_dict()`` method is not a valid point/frame.
+
+    A :class:`ValueError`, as upstream CloudKitty raises for the same input
+    (its API answers it with HTTP 400). The message names the faulty field.
+    """
+
+
+class DataFormatTypeError(DataFormatError, TypeError):
+    """A :class:`DataFormatError` due to a value of the wrong type.
+
+    Also a :class:`TypeError`, which is what earlier versions of this
+    library raised in that case.
+    """
 
 
 def to_decimal(value, field='value'):
@@ -138,53 +183,261 @@ def _parse_datetime(value, field):
     return to_utc(value, field)
 
 
-def _frozen_str_mapping(value, field):
-    """Validate a str -> str mapping and return a read-only copy of it."""
+#: Scalar types a groupby or metadata value may have (``None`` too).
+_SCALAR_TYPES = (str, bool, int, float)
+#: Those of them taken as they are (a float must be checked finite).
+_PLAIN_TYPES = frozenset((str, bool, int))
+
+
+def _label_value(value, where):
+    """Check one groupby/metadata value; return a frozen, plain copy.
+
+    Scalars are returned with their plain type: subclasses (an ``IntEnum``
+    member, ``numpy.float64``...) are converted, so that a value reads
+    back, hashes and serialises the same whatever produced it. Mappings
+    (``str`` keys) become :class:`~werkzeug.datastructures.ImmutableDict`
+    and lists or tuples :class:`~werkzeug.datastructures.ImmutableList`,
+    their items checked the same way.
+
+    :param where: the value's place, for messages: ``groupby['k']``.
+    """
+    kind = type(value)
+    if value is None or kind in _SCALAR_TYPES:
+        pass
+    elif isinstance(value, str):
+        value = str.__str__(value)
+    elif isinstance(value, collections.abc.Mapping):
+        frozen = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} key {key!r} is not a str")
+            frozen[str.__str__(key)] = _label_value(
+                item, f"{where}[{key!r}]")
+        return datastructures.ImmutableDict(frozen)
+    elif isinstance(value, (list, tuple)):
+        return datastructures.ImmutableList(
+            _label_value(item, f"{where}[{index}]")
+            for index, item in enumerate(value))
+    elif isinstance(value, int):
+        value = int.__int__(value)
+    elif isinstance(value, float):
+        value = float.__float__(value)
+    else:
+        raise TypeError(
+            f"{where} value {value!r} is a {kind.__name__}; expected str, "
+            f"int, float, bool, None, or a dict or list of them")
+    # NOTE: NaN never equals itself and neither it nor the infinities is
+    # valid JSON, so such a value could neither be matched nor exported.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} value {value!r} is not finite")
+    return value
+
+
+def _frozen_mapping(value, field):
+    """Validate a groupby/metadata mapping; return a read-only copy.
+
+    :param value: ``None`` (empty), a mapping, or an iterable of
+                  ``(key, value)`` pairs (anything :class:`dict` accepts,
+                  as upstream does, for example ``[]``).
+    :returns: a new :class:`werkzeug.datastructures.ImmutableDict`, nested
+              dicts and lists frozen too (see :func:`_label_value`).
+    :raises TypeError: if ``value`` is not one of those, a key is not a
+                       ``str`` or a value is not a JSON value (the message
+                       names the key).
+    :raises ValueError: if a float value is NaN or infinite.
+    """
     if value is None:
         value = {}
     elif not isinstance(value, collections.abc.Mapping):
+        if isinstance(value, (str, bytes)):
+            raise TypeError(f"{field} must be a mapping, got "
+                            f"{type(value).__name__}")
+        try:
+            value = dict(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{field} must be a mapping, got "
+                            f"{type(value).__name__}") from None
+    # NOTE: always a fresh copy, so that the caller keeping a reference to
+    # its own dict cannot change the point afterwards.
+    checked = {}
+    for key, val in value.items():
+        if type(key) is not str:
+            if not isinstance(key, str):
+                raise TypeError(f"{field} key {key!r} is not a str")
+            key = str.__str__(key)
+        # NOTE: the common plain values skip the call, which matters on
+        # pushes of many points.
+        if val is None or type(val) in _PLAIN_TYPES:
+            checked[key] = val
+        else:
+            checked[key] = _label_value(val, f"{field}[{key!r}]")
+    return datastructures.ImmutableDict(checked)
+
+
+def _thaw(value):
+    """Return a plain, mutable deep copy of a frozen groupby/metadata."""
+    if isinstance(value, dict):
+        return {key: _thaw(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_thaw(item) for item in value]
+    return value
+
+
+def _decimals_to_floats(value):
+    """Turn the Decimals of a decoded JSON attribute mapping into floats.
+
+    A reader using ``parse_float=Decimal`` (as it should, for qty and
+    price) gets Decimals in attribute values too; they are read as the
+    floats a plain reader would get, so that both give the same point.
+    """
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, collections.abc.Mapping):
+        return {key: _decimals_to_floats(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_decimals_to_floats(item) for item in value]
+    return value
+
+
+# NOTE: the C implementation when available; it also adds the quotes.
+_json_str = json.encoder.encode_basestring_ascii
+
+
+def _write_json(value, out):
+    """Append the JSON text of ``value`` to the list ``out``.
+
+    Like :func:`json.dumps` with ``sort_keys=True`` and
+    ``allow_nan=False``, plus :class:`~decimal.Decimal` written as a JSON
+    number with its exact digits (its ``str()`` is always a valid JSON
+    number once finite) and datetimes as ISO 8601 strings.
+    """
+    if isinstance(value, str):
+        out.append(_json_str(value))
+    elif value is None:
+        out.append('null')
+    elif value is True:
+        out.append('true')
+    elif value is False:
+        out.append('false')
+    elif isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{value!r} is not finite")
+        out.append(str(value))
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not finite")
+        out.append(float.__repr__(value))
+    elif isinstance(value, datetime.datetime):
+        out.append(_json_str(value.isoformat()))
+    elif isinstance(value, collections.abc.Mapping):
+        out.append('{')
+        for index, key in enumerate(sorted(value)):
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object key {key!r} is not a str")
+            if index:
+                out.append(', ')
+            out.append(_json_str(key))
+            out.append(': ')
+            _write_json(value[key], out)
+        out.append('}')
+    elif isinstance(value, (list, tuple)):
+        out.append('[')
+        for index, item in enumerate(value):
+            if index:
+                out.append(', ')
+            _write_json(item, out)
+        out.append(']')
+    else:
         raise TypeError(
-            f"{field} must be a mapping, got {type(value).__name__}")
-    # NOTE: copy first so that the caller keeping a reference to its own
-    # dict cannot change the point afterwards.
-    copy = dict(value)
-    for key, val in copy.items():
-        if not isinstance(key, str):
-            raise TypeError(f"{field} key {key!r} is not a str")
-        # NOTE: no silent str() here: a non-str value usually means the
-        # collector produced something unexpected, and str(None) == 'None'
-        # would be stored as if it were real data.
-        if not isinstance(val, str):
-            raise TypeError(
-                f"{field}[{key!r}] value {val!r} is not a str "
-                f"(got {type(val).__name__})")
-    return types.MappingProxyType(copy)
+            f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _get(dict_, key, path):
-    """Return ``dict_[key]``, or raise a ValueError naming ``path``."""
-    try:
-        return dict_[key]
-    except KeyError:
-        raise ValueError(f"missing key {path!r}") from None
+def dumps(value):
+    """Encode ``value`` as JSON, writing Decimals as exact JSON numbers.
+
+    This is the encoder of the ``json()`` methods; it accepts what they
+    produce: mappings with ``str`` keys (written with sorted keys), lists,
+    tuples, ``str``, ``int``, finite ``float`` and
+    :class:`~decimal.Decimal`, ``bool``, ``None`` and
+    :class:`datetime.datetime` (as an ISO 8601 string).
+
+    :param value: the value to encode.
+    :returns: the JSON document, ASCII only.
+    :rtype: str
+    :raises TypeError: for a value of another type or a non-str key.
+    :raises ValueError: for a NaN or infinite number.
+    """
+    out = []
+    _write_json(value, out)
+    return ''.join(out)
 
 
-def _check_mapping(value, path):
+def _mapping(value, path):
+    """Return ``value`` if it is a mapping, else raise naming ``path``."""
     if not isinstance(value, collections.abc.Mapping):
-        raise TypeError(
+        raise DataFormatTypeError(
             f"{path} must be a mapping, got {type(value).__name__}")
     return value
 
 
-def _json_default(obj):
-    """Encode the types :mod:`json` does not know about."""
-    if isinstance(obj, decimal.Decimal):
-        # NOTE: a string, not a float, so that no digit is lost.
-        return str(obj)
-    if isinstance(obj, datetime.datetime):
-        return obj.isoformat()
-    raise TypeError(
-        f"Object of type {type(obj).__name__} is not JSON serializable")
+def _get(dict_, key, path):
+    """Return ``dict_[key]``, or raise a DataFormatError naming ``path``."""
+    try:
+        return dict_[key]
+    except KeyError:
+        raise DataFormatError(f"missing key {path!r}") from None
+
+
+def _only(dict_, allowed, path):
+    """Refuse keys of ``dict_`` outside ``allowed`` (as upstream does)."""
+    unknown = sorted(map(repr, set(dict_) - allowed))
+    if unknown:
+        where = f" in {path}" if path else ''
+        raise DataFormatError(f"unknown key(s) {', '.join(unknown)}{where}")
+
+
+#: Keys of each point dict format; see :meth:`DataPoint.from_dict`.
+_LEGACY_KEYS = frozenset(('vol', 'rating', 'desc'))
+_CURRENT_KEYS = frozenset(('vol', 'rating', 'groupby', 'metadata',
+                           'description'))
+_FLAT_KEYS = frozenset(('unit', 'qty', 'price', 'groupby', 'metadata',
+                        'description'))
+
+
+def _point_fields(dict_):
+    """Return the constructor arguments read from a point dict."""
+    _mapping(dict_, 'point')
+    if 'vol' in dict_:
+        legacy = 'desc' in dict_
+        _only(dict_, _LEGACY_KEYS if legacy else _CURRENT_KEYS, '')
+        vol = _mapping(dict_['vol'], 'vol')
+        _only(vol, {'unit', 'qty'}, 'vol')
+        # NOTE: as in upstream's schema, 'rating' and its 'price' may be
+        # left out for a point not rated yet; the price is then 0.
+        rating = _mapping(dict_.get('rating', {}), 'rating')
+        _only(rating, {'price'}, 'rating')
+        fields = {
+            'unit': _get(vol, 'unit', 'vol.unit'),
+            'qty': _get(vol, 'qty', 'vol.qty'),
+            'price': rating.get('price', 0),
+        }
+        if legacy:
+            fields['groupby'] = _decimals_to_floats(dict_['desc'])
+            fields['metadata'] = {}
+            return fields
+    elif dict_.keys() & {'unit', 'qty', 'price'}:
+        _only(dict_, _FLAT_KEYS, '')
+        fields = {key: _get(dict_, key, key)
+                  for key in ('unit', 'qty', 'price')}
+    else:
+        raise DataFormatError("missing key 'vol'")
+    fields['groupby'] = _decimals_to_floats(_get(dict_, 'groupby', 'groupby'))
+    fields['metadata'] = _decimals_to_floats(
+        _get(dict_, 'metadata', 'metadata'))
+    fields['description'] = dict_.get('description')
+    return fields
 
 
 _DataPointBase = collections.namedtuple(
@@ -196,35 +449,42 @@ class DataPoint(_DataPointBase):
     """One rated measure: an immutable, validated named tuple.
 
     :param unit: unit of ``qty``, for example ``'instance'`` or ``'GiB'``.
-                 May be empty.
-    :type unit: str
+                 ``None`` or ``''`` becomes ``'undefined'``, as upstream.
+    :type unit: str or None
     :param qty: measured quantity; converted with :func:`to_decimal`.
     :type qty: decimal.Decimal or int or float or str
     :param price: rated price; converted with :func:`to_decimal`.
     :type price: decimal.Decimal or int or float or str
     :param groupby: attributes the data is grouped by (for example
-                    ``project_id``). ``None`` means empty.
-    :type groupby: collections.abc.Mapping of str to str or None
+                    ``project_id``): ``str`` keys, values ``str``,
+                    ``int``, finite ``float``, ``bool`` or ``None``, or
+                    dicts (``str`` keys) and lists of such values. May
+                    also be ``None`` (empty) or a list of pairs.
+    :type groupby: collections.abc.Mapping or None
     :param metadata: other descriptive attributes (for example
-                     ``flavor_name``). ``None`` means empty.
-    :type metadata: collections.abc.Mapping of str to str or None
+                     ``flavor_name``), same rules as ``groupby``.
+    :type metadata: collections.abc.Mapping or None
     :param description: optional free-form description.
     :type description: str or None
     :raises TypeError: if a field has the wrong type; the message names the
-                       field.
+                       field (and the key, for a mapping value).
     :raises ValueError: if ``qty`` or ``price`` cannot be parsed or is not
-                        finite; the message names the field.
+                        finite, or a float attribute value is not finite.
 
-    ``qty`` and ``price`` are always finite :class:`~decimal.Decimal`
-    values; ``groupby`` and ``metadata`` are read-only
-    :class:`types.MappingProxyType` views over private copies.
-    Every attribute is read-only.
+    ``groupby`` and ``metadata`` are
+    :class:`werkzeug.datastructures.ImmutableDict` copies, whose nested
+    dicts and lists are ``ImmutableDict`` and
+    :class:`~werkzeug.datastructures.ImmutableList`. Every attribute
+    is read-only; :meth:`set_price` and ``_replace()`` return a new,
+    validated point.
     """
 
     __slots__ = ()
 
     def __new__(cls, unit, qty, price, groupby, metadata, description=None):
-        if not isinstance(unit, str):
+        if unit is None or unit == '':
+            unit = 'undefined'
+        elif not isinstance(unit, str):
             raise TypeError(
                 f"unit must be a str, got {type(unit).__name__} {unit!r}")
         if description is not None and not isinstance(description, str):
@@ -236,8 +496,8 @@ class DataPoint(_DataPointBase):
             unit,
             to_decimal(qty, 'qty'),
             to_decimal(price, 'price'),
-            _frozen_str_mapping(groupby, 'groupby'),
-            _frozen_str_mapping(metadata, 'metadata'),
+            _frozen_mapping(groupby, 'groupby'),
+            _frozen_mapping(metadata, 'metadata'),
             description,
         )
 
@@ -248,13 +508,10 @@ class DataPoint(_DataPointBase):
         return cls(*iterable)
 
     def __getnewargs__(self):
-        # NOTE: mappingproxy objects cannot be pickled; hand plain dicts to
-        # __new__, which makes them read-only again.
         return (self.unit, self.qty, self.price, dict(self.groupby),
                 dict(self.metadata), self.description)
 
     def __hash__(self):
-        # NOTE: tuple.__hash__ would fail on the mappingproxy fields.
         return hash((self.unit, self.qty, self.price,
                      frozenset(self.groupby.items()),
                      frozenset(self.metadata.items()), self.description))
@@ -265,121 +522,128 @@ class DataPoint(_DataPointBase):
                 f"metadata={dict(self.metadata)!r}, "
                 f"description={self.description!r})")
 
+    def set_price(self, price):
+        """Return a copy of the point with another price.
+
+        :param price: the new price; converted with :func:`to_decimal`.
+        :type price: decimal.Decimal or int or float or str
+        :returns: the new point; this one is unchanged.
+        :rtype: DataPoint
+        :raises TypeError: if ``price`` has the wrong type.
+        :raises ValueError: if ``price`` cannot be parsed or is not finite.
+        """
+        return self._replace(price=price)
+
     @property
     def desc(self):
-        """All attributes of the point in one new, mutable dict.
+        """All attributes of the point in one read-only dict.
 
         :returns: ``metadata`` merged with ``groupby``; on a key present in
                   both, the ``groupby`` value wins.
-        :rtype: dict
+        :rtype: werkzeug.datastructures.ImmutableDict
         """
         output = dict(self.metadata)
         output.update(self.groupby)
-        return output
+        return datastructures.ImmutableDict(output)
 
     def as_dict(self, legacy=False, mutable=False):
-        """Return the point as a dict.
+        """Return the point as a dict, in upstream CloudKitty's formats.
 
         With ``legacy=False``::
 
-            {'unit': str, 'qty': Decimal, 'price': Decimal,
-             'groupby': {str: str}, 'metadata': {str: str},
-             'description': str or None}
-
-        With ``legacy=True`` (the format of upstream CloudKitty's v1 API)::
-
             {'vol': {'unit': str, 'qty': Decimal},
              'rating': {'price': Decimal},
-             'groupby': {str: str}, 'metadata': {str: str}}
+             'groupby': {str: value}, 'metadata': {str: value}}
+
+        plus ``'description': str`` if the point has a description (the key
+        is left out when it is ``None``, so the dict equals upstream's).
+
+        With ``legacy=True`` (upstream's v1 storage format), ``groupby`` and
+        ``metadata`` are replaced by ``'desc'``, their merge (see
+        :attr:`desc`), and the description is left out.
 
         :param legacy: whether to return the legacy format.
         :type legacy: bool
-        :param mutable: whether to return plain dicts. If ``False``, the
-                        result is a :class:`types.MappingProxyType`; in the
-                        non-legacy format its ``groupby`` and ``metadata``
-                        are read-only too, while in the legacy format every
-                        nested mapping is a fresh plain dict.
+        :param mutable: whether to return fresh plain dicts, which the
+                        caller may change. If ``False``, the result and
+                        every dict in it are
+                        :class:`werkzeug.datastructures.ImmutableDict`.
         :type mutable: bool
-        :returns: the point as a mapping.
-        :rtype: dict or types.MappingProxyType
+        :returns: the point as a dict.
+        :rtype: dict
         """
-        if legacy:
-            # NOTE: legacy consumers expect plain nested dicts; they are
-            # fresh copies, so changing them cannot alter the point.
-            output = {
-                'vol': {'unit': self.unit, 'qty': self.qty},
-                'rating': {'price': self.price},
-                'groupby': dict(self.groupby),
-                'metadata': dict(self.metadata),
-            }
+        kind = dict if mutable else datastructures.ImmutableDict
+        output = {
+            'vol': kind(unit=self.unit, qty=self.qty),
+            'rating': kind(price=self.price),
+        }
+        if mutable:
+            thaw = _thaw
         else:
-            output = {
-                'unit': self.unit,
-                'qty': self.qty,
-                'price': self.price,
-                'groupby': (dict(self.groupby) if mutable
-                            else self.groupby),
-                'metadata': (dict(self.metadata) if mutable
-                             else self.metadata),
-                'description': self.description,
-            }
-        return output if mutable else types.MappingProxyType(output)
+            # NOTE: already frozen all the way down.
+            thaw = datastructures.ImmutableDict
+        if legacy:
+            output['desc'] = thaw(self.desc)
+        else:
+            output['groupby'] = thaw(self.groupby)
+            output['metadata'] = thaw(self.metadata)
+            if self.description is not None:
+                output['description'] = self.description
+        return kind(output)
 
     def json(self, legacy=False):
-        """Return the point as a JSON document with sorted keys.
+        """Return :meth:`as_dict` as a JSON document with sorted keys.
 
-        ``qty`` and ``price`` are encoded as JSON strings holding the exact
-        ``str()`` of the Decimal (for example ``"0.1"`` or ``"1E-12"``), so
-        that no precision is lost to binary floats.
+        ``qty`` and ``price`` are JSON numbers with the exact digits of the
+        Decimal (for example ``0.30000000000000004`` or ``1E-12``); see
+        :func:`dumps`.
 
-        :param legacy: whether to use the legacy format (see
-                       :meth:`as_dict`).
+        :param legacy: whether to use the legacy format.
         :type legacy: bool
         :returns: the JSON document.
         :rtype: str
         """
-        return json.dumps(self.as_dict(legacy=legacy, mutable=True),
-                          default=_json_default, sort_keys=True)
+        return dumps(self.as_dict(legacy=legacy, mutable=True))
 
     @classmethod
     def from_dict(cls, dict_, legacy=False):
-        """Build a point from the output of :meth:`as_dict`.
+        """Build a point from a dict in any of the point formats.
 
-        Numbers may be Decimals, ints, floats or strings (as produced by
-        :meth:`json`), and are validated like in the constructor.
+        The format is recognised by its keys, whatever ``legacy`` says:
 
-        :param dict_: the mapping to read, in the format selected by
-                      ``legacy``. In the non-legacy format ``description``
-                      is optional.
+        * ``vol`` and ``desc``: legacy (``desc`` becomes ``groupby``,
+          ``metadata`` is empty);
+        * ``vol``: current; ``rating`` (and its ``price``) may be left
+          out, the price is then 0, as upstream's schema says;
+        * ``unit``, ``qty`` or ``price`` at the top: flat, as written by
+          earlier versions of this library.
+
+        Numbers may be Decimals, ints, floats or strings and are validated
+        like in the constructor; ``description`` is optional. Decimals in
+        attribute values become floats (a JSON reader with
+        ``parse_float=Decimal`` gives them). ``dict_`` is not changed.
+
+        :param dict_: the mapping to read.
         :type dict_: collections.abc.Mapping
-        :param legacy: whether ``dict_`` is in the legacy format.
+        :param legacy: accepted for compatibility with upstream; the format
+                       is recognised from the keys.
         :type legacy: bool
         :returns: the new point.
         :rtype: DataPoint
-        :raises ValueError: if a key is missing (the message names it) or a
-                            value is invalid.
-        :raises TypeError: if a value has the wrong type.
+        :raises DataFormatError: (a ValueError) if a key is missing or
+                                 unknown, or a value is invalid; the message
+                                 names the field.
+        :raises DataFormatTypeError: (a DataFormatError and a TypeError) if
+                                     a value has the wrong type.
         """
-        _check_mapping(dict_, 'DataPoint dict')
-        if legacy:
-            vol = _check_mapping(_get(dict_, 'vol', 'vol'), 'vol')
-            rating = _check_mapping(_get(dict_, 'rating', 'rating'),
-                                    'rating')
-            return cls(
-                unit=_get(vol, 'unit', 'vol.unit'),
-                qty=_get(vol, 'qty', 'vol.qty'),
-                price=_get(rating, 'price', 'rating.price'),
-                groupby=_get(dict_, 'groupby', 'groupby'),
-                metadata=_get(dict_, 'metadata', 'metadata'),
-            )
-        return cls(
-            unit=_get(dict_, 'unit', 'unit'),
-            qty=_get(dict_, 'qty', 'qty'),
-            price=_get(dict_, 'price', 'price'),
-            groupby=_get(dict_, 'groupby', 'groupby'),
-            metadata=_get(dict_, 'metadata', 'metadata'),
-            description=dict_.get('description'),
-        )
+        try:
+            return cls(**_point_fields(dict_))
+        except DataFormatError:
+            raise
+        except TypeError as exc:
+            raise DataFormatTypeError(str(exc)) from exc
+        except ValueError as exc:
+            raise DataFormatError(str(exc)) from exc
 
 
 def _check_type(type_):
@@ -414,6 +678,14 @@ def _check_points(points, type_):
     return points
 
 
+def _check_period(start, end):
+    """Raise ValueError unless ``start < end`` (both aware)."""
+    if end <= start:
+        raise ValueError(
+            f"end ({end.isoformat()}) must be after "
+            f"start ({start.isoformat()})")
+
+
 class DataFrame(object):
     """The rated points collected for one period, grouped by metric type.
 
@@ -425,15 +697,17 @@ class DataFrame(object):
     :type end: datetime.datetime
     :param usage: initial points, as a mapping of metric type (a non-empty
                   str such as ``'cpu'``) to an iterable of
-                  :class:`DataPoint`. It is copied.
+                  :class:`DataPoint`. It is copied; types are added in
+                  sorted order, as upstream does.
     :type usage: collections.abc.Mapping or None
     :raises TypeError: if an argument has the wrong type; the message names
                        it.
     :raises ValueError: if ``end <= start`` or a metric type is empty.
 
-    ``start`` and ``end`` are read-only. Points can be added with
-    :meth:`add_point` and :meth:`add_points` but never removed or changed.
-    Metric types without any point are not kept.
+    ``start`` and ``end`` may be assigned (upstream's v1 storage adapter
+    does), with the same checks. Points can be added with :meth:`add_point`
+    and :meth:`add_points` but never removed or changed. As upstream, a
+    metric type given an empty list of points is kept, with no point.
     """
 
     __slots__ = ('_start', '_end', '_usage')
@@ -441,10 +715,7 @@ class DataFrame(object):
     def __init__(self, start, end, usage=None):
         start = to_utc(start, 'start')
         end = to_utc(end, 'end')
-        if end <= start:
-            raise ValueError(
-                f"end ({end.isoformat()}) must be after "
-                f"start ({start.isoformat()})")
+        _check_period(start, end)
         self._start = start
         self._end = end
         # NOTE: dicts keep insertion order, which iterpoints() relies on.
@@ -459,25 +730,42 @@ class DataFrame(object):
         for type_, points in usage.items():
             _check_type(type_)
             checked.append((type_, _check_points(points, type_)))
-        for type_, points in checked:
-            if points:
-                self._usage[type_] = points
+        for type_, points in sorted(checked, key=lambda item: item[0]):
+            self._usage[type_] = points
 
     @property
     def start(self):
         """Start of the period (inclusive), aware, in UTC.
 
+        Assigning a datetime normalises it with :func:`to_utc`; it must
+        stay before :attr:`end` (else ValueError).
+
         :rtype: datetime.datetime
         """
         return self._start
+
+    @start.setter
+    def start(self, value):
+        value = to_utc(value, 'start')
+        _check_period(value, self._end)
+        self._start = value
 
     @property
     def end(self):
         """End of the period (exclusive), aware, in UTC.
 
+        Assigning a datetime normalises it with :func:`to_utc`; it must
+        stay after :attr:`start` (else ValueError).
+
         :rtype: datetime.datetime
         """
         return self._end
+
+    @end.setter
+    def end(self, value):
+        value = to_utc(value, 'end')
+        _check_period(self._start, value)
+        self._end = value
 
     def add_point(self, point, type_):
         """Append one point to the points of a metric type.
@@ -501,7 +789,7 @@ class DataFrame(object):
         """Append several points to the points of a metric type.
 
         Every point is checked before any is added, so on error the frame
-        is left unchanged.
+        is left unchanged. An empty iterable still adds the type.
 
         :param points: the points to add, in order.
         :type points: iterable of DataPoint
@@ -513,8 +801,7 @@ class DataFrame(object):
         """
         _check_type(type_)
         points = _check_points(points, type_)
-        if points:
-            self._usage.setdefault(type_, []).extend(points)
+        self._usage.setdefault(type_, []).extend(points)
 
     def iterpoints(self):
         """Iterate over every point of the frame.
@@ -555,104 +842,115 @@ class DataFrame(object):
     __hash__ = None
 
     def __repr__(self):
-        counts = {type_: len(points) for type_, points in self._usage.items()}
-        return (f"DataFrame(start={self._start.isoformat()}, "
-                f"end={self._end.isoformat()}, points={counts!r})")
+        return f"DataFrame(metrics=[{','.join(self._usage)}])"
 
     def as_dict(self, legacy=False, mutable=False):
-        """Return the frame as a dict::
+        """Return the frame as a dict, in upstream CloudKitty's format::
 
             {'period': {'begin': datetime, 'end': datetime},
              'usage': {metric_type: [point dict, ...]}}
 
         Each point dict is :meth:`DataPoint.as_dict` called with the same
-        ``legacy`` and ``mutable`` arguments. Datetimes are kept as aware
-        UTC :class:`datetime.datetime` objects.
+        ``legacy`` and ``mutable`` arguments. Datetimes are aware UTC
+        :class:`datetime.datetime` objects.
 
         :param legacy: whether points use the legacy format.
         :type legacy: bool
-        :param mutable: whether to return plain dicts and lists. If
-                        ``False``, every mapping is a
-                        :class:`types.MappingProxyType` and the point lists
-                        are tuples.
+        :param mutable: whether to return fresh plain dicts and lists. If
+                        ``False``, every dict is a
+                        :class:`werkzeug.datastructures.ImmutableDict` and
+                        the point lists are
+                        :class:`werkzeug.datastructures.ImmutableList`.
         :type mutable: bool
-        :returns: the frame as a mapping.
-        :rtype: dict or types.MappingProxyType
+        :returns: the frame as a dict.
+        :rtype: dict
         """
-        container = list if mutable else tuple
+        kind = dict if mutable else datastructures.ImmutableDict
+        points = list if mutable else datastructures.ImmutableList
         usage = {
-            type_: container(point.as_dict(legacy=legacy, mutable=mutable)
-                             for point in points)
-            for type_, points in self._usage.items()
+            type_: points(point.as_dict(legacy=legacy, mutable=mutable)
+                          for point in type_points)
+            for type_, type_points in self._usage.items()
         }
-        period = {'begin': self._start, 'end': self._end}
-        if mutable:
-            return {'period': period, 'usage': usage}
-        return types.MappingProxyType({
-            'period': types.MappingProxyType(period),
-            'usage': types.MappingProxyType(usage),
-        })
+        return kind(period=kind(begin=self._start, end=self._end),
+                    usage=kind(usage))
 
     def json(self, legacy=False):
-        """Return the frame as a JSON document with sorted keys.
+        """Return :meth:`as_dict` as a JSON document with sorted keys.
 
         Datetimes are ISO 8601 strings ending in ``+00:00``; Decimals are
-        JSON strings holding their exact ``str()`` (see
-        :meth:`DataPoint.json`).
+        JSON numbers with their exact digits (see :func:`dumps`).
 
         :param legacy: whether points use the legacy format.
         :type legacy: bool
         :returns: the JSON document.
         :rtype: str
         """
-        return json.dumps(self.as_dict(legacy=legacy, mutable=True),
-                          default=_json_default, sort_keys=True)
+        return dumps(self.as_dict(legacy=legacy, mutable=True))
 
     @classmethod
     def from_dict(cls, dict_, legacy=False):
-        """Build a frame from the output of :meth:`as_dict`.
+        """Build a frame from the output of :meth:`as_dict` or :meth:`json`.
 
         ``period.begin`` and ``period.end`` may be datetimes or ISO 8601
-        strings (a trailing ``Z`` is accepted); points are read with
-        :meth:`DataPoint.from_dict`.
+        strings (a trailing ``Z`` is accepted); each point may be a
+        :class:`DataPoint` or a dict in any format
+        :meth:`DataPoint.from_dict` reads. ``dict_`` is not changed.
 
         :param dict_: the mapping to read.
         :type dict_: collections.abc.Mapping
-        :param legacy: whether points are in the legacy format.
+        :param legacy: accepted for compatibility with upstream; point
+                       formats are recognised from their keys.
         :type legacy: bool
         :returns: the new frame.
         :rtype: DataFrame
-        :raises ValueError: if a key is missing or a value is invalid; the
-                            message names the field, for example
-                            ``period.begin`` or
-                            ``usage['cpu'][0]: missing key 'qty'``.
-        :raises TypeError: if a value has the wrong type; the message names
-                           the field.
+        :raises DataFormatError: (a ValueError) if a key is missing or
+                                 unknown or a value is invalid; the message
+                                 names the field, for example
+                                 ``usage['cpu'][0]: missing key 'vol'``.
+        :raises DataFormatTypeError: (also a TypeError) if a value has the
+                                     wrong type.
         """
-        _check_mapping(dict_, 'DataFrame dict')
-        period = _check_mapping(_get(dict_, 'period', 'period'), 'period')
+        try:
+            return cls._from_dict(dict_)
+        except DataFormatError:
+            raise
+        except TypeError as exc:
+            raise DataFormatTypeError(str(exc)) from exc
+        except ValueError as exc:
+            raise DataFormatError(str(exc)) from exc
+
+    @classmethod
+    def _from_dict(cls, dict_):
+        _mapping(dict_, 'frame')
+        _only(dict_, {'period', 'usage'}, '')
+        period = _mapping(_get(dict_, 'period', 'period'), 'period')
+        _only(period, {'begin', 'end'}, 'period')
         start = _parse_datetime(_get(period, 'begin', 'period.begin'),
                                 'period.begin')
         end = _parse_datetime(_get(period, 'end', 'period.end'),
                               'period.end')
-        usage = _check_mapping(_get(dict_, 'usage', 'usage'), 'usage')
+        usage = _mapping(_get(dict_, 'usage', 'usage'), 'usage')
         parsed = {}
         for type_, points in usage.items():
             _check_type(type_)
-            if (isinstance(points, (str, bytes))
+            if (isinstance(points, (str, bytes, collections.abc.Mapping))
                     or not isinstance(points, collections.abc.Iterable)):
-                raise TypeError(
+                raise DataFormatTypeError(
                     f"usage[{type_!r}] must be a list of point dicts, "
                     f"got {type(points).__name__}")
-            parsed[type_] = []
-            for index, point in enumerate(points):
-                try:
-                    parsed[type_].append(
-                        DataPoint.from_dict(point, legacy=legacy))
-                except (TypeError, ValueError) as exc:
-                    # NOTE: same kind of error, with the position of the
-                    # bad point prepended so the caller can find it.
-                    kind = (TypeError if isinstance(exc, TypeError)
-                            else ValueError)
-                    raise kind(f"usage[{type_!r}][{index}]: {exc}") from exc
+            parsed[type_] = [
+                _read_point(point, f"usage[{type_!r}][{index}]")
+                for index, point in enumerate(points)]
         return cls(start, end, usage=parsed)
+
+
+def _read_point(point, where):
+    """Return ``point`` as a DataPoint; errors are prefixed with ``where``."""
+    if isinstance(point, DataPoint):
+        return point
+    try:
+        return DataPoint.from_dict(point)
+    except DataFormatError as exc:
+        # NOTE: same class of error, with the place of the bad point.
+        raise type(exc)(f"{where}: {exc}") from exc

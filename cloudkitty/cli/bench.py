@@ -53,6 +53,7 @@ from cloudkitty.cli import scratch
 from cloudkitty.cli import workload
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
 
 LOG = log.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def check_total(name, answer, groupby, expected, exact=True):
     """
     actual = {}
     for row in answer['results']:
-        key = tuple(row[g] for g in groupby)
+        key = tuple(query.result_value(row, g) for g in groupby)
         if key in actual:
             raise CheckFailed('%s: group %r returned twice' % (name, key))
         actual[key] = (row['qty'], row['rate'])

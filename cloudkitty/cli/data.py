@@ -16,13 +16,17 @@
 ``json``
     One DataFrame as :meth:`cloudkitty.dataframe.DataFrame.json` writes it
     (``{"period": {"begin": ..., "end": ...}, "usage": {TYPE: [point,
-    ...]}}``), or a JSON list of them.
+    ...]}}``, each point ``{"vol": {"unit": ..., "qty": ...}, "rating":
+    {"price": ...}, "groupby": {...}, "metadata": {...}}``), or a JSON list
+    of them. JSON numbers are read as exact Decimals; points in the flat
+    format of earlier versions (``{"unit": ..., "qty": ..., "price": ...,
+    ...}``) are read too.
 ``jsonl``
     JSON Lines: one such frame per line; blank lines are skipped.
 ``csv``
     One point per row, with a header naming the columns: ``begin``,
     ``end``, ``type``, ``qty`` and ``price`` are required; ``unit`` (default
-    empty) is optional; ``groupby`` and ``metadata`` hold JSON objects
+    ``undefined``) is optional; ``groupby`` and ``metadata`` hold JSON objects
     (``{"project_id": "p1"}``); ``groupby.KEY`` and ``metadata.KEY`` hold one
     value each (an empty cell leaves the key out) and win over the JSON
     columns. Rows with the same ``begin`` and ``end`` make one frame. This is
@@ -258,7 +262,7 @@ def _csv_row(row, index):
     type_ = row[index['type']]
     if not type_:
         raise ValueError('empty type')
-    unit = row[index['unit']] if 'unit' in index else ''
+    unit = row[index['unit']] if 'unit' in index else None
     point = dataframe.DataPoint(
         unit, row[index['qty']], row[index['price']],
         _csv_mapping(row, index, 'groupby'),
@@ -634,7 +638,7 @@ class Total(lister.Lister):
         groupby = list(query.normalize_groupby(groupby)) or None
         fields = query.parse_custom_fields(parsed_args.custom_fields,
                                            groupby or ())
-        columns = (('begin', 'end') + tuple(groupby or ())
+        columns = (('begin', 'end') + query.result_keys(groupby or ())
                    + tuple(field.alias for field in fields))
         with self.app.opened_storage() as store:
             answer = store.total(

@@ -310,7 +310,7 @@ def _groups(answer, key):
     """Map a total() answer to ``{group value: (qty, rate)}``."""
     groups = {}
     for row in answer['results']:
-        value = row[key]
+        value = query.result_value(row, key)
         if value in groups:
             # NOTE: one group returned twice is a backend bug; merging it
             # away could hide a difference, so nothing is verified.

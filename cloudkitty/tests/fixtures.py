@@ -337,6 +337,8 @@ RANDOM_TYPES = ('cpu', 'image.size', 'net')
 RANDOM_FLAVORS = (None, None, '', 'm1.small', 'm1.large', 'M1.small',
                   "o'brien", 'caf\u00e9 \U0001f600', 'a%', 'abc')
 RANDOM_ZONES = (None, None, 'nova', 'Nova', 'nova ', '')
+#: Values of the typed ``size`` label: several spelled or comparing alike.
+RANDOM_SIZES = (1, 1.0, True, '1', None, 'None', 0.0, -0.0, 2, 2.5, False)
 
 
 def random_frames(rng, project_ids, start=T0, exact=True, periods=12,
@@ -352,6 +354,8 @@ def random_frames(rng, project_ids, start=T0, exact=True, periods=12,
         groupby   project_id (one of project_ids), flavor (often missing;
                   values include '', quotes, unicode, % and case twins)
         metadata  az (often missing), sometimes flavor (groupby wins)
+        either    size (often missing): int, float, bool, None or str,
+                  several alike (1, 1.0, True, '1'; 0.0, -0.0)
         qty/price exact: |x| < 10**6 with up to 12 fractional digits,
                   some negative, some at MONEY_MAX;
                   not exact: < 10**4 with 2 fractional digits
@@ -382,6 +386,9 @@ def random_frames(rng, project_ids, start=T0, exact=True, periods=12,
             metadata['az'] = zone
         if rng.random() < 0.2:
             metadata['flavor'] = rng.choice(RANDOM_FLAVORS[2:])
+        if rng.random() < 0.5:
+            role = groupby if rng.random() < 0.5 else metadata
+            role['size'] = rng.choice(RANDOM_SIZES)
         return dataframe.DataPoint(rng.choice(('unit', 'GiB')), money(),
                                    money(), groupby, metadata)
 

@@ -35,9 +35,17 @@ The rules (the contract, in short):
 * ``filters`` is ``{key: value}`` or ``{key: [values]}``: OR inside a list,
   AND across keys; ``type`` is the metric type, any other key is looked up
   in the point's :attr:`~cloudkitty.dataframe.DataPoint.desc` (groupby wins
-  over metadata); a point lacking the key never matches; values compare
-  exactly as strings;
-* a groupby key that a point lacks groups as ``''``.
+  over metadata); a point lacking the key never matches;
+* groupby and metadata values are str, int, float, bool or None, and come
+  back with that type. A filter value (a str) matches a point's value when
+  it equals the value's string form, :func:`label_text` (``str(value)``):
+  ``'3'`` matches both ``3`` and ``'3'``, ``'None'`` matches None,
+  ``'True'`` matches True, ``'3.0'`` matches ``3.0`` but not ``3``;
+* total() groups by value *and* type: ``3``, ``3.0``, ``True`` and ``'3'``
+  are four groups (:func:`encode_label` gives the identity,
+  ``(kind, text)``). A groupby key that a point lacks groups as ``''``
+  (with the str ``''``). Groups sort by :func:`label_sort_key`: None, then
+  False and True, then numbers by value, then strings.
 """
 
 import collections
@@ -45,6 +53,7 @@ import dataclasses
 import datetime
 import decimal
 import functools
+import math
 import re
 
 from cloudkitty import dataframe
@@ -56,6 +65,12 @@ UTC = datetime.timezone.utc
 #: The groupby entries that bucket by time, with ``time`` meaning one bucket
 #: per distinct frame start.
 TIME_GROUPBYS = ('time', 'time-d', 'time-w', 'time-m', 'time-y')
+#: The result key of each calendar time grouping: the label that upstream
+#: CloudKitty's collectors give every point, and by which its backends
+#: group ``time-d``, ``-w``, ``-m``, ``-y``. Here the value is computed
+#: from the frame's start (see :func:`calendar_value`).
+CALENDAR_KEYS = {'time-d': 'day_of_the_year', 'time-w': 'week_of_the_year',
+                 'time-m': 'month', 'time-y': 'year'}
 #: Keys every total() result carries, which a groupby key may not shadow.
 RESULT_KEYS = ('begin', 'end', 'qty', 'rate')
 #: The aggregate functions custom_fields may use.
@@ -311,7 +326,58 @@ def normalize_groupby(groupby):
     if len([e for e in entries if e in TIME_GROUPBYS]) > 1:
         raise exceptions.InvalidQuery(
             'groupby', 'at most one time grouping', groupby)
+    for entry in entries:
+        if CALENDAR_KEYS.get(entry) in entries:
+            raise exceptions.InvalidQuery(
+                'groupby', '%r and %r would both be the result key %r'
+                % (entry, CALENDAR_KEYS[entry], CALENDAR_KEYS[entry]),
+                groupby)
     return entries
+
+
+def result_keys(groupby):
+    """The keys a total() result has for ``groupby``, in its order.
+
+    ``time`` has none (the result's ``begin`` and ``end`` are the bucket),
+    ``time-d``, ``-w``, ``-m``, ``-y`` have upstream's label names
+    (:data:`CALENDAR_KEYS`), any other entry is its own key.
+    """
+    return tuple(CALENDAR_KEYS.get(entry, entry) for entry in groupby
+                 if entry != 'time')
+
+
+def result_value(result, entry):
+    """Read the value of the groupby ``entry`` from a total() result.
+
+    The inverse of :func:`result_keys`: ``time`` is the result's
+    ``begin``, a calendar grouping its label key.
+    """
+    if entry == 'time':
+        return result['begin']
+    return result[CALENDAR_KEYS.get(entry, entry)]
+
+
+def calendar_value(entry, start):
+    """The value of a calendar time grouping for a frame starting at start.
+
+    The values are upstream CloudKitty's collector labels, computed from
+    the UTC frame start: the day of the year (``'1'`` to ``'366'``), the
+    week of the year with weeks from Sunday (``'00'`` to ``'53'``, as
+    ``strftime('%U')``), the month (``'1'`` to ``'12'``) and the year.
+    As in upstream, the value alone makes the group: day 5 of two years is
+    one group.
+
+    :param entry: ``time-d``, ``time-w``, ``time-m`` or ``time-y``.
+    :param start: the frame's start (aware UTC), or any moment of its day.
+    :rtype: str
+    """
+    if entry == 'time-d':
+        return str(start.timetuple().tm_yday)
+    if entry == 'time-w':
+        return start.strftime('%U')
+    if entry == 'time-m':
+        return str(start.month)
+    return str(start.year)
 
 
 def parse_custom_fields(custom_fields, groupby=()):
@@ -351,7 +417,7 @@ def parse_custom_fields(custom_fields, groupby=()):
     if len(set(aliases)) != len(aliases):
         raise exceptions.InvalidQuery(
             'custom_fields', 'repeated alias', custom_fields)
-    clash = set(aliases) & (set(groupby) | {'begin', 'end'})
+    clash = set(aliases) & (set(result_keys(groupby)) | {'begin', 'end'})
     if clash:
         raise exceptions.InvalidQuery(
             'custom_fields', 'alias %s clashes with a result key'
@@ -495,13 +561,140 @@ def check_text(value, argument):
             argument, 'is not valid unicode: %s' % exc, value) from exc
 
 
+# Label values ----------------------------------------------------------------
+
+#: The kind of a groupby/metadata value: backends store it with the value's
+#: text (:func:`encode_label`) to give the value back with its type.
+STR, INT, FLOAT, BOOL, NONE = 's', 'i', 'f', 'b', 'n'
+_BOOLS = {'True': True, 'False': False}
+_INT_TEXT = re.compile(r'(0|-?[1-9][0-9]*)\Z')
+
+
+def label_text(value):
+    """Return the string form of a label value: what filters compare with.
+
+    It is ``str(value)``, computed on the base type (an ``IntEnum`` member
+    is its number), so that it never depends on a subclass.
+    """
+    if isinstance(value, str):
+        return str.__str__(value)
+    if value is None:
+        return 'None'
+    if isinstance(value, bool):
+        return 'True' if value else 'False'
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return float.__repr__(value)
+
+
+def encode_label(value):
+    """Return ``(kind, text)``: the identity of a label value.
+
+    Two values are the same group exactly when their pairs are equal:
+    ``3``, ``3.0``, ``True`` and ``'3'`` differ by kind, ``0.0`` and
+    ``-0.0`` by text. ``text`` is :func:`label_text`.
+    """
+    if isinstance(value, str):
+        return STR, str.__str__(value)
+    if value is None:
+        return NONE, 'None'
+    if isinstance(value, bool):
+        return BOOL, 'True' if value else 'False'
+    if isinstance(value, int):
+        return INT, int.__repr__(value)
+    if isinstance(value, float):
+        return FLOAT, float.__repr__(value)
+    # NOTE: a DataPoint also holds nested dicts and lists, as upstream's
+    # does; no backend can group or filter on them yet, so a push of one
+    # is refused before anything is written.
+    raise exceptions.InvalidQuery(
+        'dataframes', 'a groupby or metadata value is a %s; the storage '
+        'keeps str, int, float, bool or None values' % type(value).__name__,
+        value)
+
+
+def decode_label(kind, text):
+    """Return the value :func:`encode_label` turned into ``(kind, text)``.
+
+    A kind of None or ``''`` means str (what was stored before labels had
+    types).
+    """
+    if not kind or kind == STR:
+        return text
+    if kind == INT:
+        return int(text)
+    if kind == FLOAT:
+        return float(text)
+    if kind == BOOL:
+        return _BOOLS[text]
+    if kind == NONE:
+        return None
+    raise ValueError('unknown label kind %r' % (kind,))
+
+
+def filter_candidates(text):
+    """Return every ``(kind, text)`` a filter value ``text`` matches.
+
+    These are the values whose :func:`label_text` is ``text``: the str
+    itself, and the int, float, bool or None spelled that way, if any.
+    For backends that store the kind inside the value.
+    """
+    found = [(STR, text)]
+    if text == 'None':
+        found.append((NONE, text))
+    elif text in _BOOLS:
+        found.append((BOOL, text))
+    elif _INT_TEXT.match(text):
+        found.append((INT, text))
+    else:
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+        # NOTE: only the text repr() gives: '3.50', '1e3' or 'nan' are no
+        # float's string form, so they match str values only.
+        if number is not None and math.isfinite(number) \
+                and float.__repr__(number) == text:
+            found.append((FLOAT, text))
+    return tuple(found)
+
+
+def label_sort_key(value):
+    """Sort key of a group value: None, bools, numbers by value, strs.
+
+    Values of one kind sort naturally; of equal numbers, an int comes
+    before a float, and ``-0.0`` before ``0.0``.
+    """
+    kind, text = encode_label(value)
+    if kind == STR:
+        return (3, text, 0, text)
+    if kind == NONE:
+        return (0, 0, 0, text)
+    if kind == BOOL:
+        return (1, int(value), 0, text)
+    # NOTE: an int sorts before the equal float; -0.0 before 0.0.
+    return (2, value, 0 if kind == INT else 1, text)
+
+
 # Matching and bucketing ----------------------------------------------------
 
-def label(type_, point, key):
-    """Return the value of ``key`` for a point, or None if it lacks it."""
+_MISSING = object()
+
+
+def label(type_, point, key, default=None):
+    """Return the value of ``key`` for a point, or ``default`` if it lacks it.
+
+    ``type`` is the metric type; a key in both groupby and metadata gives
+    the groupby value.
+    """
     if key == 'type':
         return type_
-    return point.desc.get(key)
+    return point.desc.get(key, default)
+
+
+def group_value(type_, point, key):
+    """Return the value a point groups by for ``key`` (``''`` if lacking)."""
+    return label(type_, point, key, '')
 
 
 def matches(query, start, type_, point):
@@ -513,7 +706,8 @@ def matches(query, start, type_, point):
     if query.metric_types is not None and type_ not in query.metric_types:
         return False
     for key, values in query.filters:
-        if label(type_, point, key) not in values:
+        value = label(type_, point, key, _MISSING)
+        if value is _MISSING or label_text(value) not in values:
             return False
     return True
 
@@ -637,7 +831,8 @@ def _pick_each(mine, theirs, pick):
 
 
 #: One partial group from a backend: ``keys`` holds the value of each
-#: :attr:`Query.key_groupby` entry (``''`` when a point lacks the key);
+#: :attr:`Query.key_groupby` entry, with its type (``''`` when a point
+#: lacks the key; partials whose values differ in type are other groups);
 #: ``start``/``end`` are the frame's bounds when the query groups by time
 #: (None otherwise); ``aggregate`` is an :class:`Aggregate`.
 Partial = collections.namedtuple('Partial', 'keys start end aggregate')
@@ -646,16 +841,23 @@ Partial = collections.namedtuple('Partial', 'keys start end aggregate')
 def build_total(query, partials):
     """Merge a backend's partial groups into the total() result.
 
-    Partial groups that share their keys and time bucket are merged (a
+    Partial groups that share their keys and time group are merged (a
     backend may split a group, for example per frame or per series), empty
     groups are dropped, then groups are sorted by the groupby values in the
-    order given, then by begin, and paged. The partials' aggregates are
-    merged in place: they belong to this call.
+    order given (calendar values as numbers, ``time`` by its bucket), then
+    by begin, and paged. The partials' aggregates are merged in place: they
+    belong to this call.
+
+    Results have upstream CloudKitty's keys, in its order: ``begin``,
+    ``end``, the fields (``qty`` and ``rate`` or the custom aliases), then
+    one key per groupby entry (see :func:`result_keys`). ``begin`` and
+    ``end`` are the query window, or the bucket when grouping by ``time``.
 
     :param query: the :class:`Query` from :func:`validate_total`.
-    :param partials: an iterable of :class:`Partial`.
-    :returns: ``{'total': <number of groups>, 'results': [{'begin', 'end',
-        <fields>, <one key per groupby entry>}, ...]}``.
+    :param partials: an iterable of :class:`Partial`; with a calendar
+        time grouping, a partial's ``start`` may be any moment of the day
+        its points start in.
+    :returns: ``{'total': <number of groups>, 'results': [...]}``.
     """
     time_entry = query.time_groupby
     groups = {}
@@ -663,17 +865,18 @@ def build_total(query, partials):
     for partial in partials:
         if partial.aggregate.count == 0:
             continue
-        if time_entry is None:
-            bucket = window
-        else:
+        bucket, when = window, None
+        if time_entry == 'time':
             bucket = time_bucket(time_entry, partial.start, partial.end)
-        key = (tuple('' if k is None else k for k in partial.keys),
-               bucket[0])
+            when = bucket[0]
+        elif time_entry is not None:
+            when = calendar_value(time_entry, partial.start)
+        key = (tuple(encode_label(k) for k in partial.keys), when)
         group = groups.get(key)
         if group is None:
             # NOTE: the first partial of a group becomes its aggregate;
             # build_total owns the partials it is given.
-            groups[key] = [bucket, partial.aggregate]
+            groups[key] = [bucket, partial.aggregate, partial.keys]
             continue
         group[1].merge(partial.aggregate)
         # NOTE: frames that share a start but not an end fall in one
@@ -681,16 +884,22 @@ def build_total(query, partials):
         if bucket[1] > group[0][1]:
             group[0] = bucket
     rows = []
-    for (keys, _), (bucket, agg) in groups.items():
+    for (_, when), (bucket, agg, keys) in groups.items():
         values = dict(zip(query.key_groupby, keys))
-        if time_entry is not None:
-            values[time_entry] = bucket[0]
-        ordered = tuple(values[g] for g in query.groupby)
         result = {'begin': bucket[0], 'end': bucket[1]}
-        result.update(values)
         for custom in query.fields:
             result[custom.alias] = agg.value(custom)
-        rows.append((ordered + (bucket[0],), result))
+        order = []
+        for entry in query.groupby:
+            if entry == 'time':
+                order.append(when)
+            elif entry in CALENDAR_KEYS:
+                order.append(int(when))
+                result[CALENDAR_KEYS[entry]] = when
+            else:
+                order.append(label_sort_key(values[entry]))
+                result[entry] = values[entry]
+        rows.append((tuple(order) + (bucket[0],), result))
     rows.sort(key=lambda row: row[0])
     results = [row[1] for row in rows]
     return {'total': len(results), 'results': query.page(results)}
@@ -766,6 +975,6 @@ def evaluate_total(query, frames):
     for start, end, type_, point in select_points(query, frames):
         agg = Aggregate()
         agg.add_point(point)
-        keys = tuple(label(type_, point, k) for k in query.key_groupby)
+        keys = tuple(group_value(type_, point, k) for k in query.key_groupby)
         partials.append(Partial(keys, start, end, agg))
     return build_total(query, partials)

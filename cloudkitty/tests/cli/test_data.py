@@ -235,17 +235,33 @@ class PushTest(DataCLITestCase):
         self.assertEqual('2026-01-01T01:00:00+00:00', rows[2]['begin'])
 
     def test_json_numbers_are_exact(self):
+        """JSON numbers are read as Decimals, never through a float."""
         frame = json.loads(sample_frames()[0].json())
         point = frame['usage']['volume'][0]
-        text = json.dumps(frame).replace(
-            '"qty": "20"', '"qty": 20.000000000001').replace(
-            '"price": "0.008"', '"price": 0.123456789012')
-        self.assertNotEqual(point['qty'], json.loads(text)['usage'][
-            'volume'][0]['qty'])
+        point['vol']['qty'] = D('20.000000000001')
+        point['rating']['price'] = D('0.123456789012')
+        text = dataframe.dumps(frame)
+        self.assertIn('"qty": 20.000000000001', text)
+        self.assertIn('"price": 0.123456789012', text)
         self.ok(['push', '-'], stdin=text)
         rows = self.ok(['total', '--type', 'volume'] + WINDOW)
         self.assertEqual(('20.000000000001', '0.123456789012'),
                          (rows[0]['qty'], rows[0]['rate']))
+
+    def test_flat_points_of_earlier_versions(self):
+        """Points in the flat format, numbers as strings, are still read."""
+        frame = json.loads(sample_frames()[0].json())
+        for points in frame['usage'].values():
+            for index, point in enumerate(points):
+                points[index] = {
+                    'unit': point['vol']['unit'],
+                    'qty': str(point['vol']['qty']),
+                    'price': str(point['rating']['price']),
+                    'groupby': point['groupby'],
+                    'metadata': point['metadata'], 'description': None}
+        self.ok(['push', '-'], stdin=json.dumps(frame))
+        rows = self.ok(['total', '--type', 'volume'] + WINDOW)
+        self.assertEqual(('20', '0.008'), (rows[0]['qty'], rows[0]['rate']))
 
     def test_explicit_format(self):
         path = self.write('data.txt', as_jsonl(sample_frames()))
@@ -426,14 +442,15 @@ class BadInputTest(DataCLITestCase):
 
     def test_bad_number(self):
         frame = json.loads(sample_frames()[0].json())
-        frame['usage']['instance'][0]['qty'] = 'lots'
+        frame['usage']['instance'][0]['vol']['qty'] = 'lots'
         self.assertRejected('bad.jsonl', json.dumps(frame), 'line 1:',
                             "qty is not a valid number")
 
     def test_price_out_of_exact_range(self):
         """What push() would reject is caught before any batch."""
         frames = [json.loads(f.json()) for f in sample_frames()]
-        frames[2]['usage']['volume'][0]['price'] = '0.0000000000001'
+        frames[2]['usage']['volume'][0]['rating']['price'] = \
+            '0.0000000000001'
         self.assertRejected('bad.jsonl', ''.join(
             json.dumps(f) + '\n' for f in frames), 'line 3:',
             'at most 12 fractional digits')
@@ -533,16 +550,19 @@ class TotalTest(DataCLITestCase):
              ('p1', '2026-01-01T01:00:00+00:00', '1', '0.0125'),
              ('p2', '2026-01-01T00:00:00+00:00', '1', '0.05'),
              ('p2', '2026-01-01T02:00:00+00:00', '100', '0.04')],
-            [(r['project_id'], r['time'], r['qty'], r['rate'])
+            [(r['project_id'], r['begin'], r['qty'], r['rate'])
              for r in rows])
+        self.assertNotIn('time', rows[0])
         self.assertEqual('2026-01-01T01:00:00+00:00', rows[0]['end'])
 
     def test_groupby_day(self):
+        """time-d groups by upstream's day_of_the_year label value."""
         rows = self.ok(['total', '--groupby', 'time-d'] + WINDOW)
         self.assertEqual([('2026-01-01T00:00:00+00:00',
-                           '2026-01-02T00:00:00+00:00', '123', '0.123')],
-                         [(r['begin'], r['end'], r['qty'], r['rate'])
-                          for r in rows])
+                           '2026-02-01T00:00:00+00:00', '1', '123',
+                           '0.123')],
+                         [(r['begin'], r['end'], r['day_of_the_year'],
+                           r['qty'], r['rate']) for r in rows])
 
     def test_custom_fields(self):
         rows = self.ok(['total', '--groupby', 'type', '--custom-fields',
@@ -674,7 +694,8 @@ class ParsingTest(DataCLITestCase):
         frames = data.parse_csv(text, 'x.csv')
         self.assertEqual([2, 1], [len(f) for f in frames])
         self.assertEqual(JAN + HOUR, frames[0].start)
-        self.assertEqual('', next(frames[0].iterpoints())[1].unit)
+        # NOTE: no unit column: the unit is 'undefined', as upstream.
+        self.assertEqual('undefined', next(frames[0].iterpoints())[1].unit)
 
     def test_csv_quoted_newline_counts_lines(self):
         text = ('begin,end,type,qty,price,metadata.note\n'

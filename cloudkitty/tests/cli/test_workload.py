@@ -130,7 +130,8 @@ class TinyWorkloadTest(testtools.TestCase):
                                      begin=self.work.begin,
                                      end=self.work.end, paginate=False)
             oracle = query.evaluate_total(q, frames)['results']
-            got = {tuple(row[g] for g in groupby): (row['qty'], row['rate'])
+            got = {tuple(query.result_value(row, g) for g in groupby):
+                   (row['qty'], row['rate'])
                    for row in oracle}
             self.assertEqual(got, self.expected.groups(groupby), groupby)
 

@@ -21,8 +21,11 @@ The file holds one line per push::
     {"frames": [<DataFrame.json()>, ...], "scope_id": "..."}
 
 Each frame is written by :meth:`cloudkitty.dataframe.DataFrame.json`, which
-keeps every qty and price as a JSON *string* holding its exact Decimal, and
-read back by :meth:`~cloudkitty.dataframe.DataFrame.from_dict`.
+writes every qty and price as a JSON number with the exact digits of its
+Decimal, and read back (numbers parsed as Decimals) by
+:meth:`~cloudkitty.dataframe.DataFrame.from_dict`, which also reads the
+files of earlier versions, whose points were flat and whose numbers were
+strings.
 
 Concurrency and atomicity:
 
@@ -43,6 +46,7 @@ and small installations, not for millions of points.
 """
 
 import contextlib
+import decimal
 import fcntl
 import json
 import os
@@ -231,7 +235,7 @@ def _encode(scope_id, frames):
     :rtype: bytes
     """
     # NOTE: DataFrame.json() escapes control characters, so a frame never
-    # spans lines, and keeps Decimals as exact strings.
+    # spans lines, and writes Decimals as exact JSON numbers.
     return ('{"frames": [%s], "scope_id": %s}\n' % (
         ', '.join(frame.json() for frame in frames),
         json.dumps(scope_id))).encode('utf-8')
@@ -255,7 +259,8 @@ def _read(path):
     # NOTE: the last item is b'' after a complete line, else a torn one.
     for number, line in enumerate(lines[:-1], start=1):
         try:
-            record = json.loads(line)
+            # NOTE: parse_float keeps every digit of qty and price.
+            record = json.loads(line, parse_float=decimal.Decimal)
             frames = [dataframe.DataFrame.from_dict(frame)
                       for frame in record['frames']]
             scope_id = record['scope_id']

@@ -310,8 +310,8 @@ class GnocchiStorage(v2.BaseStorage):
                 money.check(point.price, 'price')
                 self._check_labels(type_, point, checked)
                 labels = (type_, point.unit, point.description,
-                          tuple(sorted(point.groupby.items())),
-                          tuple(sorted(point.metadata.items())))
+                          mapping.label_items(point.groupby),
+                          mapping.label_items(point.metadata))
                 values = slots.setdefault((labels, start_ns, period), [])
                 money_pair = (point.qty, point.price)
                 try:
@@ -349,7 +349,8 @@ class GnocchiStorage(v2.BaseStorage):
         for labels in (point.groupby, point.metadata):
             for key, value in labels.items():
                 texts.append((key, 'label key'))
-                texts.append((value, 'label value'))
+                # NOTE: Gnocchi keeps the string form; its length counts.
+                texts.append((query_mod.label_text(value), 'label value'))
         for text, what in texts:
             if text not in checked:
                 mapping.check_label(text, 'dataframes', what)
@@ -368,10 +369,12 @@ class GnocchiStorage(v2.BaseStorage):
                     'id': mapping.label_id(self.label_type, key),
                     'name': key})
                 known.add(key)
-        columns = {mapping.column(role, key): {
-            'type': 'string', 'required': False,
-            'max_length': mapping.MAX_VALUE_LENGTH}
-            for role, key in missing}
+        text = {'type': 'string', 'required': False,
+                'max_length': mapping.MAX_VALUE_LENGTH}
+        columns = {mapping.column(role, key): text
+                   if role in (mapping.GROUPBY, mapping.METADATA)
+                   else mapping.KIND_ATTRIBUTE
+                   for role, key in missing}
         columns = {name: spec for name, spec in columns.items()
                    if name not in self._columns}
         if columns:
@@ -460,7 +463,9 @@ class GnocchiStorage(v2.BaseStorage):
                         'Gnocchi attribute %s of %s names no known label'
                         % (attr, self.rating_type))
             role, key = label
-            (groupby if role == mapping.GROUPBY else metadata)[key] = value
+            kind = resource.get(mapping.column(mapping.KIND_OF[role], key))
+            (groupby if role == mapping.GROUPBY else metadata)[key] = \
+                query_mod.decode_label(kind, value)
         return resource['ck_type'], (resource['ck_unit'], groupby, metadata,
                                      resource.get('ck_desc'))
 
@@ -523,11 +528,13 @@ class GnocchiStorage(v2.BaseStorage):
         if search is None:
             return query_mod.build_total(query, [])
         columns = ['ck_type']
+        roles = (mapping.GROUPBY, mapping.METADATA) + tuple(
+            mapping.KIND_OF.values())
         for entry in query.key_groupby:
             if entry != 'type':
                 columns.extend(
-                    name for name in (mapping.column(mapping.GROUPBY, entry),
-                                      mapping.column(mapping.METADATA, entry))
+                    name for name in (mapping.column(role, entry)
+                                      for role in roles)
                     if name in self._columns)
         if query.time_groupby == 'time':
             columns.append('ck_period')

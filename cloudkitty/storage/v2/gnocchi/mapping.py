@@ -28,7 +28,15 @@ so that a push needs no lookup. Its attributes are the series' labels:
 ``ck_pending``  set while a delete rewrites the resource (see below)
 ``g_<h>``       the groupby value of label key ``k``, ``h`` a hash of ``k``
 ``m_<h>``       the metadata value of ``k``
+``gt_<h>``      the kind of the groupby value when it is not a str
+``mt_<h>``      likewise, of the metadata value
 ==============  ============================================================
+
+A label value is stored as its string form (what filters compare with);
+one that is not a str (int, float, bool or None) also sets its kind, one
+letter (see :func:`cloudkitty.storage.v2.query.encode_label`), so that it
+comes back typed and groups apart from the str of the same spelling.
+Absent, the kind means str: what was stored before labels had types.
 
 Gnocchi attribute names are restricted, so label keys become hashed column
 names; the keys themselves are kept as ``<prefix>label`` resources whose
@@ -93,6 +101,10 @@ LABEL_ATTRIBUTES = {'name': {'type': 'string', 'required': True,
                              'max_length': MAX_VALUE_LENGTH}}
 GROUPBY = 'g'
 METADATA = 'm'
+#: The role of the kind column of a label in each role.
+KIND_OF = {GROUPBY: 'gt', METADATA: 'mt'}
+#: The attribute of a kind column.
+KIND_ATTRIBUTE = {'type': 'string', 'required': False, 'max_length': 1}
 
 _NAMESPACE = uuid.UUID('6c1d2a8e-3f4b-5c7d-9e0f-1a2b3c4d5e6f')
 _NS = 10 ** 9
@@ -139,6 +151,21 @@ def month_range(month):
     year, index = divmod(int(month), 12)
     begin = datetime.datetime(year, index + 1, 1, tzinfo=UTC)
     return begin, query_mod.next_month(begin)
+
+
+def label_items(labels):
+    """Return a label mapping's items, sorted, as a cache key.
+
+    Items compare with ``==``, under which ``1``, ``1.0`` and ``True`` are
+    one value: when a value is not a str, it is given by its identity
+    (:func:`~cloudkitty.storage.v2.query.encode_label`) instead.
+    """
+    items = tuple(sorted(labels.items()))
+    for _, value in items:
+        if not isinstance(value, str):
+            encode = query_mod.encode_label
+            return tuple((key, encode(value)) for key, value in items)
+    return items
 
 
 def check_label(value, argument, what):
@@ -188,8 +215,12 @@ class Series:
         keys = []
         for role, labels in ((GROUPBY, groupby), (METADATA, metadata)):
             for key, value in labels:
-                attributes[column(role, key)] = value
+                kind, text = query_mod.encode_label(value)
+                attributes[column(role, key)] = text
                 keys.append((role, key))
+                if kind != query_mod.STR:
+                    attributes[column(KIND_OF[role], key)] = kind
+                    keys.append((KIND_OF[role], key))
         self.attributes = attributes
         self.keys = keys
 
@@ -219,11 +250,17 @@ CLOCK = Clock()
 
 
 def value_of(attributes, key):
-    """Return label ``key`` of a resource (groupby wins), or None."""
-    value = attributes.get(column(GROUPBY, key))
-    if value is None:
-        value = attributes.get(column(METADATA, key))
-    return value
+    """Return label ``key`` of a resource (groupby wins), typed.
+
+    :returns: the value, or ``''`` when the resource lacks the label (it
+        groups with the str ``''``).
+    """
+    for role in (GROUPBY, METADATA):
+        text = attributes.get(column(role, key))
+        if text is not None:
+            return query_mod.decode_label(
+                attributes.get(column(KIND_OF[role], key)), text)
+    return ''
 
 
 def label_condition(key, values, columns):

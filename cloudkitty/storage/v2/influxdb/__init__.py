@@ -48,8 +48,6 @@ from cloudkitty.storage.v2 import query as query_mod
 MIN_NS = -(2 ** 63) + 2
 MAX_NS = 2 ** 63 - 2
 _DAY_US = 86400 * 10 ** 6
-# NOTE: the epoch was a Thursday; weeks start on Monday, four days later.
-_WEEK_OFFSET_US = 4 * _DAY_US
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
@@ -257,8 +255,8 @@ class InfluxDBStorage(v2.BaseStorage):
             selectors.append(('type', query.metric_types))
         for index, (key, values) in enumerate(selectors):
             clauses.append(_any_of(
-                encoding.tag_key_of(key),
-                map(encoding.encode_value, values), params, 'v%d_' % index))
+                encoding.tag_key_of(key), _tags_of(key, values), params,
+                'v%d_' % index))
         return ' AND '.join(clauses), params
 
     def _raw_count(self, condition, params):
@@ -488,13 +486,12 @@ class InfluxDBStorage(v2.BaseStorage):
         """Sum the points of a window server-side, grouped.
 
         :param bucket: ``(bucket_us, offset_us)`` of a ``time`` groupby;
-            other time groupbys bucket by day or week.
+            calendar groupbys bucket by day (weeks from Sunday are made
+            of days, see :func:`query.calendar_value`).
         """
         entry = query.time_groupby
-        if entry in ('time-d', 'time-m', 'time-y'):
+        if entry in query_mod.CALENDAR_KEYS:
             bucket = (_DAY_US, 0)
-        elif entry == 'time-w':
-            bucket = (7 * _DAY_US, _WEEK_OFFSET_US)
         group = []
         for key in query.key_groupby:
             tag = encoding.quote_identifier(encoding.tag_key_of(key))
@@ -512,7 +509,7 @@ class InfluxDBStorage(v2.BaseStorage):
         partials = []
         for part in self.client.query(statement, params):
             found = part.get('tags') or {}
-            keys = tuple(_group_value(found.get(encoding.tag_key_of(k)))
+            keys = tuple(_group_value(k, found.get(encoding.tag_key_of(k)))
                          for k in query.key_groupby)
             columns = part['columns']
             for values in part['values']:
@@ -529,7 +526,7 @@ class InfluxDBStorage(v2.BaseStorage):
     def _rollup_partials(self, query, entries):
         """Sum daily records (see :meth:`.rollup.Rollup.read`) exactly."""
         wanted = [(encoding.tag_key_of(key),
-                   frozenset(map(encoding.encode_value, values)))
+                   frozenset(_tags_of(key, values)))
                   for key, values in query.filters]
         if query.metric_types is not None:
             wanted.append((encoding.TYPE_TAG, frozenset(
@@ -545,9 +542,11 @@ class InfluxDBStorage(v2.BaseStorage):
                 if keys is _UNKNOWN:
                     labels = encoding.parse_series_key(key)
                     keys = None
+                    # NOTE: keys stay tags here: decoded, 1 and True
+                    # would be one dict key.
                     if all(labels.get(tag) in values
                            for tag, values in wanted):
-                        keys = tuple(_group_value(labels.get(tag))
+                        keys = tuple(labels.get(tag) or ''
                                      for tag in group_tags)
                     selected[key] = keys
                 if keys is None:
@@ -563,6 +562,8 @@ class InfluxDBStorage(v2.BaseStorage):
         for (keys, start), (count, qty, price) in groups.items():
             if start is not None:
                 start = query_mod.from_micros(start // 1000)
+            keys = tuple(_group_value(key, tag)
+                         for key, tag in zip(query.key_groupby, keys))
             partials.append(query_mod.Partial(
                 keys, start, start, query_mod.Aggregate.from_units(
                     count, qty, price)))
@@ -600,7 +601,7 @@ class InfluxDBStorage(v2.BaseStorage):
         for start, end, type_, point in self._iter_rows(window, 10000):
             agg = query_mod.Aggregate()
             agg.add_point(point)
-            keys = tuple(query_mod.label(type_, point, k)
+            keys = tuple(query_mod.group_value(type_, point, k)
                          for k in query.key_groupby)
             yield query_mod.Partial(keys, start, end, agg)
 
@@ -766,9 +767,18 @@ def _frame_buckets(starts):
     return step, micros[0] % step
 
 
-def _group_value(tag):
-    value = encoding.decode_value(tag)
-    return '' if value is None else value
+def _tags_of(key, values):
+    """The tag values a filter on ``key`` (or the metric type) matches."""
+    if key == 'type':
+        return [encoding.encode_value(value) for value in values]
+    return [tag for value in values for tag in encoding.filter_tags(value)]
+
+
+def _group_value(key, tag):
+    """The value a group's tag for ``key`` stands for (``''`` if absent)."""
+    if key == 'type':
+        return encoding.decode_value(tag) or ''
+    return encoding.group_value(tag)
 
 
 def _aggregate(row):

@@ -35,6 +35,12 @@ Every key and value is *percent-encoded*: ASCII letters, digits and ``_``
 stay, every other byte of its UTF-8 form becomes ``%XX``, and a value gets
 a leading ``.``. The line protocol then needs no escaping at all, an empty
 string is a tag (``.``), and a key is always a safe InfluxQL identifier.
+
+A groupby or metadata value that is not a str leads with its kind instead
+of ``.`` (see :func:`cloudkitty.storage.v2.query.encode_label`), followed
+by its encoded string form: ``i3`` for ``3``, ``f3%2E5`` for ``3.5``,
+``bTrue``, ``nNone``. So ``3`` and ``'3'`` are other tags (other groups),
+and a filter on ``'3'`` asks for either (:func:`filter_tags`).
 """
 
 import functools
@@ -112,6 +118,37 @@ def decode_value(tag):
     if not tag:
         return None
     return _unescape(tag[1:])
+
+
+def encode_label(value):
+    """Return the tag value of a groupby/metadata value of any kind."""
+    if isinstance(value, str):
+        return '.' + _encode(value)
+    kind, text = query.encode_label(value)
+    return kind + _encode(text)
+
+
+def decode_label(tag):
+    """Return the value a label tag stands for, typed; None if absent."""
+    if not tag:
+        return None
+    if tag[0] == '.':
+        return _unescape(tag[1:])
+    return query.decode_label(tag[0], _unescape(tag[1:]))
+
+
+def filter_tags(text):
+    """Return the tag values a filter value matches (one per kind).
+
+    See :func:`cloudkitty.storage.v2.query.filter_candidates`.
+    """
+    return [('.' if kind == query.STR else kind) + _encode(value)
+            for kind, value in query.filter_candidates(text)]
+
+
+def group_value(tag):
+    """Return the value a label tag groups as: ``''`` when absent."""
+    return '' if not tag else decode_label(tag)
 
 
 def key_tag(key):
@@ -237,17 +274,24 @@ def parse_series_key(key):
 def _labels(scope_tag, type_, unit, groupby, metadata):
     """What a point's labels (given as item tuples) encode to.
 
-    :returns: ``(identity, type tag, hidden)``: the series key with its
-        measurement, the encoded type and the metadata keys a groupby key
-        of the same name hides.
+    The cache compares values with ``==``, under which ``1``, ``1.0`` and
+    ``True`` are one: the last item of the answer says whether any value
+    was not a str, and then the caller asks :func:`_typed_labels`.
+
+    :returns: ``(identity, type tag, hidden, typed)``: the series key with
+        its measurement, the encoded type, the metadata keys a groupby key
+        of the same name hides, and whether a value is not a str.
     """
     tags = {TYPE_TAG: encode_value(type_), UNIT_TAG: encode_value(unit)}
     if scope_tag is not None:
         tags[SCOPE_TAG] = scope_tag
     if groupby:
         tags[GROUPBY_TAG] = '.'.join(sorted(_encode(k) for k, _ in groupby))
+    typed = False
     for key, value in metadata + groupby:
-        tags[key_tag(key)] = encode_value(value)
+        if not isinstance(value, str):
+            typed = True
+        tags[key_tag(key)] = encode_label(value)
     identity = MEASUREMENT + ',' + series_key(tags)
     if len(identity) > MAX_SERIES_KEY:
         raise exceptions.InvalidQuery(
@@ -256,7 +300,17 @@ def _labels(scope_tag, type_, unit, groupby, metadata):
                                                     MAX_SERIES_KEY))
     grouped = {key for key, _ in groupby}
     hidden = tuple(key for key, _ in metadata if key in grouped)
-    return identity, tags[TYPE_TAG], hidden
+    return identity, tags[TYPE_TAG], hidden, typed
+
+
+@functools.lru_cache(maxsize=4096)
+def _typed_labels(scope_tag, type_, unit, groupby, metadata, identities):
+    """:func:`_labels` for values not all str, cached on their identities.
+
+    :param identities: the :func:`~cloudkitty.storage.v2.query.
+        encode_label` of every groupby then metadata value.
+    """
+    return _labels.__wrapped__(scope_tag, type_, unit, groupby, metadata)
 
 
 _TWO_LIMB_FIELDS = ('qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD
@@ -283,9 +337,17 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
     :raises InvalidQuery: for money outside the exact range, or labels too
         long for an InfluxDB series key.
     """
-    identity, type_tag, hidden = _labels(
-        scope_tag, type_, point.unit, tuple(point.groupby.items()),
-        tuple(point.metadata.items()))
+    groupby = tuple(point.groupby.items())
+    metadata = tuple(point.metadata.items())
+    identity, type_tag, hidden, typed = _labels(
+        scope_tag, type_, point.unit, groupby, metadata)
+    if typed:
+        # NOTE: the cached answer may be that of equal values of other
+        # types (1 for True): values not all str are encoded by identity.
+        encode = query.encode_label
+        identity, type_tag, hidden, _ = _typed_labels(
+            scope_tag, type_, point.unit, groupby, metadata,
+            tuple(encode(v) for _, v in groupby + metadata))
     qty, price = money.point_units(point.qty, point.price)
     extra = ''
     if point.description is not None:
@@ -315,7 +377,7 @@ def decode_row(row):
             continue
         key = _unescape(column[len(KEY_PREFIX):])
         target = groupby if key in groupby_keys else metadata
-        target[key] = decode_value(value)
+        target[key] = decode_label(value)
     if row.get(HIDDEN_FIELD):
         metadata.update(json.loads(row[HIDDEN_FIELD]))
     qty = money.from_units(join_units(row.get('qa'), row.get('qb'),

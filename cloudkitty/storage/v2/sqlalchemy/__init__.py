@@ -306,14 +306,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
         known = self._series_ids
         series_key = series_mod.series_key
         encode = money.encode_point
+        exact_key = series_mod.exact_key
         for begin, end, type_, point in items:
             key = series_key(scope_id, type_, point)
             series = known.get(key)
             if series is None:
-                series = key
-                if key not in new_series:
-                    new_series[key] = series_mod.series_row(
-                        scope_id, type_, point)
+                key = exact_key(key, point)
+                series = known.get(key)
+                if series is None:
+                    series = key
+                    if key not in new_series:
+                        new_series[key] = series_mod.series_row(
+                            scope_id, type_, point)
             append((series, begin, end) + encode(point.qty, point.price))
         return points, new_series
 
@@ -375,7 +379,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         encode = money.encode_point
         with self._insert_points.streaming(conn) as write:
             for begin, end, type_, point in items:
-                series = known.get(series_key(scope_id, type_, point))
+                key = series_key(scope_id, type_, point)
+                series = known.get(key)
+                if series is None:
+                    series = known.get(series_mod.exact_key(key, point))
                 if series is None:
                     rest = itertools.chain([(begin, end, type_, point)],
                                            items)
@@ -711,7 +718,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 joined = joined.outerjoin(alias, sa.and_(
                     alias.c.series_id == inner.c.series_id,
                     alias.c.key == key))
-                group.append(sa.func.coalesce(alias.c.value, ''))
+                group += [sa.func.coalesce(alias.c.value, ''),
+                          series_mod.kind_of(alias)]
         if time:
             group += [inner.c.begin, inner.c.end]
         values = []
@@ -726,8 +734,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if group:
             stmt = stmt.group_by(*group)
         rows = _fetch_sums(conn, stmt, split)
-        return [self._partial(row, len(query.key_groupby), time, extremes,
-                              split) for row in rows if row[len(group)]]
+        return [self._partial(row, query.key_groupby, time, extremes, split)
+                for row in rows if row[len(group)]]
 
     def _partial_select(self, source, query, time, extremes, split):
         """Sum one source of a plan per series (and time, if grouped)."""
@@ -752,9 +760,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
             stmt = stmt.group_by(*group)
         return stmt
 
-    def _partial(self, row, nkeys, time, extremes, split):
-        """Build a :class:`query.Partial` from a row of the aggregate."""
-        index = nkeys
+    def _partial(self, row, key_groupby, time, extremes, split):
+        """Build a :class:`query.Partial` from a row of the aggregate.
+
+        The row starts with the group's values: the type for ``type``,
+        the text and kind of the label for any other key.
+        """
+        keys = []
+        index = 0
+        for key in key_groupby:
+            if key == 'type':
+                keys.append(row[index])
+                index += 1
+            else:
+                keys.append(query_mod.decode_label(row[index + 1],
+                                                   row[index]))
+                index += 2
         start = end = None
         if time:
             start, end = from_micros(row[index]), from_micros(row[index + 1])
@@ -773,7 +794,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             target[field] = self._unsortable(row[index])
             index += 1
         return query_mod.Partial(
-            row[:nkeys], start, end, query_mod.Aggregate.from_units(
+            tuple(keys), start, end, query_mod.Aggregate.from_units(
                 count, qty[0] * money.SCALE + qty[1],
                 price[0] * money.SCALE + price[1], mins, maxs))
 

@@ -20,7 +20,9 @@ Rated points are stored as facts that reference interned series:
 ``ck_label``
     one row per (series, key) of the series' merged groupby and metadata
     (groupby wins), so that filters and groupbys on any key are plain
-    indexed equality joins.
+    indexed equality joins: ``value`` is the value's string form (what a
+    filter compares with), ``kind`` its type (``s``, ``i``, ``f``, ``b``,
+    ``n``; see :func:`cloudkitty.storage.v2.query.encode_label`).
 ``ck_daily``
     per UTC day and series, the number of points and their exact sums (see
     :mod:`cloudkitty.storage.v2.sqlalchemy.rollup`).
@@ -75,6 +77,9 @@ label = sa.Table(
               primary_key=True),
     sa.Column('key', sa.String(MAX_NAME_LENGTH), primary_key=True),
     sa.Column('value', sa.Text, nullable=False),
+    # NOTE: the type of the value (see query.encode_label), so that
+    # filters compare the string form alone and groups keep the type.
+    sa.Column('kind', sa.String(1), nullable=False, server_default='s'),
     sa.Index('ck_label_key_value', 'key', 'value',
              mysql_length={'value': 255}),
 )

@@ -12,7 +12,8 @@
 """Series: the interned (scope, type, unit, groupby, metadata) of points.
 
 A push meets each distinct series once: :func:`series_key` is its cheap
-in-process identity, :func:`series_row` validates it and builds its
+in-process identity (:func:`exact_key` when labels are not all str),
+:func:`series_row` validates it and builds its
 ``ck_series`` row (with a SHA-256 fingerprint of its canonical JSON, the
 identity shared by every process) and :func:`intern` gets or creates the ids
 inside the push's transaction.
@@ -42,6 +43,25 @@ def series_key(scope_id, type_, point):
     unit, _, _, groupby, metadata, description = point
     return (scope_id, type_, unit, tuple(groupby.items()),
             tuple(metadata.items()), description)
+
+
+def exact_key(key, point):
+    """Return the identity of a series whose labels are not all str.
+
+    :func:`series_key` compares values with ``==``, under which ``1``,
+    ``1.0`` and ``True`` (or ``0.0`` and ``-0.0``) are one value; they are
+    other series. So a point with such values is known by this longer key
+    instead: the key itself when every value is a str (the usual case,
+    checked only when the key missed the cache), else the key and the
+    :func:`~cloudkitty.storage.v2.query.encode_label` of every value.
+    """
+    _, _, _, groupby, metadata, _ = point
+    if all(isinstance(v, str) for v in groupby.values()) and \
+            all(isinstance(v, str) for v in metadata.values()):
+        return key
+    encode = query.encode_label
+    return key + (tuple(map(encode, groupby.values())),
+                  tuple(map(encode, metadata.values())))
 
 
 def check_name(value, field):
@@ -75,7 +95,8 @@ def series_row(scope_id, type_, point):
                            ('metadata', point.metadata)):
         for key, value in mapping.items():
             check_name(key, field)
-            check_text(value, field)
+            if isinstance(value, str):
+                check_text(value, field)
     if point.description is not None:
         check_text(point.description, 'description')
     groupby = json.dumps(dict(point.groupby), sort_keys=True,
@@ -119,12 +140,32 @@ def intern(conn, new_series):
                     series.c.fingerprint.in_(chunk))):
             for key in by_fingerprint[fingerprint][1]:
                 ids[key] = series_id
-    labels = [{'series_id': ids[keys[0]], 'key': name, 'value': value}
+    labels = [label_row(ids[keys[0]], name, value)
               for row, keys in by_fingerprint.values()
               for name, value in row['labels'].items()]
     if labels:
         engine.insert_many_ignoring_duplicates(conn, models.label, labels)
     return ids
+
+
+def label_row(series_id, key, value):
+    """Return the ``ck_label`` row of one label of a series.
+
+    ``value`` holds the label's string form (what filters compare with)
+    and ``kind`` its type (see :func:`~cloudkitty.storage.v2.query.
+    encode_label`).
+    """
+    kind, text = query.encode_label(value)
+    return {'series_id': series_id, 'key': key, 'value': text,
+            'kind': kind}
+
+
+def kind_of(label):
+    """The kind of a ``ck_label`` alias's value, ``'s'`` where it lacks one.
+
+    A point lacking the label groups as the str ``''``.
+    """
+    return sa.func.coalesce(label.c.kind, query.STR)
 
 
 def load(conn, series_ids, cache):

@@ -230,7 +230,10 @@ class CustomFieldsTest(testtools.TestCase):
                           groupby=['flavor'],
                           custom_fields='SUM(qty) AS flavor')
         self.assertRaises(exceptions.InvalidQuery, query.validate_total,
-                          groupby=['time'], custom_fields='SUM(qty) AS time')
+                          groupby=['time-d'],
+                          custom_fields='SUM(qty) AS day_of_the_year')
+        self.assertRaises(exceptions.InvalidQuery, query.validate_total,
+                          groupby=['time-m', 'month'])
 
 
 class TimeBucketTest(testtools.TestCase):
@@ -287,20 +290,51 @@ class BuildTotalTest(testtools.TestCase):
         result = query.build_total(q, [
             partial(('b',), T0 + DAY, 1, '1', '0.1'),
             partial(('a',), T0 + 3 * HOUR, 2, '2', '0.2'),
-            partial((None,), T0, 1, '4', '0.4'),
+            partial(('',), T0, 1, '4', '0.4'),
             partial(('a',), T0 + 5 * HOUR, 1, '8', '0.8'),
             partial(('',), T0 + DAY, 1, '16', '1.6'),
             partial(('b',), T0, 0, '0', '0'),
             partial(('b',), T0 + HOUR, 3, '32', '3.2'),
         ])
+        # NOTE: T0 is March 10th, 2021: day 69 of its year.
         self.assertEqual(
-            [('', T0, D(4)), ('', T0 + DAY, D(16)), ('a', T0, D(10)),
-             ('b', T0, D(32)), ('b', T0 + DAY, D(1))],
-            [(r['flavor'], r['time-d'], r['qty']) for r in result['results']])
+            [('', '69', D(4)), ('', '70', D(16)), ('a', '69', D(10)),
+             ('b', '69', D(32)), ('b', '70', D(1))],
+            [(r['flavor'], r['day_of_the_year'], r['qty'])
+             for r in result['results']])
         self.assertEqual(5, result['total'])
-        self.assertEqual({'begin': T0, 'end': T0 + DAY, 'flavor': 'a',
-                          'time-d': T0, 'qty': D(10), 'rate': D('1')},
-                         result['results'][2])
+        self.assertEqual({'begin': T0, 'end': T0 + 2 * DAY, 'flavor': 'a',
+                          'day_of_the_year': '69', 'qty': D(10),
+                          'rate': D('1')}, result['results'][2])
+        self.assertEqual(['begin', 'end', 'qty', 'rate', 'flavor',
+                          'day_of_the_year'], list(result['results'][2]))
+
+    def test_calendar_values_merge_years(self):
+        """Rule 5: as upstream's labels, day 69 of two years is one group."""
+        q = query.validate_total(groupby=['time-d'], begin=T0,
+                                 end=T0 + 800 * DAY)
+        next_year = T0.replace(year=T0.year + 1)
+        result = query.build_total(q, [partial((), T0, 1, '1', '1'),
+                                       partial((), next_year, 1, '2', '2')])
+        self.assertEqual([{'begin': T0, 'end': T0 + 800 * DAY, 'qty': D(3),
+                           'rate': D(3), 'day_of_the_year': '69'}],
+                         result['results'])
+
+    def test_calendar_values(self):
+        """Rule 5: upstream's label values, computed from the frame start."""
+        sunday = utc(2021, 1, 3, 5)
+        for entry, moment, value in (
+                ('time-d', utc(2021, 1, 1), '1'),
+                ('time-d', utc(2020, 12, 31, 23), '366'),
+                ('time-w', utc(2021, 1, 2), '00'),
+                ('time-w', sunday, '01'),
+                ('time-m', utc(2021, 3, 31), '3'),
+                ('time-y', utc(2021, 3, 31), '2021')):
+            self.assertEqual(value, query.calendar_value(entry, moment),
+                             (entry, moment))
+        self.assertEqual(('day_of_the_year', 'type'),
+                         query.result_keys(['time-d', 'type']))
+        self.assertEqual(('type',), query.result_keys(['type', 'time']))
 
     def test_without_time_uses_the_window(self):
         """Rule 5: without time groupby, begin/end are the window."""
@@ -315,7 +349,7 @@ class BuildTotalTest(testtools.TestCase):
         longer = query.Partial((), T0, T0 + 2 * HOUR,
                                query.Aggregate.from_sums(1, D(1), D(1)))
         result = query.build_total(q, [partial((), T0, 1, '2', '2'), longer])
-        self.assertEqual([{'begin': T0, 'end': T0 + 2 * HOUR, 'time': T0,
+        self.assertEqual([{'begin': T0, 'end': T0 + 2 * HOUR,
                            'qty': D(3), 'rate': D(3)}], result['results'])
 
     def test_pages(self):
@@ -375,7 +409,7 @@ class OracleTest(testtools.TestCase):
         self.assertEqual(
             [(T0, D(13), D('1.76')), (T0 + HOUR, D(21), D('0.52')),
              (T0 + 2 * HOUR, D(2), D('1.25'))],
-            [(r['time'], r['qty'], r['rate'])
+            [(r['begin'], r['qty'], r['rate'])
              for r in self.total(groupby=['time'])['results']])
 
     def test_total_filters(self):
@@ -428,6 +462,103 @@ class OracleTest(testtools.TestCase):
              for t, p in f.iterpoints()])
         self.assertEqual([(T0, T0 + HOUR), (T0 + HOUR, T0 + 2 * HOUR)],
                          [(f.start, f.end) for f in result['dataframes']])
+
+
+class TypedLabelTest(testtools.TestCase):
+    """Groupby/metadata values of other types than str (rule 3)."""
+
+    #: Values whose types differ; several share a string form.
+    VALUES = ('3', 3, 3.0, True, 1, 1.0, None, 'None', 'True', 0.0, -0.0,
+              '', 10 ** 30, 2.5e-300, False, 'x')
+
+    def test_encode_and_decode_round_trip(self):
+        """(kind, text) gives back the value with its type."""
+        for value in self.VALUES:
+            kind, text = query.encode_label(value)
+            self.assertEqual(str(value), text)
+            self.assertEqual(text, query.label_text(value))
+            back = query.decode_label(kind, text)
+            self.assertIs(type(value), type(back))
+            self.assertEqual(repr(value), repr(back))
+        self.assertEqual('old', query.decode_label(None, 'old'))
+        self.assertRaises(ValueError, query.decode_label, 'z', 'x')
+
+    def test_identities_are_distinct(self):
+        """Values differing in type (or sign of zero) are distinct."""
+        identities = {query.encode_label(v) for v in self.VALUES}
+        self.assertEqual(len(self.VALUES), len(identities))
+
+    def test_filter_candidates(self):
+        """A filter text names the values whose string form it is."""
+        for value in self.VALUES:
+            self.assertIn(query.encode_label(value),
+                          query.filter_candidates(str(value)))
+        self.assertEqual((('s', '3'), ('i', '3')),
+                         query.filter_candidates('3'))
+        for text in ('03', '3.50', '1e3', 'nan', 'inf', '+3', ' 3', '1_0',
+                     'true', '-0'):
+            self.assertEqual((('s', text),), query.filter_candidates(text),
+                             text)
+        for text, kind in (('None', 'n'), ('False', 'b'), ('-0.0', 'f'),
+                           ('1e+30', 'f'), ('-12', 'i')):
+            self.assertEqual((('s', text), (kind, text)),
+                             query.filter_candidates(text))
+
+    def test_sort_key(self):
+        """None, bools, numbers by value, then strs; kinds break ties."""
+        ordered = sorted(self.VALUES, key=query.label_sort_key)
+        self.assertEqual(
+            [None, False, True, -0.0, 0.0, 1, 1.0, 3, 3.0, 10 ** 30, '',
+             '3', 'None', 'True', 'x'][:3],
+            ordered[:3])
+        self.assertEqual(['', '3', 'None', 'True', 'x'], ordered[-5:])
+        numbers = ordered[3:-5]
+        self.assertEqual([2.5e-300, 1, 1.0, 3, 3.0, 10 ** 30],
+                         [v for v in numbers if v])
+        self.assertEqual(['f', 'f'], [query.encode_label(v)[0]
+                                      for v in numbers if not v])
+
+    def test_filters_match_the_string_form(self):
+        """'3' matches 3 and '3'; 'None' matches None; lacking never."""
+        cases = [('3', 3, True), ('3', '3', True), ('3', 3.0, False),
+                 ('3.0', 3.0, True), ('None', None, True),
+                 ('True', True, True), ('1', True, False),
+                 ('', None, False)]
+        for text, value, expected in cases:
+            point = builders.make_point('p', groupby={'k': value})
+            q = query.validate_retrieve(begin=T0, end=T0 + DAY,
+                                        filters={'k': text})
+            self.assertEqual(expected, query.matches(q, T0, 'cpu', point),
+                             (text, value))
+        point = builders.make_point('p')
+        q = query.validate_retrieve(begin=T0, end=T0 + DAY,
+                                    filters={'k': 'None'})
+        self.assertFalse(query.matches(q, T0, 'cpu', point))
+
+    def test_total_groups_by_value_and_type(self):
+        """3, 3.0, True and '3' are groups of their own, typed."""
+        values = [3, 3.0, True, '3', None, '', 1, 3]
+        points = [('cpu', builders.make_point('p', 1, 1,
+                                              groupby={'k': v}))
+                  for v in values]
+        points.append(('cpu', builders.make_point('p', 1, 1)))
+        frames = [builders.make_frame(T0, points)]
+        q = query.validate_total(begin=T0, end=T0 + DAY, groupby=['k'])
+        results = query.evaluate_total(q, frames)['results']
+        self.assertEqual(
+            [(type(None), None, 1), (bool, True, 1), (int, 1, 1),
+             (int, 3, 2), (float, 3.0, 1), (str, '', 2), (str, '3', 1)],
+            [(type(r['k']), r['k'], r['qty']) for r in results])
+
+    def test_build_total_merges_by_identity(self):
+        """Partials merge only when value and type agree."""
+        q = query.validate_total(begin=T0, end=T0 + DAY, groupby=['k'])
+        result = query.build_total(q, [
+            partial((1,), T0, 1, 1, 1), partial((True,), T0, 1, 2, 2),
+            partial((1.0,), T0, 1, 4, 4), partial((1,), T0, 1, 8, 8)])
+        self.assertEqual([(bool, D(2)), (int, D(9)), (float, D(4))],
+                         [(type(r['k']), r['qty'])
+                          for r in result['results']])
 
 
 class MoneyTest(testtools.TestCase):

@@ -58,18 +58,36 @@ class FileTest(testtools.TestCase):
         with open(self.path, 'rb') as stream:
             return stream.read().splitlines(keepends=True)
 
-    def test_one_line_per_push_with_exact_strings(self):
-        """A push is one line; qty and price are exact JSON strings."""
+    def test_one_line_per_push_with_exact_numbers(self):
+        """A push is one line; qty and price are exact JSON numbers."""
         self.store.push([frame('0.000000000001', '-999999999999999.5'),
                          frame(start=T0 + HOUR)], scope_id='s')
         self.store.push([frame()])
         lines = self.lines()
         self.assertEqual(2, len(lines))
-        record = json.loads(lines[0])
+        self.assertIn(b'"qty": 1E-12', lines[0])
+        self.assertIn(b'"price": -999999999999999.5', lines[0])
+        record = json.loads(lines[0], parse_float=decimal.Decimal)
         self.assertEqual('s', record['scope_id'])
         point = record['frames'][0]['usage']['cpu'][0]
         self.assertEqual(('1E-12', '-999999999999999.5'),
-                         (point['qty'], point['price']))
+                         (str(point['vol']['qty']),
+                          str(point['rating']['price'])))
+
+    def test_reads_lines_of_earlier_versions(self):
+        """A line with flat points and numbers as strings is still read."""
+        with open(self.path, 'w') as stream:
+            stream.write(
+                '{"frames": [{"period": {"begin": "%s", "end": "%s"}, '
+                '"usage": {"cpu": [{"unit": "u", "qty": "0.000000000001", '
+                '"price": "2.5", "groupby": {"project_id": "p"}, '
+                '"metadata": {}, "description": null}]}}], '
+                '"scope_id": null}\n' % (T0.isoformat(),
+                                         (T0 + HOUR).isoformat()))
+        self.assertEqual(
+            (decimal.Decimal('1E-12'), decimal.Decimal('2.5')),
+            tuple(self.store.total(begin=T0, end=T0 + HOUR)['results'][0][
+                key] for key in ('qty', 'rate')))
 
     def test_torn_line_is_skipped_then_cut(self):
         """A last line without newline is never read, then cut off."""

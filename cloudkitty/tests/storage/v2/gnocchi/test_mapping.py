@@ -109,6 +109,32 @@ class SeriesTest(testtools.TestCase):
         self.assertNotIn('ck_scope', series.attributes)
         self.assertNotIn('ck_desc', series.attributes)
 
+    def test_typed_values_keep_their_kind(self):
+        """A value not a str is its string form plus a kind column."""
+        values = {'s': '3', 'i': 3, 'f': 3.0, 'b': True, 'n': None}
+        series = mapping.Series('t_rating', None, 'cpu', point(
+            values, {'m': 0.5}), 3600, 1, 0)
+        attributes = series.attributes
+        for key, value in values.items():
+            self.assertEqual(str(value), attributes[
+                mapping.column(mapping.GROUPBY, key)])
+            back = mapping.value_of(attributes, key)
+            self.assertEqual((type(value), value), (type(back), back))
+        self.assertNotIn(mapping.column('gt', 's'), attributes)
+        self.assertEqual('f', attributes[mapping.column('mt', 'm')])
+        self.assertIn(('gt', 'i'), series.keys)
+        self.assertNotIn(('gt', 's'), series.keys)
+        self.assertEqual('', mapping.value_of(attributes, 'absent'))
+        ids = {mapping.Series('t_rating', None, 'cpu', point(
+            {'k': value}), 3600, 1, 0).id for value in (1, 1.0, True, '1')}
+        self.assertEqual(4, len(ids))
+
+    def test_label_items_tell_equal_values_apart(self):
+        """1, 1.0 and True give other cache keys; str items stay."""
+        self.assertEqual((('a', 'x'),), mapping.label_items({'a': 'x'}))
+        keys = {mapping.label_items({'a': v}) for v in (1, 1.0, True)}
+        self.assertEqual(3, len(keys))
+
     def test_check_label_refuses_what_gnocchi_cannot_keep(self):
         mapping.check_label('x' * 255, 'dataframes', 'label value')
         for bad in ('x' * 256, 'nul\x00', '\ud800', 3):

@@ -85,6 +85,56 @@ class ValueEncodingTest(testtools.TestCase):
         self.assertEqual('"a\\"b\\\\"', encoding.quote_identifier('a"b\\'))
 
 
+class TypedLabelTest(testtools.TestCase):
+    """Groupby/metadata values that are not str keep their type."""
+
+    VALUES = ('3', 3, 3.0, -0.0, 0.0, True, 1, 1.0, None, 'None', 10 ** 30,
+              -2.5e-300)
+
+    def test_round_trip_and_safe(self):
+        """A label tag gives its value back, typed; kinds differ."""
+        tags = set()
+        for value in self.VALUES:
+            tag = encoding.encode_label(value)
+            self.assertRegex(tag, _SAFE)
+            back = encoding.decode_label(tag)
+            self.assertEqual((type(value), repr(value)),
+                             (type(back), repr(back)))
+            tags.add(tag)
+        self.assertEqual(len(self.VALUES), len(tags))
+        self.assertEqual('.3', encoding.encode_label('3'))
+        self.assertEqual('i3', encoding.encode_label(3))
+
+    def test_filter_tags(self):
+        """A filter value asks for every kind spelled that way."""
+        self.assertEqual(['.3', 'i3'], encoding.filter_tags('3'))
+        self.assertEqual(['.None', 'nNone'], encoding.filter_tags('None'))
+        self.assertEqual(['.3%2E0', 'f3%2E0'], encoding.filter_tags('3.0'))
+        self.assertEqual(['.x'], encoding.filter_tags('x'))
+        self.assertEqual('', encoding.group_value(None))
+
+    def test_equal_values_of_other_types_are_other_series(self):
+        """1, 1.0 and True (equal in Python) encode to other series."""
+        identities = set()
+        for value in (1, 1.0, True, 1, '1'):
+            encoded = encoding.encode_point(0, 1, None, 'cpu', point(
+                groupby={'k': value}, metadata={'m': value}))
+            row = row_of(encoded)
+            _, decoded = encoding.decode_row(row)
+            self.assertIs(type(value), type(decoded.groupby['k']))
+            self.assertIs(type(value), type(decoded.metadata['m']))
+            identities.add(encoded.identity)
+        self.assertEqual(4, len(identities))
+
+    def test_hidden_metadata_keeps_its_type(self):
+        """A metadata value hidden by a groupby key keeps its type."""
+        encoded = encoding.encode_point(0, 1, None, 'cpu', point(
+            groupby={'k': 'g'}, metadata={'k': 2.5}))
+        _, decoded = encoding.decode_row(row_of(encoded))
+        self.assertEqual(2.5, decoded.metadata['k'])
+        self.assertIs(float, type(decoded.metadata['k']))
+
+
 class LimbTest(testtools.TestCase):
 
     def test_split_join(self):

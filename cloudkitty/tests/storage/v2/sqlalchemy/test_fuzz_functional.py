@@ -50,6 +50,7 @@ from hypothesis import strategies as st
 from oslo_config import cfg
 import sqlalchemy as sa
 import testtools
+from werkzeug import datastructures
 
 from cloudkitty import dataframe
 from cloudkitty import storage
@@ -368,8 +369,9 @@ def _forge_point(unit, qty, price, groupby, metadata, description):
     other invariant of DataPoint is kept: the storage may rely on them.
     """
     return tuple.__new__(dataframe.DataPoint, (
-        unit, qty, price, types.MappingProxyType(groupby),
-        types.MappingProxyType(metadata), description))
+        unit or 'undefined', qty, price,
+        datastructures.ImmutableDict(groupby),
+        datastructures.ImmutableDict(metadata), description))
 
 
 def _str_items(mapping):

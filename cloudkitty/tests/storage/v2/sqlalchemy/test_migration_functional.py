@@ -52,6 +52,23 @@ def _as_before_0004():
         yield
 
 
+_SERIES = 'cloudkitty.storage.v2.sqlalchemy.series'
+
+
+def _no_kind(series_id, key, value):
+    """A ``ck_label`` row as before revision 0007 (no ``kind``)."""
+    return {'series_id': series_id, 'key': key, 'value': value}
+
+
+@contextlib.contextmanager
+def _as_before_0007():
+    """Run the backend as before revision 0007: labels are str, no kind."""
+    with fixtures.MonkeyPatch(_SERIES + '.label_row', _no_kind), \
+            fixtures.MonkeyPatch(_SERIES + '.kind_of',
+                                 lambda label: sa.literal('s')):
+        yield
+
+
 class _UpgradeMixin:
     """The test; a subclass sets ``self.url`` to an empty database."""
 
@@ -67,7 +84,7 @@ class _UpgradeMixin:
             frames += builders.sample_frames(
                 'p%d' % day, start=builders.T0 + day * DAY)
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
-        with _as_before_0004():
+        with _as_before_0004(), _as_before_0007():
             store.push(frames, scope_id='s')
             before = (store.retrieve(paginate=False, **window),
                       store.total(groupby=['project_id', 'time-d'],
@@ -123,5 +140,69 @@ class PostgreSQLUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
 class MariaDBUpgradeTest(sql_provision.ServerURLMixin, _UpgradeMixin,
                          testtools.TestCase):
     """Upgrades on MariaDB (a database of its own: it starts empty)."""
+
+    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
+
+
+class _TypedLabelsUpgradeMixin:
+    """Revision 0007; a subclass sets ``self.url`` to an empty database."""
+
+    def test_upgrade_to_typed_labels_keeps_str(self):
+        """Labels stored before 0007 stay str; typed ones group apart."""
+        store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    connection=self.url)
+        self.addCleanup(store.close)
+        migration.upgrade(store.engine, '0006')
+        point = builders.make_point('p', 1, 1, groupby={'size': '3'},
+                                    metadata={'on': 'True'})
+        window = dict(begin=builders.EVER[0], end=builders.EVER[1])
+        with _as_before_0007():
+            store.push([builders.make_frame(builders.T0, [('cpu', point)])])
+
+        store.init()
+
+        typed = builders.make_point('p', 2, 2, groupby={'size': 3},
+                                    metadata={'on': True})
+        store.push([builders.make_frame(builders.T0, [('cpu', typed)])])
+        points = [p for f in store.retrieve(paginate=False, **window)[
+            'dataframes'] for _, p in f.iterpoints()]
+        self.assertEqual([('3', 'True'), (3, True)],
+                         [(p.groupby['size'], p.metadata['on'])
+                          for p in points])
+        for key in ('size', 'on'):
+            results = store.total(groupby=[key], **window)['results']
+            self.assertEqual([(int, 2), (str, 1)] if key == 'size'
+                             else [(bool, 2), (str, 1)],
+                             [(type(r[key]), r['qty']) for r in results])
+        for text in ('3', 'True'):
+            self.assertEqual(2, store.retrieve(
+                filters={'size' if text == '3' else 'on': text},
+                **window)['total'])
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class SQLiteTypedLabelsUpgradeTest(sql_provision.SQLiteURLMixin,
+                                   _TypedLabelsUpgradeMixin,
+                                   testtools.TestCase):
+    """Revision 0007 on SQLite."""
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLTypedLabelsUpgradeTest(sql_provision.ServerURLMixin,
+                                       _TypedLabelsUpgradeMixin,
+                                       testtools.TestCase):
+    """Revision 0007 on PostgreSQL."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+
+@testtools.skipUnless(utils.is_functional_test(),
+                      'Test is not a functional test')
+class MariaDBTypedLabelsUpgradeTest(sql_provision.ServerURLMixin,
+                                    _TypedLabelsUpgradeMixin,
+                                    testtools.TestCase):
+    """Revision 0007 on MariaDB."""
 
     url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
