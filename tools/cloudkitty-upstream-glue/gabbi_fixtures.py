@@ -72,12 +72,13 @@ class _SQLStorageMixin(object):
         super().start_fixture()
 
     def stop_fixture(self):
-        """Clean up as upstream does, then close our storage."""
-        try:
-            super().stop_fixture()
-        finally:
-            self._get_storage_patch.stop()
-            getattr(self.store, 'close', lambda: None)()
+        """Undo start_fixture() and close the storage.
+
+        Like upstream's Influx fixtures, and unlike the v1 ones, nothing
+        else is cleaned: the SQLite file goes with SQLConfigFixture.
+        """
+        self._get_storage_patch.stop()
+        getattr(self.store, 'close', lambda: None)()
 
 
 class SQLNowStorageDataFixture(_SQLStorageMixin,
