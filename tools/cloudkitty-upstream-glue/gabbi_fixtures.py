@@ -16,9 +16,12 @@ cloudkitty/tests/gabbi/sqlalchemy/fixtures.py. Each class stands for the
 upstream fixture named in its docstring; the data pushed is upstream's.
 """
 
+import functools
 import os
 import shutil
+import sys
 import tempfile
+import traceback
 from unittest import mock
 
 from cloudkitty.api.v2.dataframes import dataframes as v2_api_dataframes
@@ -30,6 +33,29 @@ from cloudkitty.tests.gabbi import fixtures as upstream
 #: Used as is by the copied files.
 UTCFixture = upstream.UTCFixture
 
+#: Written to stderr when a fixture fails; tools/cloudkitty-upstream
+#: counts each as a failure.
+FAILED_MARK = 'cloudkitty-upstream: glue fixture failed'
+
+
+def _reported(start_fixture):
+    """Report a failure of ``start_fixture`` on stderr, not by raising.
+
+    gabbi turns a fixture's exception into skips, then dies reporting the
+    error (the suite's tests are gone by then), and takes the stestr
+    worker down with every test left in it. Reported this way, the file's
+    tests run and fail on their own, and the rest of the suite still runs.
+    """
+    @functools.wraps(start_fixture)
+    def wrapper(self):
+        try:
+            start_fixture(self)
+        except Exception:
+            sys.stderr.write('%s: %s\n%s%s\n' % (
+                FAILED_MARK, type(self).__name__, traceback.format_exc(),
+                FAILED_MARK))
+    return wrapper
+
 
 class SQLConfigFixture(upstream.ConfigFixtureStorageV2):
     """``ConfigFixtureStorageV2`` with ``[storage] backend = sqlalchemy``.
@@ -37,6 +63,7 @@ class SQLConfigFixture(upstream.ConfigFixtureStorageV2):
     The storage is a SQLite file in a directory of the fixture's own.
     """
 
+    @_reported
     def start_fixture(self):
         """Configure the API as upstream's fixture does, then our storage."""
         super().start_fixture()
@@ -51,7 +78,8 @@ class SQLConfigFixture(upstream.ConfigFixtureStorageV2):
     def stop_fixture(self):
         """Reset the conf (upstream's fixture) and remove the file."""
         super().stop_fixture()
-        shutil.rmtree(self.path, ignore_errors=True)
+        if getattr(self, 'path', None):
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class _SQLStorageMixin(object):
@@ -61,8 +89,10 @@ class _SQLStorageMixin(object):
     resources are reloaded to pick it up.
     """
 
+    @_reported
     def start_fixture(self):
         """Build the storage, make get_storage return it, push the data."""
+        self._get_storage_patch = None
         self.store = storage.get_storage()
         self._get_storage_patch = mock.patch(
             'cloudkitty.storage.get_storage', new=lambda **kw: self.store)
@@ -77,8 +107,9 @@ class _SQLStorageMixin(object):
         Like upstream's Influx fixtures, and unlike the v1 ones, nothing
         else is cleaned: the SQLite file goes with SQLConfigFixture.
         """
-        self._get_storage_patch.stop()
-        getattr(self.store, 'close', lambda: None)()
+        if getattr(self, '_get_storage_patch', None):
+            self._get_storage_patch.stop()
+        getattr(getattr(self, 'store', None), 'close', lambda: None)()
 
 
 class SQLNowStorageDataFixture(_SQLStorageMixin,
