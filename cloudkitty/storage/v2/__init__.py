@@ -162,7 +162,8 @@ class BaseStorage(metaclass=abc.ABCMeta):
         :type end: datetime.datetime
         :param filters: ``{key: value}`` or ``{key: [v1, v2]}``: OR inside a
             list, AND across keys; a key is ``type`` or a groupby/metadata
-            key; values compare exactly as strings.
+            key; a filter value (a str) matches a value whose ``str()`` it
+            equals exactly, whatever that value's type.
         :type filters: dict
         :param metric_types: one metric type or a list of them; None or
             an empty list means every type.
@@ -203,8 +204,10 @@ class BaseStorage(metaclass=abc.ABCMeta):
 
         :param groupby: entries among ``type``, any groupby/metadata key,
             ``time`` (one bucket per distinct frame start) and ``time-d``,
-            ``time-w``, ``time-m``, ``time-y`` (UTC day, ISO week from
-            Monday, month, year).
+            ``time-w``, ``time-m``, ``time-y`` (as upstream CloudKitty: by
+            the day of the year, the week of the year from Sunday, the
+            month, the year, of the UTC frame start; the value alone makes
+            the group, so day 5 of two years is one group).
         :type groupby: list of str
         :param begin: as for :meth:`retrieve`.
         :param end: as for :meth:`retrieve`.
@@ -218,12 +221,17 @@ class BaseStorage(metaclass=abc.ABCMeta):
         :param paginate: False returns every group.
         :returns: ``{'total': <number of groups>, 'results': [{'begin':
             datetime, 'end': datetime, 'qty': Decimal, 'rate': Decimal,
-            <one key per groupby entry>}, ...]}``. ``begin``/``end`` are the
-            query window, or the time bucket when grouping by time (whose
-            own key then holds the bucket start). A missing groupby key
-            groups as ``''``. Results are sorted by the groupby values in
-            the order given, then by begin. With ``custom_fields`` the
-            aliases replace ``qty`` and ``rate``.
+            <one key per groupby entry>}, ...]}``, keys in that order, as
+            upstream's. ``begin``/``end`` are the query window, or the
+            bucket when grouping by ``time`` (which has no key of its own).
+            ``time-d``, ``-w``, ``-m``, ``-y`` have upstream's keys
+            ``day_of_the_year``, ``week_of_the_year``, ``month`` and
+            ``year``, with str values (``'5'``, ``'01'``, ``'3'``,
+            ``'2026'``). A missing groupby key groups as ``''``; values
+            keep their type. Results are sorted by the groupby values in
+            the order given (calendar values as numbers), then by begin.
+            With ``custom_fields`` the aliases replace ``qty`` and
+            ``rate``.
         :raises cloudkitty.storage.exceptions.InvalidQuery: for bad
             arguments.
         """

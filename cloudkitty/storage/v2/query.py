@@ -712,43 +712,6 @@ def matches(query, start, type_, point):
     return True
 
 
-#: The last representable moment: the end of the time buckets of year 9999.
-END_OF_TIME = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
-
-
-def time_bucket(entry, start, end):
-    """Return the ``(begin, end)`` bucket of a frame for a time groupby.
-
-    A bucket that would end after year 9999 ends at :data:`END_OF_TIME`.
-
-    :param entry: ``time`` (the frame itself), ``time-d`` (UTC day),
-        ``time-w`` (ISO week from Monday), ``time-m`` or ``time-y``.
-    :param start: the frame's start (aware UTC).
-    :param end: the frame's end (aware UTC).
-    """
-    if entry == 'time':
-        return start, end
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    if entry == 'time-w':
-        begin = day - datetime.timedelta(days=day.weekday())
-    elif entry == 'time-m':
-        begin = month_start(start)
-    elif entry == 'time-y':
-        begin = day.replace(month=1, day=1)
-    else:
-        begin = day
-    try:
-        if entry == 'time-d':
-            return begin, begin + datetime.timedelta(days=1)
-        if entry == 'time-w':
-            return begin, begin + datetime.timedelta(days=7)
-        if entry == 'time-m':
-            return begin, next_month(start)
-        return begin, begin.replace(year=begin.year + 1)
-    except (OverflowError, ValueError):
-        return begin, END_OF_TIME
-
-
 # Aggregation ----------------------------------------------------------------
 
 class Aggregate:
@@ -867,7 +830,7 @@ def build_total(query, partials):
             continue
         bucket, when = window, None
         if time_entry == 'time':
-            bucket = time_bucket(time_entry, partial.start, partial.end)
+            bucket = (partial.start, partial.end)
             when = bucket[0]
         elif time_entry is not None:
             when = calendar_value(time_entry, partial.start)

@@ -1019,97 +1019,76 @@ class TotalTests:
 
     @requires('groupby_time')
     def test_total_groupby_time(self):
-        """Rule 5: groupby time gives one bucket per frame start."""
+        """Rule 5: groupby time gives one bucket per frame start.
+
+        As upstream, the bucket is the result's begin and end; there is no
+        ``time`` key.
+        """
         frames = builders.sample_frames(self.project_id)
         self.push(frames)
         window = {'begin': T0, 'end': T0 + DAY, 'groupby': ['time']}
         self.assertTotalEqual({'total': 3, 'results': [
-            expect(T0, T0 + HOUR, 13, D('1.76'), time=T0),
-            expect(T0 + HOUR, T0 + 2 * HOUR, 21, D('0.52'),
-                   time=T0 + HOUR),
-            expect(T0 + 2 * HOUR, T0 + 3 * HOUR, 2, D('1.25'),
-                   time=T0 + 2 * HOUR)]},
+            expect(T0, T0 + HOUR, 13, D('1.76')),
+            expect(T0 + HOUR, T0 + 2 * HOUR, 21, D('0.52')),
+            expect(T0 + 2 * HOUR, T0 + 3 * HOUR, 2, D('1.25'))]},
             self.totals(**window))
+        self.assertOracle(frames, **window)
+
+    def assertCalendarTotals(self, entry, groups):
+        """total(groupby=[entry]) over the calendar frames gives ``groups``.
+
+        :param groups: ``[(label value, qty)]`` in the expected order; the
+            rate is a quarter of the qty, begin and end the query window.
+        """
+        frames = builders.calendar_frames(self.project_id)
+        self.push(frames)
+        window = self.calendar_window(entry)
+        key = query.CALENDAR_KEYS[entry]
+        expected = [expect(window['begin'], window['end'], qty, D(qty) / 4,
+                           **{key: value}) for value, qty in groups]
+        result = self.totals(**window)
+        self.assertTotalEqual({'total': len(groups), 'results': expected},
+                              result)
+        self.assertEqual(['begin', 'end', 'qty', 'rate', key],
+                         list(result['results'][0]))
         self.assertOracle(frames, **window)
 
     @requires('groupby_time')
     def test_total_groupby_time_d(self):
-        """Rule 5: time-d buckets by UTC day."""
-        frames = builders.calendar_frames(self.project_id)
-        self.push(frames)
-        window = self.calendar_window('time-d')
-        expected = []
-        for i, start in enumerate(builders.CALENDAR_STARTS):
-            day = start.replace(hour=0)
-            expected.append(expect(day, day + DAY, 2 ** i, D(2 ** i) / 4,
-                                   **{'time-d': day}))
-        self.assertTotalEqual({'total': 6, 'results': expected},
-                              self.totals(**window))
-        self.assertOracle(frames, **window)
+        """Rule 5: time-d groups by upstream's day_of_the_year (UTC)."""
+        # NOTE: 2020 is a leap year: December 31st is its day 366.
+        self.assertCalendarTotals('time-d', [
+            ('1', 2), ('3', 4), ('4', 8), ('59', 16), ('60', 32),
+            ('366', 1)])
 
     @requires('groupby_time')
-    def test_total_groupby_time_w_starts_monday(self):
-        """Rule 5: time-w buckets by ISO week, from Monday."""
-        frames = builders.calendar_frames(self.project_id)
-        self.push(frames)
-        window = self.calendar_window('time-w')
-        week = datetime.timedelta(days=7)
-        expected = [
-            expect(monday, monday + week, qty, D(qty) / 4,
-                   **{'time-w': monday})
-            for monday, qty in ((datetime.datetime(2020, 12, 28), 7),
-                                (datetime.datetime(2021, 1, 4), 8),
-                                (datetime.datetime(2021, 2, 22), 16),
-                                (datetime.datetime(2021, 3, 1), 32))]
-        self.assertTotalEqual({'total': 4, 'results': self.utc(expected)},
-                              self.totals(**window))
-        self.assertOracle(frames, **window)
+    def test_total_groupby_time_w_starts_sunday(self):
+        """Rule 5: time-w groups by week_of_the_year, weeks from Sunday."""
+        self.assertCalendarTotals('time-w', [
+            ('00', 2), ('01', 12), ('09', 48), ('52', 1)])
 
     @requires('groupby_time')
     def test_total_groupby_time_m(self):
-        """Rule 5: time-m buckets by month; bounds are the month's."""
-        frames = builders.calendar_frames(self.project_id)
-        self.push(frames)
-        window = self.calendar_window('time-m')
-        months = [datetime.datetime(2021, m, 1) for m in (1, 2, 3, 4)]
-        months.insert(0, datetime.datetime(2020, 12, 1))
-        expected = [
-            expect(months[i], months[i + 1], qty, D(qty) / 4,
-                   **{'time-m': months[i]})
-            for i, qty in enumerate((1, 14, 16, 32))]
-        self.assertTotalEqual({'total': 4, 'results': self.utc(expected)},
-                              self.totals(**window))
-        self.assertOracle(frames, **window)
+        """Rule 5: time-m groups by month, whatever the year."""
+        self.assertCalendarTotals('time-m', [
+            ('1', 14), ('2', 16), ('3', 32), ('12', 1)])
 
     @requires('groupby_time')
     def test_total_groupby_time_y(self):
-        """Rule 5: time-y buckets by year, even beyond the window."""
-        frames = builders.calendar_frames(self.project_id)
-        self.push(frames)
-        window = self.calendar_window('time-y')
-        years = [datetime.datetime(y, 1, 1) for y in (2020, 2021, 2022)]
-        expected = [expect(years[0], years[1], 1, D('0.25'),
-                           **{'time-y': years[0]}),
-                    expect(years[1], years[2], 62, D('15.5'),
-                           **{'time-y': years[1]})]
-        self.assertTotalEqual({'total': 2, 'results': self.utc(expected)},
-                              self.totals(**window))
-        self.assertOracle(frames, **window)
+        """Rule 5: time-y groups by year."""
+        self.assertCalendarTotals('time-y', [('2020', 1), ('2021', 62)])
 
     @requires('groupby_time')
-    def test_total_time_bucket_bounds_cross_window(self):
-        """Rule 5: a bucket keeps its own bounds inside a smaller window."""
+    def test_total_calendar_groups_keep_the_window(self):
+        """Rule 5: a calendar group's begin and end are the query window."""
         frames = builders.calendar_frames(self.project_id)
         self.push(frames)
         begin = datetime.datetime(2021, 1, 2, tzinfo=UTC)
         end = datetime.datetime(2021, 1, 10, tzinfo=UTC)
-        week = datetime.timedelta(days=7)
-        monday = datetime.datetime(2020, 12, 28, tzinfo=UTC)
-        self.assertTotalEqual({'total': 2, 'results': [
-            expect(monday, monday + week, 4, 1, **{'time-w': monday}),
-            expect(monday + week, monday + 2 * week, 8, 2,
-                   **{'time-w': monday + week})]},
-            self.totals(begin=begin, end=end, groupby=['time-w']))
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(begin, end, 12, 3, week_of_the_year='01')]},
+            self.totals(begin=begin, end=end, groupby=['time-w'],
+                        filters=self.mine()))
 
     def test_total_sort_by_groupby_values(self):
         """Rule 5: results sort by the groupby values in the order given."""
@@ -1151,7 +1130,7 @@ class TotalTests:
         self.assertEqual(
             [(T0, ''), (T0, 'B'), (T0, 'a'), (T0, 'b'),
              (T0 + HOUR, ''), (T0 + HOUR, 'B'), (T0 + HOUR, 'a')],
-            [(r['time'], r['flavor']) for r in results])
+            [(r['begin'], r['flavor']) for r in results])
         for groupby in (['flavor', 'time'], ['time', 'flavor'],
                         ['type', 'time-d', 'flavor']):
             self.assertOracle(frames, begin=T0, end=end, groupby=groupby)

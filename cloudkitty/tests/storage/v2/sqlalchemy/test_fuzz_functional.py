@@ -725,7 +725,7 @@ class SQLiteFuzzTest(testtools.TestCase):
         self.assertIsInstance(result['total'], int)
         self.assertIsInstance(result['results'], list)
         keys = {'begin', 'end'} | {f.alias for f in query.fields}
-        keys |= set(query.groupby)
+        keys |= set(query_mod.result_keys(query.groupby))
         for row in result['results']:
             self.assertEqual(keys, set(row))
             self.assertEqual(UTC, row['begin'].tzinfo)

@@ -150,6 +150,7 @@ class _TypedLabelsUpgradeMixin:
     def test_upgrade_to_typed_labels_keeps_str(self):
         """Labels stored before 0007 stay str; typed ones group apart."""
         store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    backend='sqlalchemy',
                                     connection=self.url)
         self.addCleanup(store.close)
         migration.upgrade(store.engine, '0006')
@@ -180,7 +181,7 @@ class _TypedLabelsUpgradeMixin:
                 **window)['total'])
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class SQLiteTypedLabelsUpgradeTest(sql_provision.SQLiteURLMixin,
                                    _TypedLabelsUpgradeMixin,
@@ -188,7 +189,7 @@ class SQLiteTypedLabelsUpgradeTest(sql_provision.SQLiteURLMixin,
     """Revision 0007 on SQLite."""
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class PostgreSQLTypedLabelsUpgradeTest(sql_provision.ServerURLMixin,
                                        _TypedLabelsUpgradeMixin,
@@ -198,7 +199,7 @@ class PostgreSQLTypedLabelsUpgradeTest(sql_provision.ServerURLMixin,
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
 
-@testtools.skipUnless(utils.is_functional_test(),
+@testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class MariaDBTypedLabelsUpgradeTest(sql_provision.ServerURLMixin,
                                     _TypedLabelsUpgradeMixin,
