@@ -19,6 +19,10 @@ initialised by its ``cloudkitty-storage-init``, then its API WSGI app
 POSTed to ``/v2/dataframes``; ``/v2/summary`` (grouped, filtered) and
 ``GET /v2/dataframes`` must answer with the exact sums of what was pushed.
 
+Upstream's API writes every Decimal as a float (its JSON encoder): a
+summary's sum is then the float nearest the exact sum, which is what is
+expected (a float sum misses it: 0.1 + 0.2 is 0.30000000000000004).
+
 The subprocesses run outside this checkout, so that ``cloudkitty`` is the
 installed one (upstream's package holding our modules), not this tree.
 """
@@ -37,7 +41,7 @@ import urllib.request
 
 import testtools
 
-from cloudkitty.tests import utils
+from cloudkitty.tests import functional_env as utils
 
 D = decimal.Decimal
 #: Marks a JSON string to be sent as a number (see :func:`_frames`).
@@ -139,6 +143,12 @@ def _expected(select, key=None):
             qty, price = sums.get(group, (D(0), D(0)))
             sums[group] = (qty + D(point[5]), price + D(point[6]))
     return sums
+
+
+def _on_the_wire(sums):
+    """What upstream's API writes for exact ``sums``: the nearest floats."""
+    return {group: tuple(D(repr(float(value))) for value in values)
+            for group, values in sums.items()}
 
 
 def _number(value):
@@ -265,46 +275,48 @@ class CloudKittyAPIFunctionalTest(testtools.TestCase):
                          % (path, body, self._log()))
         return body
 
-    def _summary(self, key=None, **query):
+    def _assert_summary(self, select, key=None, result_key=None, **query):
+        """Check /v2/summary against the points ``select`` accepts.
+
+        :param key: the group of a point of POINTS (None: one group).
+        :param result_key: the group of a result of the summary.
+        """
         body = self._get('/v2/summary', response_format='object', **query)
         self.assertEqual(len(body['results']), body['total'])
-        return {key(result) if key else None:
-                (_number(result['qty']), _number(result['rate']))
-                for result in body['results']}
+        got = {result_key(result) if result_key else None:
+               (_number(result['qty']), _number(result['rate']))
+               for result in body['results']}
+        self.assertEqual(_on_the_wire(_expected(select, key)), got)
 
     def test_summary_total(self):
-        self.assertEqual(_expected(lambda p: True), self._summary())
+        self._assert_summary(lambda p: True)
 
     def test_summary_groupby_project(self):
-        self.assertEqual(
-            _expected(lambda p: True, key=lambda p: p[2]),
-            self._summary(key=lambda r: r['project_id'],
-                          groupby=['project_id']))
+        self._assert_summary(lambda p: True, key=lambda p: p[2],
+                             result_key=lambda r: r['project_id'],
+                             groupby=['project_id'])
 
     def test_summary_groupby_type_and_project(self):
-        self.assertEqual(
-            _expected(lambda p: True, key=lambda p: (p[1], p[2])),
-            self._summary(key=lambda r: (r['type'], r['project_id']),
-                          groupby=['type', 'project_id']))
+        self._assert_summary(
+            lambda p: True, key=lambda p: (p[1], p[2]),
+            result_key=lambda r: (r['type'], r['project_id']),
+            groupby=['type', 'project_id'])
 
     def test_summary_filtered(self):
-        self.assertEqual(
-            _expected(lambda p: p[3] == 'm1.small', key=lambda p: p[2]),
-            self._summary(key=lambda r: r['project_id'],
-                          groupby=['project_id'],
-                          filters='flavor:m1.small'))
+        self._assert_summary(lambda p: p[3] == 'm1.small',
+                             key=lambda p: p[2],
+                             result_key=lambda r: r['project_id'],
+                             groupby=['project_id'],
+                             filters='flavor:m1.small')
 
     def test_summary_filtered_on_int_label(self):
         # NOTE: vcpus is pushed as an int; a filter is a string and
         # matches its string form.
-        self.assertEqual(
-            _expected(lambda p: p[4] == 4),
-            self._summary(filters='vcpus:4'))
+        self._assert_summary(lambda p: p[4] == 4, filters='vcpus:4')
 
     def test_summary_filtered_on_type(self):
-        self.assertEqual(
-            _expected(lambda p: p[1] == 'image.size'),
-            self._summary(filters='type:image.size'))
+        self._assert_summary(lambda p: p[1] == 'image.size',
+                             filters='type:image.size')
 
     def _points(self, **query):
         body = self._get('/v2/dataframes', **query)
