@@ -636,14 +636,23 @@ class DataPoint(_DataPointBase):
         :raises DataFormatTypeError: (a DataFormatError and a TypeError) if
                                      a value has the wrong type.
         """
-        try:
-            return cls(**_point_fields(dict_))
-        except DataFormatError:
-            raise
-        except TypeError as exc:
-            raise DataFormatTypeError(str(exc)) from exc
-        except ValueError as exc:
-            raise DataFormatError(str(exc)) from exc
+        return _as_format_error(lambda: cls(**_point_fields(dict_)))
+
+
+def _as_format_error(build):
+    """Call ``build()``; report its TypeError or ValueError as a format one.
+
+    So that a caller of ``from_dict()`` catches one family of errors, and
+    upstream's ValueError handlers keep working.
+    """
+    try:
+        return build()
+    except DataFormatError:
+        raise
+    except TypeError as exc:
+        raise DataFormatTypeError(str(exc)) from exc
+    except ValueError as exc:
+        raise DataFormatError(str(exc)) from exc
 
 
 def _check_type(type_):
@@ -911,14 +920,7 @@ class DataFrame(object):
         :raises DataFormatTypeError: (also a TypeError) if a value has the
                                      wrong type.
         """
-        try:
-            return cls._from_dict(dict_)
-        except DataFormatError:
-            raise
-        except TypeError as exc:
-            raise DataFormatTypeError(str(exc)) from exc
-        except ValueError as exc:
-            raise DataFormatError(str(exc)) from exc
+        return _as_format_error(lambda: cls._from_dict(dict_))
 
     @classmethod
     def _from_dict(cls, dict_):

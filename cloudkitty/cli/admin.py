@@ -19,6 +19,8 @@ from oslo_log import log
 from stevedore import extension
 
 from cloudkitty.cli import data
+from cloudkitty.cli import report
+from cloudkitty.cli import rst
 from cloudkitty import storage
 from cloudkitty.storage import v2
 
@@ -30,7 +32,7 @@ FEATURE_FLAGS = tuple(name for name in vars(v2.Features)
                       if not name.startswith('_'))
 
 
-class Backends(lister.Lister):
+class Backends(rst.PlainHelp, lister.Lister):
     """List the installed storage backends and their capabilities.
 
     Backends are the entry points of the ``cloudkitty.storage.v2.backends``
@@ -61,7 +63,7 @@ def _location(store):
     return getattr(store, 'location', None) or '(not reported)'
 
 
-class Init(show.ShowOne):
+class Init(rst.PlainHelp, show.ShowOne):
     """Create or upgrade the configured backend's schema; idempotent.
 
     Prints the backend and its location (for SQL, the database URL with
@@ -73,14 +75,14 @@ class Init(show.ShowOne):
 
         :returns: ``(('backend', 'class', 'location'), values)``.
         """
-        with self.app.opened_storage() as store:
+        with self.app.opened_storage(create=True) as store:
             cls = type(store)
             return (('backend', 'class', 'location'),
                     (store.name, '%s:%s' % (cls.__module__, cls.__name__),
                      _location(store)))
 
 
-class Purge(show.ShowOne):
+class Purge(rst.PlainHelp, show.ShowOne):
     """Delete rated data older than ``[storage] retention_period``.
 
     Deletes every point whose frame starts before now minus the retention
@@ -127,12 +129,13 @@ class Purge(show.ShowOne):
                     LOG.info('No point older than %s', cutoff.isoformat())
                     return (('cutoff', 'retention_hours', 'deleted'),
                             (cutoff.isoformat(), hours, 0))
-                question = 'Delete %d points %s? [y/N] ' % (
-                    count, data.describe_window(None, cutoff))
+                question = 'Delete %s %s? [y/N] ' % (
+                    report.plural(count, 'point'),
+                    data.describe_window(None, cutoff))
                 if not data.confirm(self.app, question):
                     raise data.Aborted('Aborted: nothing was deleted')
             deleted = store.delete(end=cutoff)
-        LOG.info('Purged %s points older than %s', deleted,
+        LOG.info('Purged %s older than %s', report.plural(deleted, 'point'),
                  cutoff.isoformat())
         return (('cutoff', 'retention_hours', 'deleted'),
                 (cutoff.isoformat(), hours, deleted))

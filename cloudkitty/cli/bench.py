@@ -49,6 +49,7 @@ from cloudkitty.cli import data
 from cloudkitty.cli import load
 from cloudkitty.cli import main
 from cloudkitty.cli import plot
+from cloudkitty.cli import rst
 from cloudkitty.cli import scratch
 from cloudkitty.cli import workload
 from cloudkitty.storage import exceptions
@@ -769,7 +770,7 @@ def _check_writable(option, path):
                          % (option, path, folder))
 
 
-class Bench(lister.Lister):
+class Bench(rst.PlainHelp, lister.Lister):
     """Benchmark the storage backend and check every answer exactly.
 
     Pushes a generated workload (``projects x 6 types x resources`` points
@@ -792,6 +793,10 @@ class Bench(lister.Lister):
     process against a new target (a new SQLite file, or the emptied window
     of the configured backend), and prints one column per size.
     """
+
+    #: Long work: its INFO messages report progress (see
+    #: :meth:`cloudkitty.cli.main.StorageApp._console_level`).
+    progress_logs = True
 
     def get_parser(self, prog_name):
         """Return the parser of ``bench``'s own options.
@@ -861,14 +866,16 @@ class Bench(lister.Lister):
         """Yield the backend to benchmark; clean it up afterwards."""
         keep = parsed_args.keep
         if self._configured(parsed_args):
-            with scratch.empty_window(self.app.get_storage(), work.begin,
-                                      work.end, keep, 'bench') as store:
+            store = self.app.get_storage(create=True)
+            with scratch.empty_window(store, work.begin, work.end, keep,
+                                      'bench') as store:
                 yield store
             return
         with scratch.new_sqlite_file(parsed_args.database, keep,
                                      'bench') as path:
             yield main.load_storage(self.app.conf, backend='sqlalchemy',
-                                    connection=main.sqlite_url(path))
+                                    connection=main.sqlite_url(path),
+                                    create=True)
 
     def _configured(self, parsed_args):
         """Whether the target is the configured backend."""

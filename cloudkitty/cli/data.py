@@ -41,14 +41,17 @@ import collections
 import csv
 import datetime
 import decimal
+import io
 import json
 import os
+import re
 
-from cliff import lister
 from cliff import show
 from oslo_log import log
 
 from cloudkitty.cli import args
+from cloudkitty.cli import report
+from cloudkitty.cli import rst
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
@@ -280,31 +283,68 @@ def parse_csv(text, source):
     :rtype: list of cloudkitty.dataframe.DataFrame
     :raises InputError: naming the line of the first invalid row.
     """
-    reader = csv.reader(text.split('\n'))
+    # NOTE: strict, so that a quote left open is an error rather than a
+    # field that swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=''), strict=True)
     frames = collections.OrderedDict()
     index = None
-    try:
-        for row in reader:
-            where = '%s: line %d' % (source, reader.line_num)
-            if not any(cell.strip() for cell in row):
-                continue
-            if index is None:
-                index = _csv_header(row, where)
-                continue
-            if len(row) != len(index):
-                raise InputError('%s: expected %d fields, got %d'
-                                 % (where, len(index), len(row)))
-            try:
-                period, type_, point = _csv_row(row, index)
-            except (TypeError, ValueError) as exc:
-                raise InputError('%s: %s' % (where, exc)) from exc
-            if period not in frames:
-                frames[period] = dataframe.DataFrame(*period)
-            frames[period].add_point(point, type_)
-    except csv.Error as exc:
-        raise InputError('%s: line %d: invalid CSV: %s'
-                         % (source, reader.line_num, exc)) from None
+    while True:
+        # NOTE: a quoted field may span lines: a row is named by the line
+        # it starts on.
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InputError(_csv_error(text, source, start,
+                                        reader.line_num, exc)) from None
+        where = '%s: line %d' % (source, start)
+        if not any(cell.strip() for cell in row):
+            continue
+        if index is None:
+            index = _csv_header(row, where)
+            continue
+        if len(row) != len(index):
+            spans = ('' if reader.line_num == start else
+                     ' (its quotes make it run to line %d)'
+                     % reader.line_num)
+            raise InputError('%s: expected %d fields, got %d%s'
+                             % (where, len(index), len(row), spans))
+        try:
+            period, type_, point = _csv_row(row, index)
+        except (TypeError, ValueError) as exc:
+            raise InputError('%s: %s' % (where, exc)) from exc
+        if period not in frames:
+            frames[period] = dataframe.DataFrame(*period)
+        frames[period].add_point(point, type_)
     return list(frames.values())
+
+
+def _open_quote(line):
+    """Return the 1-based column of the quote left open in ``line``."""
+    opened = None
+    for match in re.finditer('"', line):
+        opened = match.start() + 1 if opened is None else None
+    return opened
+
+
+def _csv_error(text, source, start, stop, exc):
+    """Return the message of a CSV syntax error.
+
+    :param start: the line the bad row starts on.
+    :param stop: the line the reader stopped at.
+    """
+    if stop > start or str(exc) == 'unexpected end of data':
+        line = re.split('\r\n|\r|\n', text)[start - 1]
+        column = _open_quote(line)
+        if column is not None:
+            ended = ('is never closed'
+                     if str(exc) == 'unexpected end of data'
+                     else 'runs to line %d, where: %s' % (stop, exc))
+            return ('%s: line %d column %d: invalid CSV: the quote opened '
+                    'here %s' % (source, start, column, ended))
+    return '%s: line %d: invalid CSV: %s' % (source, stop, exc)
 
 
 PARSERS = {'json': parse_json, 'jsonl': parse_jsonl, 'csv': parse_csv}
@@ -418,7 +458,7 @@ def _progress(app, done, total):
 
 # Commands ------------------------------------------------------------------
 
-class Push(show.ShowOne):
+class Push(rst.PlainHelp, show.ShowOne):
     """Push rated data from a file or stdin.
 
     FILE holds DataFrames as JSON (one frame or a list), JSON Lines (one
@@ -472,7 +512,9 @@ class Push(show.ShowOne):
     def take_action(self, parsed_args):
         """Parse everything, then push it in batches.
 
-        :returns: the format, frames, points and batches pushed.
+        :returns: the format, the frames and batches pushed, the points
+            stored, the batches whose key had landed before (their points
+            were not stored again) and the scope.
         :raises InputError: for invalid input (nothing is pushed).
         :raises PushFailed: when a batch fails.
         """
@@ -489,38 +531,62 @@ class Push(show.ShowOne):
                              % (skip, _source_name(parsed_args.path),
                                 len(frames)))
         frames = frames[skip:]
-        points = sum(len(frame) for frame in frames)
         if not frames:
             LOG.warning('No frame to push from %s',
                         _source_name(parsed_args.path))
         size = size or len(frames) or 1
         batches = [frames[i:i + size] for i in range(0, len(frames), size)]
-        with self.app.opened_storage() as store:
-            self._push(store, batches, parsed_args.scope_id, skip,
-                       parsed_args.idempotency_key)
-        LOG.info('Pushed %d points in %d frames', points, len(frames))
-        return (('format', 'frames', 'points', 'batches', 'scope_id'),
-                (fmt, len(frames), points, len(batches),
+        with self.app.opened_storage(create=True) as store:
+            points, landed = self._push(store, batches,
+                                        parsed_args.scope_id, skip,
+                                        parsed_args.idempotency_key)
+        if landed:
+            LOG.warning('%s of %s had landed before with the same '
+                        'idempotency key: stored nothing again for %s',
+                        report.plural(landed, 'batch', 'batches'),
+                        len(batches), 'them' if landed > 1 else 'it')
+        LOG.info('Stored %s from %s', report.plural(points, 'point'),
+                 report.plural(len(frames), 'frame'))
+        return (('format', 'frames', 'points', 'batches', 'landed_before',
+                 'scope_id'),
+                (fmt, len(frames), points, len(batches), landed,
                  parsed_args.scope_id or ''))
 
     def _push(self, store, batches, scope_id, skip, key=None):
-        """Push the batches in order; say exactly what landed on error."""
+        """Push the batches in order; say exactly what landed on error.
+
+        With a key, a backend that has ``push_landed(key)`` (the SQL
+        backend) tells whether the batch had landed before; such a batch
+        is still pushed, so that the backend checks that the key names the
+        same data, but counts as stored by an earlier run. Otherwise every
+        point of a batch counts as stored by this run.
+
+        :returns: ``(points stored, batches that had landed before)``.
+        """
         total = sum(len(batch) for batch in batches)
-        done = points = 0
+        done = points = landed = 0
+        asker = getattr(store, 'push_landed', None) if key else None
         for number, batch in enumerate(batches, 1):
             first = skip + done + 1
+            batch_key = (None if key is None else '%s:%d-%d'
+                         % (key, first, first + len(batch) - 1))
             try:
-                store.push(batch, scope_id=scope_id, idempotency_key=(
-                    None if key is None
-                    else '%s:%d-%d' % (key, first, first + len(batch) - 1)))
+                # NOTE: asked first: a receipt is never written without
+                # its points, so a key found now had landed before.
+                before = bool(asker is not None and asker(batch_key))
+                store.push(batch, scope_id=scope_id,
+                           idempotency_key=batch_key)
             except Exception as exc:
                 raise PushFailed(_failure(
                     store, number, len(batches), skip + done, points,
                     len(batch), exc)) from exc
+            landed += before
             done += len(batch)
-            points += sum(len(frame) for frame in batch)
+            if not before:
+                points += sum(len(frame) for frame in batch)
             if len(batches) > 1:
                 _progress(self.app, done, total)
+        return points, landed
 
 
 def _failure(store, number, count, done, points, size, exc):
@@ -545,13 +611,16 @@ def _failure(store, number, count, done, points, size, exc):
     return '%s; %s' % (failed, stored)
 
 
-class Retrieve(lister.Lister):
+class Retrieve(rst.PlainHelp, report.ExactSortLister):
     """List rated points, one row per point.
 
     The window defaults to the current UTC month. groupby and metadata are
     JSON objects in text form, so ``-f csv`` output can be pushed again.
-    The number of matching points (over all pages) is logged on stderr.
+    When nothing matches, or the page shows only part of the points, a
+    line on stderr says so (``-v`` always logs the count).
     """
+
+    numeric_columns = ('qty', 'price')
 
     def get_parser(self, prog_name):
         """Return the parser of ``retrieve``'s own options.
@@ -570,10 +639,11 @@ class Retrieve(lister.Lister):
         :returns: ``(POINT_COLUMNS, rows)``.
         """
         args.check_window(parsed_args)
+        begin, end = report.window(parsed_args.begin, parsed_args.end)
         with self.app.opened_storage() as store:
+            where = getattr(store, 'location', None)
             answer = store.retrieve(
-                begin=parsed_args.begin, end=parsed_args.end,
-                filters=args.filters(parsed_args),
+                begin=begin, end=end, filters=args.filters(parsed_args),
                 metric_types=parsed_args.metric_types,
                 offset=parsed_args.offset, limit=parsed_args.limit,
                 paginate=parsed_args.paginate)
@@ -588,6 +658,8 @@ class Retrieve(lister.Lister):
                     json.dumps(dict(point.metadata), sort_keys=True)))
         LOG.info('Matching points: %d; shown: %d', answer['total'],
                  len(rows))
+        report.page_notes(answer['total'], len(rows), parsed_args.offset,
+                          parsed_args.paginate, 'point', begin, end, where)
         return POINT_COLUMNS, rows
 
 
@@ -598,14 +670,16 @@ def _groupby_list(values):
     return [entry for entry in entries if entry] or None
 
 
-class Total(lister.Lister):
+class Total(rst.PlainHelp, report.ExactSortLister):
     """Sum qty and price, grouped.
 
     ``--groupby`` takes ``type``, any groupby or metadata key, ``time``
     (one bucket per frame start) or ``time-d``, ``time-w``, ``time-m``,
     ``time-y``; comma-separated or repeated. The window defaults to the
-    current UTC month. Sums are exact decimal strings. The number of groups
-    (over all pages) is logged on stderr.
+    current UTC month. Sums are exact decimal strings, sorted as numbers
+    by ``--sort-column``. A line on stderr says when nothing matches, when
+    the page shows only part of the groups, or when a groupby key is in
+    no point (such points are grouped under an empty value).
     """
 
     def get_parser(self, prog_name):
@@ -640,17 +714,25 @@ class Total(lister.Lister):
                                            groupby or ())
         columns = (('begin', 'end') + query.result_keys(groupby or ())
                    + tuple(field.alias for field in fields))
+        self.numeric_columns = tuple(field.alias for field in fields)
+        begin, end = report.window(parsed_args.begin, parsed_args.end)
+        scope = dict(begin=begin, end=end,
+                     metric_types=parsed_args.metric_types,
+                     filters=args.filters(parsed_args))
         with self.app.opened_storage() as store:
             answer = store.total(
-                groupby=groupby, begin=parsed_args.begin,
-                end=parsed_args.end, metric_types=parsed_args.metric_types,
-                filters=args.filters(parsed_args),
-                custom_fields=parsed_args.custom_fields,
+                groupby=groupby, custom_fields=parsed_args.custom_fields,
                 offset=parsed_args.offset, limit=parsed_args.limit,
-                paginate=parsed_args.paginate)
-        rows = [tuple(exact(result.get(column)) for column in columns)
-                for result in answer['results']]
-        LOG.info('Groups: %d; shown: %d', answer['total'], len(rows))
+                paginate=parsed_args.paginate, **scope)
+            rows = [tuple(exact(result.get(column)) for column in columns)
+                    for result in answer['results']]
+            LOG.info('Groups: %d; shown: %d', answer['total'], len(rows))
+            report.page_notes(answer['total'], len(rows),
+                              parsed_args.offset, parsed_args.paginate,
+                              'group', begin, end,
+                              getattr(store, 'location', None))
+            report.missing_groupby_keys(store, groupby, answer['results'],
+                                        **scope)
         return columns, rows
 
 
@@ -666,7 +748,7 @@ def delete_filters(parsed_args):
     return filters or None
 
 
-class Delete(show.ShowOne):
+class Delete(rst.PlainHelp, show.ShowOne):
     """Delete rated points; a missing --begin or --end is open.
 
     Without any option it deletes everything. Unless ``--yes`` is given it
@@ -709,10 +791,11 @@ class Delete(show.ShowOne):
                 if not count:
                     LOG.info('No point matches; nothing to delete')
                     return ('deleted',), (0,)
-                question = 'Delete %d points %s? [y/N] ' % (
-                    count, describe_window(begin, end, filters))
+                question = 'Delete %s %s? [y/N] ' % (
+                    report.plural(count, 'point'),
+                    describe_window(begin, end, filters))
                 if not confirm(self.app, question):
                     raise Aborted('Aborted: nothing was deleted')
             deleted = store.delete(begin=begin, end=end, filters=filters)
-        LOG.info('Deleted %s points', deleted)
+        LOG.info('Deleted %s', report.plural(deleted, 'point'))
         return ('deleted',), (deleted,)

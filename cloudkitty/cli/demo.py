@@ -23,12 +23,14 @@ import datetime
 import decimal
 import os
 import random
+import shlex
 import uuid
 
-from cliff import lister
 from oslo_log import log
 
 from cloudkitty.cli import main
+from cloudkitty.cli import report
+from cloudkitty.cli import rst
 from cloudkitty import dataframe
 from cloudkitty.storage.v2 import query
 
@@ -196,7 +198,24 @@ def reset_database(path):
             os.remove(path + suffix)
 
 
-class Demo(lister.Lister):
+def next_steps(path, begin, end):
+    """Return the commands that read what the demo wrote, one per line.
+
+    :param path: the demo database.
+    :param begin: start of the demo month.
+    :param end: start of the month after.
+    :rtype: list of str
+    """
+    head = '%s --connection %s' % (main.PROG,
+                                   shlex.quote(main.sqlite_url(path)))
+    window = '--begin %s --end %s' % (begin.date().isoformat(),
+                                      end.date().isoformat())
+    return ['%s total %s --groupby project_id' % (head, window),
+            '%s total %s --groupby type,time-d --all' % (head, window),
+            '%s retrieve %s --limit 10' % (head, window)]
+
+
+class Demo(rst.PlainHelp, report.ExactSortLister):
     """Fill a SQLite file with a month of demo data and show its totals.
 
     The file (``cloudkitty-demo.sqlite`` in the working directory unless
@@ -205,7 +224,12 @@ class Demo(lister.Lister):
     embedded SQLite backend and ignores the configuration files and the
     global ``--backend``/``--connection`` options. It prints the month's
     totals by project and type; qty and rate are exact decimal strings.
+    It ends with the commands that explore what it wrote (on stderr): the
+    other commands read ``./cloudkitty-storage.sqlite`` over the current
+    month unless told otherwise.
     """
+
+    numeric_columns = ('qty', 'rate')
 
     def get_parser(self, prog_name):
         """Return the parser of ``demo``'s own options.
@@ -234,7 +258,8 @@ class Demo(lister.Lister):
         # NOTE: a fresh conf: the demo must not depend on a config file.
         conf = main.make_conf()
         store = main.load_storage(conf, backend='sqlalchemy',
-                                  connection=main.sqlite_url(path))
+                                  connection=main.sqlite_url(path),
+                                  create=True)
         points = pushes = 0
         for project_id, frame in generate(begin):
             store.push([frame], scope_id=project_id)
@@ -244,6 +269,21 @@ class Demo(lister.Lister):
                  points, pushes, begin.strftime('%Y-%m'), path)
         answer = store.total(groupby=['project_id', 'type'], begin=begin,
                              end=end, paginate=False)
+        store.close()
+        self._next_steps = next_steps(path, begin, end)
         rows = [(row['project_id'], row['type'], str(row['qty']),
                  str(row['rate'])) for row in answer['results']]
         return ('project_id', 'type', 'qty', 'rate'), rows
+
+    def produce_output(self, parsed_args, column_names, data):
+        """Print the totals, then the commands to explore them (stderr).
+
+        :returns: cliff's exit code.
+        """
+        code = super().produce_output(parsed_args, column_names, data)
+        self.app.stderr.write(
+            'Explore the demo data (other commands read '
+            './cloudkitty-storage.sqlite over the current month unless '
+            'told otherwise):\n' + ''.join(
+                '  %s\n' % line for line in self._next_steps))
+        return code

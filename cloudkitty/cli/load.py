@@ -78,6 +78,7 @@ from oslo_log import log
 from cloudkitty.cli import args
 from cloudkitty.cli import data
 from cloudkitty.cli import main
+from cloudkitty.cli import rst
 from cloudkitty.cli import scratch
 from cloudkitty import dataframe
 from cloudkitty.storage.v2 import money
@@ -144,7 +145,7 @@ class StorageSpec:
         """
         conf = main.make_conf(self.config_files, self.config_dirs)
         return main.load_storage(conf, backend=self.backend,
-                                 connection=self.connection)
+                                 connection=self.connection, create=True)
 
     def label(self, store):
         """Describe the backend and, when known, its URL scheme only.
@@ -807,7 +808,7 @@ class LoadFailed(RuntimeError):
     """The load run saw an error or a mismatch."""
 
 
-class Load(lister.Lister):
+class Load(rst.PlainHelp, lister.Lister):
     """Push from several processes while others read; check every sum.
 
     ``--writers`` processes push frames of ``--points-per-push`` points
@@ -828,6 +829,10 @@ class Load(lister.Lister):
 
     #: Set by take_action() when the run failed; raised after the output.
     _failure = None
+
+    #: Long work: its INFO messages report progress (see
+    #: :meth:`cloudkitty.cli.main.StorageApp._console_level`).
+    progress_logs = True
 
     def get_parser(self, prog_name):
         """Return the parser of ``load``'s own options.
@@ -873,7 +878,7 @@ class Load(lister.Lister):
         options = self.app.options
         if parsed_args.database is None and \
                 self.app.uses_configured_backend():
-            with self.app.opened_storage() as store:
+            with self.app.opened_storage(create=True) as store:
                 with scratch.empty_window(store, WINDOW_BEGIN, WINDOW_END,
                                           keep, 'load'):
                     yield self._configured_spec()

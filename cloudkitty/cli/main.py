@@ -21,10 +21,16 @@ namespace (see ``setup.cfg``), one module per command. Global options::
 
 Configuration is read with oslo.config into a fresh
 :class:`oslo_config.cfg.ConfigOpts` per run, from the ``--config-file`` and
-``--config-dir`` given only (no file is looked up implicitly). Logging goes
-through oslo.log to stderr. Without ``--debug`` an error is reported as one
-line on stderr and the exit code is non-zero; ``--debug`` adds the
-traceback and debug messages.
+``--config-dir`` given only (no file is looked up implicitly); a missing
+file or directory is an error. Logging goes through oslo.log to stderr,
+warnings and errors only unless ``-v`` is given or the command reports the
+progress of long work (``migrate``, ``bench``, ``load``). Without
+``--debug`` an error is reported as one line on stderr and the exit code
+is non-zero; ``--debug`` adds the traceback and debug messages.
+
+Only the commands that write (``init``, ``push``, ``demo``, ``bench``,
+``load`` and ``migrate``'s destination) may create a store: the others
+open it with ``create=False`` and fail, naming it, when it does not exist.
 """
 
 import contextlib
@@ -40,6 +46,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from cloudkitty import storage
+from cloudkitty.storage import exceptions
 from cloudkitty.storage import options as storage_options
 
 #: The program name, used in the usage line and in messages.
@@ -47,11 +54,23 @@ PROG = 'cloudkitty-storage'
 #: The entry-point namespace of the commands.
 COMMANDS_NAMESPACE = 'cloudkitty.storage.cli'
 
+LOG = log.getLogger(__name__)
+
 _SHORT_LOG_FORMAT = '%(levelname)s %(name)s %(message)s'
 # NOTE: stevedore warns about a missing backend name, which
 # BackendNotFound reports better; it logs real load failures as errors.
 _QUIET_LIBRARIES = ('stevedore=ERROR', 'cliff=WARN', 'alembic=WARN',
                     'sqlalchemy=WARN', 'autopage=WARN')
+
+
+def _is_console(handler):
+    """Whether a logging handler writes to a stream but not to a file."""
+    return (isinstance(handler, logging.StreamHandler)
+            and not isinstance(handler, logging.FileHandler))
+
+
+class NoStore(exceptions.StorageError):
+    """A command that only reads found no initialised store there."""
 
 
 def _version():
@@ -73,7 +92,12 @@ def make_conf(config_files=(), config_dirs=()):
     :returns: the parsed conf; no command-line argument is read.
     :rtype: oslo_config.cfg.ConfigOpts
     :raises oslo_config.cfg.ConfigFilesNotFoundError: for a missing file.
+    :raises oslo_config.cfg.ConfigDirNotFoundError: for a missing
+        directory (oslo.config itself would skip it).
     """
+    for directory in config_dirs or ():
+        if not os.path.isdir(directory):
+            raise cfg.ConfigDirNotFoundError(directory)
     conf = cfg.ConfigOpts()
     log.register_options(conf)
     storage_options.register_opts(conf)
@@ -98,8 +122,28 @@ def register_backend_opts(conf):
         conf.register_opts(opts, group=group)
 
 
-def load_storage(conf, backend=None, connection=None):
-    """Build and initialise the storage backend of ``conf``.
+def require_initialised(store):
+    """Check that ``store`` exists and was initialised; create nothing.
+
+    A backend without ``check_initialised()`` cannot tell: it is used as
+    it is, and a read fails however the backend fails.
+
+    :raises NoStore: naming the store, when it is missing.
+    """
+    check = getattr(store, 'check_initialised', None)
+    if check is None:
+        LOG.debug('Backend %s cannot tell whether its store exists',
+                  store.name)
+        return
+    try:
+        check()
+    except exceptions.NotInitialised as exc:
+        raise NoStore('%s; nothing was created (cloudkitty-storage init '
+                      'creates it)' % exc) from exc
+
+
+def load_storage(conf, backend=None, connection=None, create=False):
+    """Build the storage backend of ``conf``; initialise it if allowed.
 
     :param conf: the conf to read; overrides are applied to it.
     :type conf: oslo_config.cfg.ConfigOpts
@@ -108,10 +152,14 @@ def load_storage(conf, backend=None, connection=None):
     :param connection: overrides the ``connection`` option of the
         backend's ``[storage_<backend>]`` group when not None.
     :type connection: str
-    :returns: the initialised backend.
+    :param create: True to create or upgrade the store (``init()``);
+        False (reads) to check that it exists and create nothing.
+    :type create: bool
+    :returns: the backend, ready to use.
     :rtype: cloudkitty.storage.v2.BaseStorage
     :raises ValueError: when ``connection`` is given for a backend that has
         no ``connection`` option.
+    :raises NoStore: without ``create``, when the store does not exist.
     :raises cloudkitty.storage.exceptions.StorageError: when the backend
         cannot be found or reached.
     """
@@ -130,7 +178,14 @@ def load_storage(conf, backend=None, connection=None):
                 '--connection does not apply to storage backend %r: it has '
                 'no [%s] connection option' % (name, group)) from None
     store = storage.get_storage(conf)
-    store.init()
+    try:
+        if create:
+            store.init()
+        else:
+            require_initialised(store)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -161,7 +216,10 @@ class StorageApp(app.App):
             version=_version(),
             command_manager=commandmanager.CommandManager(
                 COMMANDS_NAMESPACE),
-            stdin=stdin, stdout=stdout, stderr=stderr)
+            stdin=stdin, stdout=stdout, stderr=stderr,
+            # NOTE: so that ``COMMAND --help`` shows the command's help,
+            # not the application's.
+            deferred_help=True)
         self.conf = None
 
     def build_option_parser(self, description, version,
@@ -200,9 +258,25 @@ class StorageApp(app.App):
         return parser
 
     def configure_logging(self):
-        """Read the configuration, then set logging up with oslo.log."""
-        self.conf = make_conf(self.options.config_files,
-                              self.options.config_dirs)
+        """Read the configuration, then set logging up with oslo.log.
+
+        The console shows warnings and errors only, unless ``-v`` or
+        ``--debug`` is given; :meth:`prepare_to_run_command` lets the
+        commands that report long work show their progress too.
+        """
+        root = logging.getLogger()
+        handlers = list(root.handlers)
+        try:
+            self.conf = make_conf(self.options.config_files,
+                                  self.options.config_dirs)
+        except Exception:
+            # NOTE: oslo.log is not set up yet, and a failed parse leaves
+            # a bare handler on the root logger (logging's basicConfig);
+            # the error must read like every other one, once.
+            handler = logging.StreamHandler(self.stderr)
+            handler.setFormatter(logging.Formatter(_SHORT_LOG_FORMAT))
+            root.handlers[:] = handlers + [handler]
+            raise
         if self.options.debug:
             self.conf.set_override('debug', True)
         if self.options.log_file:
@@ -212,17 +286,52 @@ class StorageApp(app.App):
                                levels + list(_QUIET_LIBRARIES))
         log.setup(self.conf, PROG, version=_version(), fix_eventlet=False)
         root = logging.getLogger()
-        if self.options.verbose_level == 0:
-            root.setLevel(logging.WARNING)
+        self._set_levels()
         if not self.options.debug:
             # NOTE: oslo.log's console format carries a timestamp, a pid
             # and a summary of the exception being handled; without
             # --debug an error must read as one short line.
             for handler in root.handlers:
-                if (isinstance(handler, logging.StreamHandler)
-                        and not isinstance(handler, logging.FileHandler)):
+                if _is_console(handler):
                     handler.setFormatter(
                         logging.Formatter(_SHORT_LOG_FORMAT))
+
+    def _set_levels(self, cmd=None):
+        """Apply :meth:`_console_level` to the console.
+
+        With ``--log-file``, the file still gets the INFO messages: the
+        root logger lets them through and only the console handlers
+        filter them.
+        """
+        root = logging.getLogger()
+        console = self._console_level(cmd)
+        if not self.options.log_file:
+            root.setLevel(console)
+            return
+        root.setLevel(min(console, logging.INFO))
+        for handler in root.handlers:
+            if _is_console(handler):
+                handler.setLevel(console)
+
+    def _console_level(self, cmd=None):
+        """The level of the root logger while ``cmd`` runs.
+
+        Like openstackclient: warnings by default, ``-v`` adds the INFO
+        messages, ``--debug`` everything. A command whose
+        ``progress_logs`` is true (long work, reported as it goes) shows
+        its INFO messages unless ``-q``.
+        """
+        if self.options.debug:
+            return logging.DEBUG
+        verbose = self.options.verbose_level
+        if verbose >= 2 or (verbose == 1 and
+                            getattr(cmd, 'progress_logs', False)):
+            return logging.INFO
+        return logging.WARNING
+
+    def prepare_to_run_command(self, cmd):
+        """Set the console level the command wants (see _console_level)."""
+        self._set_levels(cmd)
 
     def uses_configured_backend(self):
         """Whether the user chose a backend through the global options.
@@ -235,21 +344,25 @@ class StorageApp(app.App):
         return bool(opts.config_files or opts.config_dirs
                     or opts.backend or opts.connection)
 
-    def get_storage(self):
-        """Build and initialise the backend of this run's configuration.
+    def get_storage(self, create=False):
+        """Build the backend of this run's configuration.
 
+        :param create: True for the commands that may create the store
+            (see :func:`load_storage`); reads leave it False.
         :rtype: cloudkitty.storage.v2.BaseStorage
+        :raises NoStore: without ``create``, when the store is missing.
         """
         return load_storage(self.conf, backend=self.options.backend,
-                            connection=self.options.connection)
+                            connection=self.options.connection,
+                            create=create)
 
     @contextlib.contextmanager
-    def opened_storage(self):
+    def opened_storage(self, create=False):
         """:meth:`get_storage`, closed again when the block ends.
 
-        :returns: a context manager yielding the initialised backend.
+        :returns: a context manager yielding the backend.
         """
-        store = self.get_storage()
+        store = self.get_storage(create=create)
         try:
             yield store
         finally:

@@ -38,6 +38,7 @@ from oslo_log import log
 
 from cloudkitty.cli import args
 from cloudkitty.cli import main
+from cloudkitty.cli import rst
 from cloudkitty.storage.v2 import query
 
 LOG = log.getLogger(__name__)
@@ -78,11 +79,14 @@ class VerificationFailed(MigrationError):
 
     :ivar mismatches: every mismatching group, as returned by
         :func:`compare_totals`.
+    :ivar rows: the ``(metric, value)`` rows of the summary, once the
+        command has added them.
     """
 
     def __init__(self, message, mismatches):
         """Keep the message and the mismatches."""
         self.mismatches = mismatches
+        self.rows = []
         super().__init__(message)
 
 
@@ -167,6 +171,26 @@ def identity(store, conf):
     group = getattr(conf, 'storage_%s' % name, None)
     url = getattr(group, 'connection', None) if group is not None else None
     return {'backend': store.name or name, 'connection': redact_url(url)}
+
+
+def same_store(source, source_id, dest, dest_id):
+    """Tell whether two loaded backends hold one store.
+
+    Backends with ``store_identity()`` compare what they reach (the same
+    SQLite file through a link, the same server under two names);
+    others compare their URLs.
+
+    :rtype: bool
+    """
+    if source_id == dest_id and source_id['connection']:
+        return True
+    if source.name != dest.name:
+        return False
+    mine = getattr(source, 'store_identity', None)
+    theirs = getattr(dest, 'store_identity', None)
+    if mine is None or theirs is None:
+        return False
+    return mine() == theirs()
 
 
 def describe(ident):
@@ -462,7 +486,7 @@ class _Progress:
             self.drawn = False
 
 
-class Migrate(lister.Lister):
+class Migrate(rst.PlainHelp, lister.Lister):
     """Copy a window of rated data to another backend, then verify it.
 
     The source is the backend of the global options (``--config-file``,
@@ -483,6 +507,10 @@ class Migrate(lister.Lister):
     At the end the sums per frame start and per type are compared on both
     sides; any difference is an error. ``--verify-only`` only compares.
     """
+
+    #: Long work: its INFO messages report progress (see
+    #: :meth:`cloudkitty.cli.main.StorageApp._console_level`).
+    progress_logs = True
 
     def get_parser(self, prog_name):
         """Return the parser of ``migrate``'s own options.
@@ -577,7 +605,8 @@ class Migrate(lister.Lister):
                 '--dest-backend and/or --dest-connection')
         conf = main.make_conf(parsed_args.dest_config_files)
         store = main.load_storage(conf, backend=parsed_args.dest_backend,
-                                  connection=parsed_args.dest_connection)
+                                  connection=parsed_args.dest_connection,
+                                  create=True)
         return store, identity(store, conf)
 
     # Steps ----------------------------------------------------------------
@@ -703,16 +732,38 @@ class Migrate(lister.Lister):
                     and datetime.datetime.fromisoformat(state['done']) >= end)
         return chunks_copied, points, complete
 
-    def _report_mismatches(self, parsed_args, mismatches):
-        """Print the mismatching groups with the chosen formatter."""
-        columns = ('grouping', 'group', 'source_qty', 'dest_qty',
-                   'source_rate', 'dest_rate')
-        rows = [tuple(_text(cell) for cell in row)
-                for row in mismatches[:MAX_MISMATCH_ROWS]]
-        self.produce_output(parsed_args, columns, rows)
+    @staticmethod
+    def _mismatch_rows(mismatches):
+        """Return ``(metric, value)`` rows describing the mismatches.
+
+        A failed verification prints the same columns as a successful
+        one, so that ``-c metric -c value`` (or any column choice that
+        works on success) shows the failure too.
+        """
+        rows = [('status', 'verification failed'),
+                ('mismatching_groups', len(mismatches))]
+        for grouping, group, got_qty, put_qty, got_rate, put_rate in (
+                mismatches[:MAX_MISMATCH_ROWS]):
+            rows.append(('mismatch', '%s=%s: source qty=%s rate=%s, '
+                         'destination qty=%s rate=%s' % (
+                             grouping, _text(group), _text(got_qty),
+                             _text(got_rate), _text(put_qty),
+                             _text(put_rate))))
         if len(mismatches) > MAX_MISMATCH_ROWS:
             LOG.warning('Showing the first %d of %d mismatching groups',
                         MAX_MISMATCH_ROWS, len(mismatches))
+        return rows
+
+    def _print_failure(self, parsed_args, rows):
+        """Print the summary of a failed run; never hide the failure.
+
+        The error itself reaches stderr when the command raises; a
+        column choice that prints nothing must not stop it.
+        """
+        try:
+            self.produce_output(parsed_args, ('metric', 'value'), rows)
+        except Exception as exc:
+            LOG.warning('Cannot print the summary: %s', exc)
 
     def take_action(self, parsed_args):
         """Run the migration (or only the verification).
@@ -735,6 +786,10 @@ class Migrate(lister.Lister):
                                  dest_id, begin, end, filters)
             finally:
                 dest.close()
+        except VerificationFailed as exc:
+            exc.rows.append(('seconds', round(time.monotonic() - began, 3)))
+            self._print_failure(parsed_args, exc.rows)
+            raise
         finally:
             source.close()
         rows.append(('seconds', round(time.monotonic() - began, 3)))
@@ -743,9 +798,13 @@ class Migrate(lister.Lister):
     def _run(self, parsed_args, source, source_id, dest, dest_id, begin,
              end, filters):
         """Check, copy and verify; return the summary rows."""
-        if source_id == dest_id and source_id['connection']:
-            raise MigrationError('the source and the destination are the '
-                                 'same (%s)' % describe(source_id))
+        if same_store(source, source_id, dest, dest_id):
+            raise MigrationError(
+                'the source and the destination are the same store (%s%s); '
+                'nothing was copied' % (
+                    describe(source_id),
+                    '' if source_id == dest_id
+                    else ' and ' + describe(dest_id)))
         if filters and not dest.features.delete_with_filters:
             raise MigrationError(
                 'the destination backend %s cannot delete with filters, '
@@ -786,7 +845,7 @@ class Migrate(lister.Lister):
         try:
             counts = verify(source, dest, begin, end, filters)
         except VerificationFailed as exc:
-            self._report_mismatches(parsed_args, exc.mismatches)
+            exc.rows = rows + self._mismatch_rows(exc.mismatches)
             raise
         rows += [('verified_time_groups', counts.get('time', 0)),
                  ('verified_type_groups', counts['type']),

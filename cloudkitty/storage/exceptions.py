@@ -118,3 +118,22 @@ class NotSupported(StorageError):
 
 class NoTimeFrame(StorageError):
     """No time frame is available to process (kept for API compatibility)."""
+
+
+class NotInitialised(StorageError):
+    """The store does not exist, or ``init()`` never ran on it.
+
+    Raised by a backend's ``check_initialised()``, which looks without
+    creating anything, so that a read never creates a store.
+
+    :ivar backend: the backend name.
+    :ivar location: the store, never with a password.
+    :ivar reason: what is missing, in one line.
+    """
+
+    def __init__(self, backend, location, reason):
+        self.backend = backend
+        self.location = location
+        self.reason = ' '.join(str(reason).split())
+        super().__init__('Storage backend %s at %s is not initialised: %s'
+                         % (backend, location, self.reason))

@@ -218,7 +218,7 @@ class DatabaseSizeTest(base.CLITestCase):
 
     def open(self, connection):
         store = main.load_storage(main.make_conf(), backend='sqlalchemy',
-                                  connection=connection)
+                                  connection=connection, create=True)
         self.addCleanup(store.close)
         return store
 

@@ -173,7 +173,8 @@ class PushTest(DataCLITestCase):
         frames = sample_frames()
         shown = self.push_frames(frames, '--scope-id', 'p1')
         self.assertEqual({'format': 'jsonl', 'frames': 3, 'points': 5,
-                          'batches': 1, 'scope_id': 'p1'}, shown)
+                          'batches': 1, 'landed_before': 0,
+                          'scope_id': 'p1'}, shown)
         self.assertEqual(rows_of(frames), self.retrieved(*WINDOW))
 
     def test_json_single_frame(self):
@@ -481,13 +482,18 @@ class RetrieveTest(DataCLITestCase):
 
     def test_count_on_stderr(self):
         code, out, err = self.run_main(
-            ['retrieve', '--limit', '2', '-f', 'json'] + WINDOW)
+            ['retrieve', '--limit', '2', '-f', 'json', '-v'] + WINDOW)
         self.assertEqual(0, code, err)
         self.assertEqual(rows_of(self.frames)[:2],
                          [dict(row, groupby=json.loads(row['groupby']),
                                metadata=json.loads(row['metadata']))
                           for row in json.loads(out)])
         self.assertIn('Matching points: 5; shown: 2', err)
+        code, out, err = self.run_main(
+            ['retrieve', '--limit', '2', '-f', 'json'] + WINDOW)
+        self.assertEqual(
+            'WARNING cloudkitty.cli.report Showing points 1 to 2 of 5; '
+            '--offset or --all shows the others\n', err)
 
     def test_offset(self):
         rows = self.retrieved('--limit', '2', '--offset', '4', *WINDOW,
@@ -576,7 +582,7 @@ class TotalTest(DataCLITestCase):
     def test_filters_and_page(self):
         code, out, err = self.run_main(
             ['total', '--groupby', 'project_id', '--type', 'instance',
-             '--limit', '1', '--offset', '1', '-f', 'json'] + WINDOW)
+             '--limit', '1', '--offset', '1', '-f', 'json', '-v'] + WINDOW)
         self.assertEqual(0, code, err)
         rows = json.loads(out)
         self.assertEqual([('p2', '1', '0.05')],

@@ -15,6 +15,7 @@ The server is named by ``CLOUDKITTY_TEST_POSTGRESQL_URL``; the class gets a
 throw-away database on it, emptied after each test and dropped at the end.
 """
 
+import sqlalchemy as sa
 import testtools
 
 from cloudkitty.tests.cli import test_admin
@@ -45,8 +46,28 @@ class PostgreSQLDataCommandsTest(_PostgreSQLConnection,
 
     def stored_points(self):
         """Count every stored point through the CLI itself."""
+        # NOTE: retrieve refuses a database init never ran on.
+        self.ok(['init'])
         return len(self.retrieved('--begin', '0001-01-01', '--end',
                                   '9999-01-01'))
+
+    def test_reads_create_nothing(self):
+        """A database without the schema is refused and left alone."""
+        engine = sa.create_engine(self.database_url)
+        self.addCleanup(engine.dispose)
+        with engine.begin() as conn:
+            for table in reversed(sa.inspect(conn).get_table_names()):
+                conn.exec_driver_sql(
+                    'DROP TABLE IF EXISTS %s CASCADE' % table)
+        for argv in (['total'], ['retrieve'], ['delete', '--yes'],
+                     ['purge', '--dry-run']):
+            code, out, err = self.run_main(argv)
+            self.assertOneLineError(code, out, err, 'is not initialised',
+                                    'no cloudkitty-storage schema')
+        with engine.connect() as conn:
+            self.assertEqual([], sa.inspect(conn).get_table_names())
+        self.ok(['init'])
+        self.assertEqual([], self.ok(['total']))
 
     def test_init_hides_the_password(self):
         shown = self.ok(['init'])

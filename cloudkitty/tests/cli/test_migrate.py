@@ -96,7 +96,8 @@ class MigrateTestCase(base.CLITestCase):
 
     def open(self, url):
         """Return an initialised backend on ``url``, closed at cleanup."""
-        store = main.load_storage(main.make_conf(), connection=url)
+        store = main.load_storage(main.make_conf(), connection=url,
+                                  create=True)
         self.addCleanup(store.close)
         return store
 
@@ -422,11 +423,16 @@ class VerifyTest(MigrateTestCase):
         self.assertOneLineError(code, err, 'verification failed')
         self.assertIn('2 mismatching groups', err)
         rows = json.loads(out)
-        self.assertEqual(['time', 'type'],
-                         [row['grouping'] for row in rows])
-        self.assertEqual(start.isoformat(), rows[0]['group'])
-        self.assertEqual('volume', rows[1]['group'])
-        self.assertNotEqual(rows[0]['source_qty'], rows[0]['dest_qty'])
+        summary = self.summary(out)
+        self.assertEqual('verification failed', summary['status'])
+        self.assertEqual(2, summary['mismatching_groups'])
+        mismatches = [row['value'] for row in rows
+                      if row['metric'] == 'mismatch']
+        self.assertEqual(2, len(mismatches))
+        self.assertTrue(mismatches[0].startswith(
+            'time=%s: source qty=' % start.isoformat()), mismatches[0])
+        self.assertTrue(mismatches[1].startswith('type=volume: '),
+                        mismatches[1])
 
     def test_verify_only_detects_an_extra_frame(self):
         """A frame only the destination has is a mismatch."""
@@ -438,9 +444,10 @@ class VerifyTest(MigrateTestCase):
         self.dest.push([frame])
         code, out, err = self.migrate('--verify-only', '-q')
         self.assertOneLineError(code, err, 'verification failed')
-        rows = json.loads(out)
-        self.assertEqual('', rows[0]['source_qty'])
-        self.assertEqual('0', rows[0]['dest_qty'])
+        mismatches = [row['value'] for row in json.loads(out)
+                      if row['metric'] == 'mismatch']
+        self.assertIn('source qty= rate=, destination qty=0 rate=0',
+                      mismatches[0])
 
     def test_verify_only_copies_nothing(self):
         """--verify-only writes nothing, not even a state file."""

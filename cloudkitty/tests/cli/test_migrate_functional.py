@@ -77,6 +77,20 @@ class PostgreSQLMigrateTest(sql_provision.ServerDatabaseMixin,
         code, _, err = self.migrate('--verify-only', '-q')
         self.assertOneLineError(code, err, 'verification failed')
 
+    def test_same_server_under_another_name(self):
+        """localhost and 127.0.0.1 reach one database: refused."""
+        self.assertEqual(0, self.migrate()[0])
+        url = self.database.url
+        other = url.set(host='localhost' if url.host != 'localhost'
+                        else '127.0.0.1')
+        code, _, err = self.run_main(
+            ['--connection', self.dest_url, 'migrate',
+             '--dest-connection', other.render_as_string(
+                 hide_password=False), '--replace', '--state', self.state,
+             '--begin', BEGIN.isoformat(), '--end', END.isoformat()])
+        self.assertOneLineError(code, err, 'are the same store')
+        self.assertSameData()
+
     def test_console_script(self):
         """The real program, run as a subprocess, migrates and verifies."""
         env = dict(os.environ)

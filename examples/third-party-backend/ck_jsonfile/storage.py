@@ -130,6 +130,29 @@ class JSONFileStorage(v2.BaseStorage):
         with _locked(self, fcntl.LOCK_EX):
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666))
 
+    def check_initialised(self):
+        """Raise unless init() made the data file; create nothing.
+
+        Optional: ``cloudkitty-storage`` calls it before a read.
+
+        :raises cloudkitty.storage.exceptions.NotInitialised: when the
+            data file is missing.
+        """
+        if not os.path.isfile(self.path):
+            raise exceptions.NotInitialised(NAME, self.path,
+                                            'no such file: %s' % self.path)
+
+    def store_identity(self):
+        """Return the data file's device and inode (optional hook).
+
+        :rtype: tuple
+        """
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return (NAME, self.path)
+        return (NAME, found.st_dev, found.st_ino)
+
     def push(self, dataframes, scope_id=None, idempotency_key=None):
         """Append one push as one line (see ``BaseStorage.push``).
 

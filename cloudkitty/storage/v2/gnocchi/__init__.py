@@ -146,6 +146,29 @@ class GnocchiStorage(v2.BaseStorage):
         with self._lock:
             self._client = None
 
+    def check_initialised(self):
+        """Raise unless init() made the resource types; create nothing.
+
+        :raises cloudkitty.storage.exceptions.NotInitialised: when the
+            rating or the label resource type is missing.
+        """
+        client = self._api()
+        for name in (self.rating_type, self.label_type):
+            try:
+                client.call(client.api.resource_type.get, name)
+            except client_mod.gnocchi_exc.NotFound:
+                raise exceptions.NotInitialised(
+                    self.name, client.location,
+                    'no resource type %s' % name) from None
+
+    def store_identity(self):
+        """Return what names this store: the endpoint and type prefix.
+
+        :rtype: tuple
+        """
+        return ('gnocchi', self._api().location,
+                self._group.resource_type_prefix)
+
     def _pool(self):
         return concurrent.futures.ThreadPoolExecutor(
             max_workers=self._group.write_workers)

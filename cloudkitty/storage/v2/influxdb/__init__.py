@@ -156,6 +156,63 @@ class InfluxDBStorage(v2.BaseStorage):
         """Close the pooled HTTP connections."""
         self.client.close()
 
+    def check_initialised(self):
+        """Raise unless init() made the database and its policy.
+
+        Only ``SHOW`` statements are sent: nothing is created.
+
+        :raises cloudkitty.storage.exceptions.NotInitialised: when the
+            database or the retention policy is missing.
+        """
+        database = self.client.database
+        names = {values[0]
+                 for part in self.client.query('SHOW DATABASES',
+                                               database=False)
+                 for values in part['values']}
+        if database not in names:
+            raise exceptions.NotInitialised(
+                self.name, self.location, 'no database %s' % database)
+        policies = {values[part['columns'].index('name')]
+                    for part in self.client.query(
+                        'SHOW RETENTION POLICIES ON %s'
+                        % encoding.quote_identifier(database),
+                        database=False)
+                    for values in part['values']}
+        if self._rp not in policies:
+            raise exceptions.NotInitialised(
+                self.name, self.location, 'no retention policy %s on %s'
+                % (self._rp, database))
+
+    def store_identity(self):
+        """Return what names this store, whatever URL reached it.
+
+        The server is named by its host name, process and start time as
+        ``SHOW DIAGNOSTICS`` tells them (by the URL when it is refused),
+        the store by its database and retention policy.
+
+        :rtype: tuple
+        """
+        server = self.location
+        try:
+            found = {}
+            for part in self.client.query('SHOW DIAGNOSTICS',
+                                          database=False):
+                for values in part['values'][:1]:
+                    found[part['name']] = dict(zip(part['columns'],
+                                                   values))
+            system = found.get('system', {})
+            network = found.get('network', {})
+            if system.get('started'):
+                server = (network.get('hostname'), system.get('PID'),
+                          system['started'])
+        except exceptions.StorageError as exc:
+            if isinstance(exc, exceptions.BackendUnavailable):
+                raise
+            # NOTE: SHOW DIAGNOSTICS needs admin rights; the URL is
+            # what is left to tell servers apart.
+            server = self.location
+        return ('influxdb', server, self.client.database, self._rp)
+
     def _retention(self):
         if self._retention_ns is None:
             self.init()

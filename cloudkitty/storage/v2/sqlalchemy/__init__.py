@@ -43,6 +43,7 @@ from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
 from cloudkitty.storage.v2.sqlalchemy import partitions
+from cloudkitty.storage.v2.sqlalchemy import presence
 from cloudkitty.storage.v2.sqlalchemy import receipts
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
@@ -183,6 +184,41 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         with engine_mod.translate_errors(self.engine):
             migration.upgrade(self.engine)
+
+    def check_initialised(self):
+        """Raise unless init() made this store; create nothing.
+
+        A missing SQLite file stays missing (see :mod:`~cloudkitty.storage.
+        v2.sqlalchemy.presence`).
+
+        :raises cloudkitty.storage.exceptions.NotInitialised: when the
+            file, the schema or its latest revision is missing.
+        """
+        presence.check_initialised(self.engine)
+
+    def push_landed(self, idempotency_key):
+        """Tell whether a push with this key is stored; write nothing.
+
+        Not part of the contract: ``cloudkitty-storage push`` asks it
+        before a push with a key, to report that a re-run stored nothing
+        again. A delete forgets the keys of its window (see
+        :mod:`~cloudkitty.storage.v2.sqlalchemy.receipts`).
+
+        :param idempotency_key: a key as push() takes it.
+        :rtype: bool
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for a bad key.
+        """
+        key = query_mod.validate_idempotency_key(idempotency_key, self)
+        with engine_mod.translate_errors(self.engine):
+            with self.engine.connect() as conn:
+                return receipts.landed(conn, key)
+
+    def store_identity(self):
+        """Return what names this store, whatever URL reached it.
+
+        :rtype: tuple
+        """
+        return presence.identity(self.engine)
 
     def close(self):
         """Close every pooled connection (see :meth:`BaseStorage.close`)."""

@@ -90,6 +90,16 @@ def claim(conn, row):
     return False
 
 
+def landed(conn, key):
+    """Tell whether a push with ``key`` is stored (its receipt is there).
+
+    :rtype: bool
+    """
+    table = models.push
+    return conn.scalar(sa.select(table.c.key).where(
+        table.c.key == key)) is not None
+
+
 def forget(conn, begin_micros=None, end_micros=None):
     """Forget the receipts of pushes whose frame starts meet a window.
 

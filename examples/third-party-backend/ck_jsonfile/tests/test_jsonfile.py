@@ -132,3 +132,20 @@ class FileTest(testtools.TestCase):
             stream.write(b'not json\n')
         self.assertRaises(exceptions.StorageError, self.store.retrieve,
                           begin=T0, end=T0 + HOUR)
+
+
+class HooksTest(testtools.TestCase):
+    """The optional hooks the cloudkitty-storage command uses."""
+
+    def test_check_initialised_creates_nothing(self):
+        directory = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(directory, 'storage.jsonl')
+        store = jsonfile.JSONFileStorage(cfg.ConfigOpts(), path=path)
+        self.assertRaises(exceptions.NotInitialised, store.check_initialised)
+        self.assertEqual([], os.listdir(directory))
+        store.init()
+        store.check_initialised()
+        link = os.path.join(directory, 'link.jsonl')
+        os.symlink(path, link)
+        other = jsonfile.JSONFileStorage(cfg.ConfigOpts(), path=link)
+        self.assertEqual(store.store_identity(), other.store_identity())
