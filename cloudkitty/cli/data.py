@@ -142,8 +142,10 @@ def check_frame(frame, where):
     :param frame: the frame to check.
     :type frame: cloudkitty.dataframe.DataFrame
     :param where: the frame's place in the input, for the message.
-    :raises InputError: for a qty or price outside the exact range of
-        :func:`cloudkitty.storage.v2.money.check`.
+    :raises InputError: for a qty or price that no backend accepts (not
+        finite, or not below ``10**20``: see :func:`cloudkitty.storage.v2.
+        money.check`; a backend may accept less, see its
+        ``features.max_magnitude``).
     """
     for type_, point in frame.iterpoints():
         try:

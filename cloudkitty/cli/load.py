@@ -36,6 +36,21 @@ Writers
     returned; an exception is recorded with its traceback and the writer
     goes on.
 
+Overlapping writers (``overlap``)
+    Writer ``w`` pushes into one shared project, :data:`SHARED_PROJECT`
+    (its ``scope_id`` too), so that every writer pushes the same series
+    at the same time, each in an order of its own (the writer's random
+    generator shuffles the points and the order of the types). Time is
+    cut into generations of :data:`GENERATION_SECONDS` from the common
+    start: a push's ``points_per_push`` points belong to series of its
+    generation, new for every writer at once. Even pushes of a writer
+    go into hour ``(i // 2) mod 744`` (push ``i``), moving forward (the
+    SQL backend then rolls up the days before); odd ones push late data
+    into the day before that one, already rolled up, at an hour drawn
+    from the generation, so that writers add to the same rolled-up
+    rows at once. Writers keep their exact sums as above; at the end
+    the shared project must hold the sums of all of them.
+
 Readers
     A reader runs ``total(groupby=['project_id'])`` over
     :data:`READ_BEGIN` .. :data:`READ_END`, a window that starts and ends
@@ -116,6 +131,10 @@ WRITER_GRACE = 180
 READER_GRACE = 120
 #: Seconds the processes may take to exit once they reported.
 EXIT_TIMEOUT = 30
+#: The one project (and scope) of every writer in ``overlap`` mode.
+SHARED_PROJECT = 'load-shared'
+#: Seconds of a generation of series in ``overlap`` mode.
+GENERATION_SECONDS = 0.5
 #: Errors (and problems seen by a reader) kept per process; more are only
 #: counted, so that a failure repeated at every call cannot fill memory.
 KEPT_ERRORS = 10
@@ -174,6 +193,7 @@ class _Plan:
     seconds: float
     points_per_push: int
     seed: int
+    overlap: bool = False
 
 
 def project_id(writer):
@@ -239,6 +259,54 @@ def make_frame(rng, writer, start, size):
     frame = dataframe.DataFrame(start, start + HOUR)
     for type_, points in by_type.items():
         frame.add_points(points, type_)
+    return frame, (size, qty_units, price_units)
+
+
+def overlap_hour(number, generation):
+    """Return the hour (from :data:`WINDOW_BEGIN`) of a push, ``overlap``.
+
+    :param number: the writer's count of pushes before this one. Even
+        ones move forward an hour every two pushes; odd ones go back to
+        the day before (late data).
+    :param generation: the push's generation: it sets the late hour, the
+        same for every writer in that day.
+    """
+    forward = (number // 2) % HOURS
+    if number % 2 == 0 or forward < 24:
+        return forward
+    return (forward // 24 - 1) * 24 + generation % 24
+
+
+def make_shared_frame(rng, generation, start, size):
+    """Build a push of ``overlap`` mode and its exact sums.
+
+    :param rng: the writer's :class:`random.Random`: it draws the amounts
+        and the order of the points.
+    :param generation: its series are those of this generation, the same
+        for every writer.
+    :param start: the start of the frame's hour.
+    :param size: the number of points, each of its own series.
+    :returns: as :func:`make_frame`.
+    """
+    by_type = {}
+    qty_units = price_units = 0
+    for index in range(size):
+        type_, unit = TYPES[index % len(TYPES)]
+        resource = '%s-g%d-%d' % (SHARED_PROJECT, generation,
+                                  index // len(TYPES))
+        qty, units = _amount(rng, 3, False)
+        qty_units += units
+        price, units = _amount(rng, 4, True)
+        price_units += units
+        by_type.setdefault(type_, []).append(dataframe.DataPoint(
+            unit, qty, price, {'project_id': SHARED_PROJECT,
+                               'id': resource}, {}))
+    types = list(by_type)
+    rng.shuffle(types)
+    frame = dataframe.DataFrame(start, start + HOUR)
+    for type_ in types:
+        rng.shuffle(by_type[type_])
+        frame.add_points(by_type[type_], type_)
     return frame, (size, qty_units, price_units)
 
 
@@ -319,16 +387,28 @@ def _push_loop(store, plan, index, report):
     rng = random.Random('%d-writer-%d' % (plan.seed, index))
     every, inside = [0, 0, 0], [0, 0, 0]
     latencies = report['latencies']
-    scope = project_id(index)
+    scope = SHARED_PROJECT if plan.overlap else project_id(index)
     start = time.perf_counter()
     deadline = start + plan.seconds
     number = 0
     try:
         while time.perf_counter() < deadline:
-            hour = (number * plan.writers + index) % HOURS
+            if plan.overlap:
+                # NOTE: from the common start, so that every writer is in
+                # the same generation at the same time.
+                generation = int((time.perf_counter() - start)
+                                 / GENERATION_SECONDS)
+                hour = overlap_hour(number, generation)
+                frame, sums = make_shared_frame(
+                    rng, generation, WINDOW_BEGIN + hour * HOUR,
+                    plan.points_per_push)
+            else:
+                hour = (number * plan.writers + index) % HOURS
+                frame, sums = make_frame(rng, index,
+                                         WINDOW_BEGIN + hour * HOUR,
+                                         plan.points_per_push)
             begin = WINDOW_BEGIN + hour * HOUR
             number += 1
-            frame, sums = make_frame(rng, index, begin, plan.points_per_push)
             before = time.perf_counter()
             try:
                 store.push([frame], scope_id=scope)
@@ -504,6 +584,8 @@ class LoadResult:
     :ivar tracebacks: the first traceback of each failing process.
     :ivar checked_points: points of the store compared with the writers'
         sums at the end.
+    :ivar mode: ``own`` (each writer its own project and hours) or
+        ``overlap`` (shared series and late data, see the module doc).
     """
 
     backend: str
@@ -511,6 +593,7 @@ class LoadResult:
     readers: int
     seconds: float
     points_per_push: int
+    mode: str = 'own'
     elapsed: float = 0.0
     pushes_by_writer: list = dataclasses.field(default_factory=list)
     reads_by_reader: list = dataclasses.field(default_factory=list)
@@ -561,6 +644,7 @@ class LoadResult:
             return None if value is None else round(value, 6)
 
         rows = [('backend', self.backend, ''),
+                ('mode', self.mode, ''),
                 ('writers', self.writers, 'processes'),
                 ('readers', self.readers, 'processes'),
                 ('points_per_push', self.points_per_push, 'points'),
@@ -604,7 +688,7 @@ def _in_memory_sqlite(store):
 
 
 def run_load(spec, writers=8, readers=2, seconds=60.0, points_per_push=100,
-             seed=0):
+             seed=0, overlap=False):
     """Run writers and readers against one store; check it at the end.
 
     :param spec: how each process builds its storage.
@@ -614,6 +698,8 @@ def run_load(spec, writers=8, readers=2, seconds=60.0, points_per_push=100,
     :param seconds: how long each writer pushes.
     :param points_per_push: points of every push (>= 1).
     :param seed: seed of the writers' random values.
+    :param overlap: every writer pushes the same new series and late data
+        into the same days (see the module doc), instead of its own.
     :returns: the figures and findings; :attr:`LoadResult.ok` tells whether
         the run was clean. Failures of the processes are reported there,
         not raised.
@@ -624,7 +710,8 @@ def run_load(spec, writers=8, readers=2, seconds=60.0, points_per_push=100,
     if writers < 1 or readers < 0 or points_per_push < 1 or seconds <= 0:
         raise ValueError('run_load needs writers >= 1, readers >= 0, '
                          'points_per_push >= 1 and seconds > 0')
-    plan = _Plan(writers, readers, float(seconds), points_per_push, seed)
+    plan = _Plan(writers, readers, float(seconds), points_per_push, seed,
+                 bool(overlap))
     store = spec.open()
     try:
         if _in_memory_sqlite(store):
@@ -637,7 +724,8 @@ def run_load(spec, writers=8, readers=2, seconds=60.0, points_per_push=100,
                 'load test needs an empty window' % (
                     found, WINDOW_BEGIN.isoformat(), WINDOW_END.isoformat()))
         result = LoadResult(spec.label(store), writers, readers,
-                            float(seconds), points_per_push)
+                            float(seconds), points_per_push,
+                            'overlap' if overlap else 'own')
         reports = _run_processes(spec, plan, result)
         _gather(reports, plan, result)
         if all('sums' in reports.get(('writer', i), {})
@@ -778,8 +866,11 @@ def _final_check(store, reports, plan, result):
         expected = {}
         for index in range(plan.writers):
             sums = reports[('writer', index)][field]
-            if sums[0]:
-                expected[project_id(index)] = sums
+            if not sums[0]:
+                continue
+            project = SHARED_PROJECT if plan.overlap else project_id(index)
+            known = expected.get(project, (0, 0, 0))
+            expected[project] = tuple(a + b for a, b in zip(known, sums))
         try:
             actual = read_sums(store, begin, end, custom)
             plain = None
@@ -817,7 +908,10 @@ class Load(rst.PlainHelp, lister.Lister):
     Readers check that they never see part of a push and that counts never
     go down; at the end the sums and counts of every writer's project are
     compared exactly with what the writer pushed. Prints the figures; the
-    exit code is non-zero when anything failed or differed.
+    exit code is non-zero when anything failed or differed. With
+    ``--overlap`` every writer pushes the same new series and late data
+    into the same rolled-up days, in orders of its own, and the shared
+    project must hold the sums of all writers.
 
     The target is a new SQLite file in a temporary directory (removed
     afterwards unless ``--keep``), or the file given with ``--database``.
@@ -852,6 +946,11 @@ class Load(rst.PlainHelp, lister.Lister):
         parser.add_argument(
             '--points-per-push', type=args.positive_int, default=100,
             metavar='K', help='Points in every push (default: 100).')
+        parser.add_argument(
+            '--overlap', action='store_true',
+            help='Every writer pushes the same new series, and late data '
+                 'into the same days already rolled up, each in an order '
+                 'of its own (default: each writer its own project).')
         parser.add_argument(
             '--seed', type=int, default=0,
             help='Seed of the random quantities and prices (default: 0).')
@@ -901,7 +1000,7 @@ class Load(rst.PlainHelp, lister.Lister):
                 spec, writers=parsed_args.writers,
                 readers=parsed_args.readers, seconds=parsed_args.seconds,
                 points_per_push=parsed_args.points_per_push,
-                seed=parsed_args.seed)
+                seed=parsed_args.seed, overlap=parsed_args.overlap)
         for error in result.errors:
             LOG.error('%s', error)
         for trace in result.tracebacks:

@@ -74,6 +74,39 @@ class WriteRefused(StorageError):
                          % (backend, location, self.reason))
 
 
+class WriteConflict(StorageError):
+    """A write collided with concurrent ones and was rolled back: retry it.
+
+    The database chose this call as the victim of a deadlock or a
+    serialization failure, or a lock it needed stayed taken too long. The
+    call stored nothing (on backends with ``atomic_push``) and the server
+    is fine: the same call made again is expected to succeed. Backends
+    retry deadlocks themselves a few times before raising this, so seeing
+    it means contention that lasted, typically a long delete or purge
+    running at the same time.
+
+    Retryable: unlike :class:`BackendUnavailable`, it never means the
+    server cannot be reached.
+
+    :ivar backend: the backend name.
+    :ivar location: the store, never with a password.
+    :ivar reason: the backend's one-line reason.
+    :ivar attempts: how many times the call was tried before giving up.
+    """
+
+    #: The same call, made again, is expected to succeed.
+    retryable = True
+
+    def __init__(self, backend, location, reason, attempts=1):
+        self.backend = backend
+        self.location = location
+        self.reason = ' '.join(str(reason).split())
+        self.attempts = attempts
+        super().__init__('Storage backend %s at %s: write conflict after '
+                         '%d attempt(s), retry: %s'
+                         % (backend, location, attempts, self.reason))
+
+
 class InvalidQuery(StorageError, ValueError, http_exceptions.BadRequest):
     """An argument of a storage call is invalid; nothing was read or written.
 

@@ -17,13 +17,15 @@ Every point carries the caller's ``project_id`` in its groupby, so a test
 reads back only its own data even when other workers share the server.
 
 Money is written as :class:`~decimal.Decimal` literals or built from
-integers; nothing here goes through a float.
+integers; nothing here goes through a float (but the floats of
+:data:`MONEY_NOT_FINITE`).
 """
 
 import datetime
 import decimal
 
 from cloudkitty import dataframe
+from cloudkitty.storage.v2 import money
 
 UTC = datetime.timezone.utc
 HOUR = datetime.timedelta(hours=1)
@@ -35,17 +37,87 @@ T0 = datetime.datetime(2021, 3, 10, tzinfo=UTC)
 EVER = (datetime.datetime(2000, 1, 1, tzinfo=UTC),
         datetime.datetime(2100, 1, 1, tzinfo=UTC))
 
-#: The largest and smallest magnitudes kept exactly (see money.py).
+#: The largest and smallest magnitudes every backend keeps exactly (see
+#: money.py and ``Features.max_magnitude``, at least ``10**15``).
 MONEY_MAX = D('999999999999999.999999999999')
 MONEY_TINY = D('0.000000000001')
+#: The largest magnitude of a backend whose ``max_magnitude`` is 10**20.
+MONEY_HUGE = D('99999999999999999999.999999999999')
 #: Values inside the exact range that a careless backend would damage.
 MONEY_EXTREMES = (MONEY_MAX, -MONEY_MAX, MONEY_TINY, -MONEY_TINY, D(0),
                   D('123456789012345.678901234567'), D('-0.5'),
                   D('1.10'), D('1E+14'), D('0.100000000001'))
-#: Finite values outside the exact range: push must reject them.
-MONEY_OUT_OF_RANGE = (D(10) ** 15, -(D(10) ** 15), D('1E-13'),
-                      D('1.0000000000001'), D('1E+20'),
-                      D('1.' + '0' * 82 + '1'))
+#: ``(pushed, stored)``: values with more than 12 fractional digits are
+#: stored rounded to 12, half to even (ties both ways, both signs).
+MONEY_ROUNDED = (
+    (D('0.30000000000000004'), D('0.3')),
+    # NOTE: Decimal(0.152), the binary expansion of the float.
+    (D('0.1519999999999999962252417162744677625596523284912109375'),
+     D('0.152')),
+    (D('0.0000000000005'), D(0)),
+    (D('0.0000000000015'), D('0.000000000002')),
+    (D('0.0000000000025'), D('0.000000000002')),
+    (D('-0.0000000000025'), D('-0.000000000002')),
+    (D('-0.0000000000035'), D('-0.000000000004')),
+    (D('2.50000000000050000'), D('2.5')),
+    (D('2.50000000000150000'), D('2.500000000002')),
+    (D('-7.12345678901250000'), D('-7.123456789012')),
+    (D('-7.12345678901350000'), D('-7.123456789014')),
+    (D('1.00000000000049999999'), D(1)),
+    (D('0.99999999999950000001'), D(1)),
+    (D('1.' + '0' * 82 + '1'), D(1)),
+    (D('-1E-13'), D(0)),
+    (D('1E-1000000'), D(0)),
+)
+#: Finite values beyond every backend's range (10**20, once rounded):
+#: push must reject them.
+MONEY_OUT_OF_RANGE = (D(10) ** 20, -(D(10) ** 20), D('1E+25'),
+                      MONEY_HUGE + D('5E-13'), D('1E+1000000'))
+#: NaN and the infinities, as Decimals and floats: push rejects them.
+MONEY_NOT_FINITE = (D('NaN'), D('-NaN'), D('sNaN'), D('Infinity'),
+                    D('-Infinity'), float('nan'), float('inf'),
+                    float('-inf'))
+
+
+def money_out_of_range(bound):
+    """Finite values that a backend whose max_magnitude is ``bound`` refuses.
+
+    The bound itself, and the largest value below it that rounds up to it.
+    """
+    bound = D(bound)
+    below = bound - D('5E-13')
+    return (bound, -bound, below, -below) + tuple(
+        value for value in MONEY_OUT_OF_RANGE if value.copy_abs() > bound)
+
+
+def forge(point, **fields):
+    """Return ``point`` with ``fields`` replaced, unchecked.
+
+    As a point whose price was set after it was built (upstream's
+    ``set_price()`` does no conversion): a float, a Decimal of any
+    precision, or a NaN that the DataPoint constructor would refuse.
+    """
+    return tuple.__new__(type(point), tuple(
+        fields.get(name, value) for name, value in zip(point._fields,
+                                                       point)))
+
+
+def as_stored(frames):
+    """Return ``frames`` with their money as a backend stores it.
+
+    Each qty and price is rounded as :func:`cloudkitty.storage.v2.money.
+    check` does; everything else is kept.
+    """
+    stored = []
+    for frame in frames:
+        copy = dataframe.DataFrame(frame.start, frame.end)
+        for type_, point in frame.iterpoints():
+            copy.add_point(point._replace(
+                qty=money.check(point.qty, 'qty'),
+                price=money.check(point.price, 'price')), type_)
+        stored.append(copy)
+    return stored
+
 
 #: Label values a backend must keep and compare as plain data: quotes,
 #: backslashes, SQL and glob wildcards, control characters, unicode, empty,
@@ -311,21 +383,23 @@ def distinct_frames(project_id, start=T0, periods=4, per_type=3,
     return frames
 
 
-def money_frames(project_id, start=T0, count=200):
+def money_frames(project_id, start=T0, count=200, value=MONEY_MAX):
     """Four frames whose sums need more than 28 significant digits.
 
     ::
 
         points                         qty            price
-        ``count`` x                    MONEY_MAX      -MONEY_MAX
+        ``count`` x                    value          -value
         ``count + 1`` x                MONEY_TINY     MONEY_TINY
 
     spread round-robin over four hourly frames from ``start``. With the
-    default count: qty sum 200000000000000000.000000000001 (30 digits),
-    price sum -199999999999999999.999999999599. From count 9224 on, the
-    sums of the integer parts no longer fit a signed 64-bit integer.
+    default count and value (MONEY_MAX): qty sum
+    200000000000000000.000000000001 (30 digits), price sum
+    -199999999999999999.999999999599. From count 9224 on, the sums of the
+    integer parts no longer fit a signed 64-bit integer (from count 93 on
+    with MONEY_HUGE).
     """
-    points = ([('cpu', make_point(project_id, MONEY_MAX, -MONEY_MAX))]
+    points = ([('cpu', make_point(project_id, value, value.copy_negate()))]
               * count
               + [('cpu', make_point(project_id, MONEY_TINY, MONEY_TINY))]
               * (count + 1))

@@ -62,6 +62,9 @@ class Features:
     #: Does push() accept an ``idempotency_key``, so that a push retried
     #: with the same key is stored once?
     idempotent_push = False
+    #: Below what magnitude are qty and price kept and summed exactly
+    #: (push() refuses larger ones)?
+    max_magnitude = 10 ** 15
 
 
 class BaseStorage(metaclass=abc.ABCMeta):
@@ -133,6 +136,13 @@ class BaseStorage(metaclass=abc.ABCMeta):
         again with its key is stored again. Without a key, every push
         counts.
 
+        Every qty and price is stored as
+        :func:`cloudkitty.storage.v2.money.check` returns it: a Decimal,
+        int or float (floats through ``str()``), rounded to 12 fractional
+        digits, half to even. ``retrieve()`` returns the stored values and
+        ``total()`` sums them exactly. Groupby and metadata values may be
+        str, int, float, bool or None, and keep their type.
+
         :param dataframes: the frames to store.
         :type dataframes: list of :class:`cloudkitty.dataframe.DataFrame`
         :param scope_id: the scope (project) the frames were rated for.
@@ -141,10 +151,13 @@ class BaseStorage(metaclass=abc.ABCMeta):
             names this push (see above).
         :type idempotency_key: str
         :raises cloudkitty.storage.exceptions.InvalidQuery: for an item that
-            is not a DataFrame, or a qty/price outside the exact range
-            (NaN, Infinity, ``|x| >= 10**15``, more than 12 fractional
-            digits), a bad key, or a key already used by a push of other
-            data (other scope, count or sums).
+            is not a DataFrame; a qty or price that is NaN, infinite, not a
+            Decimal/int/float, or whose magnitude, once rounded, reaches
+            the backend's ``features.max_magnitude`` (10**20 on SQL;
+            10**15 on InfluxDB, Gnocchi and by default); a nested dict or
+            list as a groupby or metadata value; a bad key, or a key
+            already used by a push of other data (other scope, count or
+            sums).
         :raises cloudkitty.storage.exceptions.NotSupported: for a key, when
             the backend's ``features.idempotent_push`` is off.
         """

@@ -9,18 +9,28 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Exact money: the range we accept and its exact integer encoding.
+"""Exact money: how values are rounded, their range, and exact sums.
 
-Every quantity and price the storage layer keeps is a :class:`~decimal.Decimal`
-with at most :data:`FRACTION_DIGITS` fractional digits and an absolute value
-below :data:`MAX_ABS`. Inside that range a value is stored as two integers
-that never overflow a signed 64-bit column and whose sums are exact:
+Every quantity and price the storage layer keeps is a
+:class:`~decimal.Decimal` with at most :data:`FRACTION_DIGITS` fractional
+digits. :func:`check` (and its fast forms :func:`units` and
+:func:`point_units`) is the one place where a pushed value becomes the value
+stored, on every backend:
 
-* ``hi``, the floor of the value (``-10**15 <= hi < 10**15``);
-* ``lo``, what remains, scaled by ``10**12`` (``0 <= lo < 10**12``).
+* a :class:`~decimal.Decimal` or an ``int`` is taken as it is, a ``float``
+  as the shortest decimal that reads back as it (``str(0.1)``, as
+  :class:`cloudkitty.dataframe.DataPoint` converts floats);
+* a value with more than 12 fractional digits is rounded to 12, half to
+  even (``0.30000000000000004`` is stored as ``0.3``, ``Decimal(0.152)``,
+  the binary expansion, as ``0.152``);
+* NaN, Infinity, and values whose magnitude (after rounding) reaches the
+  backend's bound (``Features.max_magnitude``; at most :data:`MAX_ABS`) are
+  refused with :class:`~cloudkitty.storage.exceptions.InvalidQuery`.
 
-Pairs compare like the values they encode, so the smallest value of a group
-is its smallest pair.
+A stored value is an integer number of ``10**-12`` units (*units* below),
+so sums over stored values are integer sums: exact, whatever their number.
+:func:`split` and :func:`join` give a value as ``(hi, lo)``, its floor and
+its scaled fraction.
 
 Arithmetic on the way back runs in :data:`CONTEXT`, whose precision is wide
 enough for sums over billions of points and which traps any rounding, so a
@@ -31,12 +41,15 @@ import decimal
 
 from cloudkitty.storage import exceptions
 
-#: Number of fractional digits a value may carry.
+#: Number of fractional digits a stored value carries at most.
 FRACTION_DIGITS = 12
-#: Values must be strictly below this in absolute value.
-MAX_ABS = decimal.Decimal(10) ** 15
-#: ``10 ** FRACTION_DIGITS``, the scale of the ``lo`` integer.
+#: ``10 ** FRACTION_DIGITS``: a value is stored as ``value * SCALE`` units.
 SCALE = 10 ** FRACTION_DIGITS
+#: The widest bound a backend may declare: stored magnitudes stay below it.
+#: The default bound of :func:`check` and :func:`point_units`.
+MAX_MAGNITUDE = 10 ** 20
+#: :data:`MAX_MAGNITUDE` as a Decimal.
+MAX_ABS = decimal.Decimal(MAX_MAGNITUDE)
 
 #: Context for sums: wide, and rounding is an error rather than a surprise.
 CONTEXT = decimal.Context(
@@ -48,53 +61,92 @@ CONTEXT = decimal.Context(
 AVERAGE_CONTEXT = decimal.Context(prec=34)
 
 _QUANTUM = decimal.Decimal(1).scaleb(-FRACTION_DIGITS)
-_LOOSE_CONTEXT = decimal.Context(prec=80)
-_MAX_SCALED = int(MAX_ABS) * SCALE
+# NOTE: quantize() below works on values already known to be below
+# MAX_MAGNITUDE (at most 33 digits once rounded): 80 digits never round.
+_ROUNDING_CONTEXT = decimal.Context(prec=80, rounding=decimal.ROUND_HALF_EVEN)
 
 
-def check(value, field):
-    """Raise :class:`InvalidQuery` unless ``value`` fits the exact range.
+def _invalid(field, message, value):
+    return exceptions.InvalidQuery(field, message, value)
 
-    :param value: the quantity or price of a point.
-    :type value: decimal.Decimal
+
+def to_decimal(value, field):
+    """Return a qty or price as a finite Decimal, not rounded yet.
+
+    :param value: a Decimal, an int or a float (converted through
+        ``str()``, like :class:`cloudkitty.dataframe.DataPoint` does).
     :param field: its name (``qty`` or ``price``), used in the message.
-    :raises cloudkitty.storage.exceptions.InvalidQuery: for NaN, Infinity,
-        ``|value| >= 10**15`` or more than 12 significant fractional digits.
+    :raises cloudkitty.storage.exceptions.InvalidQuery: for any other type
+        (``bool`` included), NaN and Infinity.
     """
-    if not isinstance(value, decimal.Decimal) or not value.is_finite():
-        raise exceptions.InvalidQuery(
-            field, 'must be a finite Decimal, got %r' % (value,), value)
+    if isinstance(value, decimal.Decimal):
+        result = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        result = decimal.Decimal(value)
+    elif isinstance(value, float):
+        # NOTE: Decimal(0.1) would be 0.1000000000000000055511151231257827;
+        # str() is what was meant, and what DataPoint keeps.
+        result = decimal.Decimal(str(value))
+    else:
+        raise _invalid(field, 'must be a Decimal, int or float, got %r'
+                       % (value,), value)
+    if not result.is_finite():
+        raise _invalid(field, 'must be finite, got %r' % (value,), value)
+    return result
+
+
+def check(value, field, max_magnitude=MAX_MAGNITUDE):
+    """Return a qty or price as it is stored: rounded, and in range.
+
+    :param value: a Decimal, an int or a float (see :func:`to_decimal`).
+    :param field: its name (``qty`` or ``price``), used in the message.
+    :param max_magnitude: the backend's bound (``Features.max_magnitude``).
+    :type max_magnitude: int
+    :returns: the value rounded to 12 fractional digits (half to even);
+        the Decimal itself when rounding does not change it.
+    :rtype: decimal.Decimal
+    :raises cloudkitty.storage.exceptions.InvalidQuery: for a value that is
+        not a finite Decimal, int or float, or whose magnitude is
+        ``max_magnitude`` or more (after rounding).
+    """
+    number = to_decimal(value, field)
+    rounded = _rounded(number, field, max_magnitude, value)
+    return number if rounded == number else rounded
+
+
+def _rounded(number, field, max_magnitude, value):
+    """Round a finite Decimal to 12 fractional digits; check its range."""
     # NOTE: copy_abs() is exact; abs() would round (or overflow, for
-    # 1E+1000000) in the default context.
-    if value.copy_abs() >= MAX_ABS:
-        raise exceptions.InvalidQuery(
-            field, 'absolute value must be below 10**15, got %s' % value,
-            value)
-    # NOTE: this quantize must not trap Inexact: an inexact result is
-    # exactly what the comparison detects.
-    if value != value.quantize(_QUANTUM, context=_LOOSE_CONTEXT):
-        raise exceptions.InvalidQuery(
-            field, 'at most %d fractional digits are kept exactly, got %s'
-            % (FRACTION_DIGITS, value), value)
+    # 1E+1000000) in the default context. Checked before quantize(), which
+    # would fail on such exponents.
+    if number.copy_abs() < max_magnitude:
+        rounded = number.quantize(_QUANTUM, context=_ROUNDING_CONTEXT)
+        if rounded.copy_abs() < max_magnitude:
+            return rounded
+    raise _invalid(field, 'absolute value must be below %s once rounded '
+                   'to %d fractional digits, got %s'
+                   % (_power(max_magnitude), FRACTION_DIGITS, value), value)
 
 
-def split(value):
-    """Encode a checked value as its ``(hi, lo)`` integer pair.
-
-    :param value: a value accepted by :func:`check`.
-    :type value: decimal.Decimal
-    :returns: ``(hi, lo)`` with ``value == hi + lo / 10**12`` and
-        ``0 <= lo < 10**12``.
-    :rtype: tuple(int, int)
-    """
-    return divmod(int(value.scaleb(FRACTION_DIGITS, context=CONTEXT)), SCALE)
+def _slow_units(value, field, max_magnitude):
+    """:func:`units` for a value that is not a Decimal ready to scale."""
+    rounded = _rounded(to_decimal(value, field), field, max_magnitude, value)
+    return int(rounded.scaleb(FRACTION_DIGITS, context=CONTEXT))
 
 
-def encode(value, field):
-    """Check a value and encode it as ``(hi, lo)`` in one step.
+def _power(bound):
+    """Write a bound such as ``10 ** 20`` as ``10**20``, others as is."""
+    digits = str(bound)
+    if digits.rstrip('0') == '1':
+        return '10**%d' % (len(digits) - 1)
+    return digits
 
-    The fast path of :func:`check` followed by :func:`split`, for the
-    millions of values a push may carry.
+
+def units(value, field, max_magnitude=MAX_MAGNITUDE):
+    """Return a qty or price as stored, as an int of ``10**-12`` units.
+
+    The fast path of :func:`check`: a Decimal already in range with at most
+    12 fractional digits is only scaled.
 
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`.
     """
@@ -105,21 +157,22 @@ def encode(value, field):
             decimal.DecimalException):
         whole = scaled = None
     if whole is None or whole != scaled or not (
-            -_MAX_SCALED < whole < _MAX_SCALED):
-        check(value, field)
-    return divmod(whole, SCALE)
+            -max_magnitude * SCALE < whole < max_magnitude * SCALE):
+        whole = _slow_units(value, field, max_magnitude)
+    return whole
 
 
-def point_units(qty, price):
-    """Check a point's qty and price; return both as ``10**-12`` units.
+def point_units(qty, price, max_magnitude=MAX_MAGNITUDE):
+    """Return a point's qty and price as stored, as ``10**-12`` units.
 
-    The fast path of :func:`check` for the millions of values a push may
-    carry, without the ``(hi, lo)`` split of :func:`encode_point`.
+    :func:`units` for both, for the millions of values a push may carry.
 
+    :param max_magnitude: the backend's bound (``Features.max_magnitude``).
     :returns: ``(qty_units, price_units)``, ints.
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`,
         naming ``qty`` or ``price``.
     """
+    bound = max_magnitude * SCALE
     try:
         qty_scaled = qty.scaleb(FRACTION_DIGITS, context=CONTEXT)
         price_scaled = price.scaleb(FRACTION_DIGITS, context=CONTEXT)
@@ -130,21 +183,40 @@ def point_units(qty, price):
         qty_units = price_units = None
     if (qty_units is None or qty_units != qty_scaled
             or price_units != price_scaled
-            or not -_MAX_SCALED < qty_units < _MAX_SCALED
-            or not -_MAX_SCALED < price_units < _MAX_SCALED):
-        check(qty, 'qty')
-        check(price, 'price')
+            or not -bound < qty_units < bound
+            or not -bound < price_units < bound):
+        qty_units = _slow_units(qty, 'qty', max_magnitude)
+        price_units = _slow_units(price, 'price', max_magnitude)
     return qty_units, price_units
 
 
-def encode_point(qty, price):
+def split(value):
+    """Encode a value as its ``(hi, lo)`` integer pair (rounded first).
+
+    :param value: a value accepted by :func:`check`.
+    :returns: ``(hi, lo)`` with ``value == hi + lo / 10**12`` (for the
+        value as stored) and ``0 <= lo < 10**12``: ``hi`` is its floor.
+    :rtype: tuple(int, int)
+    """
+    return divmod(units(value, 'value'), SCALE)
+
+
+def encode(value, field):
+    """Check a value and encode it as ``(hi, lo)`` (see :func:`split`).
+
+    :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`.
+    """
+    return divmod(units(value, field), SCALE)
+
+
+def encode_point(qty, price, max_magnitude=MAX_MAGNITUDE):
     """Check and encode a point's qty and price: :func:`encode` for both.
 
     :returns: ``(qty_hi, qty_lo, price_hi, price_lo)``.
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`,
         naming ``qty`` or ``price``.
     """
-    qty_units, price_units = point_units(qty, price)
+    qty_units, price_units = point_units(qty, price, max_magnitude)
     return divmod(qty_units, SCALE) + divmod(price_units, SCALE)
 
 
@@ -167,17 +239,16 @@ def add(a, b):
 
 
 def to_units(value):
-    """Return a checked value as an int of ``10**-12`` units, exactly.
+    """Return a value as stored, as an int of ``10**-12`` units.
 
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`.
     """
-    hi, lo = encode(value, 'value')
-    return hi * SCALE + lo
+    return units(value, 'value')
 
 
-def from_units(units):
+def from_units(value_units):
     """Return an int of ``10**-12`` units as a canonical Decimal."""
-    hi, lo = divmod(units, SCALE)
+    hi, lo = divmod(value_units, SCALE)
     return join(hi, lo)
 
 

@@ -96,6 +96,8 @@ class JSONFileFeatures(v2.Features):
     concurrent_writers = True
     #: JSON strings have no length limit.
     max_value_length = None
+    #: Sums are Python integers: values up to the widest bound are exact.
+    max_magnitude = money.MAX_MAGNITUDE
 
 
 class JSONFileStorage(v2.BaseStorage):
@@ -165,12 +167,11 @@ class JSONFileStorage(v2.BaseStorage):
             raise exceptions.InvalidQuery(
                 'scope_id', 'expected a str or None, got %s'
                 % type(scope_id).__name__, scope_id)
-        # NOTE: every qty and price is checked before anything is
-        # written: a push is all or nothing.
-        for frame in frames:
-            for _, point in frame.iterpoints():
-                money.encode_point(point.qty, point.price)
-        frames = [frame for frame in frames if len(frame)]
+        # NOTE: every qty and price is checked, and rounded as every
+        # backend stores it, before anything is written: a push is all or
+        # nothing.
+        frames = [_as_stored(frame, self.features.max_magnitude)
+                  for frame in frames if len(frame)]
         if not frames:
             return
         with _locked(self, fcntl.LOCK_EX):
@@ -248,6 +249,21 @@ def _locked(store, operation):
         raise exceptions.BackendUnavailable(
             store.name, store.path, '%s: %s' % (type(exc).__name__, exc)
         ) from exc
+
+
+def _as_stored(frame, bound):
+    """Return a copy of ``frame`` with its money as it is stored.
+
+    :raises cloudkitty.storage.exceptions.InvalidQuery: for a qty or price
+        :func:`cloudkitty.storage.v2.money.check` refuses.
+    """
+    stored = dataframe.DataFrame(frame.start, frame.end)
+    for type_, point in frame.iterpoints():
+        stored.add_point(dataframe.DataPoint(
+            point.unit, money.check(point.qty, 'qty', bound),
+            money.check(point.price, 'price', bound), point.groupby,
+            point.metadata, point.description), type_)
+    return stored
 
 
 def _encode(scope_id, frames):

@@ -89,6 +89,8 @@ class Features(v2.Features):
     max_value_length = mapping.MAX_VALUE_LENGTH
     #: Gnocchi has nowhere to keep a receipt that is written with the data.
     idempotent_push = False
+    #: Measures are float64: beyond 10**15 not even whole units are kept.
+    max_magnitude = 10 ** 15
 
 
 class GnocchiStorage(v2.BaseStorage):
@@ -312,6 +314,7 @@ class GnocchiStorage(v2.BaseStorage):
             measures)}, {(role, key), ...})``.
         """
         granularity_ns = self._granularity_ns
+        bound = self.features.max_magnitude
         checked = set()
         series_cache = {}
         slots = {}
@@ -329,14 +332,14 @@ class GnocchiStorage(v2.BaseStorage):
                 period = int(period)
             month = mapping.month_number(frame.start)
             for type_, point in frame.iterpoints():
-                money.check(point.qty, 'qty')
-                money.check(point.price, 'price')
+                qty = money.check(point.qty, 'qty', bound)
+                price = money.check(point.price, 'price', bound)
                 self._check_labels(type_, point, checked)
                 labels = (type_, point.unit, point.description,
                           mapping.label_items(point.groupby),
                           mapping.label_items(point.metadata))
                 values = slots.setdefault((labels, start_ns, period), [])
-                money_pair = (point.qty, point.price)
+                money_pair = (qty, price)
                 try:
                     slot = values.index(money_pair)
                 except ValueError:
@@ -348,20 +351,19 @@ class GnocchiStorage(v2.BaseStorage):
                     series = series_cache[cache_key] = mapping.Series(
                         self.rating_type, scope_id, type_, point, period,
                         month, slot)
-                planned.append((series, start_ns, point))
+                planned.append((series, start_ns, money_pair))
         first = mapping.CLOCK.reserve(len(planned))
         resources = {}
         keys = set()
-        for index, (series, start_ns, point) in enumerate(planned):
+        for index, (series, start_ns, (qty, price)) in enumerate(planned):
             entry = resources.get(series.id)
             if entry is None:
                 entry = resources[series.id] = (series.attributes, [], [])
                 keys.update(series.keys)
             stamp = mapping.iso_ns(
                 start_ns + (first + index) % granularity_ns)
-            entry[1].append({'timestamp': stamp, 'value': float(point.qty)})
-            entry[2].append({'timestamp': stamp,
-                             'value': float(point.price)})
+            entry[1].append({'timestamp': stamp, 'value': float(qty)})
+            entry[2].append({'timestamp': stamp, 'value': float(price)})
         return resources, keys
 
     @staticmethod

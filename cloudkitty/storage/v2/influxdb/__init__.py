@@ -74,6 +74,8 @@ class InfluxDBFeatures(v2.Features):
     # InfluxDB's 64 KiB series key.
     max_value_length = 4096
     idempotent_push = True
+    # NOTE: fields are int64: see encoding.MAX_MAGNITUDE.
+    max_magnitude = encoding.MAX_MAGNITUDE
 
 
 def to_ns(moment):

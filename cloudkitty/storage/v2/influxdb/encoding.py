@@ -59,6 +59,10 @@ LIMB_BITS = 31
 _LIMB_MASK = (1 << LIMB_BITS) - 1
 #: Values whose units reach this magnitude get a third limb.
 _TWO_LIMBS = 1 << (2 * LIMB_BITS)
+#: The bound on qty and price magnitudes (``Features.max_magnitude``): a
+#: third limb stays below ``2**28``, so that InfluxDB's int64 sums of it
+#: stay exact over ``2**35`` points.
+MAX_MAGNITUDE = 10 ** 15
 #: Slots told apart by time alone (nanoseconds after the frame start).
 SLOTS = 1000
 #: InfluxDB 1.x keeps series keys (measurement and tags) below 64 KiB.
@@ -334,8 +338,9 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
     :param scope_tag: the encoded scope, or None.
     :param type_: the metric type.
     :param point: the :class:`cloudkitty.dataframe.DataPoint`.
-    :raises InvalidQuery: for money outside the exact range, or labels too
-        long for an InfluxDB series key.
+    :raises InvalidQuery: for money that is not finite or not below
+        :data:`MAX_MAGNITUDE` (see :func:`cloudkitty.storage.v2.money.
+        check`), or labels too long for an InfluxDB series key.
     """
     groupby = tuple(point.groupby.items())
     metadata = tuple(point.metadata.items())
@@ -348,7 +353,7 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
         identity, type_tag, hidden, _ = _typed_labels(
             scope_tag, type_, point.unit, groupby, metadata,
             tuple(encode(v) for _, v in groupby + metadata))
-    qty, price = money.point_units(point.qty, point.price)
+    qty, price = money.point_units(point.qty, point.price, MAX_MAGNITUDE)
     extra = ''
     if point.description is not None:
         extra = ',%s=%s' % (DESCRIPTION_FIELD,

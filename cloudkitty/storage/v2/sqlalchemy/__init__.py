@@ -16,11 +16,14 @@ One ``sqlalchemy`` entry point serves the three databases; the
 described in :mod:`cloudkitty.storage.v2.sqlalchemy.models`; the schema is
 created and upgraded by alembic migrations when :meth:`init` runs.
 
-Money is exact: every qty and price is kept as an integer pair, and sums are
-computed by the database on integers. SQLite's 64-bit ``sum()`` can only
-overflow past about 9,000 points near ``10**15`` or 9 million full
-fractions; the query is then run again with each column split in two
-(``c // 10**6`` and ``c % 10**6``), whose sums cannot overflow.
+Money is exact: every qty and price below ``10**20`` is kept as a pair of
+integers (see :mod:`~cloudkitty.storage.v2.sqlalchemy.models`), and sums
+are computed by the database on integers. PostgreSQL and MariaDB sum
+integers into exact decimals; SQLite's 64-bit ``sum()`` overflows past about
+92,000 points whose value modulo 100 is near 100, or 9 points near
+``10**20``; the query is then run again with each column split in two
+(``c // 10**9`` and ``c % 10**9``), whose sums do not overflow before
+billions of points.
 """
 
 import contextlib
@@ -52,15 +55,22 @@ LOG = log.getLogger(__name__)
 
 # NOTE: how SQLite sums are split when a plain sum() overflows: a column c
 # is summed as sum(c // _SPLIT) and sum(c % _SPLIT) (integer division).
-_SPLIT = 10 ** 6
-_MONEY_COLUMNS = ('qty_hi', 'qty_lo', 'price_hi', 'price_lo')
+_SPLIT = 10 ** 9
+_MONEY_COLUMNS = ('qty_hundreds', 'qty_rest', 'price_hundreds',
+                  'price_rest')
+# NOTE: the members of a money value in the aggregates, with their weights
+# in 10**-12 units: the rollup's (big, small, lo) triples and the points'
+# (hundreds, rest) pairs, each source giving 0 for the others' members.
+_LIMBS = (('big', rollup.BIG * money.SCALE), ('small', money.SCALE),
+          ('hundreds', models.HUNDRED), ('lo', 1))
 #: Offsets from which retrieve() seeks the page's frame start first (see
 #: SQLAlchemyStorage._seek); below it a plain OFFSET costs less.
 _SEEK_FROM = 1000
-# NOTE: an offset and widths that turn a (hi, lo) pair into a fixed-width
-# string of digits which sorts like the value, for SQLite's min()/max().
-_HI_OFFSET, _HI_WIDTH = 10 ** 15, 16
-_LO_WIDTH = 12
+# NOTE: an offset and widths that turn a (hundreds, rest) pair into a
+# fixed-width string of digits which sorts like the value, for SQLite's
+# min()/max().
+_HUNDREDS_OFFSET, _HUNDREDS_WIDTH = 10 ** 18, 19
+_REST_WIDTH = 14
 
 
 #: Microseconds since the epoch, the unit of every time column.
@@ -72,10 +82,11 @@ from_micros = query_mod.from_micros
 class _Source:
     """A table aggregates can read: the points or the daily rollup.
 
-    Both give each money value as a ``(big, small, lo)`` triple worth
-    ``big * 10**9 + small + lo / 10**12`` (see
-    :mod:`~cloudkitty.storage.v2.sqlalchemy.rollup`); for points ``big``
-    is 0 and ``small`` is ``hi``. So one query can add both up.
+    Both give each money value as the members of :data:`_LIMBS`: the
+    rollup its ``(big, small, lo)`` triple (see :mod:`~cloudkitty.storage.
+    v2.sqlalchemy.rollup`) and 0 hundreds, the points their ``(hundreds,
+    rest)`` pair as hundreds and ``lo``, and 0 for the rest. So one query
+    can add both up.
     """
 
     table: sa.Table
@@ -98,15 +109,18 @@ class _Source:
         return [start.label('begin'), end.label('end')]
 
     def money(self):
-        """``[(column or None, name)]`` of the six money triple members."""
+        """``[(column or None, name)]`` of the eight money members."""
         if self.table is models.daily:
-            return [(self.table.c[name], name)
-                    for name in rollup.MONEY_COLUMNS]
+            members = {'big': '_big', 'small': '_small', 'lo': '_lo'}
+        else:
+            members = {'hundreds': '_hundreds', 'lo': '_rest'}
         columns = []
         for field in ('qty', 'price'):
-            columns += [(None, field + '_big'),
-                        (self.table.c[field + '_hi'], field + '_small'),
-                        (self.table.c[field + '_lo'], field + '_lo')]
+            for member, _ in _LIMBS:
+                suffix = members.get(member)
+                columns.append((None if suffix is None else
+                                self.table.c[field + suffix],
+                                field + '_' + member))
         return columns
 
     def counter(self):
@@ -132,6 +146,7 @@ class SQLAlchemyFeatures(v2.Features):
     concurrent_writers = True
     max_value_length = None
     idempotent_push = True
+    max_magnitude = models.MAX_MAGNITUDE
 
 
 class _Overflow(Exception):
@@ -265,21 +280,29 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _with_partitions(self, begins, write, *args):
         """Create the months of ``begins`` if missing, then ``write(*args)``.
 
+        Each step is one transaction, made again if it loses a deadlock
+        (see :func:`engine.retry_conflicts`); in the end a lasting
+        conflict raises :class:`~cloudkitty.storage.exceptions.
+        WriteConflict`.
+
         :returns: what ``write`` returns.
         """
-        with engine_mod.translate_errors(self.engine):
-            self._partitions.ensure(begins)
+        retry = engine_mod.retry_conflicts
+        retry(self._ensure_partitions, begins)
         try:
-            return write(*args)
+            return retry(write, *args)
         except sa_exc.IntegrityError as exc:
             # NOTE: another process may have dropped a month this one
             # knew (a purge): find out, create it, push again.
             if not partitions.missing_partition(exc):
                 raise
             self._partitions.reset()
-            with engine_mod.translate_errors(self.engine):
-                self._partitions.ensure(begins)
-            return write(*args)
+            retry(self._ensure_partitions, begins)
+            return retry(write, *args)
+
+    def _ensure_partitions(self, begins):
+        with engine_mod.translate_errors(self.engine):
+            self._partitions.ensure(begins)
 
     def _roll_up_after_push(self, day):
         """Roll up the days before ``day``; a failure only logs.
@@ -333,7 +356,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         :param items: ``(begin, end, type, point)`` tuples (see
             :func:`_flat`).
         :returns: ``(points, new_series)``: one ``(series, begin, end,
-            qty_hi, qty_lo, price_hi, price_lo)`` tuple per point and the
+            qty_hundreds, qty_rest, price_hundreds, price_rest)`` tuple
+            per point (see :func:`_encode_money`) and the
             ``ck_series`` rows of the series not seen before.
         """
         points = []
@@ -341,7 +365,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         new_series = {}
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = money.encode_point
+        encode = _encode_money
         exact_key = series_mod.exact_key
         for begin, end, type_, point in items:
             key = series_key(scope_id, type_, point)
@@ -412,7 +436,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = money.encode_point
+        encode = _encode_money
         with self._insert_points.streaming(conn) as write:
             for begin, end, type_, point in items:
                 key = series_key(scope_id, type_, point)
@@ -684,15 +708,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Turn point rows into ``(start, end, type, DataPoint)`` tuples."""
         info = series_mod.load(conn, [r.series_id for r in rows],
                                self._series_info)
+        join, from_units = models.join, money.from_units
         points = []
         for row in rows:
             type_, unit, groupby, metadata, description = info[row.series_id]
             points.append((
                 from_micros(row.begin), from_micros(row.end), type_,
                 dataframe.DataPoint(
-                    unit, money.join(row.qty_hi, row.qty_lo),
-                    money.join(row.price_hi, row.price_lo), groupby,
-                    metadata, description)))
+                    unit, from_units(join(row.qty_hundreds, row.qty_rest)),
+                    from_units(join(row.price_hundreds, row.price_rest)),
+                    groupby, metadata, description)))
         return points
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
@@ -788,7 +813,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 columns += _sum(column, name, split)
         for func, field in extremes:
             columns.append(getattr(sa.func, func)(self._sortable(
-                table.c[field + '_hi'], table.c[field + '_lo'])).label(
+                table.c[field + '_hundreds'], table.c[field + '_rest'])).label(
                 '%s_%s' % (func, field)))
         stmt = sa.select(*group, *columns).where(
             *self._conditions(query, source))
@@ -818,12 +843,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
             index += 2
         count = row[index]
         width = 2 if split else 1
-        limbs = [_unsplit(row[index + 1 + i * width:
-                              index + 1 + (i + 1) * width])
-                 for i in range(6)]
-        index += 1 + 6 * width
-        qty = rollup.pair(*limbs[:3])
-        price = rollup.pair(*limbs[3:])
+        sums = []
+        index += 1
+        for _ in range(2):
+            value_units = 0
+            for _, weight in _LIMBS:
+                value_units += weight * _unsplit(row[index:index + width])
+                index += width
+            sums.append(value_units)
         mins, maxs = {}, {}
         for func, field in extremes:
             target = mins if func == 'min' else maxs
@@ -831,21 +858,23 @@ class SQLAlchemyStorage(v2.BaseStorage):
             index += 1
         return query_mod.Partial(
             tuple(keys), start, end, query_mod.Aggregate.from_units(
-                count, qty[0] * money.SCALE + qty[1],
-                price[0] * money.SCALE + price[1], mins, maxs))
+                count, sums[0], sums[1], mins, maxs))
 
-    def _sortable(self, hi, lo):
-        """An expression ordered like the value ``hi + lo / 10**12``."""
+    def _sortable(self, hundreds, rest):
+        """An expression ordered like the value of a point's pair."""
         if self.engine.dialect.name == 'sqlite':
-            return sa.func.printf('%0*d%0*d', _HI_WIDTH, hi + _HI_OFFSET,
-                                  _LO_WIDTH, lo)
-        return sa.cast(hi, sa.Numeric(40, 0)) * money.SCALE + lo
+            return sa.func.printf('%0*d%0*d', _HUNDREDS_WIDTH,
+                                  hundreds + _HUNDREDS_OFFSET, _REST_WIDTH,
+                                  rest)
+        return sa.cast(hundreds, sa.Numeric(40, 0)) * models.HUNDRED + rest
 
     def _unsortable(self, value):
+        """The Decimal of a :meth:`_sortable` value."""
         if self.engine.dialect.name == 'sqlite':
-            return money.join(int(value[:_HI_WIDTH]) - _HI_OFFSET,
-                              int(value[_HI_WIDTH:]))
-        return money.join(0, value)
+            return money.from_units(models.join(
+                int(value[:_HUNDREDS_WIDTH]) - _HUNDREDS_OFFSET,
+                value[_HUNDREDS_WIDTH:]))
+        return money.from_units(int(value))
 
     # delete ----------------------------------------------------------------
 
@@ -857,13 +886,27 @@ class SQLAlchemyStorage(v2.BaseStorage):
         forgets the idempotency keys of the pushes in the window (see
         :meth:`BaseStorage.push`).
 
+        One transaction, made again if it loses a deadlock (see
+        :func:`engine.retry_conflicts`).
+
         :returns: the number of points deleted.
         """
         query = query_mod.validate_delete(begin=begin, end=end,
                                           filters=filters)
+        return engine_mod.retry_conflicts(self._delete, query)
+
+    def _delete(self, query):
+        """Delete the points of a validated query, in one transaction.
+
+        It first takes ``until`` exclusively: pushes wait for the delete,
+        and the delete for the pushes under way, so that the sums and
+        counts it takes from the rollup and the frame counts are those of
+        the very points it deletes (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.rollup`).
+        """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
-                until = rollup.until(conn, lock='share')
+                until = rollup.until(conn, lock='update')
                 receipts.forget(
                     conn, None if query.begin is None
                     else to_micros(query.begin),
@@ -881,6 +924,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # NOTE: only the points of rolled-up days are in the rollup.
                 removed = [] if until == rollup.NOTHING else self._day_sums(
                     conn, conditions + [models.point.c.begin < until])
+                # NOTE: in (day, series) order, as pushes add to them.
+                removed.sort(key=lambda row: row[-2:])
                 if removed:
                     conn.exec_driver_sql(self._subtract_daily_sql, removed)
                     # NOTE: only the days touched can have emptied rows;
@@ -945,19 +990,27 @@ class SQLAlchemyStorage(v2.BaseStorage):
             rows = [row[:3] + tuple(_unsplit(row[i:i + 2])
                                     for i in range(3, 11, 2))
                     for row in rows]
-        # NOTE: the limbs of rollup.limbs(), inlined: a period of a large
-        # deployment deletes (and a day rolls up) one row per series here.
-        big, scale = rollup.BIG, money.SCALE
-        removed = []
-        for day, series_id, count, qty_hi, qty_lo, price_hi, price_lo \
-                in rows:
-            carry, qty_lo = divmod(int(qty_lo), scale)
-            qty_big, qty_small = divmod(int(qty_hi) + carry, big)
-            carry, price_lo = divmod(int(price_lo), scale)
-            price_big, price_small = divmod(int(price_hi) + carry, big)
-            removed.append((count, qty_big, qty_small, qty_lo, price_big,
-                            price_small, price_lo, day, series_id))
-        return removed
+        limbs, join = rollup.limbs, models.join
+        return [(count,) + limbs(join(qty_hundreds, qty_rest))
+                + limbs(join(price_hundreds, price_rest)) + (day, series_id)
+                for day, series_id, count, qty_hundreds, qty_rest,
+                price_hundreds, price_rest in rows]
+
+
+def _encode_money(qty, price):
+    """Check a point's qty and price; return them as ``ck_point`` pairs.
+
+    :returns: ``(qty_hundreds, qty_rest, price_hundreds, price_rest)``
+        (see :mod:`~cloudkitty.storage.v2.sqlalchemy.models`).
+    :raises cloudkitty.storage.exceptions.InvalidQuery: as
+        :func:`cloudkitty.storage.v2.money.check`, for values that are not
+        finite or not below ``10**20``; more than 12 fractional digits are
+        rounded there.
+    """
+    qty_units, price_units = money.point_units(qty, price,
+                                               models.MAX_MAGNITUDE)
+    return (divmod(qty_units, models.HUNDRED)
+            + divmod(price_units, models.HUNDRED))
 
 
 def _flat(frames):

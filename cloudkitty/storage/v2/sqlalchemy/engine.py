@@ -18,7 +18,10 @@ upgrade from a read lock. MySQL/MariaDB connections use utf8mb4.
 """
 
 import contextlib
+import random
+import time
 
+from oslo_log import log
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects import postgresql
@@ -28,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 
 from cloudkitty.storage import exceptions
 
+LOG = log.getLogger(__name__)
 BACKEND = 'sqlalchemy'
 
 
@@ -110,6 +114,76 @@ _PG_WRITE_REFUSED = ('53100', '25006')  # disk_full, read_only_transaction
 _MYSQL_WRITE_REFUSED = (1021, 1036, 1114, 1290, 1792)  # full, read-only
 
 
+# NOTE: the errors that mean "this transaction collided with others and
+# was rolled back", per driver: deadlock victims and serialization failures
+# (retried by retry_conflicts()), and lock waits that timed out (raised at
+# once: they have waited long already).
+_PG_CONFLICTS = ('40P01', '40001')  # deadlock_detected, serialization
+_PG_LOCK_TIMEOUTS = ('55P03',)  # lock_not_available
+_MYSQL_CONFLICTS = (1213,)  # ER_LOCK_DEADLOCK
+_MYSQL_LOCK_TIMEOUTS = (1205,)  # ER_LOCK_WAIT_TIMEOUT
+#: Times a write is tried when it keeps losing deadlocks.
+CONFLICT_ATTEMPTS = 6
+#: Seconds of the first pause before a retry; each pause draws a random
+#: time up to twice the previous bound, so that the colliding writers do
+#: not meet again at once.
+CONFLICT_PAUSE = 0.05
+
+
+def _conflict(orig):
+    """Tell whether a driver error is a conflict: ``'retry'``, ``'timeout'``.
+
+    :returns: ``'retry'`` for a deadlock or serialization failure,
+        ``'timeout'`` for a lock wait that timed out, else None.
+    """
+    state = getattr(orig, 'sqlstate', None)
+    if state is not None:
+        return ('retry' if state in _PG_CONFLICTS else
+                'timeout' if state in _PG_LOCK_TIMEOUTS else None)
+    if getattr(orig, 'sqlite_errorname', None) is not None:
+        return None
+    args = getattr(orig, 'args', ())
+    if args and args[0] in _MYSQL_CONFLICTS:
+        return 'retry'
+    if args and args[0] in _MYSQL_LOCK_TIMEOUTS:
+        return 'timeout'
+    return None
+
+
+def retry_conflicts(call, *args):
+    """Call ``call(*args)``; make it again when it loses a deadlock.
+
+    ``call`` must run one whole transaction: a deadlock or serialization
+    failure rolls all of it back, so making it again stores it once. After
+    :data:`CONFLICT_ATTEMPTS` tries, or at once for a lock wait timeout,
+    the :class:`~cloudkitty.storage.exceptions.WriteConflict` raised by
+    :func:`translate_errors` is raised with the number of attempts.
+
+    :returns: what ``call`` returns.
+    """
+    bound = CONFLICT_PAUSE
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return call(*args)
+        except exceptions.WriteConflict as exc:
+            final = attempt == CONFLICT_ATTEMPTS or not _retried(exc)
+            if final:
+                if attempt == 1:
+                    raise
+                raise exceptions.WriteConflict(
+                    exc.backend, exc.location, exc.reason,
+                    attempts=attempt) from exc.__cause__
+            LOG.info('Write conflict (attempt %d of %d), trying again: %s',
+                     attempt, CONFLICT_ATTEMPTS, exc.reason)
+            time.sleep(random.uniform(0, bound))
+            bound *= 2
+
+
+def _retried(error):
+    """Tell whether a WriteConflict is one that is tried again."""
+    return _conflict(getattr(error.__cause__, 'orig', None)) == 'retry'
+
+
 def _write_refused(orig):
     """Tell whether a driver error says the database cannot be written."""
     name = getattr(orig, 'sqlite_errorname', None)
@@ -125,9 +199,10 @@ def _write_refused(orig):
 def translate_errors(engine):
     """Turn driver errors into the storage layer's typed errors.
 
-    A full disk or read-only storage is :class:`WriteRefused`; a lost or
-    refused connection is :class:`BackendUnavailable`; any other SQLite
-    operational error is a :class:`StorageError` naming the file.
+    A full disk or read-only storage is :class:`WriteRefused`; a deadlock,
+    serialization failure or lock wait timeout is :class:`WriteConflict`;
+    a lost or refused connection is :class:`BackendUnavailable`; any other
+    SQLite operational error is a :class:`StorageError` naming the file.
     """
     try:
         yield
@@ -136,6 +211,9 @@ def translate_errors(engine):
         if _write_refused(exc.orig):
             raise exceptions.WriteRefused(BACKEND, location,
                                           str(exc.orig)) from exc
+        if _conflict(exc.orig) is not None:
+            raise exceptions.WriteConflict(BACKEND, location,
+                                           str(exc.orig)) from exc
         if isinstance(exc, sa_exc.OperationalError):
             if engine.dialect.name == 'sqlite' and \
                     not _is_connect_error(exc):
@@ -193,6 +271,26 @@ def insert_many_ignoring_duplicates(conn, table, rows):
                                    for row in rows])
     else:
         insert_ignoring_duplicates(conn, table, rows)
+
+
+def unique_key(table, columns):
+    """Return the names of the first unique key of ``table`` in ``columns``.
+
+    The primary key is tried first, then the unique constraints, by name.
+    Writers that may meet on such a key sort their rows by it (see
+    :class:`CopyWrite`).
+
+    :returns: a list of column names; empty if no key is covered.
+    """
+    keys = [table.primary_key] + sorted(
+        (constraint for constraint in table.constraints
+         if isinstance(constraint, sa.UniqueConstraint)),
+        key=lambda constraint: str(constraint.name))
+    for key in keys:
+        names = [column.name for column in key.columns]
+        if names and all(name in columns for name in names):
+            return names
+    return []
 
 
 def bulk_writer(dialect, table, columns, suffix=''):
@@ -278,8 +376,13 @@ class CopyWrite:
             self.prepare = ('CREATE TEMPORARY TABLE %s (LIKE %s INCLUDING '
                             'DEFAULTS) ON COMMIT DROP' % (self.staging,
                                                           target))
-            self.merge = 'INSERT INTO %s (%s) SELECT %s FROM %s%s' % (
-                target, names, names, self.staging, suffix)
+            # NOTE: rows are merged in the order of the key they may
+            # conflict on, so that concurrent pushes writing some of the
+            # same keys lock them in one order and never deadlock.
+            order = ', '.join(quote(c) for c in unique_key(table, columns))
+            self.merge = 'INSERT INTO %s (%s) SELECT %s FROM %s%s%s' % (
+                target, names, names, self.staging,
+                ' ORDER BY %s' % order if order else '', suffix)
             target = self.staging
         self.copy = 'COPY %s (%s) FROM STDIN (FORMAT BINARY)' % (target,
                                                                  names)

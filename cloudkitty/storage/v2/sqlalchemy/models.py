@@ -39,8 +39,11 @@ Rated points are stored as facts that reference interned series:
 ``ck_point``
     one row per pushed point: an id in push order, its series, its frame's
     bounds as integer microseconds since the epoch (UTC), and qty and price
-    each as the exact ``(hi, lo)`` integer pair of
-    :mod:`cloudkitty.storage.v2.money`.
+    each as an exact pair of integers (see :func:`split`): ``hundreds``,
+    the floor of the value divided by 100, and ``rest``, what remains, in
+    ``10**-12`` units (``0 <= rest < 10**14``). Both fit a signed 64-bit
+    column for every value below ``10**20`` (:data:`MAX_MAGNITUDE`), and
+    pairs compare like the values they encode.
 
 Series rows are never deleted: processes cache series ids, and a point
 always finds its series. (On PostgreSQL that is all that ties them: the
@@ -52,8 +55,14 @@ migration 0006).)
 
 import sqlalchemy as sa
 
+from cloudkitty.storage.v2 import money
+
 #: Longest type, unit and groupby/metadata key accepted (values are Text).
 MAX_NAME_LENGTH = 255
+#: The bound on qty and price magnitudes that ``ck_point`` keeps exactly.
+MAX_MAGNITUDE = 10 ** 20
+#: The weight of a ``hundreds`` column, in ``10**-12`` units.
+HUNDRED = 100 * money.SCALE
 
 metadata = sa.MetaData()
 
@@ -95,18 +104,18 @@ point = sa.Table(
               nullable=False),
     sa.Column('begin', sa.BigInteger, nullable=False),
     sa.Column('end', sa.BigInteger, nullable=False),
-    sa.Column('qty_hi', sa.BigInteger, nullable=False),
-    sa.Column('qty_lo', sa.BigInteger, nullable=False),
-    sa.Column('price_hi', sa.BigInteger, nullable=False),
-    sa.Column('price_lo', sa.BigInteger, nullable=False),
+    sa.Column('qty_hundreds', sa.BigInteger, nullable=False),
+    sa.Column('qty_rest', sa.BigInteger, nullable=False),
+    sa.Column('price_hundreds', sa.BigInteger, nullable=False),
+    sa.Column('price_rest', sa.BigInteger, nullable=False),
     # NOTE: the index covers every column an aggregate or a page reads, so
     # that windows, time buckets and pages scan it in time order without
     # touching the table. Pushes mostly arrive in time order, so both the
     # table (by id) and this index grow at their end: inserts stay cheap.
     # A second covering index by series would make grouping by series
     # attributes sort-free but costs 5x on push (measured, SQLite).
-    sa.Index('ck_point_begin', 'begin', 'end', 'series_id', 'qty_hi',
-             'qty_lo', 'price_hi', 'price_lo'),
+    sa.Index('ck_point_begin', 'begin', 'end', 'series_id', 'qty_hundreds',
+             'qty_rest', 'price_hundreds', 'price_rest'),
 )
 
 daily = sa.Table(
@@ -153,3 +162,17 @@ push = sa.Table(
     sa.Column('pushed_at', sa.BigInteger, nullable=False),
     sa.Index('ck_push_window', 'first_begin', 'last_begin'),
 )
+
+
+def split(value_units):
+    """Return a value, in ``10**-12`` units, as its ``(hundreds, rest)``.
+
+    ``value_units == hundreds * HUNDRED + rest`` and ``0 <= rest <
+    HUNDRED``.
+    """
+    return divmod(value_units, HUNDRED)
+
+
+def join(hundreds, rest):
+    """Return the ``10**-12`` units of a pair, or of a pair of sums."""
+    return int(hundreds) * HUNDRED + int(rest)

@@ -66,6 +66,10 @@ def existing(conn):
         "WHERE i.inhparent = 'ck_point'::regclass").all()
     result = {}
     for name, bound in rows:
+        if bound is None:
+            # NOTE: a partition that a concurrent purge is dropping: its
+            # catalog row is still seen, but no longer its bound.
+            continue
         # NOTE: "FOR VALUES FROM ('123') TO ('456')"
         numbers = [int(part.strip(" ()'"))
                    for part in bound.split('FROM')[1].split('TO')]

@@ -44,22 +44,26 @@ _COMPARED = ('scope_id', 'points', 'qty', 'price', 'first_begin',
 def receipt(key, scope_id, points):
     """Return the ``ck_push`` row of a push of encoded points.
 
-    :param points: the push's ``(series, begin, end, qty_hi, qty_lo,
-        price_hi, price_lo)`` tuples (at least one).
+    :param points: the push's ``(series, begin, end, qty_hundreds,
+        qty_rest, price_hundreds, price_rest)`` tuples (at least one; see
+        :mod:`~cloudkitty.storage.v2.sqlalchemy.models`).
     """
-    scale = money.SCALE
-    qty = price = 0
+    qty_hundreds = qty_rest = price_hundreds = price_rest = 0
     first = last = points[0][1]
-    for _, begin, _, qty_hi, qty_lo, price_hi, price_lo in points:
-        qty += qty_hi * scale + qty_lo
-        price += price_hi * scale + price_lo
+    for _, begin, _, q_hundreds, q_rest, p_hundreds, p_rest in points:
+        qty_hundreds += q_hundreds
+        qty_rest += q_rest
+        price_hundreds += p_hundreds
+        price_rest += p_rest
         if begin < first:
             first = begin
         elif begin > last:
             last = begin
     return {'key': key, 'scope_id': scope_id, 'points': len(points),
-            'qty': str(money.from_units(qty)),
-            'price': str(money.from_units(price)),
+            'qty': str(money.from_units(models.join(qty_hundreds,
+                                                    qty_rest))),
+            'price': str(money.from_units(models.join(price_hundreds,
+                                                      price_rest))),
             'first_begin': first, 'last_begin': last,
             'pushed_at': time.time_ns() // 1000}
 

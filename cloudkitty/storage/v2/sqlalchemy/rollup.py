@@ -12,11 +12,12 @@
 """The daily rollup: exact per-(UTC day, series) sums kept beside points.
 
 ``ck_daily`` holds, for every UTC day and series, the number of points whose
-frame starts that day and the sums of their ``(hi, lo)`` money pairs, each
-sum kept as three integers ``(big, small, lo)`` worth ``big * 10**9 + small
-+ lo / 10**12``: every ``hi`` adds ``hi // 10**9`` to ``big`` and ``hi %
-10**9`` to ``small``, so that no column of a day overflows 64 bits before
-billions of points, even at the largest values. Push
+frame starts that day and the exact sums of their qty and price, each sum
+kept as three integers ``(big, small, lo)`` worth ``big * 10**9 + small +
+lo / 10**12`` (see :func:`limbs`): ``small`` stays below ``10**9`` and
+``lo`` below ``10**12`` for each push's or roll-up's share, so that no
+column of a day overflows 64 bits before tens of millions of points at the
+largest values (``10**20``) and billions at ordinary ones. Push
 adds to it and delete subtracts from it in the same transaction as the
 points, so it always equals the points it summarises. A total() whose window
 covers whole days reads those days here (one row per series and day instead
@@ -30,9 +31,12 @@ spares it an upsert per series. Once a push has stored a frame of a later
 day, the days before that one are rolled up: summed from the points into
 the rollup in one statement, with ``until`` moved forward in the same
 transaction (see :meth:`~cloudkitty.storage.v2.sqlalchemy.
-SQLAlchemyStorage.roll_up`). Pushes and deletes hold a shared lock on
-``ck_rollup`` and the roll-up an exclusive one, so that no write lands in a
-day while it is being rolled up. A reader reads ``until`` once and bounds
+SQLAlchemyStorage.roll_up`). Pushes hold a shared lock on ``ck_rollup``,
+and the roll-up and deletes an exclusive one, so that no write lands in a
+day while it is being rolled up, and no push while a delete sums what it
+removes (a push committed between that sum and the delete of its points
+would have left its sums in the rollup; both measured, before). A reader
+reads ``until`` once and bounds
 both parts of its query by it: what a concurrent roll-up adds is beyond its
 bound, so nothing is counted twice or missed.
 
@@ -54,7 +58,7 @@ DAY = 24 * 3600 * 10 ** 6
 _DAY = datetime.timedelta(days=1)
 #: Weight of the ``big`` column.
 BIG = 10 ** 9
-#: The money columns: the sums of the points' ``(hi, lo)`` pairs.
+#: The money columns: the ``(big, small, lo)`` limbs of each sum.
 MONEY_COLUMNS = ('qty_big', 'qty_small', 'qty_lo', 'price_big',
                  'price_small', 'price_lo')
 _COLUMNS = ('day', 'series_id', 'n') + MONEY_COLUMNS
@@ -68,8 +72,9 @@ def until(conn, lock=None):
     """Read the first day not in the rollup (microseconds).
 
     :param lock: None to read, ``'share'`` to keep it from moving until
-        the end of the transaction (pushes, deletes), ``'update'`` to move
-        it (the roll-up). SQLite takes no row lock: its writers take turns.
+        the end of the transaction (pushes), ``'update'`` to move it (the
+        roll-up) or to keep every push out (deletes). SQLite takes no row
+        lock: its writers take turns.
     """
     stmt = sa.select(models.rollup_state.c.until)
     if lock is not None:
@@ -85,26 +90,30 @@ def move_until(conn, day):
 def sums(points, before):
     """Sum the points of the frames that start before a day, per day.
 
-    :param points: ``(series_id, begin, end, qty_hi, qty_lo, price_hi,
-        price_lo)`` tuples.
+    :param points: ``(series_id, begin, end, qty_hundreds, qty_rest,
+        price_hundreds, price_rest)`` tuples (see :mod:`~cloudkitty.
+        storage.v2.sqlalchemy.models`).
     :param before: :func:`until`; later points are not summed.
-    :returns: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
-        price_lo]}``, the input of :func:`rows`.
+    :returns: ``{(day, series_id): [count, qty_hundreds, qty_rest,
+        price_hundreds, price_rest]}`` (sums of each), the input of
+        :func:`rows`.
     """
     daily = {}
-    for series, begin, _, qty_hi, qty_lo, price_hi, price_lo in points:
+    for series, begin, _, qty_hundreds, qty_rest, price_hundreds, \
+            price_rest in points:
         if begin >= before:
             continue
         key = (day_of(begin), series)
         total = daily.get(key)
         if total is None:
-            daily[key] = [1, qty_hi, qty_lo, price_hi, price_lo]
+            daily[key] = [1, qty_hundreds, qty_rest, price_hundreds,
+                          price_rest]
         else:
             total[0] += 1
-            total[1] += qty_hi
-            total[2] += qty_lo
-            total[3] += price_hi
-            total[4] += price_lo
+            total[1] += qty_hundreds
+            total[2] += qty_rest
+            total[3] += price_hundreds
+            total[4] += price_rest
     return daily
 
 
@@ -159,29 +168,34 @@ def rolled_days(begin, end, first_unrolled):
 def rows(daily):
     """The rows to add to ``ck_daily`` for the sums of a push.
 
-    :param daily: ``{(day, series_id): [count, qty_hi, qty_lo, price_hi,
-        price_lo]}``, the sums of the pushed points' pairs.
+    :param daily: ``{(day, series_id): [count, qty_hundreds, qty_rest,
+        price_hundreds, price_rest]}``, the sums of the pushed points'
+        pairs (see :func:`sums`).
     :returns: ``(day, series_id, n, qty_big, qty_small, qty_lo,
-        price_big, price_small, price_lo)`` tuples (see :func:`limbs`).
+        price_big, price_small, price_lo)`` tuples (see :func:`limbs`),
+        in ``(day, series_id)`` order: concurrent pushes into one rolled-up
+        day then lock its rows in one order, never in a cycle.
     """
-    return [key + (n,) + limbs(qty_hi, qty_lo) + limbs(price_hi, price_lo)
-            for key, (n, qty_hi, qty_lo, price_hi, price_lo)
-            in daily.items()]
+    join = models.join
+    return [key + (n,) + limbs(join(qty_hundreds, qty_rest))
+            + limbs(join(price_hundreds, price_rest))
+            for key, (n, qty_hundreds, qty_rest, price_hundreds, price_rest)
+            in sorted(daily.items())]
 
 
-def limbs(hi, lo):
-    """Split a sum of ``(hi, lo)`` pairs into ``(big, small, lo)``.
+def limbs(value_units):
+    """Split an exact sum, in ``10**-12`` units, into ``(big, small, lo)``.
 
-    ``lo`` is carried into the units first, so ``0 <= lo < 10**12``.
+    ``0 <= small < 10**9`` and ``0 <= lo < 10**12``.
     """
-    carry, lo = divmod(lo, money.SCALE)
-    big, small = divmod(hi + carry, BIG)
+    whole, lo = divmod(value_units, money.SCALE)
+    big, small = divmod(whole, BIG)
     return big, small, lo
 
 
-def pair(big, small, lo):
-    """Return the ``(hi, lo)`` pair worth ``(big, small, lo)``."""
-    return big * BIG + small, lo
+def units(big, small, lo):
+    """Return the ``10**-12`` units worth ``(big, small, lo)``, or sums."""
+    return (int(big) * BIG + int(small)) * money.SCALE + int(lo)
 
 
 def upsert(dialect):

@@ -115,7 +115,11 @@ def intern(conn, new_series):
     """Get or create the ids of new series, in the push's transaction.
 
     Another process may create the same series at the same time: the
-    insert ignores duplicates and the ids are read back afterwards.
+    insert ignores duplicates and the ids are read back afterwards. Series
+    are inserted in fingerprint order and labels in key order, so that two
+    pushes creating some of the same series wait for each other in one
+    order, never in a cycle (a deadlock), whatever the order of their
+    points.
 
     :param new_series: ``{series key: series_row(...)}``.
     :returns: ``{series key: id}``.
@@ -123,7 +127,8 @@ def intern(conn, new_series):
     if not new_series:
         return {}
     by_fingerprint = {}
-    for key, row in new_series.items():
+    for key, row in sorted(new_series.items(),
+                           key=lambda item: item[1]['fingerprint']):
         by_fingerprint.setdefault(row['fingerprint'], (row, []))[1].append(
             key)
     engine.insert_many_ignoring_duplicates(
@@ -144,6 +149,7 @@ def intern(conn, new_series):
               for row, keys in by_fingerprint.values()
               for name, value in row['labels'].items()]
     if labels:
+        labels.sort(key=lambda label: (label['series_id'], label['key']))
         engine.insert_many_ignoring_duplicates(conn, models.label, labels)
     return ids
 

@@ -31,11 +31,11 @@ BaseFunctionalStorageTest`` would make the loader collect the abstract base
 a second time; it would only skip, but noisily).
 
 The tests are grouped by concern in plain mixins (:class:`PushTests`,
-:class:`RetrieveTests`, :class:`TotalTests`, :class:`DeleteTests`,
-:class:`BadInputTests`, :class:`ConcurrencyTests`, :class:`RetentionTests`,
-:class:`TypedLabelTests`, :class:`DifferentialTests`); each docstring names
-the rule of the contract (``BaseStorage`` in :mod:`cloudkitty.storage.v2`)
-it checks. Expected values
+:class:`MoneyTests`, :class:`RetrieveTests`, :class:`TotalTests`,
+:class:`DeleteTests`, :class:`BadInputTests`, :class:`ConcurrencyTests`,
+:class:`RetentionTests`, :class:`TypedLabelTests`,
+:class:`DifferentialTests`); each docstring names the rule of the contract
+(``BaseStorage`` in :mod:`cloudkitty.storage.v2`) it checks. Expected values
 are either written by hand or computed by the reference oracle,
 :func:`cloudkitty.storage.v2.query.evaluate_total` and
 :func:`~cloudkitty.storage.v2.query.evaluate_retrieve`, over the very frames
@@ -46,9 +46,13 @@ import concurrent.futures
 import datetime
 import decimal
 import functools
+import multiprocessing
 import os
+import queue
 import random
+import tempfile
 import threading
+import time
 import uuid
 
 from oslo_config import cfg
@@ -141,6 +145,22 @@ def comparable(value):
     if type(value) is str:
         return value
     return '\x00%s:%r' % (type(value).__name__, value)
+
+
+def requires_magnitude(exponent):
+    """Skip a test unless the backend keeps magnitudes below 10**exponent.
+
+    Reads ``features.max_magnitude``.
+    """
+    def decorator(test):
+        @functools.wraps(test)
+        def wrapper(self, *args, **kwargs):
+            if self.storage.features.max_magnitude < 10 ** exponent:
+                self.skipTest('%s lacks max_magnitude >= 10**%d'
+                              % (self.storage_backend, exponent))
+            return test(self, *args, **kwargs)
+        return wrapper
+    return decorator
 
 
 def rows(dataframes):
@@ -522,6 +542,123 @@ class TypedLabelTests:
                              typed_rows(found['dataframes']))
             outcomes.append('kept')
         self.assertEqual(outcomes[0], outcomes[1], outcomes)
+
+
+# Money ---------------------------------------------------------------------
+
+class MoneyTests:
+    """push(): money rounded to 12 fractional digits, ranges, exact sums."""
+
+    def test_money_rounded_half_even(self):
+        """Rule 8: more than 12 fractional digits are rounded half-even."""
+        points = [('cpu', builders.make_point(
+            self.project_id, pushed, pushed.copy_negate(),
+            metadata={'i': str(i)}))
+            for i, (pushed, _) in enumerate(builders.MONEY_ROUNDED)]
+        frames = [builders.make_frame(T0, points)]
+        self.push(frames)
+        stored = builders.as_stored(frames)
+        self.assertEqual(
+            [stored_value for _, stored_value in builders.MONEY_ROUNDED],
+            [point.qty for _, point in stored[0].iterpoints()])
+        self.assertEqual(sorted(rows(stored)), self.snapshot())
+        # NOTE: sums are exact over the stored values, not the pushed ones.
+        qty = D(0)
+        for _, stored_value in builders.MONEY_ROUNDED:
+            qty = money.add(qty, stored_value)
+        self.assertEqual(D('-5.794913578026'), qty)
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(T0, T0 + HOUR, qty, -qty)]},
+            self.totals(begin=T0, end=T0 + HOUR))
+        self.assertOracle(stored, begin=T0, end=T0 + HOUR, groupby=['i'])
+
+    def test_money_floats_and_decimal_floats(self):
+        """Rule 8: floats and Decimal(float) prices are kept, rounded."""
+        # NOTE: a Prometheus qty, a price computed as Decimal(float), and
+        # prices set after the point was built (not converted at all).
+        points = [
+            builders.make_point(self.project_id, 0.30000000000000004,
+                                D(0.152), metadata={'i': '0'}),
+            builders.forge(builders.make_point(
+                self.project_id, 2, 1, metadata={'i': '1'}), price=0.1),
+            builders.forge(builders.make_point(
+                self.project_id, 3, 1, metadata={'i': '2'}),
+                qty=D(0.7), price=1.5)]
+        self.push([builders.make_frame(T0, [('cpu', p) for p in points])])
+        self.assertEqual(
+            [(D('0.3'), D('0.152')), (D('0.7'), D('1.5')), (D(2), D('0.1'))],
+            [(row[4], row[5]) for row in self.snapshot()])
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(T0, T0 + HOUR, 3, D('1.752'))]},
+            self.totals(begin=T0, end=T0 + HOUR))
+
+    @requires('exact_decimal')
+    def test_money_at_the_backend_bound(self):
+        """Rule 8: the largest values below max_magnitude round-trip."""
+        top = money.CONTEXT.subtract(D(self.storage.features.max_magnitude),
+                                     builders.MONEY_TINY)
+        frames = [builders.make_frame(T0, [
+            ('cpu', builders.make_point(self.project_id, top,
+                                        top.copy_negate())),
+            ('cpu', builders.make_point(self.project_id, top,
+                                        builders.MONEY_TINY))])]
+        self.push(frames)
+        self.assertEqual(sorted(rows(frames)), self.snapshot())
+        self.assertTotalEqual({'total': 1, 'results': [
+            expect(T0, T0 + HOUR, money.add(top, top), money.add(
+                top.copy_negate(), builders.MONEY_TINY))]},
+            self.totals(begin=T0, end=T0 + HOUR))
+
+    @requires_magnitude(20)
+    def test_money_huge_sums_exact(self):
+        """Rule 8: values near 10**20 sum exactly, over days and edges."""
+        huge = builders.MONEY_HUGE
+        # NOTE: as in test_money_sum_beyond_28_digits_over_days: frames
+        # inside a whole day, straddling the window's start and its end.
+        frames = []
+        for start in (T0 + DAY, T0 + DAY - 2 * HOUR, T0 + 3 * DAY - 2 * HOUR):
+            frames += builders.money_frames(self.project_id, start=start,
+                                            count=100, value=huge)
+        self.push(frames)
+        self.assertEqual(sorted(rows(frames)), self.snapshot())
+        for begin, end in ((T0, T0 + 4 * DAY), (T0 + DAY - HOUR,
+                                                T0 + 3 * DAY - HOUR)):
+            self.assertOracle(frames, begin=begin, end=end)
+            self.assertOracle(frames, begin=begin, end=end,
+                              groupby=['time-d'])
+        # NOTE: 300 * (10**20 - 10**-12) + 303 * 10**-12, in units.
+        units = 300 * (10 ** 32 - 1) + 303
+        result = self.totals(begin=T0, end=T0 + 4 * DAY)['results']
+        self.assertEqual(
+            D('30000000000000000000000.000000000003'),
+            money.from_units(units))
+        self.assertMoneyEqual(money.from_units(units), result[0]['qty'])
+        self.assertMoneyEqual(money.from_units(-300 * (10 ** 32 - 1) + 303),
+                              result[0]['rate'])
+        if self.storage.features.custom_fields:
+            self.assertOracle(
+                frames, begin=T0, end=T0 + 4 * DAY, groupby=['time-d'],
+                custom_fields='min(qty) AS a, max(qty) AS b, '
+                              'min(price) AS c, max(price) AS d, '
+                              'sum(price) AS e, avg(qty) AS f')
+        self.delete(begin=T0 + DAY - HOUR, end=T0 + 2 * DAY)
+        kept = [f for f in frames
+                if not T0 + DAY - HOUR <= f.start < T0 + 2 * DAY]
+        self.assertOracle(kept, begin=T0, end=T0 + 4 * DAY,
+                          groupby=['time-d'])
+
+    def test_money_not_finite_writes_nothing(self):
+        """Rule 8: NaN and infinities are refused, nothing is written."""
+        self.push(builders.sample_frames(self.project_id, T0 + DAY))
+        good = builders.make_point(self.project_id, 1, 1)
+        for value in builders.MONEY_NOT_FINITE:
+            for field in ('qty', 'price'):
+                bad = builders.forge(good, **{field: value})
+                frames = [builders.make_frame(T0 - DAY, [('cpu', good)]),
+                          builders.make_frame(T0, [('cpu', good),
+                                                   ('cpu', bad)])]
+                self.assertInvalid(field, self.storage.push, frames,
+                                   scope_id=self.scope_id)
 
 
 # Retrieve ------------------------------------------------------------------
@@ -1552,7 +1689,8 @@ class BadInputTests:
         """Rule 8: a frame whose 2nd point is out of range is not written."""
         self.push(builders.sample_frames(self.project_id, T0 + DAY))
         good = builders.make_point(self.project_id, 1, 1)
-        for value in builders.MONEY_OUT_OF_RANGE:
+        for value in builders.money_out_of_range(
+                self.storage.features.max_magnitude):
             for field, bad in (
                     ('price', builders.make_point(self.project_id, 1, value)),
                     ('qty', builders.make_point(self.project_id, value, 1))):
@@ -1572,6 +1710,8 @@ class ConcurrencyTests:
     writers = 4
     #: Pushes per thread.
     pushes_per_writer = 5
+    #: Pushes per writer, and deletes, of the racing delete test.
+    racing_rounds = 30
 
     def _run_writers(self, make_frames, make_key=None):
         """Push ``make_frames(writer, push)`` from every writer at once.
@@ -1634,6 +1774,323 @@ class ConcurrencyTests:
             expect(T0, T0 + HOUR, count, D(count) / 10)]},
             self.totals(begin=T0, end=T0 + HOUR))
 
+    @requires('concurrent_writers')
+    def test_deletes_racing_late_pushes_leave_no_ghosts(self):
+        """Rule 9: a day deleted while late data lands reads consistently.
+
+        Two writers push late data into a day while a third instance
+        deletes that day again and again. Afterwards total() (which a
+        backend may answer from per-day sums) and retrieve() (the points
+        themselves, and their count) must agree: no sum of a deleted
+        point may stay behind, nor one of a stored point go missing.
+        """
+        day = T0 + 2 * DAY
+        self.push([builders.make_frame(T0 + 5 * DAY, [
+            ('cpu', builders.make_point(self.project_id, 1, 1))])])
+        stores = [self.make_storage() for _ in range(3)]
+        barrier = threading.Barrier(len(stores))
+
+        def push(store, writer):
+            barrier.wait(timeout=60)
+            for index in range(self.racing_rounds):
+                store.push([builders.make_frame(
+                    day + index % 24 * HOUR, [
+                        ('cpu', builders.make_point(
+                            self.project_id, writer + 1, D(index + 1) / 10,
+                            groupby={'res': str(series)}))
+                        for series in range(10)])], scope_id=self.scope_id)
+
+        def delete(store):
+            barrier.wait(timeout=60)
+            for _ in range(self.racing_rounds):
+                store.delete(begin=day, end=day + DAY)
+
+        with concurrent.futures.ThreadPoolExecutor(len(stores)) as pool:
+            futures = [pool.submit(push, stores[0], 0),
+                       pool.submit(push, stores[1], 1),
+                       pool.submit(delete, stores[2])]
+            for future in futures:
+                future.result(timeout=300)
+        self.wait_for_backend()
+        window = {'begin': day, 'end': day + DAY}
+        points = [point for frame in self.retrieve(
+            paginate=False, **window)['dataframes']
+            for _, point in frame.iterpoints()]
+        self.assertEqual(len(points), self.retrieve(limit=1,
+                                                    **window)['total'])
+        totals = self.totals(**window)['results']
+        self.assertEqual(
+            [(sum((p.qty for p in points), D(0)),
+              sum((p.price for p in points), D(0)))] if points else [],
+            [(row['qty'], row['rate']) for row in totals if row['qty']])
+
+    @requires('concurrent_writers')
+    def test_processes_share_new_series_and_late_days(self):
+        """Rule 9: processes sharing new series and late days all land.
+
+        :data:`OVERLAP_WRITERS` processes push, round after round and all
+        at once, the same new series into a day already rolled up and
+        into a later one, each in a point and frame order of its own
+        (:func:`overlap_frames`), while another process runs total() and
+        a third pushes into and deletes (or purges) another window. Every
+        push must succeed, and the store hold exactly what was pushed.
+        """
+        seed = [builders.make_frame(OVERLAP_SEED, [
+            ('cpu', builders.make_point(self.project_id, 1, 1))])]
+        self.push(seed)
+        deleted_project = self.new_project_id()
+        context = multiprocessing.get_context('spawn')
+        barrier = context.Barrier(OVERLAP_WRITERS, timeout=PROCESS_TIMEOUT)
+        stop = context.Event()
+        results = context.Queue()
+        settings = self.process_settings()
+        processes = [context.Process(target=overlap_writer, args=(
+            settings, writer, self.project_id, self.scope_id, barrier,
+            results)) for writer in range(OVERLAP_WRITERS)]
+        processes.append(context.Process(target=overlap_reader, args=(
+            settings, self.project_id, stop, results)))
+        processes.append(context.Process(target=overlap_deleter, args=(
+            settings, deleted_project, str(uuid.uuid4()), stop, results)))
+        reports = self._run_processes(processes, stop, results)
+        errors = [error for _, _, _, found in reports.values()
+                  for error in found]
+        self.assertEqual([], errors)
+        acked = {index: rounds for (role, index), (_, _, rounds, _)
+                 in reports.items() if role == 'writer'}
+        self.assertEqual({writer: list(range(OVERLAP_ROUNDS))
+                          for writer in range(OVERLAP_WRITERS)}, acked)
+        self.assertGreater(reports[('reader', 0)][2], 0)
+        self.wait_for_backend()
+        frames = seed + [
+            frame for writer, rounds in acked.items() for round_ in rounds
+            for frame in overlap_frames(self.project_id, writer, round_)]
+        window = {'begin': T0, 'end': T0 + 7 * DAY}
+        self.assertOracle(frames, groupby=['res'], **window)
+        self.assertOracle(frames, groupby=['type', 'round'], **window)
+        self.assertEqual(
+            1 + 2 * OVERLAP_SERIES * OVERLAP_ROUNDS * OVERLAP_WRITERS,
+            self.retrieve(limit=1, **window)['total'])
+        self.assertEqual(0, self.retrieve(
+            begin=OVERLAP_DELETED, end=OVERLAP_DELETED + DAY, limit=1,
+            filters={'project_id': deleted_project})['total'])
+
+    def _run_processes(self, processes, stop, results):
+        """Start processes; collect one report each; stop the others.
+
+        Once every writer reported, ``stop`` is set for the others. Waits
+        are bounded by :data:`PROCESS_TIMEOUT`; a process still running
+        then is terminated and the test fails.
+
+        :returns: ``{(role, index): (role, index, value, errors)}``.
+        """
+        for process in processes:
+            process.start()
+            self.addCleanup(process.join, 10)
+            self.addCleanup(process.terminate)
+        reports = {}
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        try:
+            while len(reports) < len(processes):
+                if sum(1 for role, _ in reports if role == 'writer') \
+                        == OVERLAP_WRITERS:
+                    stop.set()
+                report = results.get(
+                    timeout=max(1, deadline - time.monotonic()))
+                reports[report[:2]] = report
+        except queue.Empty:
+            self.fail('processes still running after %d s; reports: %r'
+                      % (PROCESS_TIMEOUT, reports))
+        finally:
+            stop.set()
+        for process in processes:
+            process.join(PROCESS_TIMEOUT)
+        return reports
+
+
+# Processes -----------------------------------------------------------------
+# NOTE: what spawned processes run: module-level functions taking picklable
+# arguments, each building its own storage as a separate service would.
+
+#: Writer processes of the overlap test, and the pushes of each.
+OVERLAP_WRITERS = 4
+OVERLAP_ROUNDS = 8
+#: New series of each round, all pushed by every writer.
+OVERLAP_SERIES = 250
+#: The day the overlap test rolls up before its writers push into it.
+OVERLAP_LATE = T0 + 2 * DAY
+#: A push here, before the writers start, puts OVERLAP_LATE in the past.
+OVERLAP_SEED = T0 + 5 * DAY
+#: The writers' other frames, after the seed: they move the rollup on.
+OVERLAP_NEXT = T0 + 6 * DAY
+#: The window the deleter process pushes into and deletes, and the end of
+#: its purges (every month before the writers' one).
+OVERLAP_DELETED = T0 - 28 * DAY
+OVERLAP_PURGE_END = query.month_start(T0)
+#: Seconds a process may take to start, and a whole run to end.
+PROCESS_TIMEOUT = 600
+
+
+def spawned_storage(settings):
+    """Build and initialise a storage in a spawned process.
+
+    The option values are handed over as a configuration file, which
+    oslo.config also reads for options registered later: those of a
+    third-party backend, which registers its own.
+
+    :param settings: what :meth:`BaseFunctionalStorageTest.process_settings`
+        returned.
+    """
+    sections = {}
+    for group, name, value in settings['options']:
+        sections.setdefault(group, []).append('%s = %s' % (
+            name, _config_text(value)))
+    fd, path = tempfile.mkstemp(suffix='.conf')
+    try:
+        with os.fdopen(fd, 'w') as config_file:
+            for group, lines in sorted(sections.items()):
+                config_file.write('[%s]\n%s\n' % (group, '\n'.join(lines)))
+        conf = cfg.ConfigOpts()
+        for group, opts in storage.list_opts():
+            conf.register_opts(opts, group=group)
+        conf(args=[], default_config_files=[path])
+    finally:
+        os.unlink(path)
+    store = storage.get_storage(conf=conf, backend=settings['backend'],
+                                version=settings['version'])
+    store.init()
+    return store
+
+
+def _config_text(value):
+    """An option value as a configuration file writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ','.join(str(item) for item in value)
+    if isinstance(value, dict):
+        return ','.join('%s:%s' % item for item in sorted(value.items()))
+    return str(value)
+
+
+def overlap_frames(project_id, writer, round_):
+    """The frames of one push of the overlap test, the same in any process.
+
+    Every writer pushes, in round ``round_``, one point of each of the
+    round's :data:`OVERLAP_SERIES` new series into a day already rolled
+    up (late data) and one into a later day; each writer shuffles its
+    points and its frames in an order of its own. Qty and price depend on
+    the writer and the series.
+    """
+    rng = random.Random('%d-%d' % (writer, round_))
+    frames = []
+    for start in (OVERLAP_LATE + round_ % 24 * HOUR,
+                  OVERLAP_NEXT + round_ % 24 * HOUR):
+        points = [('cpu' if index % 3 else 'ram', builders.make_point(
+            project_id, D(writer + 1), D(index + 1) / 100,
+            groupby={'res': 'r%d-%03d' % (round_, index)},
+            metadata={'round': str(round_)}))
+            for index in range(OVERLAP_SERIES)]
+        rng.shuffle(points)
+        frames.append(builders.make_frame(start, points))
+    rng.shuffle(frames)
+    return frames
+
+
+def _report(results, role, index, work):
+    """Run ``work(errors)`` and put ``(role, index, value, errors)``."""
+    errors = []
+    value = None
+    try:
+        value = work(errors)
+    except Exception as exc:
+        errors.append('%s %d: %s: %s' % (role, index, type(exc).__name__,
+                                         exc))
+    results.put((role, index, value, errors))
+
+
+def overlap_writer(settings, writer, project_id, scope_id, barrier,
+                   results):
+    """Spawned writer: push each round once all writers are ready.
+
+    Reports the rounds whose push returned.
+    """
+    def work(errors):
+        acked = []
+        try:
+            store = spawned_storage(settings)
+        except Exception:
+            barrier.abort()
+            raise
+        try:
+            for round_ in range(OVERLAP_ROUNDS):
+                frames = overlap_frames(project_id, writer, round_)
+                barrier.wait()
+                try:
+                    store.push(frames, scope_id=scope_id)
+                except Exception as exc:
+                    errors.append('writer %d, round %d: %s: %s' % (
+                        writer, round_, type(exc).__name__, exc))
+                    continue
+                acked.append(round_)
+        except threading.BrokenBarrierError:
+            errors.append('writer %d: another writer failed to start'
+                          % writer)
+        finally:
+            store.close()
+        return acked
+    _report(results, 'writer', writer, work)
+
+
+def overlap_reader(settings, project_id, stop, results):
+    """Spawned reader: total() until stopped; qty never goes down."""
+    def work(errors):
+        store = spawned_storage(settings)
+        reads, last = 0, D(0)
+        try:
+            deadline = time.monotonic() + PROCESS_TIMEOUT
+            while not stop.is_set() and time.monotonic() < deadline:
+                answer = store.total(begin=T0, end=T0 + 7 * DAY,
+                                     filters={'project_id': project_id})
+                reads += 1
+                qty = sum((row['qty'] for row in answer['results']), D(0))
+                if qty < last:
+                    errors.append('reader: qty %s after %s' % (qty, last))
+                last = qty
+        finally:
+            store.close()
+        return reads
+    _report(results, 'reader', 0, work)
+
+
+def overlap_deleter(settings, project_id, scope_id, stop, results):
+    """Spawned deleter: push into another window and delete it, in turns.
+
+    Every other delete is a purge of every month before the writers'
+    one. It goes on until stopped, at least twice, and ends with the
+    window empty.
+    """
+    def work(errors):
+        store = spawned_storage(settings)
+        rounds = 0
+        try:
+            deadline = time.monotonic() + PROCESS_TIMEOUT
+            while (rounds < 2 or not stop.is_set()) and \
+                    time.monotonic() < deadline:
+                store.push([builders.make_frame(
+                    OVERLAP_DELETED + rounds % 24 * HOUR,
+                    [('cpu', builders.make_point(project_id, 1, 1))] * 5)],
+                    scope_id=scope_id)
+                if rounds % 2:
+                    store.delete(end=OVERLAP_PURGE_END)
+                else:
+                    store.delete(begin=OVERLAP_DELETED,
+                                 end=OVERLAP_DELETED + DAY)
+                rounds += 1
+        finally:
+            store.close()
+        return rounds
+    _report(results, 'deleter', 0, work)
+
 
 # Idempotent push -----------------------------------------------------------
 
@@ -1693,7 +2150,7 @@ class IdempotencyTests:
     def test_refused_push_leaves_its_key_free(self):
         """A push refused for bad data claims nothing: a fixed one lands."""
         bad = [builders.make_frame(T0, [('cpu', builders.make_point(
-            self.project_id, 1, D(10) ** 15))])]
+            self.project_id, 1, builders.MONEY_OUT_OF_RANGE[0]))])]
         self.assertInvalid(None, self.storage.push, bad,
                            scope_id=self.scope_id,
                            idempotency_key=self.key())
@@ -1929,7 +2386,7 @@ class DifferentialTests:
 
 # The base ------------------------------------------------------------------
 
-class BaseFunctionalStorageTest(testtools.TestCase, PushTests,
+class BaseFunctionalStorageTest(testtools.TestCase, PushTests, MoneyTests,
                                 TypedLabelTests, RetrieveTests,
                                 StreamTests, TotalTests, DeleteTests,
                                 BadInputTests, IdempotencyTests,
@@ -1979,6 +2436,10 @@ class BaseFunctionalStorageTest(testtools.TestCase, PushTests,
         Return a new, initialised storage instance configured like
         ``self.storage`` (the concurrency tests give one to each thread).
         Override only to pass constructor arguments.
+    ``process_settings(self)``
+        Return the picklable settings from which a spawned process builds
+        its own storage (:func:`spawned_storage`); by default the values
+        of every option of a group of ``self.conf``.
 
     *Never override*
 
@@ -2028,6 +2489,26 @@ class BaseFunctionalStorageTest(testtools.TestCase, PushTests,
         self.addCleanup(store.close)
         store.init()
         return store
+
+    def process_settings(self):
+        """Return what a spawned process needs to build a storage like ours.
+
+        Picklable: the backend, the version and the value of every option
+        set in a group of ``self.conf`` (the backend's own included), which
+        :func:`spawned_storage` gives a conf of its own. Override only
+        when :meth:`make_storage` passes constructor arguments.
+        """
+        options = []
+        for group in self.conf:
+            section = self.conf[group]
+            if not isinstance(section, cfg.ConfigOpts.GroupAttr):
+                continue
+            for name in section:
+                value = section[name]
+                if value is not None:
+                    options.append((group, name, value))
+        return {'backend': self.storage_backend,
+                'version': self.storage_version, 'options': options}
 
     # Plumbing --------------------------------------------------------------
 

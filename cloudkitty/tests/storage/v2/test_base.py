@@ -113,6 +113,7 @@ class FeaturesTest(testtools.TestCase):
         self.assertFalse(v2.Features.concurrent_writers)
         self.assertIsNone(v2.Features.max_value_length)
         self.assertFalse(v2.Features.idempotent_push)
+        self.assertEqual(10 ** 15, v2.Features.max_magnitude)
 
     def test_only_known_flags(self):
         """Features declares exactly the documented flags."""
@@ -121,7 +122,8 @@ class FeaturesTest(testtools.TestCase):
         self.assertEqual({'exact_decimal', 'groupby_time', 'custom_fields',
                           'delete_with_filters', 'eventually_consistent',
                           'atomic_push', 'concurrent_writers',
-                          'max_value_length', 'idempotent_push'}, flags)
+                          'max_value_length', 'idempotent_push',
+                          'max_magnitude'}, flags)
 
 
 class ExceptionsTest(testtools.TestCase):

@@ -518,20 +518,73 @@ class TypedLabelTest(testtools.TestCase):
 
 
 class MoneyTest(testtools.TestCase):
-    """money: the exact range and its integer encoding."""
+    """money: rounding, the range, and the integer encoding."""
 
     def test_check_accepts_the_range(self):
-        """Rule 8: values up to 12 fractional digits below 10**15 pass."""
-        for value in builders.MONEY_EXTREMES + (D('1.000000000000000'),):
-            money.check(value, 'qty')
+        """Rule 8: values below 10**20 pass, as they are when not rounded."""
+        for value in builders.MONEY_EXTREMES + (
+                D('1.000000000000000'), builders.MONEY_HUGE,
+                builders.MONEY_HUGE.copy_negate()):
+            self.assertEqual(value, money.check(value, 'qty'))
+        self.assertEqual(D(7), money.check(7, 'qty'))
+        self.assertEqual(D('1.5'), money.check(1.5, 'qty'))
+        self.assertEqual(D('1E+19'), money.check(1e19, 'qty'))
+
+    def test_check_rounds_half_even(self):
+        """Rule 8: more than 12 fractional digits are rounded half-even."""
+        for pushed, stored in builders.MONEY_ROUNDED:
+            checked = money.check(pushed, 'qty')
+            self.assertEqual(stored, checked, pushed)
+            self.assertGreaterEqual(checked.as_tuple().exponent, -12)
+
+    def test_check_takes_floats_as_their_str(self):
+        """Rule 8: a float is the shortest decimal that reads back as it."""
+        self.assertEqual(D('0.3'), money.check(0.30000000000000004, 'qty'))
+        self.assertEqual(D('0.1'), money.check(0.1, 'qty'))
+        self.assertEqual(D('0.152'), money.check(D(0.152), 'qty'))
+        self.assertEqual(D('1E-12'), money.check(1e-12, 'qty'))
+        self.assertEqual(D(0), money.check(4e-13, 'qty'))
 
     def test_check_rejects_outside(self):
-        """Rule 8: out-of-range, too precise or non-finite values fail."""
-        for value in builders.MONEY_OUT_OF_RANGE + (
-                D('NaN'), D('Infinity'), D('-Infinity'), 1, 1.5, '1'):
+        """Rule 8: out-of-range, non-finite or non-numbers fail."""
+        for value in builders.MONEY_OUT_OF_RANGE + \
+                builders.MONEY_NOT_FINITE + (True, '1', None, 1j):
             exc = self.assertRaises(exceptions.InvalidQuery, money.check,
                                     value, 'price')
             self.assertEqual('price', exc.argument)
+
+    def test_check_bound(self):
+        """Rule 8: a backend's bound is checked after rounding."""
+        for value in builders.money_out_of_range(10 ** 15):
+            exc = self.assertRaises(exceptions.InvalidQuery, money.check,
+                                    value, 'qty', 10 ** 15)
+            self.assertIn('10**15', str(exc))
+            self.assertRaises(exceptions.InvalidQuery, money.point_units,
+                              D(1), value, 10 ** 15)
+            self.assertRaises(exceptions.InvalidQuery, money.units,
+                              value, 'qty', 10 ** 15)
+        self.assertEqual(builders.MONEY_MAX,
+                         money.check(builders.MONEY_MAX, 'qty', 10 ** 15))
+        for value in builders.money_out_of_range(10 ** 20):
+            self.assertRaises(exceptions.InvalidQuery, money.check,
+                              value, 'qty')
+
+    def test_units_fast_and_slow_paths_agree(self):
+        """Rule 8: point_units() and units() store what check() keeps."""
+        values = ([v for v in builders.MONEY_EXTREMES]
+                  + [p for p, _ in builders.MONEY_ROUNDED]
+                  + [builders.MONEY_HUGE, 0, -3, 2.5, 0.30000000000000004,
+                     D(0.152), D('-0'), D('1E+3')])
+        for value in values:
+            expected = int(money.check(value, 'qty').scaleb(
+                12, context=money.CONTEXT))
+            self.assertEqual(expected, money.units(value, 'qty'), value)
+            self.assertEqual(expected, money.to_units(value), value)
+            # NOTE: copy_negate() is exact; unary minus rounds to 28
+            # digits in the default context.
+            self.assertEqual((expected, -expected),
+                             money.point_units(value, money.check(
+                                 value, 'qty').copy_negate()), value)
 
     def test_split_is_floor_encoded(self):
         """Rule 8: hi is the floor and 0 <= lo < 10**12."""
@@ -543,6 +596,10 @@ class MoneyTest(testtools.TestCase):
                          money.split(builders.MONEY_MAX))
         self.assertEqual((-10 ** 15, 1), money.split(-builders.MONEY_MAX))
         self.assertEqual((0, 0), money.split(D('-0')))
+        self.assertEqual((10 ** 20 - 1, 999999999999),
+                         money.split(builders.MONEY_HUGE))
+        self.assertEqual((0, 300000000000),
+                         money.split(D('0.30000000000000004')))
 
     def test_round_trips(self):
         """Rule 8: join(split(x)) == x, and encode == check + split."""

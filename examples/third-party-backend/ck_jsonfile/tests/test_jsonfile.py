@@ -106,7 +106,7 @@ class FileTest(testtools.TestCase):
         self.store.push([frame()])
         before = self.lines()
         self.assertRaises(exceptions.InvalidQuery, self.store.push,
-                          [frame(), frame(qty='1E+15')])
+                          [frame(), frame(qty='1E+20')])
         self.assertEqual(before, self.lines())
 
     def test_delete_keeps_mode_and_leaves_no_temporary(self):

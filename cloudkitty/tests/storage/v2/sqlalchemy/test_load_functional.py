@@ -16,7 +16,10 @@ Each test runs :func:`cloudkitty.cli.load.run_load` (the code of the
 while into one database as :data:`READERS` processes run total() in a loop;
 then every writer's sums and counts must equal the store's, exactly. The
 figures (pushes/s, points/s, reader latencies...) are attached to the test
-as the ``load-figures`` detail, so they appear in the subunit stream.
+as the ``load-figures`` detail, so they appear in the subunit stream. The
+``overlap`` runs (every writer pushing the same new series and late data
+into the same rolled-up days) last a third of that time, and also run on
+MariaDB.
 
 Environment:
 
@@ -26,6 +29,8 @@ Environment:
     The PostgreSQL server, for example
     ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``; each run
     gets a throw-away database on it.
+``CLOUDKITTY_TEST_MYSQL_URL``
+    The MariaDB server, for the ``overlap`` run.
 ``CLOUDKITTY_LOAD_SECONDS``
     How long the writers push, in seconds (default: 60). Use a few seconds
     while developing, for example ``CLOUDKITTY_LOAD_SECONDS=10``.
@@ -66,14 +71,17 @@ def load_seconds():
     return seconds
 
 
-class _LoadMixin:
-    """The test; a subclass provides ``self.url`` for an empty database."""
+class _OverlapLoadMixin:
+    """The overlap run; a subclass provides ``self.url`` (empty)."""
 
-    def test_writers_and_readers_under_load(self):
-        """Writers and readers at once: no error, every sum exact."""
-        result = load.run_load(load.StorageSpec(connection=self.url),
-                               writers=WRITERS, readers=READERS,
-                               seconds=load_seconds())
+    def test_overlapping_writers_under_load(self):
+        """Writers sharing new series and late days: no error, exact."""
+        self.assertClean(load.run_load(
+            load.StorageSpec(connection=self.url), writers=WRITERS,
+            readers=READERS, seconds=load_seconds() / 3, overlap=True))
+
+    def assertClean(self, result):
+        """No error or mismatch; every process made progress."""
         self.addDetail('load-figures', content.text_content(
             result.summary()))
         if result.tracebacks:
@@ -91,6 +99,16 @@ class _LoadMixin:
                            result.reads_by_reader)
         # NOTE: the final check read back every point that was pushed.
         self.assertEqual(result.points, result.checked_points)
+
+
+class _LoadMixin(_OverlapLoadMixin):
+    """Both runs; a subclass provides ``self.url`` for an empty database."""
+
+    def test_writers_and_readers_under_load(self):
+        """Writers and readers at once: no error, every sum exact."""
+        self.assertClean(load.run_load(
+            load.StorageSpec(connection=self.url), writers=WRITERS,
+            readers=READERS, seconds=load_seconds()))
 
 
 @testtools.skipUnless(functional_env.is_functional_test(),
@@ -115,3 +133,18 @@ class PostgreSQLLoadTest(sql_provision.ServerDatabaseMixin, _LoadMixin,
     def setUp(self):
         super().setUp()
         self.url = self.database_url
+        self.addCleanup(self.database.empty)
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class MariaDBLoadTest(sql_provision.ServerDatabaseMixin, _OverlapLoadMixin,
+                      testtools.TestCase):
+    """Overlapping writers and readers on one MariaDB database."""
+
+    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
+
+    def setUp(self):
+        super().setUp()
+        self.url = self.database_url
+        self.addCleanup(self.database.empty)

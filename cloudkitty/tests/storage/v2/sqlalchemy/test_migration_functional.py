@@ -16,11 +16,14 @@ then upgraded by ``init()``; the points, their sums and the rollup must be
 unchanged, and what the new revisions add must work. The frame counts of
 revision 0004 are neither written nor read before the upgrade, and every
 push keeps the rollup of its days (no ``until`` of revision 0005), as the
-code of the earlier revisions did; the upgrade computes them.
+code of the earlier revisions did; the upgrade computes them. The points'
+money is written in the ``(hi, lo)`` pairs of the revisions before
+0008 (see :func:`_money_as_before_0008`).
 """
 
 import contextlib
 import datetime
+import decimal
 
 import fixtures
 from oslo_config import cfg
@@ -28,7 +31,9 @@ import sqlalchemy as sa
 import testtools
 
 from cloudkitty import storage
+from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2.sqlalchemy import migration
+from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
@@ -36,6 +41,8 @@ from cloudkitty.tests import sql_provision
 #: The first revision, the schema of the foundation.
 FIRST = '0001'
 DAY = datetime.timedelta(days=1)
+HOUR = datetime.timedelta(hours=1)
+D = decimal.Decimal
 _FRAMES = 'cloudkitty.storage.v2.sqlalchemy.frames_mod'
 _UNTIL = 'cloudkitty.storage.v2.sqlalchemy.rollup.until'
 
@@ -69,6 +76,60 @@ def _as_before_0007():
         yield
 
 
+_RENAMED = (('qty_hi', 'qty_hundreds'), ('qty_lo', 'qty_rest'),
+            ('price_hi', 'price_hundreds'), ('price_lo', 'price_rest'))
+
+
+def _rename(conn, renames):
+    for old, new in renames:
+        conn.exec_driver_sql('ALTER TABLE ck_point RENAME COLUMN %s TO %s'
+                             % (old, new))
+
+
+@contextlib.contextmanager
+def _money_as_before_0008(engine):
+    """Store the points pushed meanwhile as before revision 0008.
+
+    The columns get their new names while the block runs, so that the
+    storage writes and reads them; afterwards every pair is rewritten as
+    the ``(hi, lo)`` pair of the earlier revisions (``hi`` the floor of the
+    value, ``0 <= lo < 10**12``), independently of the migration, and the
+    columns get their old names back.
+    """
+    with engine.begin() as conn:
+        _rename(conn, _RENAMED)
+    yield
+    with engine.begin() as conn:
+        rows = conn.exec_driver_sql(
+            'SELECT id, qty_hundreds, qty_rest, price_hundreds, price_rest '
+            'FROM ck_point').all()
+        updates = []
+        for id_, qty_hundreds, qty_rest, price_hundreds, price_rest in rows:
+            qty_hi, qty_lo = divmod(models.join(qty_hundreds, qty_rest),
+                                    money.SCALE)
+            price_hi, price_lo = divmod(
+                models.join(price_hundreds, price_rest), money.SCALE)
+            updates.append({'id': id_, 'qh': qty_hi, 'ql': qty_lo,
+                            'ph': price_hi, 'pl': price_lo})
+        if updates:
+            conn.execute(sa.text(
+                'UPDATE ck_point SET qty_hundreds = :qh, qty_rest = :ql, '
+                'price_hundreds = :ph, price_rest = :pl WHERE id = :id'),
+                updates)
+        _rename(conn, [(new, old) for old, new in _RENAMED])
+
+
+def _money_frame(start):
+    """A frame of values around the edges of both encodings."""
+    values = builders.MONEY_EXTREMES + (
+        D('99.999999999999'), D('100'), D('-100'), D('-100.000000000001'),
+        D('-99.5'), D('-1E-12'), D('12345.678'))
+    return builders.make_frame(start, [
+        ('cpu', builders.make_point('money', value, -value,
+                                    metadata={'i': str(i)}))
+        for i, value in enumerate(values)])
+
+
 class _UpgradeMixin:
     """The test; a subclass sets ``self.url`` to an empty database."""
 
@@ -83,12 +144,18 @@ class _UpgradeMixin:
         for day in range(3):
             frames += builders.sample_frames(
                 'p%d' % day, start=builders.T0 + day * DAY)
+        frames.append(_money_frame(builders.T0 + HOUR))
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
-        with _as_before_0004(), _as_before_0007():
+        extremes = dict(custom_fields='min(qty) AS a, max(qty) AS b, '
+                        'min(price) AS c, max(price) AS d, sum(qty) AS e',
+                        groupby=['i'], **window)
+        with _as_before_0004(), _as_before_0007(), \
+                _money_as_before_0008(store.engine):
             store.push(frames, scope_id='s')
             before = (store.retrieve(paginate=False, **window),
                       store.total(groupby=['project_id', 'time-d'],
-                                  **window))
+                                  **window),
+                      store.total(**extremes))
 
         store.init()
 
@@ -96,8 +163,11 @@ class _UpgradeMixin:
             self.assertEqual(migration.head(), migration.current(conn))
             self.assertIn('ck_push', sa.inspect(conn).get_table_names())
         after = (store.retrieve(paginate=False, **window),
-                 store.total(groupby=['project_id', 'time-d'], **window))
+                 store.total(groupby=['project_id', 'time-d'], **window),
+                 store.total(**extremes))
         self.assertEqual(before[1], after[1])
+        self.assertEqual(before[2], after[2])
+        self.assertEqual(18, after[2]['total'])
         self.assertEqual([f.as_dict() for f in before[0]['dataframes']],
                          [f.as_dict() for f in after[0]['dataframes']])
         # NOTE: 0004 counted the points per frame: deep pages seek there.
@@ -157,7 +227,7 @@ class _TypedLabelsUpgradeMixin:
         point = builders.make_point('p', 1, 1, groupby={'size': '3'},
                                     metadata={'on': 'True'})
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
-        with _as_before_0007():
+        with _as_before_0007(), _money_as_before_0008(store.engine):
             store.push([builders.make_frame(builders.T0, [('cpu', point)])])
 
         store.init()

@@ -55,6 +55,19 @@ def _init(url):
         return migration.current(conn)
 
 
+def _upgrade(url, barrier, results):
+    """Child process: upgrade once every process is ready.
+
+    Puts ``(revision, whether this process ran the migrations)``.
+    """
+    store = _storage(url)
+    barrier.wait()
+    upgraded = migration.upgrade(store.engine)
+    with store.engine.connect() as conn:
+        results.put((migration.current(conn), upgraded))
+    store.close()
+
+
 def _write(url, writer, project_id):
     """Child process: push PUSHES frames of POINTS points each."""
     store = _storage(url)
@@ -98,6 +111,28 @@ class _ProcessesMixin:
         """init() run by several processes at once upgrades exactly once."""
         results = self._pool().map(_init, [self.url] * WRITERS, chunksize=1)
         self.assertEqual([migration.head()] * WRITERS, results)
+
+    def test_concurrent_init_waits_for_one_upgrade(self):
+        """Processes upgrading at once: one runs migrations, none in turn.
+
+        The others see the schema at head once the first one committed
+        (without queueing for the lock one after another, each loading
+        the migrations again), so none waits for more than one upgrade.
+        """
+        context = multiprocessing.get_context('spawn')
+        processes = WRITERS + 2
+        barrier = context.Barrier(processes, timeout=300)
+        results = context.Queue()
+        for _ in range(processes):
+            process = context.Process(target=_upgrade,
+                                      args=(self.url, barrier, results))
+            process.start()
+            self.addCleanup(process.join, 10)
+            self.addCleanup(process.terminate)
+        outcomes = [results.get(timeout=300) for _ in range(processes)]
+        self.assertEqual([migration.head()] * processes,
+                         [revision for revision, _ in outcomes])
+        self.assertEqual(1, sum(upgraded for _, upgraded in outcomes))
 
     def test_writers_and_readers_lose_nothing(self):
         """Rule 9: processes push at once, readers read: all lands."""

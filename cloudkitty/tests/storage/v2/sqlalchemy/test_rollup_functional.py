@@ -31,7 +31,6 @@ import testtools
 from cloudkitty import dataframe
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
-from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
@@ -94,16 +93,15 @@ class _RollupMixin:
                 key = (rollup.day_of(row.begin), row.series_id)
                 sums = expected.setdefault(key, [0, 0, 0])
                 sums[0] += 1
-                sums[1] += row.qty_hi * money.SCALE + row.qty_lo
-                sums[2] += row.price_hi * money.SCALE + row.price_lo
+                sums[1] += models.join(row.qty_hundreds, row.qty_rest)
+                sums[2] += models.join(row.price_hundreds, row.price_rest)
             actual = {}
             for row in conn.execute(sa.select(models.daily)):
-                qty = rollup.pair(row.qty_big, row.qty_small, row.qty_lo)
-                price = rollup.pair(row.price_big, row.price_small,
-                                    row.price_lo)
                 actual[(row.day, row.series_id)] = [
-                    row.n, qty[0] * money.SCALE + qty[1],
-                    price[0] * money.SCALE + price[1]]
+                    row.n, rollup.units(row.qty_big, row.qty_small,
+                                        row.qty_lo),
+                    rollup.units(row.price_big, row.price_small,
+                                 row.price_lo)]
         self.assertEqual(expected, actual)
 
     def assertTotalsMatchOracle(self):

@@ -77,7 +77,7 @@ class PostgreSQLStreamingTest(sql_provision.ServerURLMixin,
         before = self._rows()
         bad = _frame(T0 + HOUR, known)
         # NOTE: the last point is refused, after 500 were copied.
-        refused = dataframe.DataPoint('u', decimal.Decimal('1E-13'), 0,
+        refused = dataframe.DataPoint('u', decimal.Decimal('1E+20'), 0,
                                       {'id': 'r000', 'project_id': 'p'}, {})
         bad.add_point(refused, 'cpu')
         self.assertRaises(exceptions.InvalidQuery, self.store.push, [bad])

@@ -1,0 +1,161 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""A push that loses a real deadlock is made again, on a real server.
+
+Pushes no longer deadlock each other (see the shared suite's
+``test_processes_share_new_series_and_late_days``); an outside transaction
+can still close a cycle with one, as a delete or a purge may. Here it does
+so on purpose: it takes the push's frame counts row first, waits until the
+push waits for it, then creates the push's new series, which the push
+holds. The server must pick the push as the victim (on PostgreSQL the
+outside session waits longer before it looks for deadlocks; on MariaDB
+it has written more rows). The push must then be made again by the
+backend and land once, without the caller seeing an error.
+"""
+
+import datetime
+import decimal
+import threading
+import time
+import uuid
+
+import fixtures
+from oslo_config import cfg
+import sqlalchemy as sa
+import testtools
+
+from cloudkitty import dataframe
+from cloudkitty import storage
+from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import series
+from cloudkitty.tests import functional_env
+from cloudkitty.tests import sql_provision
+
+T0 = datetime.datetime(2024, 6, 3, tzinfo=datetime.timezone.utc)
+HOUR = datetime.timedelta(hours=1)
+#: Seconds the push may take to wait for the outside lock, and to end.
+DEADLINE = 60
+POLL = 0.01
+
+
+class _Pusher(threading.Thread):
+    """Runs one push in a thread; keeps what it raised in ``error``."""
+
+    def __init__(self, store, frames, scope_id):
+        super().__init__(name='deadlocked-push', daemon=True)
+        self.store = store
+        self.frames = frames
+        self.scope_id = scope_id
+        self.error = None
+
+    def run(self):
+        try:
+            self.store.push(self.frames, scope_id=self.scope_id)
+        except BaseException as exc:
+            self.error = exc
+
+
+class _DeadlockMixin(sql_provision.ServerURLMixin):
+    """The test; subclasses name the server and how to wait for locks."""
+
+    #: A query counting the sessions waiting for a lock.
+    waiting_sql = None
+
+    def setUp(self):
+        super().setUp()
+        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                         backend='sqlalchemy',
+                                         connection=self.url)
+        self.addCleanup(self.store.close)
+        self.store.init()
+        self.outside = sa.create_engine(self.url)
+        self.addCleanup(self.outside.dispose)
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name='cloudkitty.storage.v2.sqlalchemy.engine'))
+
+    def prepare_victim(self, conn):
+        """Make the server prefer the push as the deadlock's victim."""
+
+    def _wait_for_lock_wait(self, pusher):
+        with self.outside.connect() as watcher:
+            deadline = time.monotonic() + DEADLINE
+            while time.monotonic() < deadline and pusher.is_alive():
+                if watcher.exec_driver_sql(self.waiting_sql).scalar():
+                    return
+                watcher.rollback()
+                time.sleep(POLL)
+        self.fail('the push never waited for the outside lock (%r)'
+                  % (pusher.error,))
+
+    def test_push_that_loses_a_deadlock_is_made_again(self):
+        scope_id, project_id = str(uuid.uuid4()), str(uuid.uuid4())
+        point = dataframe.DataPoint('unit', 1, decimal.Decimal('0.5'),
+                                    {'project_id': project_id}, {})
+        frame = dataframe.DataFrame(T0, T0 + HOUR)
+        frame.add_point(point, 'cpu')
+        new_series = {name: value for name, value in series.series_row(
+            scope_id, 'cpu', point).items() if name != 'labels'}
+        pusher = _Pusher(self.store, [frame], scope_id)
+        with self.outside.connect() as conn:
+            self.prepare_victim(conn)
+            conn.execute(models.frame.insert().values(
+                begin=query.to_micros(T0), type='cpu', n=0))
+            pusher.start()
+            self._wait_for_lock_wait(pusher)
+            # NOTE: the push holds this series: the cycle is closed, and
+            # the server breaks it by rolling the push back.
+            conn.execute(models.series.insert().values(new_series))
+            conn.rollback()
+        pusher.join(DEADLINE)
+        self.assertFalse(pusher.is_alive())
+        self.assertIsNone(pusher.error)
+        self.assertIn('Write conflict (attempt 1', self.log.output)
+        result = self.store.total(begin=T0, end=T0 + HOUR,
+                                  filters={'project_id': project_id},
+                                  custom_fields='count(qty) AS n, '
+                                                'sum(price) AS rate')
+        self.assertEqual([1], [int(r['n']) for r in result['results']])
+        self.assertEqual([decimal.Decimal('0.5')],
+                         [r['rate'] for r in result['results']])
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLDeadlockTest(_DeadlockMixin, testtools.TestCase):
+    """PostgreSQL: the push looks for deadlocks first, and loses."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+    waiting_sql = ("SELECT count(*) FROM pg_stat_activity WHERE "
+                   "wait_event_type = 'Lock' AND "
+                   "datname = current_database()")
+
+    def prepare_victim(self, conn):
+        """The session that checks for a deadlock first is rolled back."""
+        conn.exec_driver_sql("SET deadlock_timeout = '30s'")
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class MariaDBDeadlockTest(_DeadlockMixin, testtools.TestCase):
+    """MariaDB: the transaction that wrote less is rolled back."""
+
+    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
+    waiting_sql = ("SELECT count(*) FROM information_schema.innodb_trx "
+                   "WHERE trx_state = 'LOCK WAIT'")
+
+    def prepare_victim(self, conn):
+        """Write (and later roll back) many more rows than the push."""
+        conn.execute(models.push.insert(), [
+            {'key': 'outside-%d' % index, 'scope_id': None, 'points': 1,
+             'qty': '1', 'price': '1', 'first_begin': 0, 'last_begin': 0,
+             'pushed_at': 0} for index in range(2000)])
