@@ -66,7 +66,8 @@ import math
 from werkzeug import datastructures
 
 __all__ = ['DataFormatError', 'DataFormatTypeError', 'DataFrame',
-           'DataPoint', 'dumps', 'to_decimal', 'to_utc']
+           'DataPoint', 'FrozenAttributes', 'dumps', 'frozen_attributes',
+           'to_decimal', 'to_utc']
 
 
 class DataFormatError(ValueError):
@@ -233,6 +234,31 @@ def _label_value(value, where):
     return value
 
 
+class FrozenAttributes(datastructures.ImmutableDict):
+    """A checked, deep-frozen groupby or metadata mapping.
+
+    What :attr:`DataPoint.groupby` and :attr:`DataPoint.metadata` hold (a
+    werkzeug ``ImmutableDict``, as upstream's). Being immutable all the
+    way down and checked already, it is shared, not copied, by every point
+    built with it: storage backends freeze a series' attributes once (with
+    :func:`frozen_attributes`) for all of its points.
+    """
+
+
+def frozen_attributes(value, field='groupby'):
+    """Check a groupby or metadata mapping; return it frozen.
+
+    :param value: ``None`` (empty), a mapping, or an iterable of
+                  ``(key, value)`` pairs.
+    :param field: the field's name, for messages.
+    :rtype: FrozenAttributes
+    :raises TypeError: for a key that is not a ``str`` or a value that is
+                       not a JSON value.
+    :raises ValueError: for a NaN or infinite float.
+    """
+    return _frozen_mapping(value, field)
+
+
 def _frozen_mapping(value, field):
     """Validate a groupby/metadata mapping; return a read-only copy.
 
@@ -246,6 +272,8 @@ def _frozen_mapping(value, field):
                        names the key).
     :raises ValueError: if a float value is NaN or infinite.
     """
+    if type(value) is FrozenAttributes:
+        return value
     if value is None:
         value = {}
     elif not isinstance(value, collections.abc.Mapping):
@@ -271,7 +299,7 @@ def _frozen_mapping(value, field):
             checked[key] = val
         else:
             checked[key] = _label_value(val, f"{field}[{key!r}]")
-    return datastructures.ImmutableDict(checked)
+    return FrozenAttributes(checked)
 
 
 def _thaw(value):

@@ -175,6 +175,22 @@ class DataPointConversionTest(testtools.TestCase):
         point = make_point(groupby=[('a', 1)])
         self.assertEqual({'a': 1}, point.groupby)
 
+    def test_frozen_attributes_are_shared(self):
+        """A checked mapping is shared by the points built with it."""
+        frozen = dataframe.frozen_attributes({'a': 1, 'b': 'x'})
+        self.assertIsInstance(frozen, datastructures.ImmutableDict)
+        first = make_point(groupby=frozen, metadata=frozen)
+        second = make_point(groupby=frozen)
+        self.assertIs(frozen, first.groupby)
+        self.assertIs(frozen, first.metadata)
+        self.assertIs(frozen, second.groupby)
+        self.assertRaises(TypeError, frozen.__setitem__, 'a', 2)
+        # NOTE: a plain werkzeug ImmutableDict is not known to be checked.
+        unchecked = datastructures.ImmutableDict({'a': 1})
+        self.assertIsNot(unchecked, make_point(groupby=unchecked).groupby)
+        self.assertRaises(TypeError, make_point,
+                          groupby=datastructures.ImmutableDict({1: 'x'}))
+
     def test_scalar_values_kept_with_their_type(self):
         """str, int, float, bool and None values are kept as they are."""
         values = {'s': 'x', 'i': 2022, 'f': 0.5, 't': True, 'n': None,

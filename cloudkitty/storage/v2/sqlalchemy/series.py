@@ -24,6 +24,7 @@ import json
 
 import sqlalchemy as sa
 
+from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import engine
@@ -186,6 +187,12 @@ def load(conn, series_ids, cache):
                 series.c.id, series.c.type, series.c.unit, series.c.groupby,
                 series.c.metadata, series.c.description).where(
                 series.c.id.in_(missing[start:start + _CHUNK]))):
-            cache[row.id] = (row.type, row.unit, json.loads(row.groupby),
-                             json.loads(row.metadata), row.description)
+            # NOTE: frozen once here, the attributes are shared by every
+            # point of the series that retrieve() rebuilds.
+            cache[row.id] = (
+                row.type, row.unit,
+                dataframe.frozen_attributes(json.loads(row.groupby)),
+                dataframe.frozen_attributes(json.loads(row.metadata),
+                                            'metadata'),
+                row.description)
     return cache
