@@ -24,9 +24,9 @@ validate everything they are given, so that storage backends can trust them
 without checking again:
 
 * quantities and prices are always finite :class:`decimal.Decimal` values;
-* ``groupby`` and ``metadata`` are read-only
-  :class:`werkzeug.datastructures.ImmutableDict` objects (``dict``
-  subclasses, so JSON-serialisable) with ``str`` keys and JSON values:
+* ``groupby`` and ``metadata`` are read-only :class:`FrozenAttributes`
+  (``dict`` subclasses, so JSON-serialisable) with ``str`` keys and JSON
+  values:
   ``str``, ``int``, finite ``float``, ``bool`` or ``None`` (what the
   storage backends keep, with their type), or, as upstream's data has
   (Nova's instance ``metadata``), dicts and lists of those, frozen too
@@ -234,15 +234,44 @@ def _label_value(value, where):
     return value
 
 
-class FrozenAttributes(datastructures.ImmutableDict):
+def _read_only(self, *args, **kwargs):
+    raise TypeError('%s objects are immutable' % type(self).__name__)
+
+
+class FrozenAttributes(dict):
     """A checked, deep-frozen groupby or metadata mapping.
 
-    What :attr:`DataPoint.groupby` and :attr:`DataPoint.metadata` hold (a
-    werkzeug ``ImmutableDict``, as upstream's). Being immutable all the
-    way down and checked already, it is shared, not copied, by every point
-    built with it: storage backends freeze a series' attributes once (with
-    :func:`frozen_attributes`) for all of its points.
+    What :attr:`DataPoint.groupby` and :attr:`DataPoint.metadata` hold: a
+    read-only :class:`dict` (so JSON-serialisable, like upstream's werkzeug
+    ``ImmutableDict``), whose nested dicts and lists are frozen too. Being
+    immutable and checked already, it is shared, not copied, by every
+    point built with it: storage backends freeze a series' attributes once
+    (with :func:`frozen_attributes`) for all of its points.
     """
+
+    # NOTE: no instance __dict__ (werkzeug's ImmutableDict has one): the
+    # cyclic garbage collector walks every point's two mappings, and a
+    # push of many points paid for it.
+    __slots__ = ()
+
+    __setitem__ = __delitem__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+    __ior__ = _read_only
+
+    def __hash__(self):
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __repr__(self):
+        return '%s(%s)' % (type(self).__name__, dict.__repr__(self))
 
 
 def frozen_attributes(value, field='groupby'):
@@ -265,8 +294,9 @@ def _frozen_mapping(value, field):
     :param value: ``None`` (empty), a mapping, or an iterable of
                   ``(key, value)`` pairs (anything :class:`dict` accepts,
                   as upstream does, for example ``[]``).
-    :returns: a new :class:`werkzeug.datastructures.ImmutableDict`, nested
-              dicts and lists frozen too (see :func:`_label_value`).
+    :returns: a :class:`FrozenAttributes` (``value`` itself when it is
+              one), nested dicts and lists frozen too (see
+              :func:`_label_value`).
     :raises TypeError: if ``value`` is not one of those, a key is not a
                        ``str`` or a value is not a JSON value (the message
                        names the key).
@@ -499,9 +529,9 @@ class DataPoint(_DataPointBase):
     :raises ValueError: if ``qty`` or ``price`` cannot be parsed or is not
                         finite, or a float attribute value is not finite.
 
-    ``groupby`` and ``metadata`` are
-    :class:`werkzeug.datastructures.ImmutableDict` copies, whose nested
-    dicts and lists are ``ImmutableDict`` and
+    ``groupby`` and ``metadata`` are :class:`FrozenAttributes` (shared
+    when given as such, else checked copies), whose nested dicts and lists
+    are werkzeug ``ImmutableDict`` and
     :class:`~werkzeug.datastructures.ImmutableList`. Every attribute
     is read-only; :meth:`set_price` and ``_replace()`` return a new,
     validated point.

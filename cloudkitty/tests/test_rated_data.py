@@ -178,7 +178,7 @@ class DataPointConversionTest(testtools.TestCase):
     def test_frozen_attributes_are_shared(self):
         """A checked mapping is shared by the points built with it."""
         frozen = dataframe.frozen_attributes({'a': 1, 'b': 'x'})
-        self.assertIsInstance(frozen, datastructures.ImmutableDict)
+        self.assertIsInstance(frozen, dataframe.FrozenAttributes)
         first = make_point(groupby=frozen, metadata=frozen)
         second = make_point(groupby=frozen)
         self.assertIs(frozen, first.groupby)
@@ -200,7 +200,7 @@ class DataPointConversionTest(testtools.TestCase):
         for key, value in values.items():
             self.assertIs(type(value), type(point.groupby[key]))
         self.assertIs(False, point.metadata['m'])
-        self.assertIsInstance(point.groupby, datastructures.ImmutableDict)
+        self.assertIsInstance(point.groupby, dataframe.FrozenAttributes)
         self.assertIsInstance(point.groupby, dict)
         # NOTE: a dict subclass, so the stdlib encoder takes it as it is.
         self.assertEqual(values, json.loads(json.dumps(point.groupby)))
@@ -249,10 +249,10 @@ class DataPointImmutabilityTest(testtools.TestCase):
         self.assertRaises(AttributeError, setattr, point, 'other', 1)
 
     def test_groupby_and_metadata_read_only(self):
-        """groupby and metadata are ImmutableDicts: changes raise TypeError."""
+        """groupby and metadata are frozen dicts: changes raise TypeError."""
         point = make_point()
-        self.assertIsInstance(point.groupby, datastructures.ImmutableDict)
-        self.assertIsInstance(point.metadata, datastructures.ImmutableDict)
+        self.assertIsInstance(point.groupby, dataframe.FrozenAttributes)
+        self.assertIsInstance(point.metadata, dataframe.FrozenAttributes)
         for mapping in (point.groupby, point.metadata):
             self.assertRaises(TypeError, operator.setitem, mapping, 'a', 'b')
             self.assertRaises(TypeError, mapping.update, {'a': 'b'})
@@ -287,9 +287,9 @@ class DataPointImmutabilityTest(testtools.TestCase):
         self.assertEqual(point, pickle.loads(pickle.dumps(point)))
         clone = copy.deepcopy(point)
         self.assertEqual(point, clone)
-        self.assertIsInstance(clone.groupby, datastructures.ImmutableDict)
+        self.assertIsInstance(clone.groupby, dataframe.FrozenAttributes)
         self.assertIsInstance(pickle.loads(pickle.dumps(point)).metadata,
-                              datastructures.ImmutableDict)
+                              dataframe.FrozenAttributes)
 
     def test_set_price(self):
         """set_price() returns a new, validated point; the old one stays."""
