@@ -41,8 +41,6 @@ LOG = log.getLogger(__name__)
 
 #: The entry-point namespace of storage v2 backends.
 BACKENDS_NAMESPACE = 'cloudkitty.storage.v2.backends'
-#: Upstream CloudKitty's namespace of storage v1 backends.
-V1_BACKENDS_NAMESPACE = 'cloudkitty.storage.v1.backends'
 #: The packages of this library's own backends: on a name that another
 #: package registers too, the other package's backend is loaded.
 OWN_BACKEND_PACKAGES = ('cloudkitty.storage.v2.sqlalchemy',
@@ -78,16 +76,6 @@ def available_backends():
     return sorted(set(mgr.names()))
 
 
-def _oslo_conf(conf):
-    """The oslo.config conf a ``conf`` argument stands for.
-
-    Upstream CloudKitty passes its metric configuration (a dict read from
-    ``metrics.yml``) as ``conf``; its backends read their options from
-    ``cfg.CONF``, so that is the conf such a call means.
-    """
-    return conf if isinstance(conf, cfg.ConfigOpts) else cfg.CONF
-
-
 def get_storage(conf=None, **kwargs):
     """Load, instantiate and return the configured storage backend.
 
@@ -108,7 +96,7 @@ def get_storage(conf=None, **kwargs):
         without upstream CloudKitty installed, or another version.
     :raises TypeError: for a keyword the backend does not take.
     """
-    oslo_conf = _oslo_conf(conf)
+    oslo_conf = options.oslo_conf(conf)
     options.register_opts(oslo_conf)
     name = kwargs.pop('backend', None) or oslo_conf.storage.backend
     version = kwargs.pop('version', None) or oslo_conf.storage.version

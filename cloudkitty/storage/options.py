@@ -51,6 +51,17 @@ storage_opts = [
 ]
 
 
+def oslo_conf(conf):
+    """The oslo.config conf that a storage ``conf`` argument stands for.
+
+    ``conf`` itself when it is a :class:`oslo_config.cfg.ConfigOpts`, else
+    ``cfg.CONF``: upstream CloudKitty passes its metric configuration (a
+    dict read from ``metrics.yml``), or nothing, as ``conf``, and its
+    backends read their options from ``cfg.CONF``.
+    """
+    return conf if isinstance(conf, cfg.ConfigOpts) else cfg.CONF
+
+
 def register_opts(conf):
     """Register the ``[storage]`` options on ``conf`` (idempotent)."""
     register_group(conf, 'storage', storage_opts)

@@ -21,7 +21,6 @@ import abc
 import datetime
 import importlib
 
-from oslo_config import cfg
 from oslo_log import log
 from werkzeug import exceptions as http_exceptions
 
@@ -102,12 +101,8 @@ class BaseStorage(metaclass=abc.ABCMeta):
 
     def __init__(self, *args, **kwargs):
         conf = kwargs.get('conf', args[0] if args else None)
-        if isinstance(conf, cfg.ConfigOpts):
-            self.conf = conf
-            self.metrics_conf = None
-        else:
-            self.conf = cfg.CONF
-            self.metrics_conf = conf
+        self.conf = options.oslo_conf(conf)
+        self.metrics_conf = None if conf is self.conf else conf
         self.period = kwargs.get('period')
         options.register_opts(self.conf)
 
