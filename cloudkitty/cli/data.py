@@ -641,7 +641,8 @@ class Retrieve(rst.PlainHelp, report.ExactSortLister):
         :returns: ``(POINT_COLUMNS, rows)``.
         """
         args.check_window(parsed_args)
-        begin, end = report.window(parsed_args.begin, parsed_args.end)
+        begin, end = query.default_window(parsed_args.begin,
+                                          parsed_args.end)
         with self.app.opened_storage() as store:
             where = getattr(store, 'location', None)
             answer = store.retrieve(
@@ -717,7 +718,8 @@ class Total(rst.PlainHelp, report.ExactSortLister):
         columns = (('begin', 'end') + query.result_keys(groupby or ())
                    + tuple(field.alias for field in fields))
         self.numeric_columns = tuple(field.alias for field in fields)
-        begin, end = report.window(parsed_args.begin, parsed_args.end)
+        begin, end = query.default_window(parsed_args.begin,
+                                          parsed_args.end)
         scope = dict(begin=begin, end=end,
                      metric_types=parsed_args.metric_types,
                      filters=args.filters(parsed_args))

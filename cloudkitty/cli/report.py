@@ -18,7 +18,6 @@ matched the window read, that a page holds only part of the answer, or
 that a group-by key occurs in no point.
 """
 
-import datetime
 import decimal
 import difflib
 import numbers
@@ -26,11 +25,9 @@ import numbers
 from cliff import lister
 from oslo_log import log
 
-from cloudkitty.storage.v2 import query
 
 LOG = log.getLogger(__name__)
 
-UTC = datetime.timezone.utc
 #: Points read to name the keys the data has, for a mistyped key.
 KEY_SAMPLE = 200
 
@@ -42,19 +39,6 @@ def plural(count, noun, nouns=None):
     :rtype: str
     """
     return '%d %s' % (count, noun if count == 1 else nouns or noun + 's')
-
-
-def window(begin, end, now=None):
-    """Fill missing bounds with the current UTC month, as queries do.
-
-    The commands pass the filled window on, so that what they report is
-    exactly what they read.
-
-    :returns: ``(begin, end)``, aware UTC datetimes.
-    """
-    now = now or datetime.datetime.now(UTC)
-    return (begin if begin is not None else query.month_start(now),
-            end if end is not None else query.next_month(now))
 
 
 def describe(begin, end):
