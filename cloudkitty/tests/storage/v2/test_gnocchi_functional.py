@@ -24,7 +24,7 @@ from cloudkitty.tests.storage.v2 import base_functional
 
 
 @testtools.skipUnless(is_functional_test(), 'Test is not a functional test')
-class GnocchiBaseFunctionalStorageTest(
+class GnocchiStorageTest(
         gnocchi_provision.GnocchiStoreMixin,
         base_functional.BaseFunctionalStorageTest):
     """Gnocchi 4.7, through gnocchiclient, in basic auth mode."""

@@ -26,7 +26,7 @@ from cloudkitty.tests.storage.v2 import base_functional
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
-class InfluxDBBaseFunctionalStorageTest(
+class InfluxDBStorageTest(
         influxdb_provision.InfluxDBDatabaseMixin,
         base_functional.BaseFunctionalStorageTest):
     """InfluxDB 1.x, through the influxdb client library."""
