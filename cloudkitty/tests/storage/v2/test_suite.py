@@ -31,6 +31,10 @@ from cloudkitty.tests.storage.v2 import base_functional
 from cloudkitty.tests.storage.v2 import suite
 from cloudkitty.tests.storage.v2.suite import base
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))))
+#: The developer guide, which lists every module of the suite.
+GUIDE = os.path.join(REPO, 'doc', 'source', 'developer', 'storage.rst')
 #: Modules of the suite package that hold no mixin.
 PLUMBING = ('base', 'common')
 #: What importing the suite must not load: our test servers and their
@@ -106,6 +110,17 @@ class SuiteLayoutTest(testtools.TestCase):
         self.assertEqual(expected, test_names(TotalsOnly))
         self.assertLess(len(expected), len(test_names(
             base_functional.BaseFunctionalStorageTest)))
+
+    def test_developer_guide_lists_every_module(self):
+        if not os.path.exists(GUIDE):
+            self.skipTest('no doc/ beside this package (installed)')
+        with open(GUIDE, encoding='utf-8') as guide:
+            text = guide.read()
+        section = text[text.index('\nTesting\n'):]
+        for name in PLUMBING + tuple(name for name, _ in suite.MIXINS):
+            self.assertIn('\n``%s``\n' % name, section, name)
+        for module_name, class_name in suite.MIXINS:
+            self.assertIn('``%s``' % class_name, section, class_name)
 
     def test_unknown_expected_failure_is_refused(self):
         def define():
