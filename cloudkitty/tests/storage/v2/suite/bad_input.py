@@ -24,9 +24,10 @@ class BadInputTests:
     Each check takes a snapshot of the test's points before the call
     and compares it after (:meth:`~.base.StorageTestBase.assertInvalid`).
 
-    Data: each test pushes its own points under fresh project ids, reads
-    back only those and deletes nothing; ``cleanup_backend()`` runs after
-    every test.
+    Data: each test pushes its own points under fresh project ids and
+    reads back only those; its delete() calls are refused or have an
+    empty window, so they delete nothing. ``cleanup_backend()`` runs
+    after every test.
     """
 
     def test_invalid_query_is_a_value_error(self):

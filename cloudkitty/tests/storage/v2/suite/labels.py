@@ -30,9 +30,9 @@ class TypedLabelTests:
     groups by value *and* type (:func:`cloudkitty.storage.v2.query.
     encode_label`). The values are :data:`~.common.TYPED_VALUES`.
 
-    Data: each test pushes its own points under fresh project ids, reads
-    back only those and deletes nothing; ``cleanup_backend()`` runs after
-    every test.
+    Data: each test pushes its own points under fresh project ids and
+    reads back only those; the one delete filters on the test's project.
+    ``cleanup_backend()`` runs after every test.
     """
 
     def typed_frames(self, values=TYPED_VALUES, start=T0):
