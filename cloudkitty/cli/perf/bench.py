@@ -11,16 +11,16 @@
 # under the License.
 """``cloudkitty-storage bench``: measure a backend and check its answers.
 
-The workload comes from :mod:`cloudkitty.cli.workload`. Every answer of the
-backend is compared with the exact sums the generator computed; any
+The workload comes from :mod:`cloudkitty.cli.perf.workload`. Every answer
+of the backend is compared with the exact sums the generator computed; any
 difference stops the run with a non-zero exit code, so a fast but wrong
 backend never gets a figure.
 
 With ``--sizes`` the benchmark runs once per size, each in a new process
 (so that its peak memory is its own) against a new target, and prints one
 column per size. ``--json-out`` saves the figures, ``--plot`` draws them
-(see :mod:`cloudkitty.cli.plot`) and ``--from-json`` prints and draws saved
-figures, of several backends at once, without running anything.
+(see :mod:`cloudkitty.cli.perf.plot`) and ``--from-json`` prints and
+draws saved figures, of several backends at once, without running anything.
 """
 
 import argparse
@@ -42,16 +42,15 @@ import traceback
 
 from cliff import lister
 from oslo_log import log
-import sqlalchemy as sa
 
 from cloudkitty.cli import args
 from cloudkitty.cli import data
-from cloudkitty.cli import load
 from cloudkitty.cli import main
-from cloudkitty.cli import plot
+from cloudkitty.cli.perf import load
+from cloudkitty.cli.perf import plot
+from cloudkitty.cli.perf import scratch
+from cloudkitty.cli.perf import workload
 from cloudkitty.cli import rst
-from cloudkitty.cli import scratch
-from cloudkitty.cli import workload
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
@@ -70,8 +69,6 @@ TOTAL_QUERIES = (
     ('total_by_id', ('id',)),
     ('total_by_time', ('time',)),
 )
-#: Relative tolerance for backends that sum floats (``exact_decimal`` off).
-FLOAT_TOLERANCE = decimal.Decimal('1e-9')
 #: Default of ``--periods``, which ``--sizes`` replaces.
 DEFAULT_PERIODS = 100
 #: Multipliers of the ``--sizes`` suffixes.
@@ -118,18 +115,7 @@ def peak_rss_mib():
     return round(peak / 1024, 1)
 
 
-def _same(actual, expected, exact):
-    """Compare one backend sum with the expected Decimal."""
-    if exact:
-        return isinstance(actual, decimal.Decimal) and actual == expected
-    try:
-        actual = decimal.Decimal(str(actual))
-    except (decimal.InvalidOperation, TypeError):
-        return False
-    return abs(actual - expected) <= FLOAT_TOLERANCE * (abs(expected) + 1)
-
-
-def check_total(name, answer, groupby, expected, exact=True):
+def check_total(name, answer, groupby, expected, tolerance=0):
     """Check a total() answer against the expected groups.
 
     :param name: the metric name, used in messages.
@@ -138,10 +124,11 @@ def check_total(name, answer, groupby, expected, exact=True):
     :param groupby: the groupby that was asked.
     :type groupby: tuple of str
     :param expected: ``{key tuple: (qty, rate)}``, as returned by
-        :meth:`cloudkitty.cli.workload.Expected.groups`.
+        :meth:`cloudkitty.cli.perf.workload.Expected.groups`.
     :type expected: dict
-    :param exact: compare Decimals exactly (else with
-        :data:`FLOAT_TOLERANCE`).
+    :param tolerance: the backend's ``features.float_tolerance`` (0:
+        Decimals compared exactly), see :func:`cloudkitty.storage.v2.money.
+        agrees`.
     :raises CheckFailed: on any missing, unexpected or wrong group, or a
         wrong ``total`` count.
     """
@@ -160,8 +147,9 @@ def check_total(name, answer, groupby, expected, exact=True):
     extra = sorted(set(actual) - set(expected), key=repr)
     wrong = [(key, actual[key], expected[key])
              for key in sorted(set(actual) & set(expected), key=repr)
-             if not (_same(actual[key][0], expected[key][0], exact)
-                     and _same(actual[key][1], expected[key][1], exact))]
+             if not (money.agrees(actual[key][0], expected[key][0], tolerance)
+                     and money.agrees(actual[key][1], expected[key][1],
+                                      tolerance))]
     problems = []
     if missing:
         problems.append('%d missing (first %r)' % (len(missing), missing[0]))
@@ -178,17 +166,6 @@ def check_total(name, answer, groupby, expected, exact=True):
     if answer['total'] != len(actual) and (groupby or answer['results']):
         raise CheckFailed('%s: total is %r but %d groups were returned'
                           % (name, answer['total'], len(actual)))
-
-
-def _backend_label(store, conf):
-    """Describe the backend and, when it has one, its URL scheme only."""
-    name = store.name or conf.storage.backend
-    group = getattr(conf, 'storage_%s' % conf.storage.backend, None)
-    url = getattr(group, 'connection', None) if group is not None else None
-    if url and '://' in url:
-        # NOTE: only the scheme: the rest may hold a password.
-        return '%s (%s)' % (name, url.split('://', 1)[0])
-    return name
 
 
 class BenchFailed(RuntimeError):
@@ -235,6 +212,19 @@ def parse_sizes(text):
     return sorted(sizes)
 
 
+def utc_day(text):
+    """argparse type of ``--start``: a date, or a UTC midnight.
+
+    :rtype: datetime.datetime
+    :raises argparse.ArgumentTypeError: for anything else.
+    """
+    moment = args.iso_datetime(text)
+    if moment != moment.replace(hour=0, minute=0, second=0, microsecond=0):
+        raise argparse.ArgumentTypeError(
+            'not a UTC day: %r (for example 2026-01-01)' % text)
+    return moment
+
+
 def size_label(size):
     """Return the short name of a size: ``10k``, ``1M``, ``2500``.
 
@@ -248,47 +238,12 @@ def size_label(size):
     return str(size)
 
 
-def database_size(store):
-    """Return the bytes the database of ``store`` takes, when known.
-
-    SQLite: the database file plus its write-ahead log. PostgreSQL:
-    ``pg_database_size()`` of the current database, which counts whatever
-    else the database holds too.
-
-    :returns: a number of bytes, or None for another backend, an in-memory
-        database or a failed query.
-    :rtype: int
-    """
-    engine = getattr(store, 'engine', None)
-    if not isinstance(engine, sa.engine.Engine):
-        return None
-    dialect = engine.dialect.name
-    if dialect == 'sqlite':
-        path = engine.url.database
-        if not path or path == ':memory:' or path.startswith('file:'):
-            return None
-        size = 0
-        for suffix in ('', '-wal'):
-            with contextlib.suppress(FileNotFoundError):
-                size += os.path.getsize(path + suffix)
-        return size
-    if dialect == 'postgresql':
-        try:
-            with engine.connect() as conn:
-                return conn.execute(sa.text(
-                    'SELECT pg_database_size(current_database())')).scalar()
-        except sa.exc.SQLAlchemyError as exc:
-            # NOTE: a figure on the side; it must not cost a long run.
-            LOG.warning('Cannot read the database size: %s', exc)
-    return None
-
-
 def run_workload(store, work, repeat, label):
     """Push ``work`` into ``store``, time the queries, check every answer.
 
     :param store: an initialised backend whose workload window is empty.
     :param work: the workload to push.
-    :type work: cloudkitty.cli.workload.Workload
+    :type work: cloudkitty.cli.perf.workload.Workload
     :param repeat: runs of each timed query (the median is reported).
     :type repeat: int
     :param label: the ``backend`` value of the output.
@@ -297,7 +252,14 @@ def run_workload(store, work, repeat, label):
     :rtype: list of tuple
     :raises CheckFailed: when an answer differs from the expected one.
     """
-    exact = bool(store.features.exact_decimal)
+    tolerance = store.features.float_tolerance
+    oldest = datetime.datetime.now(datetime.timezone.utc) - \
+        store.get_retention()
+    if work.begin < oldest:
+        LOG.warning('The workload starts on %s, before what [storage] '
+                    'retention_period keeps (%s); a backend that drops old '
+                    'points (InfluxDB) will lose or refuse them',
+                    work.begin.isoformat(), oldest.isoformat())
     rows = [('backend', label, ''),
             ('points', work.points, 'points'),
             ('pushes', work.pushes, 'calls')]
@@ -311,7 +273,7 @@ def run_workload(store, work, repeat, label):
         processed, _ = _timed(store.wait_until_visible)
         rows.append(('processed_time', round(processed, 3), 's'))
     # NOTE: measured before any delete, which SQLite would not give back.
-    size = database_size(store)
+    size = store.describe().size_bytes
     checks = 0
     window = dict(begin=work.begin, end=work.end)
 
@@ -335,7 +297,7 @@ def run_workload(store, work, repeat, label):
         seconds, _ = timed(
             lambda: store.total(groupby=list(groupby) or None,
                                 paginate=False, **window),
-            lambda answer: check_total(name, answer, groupby, want, exact))
+            lambda answer: check_total(name, answer, groupby, want, tolerance))
         rows.append((name, seconds, 's'))
 
     # NOTE: the first UTC day: a whole day, which a backend with daily
@@ -350,7 +312,7 @@ def run_workload(store, work, repeat, label):
     seconds, _ = timed(
         lambda: store.total(begin=day_begin, end=day_end, paginate=False),
         lambda answer: check_total('total_one_day', answer, (), want,
-                                   exact))
+                                   tolerance))
     rows.append(('total_one_day', seconds, 's'))
 
     seconds, answer = timed(
@@ -376,7 +338,7 @@ def run_workload(store, work, repeat, label):
     rows.append(('retrieve_project', seconds, 's'))
 
     seconds, deleted, checked = _delete(store, work, expected, repeat,
-                                        exact)
+                                        tolerance)
     checks += checked
     rows.append(('delete_period', round(seconds, 6), 's'))
     rows.append(('deleted_points', deleted, 'points'))
@@ -438,7 +400,7 @@ def _check_page(answer, count, offset):
                           'expected %d' % (offset, page, want))
 
 
-def _delete(store, work, expected, repeat, exact):
+def _delete(store, work, expected, repeat, tolerance):
     """Delete ``repeat`` periods, one at a time, and check the rest.
 
     :returns: ``(median seconds, points deleted per call, checks)``.
@@ -470,7 +432,7 @@ def _delete(store, work, expected, repeat, exact):
         want = {(): (left.qty, left.price)} if left.count else {}
         check_total('total_after_delete', store.total(
             begin=work.begin, end=work.end, paginate=False), (), want,
-            exact)
+            tolerance)
         checks += 3
     return statistics.median(times), work.points_per_period, checks
 
@@ -497,10 +459,12 @@ def measure_size(spec, plan):
     """Measure one size of a ``--sizes`` run; run in a process of its own.
 
     :param spec: how to build the storage.
-    :type spec: cloudkitty.cli.load.StorageSpec
+    :type spec: cloudkitty.cli.perf.load.StorageSpec
     :param plan: ``projects``, ``resources``, ``periods``, ``push_per``,
-        ``seed``, ``repeat``; with ``configured`` true the workload window
-        must be empty and is emptied afterwards unless ``keep``.
+        ``seed``, ``repeat``, ``start`` (None: see :func:`cloudkitty.cli.
+        perf.workload.recent_start`); with ``configured`` true the
+        workload window must be empty and is emptied afterwards unless
+        ``keep``.
     :type plan: dict
     :returns: ``{'rows': [(metric, value, unit)]}``, or ``{'error':
         message, 'type': exception class name, 'plain': whether the
@@ -512,7 +476,9 @@ def measure_size(spec, plan):
         work = workload.Workload(
             projects=plan['projects'], resources=plan['resources'],
             periods=plan['periods'], seed=plan['seed'],
-            push_per=plan['push_per'])
+            push_per=plan['push_per'],
+            start=plan.get('start') or workload.recent_start(
+                plan['periods']))
         store = spec.open()
         try:
             if plan['configured']:
@@ -522,7 +488,7 @@ def measure_size(spec, plan):
                 target = contextlib.nullcontext(store)
             with target:
                 rows = run_workload(store, work, plan['repeat'],
-                                    _backend_label(store, store.conf))
+                                    main.describe_store(store))
         finally:
             store.close()
     except Exception as exc:
@@ -774,8 +740,8 @@ class Bench(rst.PlainHelp, lister.Lister):
     """Benchmark the storage backend and check every answer exactly.
 
     Pushes a generated workload (``projects x 6 types x resources`` points
-    per hourly period, from 2026-01-01T00:00Z, one push per period or per
-    period and project), then times total() with several groupbys and over
+    per hourly period, one push per period or per period and project),
+    then times total() with several groupbys and over
     one day, retrieve() pages at the start and at 90% of the points, the
     retrieve() of one project and the delete() of one period. Each timing
     is the median of ``--repeat`` runs. Every answer is compared with the
@@ -788,6 +754,11 @@ class Bench(rst.PlainHelp, lister.Lister):
     ``--connection`` (and no ``--database``) it is the configured backend,
     whose window must be empty; the pushed data is deleted afterwards
     unless ``--keep``.
+
+    The workload starts at a UTC midnight and ends by the start of the
+    current UTC day (``--start`` pins its first day instead), so that a
+    backend that drops points older than its retention (InfluxDB, with
+    ``[storage] retention_period``) keeps them.
 
     With ``--sizes`` the benchmark runs once per size, each in a new
     process against a new target (a new SQLite file, or the emptied window
@@ -827,6 +798,11 @@ class Bench(rst.PlainHelp, lister.Lister):
         parser.add_argument(
             '--seed', type=int, default=0,
             help='Seed of the workload generator (default: 0).')
+        parser.add_argument(
+            '--start', type=utc_day, default=None, metavar='DAY',
+            help='Start the workload at 00:00 UTC of this day (default: '
+                 'the latest day from which it ends by the start of today, '
+                 'UTC, so that a retention policy keeps it).')
         parser.add_argument(
             '--database', metavar='PATH', default=None,
             help='Benchmark a new SQLite file at PATH (it must not exist) '
@@ -876,6 +852,13 @@ class Bench(rst.PlainHelp, lister.Lister):
             yield main.load_storage(self.app.conf, backend='sqlalchemy',
                                     connection=main.sqlite_url(path),
                                     create=True)
+
+    @staticmethod
+    def _start(parsed_args, periods):
+        """The first period's start: ``--start``, else before today."""
+        if parsed_args.start is not None:
+            return parsed_args.start
+        return workload.recent_start(periods)
 
     def _configured(self, parsed_args):
         """Whether the target is the configured backend."""
@@ -938,10 +921,11 @@ class Bench(rst.PlainHelp, lister.Lister):
                 projects=parsed_args.projects,
                 resources=parsed_args.resources,
                 periods=parsed_args.periods, seed=parsed_args.seed,
-                push_per=parsed_args.push_per)
+                push_per=parsed_args.push_per,
+                start=self._start(parsed_args, parsed_args.periods))
             with self._target(parsed_args, work) as store:
                 rows = run_workload(store, work, parsed_args.repeat,
-                                    _backend_label(store, self.app.conf))
+                                    main.describe_store(store))
             results = new_results(self._options(parsed_args))
             results['backend'] = rows[0][1]
             results['runs'].append(self._run(work, rows))
@@ -978,9 +962,10 @@ class Bench(rst.PlainHelp, lister.Lister):
                     'resources': resources, 'periods': periods,
                     'push_per': parsed_args.push_per,
                     'seed': parsed_args.seed, 'repeat': parsed_args.repeat,
-                    'configured': configured, 'keep': parsed_args.keep}
+                    'configured': configured, 'keep': parsed_args.keep,
+                    'start': self._start(parsed_args, periods)}
             work = workload.Workload(projects=projects, resources=resources,
-                                     periods=periods)
+                                     periods=periods, start=plan['start'])
             LOG.info('Size %s: %d projects x %d types x %d resources x %d '
                      'periods = %d points', label, projects,
                      len(workload.TYPES), resources, periods, work.points)
