@@ -46,6 +46,7 @@ from oslo_log import log
 from cloudkitty.cli import args
 from cloudkitty.cli import data
 from cloudkitty.cli import main
+from cloudkitty.cli.perf import anchor
 from cloudkitty.cli.perf import load
 from cloudkitty.cli.perf import plot
 from cloudkitty.cli.perf import scratch
@@ -86,11 +87,17 @@ class CheckFailed(ValueError):
     """The backend answered differently from the exact expected result."""
 
 
-def _timed(call):
-    """Run ``call()``; return ``(seconds, result)``."""
+def _timed(call, store=None):
+    """Run ``call()``; return ``(seconds, result)``.
+
+    An anchor (see :mod:`cloudkitty.cli.perf.anchor`) reports the seconds
+    the call took on its side, without the transfer: they are used.
+    """
     start = time.perf_counter()
     result = call()
-    return time.perf_counter() - start, result
+    seconds = time.perf_counter() - start
+    own = getattr(store, 'last_call_seconds', None)
+    return (seconds if own is None else own), result
 
 
 def peak_rss_mib():
@@ -282,7 +289,7 @@ def run_workload(store, work, repeat, label):
         nonlocal checks
         times = []
         for _ in range(repeat):
-            seconds, answer = _timed(call)
+            seconds, answer = _timed(call, store)
             check(answer)
             checks += 1
             times.append(seconds)
@@ -344,7 +351,9 @@ def run_workload(store, work, repeat, label):
     rows.append(('deleted_points', deleted, 'points'))
     if size is not None:
         rows.append(('database_size', round(size / 2 ** 20, 2), 'MiB'))
-    rows.append(('peak_rss', peak_rss_mib(), 'MiB'))
+    # NOTE: an anchor's memory is not this process's (see anchor.py).
+    peak = getattr(store, 'peak_rss_mib', peak_rss_mib)
+    rows.append(('peak_rss', peak(), 'MiB'))
     rows.append(('checks_passed', checks, 'checks'))
     return rows
 
@@ -355,11 +364,15 @@ def _push(store, work, expected):
              work.pushes, store.name)
     total = 0.0
     step = max(1, work.pushes // 10)
+    # NOTE: an anchor in another process gets its frames before the clock
+    # starts, as a backend gets them built.
+    stage = getattr(store, 'stage', None)
     for done, (scope_id, frame) in enumerate(
             work.iter_frames(expected), 1):
-        start = time.perf_counter()
-        store.push([frame], scope_id=scope_id)
-        total += time.perf_counter() - start
+        frames = [frame] if stage is None else stage([frame])
+        seconds, _ = _timed(
+            lambda: store.push(frames, scope_id=scope_id), store)
+        total += seconds
         if work.pushes >= 100 and done % step == 0:
             LOG.info('Pushed %d of %d frames (%.1f s in push)', done,
                      work.pushes, total)
@@ -413,7 +426,7 @@ def _delete(store, work, expected, repeat, tolerance):
     for index in range(min(repeat, work.periods)):
         begin, end = work.period_window(index)
         seconds, deleted = _timed(
-            lambda: store.delete(begin=begin, end=end))
+            lambda: store.delete(begin=begin, end=end), store)
         times.append(seconds)
         if deleted is not None and deleted != work.points_per_period:
             raise CheckFailed(
@@ -760,6 +773,12 @@ class Bench(rst.PlainHelp, lister.Lister):
     backend that drops points older than its retention (InfluxDB, with
     ``[storage] retention_period``) keeps them.
 
+    With ``--anchor`` the same workload then runs, in the same run, on an
+    anchor (upstream CloudKitty 25.0.0's InfluxStorage on a private
+    influxd, or raw ``sqlite3`` inserts and ``GROUP BY``), checked the same
+    way, and each of our rows is printed beside the anchor's with the
+    ratio (above 1: ours is faster); see :mod:`cloudkitty.cli.perf.anchor`.
+
     With ``--sizes`` the benchmark runs once per size, each in a new
     process against a new target (a new SQLite file, or the emptied window
     of the configured backend), and prints one column per size.
@@ -831,6 +850,22 @@ class Bench(rst.PlainHelp, lister.Lister):
                  'or .pdf); needs matplotlib: pip install '
                  '"cloudkitty-storage[plot]".')
         parser.add_argument(
+            '--anchor', choices=anchor.ANCHORS, default=None,
+            help='Also run the same workload, in the same run, on upstream '
+                 'CloudKitty 25.0.0\'s InfluxStorage on a private influxd '
+                 '(upstream-influxdb; needs --upstream-python) or through '
+                 'sqlite3 alone (raw), and print both with their ratio.')
+        parser.add_argument(
+            '--upstream-python', metavar='PATH',
+            default=os.environ.get(anchor.UPSTREAM_PYTHON_ENV),
+            help='The Python of an environment where upstream CloudKitty '
+                 '25.0.0 is installed, for --anchor upstream-influxdb '
+                 '(default: $%s).' % anchor.UPSTREAM_PYTHON_ENV)
+        parser.add_argument(
+            '--anchor-influxdb-url', metavar='URL', default=None,
+            help='Run --anchor upstream-influxdb on this InfluxDB 1.x '
+                 'server (in a new database) instead of a private influxd.')
+        parser.add_argument(
             '--from-json', metavar='FILE', action='append', default=[],
             help='Run nothing: print, and with --plot draw, the figures '
                  'saved with --json-out in FILE; repeat it to put several '
@@ -871,6 +906,11 @@ class Bench(rst.PlainHelp, lister.Lister):
                                       or parsed_args.json_out):
             raise ValueError('--from-json only reads saved figures; it '
                              'cannot be used with --sizes or --json-out')
+        if parsed_args.anchor and (parsed_args.sizes or parsed_args.from_json
+                                   or parsed_args.plot):
+            raise ValueError('--anchor measures one size beside ours; it '
+                             'cannot be used with --sizes, --from-json or '
+                             '--plot')
         if parsed_args.plot is not None:
             plot.require_matplotlib()
             _check_writable('--plot', parsed_args.plot)
@@ -923,9 +963,23 @@ class Bench(rst.PlainHelp, lister.Lister):
                 periods=parsed_args.periods, seed=parsed_args.seed,
                 push_per=parsed_args.push_per,
                 start=self._start(parsed_args, parsed_args.periods))
-            with self._target(parsed_args, work) as store:
-                rows = run_workload(store, work, parsed_args.repeat,
-                                    main.describe_store(store))
+            with contextlib.ExitStack() as stack:
+                other = None
+                if parsed_args.anchor:
+                    # NOTE: started first, so that a missing upstream
+                    # environment fails before the long run.
+                    other = stack.enter_context(anchor.open_anchor(
+                        parsed_args.anchor, parsed_args.upstream_python,
+                        parsed_args.anchor_influxdb_url))
+                with self._target(parsed_args, work) as store:
+                    rows = run_workload(store, work, parsed_args.repeat,
+                                        main.describe_store(store))
+                if other is not None:
+                    LOG.info('Running the same workload on the anchor %s',
+                             parsed_args.anchor)
+                    anchor_rows = run_workload(
+                        other, work, parsed_args.repeat,
+                        main.describe_store(other))
             results = new_results(self._options(parsed_args))
             results['backend'] = rows[0][1]
             results['runs'].append(self._run(work, rows))
@@ -934,6 +988,10 @@ class Bench(rst.PlainHelp, lister.Lister):
             all_results = [results]
             names = _names(all_results, [None])
             table = ('metric', 'value', 'unit'), rows
+            if parsed_args.anchor:
+                table = anchor.side_by_side(rows, anchor_rows,
+                                            parsed_args.anchor,
+                                            NOT_LATENCIES)
         if parsed_args.plot is not None:
             draw_results(all_results, names, parsed_args.plot)
             LOG.info('Wrote the figure %s', parsed_args.plot)
