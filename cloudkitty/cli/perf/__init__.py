@@ -24,6 +24,10 @@ its scratch targets.
   against the workload's sums;
 * :mod:`~cloudkitty.cli.perf.load`: ``load``, writer and reader processes
   at once;
+* :mod:`~cloudkitty.cli.perf.anchor`: ``bench --anchor``, the same
+  workload on upstream CloudKitty's InfluxStorage (through
+  :mod:`~cloudkitty.cli.perf.upstream_driver`, run by upstream's own
+  Python) or on the bare database driver, in the same run;
 * :mod:`~cloudkitty.cli.perf.scratch`: where they write, and the cleanup;
 * :mod:`~cloudkitty.cli.perf.plot`: ``bench --plot``.
 

@@ -25,10 +25,12 @@ from one piece of code:
     it is installed (``pip install cloudkitty==25.0.0``; see
     :data:`UPSTREAM_PYTHON_ENV`), through
     :mod:`cloudkitty.cli.perf.upstream_driver`.
-``raw`` (:class:`RawSQLite`)
+``raw`` (:class:`RawSQLite`, :class:`RawPostgreSQL`)
     the same rows inserted with ``sqlite3``'s ``executemany`` into one
-    plain table with the same pragmas as the SQL backend, and queried with
-    plain ``GROUP BY``, ``LIMIT``/``OFFSET`` and ``DELETE``.
+    plain table with the same pragmas as the SQL backend (or, when the
+    benchmarked backend is PostgreSQL, with ``psycopg``'s ``COPY`` into a
+    table of the same database), and queried with plain ``GROUP BY``,
+    ``LIMIT``/``OFFSET`` and ``DELETE``.
 
 An anchor reports the seconds each call took on its side
 (``last_call_seconds``): the transfer to another process, or turning rows
@@ -246,11 +248,12 @@ class UpstreamInfluxDB(_Anchor):
 # raw -----------------------------------------------------------------------
 
 _RAW_SCHEMA = (
-    'CREATE TABLE point (begin INTEGER NOT NULL, "end" INTEGER NOT NULL, '
+    'CREATE TABLE %(table)s (begin BIGINT NOT NULL, "end" BIGINT NOT NULL, '
     'type TEXT NOT NULL, unit TEXT NOT NULL, project_id TEXT, id TEXT, '
-    'metadata TEXT NOT NULL, qty REAL NOT NULL, price REAL NOT NULL)',
-    'CREATE INDEX point_begin ON point (begin)',
-    'CREATE INDEX point_project ON point (project_id, begin)',
+    'metadata TEXT NOT NULL, qty DOUBLE PRECISION NOT NULL, '
+    'price DOUBLE PRECISION NOT NULL)',
+    'CREATE INDEX %(table)s_begin ON %(table)s (begin)',
+    'CREATE INDEX %(table)s_project ON %(table)s (project_id, begin)',
 )
 #: The groupby keys the raw table has columns for.
 _RAW_COLUMNS = {'time': 'begin', 'type': 'type', 'project_id': 'project_id',
@@ -272,15 +275,38 @@ class RawSQLite(_Anchor):
     """
 
     name = 'raw'
+    #: The placeholder of the driver's parameters.
+    mark = '?'
 
     def __init__(self, path):
         self.location = 'sqlite:///' + os.path.abspath(path)
+        self.table = 'point'
         self._conn = sqlite3.connect(path, isolation_level=None)
         for pragma in ('journal_mode = WAL', 'mmap_size = %d' % (1 << 30),
                        'cache_size = -65536'):
             self._conn.execute('PRAGMA ' + pragma)
+        self._create()
+
+    def _create(self):
         for statement in _RAW_SCHEMA:
-            self._conn.execute(statement)
+            self._execute(statement % {'table': self.table})
+
+    def _execute(self, sql, params=()):
+        """Run one statement; return its cursor."""
+        return self._conn.execute(sql, params)
+
+    def _insert(self, rows):
+        """Insert rows in one transaction: ``executemany``."""
+        with self._conn:
+            self._conn.execute('BEGIN')
+            self._conn.executemany(
+                'INSERT INTO %s VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'
+                % self.table, rows)
+
+    def _delete(self, sql, params):
+        """Delete in one transaction; return the rows deleted."""
+        with self._conn:
+            return self._conn.execute(sql, params).rowcount
 
     def _run(self, call):
         """Run ``call()``, keep its seconds, return its result."""
@@ -303,21 +329,15 @@ class RawSQLite(_Anchor):
         return rows
 
     def push(self, rows, scope_id=None):
-        """Insert staged rows with ``executemany`` in one transaction."""
-        def insert():
-            with self._conn:
-                self._conn.execute('BEGIN')
-                self._conn.executemany(
-                    'INSERT INTO point VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                    rows)
-        self._run(insert)
+        """Insert staged rows in one transaction."""
+        self._run(lambda: self._insert(rows))
 
-    @staticmethod
-    def _where(begin, end, filters):
-        sql = ' WHERE begin >= ? AND begin < ?'
+    def _where(self, begin, end, filters):
+        mark = self.mark
+        sql = ' WHERE begin >= %s AND begin < %s' % (mark, mark)
         params = [_epoch(begin), _epoch(end)]
         for key, value in (filters or {}).items():
-            sql += ' AND %s = ?' % _RAW_COLUMNS[key]
+            sql += ' AND %s = %s' % (_RAW_COLUMNS[key], mark)
             params.append(value)
         return sql, params
 
@@ -327,10 +347,10 @@ class RawSQLite(_Anchor):
         columns = [_RAW_COLUMNS[key] for key in groupby or ()]
         where, params = self._where(begin, end, None)
         select = ', '.join(columns + ['SUM(qty)', 'SUM(price)', 'COUNT(*)'])
-        sql = 'SELECT %s FROM point%s' % (select, where)
+        sql = 'SELECT %s FROM %s%s' % (select, self.table, where)
         if columns:
             sql += ' GROUP BY ' + ', '.join(columns)
-        rows = self._run(lambda: self._conn.execute(sql, params).fetchall())
+        rows = self._run(lambda: self._execute(sql, params).fetchall())
         results = []
         for row in rows:
             *keys, qty, price, count = row
@@ -349,15 +369,18 @@ class RawSQLite(_Anchor):
                  limit=1000, paginate=True, **kwargs):
         """COUNT(*), then the page (LIMIT/OFFSET) in time order."""
         where, params = self._where(begin, end, filters)
-        page = ' LIMIT ? OFFSET ?' if paginate else ''
-        page_params = [limit, offset] if paginate else []
+        page = ' LIMIT %s OFFSET %s' % (self.mark, self.mark)
+        page_params = [limit, offset]
+        if not paginate:
+            page, page_params = '', []
 
         def read():
-            total = self._conn.execute('SELECT COUNT(*) FROM point' + where,
-                                       params).fetchone()[0]
-            rows = self._conn.execute(
-                'SELECT * FROM point%s ORDER BY begin, rowid%s'
-                % (where, page), params + page_params).fetchall()
+            total = self._execute('SELECT COUNT(*) FROM %s%s'
+                                  % (self.table, where),
+                                  params).fetchone()[0]
+            rows = self._execute(
+                'SELECT * FROM %s%s ORDER BY begin%s'
+                % (self.table, where, page), params + page_params).fetchall()
             return total, rows
 
         total, rows = self._run(read)
@@ -378,25 +401,69 @@ class RawSQLite(_Anchor):
     def delete(self, begin=None, end=None, filters=None):
         """DELETE the window; return the rows deleted."""
         where, params = self._where(begin, end, filters)
-
-        def delete():
-            with self._conn:
-                return self._conn.execute('DELETE FROM point' + where,
-                                          params).rowcount
-        return self._run(delete)
+        return self._run(lambda: self._delete(
+            'DELETE FROM %s%s' % (self.table, where), params))
 
     def close(self):
         """Close the connection."""
         self._conn.close()
 
 
+class RawPostgreSQL(RawSQLite):
+    """The same rows through ``psycopg`` alone: ``COPY``, plain SQL.
+
+    The table is made in the benchmarked database under a name of its own
+    and dropped afterwards.
+
+    :param url: the database, as a SQLAlchemy URL
+        (``postgresql+psycopg://...``) or a libpq one.
+    """
+
+    mark = '%s'
+
+    def __init__(self, url):
+        import psycopg
+
+        parts = urllib.parse.urlsplit(url)
+        conninfo = urllib.parse.urlunsplit(('postgresql',) + parts[1:])
+        self.location = 'postgresql://%s%s' % (
+            parts.hostname or '', parts.path)
+        self.table = 'bench_raw_%s' % uuid.uuid4().hex[:12]
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._create()
+
+    def _execute(self, sql, params=()):
+        return self._conn.execute(sql, params)
+
+    def _insert(self, rows):
+        """Insert rows in one transaction with ``COPY``."""
+        with self._conn.transaction():
+            with self._conn.cursor() as cursor:
+                with cursor.copy('COPY %s FROM STDIN' % self.table) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+    def _delete(self, sql, params):
+        with self._conn.transaction():
+            return self._conn.execute(sql, params).rowcount
+
+    def close(self):
+        """Drop the table, then close the connection."""
+        with contextlib.suppress(Exception):
+            self._conn.execute('DROP TABLE IF EXISTS %s' % self.table)
+        self._conn.close()
+
+
 # Opening and comparing ------------------------------------------------------
 
 @contextlib.contextmanager
-def open_anchor(name, upstream_python=None, influxdb_url=None):
+def open_anchor(name, upstream_python=None, influxdb_url=None,
+                raw_url=None):
     """Yield the anchor ``name``, ready; clean everything up afterwards.
 
     :param name: one of :data:`ANCHORS`.
+    :param raw_url: for ``raw``: a PostgreSQL URL to use ``psycopg`` on
+        (the benchmarked database); by default a new SQLite file.
     :param upstream_python: for ``upstream-influxdb``: the Python of an
         environment with upstream CloudKitty 25.0.0.
     :param influxdb_url: for ``upstream-influxdb``: a running InfluxDB 1.x
@@ -407,7 +474,10 @@ def open_anchor(name, upstream_python=None, influxdb_url=None):
     tmp = tempfile.mkdtemp(prefix='cloudkitty-anchor-')
     try:
         if name == 'raw':
-            anchor = RawSQLite(os.path.join(tmp, 'raw.sqlite'))
+            if raw_url and raw_url.startswith('postgresql'):
+                anchor = RawPostgreSQL(raw_url)
+            else:
+                anchor = RawSQLite(os.path.join(tmp, 'raw.sqlite'))
             try:
                 yield anchor
             finally:

@@ -888,6 +888,16 @@ class Bench(rst.PlainHelp, lister.Lister):
                                     connection=main.sqlite_url(path),
                                     create=True)
 
+    def _raw_url(self, parsed_args):
+        """The ``--connection`` of a configured target, else None.
+
+        ``--anchor raw`` uses it when it names PostgreSQL; otherwise it
+        writes a SQLite file of its own.
+        """
+        if self._configured(parsed_args):
+            return self.app.options.connection
+        return None
+
     @staticmethod
     def _start(parsed_args, periods):
         """The first period's start: ``--start``, else before today."""
@@ -970,7 +980,8 @@ class Bench(rst.PlainHelp, lister.Lister):
                     # environment fails before the long run.
                     other = stack.enter_context(anchor.open_anchor(
                         parsed_args.anchor, parsed_args.upstream_python,
-                        parsed_args.anchor_influxdb_url))
+                        parsed_args.anchor_influxdb_url,
+                        self._raw_url(parsed_args)))
                 with self._target(parsed_args, work) as store:
                     rows = run_workload(store, work, parsed_args.repeat,
                                         main.describe_store(store))
