@@ -12,6 +12,7 @@
 """``backends``, ``init`` and ``purge``: looking after a store."""
 
 import datetime
+import decimal
 
 from cliff import lister
 from cliff import show
@@ -30,6 +31,11 @@ LOG = log.getLogger(__name__)
 #: order they are declared; ``backends`` prints one column each.
 FEATURE_FLAGS = tuple(name for name in vars(v2.Features)
                       if not name.startswith('_'))
+
+
+def _flag_cell(value):
+    """A flag as a cell: a Decimal (a tolerance) as its exact text."""
+    return str(value) if isinstance(value, decimal.Decimal) else value
 
 
 class Backends(rst.PlainHelp, lister.Lister):
@@ -53,7 +59,7 @@ class Backends(rst.PlainHelp, lister.Lister):
         for ext in sorted(manager, key=lambda ext: ext.name):
             features = getattr(ext.plugin, 'features', v2.Features)
             rows.append((ext.name, ext.entry_point.value)
-                        + tuple(getattr(features, flag, None)
+                        + tuple(_flag_cell(getattr(features, flag, None))
                                 for flag in FEATURE_FLAGS))
         return ('name', 'module:class') + FEATURE_FLAGS, rows
 

@@ -189,6 +189,23 @@ def load_storage(conf, backend=None, connection=None, create=False):
     return store
 
 
+def describe_store(store):
+    """Name a store in figures: its backend and its location's scheme.
+
+    Only the scheme of the location is kept (``sqlalchemy (sqlite)``,
+    ``influxdb (http)``): figures are shared, and the rest of a location
+    names a host or a file. The location itself comes from
+    :meth:`cloudkitty.storage.v2.BaseStorage.describe`, without password.
+
+    :rtype: str
+    """
+    name = store.name or store.conf.storage.backend
+    location = store.describe().location
+    if location and '://' in location:
+        return '%s (%s)' % (name, location.split('://', 1)[0])
+    return name
+
+
 def sqlite_url(path):
     """Return the SQLAlchemy URL of a SQLite file (made absolute).
 

@@ -25,7 +25,6 @@ with a verification of exact sums on both sides (see :func:`verify`).
 
 import argparse
 import datetime
-import decimal
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from oslo_log import log
 from cloudkitty.cli import args
 from cloudkitty.cli import main
 from cloudkitty.cli import rst
+from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
 
 LOG = log.getLogger(__name__)
@@ -53,8 +53,6 @@ DEFAULT_CHUNK = datetime.timedelta(days=1)
 DEFAULT_PAGE_SIZE = 5000
 #: Most mismatching groups printed when the verification fails.
 MAX_MISMATCH_ROWS = 50
-#: Relative tolerance when a side sums floats (``exact_decimal`` off).
-FLOAT_TOLERANCE = decimal.Decimal('1e-9')
 
 _UNITS = {'w': 'weeks', 'd': 'days', 'h': 'hours', 'm': 'minutes',
           's': 'seconds'}
@@ -321,15 +319,6 @@ def merge_type_filter(filters, metric_types):
 
 # Verification ---------------------------------------------------------------
 
-def _equal(left, right, exact):
-    """Compare two sums exactly, or with a tolerance for float sums."""
-    if exact:
-        return left == right
-    left = decimal.Decimal(str(left))
-    right = decimal.Decimal(str(right))
-    return abs(left - right) <= FLOAT_TOLERANCE * (abs(right) + 1)
-
-
 def _groups(answer, key):
     """Map a total() answer to ``{group value: (qty, rate)}``."""
     groups = {}
@@ -344,14 +333,14 @@ def _groups(answer, key):
     return groups
 
 
-def compare_totals(grouping, source, dest, exact=True):
+def compare_totals(grouping, source, dest, tolerance=0):
     """Compare two total() answers grouped by one key.
 
     :param grouping: the groupby key (``time`` or ``type``).
     :param source: the source's total() answer (``paginate=False``).
     :param dest: the destination's answer.
-    :param exact: compare Decimals exactly, else with
-        :data:`FLOAT_TOLERANCE`.
+    :param tolerance: 0 to compare Decimals exactly, else the relative
+        tolerance of :func:`cloudkitty.storage.v2.money.agrees`.
     :returns: ``(groups compared, mismatches)``; each mismatch is
         ``(grouping, group, source qty, dest qty, source rate, dest
         rate)`` with None for a missing side. A ``total`` that is not the
@@ -366,8 +355,8 @@ def compare_totals(grouping, source, dest, exact=True):
         got = left.get(key, (None, None))
         put = right.get(key, (None, None))
         if None in got or None in put or not (
-                _equal(got[0], put[0], exact)
-                and _equal(got[1], put[1], exact)):
+                money.agrees(got[0], put[0], tolerance)
+                and money.agrees(got[1], put[1], tolerance)):
             mismatches.append((grouping, key, got[0], put[0], got[1],
                                put[1]))
     for name, answer, groups in (('source', source, left),
@@ -383,8 +372,8 @@ def verify(source, dest, begin, end, filters):
 
     Compares ``total(groupby=['time'])`` (one group per frame start) and
     ``total(groupby=['type'])``, unpaginated, with the same filters. Sums
-    are compared as exact Decimals when both backends declare
-    ``exact_decimal``, else within :data:`FLOAT_TOLERANCE`. A side that
+    are compared as exact Decimals when both backends have a
+    ``Features.float_tolerance`` of 0, else within the larger one. A side that
     lacks ``groupby_time`` is compared by type only, with a warning.
 
     :returns: ``{'time': groups, 'type': groups}``, the number of groups
@@ -393,8 +382,8 @@ def verify(source, dest, begin, end, filters):
         group, or inconsistent group count.
     :raises MigrationError: when a backend returns a group twice.
     """
-    exact = bool(source.features.exact_decimal
-                 and dest.features.exact_decimal)
+    tolerance = max(source.features.float_tolerance,
+                    dest.features.float_tolerance)
     groupings = ['type']
     if source.features.groupby_time and dest.features.groupby_time:
         groupings.insert(0, 'time')
@@ -407,7 +396,7 @@ def verify(source, dest, begin, end, filters):
         kwargs = dict(groupby=[grouping], begin=begin, end=end,
                       filters=filters, paginate=False)
         compared, wrong = compare_totals(
-            grouping, source.total(**kwargs), dest.total(**kwargs), exact)
+            grouping, source.total(**kwargs), dest.total(**kwargs), tolerance)
         counts[grouping] = compared
         mismatches.extend(wrong)
     if mismatches:

@@ -18,7 +18,9 @@ in the ``cloudkitty.storage.v2.backends`` namespace.
 """
 
 import abc
+import dataclasses
 import datetime
+import decimal
 import importlib
 
 from oslo_log import log
@@ -65,6 +67,29 @@ class Features:
     #: Below what magnitude are qty and price kept and summed exactly
     #: (push() refuses larger ones)?
     max_magnitude = 10 ** 15
+    #: How far, relative to ``|exact| + 1``, may a qty or price sum be from
+    #: the exact Decimal sum (0 where ``exact_decimal``, see :func:`cloudkitty.
+    #: storage.v2.money.agrees`)?
+    float_tolerance = decimal.Decimal('1e-9')
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreDescription:
+    """Where a store is and what it takes (:meth:`BaseStorage.describe`).
+
+    For people, and for tools such as ``cloudkitty-storage bench``.
+
+    :ivar location: where the store is (a URL, a path, a host), never with
+        a password; None when the backend cannot tell.
+    :ivar size_bytes: bytes the store takes, None when the backend cannot
+        tell.
+    :ivar process_private: True when no other process can reach the store
+        (an in-memory database).
+    """
+
+    location: str = None
+    size_bytes: int = None
+    process_private: bool = False
 
 
 class BaseStorage(metaclass=abc.ABCMeta):
@@ -293,6 +318,16 @@ class BaseStorage(metaclass=abc.ABCMeta):
         :raises cloudkitty.storage.exceptions.StorageError: when the
             backend is still busy after ``timeout``.
         """
+
+    def describe(self):
+        """Say where the store is and, if the backend can tell, its size.
+
+        This default reports the backend's ``location`` attribute, if it
+        has one, and no size.
+
+        :rtype: StoreDescription
+        """
+        return StoreDescription(location=getattr(self, 'location', None))
 
     def close(self):
         """Release the connections the backend holds; idempotent.

@@ -30,7 +30,8 @@ stored, on every backend:
 A stored value is an integer number of ``10**-12`` units (*units* below),
 so sums over stored values are integer sums: exact, whatever their number.
 :func:`split` and :func:`join` give a value as ``(hi, lo)``, its floor and
-its scaled fraction.
+its scaled fraction. :func:`agrees` compares a backend's sum with an exact
+one, within the backend's ``Features.float_tolerance``.
 
 Arithmetic on the way back runs in :data:`CONTEXT`, whose precision is wide
 enough for sums over billions of points and which traps any rounding, so a
@@ -269,3 +270,27 @@ def canonical(value):
     if value == value.to_integral_value():
         return value.quantize(decimal.Decimal(1), context=CONTEXT)
     return value.normalize(context=CONTEXT)
+
+
+def agrees(actual, expected, tolerance=0):
+    """Tell whether a backend's sum agrees with the exact expected sum.
+
+    With ``tolerance`` 0 (a backend with ``exact_decimal``) ``actual`` must
+    be a Decimal equal to ``expected``. Otherwise both are read through
+    ``str()`` and may differ by ``tolerance * (|expected| + 1)``: relative
+    for large sums, absolute near zero, where float sums cancel out.
+
+    :param actual: the sum the backend returned.
+    :param expected: the exact sum.
+    :type expected: decimal.Decimal
+    :param tolerance: the backend's ``features.float_tolerance``.
+    :rtype: bool
+    """
+    if not tolerance:
+        return isinstance(actual, decimal.Decimal) and actual == expected
+    try:
+        actual = decimal.Decimal(str(actual))
+        expected = decimal.Decimal(str(expected))
+    except (decimal.InvalidOperation, TypeError):
+        return False
+    return abs(actual - expected) <= tolerance * (abs(expected) + 1)

@@ -23,11 +23,11 @@ import sys
 import fixtures
 import testtools
 
-from cloudkitty.cli import bench
-from cloudkitty.cli import load
 from cloudkitty.cli import main
-from cloudkitty.cli import plot
-from cloudkitty.cli import workload
+from cloudkitty.cli.perf import bench
+from cloudkitty.cli.perf import load
+from cloudkitty.cli.perf import plot
+from cloudkitty.cli.perf import workload
 from cloudkitty.tests.cli import base
 
 D = decimal.Decimal
@@ -50,8 +50,9 @@ class CheckTotalTest(testtools.TestCase):
         rows[0].update(changes)
         return rows
 
-    def check(self, result, exact=True):
-        bench.check_total('t', result, ('project_id',), self.expected, exact)
+    def check(self, result, tolerance=0):
+        bench.check_total('t', result, ('project_id',), self.expected,
+                          tolerance)
 
     def test_exact_answer_passes(self):
         self.check(answer(self.rows()))
@@ -67,7 +68,7 @@ class CheckTotalTest(testtools.TestCase):
                           answer(self.rows(qty=1.5)))
 
     def test_float_passes_with_tolerance(self):
-        self.check(answer(self.rows(qty=1.5000000000001)), exact=False)
+        self.check(answer(self.rows(qty=1.5000000000001)), D('1e-9'))
 
     def test_missing_group_fails(self):
         exc = self.assertRaises(bench.CheckFailed, self.check,
@@ -111,7 +112,7 @@ class PeakRssTest(testtools.TestCase):
         out = subprocess.run(
             [sys.executable, '-c',
              'import resource\n'
-             'from cloudkitty.cli import bench\n'
+             'from cloudkitty.cli.perf import bench\n'
              'print(bench.peak_rss_mib(),\n'
              '      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)'],
             check=True, capture_output=True, text=True).stdout
@@ -210,7 +211,7 @@ class OutcomeRowsTest(testtools.TestCase):
 
 
 class DatabaseSizeTest(base.CLITestCase):
-    """database_size() reads the SQLite file and its log.
+    """The SQL backend's describe() reads the SQLite file and its log.
 
     A :class:`base.CLITestCase` because main.make_conf() adds a handler to
     the root logger (oslo.log does), which the case removes again.
@@ -228,15 +229,20 @@ class DatabaseSizeTest(base.CLITestCase):
         work = workload.Workload(projects=1, resources=1, periods=2)
         for scope_id, frame in work.iter_frames():
             store.push([frame], scope_id=scope_id)
-        size = bench.database_size(store)
+        description = store.describe()
         wal = path + '-wal'
         self.assertEqual(os.path.getsize(path) + (
-            os.path.getsize(wal) if os.path.exists(wal) else 0), size)
-        self.assertGreater(size, 0)
+            os.path.getsize(wal) if os.path.exists(wal) else 0),
+            description.size_bytes)
+        self.assertGreater(description.size_bytes, 0)
+        self.assertEqual(main.sqlite_url(path), description.location)
+        self.assertFalse(description.process_private)
+        self.assertEqual('sqlalchemy (sqlite)', main.describe_store(store))
 
-    def test_unknown(self):
-        self.assertIsNone(bench.database_size(self.open('sqlite://')))
-        self.assertIsNone(bench.database_size(object()))
+    def test_memory(self):
+        description = self.open('sqlite://').describe()
+        self.assertIsNone(description.size_bytes)
+        self.assertTrue(description.process_private)
 
 
 class MeasureSizeTest(base.CLITestCase):
@@ -551,7 +557,7 @@ class PlotTest(base.CLITestCase):
     def test_queries_of_the_picture(self):
         drawn = []
         self.useFixture(fixtures.MonkeyPatch(
-            'cloudkitty.cli.plot.draw',
+            'cloudkitty.cli.perf.plot.draw',
             lambda *args: drawn.append(args)))
         document = results('b', [1000, 10000])
         bench.draw_results([document], ['b'], 'x.png')

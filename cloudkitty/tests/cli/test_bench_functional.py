@@ -13,6 +13,7 @@
 
 import json
 
+import psycopg
 import testtools
 
 from cloudkitty.tests.cli import base
@@ -41,3 +42,22 @@ class PostgreSQLBenchTest(sql_provision.ServerDatabaseMixin,
                                       rows['points']['200']))
         self.assertGreater(rows['database_size']['200'], 0)
         self.assertEqual('MiB', rows['database_size']['unit'])
+
+    def test_raw_anchor(self):
+        """--anchor raw: psycopg in the same database, its table dropped."""
+        self.addCleanup(self.database.empty)
+        code, out, err = self.run_main(
+            ['-q', '--connection', self.database_url, 'bench', '--projects',
+             '1', '--resources', '2', '--periods', '25', '--repeat', '1',
+             '--anchor', 'raw', '-f', 'json'])
+        self.assertEqual(0, code, err)
+        rows = {row['metric']: row for row in json.loads(out)}
+        self.assertEqual('raw (postgresql)', rows['backend']['raw'])
+        self.assertEqual(rows['checks_passed']['ours'],
+                         rows['checks_passed']['raw'])
+        self.assertGreater(rows['push']['ratio'], 0)
+        with psycopg.connect(self.database_url.replace('+psycopg', '')) \
+                as conn:
+            self.assertEqual([], conn.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE "
+                "'bench_raw_%'").fetchall())

@@ -94,3 +94,24 @@ class InfluxDBCommandsTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertOneLineError(code, out, err, 'are the same store')
         code, out, err = self.run_main(['total', '-f', 'json'] + WINDOW)
         self.assertEqual('123', json.loads(out)[0]['qty'])
+
+    def test_bench_with_the_default_retention(self):
+        """bench works on a server configured with the defaults.
+
+        ``init()`` sets the retention policy from ``[storage]
+        retention_period`` (2400 hours by default): the workload must lie
+        within it, whatever the date.
+        """
+        conf = self.write('default.conf', (
+            '[storage]\nbackend = influxdb\n'
+            '[storage_influxdb]\nhost = %s\nport = %d\ndatabase = %s\n'
+            % (self.host, self.port, self.database)))
+        code, out, err = base.CLITestCase.run_main(
+            self, ['-q', '--config-file', conf, 'bench', '--projects', '1',
+                   '--resources', '2', '--periods', '30', '--repeat', '1',
+                   '-f', 'json'])
+        self.assertEqual(0, code, err)
+        rows = {row['metric']: row['value'] for row in json.loads(out)}
+        self.assertEqual(360, rows['points'])
+        self.assertEqual('influxdb (http)', rows['backend'])
+        self.assertGreater(rows['checks_passed'], 0)

@@ -24,8 +24,8 @@ import random
 import fixtures
 import testtools
 
-from cloudkitty.cli import load
 from cloudkitty.cli import main
+from cloudkitty.cli.perf import load
 from cloudkitty.tests.cli import base
 
 D = decimal.Decimal
@@ -119,7 +119,7 @@ class ChecksTest(testtools.TestCase):
         """Backends summing floats are compared within a tolerance."""
         expected = {'p': (1, 10 ** 12 // 10, 0)}
         self.assertEqual([], load.compare(
-            'w', {'p': (1, 0.1000000000001, 0.0)}, expected, exact=False))
+            'w', {'p': (1, 0.1000000000001, 0.0)}, expected, D('1e-9')))
 
     def test_make_frame_sums(self):
         """A frame's points add up to the sums make_frame() reports."""
@@ -245,7 +245,7 @@ class LoadCommandTest(base.CLITestCase):
                                  pushes_by_writer=[3],
                                  errors=['writer 0: push 4: Boom: no'])
         self.useFixture(fixtures.MockPatch(
-            'cloudkitty.cli.load.run_load', autospec=True,
+            'cloudkitty.cli.perf.load.run_load', autospec=True,
             return_value=failed))
         code, out, err = self.run_main(['load', '-f', 'json'])
         self.assertEqual(1, code)

@@ -11,14 +11,15 @@
 # under the License.
 """Tests of the ``cloudkitty-storage`` application: options and errors."""
 
+import datetime
 import os
 
 import fixtures
 from oslo_config import cfg
 
-from cloudkitty.cli import bench
 from cloudkitty.cli import demo
 from cloudkitty.cli import main
+from cloudkitty.cli.perf import bench
 from cloudkitty.tests.cli import base
 
 
@@ -90,6 +91,17 @@ class CommandOptionsTest(base.CLITestCase):
                                   '--periods', '4', '--repeat', '1'])
         self.assertEqual((2, 3, 4, 1), (args.projects, args.resources,
                                         args.periods, args.repeat))
+
+    def test_bench_start(self):
+        parser = bench.Bench(main.StorageApp(), None).get_parser('bench')
+        self.assertIsNone(parser.parse_args([]).start)
+        args = parser.parse_args(['--start', '2026-01-01'])
+        self.assertEqual(datetime.datetime(2026, 1, 1,
+                                           tzinfo=datetime.timezone.utc),
+                         args.start)
+        code, _, err = self.run_main(['bench', '--start', '2026-01-01T05'])
+        self.assertEqual(2, code)
+        self.assertIn('not a UTC day', err)
 
     def test_bench_rejects_zero(self):
         code, _, err = self.run_main(['bench', '--projects', '0'])

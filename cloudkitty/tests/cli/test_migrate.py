@@ -651,9 +651,9 @@ class HelpersTest(testtools.TestCase):
                                           'qty': 0.30000000000000004,
                                           'rate': 1.0}]}
         self.assertEqual([], migrate.compare_totals('type', left, right,
-                                                    exact=False)[1])
+                                                    D('1e-9'))[1])
         self.assertEqual(1, len(migrate.compare_totals('type', left, right,
-                                                       exact=True)[1]))
+                                                       0)[1]))
 
     def test_state_round_trip(self):
         """A state file reads back equal; the write leaves no temp file."""

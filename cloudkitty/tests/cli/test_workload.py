@@ -17,7 +17,7 @@ import decimal
 
 import testtools
 
-from cloudkitty.cli import workload
+from cloudkitty.cli.perf import workload
 from cloudkitty.storage.v2 import query
 
 D = decimal.Decimal
@@ -258,3 +258,30 @@ class ShapeForSizeTest(testtools.TestCase):
                              (10, {'resources': -1})):
             self.assertRaises(ValueError, workload.shape_for_size, size,
                               **kwargs)
+
+
+class RecentStartTest(testtools.TestCase):
+    """recent_start(): whole days before today, kept by a retention."""
+
+    def test_ends_by_the_start_of_today(self):
+        now = datetime.datetime(2026, 12, 5, 8, 30, tzinfo=UTC)
+        start = workload.recent_start(100, now=now)
+        self.assertEqual(datetime.datetime(2026, 11, 30, tzinfo=UTC), start)
+        end = start + 100 * workload.PERIOD
+        self.assertLessEqual(end, datetime.datetime(2026, 12, 5,
+                                                    tzinfo=UTC))
+
+    def test_whole_days(self):
+        now = datetime.datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+        for periods, days in ((1, 1), (24, 1), (25, 2), (1000, 42)):
+            self.assertEqual(now - datetime.timedelta(days=days),
+                             workload.recent_start(periods, now=now))
+
+    def test_within_the_default_retention(self):
+        """The default bench workload fits InfluxDB's default retention."""
+        start = workload.recent_start(100)
+        retention = datetime.timedelta(hours=2400)
+        now = datetime.datetime.now(UTC)
+        self.assertGreater(start, now - retention)
+        self.assertLessEqual(start + 100 * workload.PERIOD, now)
+        self.assertEqual(0, start.hour)

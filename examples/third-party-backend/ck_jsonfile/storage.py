@@ -80,6 +80,8 @@ class JSONFileFeatures(v2.Features):
 
     #: Sums are exact: the shared module adds integers of 1E-12.
     exact_decimal = True
+    #: Exact sums need no tolerance.
+    float_tolerance = 0
     #: Time buckets come from :func:`~cloudkitty.storage.v2.query.
     #: build_total`.
     groupby_time = True

@@ -91,6 +91,8 @@ class Features(v2.Features):
     idempotent_push = False
     #: Measures are float64: beyond 10**15 not even whole units are kept.
     max_magnitude = 10 ** 15
+    #: float64 sums of up to a few million points stay within 1e-9.
+    float_tolerance = v2.Features.float_tolerance
 
 
 class GnocchiStorage(v2.BaseStorage):

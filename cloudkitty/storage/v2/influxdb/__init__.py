@@ -76,6 +76,7 @@ class InfluxDBFeatures(v2.Features):
     idempotent_push = True
     # NOTE: fields are int64: see encoding.MAX_MAGNITUDE.
     max_magnitude = encoding.MAX_MAGNITUDE
+    float_tolerance = 0
 
 
 def to_ns(moment):

@@ -147,6 +147,7 @@ class SQLAlchemyFeatures(v2.Features):
     max_value_length = None
     idempotent_push = True
     max_magnitude = models.MAX_MAGNITUDE
+    float_tolerance = 0
 
 
 class _Overflow(Exception):
@@ -191,6 +192,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def location(self):
         """The database URL, without its password."""
         return engine_mod.safe_location(self.engine.url)
+
+    def describe(self):
+        """Say where the database is and its size (see ``BaseStorage``).
+
+        :rtype: cloudkitty.storage.v2.StoreDescription
+        """
+        memory = (self.engine.url.get_backend_name() == 'sqlite'
+                  and presence.sqlite_path(self.engine.url) is None)
+        return v2.StoreDescription(
+            location=self.location,
+            size_bytes=presence.size_bytes(self.engine),
+            process_private=memory)
 
     def init(self):
         """Create or upgrade the schema to the latest migration.

@@ -15,17 +15,21 @@
 made (opening a SQLite file that is not there would create it).
 :func:`identity` names the store itself rather than its URL, so that two
 URLs reaching one store (a symbolic link, ``localhost`` and ``127.0.0.1``)
-are recognised as one.
+are recognised as one. :func:`size_bytes` tells what the store takes.
 """
 
+import contextlib
 import os
 
+from oslo_log import log
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import migration
+
+LOG = log.getLogger(__name__)
 
 
 def sqlite_path(url):
@@ -137,3 +141,35 @@ def identity(engine):
             row = conn.exec_driver_sql(
                 'SELECT @@hostname, @@port, @@datadir, DATABASE()').one()
             return (name,) + tuple(row)
+
+
+def size_bytes(engine):
+    """Return the bytes the database of ``engine`` takes, when known.
+
+    SQLite: the database file plus its write-ahead log. PostgreSQL:
+    ``pg_database_size()`` of the current database, which counts whatever
+    else the database holds too.
+
+    :returns: a number of bytes, or None for another dialect, a memory
+        database or a failed query.
+    :rtype: int
+    """
+    name = engine.url.get_backend_name()
+    if name == 'sqlite':
+        path = sqlite_path(engine.url)
+        if path is None:
+            return None
+        size = 0
+        for suffix in ('', '-wal'):
+            with contextlib.suppress(FileNotFoundError):
+                size += os.path.getsize(path + suffix)
+        return size
+    if name == 'postgresql':
+        try:
+            with engine.connect() as conn:
+                return conn.exec_driver_sql(
+                    'SELECT pg_database_size(current_database())').scalar()
+        except sa_exc.SQLAlchemyError as exc:
+            # NOTE: a figure on the side; it must not fail a long run.
+            LOG.warning('Cannot read the database size: %s', exc)
+    return None

@@ -16,6 +16,7 @@ tiny in-test subclasses.
 """
 
 import datetime
+import decimal
 
 import fixtures
 from oslo_config import cfg
@@ -23,6 +24,7 @@ import testtools
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
+from cloudkitty.storage.v2 import money
 
 ABSTRACT_METHODS = ('init', 'push', 'retrieve', 'delete', 'total')
 
@@ -99,6 +101,42 @@ class BaseStorageTest(testtools.TestCase):
         self.assertIs(v2.Features, v2.BaseStorage.features)
 
 
+class DescribeTest(testtools.TestCase):
+    """describe(): where the store is, its size when known."""
+
+    def test_default_reports_the_location_only(self):
+        """The default describe() tells the location attribute, no size."""
+        store = make_storage_class()(conf=cfg.ConfigOpts())
+        self.assertEqual(v2.StoreDescription(), store.describe())
+        store.location = 'http://db.example:8086'
+        self.assertEqual(
+            v2.StoreDescription(location='http://db.example:8086'),
+            store.describe())
+
+
+class AgreesTest(testtools.TestCase):
+    """money.agrees(): one comparison of a sum with the exact sum."""
+
+    def test_exact(self):
+        """Tolerance 0: an equal Decimal only, never a float."""
+        self.assertTrue(money.agrees(decimal.Decimal('1.50'),
+                                     decimal.Decimal('1.5')))
+        self.assertFalse(money.agrees(decimal.Decimal('1.5000000001'),
+                                      decimal.Decimal('1.5')))
+        self.assertFalse(money.agrees(1.5, decimal.Decimal('1.5')))
+
+    def test_tolerance(self):
+        """A tolerance is relative to |expected| + 1."""
+        tolerance = decimal.Decimal('1e-9')
+        self.assertTrue(money.agrees(1000.0000001, decimal.Decimal(1000),
+                                     tolerance))
+        self.assertFalse(money.agrees(1000.00001, decimal.Decimal(1000),
+                                      tolerance))
+        self.assertTrue(money.agrees(1e-10, decimal.Decimal(0), tolerance))
+        self.assertFalse(money.agrees('nan?', decimal.Decimal(0),
+                                      tolerance))
+
+
 class FeaturesTest(testtools.TestCase):
     """Features: conservative defaults."""
 
@@ -114,6 +152,7 @@ class FeaturesTest(testtools.TestCase):
         self.assertIsNone(v2.Features.max_value_length)
         self.assertFalse(v2.Features.idempotent_push)
         self.assertEqual(10 ** 15, v2.Features.max_magnitude)
+        self.assertEqual(decimal.Decimal('1e-9'), v2.Features.float_tolerance)
 
     def test_only_known_flags(self):
         """Features declares exactly the documented flags."""
@@ -123,7 +162,7 @@ class FeaturesTest(testtools.TestCase):
                           'delete_with_filters', 'eventually_consistent',
                           'atomic_push', 'concurrent_writers',
                           'max_value_length', 'idempotent_push',
-                          'max_magnitude'}, flags)
+                          'max_magnitude', 'float_tolerance'}, flags)
 
 
 class ExceptionsTest(testtools.TestCase):

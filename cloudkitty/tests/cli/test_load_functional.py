@@ -11,7 +11,7 @@
 # under the License.
 """The load test: many writers and readers on one store, checked exactly.
 
-Each test runs :func:`cloudkitty.cli.load.run_load` (the code of the
+Each test runs :func:`cloudkitty.cli.perf.load.run_load` (the code of the
 ``cloudkitty-storage load`` command): :data:`WRITERS` processes push for a
 while into one database as :data:`READERS` processes run total() in a loop;
 then every writer's sums and counts must equal the store's, exactly. The
@@ -42,7 +42,7 @@ import fixtures
 import testtools
 from testtools import content
 
-from cloudkitty.cli import load
+from cloudkitty.cli.perf import load
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
 

@@ -9,7 +9,15 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""A deterministic rated-data workload that knows its exact sums.
+"""The rated data of ``bench`` and ``load``, and its exact sums.
+
+Two shapes come out of one set of metric types (:data:`TYPES`) and one
+bookkeeping of exact sums (integers of scaled units, never floats):
+
+* :class:`Workload`, for ``bench``: a deterministic grid, described below;
+* :func:`mixed_frame`, for ``load``: one push of random points whose
+  amounts have 0 to 12 fractional digits (:func:`exact_amount`), over
+  series that the caller names.
 
 The workload is ``projects x 6 types x resources`` points per hourly period,
 over ``periods`` consecutive periods starting at :data:`BENCH_START`. It is
@@ -43,13 +51,18 @@ import decimal
 import random
 
 from cloudkitty import dataframe
+from cloudkitty.storage.v2 import money
 
 UTC = datetime.timezone.utc
 
-#: Start of the first period: a fixed hour, not the current month.
+#: Start of the first period of a :class:`Workload` built without one:
+#: a fixed day, for tests and reproducible runs (``bench`` itself places
+#: its workload before today, see :func:`recent_start`).
 BENCH_START = datetime.datetime(2026, 1, 1, tzinfo=UTC)
 #: Length of one period.
 PERIOD = datetime.timedelta(hours=1)
+#: One UTC day.
+DAY = datetime.timedelta(days=1)
 #: How a workload is cut into pushes: one per period, or per project too.
 PUSH_PER = ('period', 'project')
 #: Hourly periods in one UTC day: the fewest periods :func:`shape_for_size`
@@ -85,6 +98,33 @@ KNOWN_GROUPBYS = ((), ('project_id',), ('type',), ('type', 'project_id'),
 def _scaled(units, digits):
     """Return ``units * 10**-digits`` as an exact Decimal."""
     return decimal.Decimal(units).scaleb(-digits)
+
+
+def recent_start(periods, period=PERIOD, now=None):
+    """Return the start of a workload that ends by the start of today.
+
+    The start is a UTC midnight, the latest one from which ``periods``
+    periods end no later than the start of the current UTC day. So the
+    workload lies in the past, as rated data does, and as close to now as
+    whole days allow: a backend whose retention policy drops old points
+    (InfluxDB's, set from ``[storage] retention_period``, 2400 hours by
+    default) keeps it whenever the retention is longer than the workload
+    plus one day.
+
+    :param periods: the workload's number of periods.
+    :type periods: int
+    :param period: the length of a period.
+    :type period: datetime.timedelta
+    :param now: the current time (aware); defaults to the clock's.
+    :type now: datetime.datetime
+    :rtype: datetime.datetime
+    """
+    now = now or datetime.datetime.now(UTC)
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0,
+                                        microsecond=0)
+    # NOTE: ceil(): whole days back, so that the first period starts a day.
+    days = -(-(periods * period) // DAY)
+    return today - days * DAY
 
 
 def shape_for_size(size, projects=100, resources=17):
@@ -445,3 +485,72 @@ class Workload:
                                         resource_index),
                        qty_units, price_units)
         return result
+
+
+# Mixed pushes (the load command) -------------------------------------------
+
+#: The metric types of :func:`mixed_frame`: ``(type, unit, ...)``.
+MIXED_TYPES = TYPES[:2]
+
+
+def exact_amount(rng, whole_digits, negative=False):
+    """Return a random exact amount as ``(Decimal, units of 10**-12)``.
+
+    The amount has 0 to 12 fractional digits and fewer than
+    ``whole_digits`` integer digits; with ``negative`` about one in eleven
+    is below zero (a credit).
+
+    :param rng: a :class:`random.Random`.
+    :rtype: tuple
+    """
+    digits = rng.randrange(money.FRACTION_DIGITS + 1)
+    bound = 10 ** (whole_digits + digits)
+    low = -bound // 10 if negative else 1
+    mantissa = rng.randrange(low, bound)
+    # NOTE: money.CONTEXT traps Inexact: the value is exact or an error.
+    value = decimal.Decimal(mantissa).scaleb(-digits, context=money.CONTEXT)
+    return value, mantissa * 10 ** (money.FRACTION_DIGITS - digits)
+
+
+def mixed_frame(rng, start, end, project_id, resource_id, size,
+                shuffle=False):
+    """Build one push of random exact points, and its exact sums.
+
+    Point ``i`` is of type ``MIXED_TYPES[i % 2]``, with a qty of up to 3
+    integer digits and a price of up to 4 that may be negative (see
+    :func:`exact_amount`), and labels ``{'project_id': project_id, 'id':
+    resource_id(type, i // 2)}``.
+
+    :param rng: draws the amounts (and, with ``shuffle``, the order).
+    :type rng: random.Random
+    :param start: start of the frame.
+    :param end: end of the frame.
+    :param project_id: the ``project_id`` of every point.
+    :param resource_id: ``(type, number) -> id``: names the series.
+    :param size: the number of points.
+    :param shuffle: put the types, and the points of each type, in an
+        order drawn from ``rng``.
+    :returns: ``(frame, (count, qty units, price units))``, units being
+        ``10**-12``.
+    """
+    by_type = {}
+    qty_units = price_units = 0
+    for index in range(size):
+        type_, unit = MIXED_TYPES[index % len(MIXED_TYPES)][:2]
+        qty, units = exact_amount(rng, 3)
+        qty_units += units
+        price, units = exact_amount(rng, 4, negative=True)
+        price_units += units
+        by_type.setdefault(type_, []).append(dataframe.DataPoint(
+            unit, qty, price,
+            {'project_id': project_id,
+             'id': resource_id(type_, index // len(MIXED_TYPES))}, {}))
+    types = list(by_type)
+    if shuffle:
+        rng.shuffle(types)
+    frame = dataframe.DataFrame(start, end)
+    for type_ in types:
+        if shuffle:
+            rng.shuffle(by_type[type_])
+        frame.add_points(by_type[type_], type_)
+    return frame, (size, qty_units, price_units)

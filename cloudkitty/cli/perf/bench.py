@@ -11,16 +11,16 @@
 # under the License.
 """``cloudkitty-storage bench``: measure a backend and check its answers.
 
-The workload comes from :mod:`cloudkitty.cli.workload`. Every answer of the
-backend is compared with the exact sums the generator computed; any
+The workload comes from :mod:`cloudkitty.cli.perf.workload`. Every answer
+of the backend is compared with the exact sums the generator computed; any
 difference stops the run with a non-zero exit code, so a fast but wrong
 backend never gets a figure.
 
 With ``--sizes`` the benchmark runs once per size, each in a new process
 (so that its peak memory is its own) against a new target, and prints one
 column per size. ``--json-out`` saves the figures, ``--plot`` draws them
-(see :mod:`cloudkitty.cli.plot`) and ``--from-json`` prints and draws saved
-figures, of several backends at once, without running anything.
+(see :mod:`cloudkitty.cli.perf.plot`) and ``--from-json`` prints and
+draws saved figures, of several backends at once, without running anything.
 """
 
 import argparse
@@ -42,16 +42,16 @@ import traceback
 
 from cliff import lister
 from oslo_log import log
-import sqlalchemy as sa
 
 from cloudkitty.cli import args
 from cloudkitty.cli import data
-from cloudkitty.cli import load
 from cloudkitty.cli import main
-from cloudkitty.cli import plot
+from cloudkitty.cli.perf import anchor
+from cloudkitty.cli.perf import load
+from cloudkitty.cli.perf import plot
+from cloudkitty.cli.perf import scratch
+from cloudkitty.cli.perf import workload
 from cloudkitty.cli import rst
-from cloudkitty.cli import scratch
-from cloudkitty.cli import workload
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
@@ -70,8 +70,6 @@ TOTAL_QUERIES = (
     ('total_by_id', ('id',)),
     ('total_by_time', ('time',)),
 )
-#: Relative tolerance for backends that sum floats (``exact_decimal`` off).
-FLOAT_TOLERANCE = decimal.Decimal('1e-9')
 #: Default of ``--periods``, which ``--sizes`` replaces.
 DEFAULT_PERIODS = 100
 #: Multipliers of the ``--sizes`` suffixes.
@@ -89,11 +87,17 @@ class CheckFailed(ValueError):
     """The backend answered differently from the exact expected result."""
 
 
-def _timed(call):
-    """Run ``call()``; return ``(seconds, result)``."""
+def _timed(call, store=None):
+    """Run ``call()``; return ``(seconds, result)``.
+
+    An anchor (see :mod:`cloudkitty.cli.perf.anchor`) reports the seconds
+    the call took on its side, without the transfer: they are used.
+    """
     start = time.perf_counter()
     result = call()
-    return time.perf_counter() - start, result
+    seconds = time.perf_counter() - start
+    own = getattr(store, 'last_call_seconds', None)
+    return (seconds if own is None else own), result
 
 
 def peak_rss_mib():
@@ -118,18 +122,7 @@ def peak_rss_mib():
     return round(peak / 1024, 1)
 
 
-def _same(actual, expected, exact):
-    """Compare one backend sum with the expected Decimal."""
-    if exact:
-        return isinstance(actual, decimal.Decimal) and actual == expected
-    try:
-        actual = decimal.Decimal(str(actual))
-    except (decimal.InvalidOperation, TypeError):
-        return False
-    return abs(actual - expected) <= FLOAT_TOLERANCE * (abs(expected) + 1)
-
-
-def check_total(name, answer, groupby, expected, exact=True):
+def check_total(name, answer, groupby, expected, tolerance=0):
     """Check a total() answer against the expected groups.
 
     :param name: the metric name, used in messages.
@@ -138,10 +131,11 @@ def check_total(name, answer, groupby, expected, exact=True):
     :param groupby: the groupby that was asked.
     :type groupby: tuple of str
     :param expected: ``{key tuple: (qty, rate)}``, as returned by
-        :meth:`cloudkitty.cli.workload.Expected.groups`.
+        :meth:`cloudkitty.cli.perf.workload.Expected.groups`.
     :type expected: dict
-    :param exact: compare Decimals exactly (else with
-        :data:`FLOAT_TOLERANCE`).
+    :param tolerance: the backend's ``features.float_tolerance`` (0:
+        Decimals compared exactly), see :func:`cloudkitty.storage.v2.money.
+        agrees`.
     :raises CheckFailed: on any missing, unexpected or wrong group, or a
         wrong ``total`` count.
     """
@@ -160,8 +154,9 @@ def check_total(name, answer, groupby, expected, exact=True):
     extra = sorted(set(actual) - set(expected), key=repr)
     wrong = [(key, actual[key], expected[key])
              for key in sorted(set(actual) & set(expected), key=repr)
-             if not (_same(actual[key][0], expected[key][0], exact)
-                     and _same(actual[key][1], expected[key][1], exact))]
+             if not (money.agrees(actual[key][0], expected[key][0], tolerance)
+                     and money.agrees(actual[key][1], expected[key][1],
+                                      tolerance))]
     problems = []
     if missing:
         problems.append('%d missing (first %r)' % (len(missing), missing[0]))
@@ -178,17 +173,6 @@ def check_total(name, answer, groupby, expected, exact=True):
     if answer['total'] != len(actual) and (groupby or answer['results']):
         raise CheckFailed('%s: total is %r but %d groups were returned'
                           % (name, answer['total'], len(actual)))
-
-
-def _backend_label(store, conf):
-    """Describe the backend and, when it has one, its URL scheme only."""
-    name = store.name or conf.storage.backend
-    group = getattr(conf, 'storage_%s' % conf.storage.backend, None)
-    url = getattr(group, 'connection', None) if group is not None else None
-    if url and '://' in url:
-        # NOTE: only the scheme: the rest may hold a password.
-        return '%s (%s)' % (name, url.split('://', 1)[0])
-    return name
 
 
 class BenchFailed(RuntimeError):
@@ -235,6 +219,19 @@ def parse_sizes(text):
     return sorted(sizes)
 
 
+def utc_day(text):
+    """argparse type of ``--start``: a date, or a UTC midnight.
+
+    :rtype: datetime.datetime
+    :raises argparse.ArgumentTypeError: for anything else.
+    """
+    moment = args.iso_datetime(text)
+    if moment != moment.replace(hour=0, minute=0, second=0, microsecond=0):
+        raise argparse.ArgumentTypeError(
+            'not a UTC day: %r (for example 2026-01-01)' % text)
+    return moment
+
+
 def size_label(size):
     """Return the short name of a size: ``10k``, ``1M``, ``2500``.
 
@@ -248,47 +245,12 @@ def size_label(size):
     return str(size)
 
 
-def database_size(store):
-    """Return the bytes the database of ``store`` takes, when known.
-
-    SQLite: the database file plus its write-ahead log. PostgreSQL:
-    ``pg_database_size()`` of the current database, which counts whatever
-    else the database holds too.
-
-    :returns: a number of bytes, or None for another backend, an in-memory
-        database or a failed query.
-    :rtype: int
-    """
-    engine = getattr(store, 'engine', None)
-    if not isinstance(engine, sa.engine.Engine):
-        return None
-    dialect = engine.dialect.name
-    if dialect == 'sqlite':
-        path = engine.url.database
-        if not path or path == ':memory:' or path.startswith('file:'):
-            return None
-        size = 0
-        for suffix in ('', '-wal'):
-            with contextlib.suppress(FileNotFoundError):
-                size += os.path.getsize(path + suffix)
-        return size
-    if dialect == 'postgresql':
-        try:
-            with engine.connect() as conn:
-                return conn.execute(sa.text(
-                    'SELECT pg_database_size(current_database())')).scalar()
-        except sa.exc.SQLAlchemyError as exc:
-            # NOTE: a figure on the side; it must not cost a long run.
-            LOG.warning('Cannot read the database size: %s', exc)
-    return None
-
-
 def run_workload(store, work, repeat, label):
     """Push ``work`` into ``store``, time the queries, check every answer.
 
     :param store: an initialised backend whose workload window is empty.
     :param work: the workload to push.
-    :type work: cloudkitty.cli.workload.Workload
+    :type work: cloudkitty.cli.perf.workload.Workload
     :param repeat: runs of each timed query (the median is reported).
     :type repeat: int
     :param label: the ``backend`` value of the output.
@@ -297,7 +259,14 @@ def run_workload(store, work, repeat, label):
     :rtype: list of tuple
     :raises CheckFailed: when an answer differs from the expected one.
     """
-    exact = bool(store.features.exact_decimal)
+    tolerance = store.features.float_tolerance
+    oldest = datetime.datetime.now(datetime.timezone.utc) - \
+        store.get_retention()
+    if work.begin < oldest:
+        LOG.warning('The workload starts on %s, before what [storage] '
+                    'retention_period keeps (%s); a backend that drops old '
+                    'points (InfluxDB) will lose or refuse them',
+                    work.begin.isoformat(), oldest.isoformat())
     rows = [('backend', label, ''),
             ('points', work.points, 'points'),
             ('pushes', work.pushes, 'calls')]
@@ -311,7 +280,7 @@ def run_workload(store, work, repeat, label):
         processed, _ = _timed(store.wait_until_visible)
         rows.append(('processed_time', round(processed, 3), 's'))
     # NOTE: measured before any delete, which SQLite would not give back.
-    size = database_size(store)
+    size = store.describe().size_bytes
     checks = 0
     window = dict(begin=work.begin, end=work.end)
 
@@ -320,7 +289,7 @@ def run_workload(store, work, repeat, label):
         nonlocal checks
         times = []
         for _ in range(repeat):
-            seconds, answer = _timed(call)
+            seconds, answer = _timed(call, store)
             check(answer)
             checks += 1
             times.append(seconds)
@@ -335,7 +304,7 @@ def run_workload(store, work, repeat, label):
         seconds, _ = timed(
             lambda: store.total(groupby=list(groupby) or None,
                                 paginate=False, **window),
-            lambda answer: check_total(name, answer, groupby, want, exact))
+            lambda answer: check_total(name, answer, groupby, want, tolerance))
         rows.append((name, seconds, 's'))
 
     # NOTE: the first UTC day: a whole day, which a backend with daily
@@ -350,7 +319,7 @@ def run_workload(store, work, repeat, label):
     seconds, _ = timed(
         lambda: store.total(begin=day_begin, end=day_end, paginate=False),
         lambda answer: check_total('total_one_day', answer, (), want,
-                                   exact))
+                                   tolerance))
     rows.append(('total_one_day', seconds, 's'))
 
     seconds, answer = timed(
@@ -376,13 +345,15 @@ def run_workload(store, work, repeat, label):
     rows.append(('retrieve_project', seconds, 's'))
 
     seconds, deleted, checked = _delete(store, work, expected, repeat,
-                                        exact)
+                                        tolerance)
     checks += checked
     rows.append(('delete_period', round(seconds, 6), 's'))
     rows.append(('deleted_points', deleted, 'points'))
     if size is not None:
         rows.append(('database_size', round(size / 2 ** 20, 2), 'MiB'))
-    rows.append(('peak_rss', peak_rss_mib(), 'MiB'))
+    # NOTE: an anchor's memory is not this process's (see anchor.py).
+    peak = getattr(store, 'peak_rss_mib', peak_rss_mib)
+    rows.append(('peak_rss', peak(), 'MiB'))
     rows.append(('checks_passed', checks, 'checks'))
     return rows
 
@@ -393,11 +364,15 @@ def _push(store, work, expected):
              work.pushes, store.name)
     total = 0.0
     step = max(1, work.pushes // 10)
+    # NOTE: an anchor in another process gets its frames before the clock
+    # starts, as a backend gets them built.
+    stage = getattr(store, 'stage', None)
     for done, (scope_id, frame) in enumerate(
             work.iter_frames(expected), 1):
-        start = time.perf_counter()
-        store.push([frame], scope_id=scope_id)
-        total += time.perf_counter() - start
+        frames = [frame] if stage is None else stage([frame])
+        seconds, _ = _timed(
+            lambda: store.push(frames, scope_id=scope_id), store)
+        total += seconds
         if work.pushes >= 100 and done % step == 0:
             LOG.info('Pushed %d of %d frames (%.1f s in push)', done,
                      work.pushes, total)
@@ -438,7 +413,7 @@ def _check_page(answer, count, offset):
                           'expected %d' % (offset, page, want))
 
 
-def _delete(store, work, expected, repeat, exact):
+def _delete(store, work, expected, repeat, tolerance):
     """Delete ``repeat`` periods, one at a time, and check the rest.
 
     :returns: ``(median seconds, points deleted per call, checks)``.
@@ -451,7 +426,7 @@ def _delete(store, work, expected, repeat, exact):
     for index in range(min(repeat, work.periods)):
         begin, end = work.period_window(index)
         seconds, deleted = _timed(
-            lambda: store.delete(begin=begin, end=end))
+            lambda: store.delete(begin=begin, end=end), store)
         times.append(seconds)
         if deleted is not None and deleted != work.points_per_period:
             raise CheckFailed(
@@ -470,7 +445,7 @@ def _delete(store, work, expected, repeat, exact):
         want = {(): (left.qty, left.price)} if left.count else {}
         check_total('total_after_delete', store.total(
             begin=work.begin, end=work.end, paginate=False), (), want,
-            exact)
+            tolerance)
         checks += 3
     return statistics.median(times), work.points_per_period, checks
 
@@ -497,10 +472,12 @@ def measure_size(spec, plan):
     """Measure one size of a ``--sizes`` run; run in a process of its own.
 
     :param spec: how to build the storage.
-    :type spec: cloudkitty.cli.load.StorageSpec
+    :type spec: cloudkitty.cli.perf.load.StorageSpec
     :param plan: ``projects``, ``resources``, ``periods``, ``push_per``,
-        ``seed``, ``repeat``; with ``configured`` true the workload window
-        must be empty and is emptied afterwards unless ``keep``.
+        ``seed``, ``repeat``, ``start`` (None: see :func:`cloudkitty.cli.
+        perf.workload.recent_start`); with ``configured`` true the
+        workload window must be empty and is emptied afterwards unless
+        ``keep``.
     :type plan: dict
     :returns: ``{'rows': [(metric, value, unit)]}``, or ``{'error':
         message, 'type': exception class name, 'plain': whether the
@@ -512,7 +489,9 @@ def measure_size(spec, plan):
         work = workload.Workload(
             projects=plan['projects'], resources=plan['resources'],
             periods=plan['periods'], seed=plan['seed'],
-            push_per=plan['push_per'])
+            push_per=plan['push_per'],
+            start=plan.get('start') or workload.recent_start(
+                plan['periods']))
         store = spec.open()
         try:
             if plan['configured']:
@@ -522,7 +501,7 @@ def measure_size(spec, plan):
                 target = contextlib.nullcontext(store)
             with target:
                 rows = run_workload(store, work, plan['repeat'],
-                                    _backend_label(store, store.conf))
+                                    main.describe_store(store))
         finally:
             store.close()
     except Exception as exc:
@@ -774,8 +753,8 @@ class Bench(rst.PlainHelp, lister.Lister):
     """Benchmark the storage backend and check every answer exactly.
 
     Pushes a generated workload (``projects x 6 types x resources`` points
-    per hourly period, from 2026-01-01T00:00Z, one push per period or per
-    period and project), then times total() with several groupbys and over
+    per hourly period, one push per period or per period and project),
+    then times total() with several groupbys and over
     one day, retrieve() pages at the start and at 90% of the points, the
     retrieve() of one project and the delete() of one period. Each timing
     is the median of ``--repeat`` runs. Every answer is compared with the
@@ -788,6 +767,17 @@ class Bench(rst.PlainHelp, lister.Lister):
     ``--connection`` (and no ``--database``) it is the configured backend,
     whose window must be empty; the pushed data is deleted afterwards
     unless ``--keep``.
+
+    The workload starts at a UTC midnight and ends by the start of the
+    current UTC day (``--start`` pins its first day instead), so that a
+    backend that drops points older than its retention (InfluxDB, with
+    ``[storage] retention_period``) keeps them.
+
+    With ``--anchor`` the same workload then runs, in the same run, on an
+    anchor (upstream CloudKitty 25.0.0's InfluxStorage on a private
+    influxd, or raw ``sqlite3`` inserts and ``GROUP BY``), checked the same
+    way, and each of our rows is printed beside the anchor's with the
+    ratio (above 1: ours is faster); see :mod:`cloudkitty.cli.perf.anchor`.
 
     With ``--sizes`` the benchmark runs once per size, each in a new
     process against a new target (a new SQLite file, or the emptied window
@@ -828,6 +818,11 @@ class Bench(rst.PlainHelp, lister.Lister):
             '--seed', type=int, default=0,
             help='Seed of the workload generator (default: 0).')
         parser.add_argument(
+            '--start', type=utc_day, default=None, metavar='DAY',
+            help='Start the workload at 00:00 UTC of this day (default: '
+                 'the latest day from which it ends by the start of today, '
+                 'UTC, so that a retention policy keeps it).')
+        parser.add_argument(
             '--database', metavar='PATH', default=None,
             help='Benchmark a new SQLite file at PATH (it must not exist) '
                  'instead of a temporary one or the configured backend; '
@@ -855,6 +850,22 @@ class Bench(rst.PlainHelp, lister.Lister):
                  'or .pdf); needs matplotlib: pip install '
                  '"cloudkitty-storage[plot]".')
         parser.add_argument(
+            '--anchor', choices=anchor.ANCHORS, default=None,
+            help='Also run the same workload, in the same run, on upstream '
+                 'CloudKitty 25.0.0\'s InfluxStorage on a private influxd '
+                 '(upstream-influxdb; needs --upstream-python) or through '
+                 'sqlite3 alone (raw), and print both with their ratio.')
+        parser.add_argument(
+            '--upstream-python', metavar='PATH',
+            default=os.environ.get(anchor.UPSTREAM_PYTHON_ENV),
+            help='The Python of an environment where upstream CloudKitty '
+                 '25.0.0 is installed, for --anchor upstream-influxdb '
+                 '(default: $%s).' % anchor.UPSTREAM_PYTHON_ENV)
+        parser.add_argument(
+            '--anchor-influxdb-url', metavar='URL', default=None,
+            help='Run --anchor upstream-influxdb on this InfluxDB 1.x '
+                 'server (in a new database) instead of a private influxd.')
+        parser.add_argument(
             '--from-json', metavar='FILE', action='append', default=[],
             help='Run nothing: print, and with --plot draw, the figures '
                  'saved with --json-out in FILE; repeat it to put several '
@@ -877,6 +888,23 @@ class Bench(rst.PlainHelp, lister.Lister):
                                     connection=main.sqlite_url(path),
                                     create=True)
 
+    def _raw_url(self, parsed_args):
+        """The ``--connection`` of a configured target, else None.
+
+        ``--anchor raw`` uses it when it names PostgreSQL; otherwise it
+        writes a SQLite file of its own.
+        """
+        if self._configured(parsed_args):
+            return self.app.options.connection
+        return None
+
+    @staticmethod
+    def _start(parsed_args, periods):
+        """The first period's start: ``--start``, else before today."""
+        if parsed_args.start is not None:
+            return parsed_args.start
+        return workload.recent_start(periods)
+
     def _configured(self, parsed_args):
         """Whether the target is the configured backend."""
         return (parsed_args.database is None
@@ -888,6 +916,11 @@ class Bench(rst.PlainHelp, lister.Lister):
                                       or parsed_args.json_out):
             raise ValueError('--from-json only reads saved figures; it '
                              'cannot be used with --sizes or --json-out')
+        if parsed_args.anchor and (parsed_args.sizes or parsed_args.from_json
+                                   or parsed_args.plot):
+            raise ValueError('--anchor measures one size beside ours; it '
+                             'cannot be used with --sizes, --from-json or '
+                             '--plot')
         if parsed_args.plot is not None:
             plot.require_matplotlib()
             _check_writable('--plot', parsed_args.plot)
@@ -938,10 +971,26 @@ class Bench(rst.PlainHelp, lister.Lister):
                 projects=parsed_args.projects,
                 resources=parsed_args.resources,
                 periods=parsed_args.periods, seed=parsed_args.seed,
-                push_per=parsed_args.push_per)
-            with self._target(parsed_args, work) as store:
-                rows = run_workload(store, work, parsed_args.repeat,
-                                    _backend_label(store, self.app.conf))
+                push_per=parsed_args.push_per,
+                start=self._start(parsed_args, parsed_args.periods))
+            with contextlib.ExitStack() as stack:
+                other = None
+                if parsed_args.anchor:
+                    # NOTE: started first, so that a missing upstream
+                    # environment fails before the long run.
+                    other = stack.enter_context(anchor.open_anchor(
+                        parsed_args.anchor, parsed_args.upstream_python,
+                        parsed_args.anchor_influxdb_url,
+                        self._raw_url(parsed_args)))
+                with self._target(parsed_args, work) as store:
+                    rows = run_workload(store, work, parsed_args.repeat,
+                                        main.describe_store(store))
+                if other is not None:
+                    LOG.info('Running the same workload on the anchor %s',
+                             parsed_args.anchor)
+                    anchor_rows = run_workload(
+                        other, work, parsed_args.repeat,
+                        main.describe_store(other))
             results = new_results(self._options(parsed_args))
             results['backend'] = rows[0][1]
             results['runs'].append(self._run(work, rows))
@@ -950,6 +999,10 @@ class Bench(rst.PlainHelp, lister.Lister):
             all_results = [results]
             names = _names(all_results, [None])
             table = ('metric', 'value', 'unit'), rows
+            if parsed_args.anchor:
+                table = anchor.side_by_side(rows, anchor_rows,
+                                            parsed_args.anchor,
+                                            NOT_LATENCIES)
         if parsed_args.plot is not None:
             draw_results(all_results, names, parsed_args.plot)
             LOG.info('Wrote the figure %s', parsed_args.plot)
@@ -978,9 +1031,10 @@ class Bench(rst.PlainHelp, lister.Lister):
                     'resources': resources, 'periods': periods,
                     'push_per': parsed_args.push_per,
                     'seed': parsed_args.seed, 'repeat': parsed_args.repeat,
-                    'configured': configured, 'keep': parsed_args.keep}
+                    'configured': configured, 'keep': parsed_args.keep,
+                    'start': self._start(parsed_args, periods)}
             work = workload.Workload(projects=projects, resources=resources,
-                                     periods=periods)
+                                     periods=periods, start=plan['start'])
             LOG.info('Size %s: %d projects x %d types x %d resources x %d '
                      'periods = %d points', label, projects,
                      len(workload.TYPES), resources, periods, work.points)

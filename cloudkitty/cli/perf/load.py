@@ -15,8 +15,7 @@
 ``seconds`` seconds while ``readers`` processes run total() in a loop, then
 compares what the store holds with what the writers know they pushed. The
 same function serves the ``load`` command (:class:`Load`) and the
-functional test ``cloudkitty.tests.storage.v2.sqlalchemy.
-test_load_functional``.
+functional test ``cloudkitty.tests.cli.test_load_functional``.
 
 Every process is started with the ``spawn`` method and builds its own
 storage object from a :class:`StorageSpec` (the same configuration files,
@@ -26,13 +25,14 @@ Writers
     Writer ``w`` pushes one :class:`~cloudkitty.dataframe.DataFrame` per
     call, with ``scope_id`` and groupby ``project_id`` ``load-wNNN`` of its
     own, holding ``points_per_push`` points of two metric types over
-    :data:`RESOURCES` resource ids per type. Each frame is one hour of the
-    fixed window :data:`WINDOW_BEGIN` .. :data:`WINDOW_END` (March 2024);
-    push ``i`` of writer ``w`` takes hour ``(i * writers + w) mod 744``, so
-    the writers fill every day of the window and never share an hour at
-    the same time. Each qty and price is a random exact Decimal with 0 to
-    12 fractional digits (prices may be negative). A writer adds a push to
-    its exact sums (integers scaled by ``10**12``) only once push()
+    :data:`RESOURCES` resource ids per type (made by
+    :func:`cloudkitty.cli.perf.workload.mixed_frame`). Each frame is one
+    hour of the fixed window :data:`WINDOW_BEGIN` .. :data:`WINDOW_END`
+    (March 2024); push ``i`` of writer ``w`` takes hour ``(i * writers + w)
+    mod 744``, so the writers fill every day of the window and never share
+    an hour at the same time. Each qty and price is a random exact Decimal
+    with 0 to 12 fractional digits (prices may be negative). A writer adds a
+    push to its exact sums (integers scaled by ``10**12``) only once push()
     returned; an exception is recorded with its traceback and the writer
     goes on.
 
@@ -65,7 +65,8 @@ The end
     coordinator compares ``total(groupby=['project_id'])`` sums and point
     counts, over the whole window and over the readers' window, with the
     writers' own sums: they must be equal (Decimal equality on backends
-    with ``exact_decimal``, else within :data:`FLOAT_TOLERANCE`).
+    with ``exact_decimal``, else within the backend's
+    ``Features.float_tolerance``).
 
 Example::
 
@@ -78,7 +79,6 @@ Example::
 import contextlib
 import dataclasses
 import datetime
-import decimal
 import math
 import multiprocessing
 import queue
@@ -93,9 +93,9 @@ from oslo_log import log
 from cloudkitty.cli import args
 from cloudkitty.cli import data
 from cloudkitty.cli import main
+from cloudkitty.cli.perf import scratch
+from cloudkitty.cli.perf import workload
 from cloudkitty.cli import rst
-from cloudkitty.cli import scratch
-from cloudkitty import dataframe
 from cloudkitty.storage.v2 import money
 
 LOG = log.getLogger(__name__)
@@ -113,12 +113,8 @@ HOURS = (WINDOW_END - WINDOW_BEGIN) // HOUR
 READ_BEGIN = WINDOW_BEGIN + 5 * HOUR
 #: End of the readers' window: 17:00 on the last day, a partial day too.
 READ_END = WINDOW_END - 7 * HOUR
-#: The metric types of the pushed points: ``(type, unit)``.
-TYPES = (('instance', 'instance'), ('volume', 'GiB'))
 #: Resource ids per writer and type.
 RESOURCES = 4
-#: Relative tolerance for backends that sum floats (``exact_decimal`` off).
-FLOAT_TOLERANCE = decimal.Decimal('1e-9')
 #: What the readers ask total() for: the sums and the count in one query,
 #: so that the count and the sums come from the same snapshot.
 READ_FIELDS = 'sum(qty) AS qty, sum(price) AS rate, count(qty) AS n'
@@ -166,23 +162,6 @@ class StorageSpec:
         return main.load_storage(conf, backend=self.backend,
                                  connection=self.connection, create=True)
 
-    def label(self, store):
-        """Describe the backend and, when known, its URL scheme only.
-
-        :param store: a storage object built from this spec.
-        :rtype: str
-        """
-        url = self.connection
-        group = getattr(store.conf, 'storage_%s' % store.conf.storage.backend,
-                        None)
-        if url is None and group is not None:
-            url = getattr(group, 'connection', None)
-        name = store.name or store.conf.storage.backend
-        if url and '://' in url:
-            # NOTE: only the scheme: the rest may hold a password.
-            return '%s (%s)' % (name, url.split('://', 1)[0])
-        return name
-
 
 @dataclasses.dataclass(frozen=True)
 class _Plan:
@@ -217,22 +196,6 @@ def percentile(values, percent):
     return ordered[rank - 1]
 
 
-def _amount(rng, whole_digits, negative):
-    """Return a random exact amount as ``(Decimal, units of 10**-12)``.
-
-    The amount has 0 to 12 fractional digits and fewer than
-    ``whole_digits`` integer digits; with ``negative`` about one in eleven
-    is below zero (a credit).
-    """
-    digits = rng.randrange(money.FRACTION_DIGITS + 1)
-    bound = 10 ** (whole_digits + digits)
-    low = -bound // 10 if negative else 1
-    mantissa = rng.randrange(low, bound)
-    # NOTE: money.CONTEXT traps Inexact: the value is exact or an error.
-    value = decimal.Decimal(mantissa).scaleb(-digits, context=money.CONTEXT)
-    return value, mantissa * 10 ** (money.FRACTION_DIGITS - digits)
-
-
 def make_frame(rng, writer, start, size):
     """Build the frame of one push and its exact sums.
 
@@ -241,25 +204,13 @@ def make_frame(rng, writer, start, size):
     :param start: the start of the frame's hour.
     :param size: the number of points.
     :returns: ``(frame, (count, qty units, price units))``, units being
-        ``10**-12``.
+        ``10**-12`` (see :func:`cloudkitty.cli.perf.workload.mixed_frame`).
     """
     project = project_id(writer)
-    by_type = {}
-    qty_units = price_units = 0
-    for index in range(size):
-        type_, unit = TYPES[index % len(TYPES)]
-        resource = '%s-%s-%d' % (project, type_,
-                                 (index // len(TYPES)) % RESOURCES)
-        qty, units = _amount(rng, 3, False)
-        qty_units += units
-        price, units = _amount(rng, 4, True)
-        price_units += units
-        by_type.setdefault(type_, []).append(dataframe.DataPoint(
-            unit, qty, price, {'project_id': project, 'id': resource}, {}))
-    frame = dataframe.DataFrame(start, start + HOUR)
-    for type_, points in by_type.items():
-        frame.add_points(points, type_)
-    return frame, (size, qty_units, price_units)
+    return workload.mixed_frame(
+        rng, start, start + HOUR, project,
+        lambda type_, number: '%s-%s-%d' % (project, type_,
+                                            number % RESOURCES), size)
 
 
 def overlap_hour(number, generation):
@@ -288,32 +239,10 @@ def make_shared_frame(rng, generation, start, size):
     :param size: the number of points, each of its own series.
     :returns: as :func:`make_frame`.
     """
-    by_type = {}
-    qty_units = price_units = 0
-    for index in range(size):
-        type_, unit = TYPES[index % len(TYPES)]
-        resource = '%s-g%d-%d' % (SHARED_PROJECT, generation,
-                                  index // len(TYPES))
-        qty, units = _amount(rng, 3, False)
-        qty_units += units
-        price, units = _amount(rng, 4, True)
-        price_units += units
-        by_type.setdefault(type_, []).append(dataframe.DataPoint(
-            unit, qty, price, {'project_id': SHARED_PROJECT,
-                               'id': resource}, {}))
-    types = list(by_type)
-    rng.shuffle(types)
-    frame = dataframe.DataFrame(start, start + HOUR)
-    for type_ in types:
-        rng.shuffle(by_type[type_])
-        frame.add_points(by_type[type_], type_)
-    return frame, (size, qty_units, price_units)
-
-
-def _units_to_decimal(units):
-    """Return an amount in units of ``10**-12`` as an exact Decimal."""
-    return decimal.Decimal(units).scaleb(-money.FRACTION_DIGITS,
-                                         context=money.CONTEXT)
+    return workload.mixed_frame(
+        rng, start, start + HOUR, SHARED_PROJECT,
+        lambda type_, number: '%s-g%d-%d' % (SHARED_PROJECT, generation,
+                                             number), size, shuffle=True)
 
 
 class _Report(dict):
@@ -510,18 +439,7 @@ def check_read(seen, last, points_per_push):
     return problems
 
 
-def _same(actual, expected, exact):
-    """Compare one backend sum with the exact expected Decimal."""
-    if exact:
-        return isinstance(actual, decimal.Decimal) and actual == expected
-    try:
-        actual = decimal.Decimal(str(actual))
-    except (decimal.InvalidOperation, TypeError):
-        return False
-    return abs(actual - expected) <= FLOAT_TOLERANCE * (abs(expected) + 1)
-
-
-def compare(label, actual, expected, exact=True):
+def compare(label, actual, expected, tolerance=0):
     """Compare the store's sums with the writers' sums.
 
     :param label: names the window in messages.
@@ -529,7 +447,8 @@ def compare(label, actual, expected, exact=True):
         :func:`read_sums`.
     :param expected: ``{project_id: (count, qty units, price units)}``,
         units being ``10**-12``; projects without points are left out.
-    :param exact: Decimal equality (else :data:`FLOAT_TOLERANCE`).
+    :param tolerance: the backend's ``features.float_tolerance`` (0:
+        Decimal equality), see :func:`cloudkitty.storage.v2.money.agrees`.
     :returns: the differences, as text; empty when equal.
     """
     mismatches = []
@@ -544,10 +463,11 @@ def compare(label, actual, expected, exact=True):
             continue
         count, qty, rate = actual[project]
         want_count, qty_units, price_units = expected[project]
-        want_qty = _units_to_decimal(qty_units)
-        want_rate = _units_to_decimal(price_units)
-        if (count != want_count or not _same(qty, want_qty, exact)
-                or not _same(rate, want_rate, exact)):
+        want_qty = money.from_units(qty_units)
+        want_rate = money.from_units(price_units)
+        if (count != want_count
+                or not money.agrees(qty, want_qty, tolerance)
+                or not money.agrees(rate, want_rate, tolerance)):
             mismatches.append(
                 '%s: %s holds %r points, qty=%r, rate=%r; the writer pushed '
                 '%d points, qty=%s, rate=%s' % (
@@ -680,13 +600,6 @@ class LoadResult:
         return '\n'.join(line.rstrip() for line in lines) + '\n'
 
 
-def _in_memory_sqlite(store):
-    """Whether ``store`` is an in-memory SQLite database."""
-    url = getattr(getattr(store, 'engine', None), 'url', None)
-    return (url is not None and url.get_backend_name() == 'sqlite'
-            and url.database in (None, '', ':memory:'))
-
-
 def run_load(spec, writers=8, readers=2, seconds=60.0, points_per_push=100,
              seed=0, overlap=False):
     """Run writers and readers against one store; check it at the end.
@@ -714,16 +627,17 @@ def run_load(spec, writers=8, readers=2, seconds=60.0, points_per_push=100,
                  bool(overlap))
     store = spec.open()
     try:
-        if _in_memory_sqlite(store):
-            raise ValueError('an in-memory SQLite database cannot be shared '
-                             'by processes; use a SQLite file')
+        if store.describe().process_private:
+            raise ValueError('%s lives in this process only and cannot be '
+                             'shared by processes (for SQLite, use a file)'
+                             % main.describe_store(store))
         found = points_in_window(store)
         if found:
             raise ValueError(
                 'the store already holds %d points between %s and %s; the '
                 'load test needs an empty window' % (
                     found, WINDOW_BEGIN.isoformat(), WINDOW_END.isoformat()))
-        result = LoadResult(spec.label(store), writers, readers,
+        result = LoadResult(main.describe_store(store), writers, readers,
                             float(seconds), points_per_push,
                             'overlap' if overlap else 'own')
         reports = _run_processes(spec, plan, result)
@@ -858,7 +772,7 @@ def _final_check(store, reports, plan, result):
     counts) and, when the backend has custom fields, with the default
     fields too, which take another path in the backend.
     """
-    exact = bool(store.features.exact_decimal)
+    tolerance = store.features.float_tolerance
     custom = bool(store.features.custom_fields)
     for label, begin, end, field in (
             ('whole window', WINDOW_BEGIN, WINDOW_END, 'sums'),
@@ -884,7 +798,7 @@ def _final_check(store, reports, plan, result):
             continue
         if begin == WINDOW_BEGIN:
             result.checked_points = sum(row[0] for row in actual.values())
-        result.mismatches += compare(label, actual, expected, exact)
+        result.mismatches += compare(label, actual, expected, tolerance)
         if plain is not None:
             # NOTE: the counts come from the first read, taken after every
             # writer stopped, so they are the counts of this one too.
@@ -892,7 +806,7 @@ def _final_check(store, reports, plan, result):
                 actual.get(row['project_id'], (0,))[0], row['qty'],
                 row['rate']) for row in plain['results']}
             result.mismatches += compare(label + ', default fields', plain,
-                                         expected, exact)
+                                         expected, tolerance)
 
 
 class LoadFailed(RuntimeError):
