@@ -42,6 +42,7 @@ from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import options
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
+from cloudkitty.storage.v2.influxdb import writers
 from cloudkitty.storage.v2 import query as query_mod
 
 #: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
@@ -68,8 +69,8 @@ class InfluxDBFeatures(v2.Features):
     eventually_consistent = False
     # NOTE: InfluxDB has no transactions; a push is written in batches.
     atomic_push = False
-    # NOTE: slots are reserved by read-then-write (see slots.py).
-    concurrent_writers = False
+    # NOTE: writers take turns per scope, deletes alone (writers.py).
+    concurrent_writers = True
     # NOTE: a value's encoded form (up to 12 bytes per character) must fit
     # InfluxDB's 64 KiB series key.
     max_value_length = 4096
@@ -110,6 +111,7 @@ class InfluxDBStorage(v2.BaseStorage):
         self._rp = opts.retention_policy
         self.books = slots.Bookkeeper(self.client, self.source)
         self.rollup = rollup.Rollup(self.client, self.source)
+        self.leases = writers.Leases(self.client, self.source)
         # NOTE: learnt by init(); 0 means that the policy keeps everything.
         self._retention_ns = None
 
@@ -241,6 +243,12 @@ class InfluxDBStorage(v2.BaseStorage):
         points = self._encode(frames, scope_id)
         if not points:
             return
+        scope_tag = encoding.encode_value(scope_id or '')
+        with self.leases.hold(scope_tag):
+            self._push(points, scope_tag, scope_id, key)
+
+    def _push(self, points, scope_tag, scope_id, key):
+        """Write encoded points, holding the lease of their scope."""
         grouped = slots.plan(points)
         receipt = stored = None
         if key is not None:
@@ -248,7 +256,6 @@ class InfluxDBStorage(v2.BaseStorage):
             stored = self.books.receipt(key)
             if stored is not None:
                 slots.check_retry(stored, receipt)
-        scope_tag = encoding.encode_value(scope_id or '')
         if stored is not None:
             bases = stored['bases']
         else:
@@ -669,10 +676,16 @@ class InfluxDBStorage(v2.BaseStorage):
     def delete(self, begin=None, end=None, filters=None):
         """Delete the points of a window (see ``BaseStorage.delete``).
 
-        :returns: the number of points deleted (counted just before; a
-            concurrent push into the window may make it off).
+        Holds the lease on everything (see :mod:`.writers`): no push
+        writes meanwhile.
+
+        :returns: the number of points deleted.
         """
         query = query_mod.validate_delete(begin, end, filters)
+        with self.leases.hold():
+            return self._delete(query)
+
+    def _delete(self, query):
         condition, params = self._where(query)
         deleted = self._raw_count(condition, params)
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
