@@ -51,6 +51,9 @@ MAX_NS = 2 ** 63 - 2
 _DAY_US = 86400 * 10 ** 6
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
+#: The fields a delete reads of the points it removes.
+_DELETED_FIELDS = ', '.join('"%s"' % name for name in list(encoding.LIMBS)
+                            + [encoding.LENGTH_FIELD])
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
                    for name in encoding.LIMBS]
                   + ['count("qa") AS "n"',
@@ -507,10 +510,17 @@ class InfluxDBStorage(v2.BaseStorage):
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         if any(field.func in ('min', 'max') for field in query.fields):
             partials = self._partials_in_python(query, begin_ns, end_ns)
-        elif query.time_groupby == 'time':
+        elif query.time_groupby == 'time' or not (
+                query.filters or query.metric_types is not None
+                or query.key_groupby):
+            # NOTE: what the frame totals answer, and a "time" groupby
+            # (which reads the points where they cannot).
             partials, raw = self._frame_totals(query, begin_ns, end_ns)
             for low, high in raw:
-                partials.extend(self._frame_partials(query, low, high))
+                partials.extend(
+                    self._frame_partials(query, low, high)
+                    if query.time_groupby == 'time'
+                    else self._raw_partials(query, low, high))
         else:
             entries, raw = self.rollup.read(begin_ns, end_ns)
             partials = self._rollup_partials(query, entries)
@@ -602,7 +612,9 @@ class InfluxDBStorage(v2.BaseStorage):
         groups = {}
         selected = {}
         for start_ns, values in entries:
-            start = start_ns if by_time else None
+            # NOTE: calendar groupbys need the day only; merged per day,
+            # a correction cancels the series it corrects (see _correct).
+            start = rollup.day_of(start_ns) if by_time else None
             for key, count, qty, price in values:
                 keys = selected.get(key, _UNKNOWN)
                 if keys is _UNKNOWN:
@@ -626,6 +638,8 @@ class InfluxDBStorage(v2.BaseStorage):
                     sums[2] += price
         partials = []
         for (keys, start), (count, qty, price) in groups.items():
+            if not count:
+                continue
             if start is not None:
                 start = query_mod.from_micros(start // 1000)
             keys = tuple(_group_value(key, tag)
@@ -636,18 +650,17 @@ class InfluxDBStorage(v2.BaseStorage):
         return partials
 
     def _count(self, query, begin_ns=None, end_ns=None):
-        """Count a retrieve() query's points, by the daily records.
+        """Count a retrieve() query's points.
 
-        Frame totals answer a query without filters or types; the
-        per-series entries answer the others.
+        Frame totals answer a query without filters or types. InfluxDB
+        counts the others: their tags select few series, which costs less
+        than reading every series of the daily records.
         """
         begin_ns = to_ns(query.begin) if begin_ns is None else begin_ns
         end_ns = to_ns(query.end) if end_ns is None else end_ns
         if query.filters or query.metric_types is not None:
-            entries, raw = self.rollup.read(begin_ns, end_ns)
-            partials = self._rollup_partials(query, entries)
-        else:
-            partials, raw = self._frame_totals(query, begin_ns, end_ns)
+            return self._raw_count(*self._where(query, begin_ns, end_ns))
+        partials, raw = self._frame_totals(query, begin_ns, end_ns)
         count = sum(partial.aggregate.count for partial in partials)
         for low, high in raw:
             condition, params = self._where(query, low, high)
@@ -686,101 +699,80 @@ class InfluxDBStorage(v2.BaseStorage):
             return self._delete(query)
 
     def _delete(self, query):
-        condition, params = self._where(query)
-        deleted = self._raw_count(condition, params)
+        """Delete what a validated query selects; the lease is held.
+
+        Whole days of a delete without filters lose their records with
+        their points. Elsewhere the points are read first, and each scope
+        gets a *correction*: a push record of the negated sums, at a slot
+        of its own (see :meth:`_correct`).
+        """
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         self.books.forget(begin_ns, end_ns)
-        if deleted:
-            where = ' WHERE ' + condition if condition else ''
-            self.client.query('DELETE FROM %s%s' % (
-                encoding.quote_identifier(encoding.MEASUREMENT), where),
-                params)
-            self._fix_rollup(query, begin_ns, end_ns)
-        return deleted
-
-    def _fix_rollup(self, query, begin_ns, end_ns):
-        """Bring the day records of a delete's window up to date.
-
-        Whole days of a delete without filters lose their records; the
-        other days the window touches are summed again from the points.
-        """
         stored = self.books.start_range()
         if stored is None:
-            return
+            return 0
         low = stored[0] if begin_ns is None else max(begin_ns, stored[0])
         high = stored[1] + 1000
         if end_ns is not None:
             high = min(end_ns, high)
         if low >= high:
-            return
+            return 0
         span = None if query.filters else rollup.whole_days(low, high)
+        deleted = 0
+        if span is not None:
+            condition, params = self._where(query, *span)
+            deleted = self._raw_count(condition, params)
+        removed = []
+        for part in ([(low, high)] if span is None
+                     else rollup.outside(low, high, span)):
+            condition, params = self._where(query, *part)
+            removed += self.client.rows('SELECT %s, *::tag FROM %s WHERE %s'
+                                        % (_DELETED_FIELDS, self.source(
+                                            encoding.MEASUREMENT),
+                                           condition), params)
+        deleted += len(removed)
+        if not deleted:
+            return 0
+        condition, params = self._where(query, low, high)
+        self.client.query('DELETE FROM %s WHERE %s' % (
+            encoding.quote_identifier(encoding.MEASUREMENT), condition),
+            params)
         if span is not None:
             self.rollup.forget(*span)
-        for edge_low, edge_high in rollup.outside(low, high, span):
-            first = rollup.day_of(edge_low)
-            last = rollup.day_of(edge_high - 1) + rollup.DAY_NS
-            self.rollup.rebuild(self._day_sums(first, last),
-                                self._frame_sums(first, last), first, last)
+        self._correct(removed)
+        return deleted
 
-    def _day_sums(self, begin_ns, end_ns):
-        """Sum the points of whole days per scope, day and series."""
-        sums = {}
-        statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
-                     ' GROUP BY *, time(1d) fill(none)' % (
-                         _SUMS, self.source(encoding.MEASUREMENT)))
-        for part in self.client.query(statement, {'begin': begin_ns,
-                                                  'end': end_ns}):
-            tags = {tag: value for tag, value in part['tags'].items()
-                    if value and tag != encoding.EXTRA_SLOT_TAG}
-            key = encoding.series_key(tags)
+    def _correct(self, rows):
+        """Write the corrections of deleted points (see :meth:`_delete`).
+
+        A correction is a push record like any other (:mod:`.rollup`),
+        whose counts and sums are negative: reads and compactions add it
+        to the day's other records, which then count the points that are
+        left. It takes a slot of the scope's frame start (:mod:`.slots`),
+        so that no other record has its id.
+        """
+        by_scope = {}
+        for row in rows:
+            tags = {column: value for column, value in row.items()
+                    if value and encoding.is_tag(column)
+                    and column != encoding.EXTRA_SLOT_TAG}
             scope_tag = tags.get(encoding.SCOPE_TAG) or encoding.encode_value(
                 '')
-            columns = part['columns']
-            for values in part['values']:
-                row = dict(zip(columns, values))
-                agg = _aggregate(row)
-                day = sums.setdefault((scope_tag, row['time']), {})
-                have = day.setdefault(key, [0, 0, 0])
-                have[0] += agg.count
-                have[1] += agg.qty
-                have[2] += agg.price
-        return sums
-
-    def _frame_sums(self, begin_ns, end_ns):
-        """Sum the points of whole days per scope, day and frame start.
-
-        :returns: ``{(scope tag, day): {frame start: [count, qty, price,
-            length, {type tag: count}]}}``, or None for frame starts with
-            no common step.
-        """
-        starts = self.books.frame_starts(begin_ns, end_ns)
-        if not starts:
-            return {}
-        bucket = _frame_buckets(starts)
-        if bucket is None:
-            return None
-        sums = {}
-        statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
-                     ' GROUP BY %s, %s, time(%du, %du) fill(none)' % ((
-                         _SUMS, self.source(encoding.MEASUREMENT),
-                         encoding.quote_identifier(encoding.SCOPE_TAG),
-                         encoding.quote_identifier(encoding.TYPE_TAG))
-                         + bucket))
-        for part in self.client.query(statement, {
-                'begin': starts[0], 'end': starts[-1] + 1000}):
-            scope_tag = (part['tags'].get(encoding.SCOPE_TAG)
-                         or encoding.encode_value(''))
-            type_tag = part['tags'][encoding.TYPE_TAG]
-            columns = part['columns']
-            for values in part['values']:
-                row = dict(zip(columns, values))
-                agg = _aggregate(row)
-                day = sums.setdefault((scope_tag, rollup.day_of(
-                    row['time'])), {})
-                rollup.add_totals(day, row['time'], [
-                    agg.count, agg.qty, agg.price, row['len'],
-                    {type_tag: agg.count}])
-        return sums
+            units = {'qty': 0, 'price': 0}
+            for name, (field, weight) in encoding.LIMBS.items():
+                units[field] += (row.get(name) or 0) << weight
+            by_scope.setdefault(scope_tag, []).append(encoding.EncodedPoint(
+                row['time'] // 1000 * 1000,
+                encoding.MEASUREMENT + ',' + encoding.series_key(tags),
+                units['qty'], units['price'], row[encoding.LENGTH_FIELD],
+                tags[encoding.TYPE_TAG]))
+        for scope_tag, points in sorted(by_scope.items()):
+            grouped = slots.plan(points)
+            self.rollup.drop_open(rollup.day_of(min(grouped)),
+                                  max(grouped) + 1)
+            bases = self.books.reserve(scope_tag, dict.fromkeys(grouped, 1))
+            self.client.write(self.rollup.push_records(
+                scope_tag, grouped, bases, correction=True).lines)
 
 
 def _any_of(tag, tag_values, params, prefix):
