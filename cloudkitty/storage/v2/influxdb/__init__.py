@@ -11,21 +11,87 @@
 # under the License.
 """The InfluxDB 1.x backend (entry point ``influxdb``).
 
-The data model is in :mod:`.encoding` (one ``rating`` point per rated point,
-money as exact integer limbs), the bookkeeping that replaces transactions in
-:mod:`.slots`, the HTTP API in :mod:`.client`. This module translates a
-validated :class:`cloudkitty.storage.v2.query.Query` into InfluxQL:
+The data model is in :mod:`.encoding` (one ``rating`` point per rated
+point, money as exact integer limbs), the bookkeeping that replaces
+transactions in :mod:`.writers` (leases), :mod:`.slots` (slots, frame
+starts, receipts) and :mod:`.rollup` (daily records), the HTTP API in
+:mod:`.client`. This module translates a validated
+:class:`cloudkitty.storage.v2.query.Query` into InfluxQL, every value a
+bound parameter and every identifier one this backend encoded itself:
 
-* every value (times, filter values, types) is a bound parameter; every
-  identifier is one this backend encoded itself (``k_<key>``);
-* total() sums the limbs server-side, grouped by tags and by ``time(1d)``
-  (``time-d``, and days merged into months and years), ``time(7d, 4d)``
-  (``time-w``, weeks from Monday) or ``time(<g>u, <offset>u)`` for
-  ``time``, where ``g`` is the greatest common divisor of the gaps between
-  the window's frame starts, so that each bucket holds one frame start;
-* retrieve() counts, then reads whole frame starts in time order and sorts
-  each by type and series in Python (InfluxDB orders by time only);
-* delete() counts, then deletes with the same condition.
+* total() without filters, types nor keys to group by, and every ``time``
+  groupby without them, sums the *frame totals* of the daily records;
+  grouped by keys, filtered or by type, it sums their per-series entries
+  in Python, exactly; parts of the window the records cannot answer are
+  summed server-side from the points, grouped by tags and by ``time(1d)``
+  (calendar groupbys) or ``time(<g>u, <offset>u)`` (``time``, where ``g``
+  is the greatest common divisor of the gaps between frame starts);
+  ``min`` and ``max`` read the points;
+* retrieve() counts (frame totals, or InfluxDB for filtered queries),
+  then reads whole frame starts in time order and sorts each by type and
+  series in Python (InfluxDB orders by time only);
+* delete() reads the points it removes (but for whole days without
+  filters), deletes them, and writes *corrections*: push records of the
+  negated sums.
+
+Invariants the protocol keeps, and the tests that guard them
+(``test_*`` of :mod:`cloudkitty.tests.storage.v2.base_functional`, or of
+``cloudkitty/tests/storage/v2/influxdb/``):
+
+1. **One writer per scope; a delete alone.** Every read-then-write step
+   (slots, receipts, compactions, corrections) runs under a lease
+   (:mod:`.writers`): a push holds its scope's, a delete everybody's.
+   Guards: ``LeaseTest`` (test_writers_functional),
+   ``test_concurrent_writers_lose_nothing``,
+   ``test_concurrent_writers_same_labels``,
+   ``test_deletes_racing_late_pushes_leave_no_ghosts``,
+   ``test_processes_share_new_series_and_late_days``.
+2. **A slot names one push for ever.** Slots of a scope and frame start
+   are taken from ``ck_frames`` before any point is written and never
+   given back, not even by a delete, so two points never share a time
+   and series, and a push record's id (its time and ``ck_n``) is unique.
+   Guards: ``test_concurrent_writers_same_labels``,
+   ``test_push_after_delete_by_another_instance``.
+3. **A keyed retry writes the same points again.** The receipt is written
+   before the points and fixes their slots: a retry rewrites identical
+   points and records, which InfluxDB stores once. Guards:
+   ``test_half_done_push_completed_by_its_retry``,
+   ``test_concurrent_retries_with_one_key_count_once``,
+   ``test_retry_after_compaction_counts_once``.
+4. **Push records follow their points.** A push that fails before its
+   records are written is completed by its retry; records never count a
+   point that was not written. Guard:
+   ``test_half_done_push_completed_by_its_retry``.
+5. **A commit is the only switch.** A compaction writes the day record to
+   the buffer the commit does not point to, then the commit (listing the
+   push records it includes, those of earlier compactions too), then
+   drops what it replaced; readers skip included push records and parts
+   of the other buffer. Guards: ``test_uncommitted_compaction_is_invisible``,
+   ``test_crash_between_commit_and_drop_counts_once``,
+   ``test_day_goes_on_after_compaction_from_memory``.
+6. **Memory is trusted only for what the server shows unchanged.** A day
+   is compacted from a writer's memory only when its listing is exactly
+   the records that writer wrote (and its own commit). Guards:
+   ``test_open_day_compacts_from_memory``,
+   ``test_day_another_writer_pushed_into_is_read_back``,
+   ``test_missing_part_makes_the_day_read_back``.
+7. **Records name every series they count.** Digests resolve within the
+   records of their scope and day; a day whose digests no record resolves
+   is read from the points. Guard: ``test_open_day_names_each_series_once``,
+   ``test_missing_part_makes_the_day_read_back``.
+8. **A delete leaves the records equal to the points.** Whole days of an
+   unfiltered delete lose their records; elsewhere a correction at a slot
+   of its own subtracts exactly the points removed. Guards:
+   ``test_filtered_delete_corrects_days``,
+   ``test_partial_day_delete_keeps_the_rest_of_the_day``,
+   ``test_deletes_racing_late_pushes_leave_no_ghosts``.
+9. **Values are data.** Every time, type and filter value is a bound
+   parameter. Guard: ``test_filter_value_is_never_influxql``.
+
+Known limits: a delete that dies between deleting its points and writing
+its corrections leaves the records counting those points (the points are
+gone, a retry finds nothing to correct); a writer stalled for longer than
+:data:`.writers.TTL_S` loses its lease without knowing it.
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
@@ -436,7 +502,7 @@ class InfluxDBStorage(v2.BaseStorage):
             return None
         totals, raw = self.rollup.read_frames(to_ns(query.begin),
                                               to_ns(query.end))
-        if raw or any(values[4] is None for values in totals.values()):
+        if raw or any(total.types is None for total in totals.values()):
             return None
         wanted = None
         if query.metric_types is not None:
@@ -446,7 +512,7 @@ class InfluxDBStorage(v2.BaseStorage):
         last = query.offset + query.limit
         for start in sorted(totals):
             for type_tag, count in sorted(
-                    totals[start][4].items(),
+                    totals[start].types.items(),
                     key=lambda item: encoding.decode_value(item[0])):
                 if wanted is not None and type_tag not in wanted:
                     continue
@@ -540,11 +606,13 @@ class InfluxDBStorage(v2.BaseStorage):
             return [], [(begin_ns, end_ns)]
         totals, raw = self.rollup.read_frames(begin_ns, end_ns)
         partials = []
-        for start, (count, qty, price, length, _) in totals.items():
+        for start, total in totals.items():
             begin = query_mod.from_micros(start // 1000)
             partials.append(query_mod.Partial(
-                (), begin, begin + datetime.timedelta(microseconds=length),
-                query_mod.Aggregate.from_units(count, qty, price)))
+                (), begin, begin + datetime.timedelta(
+                    microseconds=total.length),
+                query_mod.Aggregate.from_units(total.count, total.qty,
+                                               total.price)))
         return partials, raw
 
     def _frame_partials(self, query, begin_ns, end_ns):

@@ -14,7 +14,7 @@
 InfluxDB's cost grows with the number of series a query touches, whatever
 the number of points: summing a million points over ten thousand series
 takes seconds. So every push also writes, per frame start, one *push
-record*: the count and exact sums of each of its series, as JSON in string
+record*: the count and exact sums of each of its series, as text in string
 fields (split in parts below InfluxDB's 64 KiB). When a push reaches a new
 day, the writer *compacts* the previous days of its scope into one *day
 record* per series set; total() and the counts of retrieve() then read a
@@ -35,8 +35,11 @@ Records of a scope and day (tags ``ck_scope``, ``ck_rec``, ``ck_part``):
     records it lists, so a crash between the commit and the deletion of
     those push records never counts a point twice.
 
-A delete fixes the days it touched by summing them again from the points
-(:meth:`Rollup.rebuild`).
+A delete adds a *correction* to the days it touched: a push record of the
+negated sums of the points it removed, at a slot of its own (whole days
+of a delete without filters simply lose their records). Reads and
+compactions add it like any other record; series and frames it brings to
+zero are dropped.
 
 A compaction that reads a day's push records back moves as many bytes as
 the day's pushes wrote. So the writer also keeps, in memory, the sums of
@@ -45,10 +48,17 @@ without any record when it first pushed into it. Its compaction then only
 lists the day's records (a few small fields) and, when they are exactly
 the ones it wrote, writes the day record from memory. Anything else (a
 record another process wrote, a commit, a part missing after a failed
-write) makes it read the day back as before.
+write) makes it read the day back as before. Such a day is also compacted
+every :data:`DAY_PUSHES` pushes, and stays open, so that reads of the
+current day parse a day record and a few push records rather than one per
+frame.
+
+Records are written under the scope's lease (:mod:`.writers`): no other
+writer adds records to the scope meanwhile, and a delete writes alone.
 """
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -86,9 +96,8 @@ def summarize(series):
 
     :param series: ``{identity: [EncodedPoint, ...]}`` (see
         :func:`.slots.plan`).
-    :returns: ``({series key: [count, qty units, price units]}, [count,
-        qty units, price units, frame length in microseconds, {type tag:
-        count}]``).
+    :returns: ``({series key: [count, qty units, price units]},
+        FrameTotal)``.
     """
     entries = {}
     types = {}
@@ -114,15 +123,64 @@ def summarize(series):
         count += len(same)
         qty_total += qty
         price_total += price
-    return entries, [count, qty_total, price_total, length, types]
+    return entries, FrameTotal(count, qty_total, price_total, length, types)
 
 
 def _negated(entries, total):
     """The entries and totals of :func:`summarize`, negated."""
-    count, qty, price, length, types = total
     return ({key: [-n, -q, -p] for key, (n, q, p) in entries.items()},
-            [-count, -qty, -price, length,
-             {tag: -n for tag, n in types.items()}])
+            FrameTotal(-total.count, -total.qty, -total.price, total.length,
+                       {tag: -n for tag, n in total.types.items()}))
+
+
+@dataclasses.dataclass(slots=True)
+class FrameTotal:
+    """What the points of one frame start add up to, exactly.
+
+    Stored as the JSON list ``[count, qty, price, length, types]`` (the
+    ``tot`` field of push records, the ``frames`` of commits).
+
+    :ivar count: the number of points (negative in a correction).
+    :ivar qty: the sum of their qty, in ``10**-12`` units.
+    :ivar price: the sum of their price, likewise.
+    :ivar length: the longest frame length, in microseconds.
+    :ivar types: ``{type tag: count}``, or None when unknown (commits
+        written before types were counted).
+    """
+
+    count: int
+    qty: int
+    price: int
+    length: int
+    types: dict = None
+
+    @classmethod
+    def from_json(cls, values):
+        """Read the stored list form."""
+        count, qty, price, length, types = values
+        return cls(count, qty, price, length,
+                   None if types is None else dict(types))
+
+    def to_json(self):
+        """Return the stored list form."""
+        return [self.count, self.qty, self.price, self.length, self.types]
+
+    def copy(self):
+        """Return a copy that adding to does not change this one."""
+        return FrameTotal(self.count, self.qty, self.price, self.length,
+                          None if self.types is None else dict(self.types))
+
+    def add(self, other):
+        """Add another total of the same frame start."""
+        self.count += other.count
+        self.qty += other.qty
+        self.price += other.price
+        self.length = max(self.length, other.length)
+        if self.types is not None and other.types is not None:
+            for type_tag, count in other.types.items():
+                self.types[type_tag] = self.types.get(type_tag, 0) + count
+        else:
+            self.types = None
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -180,25 +238,13 @@ def _entries(part):
             in map(str.split, part.split(';'))]
 
 
-def add_totals(totals, start, values):
-    """Add ``[count, qty, price, length, types]`` to a frame start's totals.
-
-    ``types`` (``{type tag: count}``) may be None: unknown.
-    """
+def add_totals(totals, start, total):
+    """Add a :class:`FrameTotal` to ``{frame start: FrameTotal}``."""
     have = totals.get(start)
     if have is None:
-        totals[start] = list(values[:4]) + [
-            dict(values[4]) if values[4] is not None else None]
-        return
-    have[0] += values[0]
-    have[1] += values[1]
-    have[2] += values[2]
-    have[3] = max(have[3], values[3])
-    if have[4] is not None and values[4] is not None:
-        for type_tag, count in values[4].items():
-            have[4][type_tag] = have[4].get(type_tag, 0) + count
+        totals[start] = total.copy()
     else:
-        have[4] = None
+        have.add(total)
 
 
 def _series(kind, scope_tag):
@@ -266,7 +312,7 @@ class Rollup:
                 fields = 'd="%s",np=%di' % (part, len(parts))
                 if index == 0:
                     fields += ',tot=%s' % encoding.field_string(
-                        json.dumps(total))
+                        json.dumps(total.to_json()))
                 records.lines.append('%s,ck_part=%d %s %d' % (
                     record_tags, index, fields, start + offset))
             records.days.setdefault(day_of(start), []).append((
@@ -383,7 +429,8 @@ class Rollup:
         state = self._days(rows).get((scope_tag, day), _NO_DAY)
         pushes = [row for row in rows if row['ck_rec'] == _PUSH]
         entries = {}
-        frames = dict(state.frames) if state.frames is not None else (
+        frames = {start: total.copy() for start, total in
+                  state.frames.items()} if state.frames is not None else (
             None if state.committed else {})
         fresh = [row for row in pushes
                  if _record_id(row) not in state.included]
@@ -400,7 +447,7 @@ class Rollup:
         for row in fresh:
             if frames is not None and row['tot']:
                 add_totals(frames, _frame_start(row),
-                           json.loads(row['tot']))
+                           FrameTotal.from_json(json.loads(row['tot'])))
         # NOTE: ids of records compacted earlier stay included: a retry
         # may write such a record again.
         self._write_day(scope_tag, day, state, entries, frames, sorted(
@@ -431,7 +478,8 @@ class Rollup:
             buffer, len(parts), encoding.field_string(json.dumps(included)))
         if frames is not None:
             commit += ',frames=%s' % encoding.field_string(json.dumps(
-                {str(start): values for start, values in frames.items()}))
+                {str(start): total.to_json()
+                 for start, total in frames.items()}))
         self.client.write(['%s %s %d' % (_series(_COMMIT, scope_tag),
                                          commit, day)])
         # NOTE: what follows only saves space and reading time: the commit
@@ -614,8 +662,8 @@ class Rollup:
             if state.frames is None:
                 raw.append((day, day + DAY_NS))
                 continue
-            for start, values in state.frames.items():
-                add_totals(totals, start, values)
+            for start, total in state.frames.items():
+                add_totals(totals, start, total)
         for row in rows:
             if row['ck_rec'] != _PUSH or not row['tot']:
                 continue
@@ -626,7 +674,7 @@ class Rollup:
                 continue
             if whole(day) or _inside(row['time'], pieces):
                 add_totals(totals, _frame_start(row),
-                           json.loads(row['tot']))
+                           FrameTotal.from_json(json.loads(row['tot'])))
         return _nonzero(totals), _merge(raw)
 
 
@@ -644,7 +692,8 @@ class _DayState:
         elif row.get('frames'):
             # NOTE: JSON keys are str; a late push or a correction adds to
             # a frame start by its int.
-            self.frames = {int(start): values for start, values in
+            self.frames = {int(start): FrameTotal.from_json(values)
+                           for start, values in
                            json.loads(row['frames']).items()}
 
     def accepts(self, row):
@@ -797,13 +846,12 @@ def _nonzero(totals):
     what a delete removed to 0.
     """
     kept = {}
-    for start, values in totals.items():
-        if values[0]:
-            types = values[4]
-            if types is not None:
-                types = {tag: count for tag, count in types.items()
-                         if count}
-            kept[start] = values[:4] + [types]
+    for start, total in totals.items():
+        if total.count:
+            if total.types is not None:
+                total.types = {tag: count for tag, count in
+                               total.types.items() if count}
+            kept[start] = total
     return kept
 
 
