@@ -118,8 +118,7 @@ _DAY_US = 86400 * 10 ** 6
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
 #: The fields a delete reads of the points it removes.
-_DELETED_FIELDS = ', '.join('"%s"' % name for name in list(encoding.LIMBS)
-                            + [encoding.LENGTH_FIELD])
+_DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.LIMBS)
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
                    for name in encoding.LIMBS]
                   + ['count("qa") AS "n"',
@@ -794,11 +793,11 @@ class InfluxDBStorage(v2.BaseStorage):
         for part in ([(low, high)] if span is None
                      else rollup.outside(low, high, span)):
             condition, params = self._where(query, *part)
-            removed += self.client.rows('SELECT %s, *::tag FROM %s WHERE %s'
-                                        % (_DELETED_FIELDS, self.source(
-                                            encoding.MEASUREMENT),
-                                           condition), params)
-        deleted += len(removed)
+            removed += self.client.query('SELECT %s, *::tag FROM %s WHERE %s'
+                                         % (_DELETED_FIELDS, self.source(
+                                             encoding.MEASUREMENT),
+                                            condition), params)
+        deleted += sum(len(part['values']) for part in removed)
         if not deleted:
             return 0
         condition, params = self._where(query, low, high)
@@ -810,37 +809,56 @@ class InfluxDBStorage(v2.BaseStorage):
         self._correct(removed)
         return deleted
 
-    def _correct(self, rows):
+    def _correct(self, removed):
         """Write the corrections of deleted points (see :meth:`_delete`).
 
         A correction is a push record like any other (:mod:`.rollup`),
         whose counts and sums are negative: reads and compactions add it
         to the day's other records, which then count the points that are
         left. It takes a slot of the scope's frame start (:mod:`.slots`),
-        so that no other record has its id.
+        so that no other record has its id. Its frame length is 0: the
+        frame's own stays the longest.
+
+        :param removed: the series of a ``SELECT <limbs>, *::tag``.
         """
-        by_scope = {}
-        for row in rows:
-            tags = {column: value for column, value in row.items()
-                    if value and encoding.is_tag(column)
-                    and column != encoding.EXTRA_SLOT_TAG}
-            scope_tag = tags.get(encoding.SCOPE_TAG) or encoding.encode_value(
-                '')
-            units = {'qty': 0, 'price': 0}
-            for name, (field, weight) in encoding.LIMBS.items():
-                units[field] += (row.get(name) or 0) << weight
-            by_scope.setdefault(scope_tag, []).append(encoding.EncodedPoint(
-                row['time'] // 1000 * 1000,
-                encoding.MEASUREMENT + ',' + encoding.series_key(tags),
-                units['qty'], units['price'], row[encoding.LENGTH_FIELD],
-                tags[encoding.TYPE_TAG]))
-        for scope_tag, points in sorted(by_scope.items()):
-            grouped = slots.plan(points)
-            self.rollup.drop_open(rollup.day_of(min(grouped)),
-                                  max(grouped) + 1)
-            bases = self.books.reserve(scope_tag, dict.fromkeys(grouped, 1))
-            self.client.write(self.rollup.push_records(
-                scope_tag, grouped, bases, correction=True).lines)
+        sums = {}
+        for part in removed:
+            columns = part['columns']
+            tags = sorted((column, index) for index, column in
+                          enumerate(columns) if encoding.is_tag(column)
+                          and column != encoding.EXTRA_SLOT_TAG)
+            scope_at = columns.index(encoding.SCOPE_TAG) \
+                if encoding.SCOPE_TAG in columns else None
+            type_at = columns.index(encoding.TYPE_TAG)
+            time_at = columns.index('time')
+            limbs = [(columns.index(name), field, weight) for name, (
+                field, weight) in encoding.LIMBS.items() if name in columns]
+            for values in part['values']:
+                key = ','.join(['%s=%s' % (column, values[index])
+                                for column, index in tags if values[index]])
+                units = {'qty': 0, 'price': 0}
+                for index, field, weight in limbs:
+                    units[field] += (values[index] or 0) << weight
+                scope_tag = (scope_at is not None and values[scope_at]) \
+                    or encoding.encode_value('')
+                start = values[time_at] // 1000 * 1000
+                entries, total = sums.setdefault(scope_tag, {}).setdefault(
+                    start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
+                have = entries.setdefault(key, [0, 0, 0])
+                have[0] -= 1
+                have[1] -= units['qty']
+                have[2] -= units['price']
+                total.count -= 1
+                total.qty -= units['qty']
+                total.price -= units['price']
+                type_tag = values[type_at]
+                total.types[type_tag] = total.types.get(type_tag, 0) - 1
+        for scope_tag, frames in sorted(sums.items()):
+            self.rollup.drop_open(rollup.day_of(min(frames)),
+                                  max(frames) + 1)
+            bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
+            self.client.write(self.rollup.records(scope_tag, frames,
+                                                  bases).lines)
 
 
 def _any_of(tag, tag_values, params, prefix):

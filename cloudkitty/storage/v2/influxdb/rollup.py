@@ -126,13 +126,6 @@ def summarize(series):
     return entries, FrameTotal(count, qty_total, price_total, length, types)
 
 
-def _negated(entries, total):
-    """The entries and totals of :func:`summarize`, negated."""
-    return ({key: [-n, -q, -p] for key, (n, q, p) in entries.items()},
-            FrameTotal(-total.count, -total.qty, -total.price, total.length,
-                       {tag: -n for tag, n in total.types.items()}))
-
-
 @dataclasses.dataclass(slots=True)
 class FrameTotal:
     """What the points of one frame start add up to, exactly.
@@ -282,8 +275,19 @@ class Rollup:
 
     # writing ---------------------------------------------------------------
 
-    def push_records(self, scope_tag, grouped, bases, correction=False):
+    def push_records(self, scope_tag, grouped, bases):
         """Return the push records of a planned push (see :class:`Records`).
+
+        :param grouped: ``{start_ns: {identity: [EncodedPoint, ...]}}``
+            (see :func:`.slots.plan`).
+        :param bases: ``{start_ns: first slot}``.
+        """
+        return self.records(scope_tag, {
+            start: summarize(series) for start, series in grouped.items()},
+            bases)
+
+    def records(self, scope_tag, sums, bases):
+        """Return the push records of sums per frame start.
 
         Part 0 of a record also holds ``tot``, the frame start's totals;
         every part holds ``np``, the record's number of parts, so that a
@@ -291,19 +295,17 @@ class Rollup:
         a series an earlier record of the day named is written as its
         digest (see :func:`key_digest`).
 
-        :param correction: True for the records of deleted points, whose
-            counts and sums are negated.
+        :param sums: ``{start_ns: ({series key: [count, qty, price]},
+            FrameTotal)}`` (negative for a delete's correction).
+        :param bases: ``{start_ns: slot of the record}``.
         """
         records = Records()
         tags = _series(_PUSH, scope_tag)
-        for start, series in grouped.items():
+        for start, (entries, total) in sums.items():
             extra, offset = divmod(bases[start], encoding.SLOTS)
             record_tags = tags
             if extra:
                 record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
-            entries, total = summarize(series)
-            if correction:
-                entries, total = _negated(entries, total)
             record_id = _id_of(start + offset, extra)
             opened = self._open.get((scope_tag, day_of(start)))
             parts = _parts(entries, opened and opened.named, record_id)
