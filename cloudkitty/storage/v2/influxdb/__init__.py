@@ -11,21 +11,87 @@
 # under the License.
 """The InfluxDB 1.x backend (entry point ``influxdb``).
 
-The data model is in :mod:`.encoding` (one ``rating`` point per rated point,
-money as exact integer limbs), the bookkeeping that replaces transactions in
-:mod:`.slots`, the HTTP API in :mod:`.client`. This module translates a
-validated :class:`cloudkitty.storage.v2.query.Query` into InfluxQL:
+The data model is in :mod:`.encoding` (one ``rating`` point per rated
+point, money as exact integer limbs), the bookkeeping that replaces
+transactions in :mod:`.writers` (leases), :mod:`.slots` (slots, frame
+starts, receipts) and :mod:`.rollup` (daily records), the HTTP API in
+:mod:`.client`. This module translates a validated
+:class:`cloudkitty.storage.v2.query.Query` into InfluxQL, every value a
+bound parameter and every identifier one this backend encoded itself:
 
-* every value (times, filter values, types) is a bound parameter; every
-  identifier is one this backend encoded itself (``k_<key>``);
-* total() sums the limbs server-side, grouped by tags and by ``time(1d)``
-  (``time-d``, and days merged into months and years), ``time(7d, 4d)``
-  (``time-w``, weeks from Monday) or ``time(<g>u, <offset>u)`` for
-  ``time``, where ``g`` is the greatest common divisor of the gaps between
-  the window's frame starts, so that each bucket holds one frame start;
-* retrieve() counts, then reads whole frame starts in time order and sorts
-  each by type and series in Python (InfluxDB orders by time only);
-* delete() counts, then deletes with the same condition.
+* total() without filters, types nor keys to group by, and every ``time``
+  groupby without them, sums the *frame totals* of the daily records;
+  grouped by keys, filtered or by type, it sums their per-series entries
+  in Python, exactly; parts of the window the records cannot answer are
+  summed server-side from the points, grouped by tags and by ``time(1d)``
+  (calendar groupbys) or ``time(<g>u, <offset>u)`` (``time``, where ``g``
+  is the greatest common divisor of the gaps between frame starts);
+  ``min`` and ``max`` read the points;
+* retrieve() counts (frame totals, or InfluxDB for filtered queries),
+  then reads whole frame starts in time order and sorts each by type and
+  series in Python (InfluxDB orders by time only);
+* delete() reads the points it removes (but for whole days without
+  filters), deletes them, and writes *corrections*: push records of the
+  negated sums.
+
+Invariants the protocol keeps, and the tests that guard them
+(``test_*`` of :mod:`cloudkitty.tests.storage.v2.base_functional`, or of
+``cloudkitty/tests/storage/v2/influxdb/``):
+
+1. **One writer per scope; a delete alone.** Every read-then-write step
+   (slots, receipts, compactions, corrections) runs under a lease
+   (:mod:`.writers`): a push holds its scope's, a delete everybody's.
+   Guards: ``LeaseTest`` (test_writers_functional),
+   ``test_concurrent_writers_lose_nothing``,
+   ``test_concurrent_writers_same_labels``,
+   ``test_deletes_racing_late_pushes_leave_no_ghosts``,
+   ``test_processes_share_new_series_and_late_days``.
+2. **A slot names one push for ever.** Slots of a scope and frame start
+   are taken from ``ck_frames`` before any point is written and never
+   given back, not even by a delete, so two points never share a time
+   and series, and a push record's id (its time and ``ck_n``) is unique.
+   Guards: ``test_concurrent_writers_same_labels``,
+   ``test_push_after_delete_by_another_instance``.
+3. **A keyed retry writes the same points again.** The receipt is written
+   before the points and fixes their slots: a retry rewrites identical
+   points and records, which InfluxDB stores once. Guards:
+   ``test_half_done_push_completed_by_its_retry``,
+   ``test_concurrent_retries_with_one_key_count_once``,
+   ``test_retry_after_compaction_counts_once``.
+4. **Push records follow their points.** A push that fails before its
+   records are written is completed by its retry; records never count a
+   point that was not written. Guard:
+   ``test_half_done_push_completed_by_its_retry``.
+5. **A commit is the only switch.** A compaction writes the day record to
+   the buffer the commit does not point to, then the commit (listing the
+   push records it includes, those of earlier compactions too), then
+   drops what it replaced; readers skip included push records and parts
+   of the other buffer. Guards: ``test_uncommitted_compaction_is_invisible``,
+   ``test_crash_between_commit_and_drop_counts_once``,
+   ``test_day_goes_on_after_compaction_from_memory``.
+6. **Memory is trusted only for what the server shows unchanged.** A day
+   is compacted from a writer's memory only when its listing is exactly
+   the records that writer wrote (and its own commit). Guards:
+   ``test_open_day_compacts_from_memory``,
+   ``test_day_another_writer_pushed_into_is_read_back``,
+   ``test_missing_part_makes_the_day_read_back``.
+7. **Records name every series they count.** Digests resolve within the
+   records of their scope and day; a day whose digests no record resolves
+   is read from the points. Guard: ``test_open_day_names_each_series_once``,
+   ``test_missing_part_makes_the_day_read_back``.
+8. **A delete leaves the records equal to the points.** Whole days of an
+   unfiltered delete lose their records; elsewhere a correction at a slot
+   of its own subtracts exactly the points removed. Guards:
+   ``test_filtered_delete_corrects_days``,
+   ``test_partial_day_delete_keeps_the_rest_of_the_day``,
+   ``test_deletes_racing_late_pushes_leave_no_ghosts``.
+9. **Values are data.** Every time, type and filter value is a bound
+   parameter. Guard: ``test_filter_value_is_never_influxql``.
+
+Known limits: a delete that dies between deleting its points and writing
+its corrections leaves the records counting those points (the points are
+gone, a retry finds nothing to correct); a writer stalled for longer than
+:data:`.writers.TTL_S` loses its lease without knowing it.
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
@@ -42,6 +108,7 @@ from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import options
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
+from cloudkitty.storage.v2.influxdb import writers
 from cloudkitty.storage.v2 import query as query_mod
 
 #: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
@@ -50,6 +117,8 @@ MAX_NS = 2 ** 63 - 2
 _DAY_US = 86400 * 10 ** 6
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
+#: The fields a delete reads of the points it removes.
+_DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.LIMBS)
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
                    for name in encoding.LIMBS]
                   + ['count("qa") AS "n"',
@@ -68,8 +137,8 @@ class InfluxDBFeatures(v2.Features):
     eventually_consistent = False
     # NOTE: InfluxDB has no transactions; a push is written in batches.
     atomic_push = False
-    # NOTE: slots are reserved by read-then-write (see slots.py).
-    concurrent_writers = False
+    # NOTE: writers take turns per scope, deletes alone (writers.py).
+    concurrent_writers = True
     # NOTE: a value's encoded form (up to 12 bytes per character) must fit
     # InfluxDB's 64 KiB series key.
     max_value_length = 4096
@@ -111,6 +180,7 @@ class InfluxDBStorage(v2.BaseStorage):
         self._rp = opts.retention_policy
         self.books = slots.Bookkeeper(self.client, self.source)
         self.rollup = rollup.Rollup(self.client, self.source)
+        self.leases = writers.Leases(self.client, self.source)
         # NOTE: learnt by init(); 0 means that the policy keeps everything.
         self._retention_ns = None
 
@@ -242,6 +312,12 @@ class InfluxDBStorage(v2.BaseStorage):
         points = self._encode(frames, scope_id)
         if not points:
             return
+        scope_tag = encoding.encode_value(scope_id or '')
+        with self.leases.hold(scope_tag):
+            self._push(points, scope_tag, scope_id, key)
+
+    def _push(self, points, scope_tag, scope_id, key):
+        """Write encoded points, holding the lease of their scope."""
         grouped = slots.plan(points)
         receipt = stored = None
         if key is not None:
@@ -249,7 +325,6 @@ class InfluxDBStorage(v2.BaseStorage):
             stored = self.books.receipt(key)
             if stored is not None:
                 slots.check_retry(stored, receipt)
-        scope_tag = encoding.encode_value(scope_id or '')
         if stored is not None:
             bases = stored['bases']
         else:
@@ -427,7 +502,7 @@ class InfluxDBStorage(v2.BaseStorage):
             return None
         totals, raw = self.rollup.read_frames(to_ns(query.begin),
                                               to_ns(query.end))
-        if raw or any(values[4] is None for values in totals.values()):
+        if raw or any(total.types is None for total in totals.values()):
             return None
         wanted = None
         if query.metric_types is not None:
@@ -437,7 +512,7 @@ class InfluxDBStorage(v2.BaseStorage):
         last = query.offset + query.limit
         for start in sorted(totals):
             for type_tag, count in sorted(
-                    totals[start][4].items(),
+                    totals[start].types.items(),
                     key=lambda item: encoding.decode_value(item[0])):
                 if wanted is not None and type_tag not in wanted:
                     continue
@@ -501,10 +576,17 @@ class InfluxDBStorage(v2.BaseStorage):
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         if any(field.func in ('min', 'max') for field in query.fields):
             partials = self._partials_in_python(query, begin_ns, end_ns)
-        elif query.time_groupby == 'time':
+        elif query.time_groupby == 'time' or not (
+                query.filters or query.metric_types is not None
+                or query.key_groupby):
+            # NOTE: what the frame totals answer, and a "time" groupby
+            # (which reads the points where they cannot).
             partials, raw = self._frame_totals(query, begin_ns, end_ns)
             for low, high in raw:
-                partials.extend(self._frame_partials(query, low, high))
+                partials.extend(
+                    self._frame_partials(query, low, high)
+                    if query.time_groupby == 'time'
+                    else self._raw_partials(query, low, high))
         else:
             entries, raw = self.rollup.read(begin_ns, end_ns)
             partials = self._rollup_partials(query, entries)
@@ -524,11 +606,13 @@ class InfluxDBStorage(v2.BaseStorage):
             return [], [(begin_ns, end_ns)]
         totals, raw = self.rollup.read_frames(begin_ns, end_ns)
         partials = []
-        for start, (count, qty, price, length, _) in totals.items():
+        for start, total in totals.items():
             begin = query_mod.from_micros(start // 1000)
             partials.append(query_mod.Partial(
-                (), begin, begin + datetime.timedelta(microseconds=length),
-                query_mod.Aggregate.from_units(count, qty, price)))
+                (), begin, begin + datetime.timedelta(
+                    microseconds=total.length),
+                query_mod.Aggregate.from_units(total.count, total.qty,
+                                               total.price)))
         return partials, raw
 
     def _frame_partials(self, query, begin_ns, end_ns):
@@ -596,7 +680,9 @@ class InfluxDBStorage(v2.BaseStorage):
         groups = {}
         selected = {}
         for start_ns, values in entries:
-            start = start_ns if by_time else None
+            # NOTE: calendar groupbys need the day only; merged per day,
+            # a correction cancels the series it corrects (see _correct).
+            start = rollup.day_of(start_ns) if by_time else None
             for key, count, qty, price in values:
                 keys = selected.get(key, _UNKNOWN)
                 if keys is _UNKNOWN:
@@ -620,6 +706,8 @@ class InfluxDBStorage(v2.BaseStorage):
                     sums[2] += price
         partials = []
         for (keys, start), (count, qty, price) in groups.items():
+            if not count:
+                continue
             if start is not None:
                 start = query_mod.from_micros(start // 1000)
             keys = tuple(_group_value(key, tag)
@@ -630,18 +718,17 @@ class InfluxDBStorage(v2.BaseStorage):
         return partials
 
     def _count(self, query, begin_ns=None, end_ns=None):
-        """Count a retrieve() query's points, by the daily records.
+        """Count a retrieve() query's points.
 
-        Frame totals answer a query without filters or types; the
-        per-series entries answer the others.
+        Frame totals answer a query without filters or types. InfluxDB
+        counts the others: their tags select few series, which costs less
+        than reading every series of the daily records.
         """
         begin_ns = to_ns(query.begin) if begin_ns is None else begin_ns
         end_ns = to_ns(query.end) if end_ns is None else end_ns
         if query.filters or query.metric_types is not None:
-            entries, raw = self.rollup.read(begin_ns, end_ns)
-            partials = self._rollup_partials(query, entries)
-        else:
-            partials, raw = self._frame_totals(query, begin_ns, end_ns)
+            return self._raw_count(*self._where(query, begin_ns, end_ns))
+        partials, raw = self._frame_totals(query, begin_ns, end_ns)
         count = sum(partial.aggregate.count for partial in partials)
         for low, high in raw:
             condition, params = self._where(query, low, high)
@@ -670,105 +757,109 @@ class InfluxDBStorage(v2.BaseStorage):
     def delete(self, begin=None, end=None, filters=None):
         """Delete the points of a window (see ``BaseStorage.delete``).
 
-        :returns: the number of points deleted (counted just before; a
-            concurrent push into the window may make it off).
+        Holds the lease on everything (see :mod:`.writers`): no push
+        writes meanwhile.
+
+        :returns: the number of points deleted.
         """
         query = query_mod.validate_delete(begin, end, filters)
-        condition, params = self._where(query)
-        deleted = self._raw_count(condition, params)
+        with self.leases.hold():
+            return self._delete(query)
+
+    def _delete(self, query):
+        """Delete what a validated query selects; the lease is held.
+
+        Whole days of a delete without filters lose their records with
+        their points. Elsewhere the points are read first, and each scope
+        gets a *correction*: a push record of the negated sums, at a slot
+        of its own (see :meth:`_correct`).
+        """
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         self.books.forget(begin_ns, end_ns)
-        if deleted:
-            where = ' WHERE ' + condition if condition else ''
-            self.client.query('DELETE FROM %s%s' % (
-                encoding.quote_identifier(encoding.MEASUREMENT), where),
-                params)
-            self._fix_rollup(query, begin_ns, end_ns)
-        return deleted
-
-    def _fix_rollup(self, query, begin_ns, end_ns):
-        """Bring the day records of a delete's window up to date.
-
-        Whole days of a delete without filters lose their records; the
-        other days the window touches are summed again from the points.
-        """
         stored = self.books.start_range()
         if stored is None:
-            return
+            return 0
         low = stored[0] if begin_ns is None else max(begin_ns, stored[0])
         high = stored[1] + 1000
         if end_ns is not None:
             high = min(end_ns, high)
         if low >= high:
-            return
+            return 0
         span = None if query.filters else rollup.whole_days(low, high)
+        deleted = 0
+        if span is not None:
+            condition, params = self._where(query, *span)
+            deleted = self._raw_count(condition, params)
+        removed = []
+        for part in ([(low, high)] if span is None
+                     else rollup.outside(low, high, span)):
+            condition, params = self._where(query, *part)
+            removed += self.client.query('SELECT %s, *::tag FROM %s WHERE %s'
+                                         % (_DELETED_FIELDS, self.source(
+                                             encoding.MEASUREMENT),
+                                            condition), params)
+        deleted += sum(len(part['values']) for part in removed)
+        if not deleted:
+            return 0
+        condition, params = self._where(query, low, high)
+        self.client.query('DELETE FROM %s WHERE %s' % (
+            encoding.quote_identifier(encoding.MEASUREMENT), condition),
+            params)
         if span is not None:
             self.rollup.forget(*span)
-        for edge_low, edge_high in rollup.outside(low, high, span):
-            first = rollup.day_of(edge_low)
-            last = rollup.day_of(edge_high - 1) + rollup.DAY_NS
-            self.rollup.rebuild(self._day_sums(first, last),
-                                self._frame_sums(first, last), first, last)
+        self._correct(removed)
+        return deleted
 
-    def _day_sums(self, begin_ns, end_ns):
-        """Sum the points of whole days per scope, day and series."""
-        sums = {}
-        statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
-                     ' GROUP BY *, time(1d) fill(none)' % (
-                         _SUMS, self.source(encoding.MEASUREMENT)))
-        for part in self.client.query(statement, {'begin': begin_ns,
-                                                  'end': end_ns}):
-            tags = {tag: value for tag, value in part['tags'].items()
-                    if value and tag != encoding.EXTRA_SLOT_TAG}
-            key = encoding.series_key(tags)
-            scope_tag = tags.get(encoding.SCOPE_TAG) or encoding.encode_value(
-                '')
-            columns = part['columns']
-            for values in part['values']:
-                row = dict(zip(columns, values))
-                agg = _aggregate(row)
-                day = sums.setdefault((scope_tag, row['time']), {})
-                have = day.setdefault(key, [0, 0, 0])
-                have[0] += agg.count
-                have[1] += agg.qty
-                have[2] += agg.price
-        return sums
+    def _correct(self, removed):
+        """Write the corrections of deleted points (see :meth:`_delete`).
 
-    def _frame_sums(self, begin_ns, end_ns):
-        """Sum the points of whole days per scope, day and frame start.
+        A correction is a push record like any other (:mod:`.rollup`),
+        whose counts and sums are negative: reads and compactions add it
+        to the day's other records, which then count the points that are
+        left. It takes a slot of the scope's frame start (:mod:`.slots`),
+        so that no other record has its id. Its frame length is 0: the
+        frame's own stays the longest.
 
-        :returns: ``{(scope tag, day): {frame start: [count, qty, price,
-            length, {type tag: count}]}}``, or None for frame starts with
-            no common step.
+        :param removed: the series of a ``SELECT <limbs>, *::tag``.
         """
-        starts = self.books.frame_starts(begin_ns, end_ns)
-        if not starts:
-            return {}
-        bucket = _frame_buckets(starts)
-        if bucket is None:
-            return None
         sums = {}
-        statement = ('SELECT %s FROM %s WHERE time >= $begin AND time < $end'
-                     ' GROUP BY %s, %s, time(%du, %du) fill(none)' % ((
-                         _SUMS, self.source(encoding.MEASUREMENT),
-                         encoding.quote_identifier(encoding.SCOPE_TAG),
-                         encoding.quote_identifier(encoding.TYPE_TAG))
-                         + bucket))
-        for part in self.client.query(statement, {
-                'begin': starts[0], 'end': starts[-1] + 1000}):
-            scope_tag = (part['tags'].get(encoding.SCOPE_TAG)
-                         or encoding.encode_value(''))
-            type_tag = part['tags'][encoding.TYPE_TAG]
+        for part in removed:
             columns = part['columns']
+            tags = sorted((column, index) for index, column in
+                          enumerate(columns) if encoding.is_tag(column)
+                          and column != encoding.EXTRA_SLOT_TAG)
+            scope_at = columns.index(encoding.SCOPE_TAG) \
+                if encoding.SCOPE_TAG in columns else None
+            type_at = columns.index(encoding.TYPE_TAG)
+            time_at = columns.index('time')
+            limbs = [(columns.index(name), field, weight) for name, (
+                field, weight) in encoding.LIMBS.items() if name in columns]
             for values in part['values']:
-                row = dict(zip(columns, values))
-                agg = _aggregate(row)
-                day = sums.setdefault((scope_tag, rollup.day_of(
-                    row['time'])), {})
-                rollup.add_totals(day, row['time'], [
-                    agg.count, agg.qty, agg.price, row['len'],
-                    {type_tag: agg.count}])
-        return sums
+                key = ','.join(['%s=%s' % (column, values[index])
+                                for column, index in tags if values[index]])
+                units = {'qty': 0, 'price': 0}
+                for index, field, weight in limbs:
+                    units[field] += (values[index] or 0) << weight
+                scope_tag = (scope_at is not None and values[scope_at]) \
+                    or encoding.encode_value('')
+                start = values[time_at] // 1000 * 1000
+                entries, total = sums.setdefault(scope_tag, {}).setdefault(
+                    start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
+                have = entries.setdefault(key, [0, 0, 0])
+                have[0] -= 1
+                have[1] -= units['qty']
+                have[2] -= units['price']
+                total.count -= 1
+                total.qty -= units['qty']
+                total.price -= units['price']
+                type_tag = values[type_at]
+                total.types[type_tag] = total.types.get(type_tag, 0) - 1
+        for scope_tag, frames in sorted(sums.items()):
+            self.rollup.drop_open(rollup.day_of(min(frames)),
+                                  max(frames) + 1)
+            bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
+            self.client.write(self.rollup.records(scope_tag, frames,
+                                                  bases).lines)
 
 
 def _any_of(tag, tag_values, params, prefix):

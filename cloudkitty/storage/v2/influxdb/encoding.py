@@ -398,10 +398,14 @@ def decode_row(row):
     return decode_value(row[TYPE_TAG]), point
 
 
+def is_tag(column):
+    """Tell whether a column of the ``rating`` measurement is a tag."""
+    return column.startswith(KEY_PREFIX) or column in _TAGS
+
+
 def tag_columns(columns):
     """Return the sorted tag columns among a response's columns."""
-    return sorted(column for column in columns
-                  if column.startswith(KEY_PREFIX) or column in _TAGS)
+    return sorted(column for column in columns if is_tag(column))
 
 
 def series_order(row, columns):

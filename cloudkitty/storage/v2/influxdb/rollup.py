@@ -14,7 +14,7 @@
 InfluxDB's cost grows with the number of series a query touches, whatever
 the number of points: summing a million points over ten thousand series
 takes seconds. So every push also writes, per frame start, one *push
-record*: the count and exact sums of each of its series, as JSON in string
+record*: the count and exact sums of each of its series, as text in string
 fields (split in parts below InfluxDB's 64 KiB). When a push reaches a new
 day, the writer *compacts* the previous days of its scope into one *day
 record* per series set; total() and the counts of retrieve() then read a
@@ -35,8 +35,11 @@ Records of a scope and day (tags ``ck_scope``, ``ck_rec``, ``ck_part``):
     records it lists, so a crash between the commit and the deletion of
     those push records never counts a point twice.
 
-A delete fixes the days it touched by summing them again from the points
-(:meth:`Rollup.rebuild`).
+A delete adds a *correction* to the days it touched: a push record of the
+negated sums of the points it removed, at a slot of its own (whole days
+of a delete without filters simply lose their records). Reads and
+compactions add it like any other record; series and frames it brings to
+zero are dropped.
 
 A compaction that reads a day's push records back moves as many bytes as
 the day's pushes wrote. So the writer also keeps, in memory, the sums of
@@ -45,10 +48,17 @@ without any record when it first pushed into it. Its compaction then only
 lists the day's records (a few small fields) and, when they are exactly
 the ones it wrote, writes the day record from memory. Anything else (a
 record another process wrote, a commit, a part missing after a failed
-write) makes it read the day back as before.
+write) makes it read the day back as before. Such a day is also compacted
+every :data:`DAY_PUSHES` pushes, and stays open, so that reads of the
+current day parse a day record and a few push records rather than one per
+frame.
+
+Records are written under the scope's lease (:mod:`.writers`): no other
+writer adds records to the scope meanwhile, and a delete writes alone.
 """
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -65,6 +75,8 @@ DAY_NS = 86400 * 10 ** 9
 PART_BYTES = 60000
 #: Days before the latest one of a push that it compacts.
 COMPACT_DAYS = 7
+#: Push records a writer adds to an open day before it compacts the day.
+DAY_PUSHES = 4
 #: Entries of open days a writer keeps in memory at most (about 300 bytes
 #: each); a day past it is read back when compacted.
 MAX_OPEN_ENTRIES = 500000
@@ -84,9 +96,8 @@ def summarize(series):
 
     :param series: ``{identity: [EncodedPoint, ...]}`` (see
         :func:`.slots.plan`).
-    :returns: ``({series key: [count, qty units, price units]}, [count,
-        qty units, price units, frame length in microseconds, {type tag:
-        count}]``).
+    :returns: ``({series key: [count, qty units, price units]},
+        FrameTotal)``.
     """
     entries = {}
     types = {}
@@ -112,7 +123,57 @@ def summarize(series):
         count += len(same)
         qty_total += qty
         price_total += price
-    return entries, [count, qty_total, price_total, length, types]
+    return entries, FrameTotal(count, qty_total, price_total, length, types)
+
+
+@dataclasses.dataclass(slots=True)
+class FrameTotal:
+    """What the points of one frame start add up to, exactly.
+
+    Stored as the JSON list ``[count, qty, price, length, types]`` (the
+    ``tot`` field of push records, the ``frames`` of commits).
+
+    :ivar count: the number of points (negative in a correction).
+    :ivar qty: the sum of their qty, in ``10**-12`` units.
+    :ivar price: the sum of their price, likewise.
+    :ivar length: the longest frame length, in microseconds.
+    :ivar types: ``{type tag: count}``, or None when unknown (commits
+        written before types were counted).
+    """
+
+    count: int
+    qty: int
+    price: int
+    length: int
+    types: dict = None
+
+    @classmethod
+    def from_json(cls, values):
+        """Read the stored list form."""
+        count, qty, price, length, types = values
+        return cls(count, qty, price, length,
+                   None if types is None else dict(types))
+
+    def to_json(self):
+        """Return the stored list form."""
+        return [self.count, self.qty, self.price, self.length, self.types]
+
+    def copy(self):
+        """Return a copy that adding to does not change this one."""
+        return FrameTotal(self.count, self.qty, self.price, self.length,
+                          None if self.types is None else dict(self.types))
+
+    def add(self, other):
+        """Add another total of the same frame start."""
+        self.count += other.count
+        self.qty += other.qty
+        self.price += other.price
+        self.length = max(self.length, other.length)
+        if self.types is not None and other.types is not None:
+            for type_tag, count in other.types.items():
+                self.types[type_tag] = self.types.get(type_tag, 0) + count
+        else:
+            self.types = None
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -163,32 +224,20 @@ def _parts(entries, named=None, record_id=None):
 
 def _entries(part):
     """Inverse of :func:`_parts` for one part: a list of entries."""
-    found = []
-    for item in part.split(';') if part else ():
-        key, count, qty, price = item.split(' ')
-        found.append((key, int(count), int(qty), int(price)))
-    return found
+    if not part:
+        return []
+    # NOTE: one comprehension: a day record holds one entry per series.
+    return [(key, int(count), int(qty), int(price)) for key, count, qty, price
+            in map(str.split, part.split(';'))]
 
 
-def add_totals(totals, start, values):
-    """Add ``[count, qty, price, length, types]`` to a frame start's totals.
-
-    ``types`` (``{type tag: count}``) may be None: unknown.
-    """
+def add_totals(totals, start, total):
+    """Add a :class:`FrameTotal` to ``{frame start: FrameTotal}``."""
     have = totals.get(start)
     if have is None:
-        totals[start] = list(values[:4]) + [
-            dict(values[4]) if values[4] is not None else None]
-        return
-    have[0] += values[0]
-    have[1] += values[1]
-    have[2] += values[2]
-    have[3] = max(have[3], values[3])
-    if have[4] is not None and values[4] is not None:
-        for type_tag, count in values[4].items():
-            have[4][type_tag] = have[4].get(type_tag, 0) + count
+        totals[start] = total.copy()
     else:
-        have[4] = None
+        have.add(total)
 
 
 def _series(kind, scope_tag):
@@ -229,20 +278,34 @@ class Rollup:
     def push_records(self, scope_tag, grouped, bases):
         """Return the push records of a planned push (see :class:`Records`).
 
+        :param grouped: ``{start_ns: {identity: [EncodedPoint, ...]}}``
+            (see :func:`.slots.plan`).
+        :param bases: ``{start_ns: first slot}``.
+        """
+        return self.records(scope_tag, {
+            start: summarize(series) for start, series in grouped.items()},
+            bases)
+
+    def records(self, scope_tag, sums, bases):
+        """Return the push records of sums per frame start.
+
         Part 0 of a record also holds ``tot``, the frame start's totals;
         every part holds ``np``, the record's number of parts, so that a
         listing of small fields finds every part. In a day open in memory,
         a series an earlier record of the day named is written as its
         digest (see :func:`key_digest`).
+
+        :param sums: ``{start_ns: ({series key: [count, qty, price]},
+            FrameTotal)}`` (negative for a delete's correction).
+        :param bases: ``{start_ns: slot of the record}``.
         """
         records = Records()
         tags = _series(_PUSH, scope_tag)
-        for start, series in grouped.items():
+        for start, (entries, total) in sums.items():
             extra, offset = divmod(bases[start], encoding.SLOTS)
             record_tags = tags
             if extra:
                 record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
-            entries, total = summarize(series)
             record_id = _id_of(start + offset, extra)
             opened = self._open.get((scope_tag, day_of(start)))
             parts = _parts(entries, opened and opened.named, record_id)
@@ -251,7 +314,7 @@ class Rollup:
                 fields = 'd="%s",np=%di' % (part, len(parts))
                 if index == 0:
                     fields += ',tot=%s' % encoding.field_string(
-                        json.dumps(total))
+                        json.dumps(total.to_json()))
                 records.lines.append('%s,ck_part=%d %s %d' % (
                     record_tags, index, fields, start + offset))
             records.days.setdefault(day_of(start), []).append((
@@ -317,6 +380,11 @@ class Rollup:
             are compacted on the next day (reads count them either way).
         """
         day = day_of(latest_ns)
+        opened = self._open.get((scope_tag, day))
+        if opened is not None and len(opened.fresh) >= DAY_PUSHES:
+            # NOTE: the day goes on: reads of it then parse a day record
+            # and a few push records, not one push record per frame.
+            self.compact(scope_tag, day, keep_open=True)
         if earliest_ns is not None and day_of(earliest_ns) == day == \
                 self._checked.get(scope_tag):
             return
@@ -338,51 +406,55 @@ class Rollup:
                     self.compact(scope_tag, stamp)
         self._checked[scope_tag] = day
 
-    def compact(self, scope_tag, day, entries=None, frames=None):
+    def compact(self, scope_tag, day, keep_open=False):
         """Write the day record of a scope and day, then drop its pushes.
 
-        :param entries: the day's ``{series key: [count, qty, price]}``
-            (a rebuild from the points); None to merge what the day's
-            records hold (from memory when the day is open and its listing
-            shows exactly the records this writer wrote). Either way the
-            new day record replaces every push record of the day.
-        :param frames: with ``entries``, the day's ``{frame start (ns):
-            [count, qty, price, length, {type tag: count}]}``, or None
-            when unknown.
+        The day record merges what the day's records hold: from memory
+        when the day is open and its listing shows exactly the records
+        this writer wrote, else read back. It replaces every push record
+        of the day.
+
+        :param keep_open: keep an open day open (the day goes on).
         """
         opened = self._open.pop((scope_tag, day), None)
-        if entries is None and opened is not None and \
-                self._listing(scope_tag, day) == opened.parts:
-            self._write_day(scope_tag, day, _NO_DAY, opened.entries,
-                            opened.frames, sorted(opened.records), True)
+        if opened is not None and \
+                self._listing(scope_tag, day) == opened.listing():
+            state = self._write_day(scope_tag, day, opened.state,
+                                    opened.entries, opened.frames,
+                                    sorted(opened.records),
+                                    bool(opened.fresh))
+            if keep_open:
+                opened.committed(state)
+                self._open[(scope_tag, day)] = opened
             return
         rows = self._rows(day, day + DAY_NS, scope_tag)
         state = self._days(rows).get((scope_tag, day), _NO_DAY)
         pushes = [row for row in rows if row['ck_rec'] == _PUSH]
-        if entries is None:
-            entries = {}
-            frames = dict(state.frames) if state.frames is not None else (
-                None if state.committed else {})
-            fresh = [row for row in pushes
-                     if _record_id(row) not in state.included]
-            found = [((scope_tag, day), None, values) for values in
-                     state.entries(rows) + [_entries(row['d'])
-                                            for row in fresh]]
-            if self._name_series(found, rows):
-                # NOTE: reads sum this day from its points meanwhile; a
-                # delete in it rebuilds its records from the points.
-                LOG.warning('InfluxDB daily records: day %d of scope %s '
-                            'left uncompacted', day, scope_tag)
-                return
-            for _, _, values in found:
-                _merge_entries(entries, values)
-            for row in fresh:
-                if frames is not None and row['tot']:
-                    add_totals(frames, _frame_start(row),
-                               json.loads(row['tot']))
-        self._write_day(scope_tag, day, state, entries, frames,
-                        sorted({_record_id(row) for row in pushes}),
-                        bool(pushes))
+        entries = {}
+        frames = {start: total.copy() for start, total in
+                  state.frames.items()} if state.frames is not None else (
+            None if state.committed else {})
+        fresh = [row for row in pushes
+                 if _record_id(row) not in state.included]
+        found = [((scope_tag, day), None, values) for values in
+                 state.entries(rows) + [_entries(row['d'])
+                                        for row in fresh]]
+        if self._name_series(found, rows):
+            # NOTE: reads sum this day from its points meanwhile.
+            LOG.warning('InfluxDB daily records: day %d of scope %s '
+                        'left uncompacted', day, scope_tag)
+            return
+        for _, _, values in found:
+            _merge_entries(entries, values)
+        for row in fresh:
+            if frames is not None and row['tot']:
+                add_totals(frames, _frame_start(row),
+                           FrameTotal.from_json(json.loads(row['tot'])))
+        # NOTE: ids of records compacted earlier stay included: a retry
+        # may write such a record again.
+        self._write_day(scope_tag, day, state, entries, frames, sorted(
+            set(state.included) | {_record_id(row) for row in pushes}),
+            bool(pushes))
 
     def _write_day(self, scope_tag, day, state, entries, frames, included,
                    pushes):
@@ -391,8 +463,14 @@ class Rollup:
         :param state: the day's current :class:`_DayState`.
         :param included: the ids of the push records it replaces.
         :param pushes: whether the day holds push records to drop.
+        :returns: the :class:`_DayState` of the new commit.
         """
         buffer = 1 - state.buffer if state.committed else 0
+        # NOTE: corrections (see push_records) leave series and frame
+        # starts whose points are all deleted at zero.
+        entries = {key: sums for key, sums in entries.items() if sums[0]}
+        if frames is not None:
+            frames = _nonzero(frames)
         parts = _parts(entries)
         lines = ['%s,ck_part=%d d=%s %d' % (
             _series(_DAY, scope_tag), index, encoding.field_string(part),
@@ -402,7 +480,8 @@ class Rollup:
             buffer, len(parts), encoding.field_string(json.dumps(included)))
         if frames is not None:
             commit += ',frames=%s' % encoding.field_string(json.dumps(
-                {str(start): values for start, values in frames.items()}))
+                {str(start): total.to_json()
+                 for start, total in frames.items()}))
         self.client.write(['%s %s %d' % (_series(_COMMIT, scope_tag),
                                          commit, day)])
         # NOTE: what follows only saves space and reading time: the commit
@@ -419,35 +498,18 @@ class Rollup:
             self.client.query(statement, {
                 'scope': scope_tag, 'rec': _DAY, 'begin': old,
                 'end': old + 1})
-
-    def rebuild(self, sums, frames, begin_ns, end_ns):
-        """Replace the records of whole days by sums read from the points.
-
-        :param sums: ``{(scope tag, day): {series key: [count, qty,
-            price]}}`` for every scope and day of the window that still
-            has points.
-        :param frames: ``{(scope tag, day): {frame start: [count, qty,
-            price, length, {type tag: count}]}}``, or None when unknown.
-        :param begin_ns: first day (ns, a day start).
-        :param end_ns: end of the last day (ns, a day start).
-        """
-        self._forget_open(begin_ns, end_ns)
-        rows = self._rows(begin_ns, end_ns)
-        touched = {(row['ck_scope'], day_of(row['time'])) for row in rows}
-        for scope_tag, day in sorted(touched | set(sums)):
-            self.compact(scope_tag, day, sums.get((scope_tag, day), {}),
-                         None if frames is None else frames.get(
-                             (scope_tag, day), {}))
+        return _DayState({'buffer': buffer, 'parts': len(parts),
+                          'inc': json.dumps(included), 'frames': None})
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``."""
-        self._forget_open(begin_ns, end_ns)
+        self.drop_open(begin_ns, end_ns)
         self.client.query(
             'DELETE FROM %s WHERE time >= $begin AND time < $end'
             % encoding.quote_identifier(DAILY),
             {'begin': begin_ns, 'end': end_ns})
 
-    def _forget_open(self, begin_ns, end_ns):
+    def drop_open(self, begin_ns, end_ns):
         """Stop keeping the days of a window in memory (a delete's)."""
         self._checked.clear()
         for key in [key for key in self._open
@@ -479,17 +541,38 @@ class Rollup:
     def _plan(self, begin_ns, end_ns, rows):
         """Decide how each day of a window is read.
 
-        :returns: ``(days, span, pieces, raw)``: the commits, the whole
-            days, the parts of other days read from push records (days
-            nothing compacted yet) and those read from the points.
+        A day the window holds part of is read from its push records when
+        nothing compacted it yet, and like a whole day when the window
+        holds every frame start its records know of (the day's frames so
+        far); otherwise from the points.
+
+        :returns: ``(days, whole, pieces, raw)``: the commits, a function
+            telling whether a day (ns) is read whole, the parts of other
+            days read from push records and those read from the points.
         """
         days = self._days(rows)
-        committed = {day for _, day in days}
         span = whole_days(begin_ns, end_ns)
+        covered = set()
         pieces, raw = [], []
         for low, high in outside(begin_ns, end_ns, span):
-            (raw if day_of(low) in committed else pieces).append((low, high))
-        return days, span, pieces, raw
+            day = day_of(low)
+            states = [state for (_, when), state in days.items()
+                      if when == day]
+            if not states:
+                pieces.append((low, high))
+            elif all(state.frames is not None and all(
+                    low <= start < high for start in state.frames)
+                    for state in states) and all(
+                    low <= row['time'] < high for row in rows
+                    if row['ck_rec'] == _PUSH and day_of(row['time']) == day):
+                covered.add(day)
+            else:
+                raw.append((low, high))
+
+        def whole(day):
+            return day in covered or (
+                span is not None and span[0] <= day < span[1])
+        return days, whole, pieces, raw
 
     def read(self, begin_ns, end_ns):
         """Return what the daily records know of a window.
@@ -501,7 +584,7 @@ class Rollup:
             parts of the window to read from the points instead.
         """
         rows = self._rows(day_of(begin_ns), end_ns)
-        days, span, pieces, raw = self._plan(begin_ns, end_ns, rows)
+        days, whole, pieces, raw = self._plan(begin_ns, end_ns, rows)
         found = []
         for row in rows:
             kind = row['ck_rec']
@@ -509,12 +592,12 @@ class Rollup:
                 continue
             where = (row['ck_scope'], day_of(row['time']))
             state = days.get(where, _NO_DAY)
-            whole = span is not None and span[0] <= where[1] < span[1]
+            in_whole = whole(where[1])
             if kind == _DAY:
-                if whole and state.accepts(row):
+                if in_whole and state.accepts(row):
                     found.append((where, where[1], _entries(row['d'])))
             elif _record_id(row) not in state.included and (
-                    whole or _inside(row['time'], pieces)):
+                    in_whole or _inside(row['time'], pieces)):
                 found.append((where, _frame_start(row),
                               _entries(row['d'])))
         unnamed = {day for _, day in self._name_series(found, rows, end_ns)}
@@ -573,29 +656,28 @@ class Rollup:
             compacted without frame totals included).
         """
         rows = self._rows(day_of(begin_ns), end_ns, fields='"tot"')
-        days, span, pieces, raw = self._plan(begin_ns, end_ns, rows)
+        days, whole, pieces, raw = self._plan(begin_ns, end_ns, rows)
         totals = {}
         for (_, day), state in days.items():
-            if span is None or not span[0] <= day < span[1]:
+            if not whole(day):
                 continue
             if state.frames is None:
                 raw.append((day, day + DAY_NS))
                 continue
-            for start, values in state.frames.items():
-                add_totals(totals, int(start), values)
+            for start, total in state.frames.items():
+                add_totals(totals, start, total)
         for row in rows:
             if row['ck_rec'] != _PUSH or not row['tot']:
                 continue
             day = day_of(row['time'])
             state = days.get((row['ck_scope'], day), _NO_DAY)
-            whole = span is not None and span[0] <= day < span[1]
             if _record_id(row) in state.included or state.frames is None \
                     and state.committed:
                 continue
-            if whole or _inside(row['time'], pieces):
+            if whole(day) or _inside(row['time'], pieces):
                 add_totals(totals, _frame_start(row),
-                           json.loads(row['tot']))
-        return totals, _merge(raw)
+                           FrameTotal.from_json(json.loads(row['tot'])))
+        return _nonzero(totals), _merge(raw)
 
 
 class _DayState:
@@ -610,7 +692,11 @@ class _DayState:
         if row is None:
             self.frames = {}
         elif row.get('frames'):
-            self.frames = json.loads(row['frames'])
+            # NOTE: JSON keys are str; a late push or a correction adds to
+            # a frame start by its int.
+            self.frames = {int(start): FrameTotal.from_json(values)
+                           for start, values in
+                           json.loads(row['frames']).items()}
 
     def accepts(self, row):
         """Tell whether a day part belongs to the committed buffer."""
@@ -653,9 +739,13 @@ class _OpenDay:
     :ivar named: ``{series key: id of the first of those records}``: the
         record that names the series by its key; later ones may use its
         digest.
+    :ivar state: the :class:`_DayState` of the day's commit, once this
+        writer compacted the day and kept it open.
+    :ivar fresh: the ids of the records written since then.
     """
 
-    __slots__ = ('records', 'parts', 'entries', 'frames', 'named')
+    __slots__ = ('records', 'parts', 'entries', 'frames', 'named', 'state',
+                 'fresh')
 
     def __init__(self):
         self.records = set()
@@ -663,12 +753,32 @@ class _OpenDay:
         self.entries = {}
         self.frames = {}
         self.named = {}
+        self.state = _NO_DAY
+        self.fresh = set()
+
+    def listing(self):
+        """What :meth:`Rollup._listing` finds when nobody else wrote."""
+        if self.state.committed:
+            return self.parts | {('commit', None)}
+        return self.parts
+
+    def committed(self, state):
+        """Go on after this writer compacted the day and kept it open.
+
+        Its push records were dropped, and the series keys they named
+        went with them.
+        """
+        self.state = state
+        self.parts = set()
+        self.fresh = set()
+        self.named = {}
 
     def add(self, record_id, parts, start, entries, total):
         """Add one written push record, unless it was added already."""
         if record_id in self.records:
             return
         self.records.add(record_id)
+        self.fresh.add(record_id)
         self.parts.update((record_id, str(part)) for part in range(parts))
         named = self.named
         for key in entries:
@@ -729,6 +839,22 @@ def _resolve(found, names):
         else:
             found[index] = (where, start, named)
     return unnamed
+
+
+def _nonzero(totals):
+    """Frame totals without the frame starts and types counting 0.
+
+    A correction (see :meth:`Rollup.push_records`) brings the totals of
+    what a delete removed to 0.
+    """
+    kept = {}
+    for start, total in totals.items():
+        if total.count:
+            if total.types is not None:
+                total.types = {tag: count for tag, count in
+                               total.types.items() if count}
+            kept[start] = total
+    return kept
 
 
 def _merge_entries(entries, values):

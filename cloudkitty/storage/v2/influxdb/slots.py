@@ -22,9 +22,9 @@ keep what a push needs to know, without transactions:
     the new ``used`` *before* its points. Points of other scopes are other
     series, so scopes never share slots. Slots are never given back (not
     even by a delete), so a slot names one push for ever: the daily
-    records (:mod:`.rollup`) tell pushes apart by it. Two processes pushing
-    the same scope and frame start at once could take the same slots: the
-    backend declares ``concurrent_writers = False``.
+    records (:mod:`.rollup`) tell pushes apart by it, and a delete's
+    correction takes one too. Read then written: only under the scope's
+    lease (:mod:`.writers`), which keeps a second writer out meanwhile.
 ``ck_starts`` (one point per distinct frame start)
     lets total() group by ``time`` server-side (see :func:`frame_starts`).
 ``ck_push`` (tag ``ck_key``, one point per idempotency key)

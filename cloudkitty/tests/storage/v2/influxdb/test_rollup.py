@@ -11,6 +11,8 @@
 # under the License.
 """The daily records' pure parts: windows, parts, totals (no server)."""
 
+import json
+
 import testtools
 
 from cloudkitty.storage.v2.influxdb import encoding
@@ -75,18 +77,29 @@ class SummarizeTest(testtools.TestCase):
         grouped = slots.plan(points)
         entries, total = rollup.summarize(grouped[0])
         self.assertEqual(2, len(entries))
-        self.assertEqual([3, 8 * 10 ** 12, 3 * 10 ** 12, 3600,
-                          {encoding.encode_value('a'): 2,
-                           encoding.encode_value('b'): 1}], total)
+        self.assertEqual(rollup.FrameTotal(
+            3, 8 * 10 ** 12, 3 * 10 ** 12, 3600,
+            {encoding.encode_value('a'): 2, encoding.encode_value('b'): 1}),
+            total)
 
     def test_add_totals(self):
         """Totals add up; unknown type counts stay unknown."""
         totals = {}
-        rollup.add_totals(totals, 5, [1, 2, 3, 60, {'.a': 1}])
-        rollup.add_totals(totals, 5, [1, 2, 3, 30, {'.a': 1, '.b': 4}])
-        self.assertEqual({5: [2, 4, 6, 60, {'.a': 2, '.b': 4}]}, totals)
-        rollup.add_totals(totals, 5, [1, 1, 1, 60, None])
-        self.assertIsNone(totals[5][4])
+        first = rollup.FrameTotal(1, 2, 3, 60, {'.a': 1})
+        rollup.add_totals(totals, 5, first)
+        rollup.add_totals(totals, 5, rollup.FrameTotal(
+            1, 2, 3, 30, {'.a': 1, '.b': 4}))
+        self.assertEqual({5: rollup.FrameTotal(
+            2, 4, 6, 60, {'.a': 2, '.b': 4})}, totals)
+        self.assertEqual(rollup.FrameTotal(1, 2, 3, 60, {'.a': 1}), first)
+        rollup.add_totals(totals, 5, rollup.FrameTotal(1, 1, 1, 60, None))
+        self.assertIsNone(totals[5].types)
+
+    def test_frame_total_json(self):
+        """The stored list form reads back as the same total."""
+        total = rollup.FrameTotal(2, -4, 6, 60, {'.a': 2})
+        self.assertEqual(total, rollup.FrameTotal.from_json(
+            json.loads(json.dumps(total.to_json()))))
 
 
 class OpenDayTest(testtools.TestCase):
@@ -107,7 +120,7 @@ class OpenDayTest(testtools.TestCase):
         self.assertEqual({('0:', '0')}, opened.parts)
         [(count, qty, price)] = opened.entries.values()
         self.assertEqual((2, 3 * 10 ** 12), (count, qty))
-        self.assertEqual(2, opened.frames[0][0])
+        self.assertEqual(2, opened.frames[0].count)
 
 
 class DigestTest(testtools.TestCase):

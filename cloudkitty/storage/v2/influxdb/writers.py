@@ -1,0 +1,150 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Write leases (``ck_writers``): one writer per scope, a delete alone.
+
+InfluxDB 1.x has neither transactions nor compare-and-set. The slots, push
+records and day records of a scope (:mod:`.slots`, :mod:`.rollup`) are
+kept by read-then-write steps, which are exact only while nobody else
+writes the same scope; a delete rewrites records of every scope. So each
+push holds a lease on its scope, and each delete a lease on everything,
+for as long as it writes.
+
+A lease is a point of ``ck_writers`` (tag ``ck_w``, the writer's random
+id; fields ``scope``, ``on``) written *without a time*, so that the server
+stamps it with its own clock. To take one, a writer:
+
+1. writes ``on=true`` for its scope (``*`` for a delete);
+2. reads the last point of every writer stamped in the last
+   :data:`TTL_S` seconds;
+3. goes on if no *other* writer's last point is ``on`` for the same scope,
+   ``*``, or (when it wants ``*``) any scope; otherwise it writes
+   ``on=false``, sleeps a random moment and starts again, for
+   :data:`WAIT_S` seconds at most before it raises
+   :class:`~cloudkitty.storage.exceptions.WriteConflict`.
+
+Two writers that both went on would each have read after writing; the one
+that read last would have seen the other's ``on``: so they never both go
+on (InfluxDB answers a read with every write it acknowledged before). At
+worst both step back, and their random sleeps part them.
+
+While it writes, a lease is written again every :data:`HEARTBEAT_S`
+seconds; once done, ``on=false``. A writer that died holds its lease
+:data:`TTL_S` seconds at most. One lease per storage instance: its
+threads take turns (a :class:`threading.Lock`).
+"""
+
+import contextlib
+import random
+import threading
+import time
+import uuid
+
+from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import encoding
+
+WRITERS = 'ck_writers'
+#: The scope name of a lease on everything (a delete's).
+EVERYTHING = '*'
+#: Seconds a lease lives without being written again.
+TTL_S = 60
+#: Seconds between two writes of a held lease.
+HEARTBEAT_S = 10
+#: Seconds a writer waits for a lease before giving up.
+WAIT_S = 300
+#: Longest random sleep (seconds) after stepping back.
+BACKOFF_S = 0.05
+
+
+def conflicts(wanted, held):
+    """Tell whether a lease on ``wanted`` must wait for one on ``held``."""
+    return EVERYTHING in (wanted, held) or wanted == held
+
+
+class Leases:
+    """The write leases of one storage instance (see the module docstring).
+
+    :param client: the :class:`.client.Client`.
+    :param source: ``source(measurement)`` returns the ``FROM`` target.
+    """
+
+    def __init__(self, client, source):
+        self.client = client
+        self.source = source
+        self.writer = uuid.uuid4().hex
+        self._turn = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, scope_tag=EVERYTHING):
+        """Hold the lease of a scope (``*``: everything) while in the block.
+
+        :param scope_tag: the encoded scope, ``.`` for pushes without one.
+        :raises cloudkitty.storage.exceptions.WriteConflict: when other
+            writers kept it for :data:`WAIT_S` seconds; nothing was
+            written.
+        """
+        with self._turn:
+            self._take(scope_tag)
+            stop = threading.Event()
+            beat = threading.Thread(target=self._beat,
+                                    args=(scope_tag, stop), daemon=True)
+            beat.start()
+            try:
+                yield
+            finally:
+                stop.set()
+                beat.join()
+                self._mark(scope_tag, False)
+
+    def _take(self, scope_tag):
+        deadline = time.monotonic() + WAIT_S
+        attempts = 0
+        while True:
+            attempts += 1
+            self._mark(scope_tag, True)
+            holder = self._holder(scope_tag)
+            if holder is None:
+                return
+            self._mark(scope_tag, False)
+            if time.monotonic() > deadline:
+                raise exceptions.WriteConflict(
+                    'influxdb', self.client.location,
+                    'writer %s kept the lease of scope %s for %d s' % (
+                        holder, encoding.decode_value(scope_tag)
+                        if scope_tag != EVERYTHING else 'everything',
+                        WAIT_S), attempts)
+            time.sleep(random.uniform(0, BACKOFF_S) * min(attempts, 20))
+
+    def _mark(self, scope_tag, on):
+        self.client.write(['%s,ck_w=%s scope=%s,on=%s' % (
+            WRITERS, self.writer, encoding.field_string(scope_tag),
+            'true' if on else 'false')])
+
+    def _holder(self, scope_tag):
+        """Return another writer holding a conflicting lease, or None."""
+        # NOTE: TTL_S is ours, not data; times are the server's.
+        for row in self.client.rows(
+                'SELECT last("on") AS "on", last("scope") AS "scope" FROM '
+                '%s WHERE time > now() - %ds GROUP BY "ck_w"'
+                % (self.source(WRITERS), TTL_S)):
+            if row['ck_w'] != self.writer and row['on'] and conflicts(
+                    scope_tag, row['scope']):
+                return row['ck_w']
+        return None
+
+    def _beat(self, scope_tag, stop):
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                self._mark(scope_tag, True)
+            except exceptions.StorageError:
+                # NOTE: the next beat tries again; the write it protects
+                # meets the same server and reports the error.
+                pass
