@@ -26,13 +26,14 @@ six processes starting on one busy 2-core machine.
 """
 
 import contextlib
-import functools
 import os
+import time
 
 from alembic import command
 from alembic import config as alembic_config
 from alembic import migration
 from alembic import script
+from sqlalchemy import exc as sa_exc
 
 #: Alembic's version table; prefixed so that it may share a database.
 VERSION_TABLE = 'ck_alembic_version'
@@ -40,6 +41,11 @@ VERSION_TABLE = 'ck_alembic_version'
 _PG_LOCK_ID = 0x636b7374
 _MYSQL_LOCK = 'cloudkitty_storage_migration'
 _LOCK_TIMEOUT = 300
+#: The latest revision of ``alembic/versions``; a new migration changes it.
+HEAD = '0008'
+#: Seconds between two tries of a SQLite process waiting for the write
+#: lock to upgrade (see :func:`_sqlite_write_lock`).
+SQLITE_LOCK_POLL = 0.002
 
 
 def _config(conn):
@@ -50,9 +56,17 @@ def _config(conn):
     return cfg
 
 
-@functools.lru_cache(maxsize=None)
 def head():
-    """Return the head revision of the migrations (read once)."""
+    """Return the head revision of the migrations.
+
+    It is :data:`HEAD`, which a unit test compares with the scripts':
+    reading them costs more than the whole check of a schema at head.
+    """
+    return HEAD
+
+
+def scripts_head():
+    """Return the head revision, read from the migration scripts."""
     return script.ScriptDirectory.from_config(_config(None)).get_current_head()
 
 
@@ -69,7 +83,7 @@ def _locked(engine):
         name = engine.dialect.name
         if name == 'sqlite':
             conn = conn.execution_options(sqlite_begin='IMMEDIATE')
-            with conn.begin():
+            with _sqlite_write_lock(conn):
                 yield conn
             return
         if name == 'postgresql':
@@ -91,6 +105,63 @@ def _locked(engine):
             yield conn
         finally:
             conn.exec_driver_sql("SELECT RELEASE_LOCK('%s')" % _MYSQL_LOCK)
+
+
+@contextlib.contextmanager
+def _sqlite_write_lock(conn):
+    """Hold SQLite's write lock (``BEGIN IMMEDIATE``) while the block runs.
+
+    The block's transaction commits when it ends, or rolls back on an
+    error. A process that finds the lock taken looks again every
+    :data:`SQLITE_LOCK_POLL` seconds, for as long as the connection's busy
+    timeout: SQLite's own busy handler sleeps in growing steps (1, 2, 5,
+    10, 15, 20, 25 ms ...), so a process waiting for a 30 ms upgrade woke
+    up to 25 ms after it ended, which nearly doubled its wait.
+    """
+    driver = conn.connection.driver_connection
+    timeout = driver.execute('PRAGMA busy_timeout').fetchone()[0]
+    deadline = time.monotonic() + timeout / 1000
+    driver.execute('PRAGMA busy_timeout = 0')
+    try:
+        while True:
+            _wait_until_free(driver, conn.dialect.loaded_dbapi, deadline)
+            try:
+                transaction = conn.begin()
+                break
+            except sa_exc.OperationalError as exc:
+                # NOTE: another process took the lock since we saw it
+                # free; wait again unless the time is up.
+                if not _busy(exc.orig) or time.monotonic() >= deadline:
+                    raise
+    finally:
+        driver.execute('PRAGMA busy_timeout = %d' % timeout)
+    with transaction:
+        yield
+
+
+def _busy(error):
+    """Tell whether a sqlite3 error says another process holds a lock."""
+    return getattr(error, 'sqlite_errorname', '').startswith('SQLITE_BUSY')
+
+
+def _wait_until_free(driver, dbapi, deadline):
+    """Return once SQLite's write lock is free, or at ``deadline``.
+
+    Each look takes the lock and gives it back at once, on the driver
+    connection (whose busy timeout is 0): a few microseconds, against a
+    hundred and more through SQLAlchemy, so that the waiting processes
+    leave the CPU to the one that upgrades.
+    """
+    while True:
+        try:
+            driver.execute('BEGIN IMMEDIATE')
+        except dbapi.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                return
+            time.sleep(SQLITE_LOCK_POLL)
+        else:
+            driver.execute('ROLLBACK')
+            return
 
 
 def upgrade(engine, revision='head'):
