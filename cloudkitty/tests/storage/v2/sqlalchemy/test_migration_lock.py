@@ -1,0 +1,103 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The head revision, and how an upgrade waits for SQLite's write lock."""
+
+import os
+import threading
+
+import fixtures
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+import testtools
+
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
+from cloudkitty.storage.v2.sqlalchemy import migration
+
+
+class HeadTest(testtools.TestCase):
+    """The constant head is the one the migration scripts end at."""
+
+    def test_head_is_the_scripts_head(self):
+        self.assertEqual(migration.scripts_head(), migration.head())
+
+
+class SQLiteLockTest(testtools.TestCase):
+    """The migration lock on a SQLite file held by another connection."""
+
+    def setUp(self):
+        super().setUp()
+        path = self.useFixture(fixtures.TempDir()).path
+        self.url = 'sqlite:///%s' % os.path.join(path, 'lock.sqlite')
+        self.holder = self._engine(busy_timeout=60)
+        with self.holder.begin() as conn:
+            conn.exec_driver_sql('CREATE TABLE t (v INTEGER)')
+
+    def _engine(self, busy_timeout):
+        engine = engine_mod.create_engine(self.url,
+                                          busy_timeout=busy_timeout)
+        self.addCleanup(engine.dispose)
+        return engine
+
+    def _hold(self, release):
+        """Hold the write lock until ``release`` is set; then write 1."""
+        held = threading.Event()
+
+        def hold():
+            with engine_mod.writing(self.holder) as conn:
+                held.set()
+                release.wait(60)
+                conn.exec_driver_sql('INSERT INTO t VALUES (1)')
+        thread = threading.Thread(target=hold)
+        thread.start()
+        self.addCleanup(thread.join, 60)
+        self.addCleanup(release.set)
+        self.assertTrue(held.wait(60))
+        return thread
+
+    def test_waits_for_the_lock_and_sees_what_its_holder_wrote(self):
+        release = threading.Event()
+        self._hold(release)
+        waiter = self._engine(busy_timeout=60)
+        # NOTE: released from another thread while this one waits.
+        threading.Timer(0.2, release.set).start()
+        with migration._locked(waiter) as conn:
+            seen = conn.exec_driver_sql('SELECT v FROM t').scalars().all()
+            conn.exec_driver_sql('INSERT INTO t VALUES (2)')
+        self.assertEqual([1], seen)
+        with waiter.connect() as conn:
+            self.assertEqual([1, 2], conn.exec_driver_sql(
+                'SELECT v FROM t ORDER BY v').scalars().all())
+            # NOTE: the busy timeout is the engine's again after the wait.
+            self.assertEqual(60000, conn.exec_driver_sql(
+                'PRAGMA busy_timeout').scalar())
+
+    def test_gives_up_after_the_busy_timeout(self):
+        release = threading.Event()
+        self._hold(release)
+        waiter = self._engine(busy_timeout=1)
+        error = self.assertRaises(sa_exc.OperationalError,
+                                  migration._locked(waiter).__enter__)
+        self.assertTrue(migration._busy(error.orig))
+        release.set()
+        with waiter.connect() as conn:
+            self.assertEqual(1000, conn.exec_driver_sql(
+                'PRAGMA busy_timeout').scalar())
+
+    def test_error_in_the_block_rolls_back(self):
+        waiter = self._engine(busy_timeout=60)
+        with testtools.ExpectedException(ValueError):
+            with migration._locked(waiter) as conn:
+                conn.exec_driver_sql('INSERT INTO t VALUES (3)')
+                raise ValueError('stop')
+        with waiter.connect() as conn:
+            self.assertEqual(0, conn.execute(
+                sa.text('SELECT count(*) FROM t')).scalar())
