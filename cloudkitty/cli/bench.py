@@ -46,6 +46,7 @@ import sqlalchemy as sa
 
 from cloudkitty.cli import args
 from cloudkitty.cli import data
+from cloudkitty.cli import init_bench
 from cloudkitty.cli import load
 from cloudkitty.cli import main
 from cloudkitty.cli import plot
@@ -792,6 +793,10 @@ class Bench(rst.PlainHelp, lister.Lister):
     With ``--sizes`` the benchmark runs once per size, each in a new
     process against a new target (a new SQLite file, or the emptied window
     of the configured backend), and prints one column per size.
+
+    With ``--concurrent-init N`` it measures only ``init()`` on a new
+    SQLite file, by N processes at once against one alone (see
+    :mod:`cloudkitty.cli.init_bench`).
     """
 
     #: Long work: its INFO messages report progress (see
@@ -859,6 +864,7 @@ class Bench(rst.PlainHelp, lister.Lister):
             help='Run nothing: print, and with --plot draw, the figures '
                  'saved with --json-out in FILE; repeat it to put several '
                  'backends side by side.')
+        init_bench.add_arguments(parser)
         return parser
 
     @contextlib.contextmanager
@@ -923,6 +929,8 @@ class Bench(rst.PlainHelp, lister.Lister):
             instead of ``value`` (see :func:`results_table`).
         :raises CheckFailed: when an answer differs from the expected one.
         """
+        if parsed_args.concurrent_init is not None:
+            return init_bench.take_action(parsed_args)
         self._check_options(parsed_args)
         if parsed_args.from_json:
             all_results = [load_results(path)
