@@ -78,13 +78,20 @@ def current(conn):
 
 
 @contextlib.contextmanager
-def _locked(engine):
+def _locked(engine, target=None):
+    """Hold the migration lock of ``engine``'s database; yield a connection.
+
+    On SQLite, a process that waited for the lock looks whether the schema
+    reached ``target`` meanwhile: if it did, it yields None without taking
+    the lock, so that the processes that waited for one upgrade do not
+    then queue for the lock one after another.
+    """
     with engine.connect() as conn:
         name = engine.dialect.name
         if name == 'sqlite':
             conn = conn.execution_options(sqlite_begin='IMMEDIATE')
-            with _sqlite_write_lock(conn):
-                yield conn
+            with _sqlite_write_lock(conn, target) as locked:
+                yield locked
             return
         if name == 'postgresql':
             conn.exec_driver_sql('SELECT pg_advisory_lock(%d)' % _PG_LOCK_ID)
@@ -108,15 +115,17 @@ def _locked(engine):
 
 
 @contextlib.contextmanager
-def _sqlite_write_lock(conn):
+def _sqlite_write_lock(conn, target=None):
     """Hold SQLite's write lock (``BEGIN IMMEDIATE``) while the block runs.
 
-    The block's transaction commits when it ends, or rolls back on an
-    error. A process that finds the lock taken looks again every
-    :data:`SQLITE_LOCK_POLL` seconds, for as long as the connection's busy
-    timeout: SQLite's own busy handler sleeps in growing steps (1, 2, 5,
-    10, 15, 20, 25 ms ...), so a process waiting for a 30 ms upgrade woke
-    up to 25 ms after it ended, which nearly doubled its wait.
+    Yields ``conn``; the block's transaction commits when it ends, or
+    rolls back on an error. A process that finds the lock taken looks
+    again every :data:`SQLITE_LOCK_POLL` seconds, for as long as the
+    connection's busy timeout: SQLite's own busy handler sleeps in growing
+    steps (1, 2, 5, 10, 15, 20, 25 ms ...), so a process waiting for a
+    30 ms upgrade woke up to 25 ms after it ended, which nearly doubled
+    its wait. Once the lock is free, a process that waited yields None
+    instead if the schema is at ``target`` (read without the lock).
     """
     driver = conn.connection.driver_connection
     timeout = driver.execute('PRAGMA busy_timeout').fetchone()[0]
@@ -124,7 +133,11 @@ def _sqlite_write_lock(conn):
     driver.execute('PRAGMA busy_timeout = 0')
     try:
         while True:
-            _wait_until_free(driver, conn.dialect.loaded_dbapi, deadline)
+            waited = _wait_until_free(driver, conn.dialect.loaded_dbapi,
+                                      deadline)
+            if waited and target is not None and _at(conn, target):
+                transaction = None
+                break
             try:
                 transaction = conn.begin()
                 break
@@ -135,8 +148,19 @@ def _sqlite_write_lock(conn):
                     raise
     finally:
         driver.execute('PRAGMA busy_timeout = %d' % timeout)
+    if transaction is None:
+        yield None
+        return
     with transaction:
-        yield
+        yield conn
+
+
+def _at(conn, target):
+    """Tell whether the schema is at ``target``; end the read it made."""
+    try:
+        return current(conn) == target
+    finally:
+        conn.rollback()
 
 
 def _busy(error):
@@ -147,21 +171,25 @@ def _busy(error):
 def _wait_until_free(driver, dbapi, deadline):
     """Return once SQLite's write lock is free, or at ``deadline``.
 
+    :returns: whether it found the lock taken at first.
+
     Each look takes the lock and gives it back at once, on the driver
     connection (whose busy timeout is 0): a few microseconds, against a
     hundred and more through SQLAlchemy, so that the waiting processes
     leave the CPU to the one that upgrades.
     """
+    waited = False
     while True:
         try:
             driver.execute('BEGIN IMMEDIATE')
         except dbapi.OperationalError as exc:
             if not _busy(exc) or time.monotonic() >= deadline:
-                return
+                return waited
+            waited = True
             time.sleep(SQLITE_LOCK_POLL)
         else:
             driver.execute('ROLLBACK')
-            return
+            return waited
 
 
 def upgrade(engine, revision='head'):
@@ -179,8 +207,8 @@ def upgrade(engine, revision='head'):
         with engine.connect() as conn:
             if current(conn) == target:
                 return False
-    with _locked(engine) as conn:
-        if target is not None and current(conn) == target:
+    with _locked(engine, target) as conn:
+        if conn is None or target is not None and current(conn) == target:
             return False
         command.upgrade(_config(conn), revision)
         if conn.in_transaction() and engine.dialect.name != 'sqlite':

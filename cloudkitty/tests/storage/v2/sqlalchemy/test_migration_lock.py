@@ -27,7 +27,8 @@ class HeadTest(testtools.TestCase):
     """The constant head is the one the migration scripts end at."""
 
     def test_head_is_the_scripts_head(self):
-        self.assertEqual(migration.scripts_head(), migration.head())
+        self.assertEqual(migration.scripts_head(), migration.head(),
+                         'a new migration must set migration.HEAD')
 
 
 class SQLiteLockTest(testtools.TestCase):
@@ -47,8 +48,11 @@ class SQLiteLockTest(testtools.TestCase):
         self.addCleanup(engine.dispose)
         return engine
 
-    def _hold(self, release):
-        """Hold the write lock until ``release`` is set; then write 1."""
+    def _hold(self, release, revision=None):
+        """Hold the write lock until ``release`` is set; then write 1.
+
+        With ``revision``, also stamp the schema at that revision.
+        """
         held = threading.Event()
 
         def hold():
@@ -56,6 +60,12 @@ class SQLiteLockTest(testtools.TestCase):
                 held.set()
                 release.wait(60)
                 conn.exec_driver_sql('INSERT INTO t VALUES (1)')
+                if revision is not None:
+                    conn.exec_driver_sql(
+                        'CREATE TABLE %s (version_num VARCHAR(32) NOT NULL '
+                        'PRIMARY KEY)' % migration.VERSION_TABLE)
+                    conn.exec_driver_sql("INSERT INTO %s VALUES ('%s')" % (
+                        migration.VERSION_TABLE, revision))
         thread = threading.Thread(target=hold)
         thread.start()
         self.addCleanup(thread.join, 60)
@@ -79,6 +89,18 @@ class SQLiteLockTest(testtools.TestCase):
             # NOTE: the busy timeout is the engine's again after the wait.
             self.assertEqual(60000, conn.exec_driver_sql(
                 'PRAGMA busy_timeout').scalar())
+
+    def test_no_lock_for_a_waiter_that_finds_the_target_reached(self):
+        release = threading.Event()
+        self._hold(release, revision=migration.head())
+        waiter = self._engine(busy_timeout=60)
+        threading.Timer(0.2, release.set).start()
+        with migration._locked(waiter, migration.head()) as conn:
+            self.assertIsNone(conn)
+            # NOTE: the write lock is free: another writer gets it at once.
+            with engine_mod.writing(self._engine(busy_timeout=1)) as other:
+                other.exec_driver_sql('INSERT INTO t VALUES (2)')
+        self.assertFalse(migration.upgrade(waiter))
 
     def test_gives_up_after_the_busy_timeout(self):
         release = threading.Event()
