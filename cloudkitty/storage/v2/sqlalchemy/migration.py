@@ -130,29 +130,39 @@ def _sqlite_write_lock(conn, target=None):
     driver = conn.connection.driver_connection
     timeout = driver.execute('PRAGMA busy_timeout').fetchone()[0]
     deadline = time.monotonic() + timeout / 1000
-    driver.execute('PRAGMA busy_timeout = 0')
-    try:
-        while True:
-            waited = _wait_until_free(driver, conn.dialect.loaded_dbapi,
-                                      deadline)
-            if waited and target is not None and _at(conn, target):
-                transaction = None
-                break
-            try:
+    dbapi = conn.dialect.loaded_dbapi
+    while True:
+        with _no_busy_wait(driver, timeout):
+            waited = _wait_until_free(driver, dbapi, deadline)
+        # NOTE: read with the busy timeout: a read may meet a lock too
+        # (SQLite's own, while a file turns to WAL or is checkpointed).
+        if waited and target is not None and _at(conn, target):
+            yield None
+            return
+        try:
+            with _no_busy_wait(driver, timeout):
                 transaction = conn.begin()
-                break
-            except sa_exc.OperationalError as exc:
-                # NOTE: another process took the lock since we saw it
-                # free; wait again unless the time is up.
-                if not _busy(exc.orig) or time.monotonic() >= deadline:
-                    raise
-    finally:
-        driver.execute('PRAGMA busy_timeout = %d' % timeout)
-    if transaction is None:
-        yield None
-        return
+            break
+        except sa_exc.OperationalError as exc:
+            # NOTE: another process took the lock since we saw it free;
+            # wait again unless the time is up.
+            if not _busy(exc.orig) or time.monotonic() >= deadline:
+                raise
     with transaction:
         yield conn
+
+
+@contextlib.contextmanager
+def _no_busy_wait(driver, timeout):
+    """Set the busy timeout of ``driver`` to 0 in the block, then back.
+
+    :param timeout: the busy timeout to set back, in milliseconds.
+    """
+    driver.execute('PRAGMA busy_timeout = 0')
+    try:
+        yield
+    finally:
+        driver.execute('PRAGMA busy_timeout = %d' % timeout)
 
 
 def _at(conn, target):
