@@ -89,7 +89,11 @@ def _init_process(url, barrier, results):
         results.put(time.perf_counter() - start)
         store.close()
     except Exception as exc:  # noqa: B902 the parent reports it
-        results.put('%s: %s' % (type(exc).__name__, exc))
+        # NOTE: the statement that failed, when SQLAlchemy ran one.
+        statement = getattr(exc.__cause__, 'statement', None)
+        results.put('%s: %s%s' % (type(exc).__name__, exc,
+                                  ' (in %s)' % statement if statement
+                                  else ''))
 
 
 def time_inits(url, processes):
