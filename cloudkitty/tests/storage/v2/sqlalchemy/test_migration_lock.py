@@ -9,9 +9,10 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The head revision, and how an upgrade waits for SQLite's write lock."""
+"""The head revision, and how init() waits for SQLite's locks."""
 
 import os
+import sqlite3
 import threading
 
 import fixtures
@@ -123,3 +124,36 @@ class SQLiteLockTest(testtools.TestCase):
         with waiter.connect() as conn:
             self.assertEqual(0, conn.execute(
                 sa.text('SELECT count(*) FROM t')).scalar())
+
+
+class TurnToWALTest(testtools.TestCase):
+    """A new file turns to WAL even while another connection locks it."""
+
+    def test_tries_again_while_the_file_is_locked(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'new.sqlite')
+        holder = sqlite3.connect(path, isolation_level=None,
+                                 check_same_thread=False)
+        self.addCleanup(holder.close)
+        holder.execute('BEGIN EXCLUSIVE')
+        # NOTE: no busy timeout: SQLite answers "locked" at once, as it
+        # does for WAL while processes open a new file together.
+        opener = sqlite3.connect(path, timeout=0, isolation_level=None)
+        self.addCleanup(opener.close)
+        release = threading.Timer(0.2, holder.execute, ('COMMIT',))
+        release.start()
+        self.addCleanup(release.join, 60)
+        engine_mod._turn_to_wal(opener.cursor(), sqlite3, 60)
+        self.assertEqual('wal', opener.execute(
+            'PRAGMA journal_mode').fetchone()[0])
+
+    def test_gives_up_after_the_busy_timeout(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'new.sqlite')
+        holder = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(holder.close)
+        holder.execute('BEGIN EXCLUSIVE')
+        opener = sqlite3.connect(path, timeout=0, isolation_level=None)
+        self.addCleanup(opener.close)
+        self.assertRaises(sqlite3.OperationalError, engine_mod._turn_to_wal,
+                          opener.cursor(), sqlite3, 0.1)
