@@ -34,13 +34,15 @@ machine when it was quiet: one process alone spent 33 ms in ``init()``
 migrations; 4 ms reading the scripts for the head before the lock), the
 slowest of six 85 ms, of which 35 to 60 ms asleep in SQLite's busy handler
 after the upgrade had ended. With the changes above the waiting
-processes end within a few milliseconds of the upgrade, and what is left
-is the one upgrade sharing two cores with the others' start: the slowest
-took 1.75 times what one alone took, against 3.15 for the previous code
-measured in the same runs (median of 6 runs each, load average 27 to 30
-from other work). Under a load average of 30 to 46 one process alone took
-2 s instead of 33 ms and both codes measured 1.4 (median of 8 runs, single
-runs from 0.3 to 9.5): compare codes only within one run.
+processes end within a few milliseconds of the upgrade. Measured since on
+the 2 cores shared with other work (load average 12 to 46; one process
+alone took 0.05 to 3.6 s instead of 33 ms), the medians of the ratio for
+this code and the previous one, interleaved in the same sessions, were
+1.75 and 3.15 (6 runs each), 1.43 and 1.41 (8 runs), 3.07 and 1.33 (5
+runs) and, with the WAL retry of :mod:`.engine`, 1.27 and 3.81 (8 runs,
+load 15 to 28): within twice one alone, but single runs spread from 0.3
+to 9.8 and one loaded session hid the difference, so compare codes only
+within one session.
 """
 
 import contextlib
