@@ -47,6 +47,7 @@ from cloudkitty.cli import args
 from cloudkitty.cli import data
 from cloudkitty.cli import main
 from cloudkitty.cli.perf import anchor
+from cloudkitty.cli.perf import init_bench
 from cloudkitty.cli.perf import load
 from cloudkitty.cli.perf import plot
 from cloudkitty.cli.perf import scratch
@@ -782,6 +783,10 @@ class Bench(rst.PlainHelp, lister.Lister):
     With ``--sizes`` the benchmark runs once per size, each in a new
     process against a new target (a new SQLite file, or the emptied window
     of the configured backend), and prints one column per size.
+
+    With ``--concurrent-init N`` it measures only ``init()`` on a new
+    SQLite file, by N processes at once against one alone (see
+    :mod:`cloudkitty.cli.perf.init_bench`).
     """
 
     #: Long work: its INFO messages report progress (see
@@ -870,6 +875,7 @@ class Bench(rst.PlainHelp, lister.Lister):
             help='Run nothing: print, and with --plot draw, the figures '
                  'saved with --json-out in FILE; repeat it to put several '
                  'backends side by side.')
+        init_bench.add_arguments(parser)
         return parser
 
     @contextlib.contextmanager
@@ -956,6 +962,8 @@ class Bench(rst.PlainHelp, lister.Lister):
             instead of ``value`` (see :func:`results_table`).
         :raises CheckFailed: when an answer differs from the expected one.
         """
+        if parsed_args.concurrent_init is not None:
+            return init_bench.take_action(parsed_args)
         self._check_options(parsed_args)
         if parsed_args.from_json:
             all_results = [load_results(path)

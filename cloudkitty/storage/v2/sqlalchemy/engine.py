@@ -83,7 +83,7 @@ def _tune_sqlite(engine, busy_timeout):
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute('PRAGMA busy_timeout = %d' % (busy_timeout * 1000))
-        cursor.execute('PRAGMA journal_mode = WAL')
+        _turn_to_wal(cursor, engine.dialect.loaded_dbapi, busy_timeout)
         cursor.execute('PRAGMA foreign_keys = ON')
         # NOTE: aggregates scan whole indexes; reading them through mmap
         # and a larger page cache roughly halves their cost.
@@ -95,6 +95,35 @@ def _tune_sqlite(engine, busy_timeout):
     def _on_begin(conn):
         mode = conn.get_execution_options().get('sqlite_begin', 'DEFERRED')
         conn.exec_driver_sql('BEGIN %s' % mode)
+
+
+#: Seconds between two tries to turn a SQLite file to WAL (see
+#: :func:`_turn_to_wal`).
+WAL_RETRY_PAUSE = 0.002
+
+
+def _turn_to_wal(cursor, dbapi, busy_timeout):
+    """Put the file of ``cursor`` in WAL mode, trying again while busy.
+
+    SQLite answers "database is locked" at once, without waiting as its
+    busy timeout says, when a connection asks for WAL while others open
+    the same new file: 1 in 600 connections made by six processes at once
+    failed so, and their ``init()`` with it. So the pragma is tried
+    again, for as long as the busy timeout.
+
+    :param busy_timeout: the seconds to keep trying.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute('PRAGMA journal_mode = WAL')
+            return
+        except dbapi.OperationalError as exc:
+            name = getattr(exc, 'sqlite_errorname', '')
+            if not name.startswith('SQLITE_BUSY') or \
+                    time.monotonic() >= deadline:
+                raise
+        time.sleep(WAL_RETRY_PAUSE)
 
 
 @contextlib.contextmanager

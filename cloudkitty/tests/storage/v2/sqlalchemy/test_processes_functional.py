@@ -68,6 +68,23 @@ def _upgrade(url, barrier, results):
     store.close()
 
 
+def _init_at_once(url, barrier, results):
+    """Child process: init() once every process is ready.
+
+    Puts the revision the schema is at afterwards, or the error raised.
+    """
+    try:
+        store = _storage(url)
+        barrier.wait()
+        store.init()
+        store.check_initialised()
+        with store.engine.connect() as conn:
+            results.put(migration.current(conn))
+        store.close()
+    except Exception as exc:  # noqa: B902 the test reports it
+        results.put('%s: %s' % (type(exc).__name__, exc))
+
+
 def _write(url, writer, project_id):
     """Child process: push PUSHES frames of POINTS points each."""
     store = _storage(url)
@@ -133,6 +150,32 @@ class _ProcessesMixin:
         self.assertEqual([migration.head()] * processes,
                          [revision for revision, _ in outcomes])
         self.assertEqual(1, sum(upgraded for _, upgraded in outcomes))
+
+    def test_six_processes_init_a_new_database_at_once(self):
+        """Six processes call init() at once: all succeed, at head.
+
+        (``cloudkitty-storage bench --concurrent-init 6`` times it.)
+        """
+        context = multiprocessing.get_context('spawn')
+        processes = 6
+        barrier = context.Barrier(processes, timeout=300)
+        results = context.Queue()
+        for _ in range(processes):
+            process = context.Process(target=_init_at_once,
+                                      args=(self.url, barrier, results))
+            process.start()
+            self.addCleanup(process.join, 10)
+            self.addCleanup(process.terminate)
+        outcomes = [results.get(timeout=300) for _ in range(processes)]
+        self.assertEqual([migration.head()] * processes, outcomes)
+        store = _storage(self.url)
+        self.addCleanup(store.close)
+        with store.engine.connect() as conn:
+            self.assertEqual(
+                sorted([table.name for table in models.metadata.sorted_tables]
+                       + [migration.VERSION_TABLE]),
+                sorted(name for name in sa.inspect(conn).get_table_names()
+                       if name.startswith('ck_')))
 
     def test_writers_and_readers_lose_nothing(self):
         """Rule 9: processes push at once, readers read: all lands."""
