@@ -15,17 +15,25 @@ A backend subclasses :class:`BaseStorage`, implements its five abstract
 methods by translating a :class:`cloudkitty.storage.v2.query.Query`, declares
 what it can do in a :class:`Features` subclass, and registers an entry point
 in the ``cloudkitty.storage.v2.backends`` namespace.
+
+Arguments are checked once, here, for every backend that declares its
+``features``: its ``push``, ``retrieve``, ``total``, ``delete`` and
+``iter_points`` are wrapped so that :meth:`BaseStorage.check_arguments`
+runs before them (see :meth:`BaseStorage.__init_subclass__`).
 """
 
 import abc
 import datetime
+import functools
 import importlib
+import inspect
 
 from oslo_log import log
 from werkzeug import exceptions as http_exceptions
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
+from cloudkitty.storage.v2 import query as query_mod
 
 LOG = log.getLogger(__name__)
 
@@ -98,6 +106,48 @@ class BaseStorage(metaclass=abc.ABCMeta):
     #: groupby_elements`).
     TIME_COMMANDS_MAP = {'d': 'day_of_the_year', 'w': 'week_of_the_year',
                          'm': 'month', 'y': 'year'}
+
+    #: The methods whose arguments :meth:`check_arguments` checks.
+    CHECKED_METHODS = ('push', 'retrieve', 'total', 'delete', 'iter_points')
+
+    def __init_subclass__(cls, **kwargs):
+        """Wrap the backend's methods so that their arguments are checked.
+
+        Only a class whose ``features`` is not the base :class:`Features`
+        (this library's backends and third-party ones) is wrapped:
+        upstream CloudKitty's own backends subclass this class with
+        semantics of their own, which they check themselves.
+        """
+        super().__init_subclass__(**kwargs)
+        if cls.features is Features:
+            return
+        for name in cls.CHECKED_METHODS:
+            # NOTE: an inherited method is wrapped too (the default
+            # iter_points() among them), on this class.
+            method = getattr(cls, name)
+            if not getattr(method, '_checked', False):
+                setattr(cls, name, _checked(name, method))
+
+    def check_arguments(self, method, *args, **kwargs):
+        """Check the arguments of a call before the backend sees them.
+
+        Runs :mod:`cloudkitty.storage.v2.query`'s validation for
+        ``method`` and refuses what this backend's :attr:`features` lack.
+        Backends never call it: the wrapper that
+        :meth:`__init_subclass__` installs does.
+
+        :param method: one of :data:`CHECKED_METHODS`.
+        :param args: the call's positional arguments (without ``self``).
+        :param kwargs: the call's keyword arguments.
+        :returns: ``(args, kwargs)`` to call the backend with: the same,
+            except that push()'s frames become a list (an iterator is read
+            once, here).
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for a bad
+            argument.
+        :raises cloudkitty.storage.exceptions.NotSupported: for what the
+            backend's features lack.
+        """
+        return _CHECKS[method](self, args, kwargs)
 
     def __init__(self, *args, **kwargs):
         conf = kwargs.get('conf', args[0] if args else None)
@@ -364,3 +414,72 @@ class BaseStorage(metaclass=abc.ABCMeta):
                             "as is.", entry, self)
             parsed.append(entry)
         return parsed
+
+
+def _checked(name, method):
+    """Wrap the backend method ``name`` to check its arguments first."""
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        args, kwargs = self.check_arguments(name, *args, **kwargs)
+        return method(self, *args, **kwargs)
+    checked._checked = True
+    return checked
+
+
+def _arguments(contract, args, kwargs):
+    """Bind a call's arguments to the contract method's parameters.
+
+    :returns: ``{parameter: value}`` with the contract's defaults filled in.
+    :raises TypeError: for arguments the contract does not take, as the
+        backend's own signature would.
+    """
+    bound = _SIGNATURES[contract].bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    arguments.pop('self')
+    return arguments
+
+
+# NOTE: one check per checked method: each validates with query.py and
+# returns the (args, kwargs) the backend is called with.
+
+def _check_push(storage, args, kwargs):
+    arguments = _arguments('push', args, kwargs)
+    frames = query_mod.validate_dataframes(arguments['dataframes'])
+    query_mod.validate_idempotency_key(arguments['idempotency_key'], storage)
+    if args:
+        args = (frames,) + tuple(args[1:])
+    else:
+        kwargs = dict(kwargs, dataframes=frames)
+    return args, kwargs
+
+
+def _check_retrieve(storage, args, kwargs):
+    query_mod.validate_retrieve(**_arguments('retrieve', args, kwargs))
+    return args, kwargs
+
+
+def _check_total(storage, args, kwargs):
+    query = query_mod.validate_total(**_arguments('total', args, kwargs))
+    query_mod.check_features(query, storage, 'total')
+    return args, kwargs
+
+
+def _check_delete(storage, args, kwargs):
+    query = query_mod.validate_delete(**_arguments('delete', args, kwargs))
+    query_mod.check_features(query, storage, 'delete')
+    return args, kwargs
+
+
+def _check_iter_points(storage, args, kwargs):
+    query_mod.validate_iter_points(**_arguments('iter_points', args, kwargs))
+    return args, kwargs
+
+
+_CHECKS = {'push': _check_push, 'retrieve': _check_retrieve,
+           'total': _check_total, 'delete': _check_delete,
+           'iter_points': _check_iter_points}
+# NOTE: the contract's signatures, read once: binding a call to them is
+# what lets positional and keyword arguments be checked alike.
+_SIGNATURES = {name: inspect.signature(getattr(BaseStorage, name))
+               for name in BaseStorage.CHECKED_METHODS}

@@ -490,6 +490,55 @@ def validate_delete(begin=None, end=None, filters=None):
     return Query(begin=begin, end=end, filters=normalize_filters(filters))
 
 
+def check_batch_size(batch_size):
+    """Check :meth:`BaseStorage.iter_points`'s ``batch_size``.
+
+    :raises InvalidQuery: naming ``batch_size``, unless it is an int from 1
+        to :data:`MAX_PAGE`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+            or not 1 <= batch_size <= MAX_PAGE:
+        raise exceptions.InvalidQuery(
+            'batch_size', 'expected an int >= 1 and <= 2**63 - 1, got %r'
+            % (batch_size,), batch_size)
+
+
+def validate_iter_points(begin=None, end=None, filters=None,
+                         metric_types=None, batch_size=1000, now=None):
+    """Validate the arguments of :meth:`BaseStorage.iter_points`.
+
+    :returns: a :class:`Query` of the whole window (``paginate`` False);
+        ``batch_size`` is checked, not kept.
+    :raises InvalidQuery: for any bad argument.
+    """
+    check_batch_size(batch_size)
+    return validate_retrieve(begin=begin, end=end, filters=filters,
+                             metric_types=metric_types, paginate=False,
+                             now=now)
+
+
+def check_features(query, storage, operation):
+    """Refuse what a query asks that ``storage.features`` lacks.
+
+    :param query: a :class:`Query` from one of the ``validate_*``.
+    :param storage: the backend (its ``name`` and ``features`` are read).
+    :param operation: ``'total'`` or ``'delete'``.
+    :raises cloudkitty.storage.exceptions.NotSupported: for a time groupby
+        without ``groupby_time``, custom fields without ``custom_fields``,
+        or a delete with filters without ``delete_with_filters``.
+    """
+    features = storage.features
+    if operation == 'total':
+        if query.time_groupby and not features.groupby_time:
+            raise exceptions.NotSupported(storage.name, 'groupby_time')
+        if query.fields != DEFAULT_FIELDS and not features.custom_fields:
+            raise exceptions.NotSupported(storage.name, 'custom_fields')
+    elif operation == 'delete':
+        if query.filters and not features.delete_with_filters:
+            raise exceptions.NotSupported(storage.name,
+                                          'delete_with_filters')
+
+
 def validate_dataframes(dataframes):
     """Check the shape of a push before anything is written.
 

@@ -474,13 +474,8 @@ class InfluxDBStorage(v2.BaseStorage):
         starts, keyed on time: the cost of a batch does not grow with how
         far the iteration went.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-                or batch_size < 1:
-            raise exceptions.InvalidQuery(
-                'batch_size', 'expected an int >= 1, got %r'
-                % (batch_size,), batch_size)
-        query = query_mod.validate_retrieve(begin, end, filters,
-                                            metric_types)
+        query = query_mod.validate_iter_points(begin, end, filters,
+                                               metric_types, batch_size)
         return self._iter_rows(query, batch_size)
 
     # total -----------------------------------------------------------------

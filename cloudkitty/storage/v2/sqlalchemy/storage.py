@@ -674,14 +674,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         streaming one is open). Memory holds one batch and the series
         seen, whatever the number of points.
         """
-        query = query_mod.validate_retrieve(
+        query = query_mod.validate_iter_points(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
-            paginate=False)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-                or not 1 <= batch_size <= query_mod.MAX_PAGE:
-            raise exceptions.InvalidQuery(
-                'batch_size', 'expected an int >= 1, got %r' % (batch_size,),
-                batch_size)
+            batch_size=batch_size)
         return self._stream(self._points_select(query), batch_size)
 
     def _stream(self, stmt, batch_size):
