@@ -746,19 +746,42 @@ def group_value(type_, point, key):
     return label(type_, point, key, '')
 
 
+def in_window(query, start):
+    """Tell whether a frame starting at ``start`` is in the query's window.
+
+    The window is ``[begin, end)``, a missing bound open, and a frame is
+    selected by its start alone.
+    """
+    return ((query.begin is None or start >= query.begin)
+            and (query.end is None or start < query.end))
+
+
+def selected(selectors, value_of):
+    """Tell whether labels pass filters: AND across keys, OR inside one.
+
+    :param selectors: ``(key, values)`` pairs, as :attr:`Query.filters`
+        (a backend may pass them translated into its own encoding).
+    :param value_of: a callable giving a key's value in the labels (in
+        the encoding of ``values``), or anything not among the values
+        when the labels lack the key.
+    """
+    return all(value_of(key) in values for key, values in selectors)
+
+
 def matches(query, start, type_, point):
     """Tell whether a point of a frame starting at ``start`` is selected."""
-    if query.begin is not None and start < query.begin:
-        return False
-    if query.end is not None and start >= query.end:
+    if not in_window(query, start):
         return False
     if query.metric_types is not None and type_ not in query.metric_types:
         return False
-    for key, values in query.filters:
-        value = label(type_, point, key, _MISSING)
-        if value is _MISSING or label_text(value) not in values:
-            return False
-    return True
+    return selected(query.filters,
+                    lambda key: _filter_text(type_, point, key))
+
+
+def _filter_text(type_, point, key):
+    """The text a filter on ``key`` compares with, or None when missing."""
+    value = label(type_, point, key, _MISSING)
+    return None if value is _MISSING else label_text(value)
 
 
 # Aggregation ----------------------------------------------------------------

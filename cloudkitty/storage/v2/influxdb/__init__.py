@@ -43,6 +43,7 @@ from cloudkitty.storage.v2.influxdb import options
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2 import query as query_mod
+from cloudkitty.storage.v2 import timeutils
 
 #: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
 MIN_NS = -(2 ** 63) + 2
@@ -83,9 +84,8 @@ def to_ns(moment):
 
     :returns: the ns, or None when ``moment`` is None.
     """
-    if moment is None:
-        return None
-    return min(max(query_mod.to_micros(moment) * 1000, MIN_NS), MAX_NS)
+    ns = timeutils.to_ns(moment)
+    return None if ns is None else min(max(ns, MIN_NS), MAX_NS)
 
 
 class InfluxDBStorage(v2.BaseStorage):
@@ -598,8 +598,7 @@ class InfluxDBStorage(v2.BaseStorage):
                     keys = None
                     # NOTE: keys stay tags here: decoded, 1 and True
                     # would be one dict key.
-                    if all(labels.get(tag) in values
-                           for tag, values in wanted):
+                    if query_mod.selected(wanted, labels.get):
                         keys = tuple(labels.get(tag) or ''
                                      for tag in group_tags)
                     selected[key] = keys
