@@ -26,7 +26,6 @@ import abc
 import datetime
 import functools
 import importlib
-import inspect
 
 from oslo_log import log
 from werkzeug import exceptions as http_exceptions
@@ -147,7 +146,15 @@ class BaseStorage(metaclass=abc.ABCMeta):
         :raises cloudkitty.storage.exceptions.NotSupported: for what the
             backend's features lack.
         """
-        return _CHECKS[method](self, args, kwargs)
+        frames = _CHECKS[method](self, *args, **kwargs)
+        if method == 'push':
+            # NOTE: an iterator of frames was read by the check; the
+            # backend gets the list it made.
+            if args:
+                args = (frames,) + args[1:]
+            else:
+                kwargs = dict(kwargs, dataframes=frames)
+        return args, kwargs
 
     def __init__(self, *args, **kwargs):
         conf = kwargs.get('conf', args[0] if args else None)
@@ -426,60 +433,44 @@ def _checked(name, method):
     return checked
 
 
-def _arguments(contract, args, kwargs):
-    """Bind a call's arguments to the contract method's parameters.
+# NOTE: one check per checked method, with the contract method's signature
+# (a unit test keeps them equal), so that Python itself binds positional
+# and keyword arguments alike, and refuses unknown ones, at no cost. Each
+# validates with query.py; only push returns something: its frames, as a
+# list.
 
-    :returns: ``{parameter: value}`` with the contract's defaults filled in.
-    :raises TypeError: for arguments the contract does not take, as the
-        backend's own signature would.
-    """
-    bound = _SIGNATURES[contract].bind(None, *args, **kwargs)
-    bound.apply_defaults()
-    arguments = dict(bound.arguments)
-    arguments.pop('self')
-    return arguments
+def _check_push(storage, dataframes, scope_id=None, idempotency_key=None):
+    frames = query_mod.validate_dataframes(dataframes)
+    query_mod.validate_idempotency_key(idempotency_key, storage)
+    return frames
 
 
-# NOTE: one check per checked method: each validates with query.py and
-# returns the (args, kwargs) the backend is called with.
-
-def _check_push(storage, args, kwargs):
-    arguments = _arguments('push', args, kwargs)
-    frames = query_mod.validate_dataframes(arguments['dataframes'])
-    query_mod.validate_idempotency_key(arguments['idempotency_key'], storage)
-    if args:
-        args = (frames,) + tuple(args[1:])
-    else:
-        kwargs = dict(kwargs, dataframes=frames)
-    return args, kwargs
+def _check_retrieve(storage, begin=None, end=None, filters=None,
+                    metric_types=None, offset=0, limit=1000, paginate=True):
+    query_mod.validate_retrieve(begin, end, filters, metric_types, offset,
+                                limit, paginate)
 
 
-def _check_retrieve(storage, args, kwargs):
-    query_mod.validate_retrieve(**_arguments('retrieve', args, kwargs))
-    return args, kwargs
-
-
-def _check_total(storage, args, kwargs):
-    query = query_mod.validate_total(**_arguments('total', args, kwargs))
+def _check_total(storage, groupby=None, begin=None, end=None,
+                 metric_types=None, filters=None, custom_fields=None,
+                 offset=0, limit=1000, paginate=True):
+    query = query_mod.validate_total(groupby, begin, end, metric_types,
+                                     filters, custom_fields, offset, limit,
+                                     paginate)
     query_mod.check_features(query, storage, 'total')
-    return args, kwargs
 
 
-def _check_delete(storage, args, kwargs):
-    query = query_mod.validate_delete(**_arguments('delete', args, kwargs))
+def _check_delete(storage, begin=None, end=None, filters=None):
+    query = query_mod.validate_delete(begin, end, filters)
     query_mod.check_features(query, storage, 'delete')
-    return args, kwargs
 
 
-def _check_iter_points(storage, args, kwargs):
-    query_mod.validate_iter_points(**_arguments('iter_points', args, kwargs))
-    return args, kwargs
+def _check_iter_points(storage, begin=None, end=None, filters=None,
+                       metric_types=None, batch_size=1000):
+    query_mod.validate_iter_points(begin, end, filters, metric_types,
+                                   batch_size)
 
 
 _CHECKS = {'push': _check_push, 'retrieve': _check_retrieve,
            'total': _check_total, 'delete': _check_delete,
            'iter_points': _check_iter_points}
-# NOTE: the contract's signatures, read once: binding a call to them is
-# what lets positional and keyword arguments be checked alike.
-_SIGNATURES = {name: inspect.signature(getattr(BaseStorage, name))
-               for name in BaseStorage.CHECKED_METHODS}

@@ -18,6 +18,7 @@ record what reaches them, and the SQL backend on a SQLite file.
 
 import datetime
 from decimal import Decimal
+import inspect
 import os
 
 import fixtures
@@ -235,6 +236,18 @@ class FeaturesTest(testtools.TestCase):
         store.push([frame()], idempotency_key='k')
         self.assertEqual(['total', 'delete', 'push'],
                          [call[0] for call in store.calls])
+
+
+class ContractTest(testtools.TestCase):
+    """The checks take exactly the contract's arguments."""
+
+    def test_signatures(self):
+        """Each check has its contract method's parameters and defaults."""
+        for name in v2.BaseStorage.CHECKED_METHODS:
+            contract = inspect.signature(getattr(v2.BaseStorage, name))
+            check = inspect.signature(v2._CHECKS[name])
+            self.assertEqual(list(contract.parameters.values())[1:],
+                             list(check.parameters.values())[1:], name)
 
 
 class UpstreamStyleTest(testtools.TestCase):
