@@ -19,9 +19,9 @@ resources' attributes; retrieve() reads the buckets of the matching
 resources and gives each bucket's points back; delete() removes whole
 resources and rewrites those that straddle the window.
 
-Declared limits (:class:`GnocchiFeatures`): sums are float64 (within 1e-9 of the
-exact ones), values keep at most 255 characters, a push is not atomic and
-writers must not push into a month while it is partly deleted.
+Declared limits (:class:`GnocchiFeatures`): sums are float64 (within 1e-9
+of the exact ones), values keep at most 255 characters, a push is not atomic
+and writers must not push into a month while it is partly deleted.
 """
 
 import concurrent.futures
