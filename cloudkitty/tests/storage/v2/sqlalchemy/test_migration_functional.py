@@ -43,7 +43,7 @@ FIRST = '0001'
 DAY = datetime.timedelta(days=1)
 HOUR = datetime.timedelta(hours=1)
 D = decimal.Decimal
-_FRAMES = 'cloudkitty.storage.v2.sqlalchemy.frames_mod'
+_FRAMES = 'cloudkitty.storage.v2.sqlalchemy.storage.frames_mod'
 _UNTIL = 'cloudkitty.storage.v2.sqlalchemy.rollup.until'
 
 
