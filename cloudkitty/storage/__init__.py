@@ -32,7 +32,6 @@ from oslo_config import cfg
 from oslo_log import log
 from stevedore import driver
 from stevedore import exception as stevedore_exc
-from stevedore import extension
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
@@ -56,24 +55,32 @@ NoTimeFrame = exceptions.NoTimeFrame
 options.register_opts(cfg.CONF)
 
 
-def list_opts():
-    """Every option of the storage layer, for ``oslo-config-generator``.
+def list_opts(backend=None):
+    """The options of the storage layer, for ``oslo-config-generator``.
 
-    :returns: a list of ``(group, [options])``.
+    Published as the ``oslo.config.opts`` entry point ``cloudkitty.storage``.
+    Each backend's options come from its own entry point (see
+    :func:`cloudkitty.storage.options.backend_opts`), so no backend is
+    imported, and an installed third-party backend is listed too.
+
+    :param backend: a backend name to list the options of that backend
+        alone (with ``[storage]``), or None for every installed backend.
+    :returns: a list of ``(group, [options])``, ``[storage]`` first.
     """
-    from cloudkitty.storage.v2.gnocchi import options as gnocchi_options
-    from cloudkitty.storage.v2.influxdb import options as influxdb_options
-    from cloudkitty.storage.v2.sqlalchemy import options as sql_options
-    return [('storage', options.storage_opts),
-            ('storage_sqlalchemy', sql_options.sqlalchemy_opts),
-            ('storage_influxdb', influxdb_options.influxdb_opts),
-            (gnocchi_options.GROUP, gnocchi_options.list_opts())]
+    names = available_backends() if backend is None else [backend]
+    groups = options.list_opts()
+    for name in names:
+        groups.extend(options.backend_opts(name))
+    return groups
 
 
 def available_backends():
-    """Return the sorted names of the installed storage backends."""
-    mgr = extension.ExtensionManager(BACKENDS_NAMESPACE, invoke_on_load=False)
-    return sorted(set(mgr.names()))
+    """Return the sorted names of the installed storage backends.
+
+    Read from the packages' metadata: no backend is imported.
+    """
+    return sorted({entry_point.name for entry_point in
+                   metadata.entry_points(group=BACKENDS_NAMESPACE)})
 
 
 def get_storage(conf=None, **kwargs):

@@ -25,9 +25,17 @@ upstream's module is imported first, where it is installed, and an option
 that is already registered (by name) is kept as it is. Where both define an
 option, ours has upstream's name, type and default, so that either
 definition reads an operator's file the same way.
+
+Every backend publishes its own options as the ``oslo.config.opts`` entry
+point ``cloudkitty.storage.<backend name>`` (a third-party backend too), and
+the ``[storage]`` options are ``cloudkitty.storage.core``:
+:func:`backend_opts` loads one backend's list, importing that backend's
+options module alone, and :func:`cloudkitty.storage.list_opts` gathers the
+lists of every installed backend.
 """
 
 import importlib
+from importlib import metadata
 
 from oslo_config import cfg
 from oslo_log import log
@@ -49,6 +57,53 @@ storage_opts = [
                help='How long rated data is kept, in hours (2400: 100 '
                     'days).'),
 ]
+
+
+#: The entry-point namespace oslo.config reads option lists from.
+OPTS_NAMESPACE = 'oslo.config.opts'
+#: The prefix of a backend's entry point in :data:`OPTS_NAMESPACE`: the
+#: backend ``name`` publishes ``cloudkitty.storage.<name>``.
+BACKEND_OPTS_PREFIX = 'cloudkitty.storage.'
+
+
+def list_opts():
+    """The ``[storage]`` options, for ``oslo-config-generator``.
+
+    Published as the ``oslo.config.opts`` entry point
+    ``cloudkitty.storage.core``.
+
+    :returns: ``[('storage', [options])]``.
+    """
+    return [('storage', storage_opts)]
+
+
+def backend_opts(name):
+    """The options the backend ``name`` publishes.
+
+    Only the module its ``oslo.config.opts`` entry point
+    ``cloudkitty.storage.<name>`` names is imported, never the backend.
+
+    :param name: a backend's entry-point name, e.g. ``sqlalchemy``.
+    :returns: ``[(group, [options])]``, empty when the backend publishes
+        no options.
+    """
+    groups = []
+    for entry_point in _opts_entry_points(BACKEND_OPTS_PREFIX + name):
+        groups.extend(entry_point.load()())
+    return groups
+
+
+def _opts_entry_points(name):
+    """The distinct ``oslo.config.opts`` entry points called ``name``.
+
+    An editable install can be found twice on ``sys.path``; both name the
+    same function, which is loaded once.
+    """
+    found = {}
+    for entry_point in metadata.entry_points(group=OPTS_NAMESPACE,
+                                             name=name):
+        found.setdefault(entry_point.value, entry_point)
+    return [found[value] for value in sorted(found)]
 
 
 def oslo_conf(conf):

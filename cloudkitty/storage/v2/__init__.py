@@ -15,12 +15,18 @@ A backend subclasses :class:`BaseStorage`, implements its five abstract
 methods by translating a :class:`cloudkitty.storage.v2.query.Query`, declares
 what it can do in a :class:`Features` subclass, and registers an entry point
 in the ``cloudkitty.storage.v2.backends`` namespace.
+
+Arguments are checked once, here, for every backend that declares its
+``features``: its ``push``, ``retrieve``, ``total``, ``delete`` and
+``iter_points`` are wrapped so that :meth:`BaseStorage.check_arguments`
+runs before them (see :meth:`BaseStorage.__init_subclass__`).
 """
 
 import abc
 import dataclasses
 import datetime
 import decimal
+import functools
 import importlib
 
 from oslo_log import log
@@ -28,6 +34,7 @@ from werkzeug import exceptions as http_exceptions
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
+from cloudkitty.storage.v2 import query as query_mod
 
 LOG = log.getLogger(__name__)
 
@@ -123,6 +130,56 @@ class BaseStorage(metaclass=abc.ABCMeta):
     #: groupby_elements`).
     TIME_COMMANDS_MAP = {'d': 'day_of_the_year', 'w': 'week_of_the_year',
                          'm': 'month', 'y': 'year'}
+
+    #: The methods whose arguments :meth:`check_arguments` checks.
+    CHECKED_METHODS = ('push', 'retrieve', 'total', 'delete', 'iter_points')
+
+    def __init_subclass__(cls, **kwargs):
+        """Wrap the backend's methods so that their arguments are checked.
+
+        Only a class whose ``features`` is not the base :class:`Features`
+        (this library's backends and third-party ones) is wrapped:
+        upstream CloudKitty's own backends subclass this class with
+        semantics of their own, which they check themselves.
+        """
+        super().__init_subclass__(**kwargs)
+        if cls.features is Features:
+            return
+        for name in cls.CHECKED_METHODS:
+            # NOTE: an inherited method is wrapped too (the default
+            # iter_points() among them), on this class.
+            method = getattr(cls, name)
+            if not getattr(method, '_checked', False):
+                setattr(cls, name, _checked(name, method))
+
+    def check_arguments(self, method, *args, **kwargs):
+        """Check the arguments of a call before the backend sees them.
+
+        Runs :mod:`cloudkitty.storage.v2.query`'s validation for
+        ``method`` and refuses what this backend's :attr:`features` lack.
+        Backends never call it: the wrapper that
+        :meth:`__init_subclass__` installs does.
+
+        :param method: one of :data:`CHECKED_METHODS`.
+        :param args: the call's positional arguments (without ``self``).
+        :param kwargs: the call's keyword arguments.
+        :returns: ``(args, kwargs)`` to call the backend with: the same,
+            except that push()'s frames become a list (an iterator is read
+            once, here).
+        :raises cloudkitty.storage.exceptions.InvalidQuery: for a bad
+            argument.
+        :raises cloudkitty.storage.exceptions.NotSupported: for what the
+            backend's features lack.
+        """
+        frames = _CHECKS[method](self, *args, **kwargs)
+        if method == 'push':
+            # NOTE: an iterator of frames was read by the check; the
+            # backend gets the list it made.
+            if args:
+                args = (frames,) + args[1:]
+            else:
+                kwargs = dict(kwargs, dataframes=frames)
+        return args, kwargs
 
     def __init__(self, *args, **kwargs):
         conf = kwargs.get('conf', args[0] if args else None)
@@ -399,3 +456,56 @@ class BaseStorage(metaclass=abc.ABCMeta):
                             "as is.", entry, self)
             parsed.append(entry)
         return parsed
+
+
+def _checked(name, method):
+    """Wrap the backend method ``name`` to check its arguments first."""
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        args, kwargs = self.check_arguments(name, *args, **kwargs)
+        return method(self, *args, **kwargs)
+    checked._checked = True
+    return checked
+
+
+# NOTE: one check per checked method, with the contract method's signature
+# (a unit test keeps them equal), so that Python itself binds positional
+# and keyword arguments alike, and refuses unknown ones, at no cost. Each
+# validates with query.py; only push returns something: its frames, as a
+# list.
+
+def _check_push(storage, dataframes, scope_id=None, idempotency_key=None):
+    frames = query_mod.validate_dataframes(dataframes)
+    query_mod.validate_idempotency_key(idempotency_key, storage)
+    return frames
+
+
+def _check_retrieve(storage, begin=None, end=None, filters=None,
+                    metric_types=None, offset=0, limit=1000, paginate=True):
+    query_mod.validate_retrieve(begin, end, filters, metric_types, offset,
+                                limit, paginate)
+
+
+def _check_total(storage, groupby=None, begin=None, end=None,
+                 metric_types=None, filters=None, custom_fields=None,
+                 offset=0, limit=1000, paginate=True):
+    query = query_mod.validate_total(groupby, begin, end, metric_types,
+                                     filters, custom_fields, offset, limit,
+                                     paginate)
+    query_mod.check_features(query, storage, 'total')
+
+
+def _check_delete(storage, begin=None, end=None, filters=None):
+    query = query_mod.validate_delete(begin, end, filters)
+    query_mod.check_features(query, storage, 'delete')
+
+
+def _check_iter_points(storage, begin=None, end=None, filters=None,
+                       metric_types=None, batch_size=1000):
+    query_mod.validate_iter_points(begin, end, filters, metric_types,
+                                   batch_size)
+
+
+_CHECKS = {'push': _check_push, 'retrieve': _check_retrieve,
+           'total': _check_total, 'delete': _check_delete,
+           'iter_points': _check_iter_points}

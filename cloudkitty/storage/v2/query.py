@@ -490,6 +490,55 @@ def validate_delete(begin=None, end=None, filters=None):
     return Query(begin=begin, end=end, filters=normalize_filters(filters))
 
 
+def check_batch_size(batch_size):
+    """Check :meth:`BaseStorage.iter_points`'s ``batch_size``.
+
+    :raises InvalidQuery: naming ``batch_size``, unless it is an int from 1
+        to :data:`MAX_PAGE`.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
+            or not 1 <= batch_size <= MAX_PAGE:
+        raise exceptions.InvalidQuery(
+            'batch_size', 'expected an int >= 1 and <= 2**63 - 1, got %r'
+            % (batch_size,), batch_size)
+
+
+def validate_iter_points(begin=None, end=None, filters=None,
+                         metric_types=None, batch_size=1000, now=None):
+    """Validate the arguments of :meth:`BaseStorage.iter_points`.
+
+    :returns: a :class:`Query` of the whole window (``paginate`` False);
+        ``batch_size`` is checked, not kept.
+    :raises InvalidQuery: for any bad argument.
+    """
+    check_batch_size(batch_size)
+    return validate_retrieve(begin=begin, end=end, filters=filters,
+                             metric_types=metric_types, paginate=False,
+                             now=now)
+
+
+def check_features(query, storage, operation):
+    """Refuse what a query asks that ``storage.features`` lacks.
+
+    :param query: a :class:`Query` from one of the ``validate_*``.
+    :param storage: the backend (its ``name`` and ``features`` are read).
+    :param operation: ``'total'`` or ``'delete'``.
+    :raises cloudkitty.storage.exceptions.NotSupported: for a time groupby
+        without ``groupby_time``, custom fields without ``custom_fields``,
+        or a delete with filters without ``delete_with_filters``.
+    """
+    features = storage.features
+    if operation == 'total':
+        if query.time_groupby and not features.groupby_time:
+            raise exceptions.NotSupported(storage.name, 'groupby_time')
+        if query.fields != DEFAULT_FIELDS and not features.custom_fields:
+            raise exceptions.NotSupported(storage.name, 'custom_fields')
+    elif operation == 'delete':
+        if query.filters and not features.delete_with_filters:
+            raise exceptions.NotSupported(storage.name,
+                                          'delete_with_filters')
+
+
 def validate_dataframes(dataframes):
     """Check the shape of a push before anything is written.
 
@@ -697,19 +746,42 @@ def group_value(type_, point, key):
     return label(type_, point, key, '')
 
 
+def in_window(query, start):
+    """Tell whether a frame starting at ``start`` is in the query's window.
+
+    The window is ``[begin, end)``, a missing bound open, and a frame is
+    selected by its start alone.
+    """
+    return ((query.begin is None or start >= query.begin)
+            and (query.end is None or start < query.end))
+
+
+def selected(selectors, value_of):
+    """Tell whether labels pass filters: AND across keys, OR inside one.
+
+    :param selectors: ``(key, values)`` pairs, as :attr:`Query.filters`
+        (a backend may pass them translated into its own encoding).
+    :param value_of: a callable giving a key's value in the labels (in
+        the encoding of ``values``), or anything not among the values
+        when the labels lack the key.
+    """
+    return all(value_of(key) in values for key, values in selectors)
+
+
 def matches(query, start, type_, point):
     """Tell whether a point of a frame starting at ``start`` is selected."""
-    if query.begin is not None and start < query.begin:
-        return False
-    if query.end is not None and start >= query.end:
+    if not in_window(query, start):
         return False
     if query.metric_types is not None and type_ not in query.metric_types:
         return False
-    for key, values in query.filters:
-        value = label(type_, point, key, _MISSING)
-        if value is _MISSING or label_text(value) not in values:
-            return False
-    return True
+    return selected(query.filters,
+                    lambda key: _filter_text(type_, point, key))
+
+
+def _filter_text(type_, point, key):
+    """The text a filter on ``key`` compares with, or None when missing."""
+    value = label(type_, point, key, _MISSING)
+    return None if value is _MISSING else label_text(value)
 
 
 # Aggregation ----------------------------------------------------------------

@@ -29,8 +29,9 @@ class BackendsTest(test_data.DataCLITestCase):
         rows = self.ok(['backends'])
         by_name = {row['name']: row for row in rows}
         sql = by_name['sqlalchemy']
-        self.assertEqual('cloudkitty.storage.v2.sqlalchemy:SQLAlchemyStorage',
-                         sql['module:class'])
+        self.assertEqual(
+            'cloudkitty.storage.v2.sqlalchemy.storage:SQLAlchemyStorage',
+            sql['module:class'])
         self.assertEqual(['name', 'module:class'] + list(admin.FEATURE_FLAGS),
                          list(sql))
         self.assertTrue(sql['exact_decimal'])
@@ -61,7 +62,7 @@ class InitTest(test_data.DataCLITestCase):
             shown = self.ok(['init'])
             self.assertEqual(
                 {'backend': 'sqlalchemy',
-                 'class': 'cloudkitty.storage.v2.sqlalchemy:'
+                 'class': 'cloudkitty.storage.v2.sqlalchemy.storage:'
                           'SQLAlchemyStorage',
                  'location': self.connection}, shown)
             self.assertTrue(os.path.exists(self.db))

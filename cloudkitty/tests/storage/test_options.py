@@ -41,10 +41,21 @@ class ListOptsTest(testtools.TestCase):
     """list_opts(): groups, names and defaults."""
 
     def test_groups(self):
-        """list_opts() gives [storage] and one group per backend."""
+        """list_opts() gives [storage], then one group per backend."""
         groups = [group for group, _opts in storage.list_opts()]
-        self.assertEqual(['storage', 'storage_sqlalchemy',
-                          'storage_influxdb', 'storage_gnocchi'], groups)
+        # NOTE: an installed third-party backend adds its own group.
+        self.assertEqual('storage', groups[0])
+        self.assertTrue({'storage_gnocchi', 'storage_influxdb',
+                         'storage_sqlalchemy'} <= set(groups), groups)
+
+    def test_one_backend(self):
+        """list_opts(backend) gives [storage] and that backend's group."""
+        groups = [group for group, _opts in storage.list_opts('sqlalchemy')]
+        self.assertEqual(['storage', 'storage_sqlalchemy'], groups)
+
+    def test_backend_without_options(self):
+        """A backend that publishes no options has none, and no error."""
+        self.assertEqual([], options.backend_opts('no-such-backend'))
 
     def test_storage_option_names(self):
         """[storage] holds backend, version and retention_period."""
@@ -179,3 +190,57 @@ class EntryPointTest(testtools.TestCase):
         self.assertEqual(1, len(eps), eps)
         (ep,) = eps
         self.assertIs(storage.list_opts, ep.load())
+
+    def test_one_entry_point_per_installed_backend(self):
+        """Each own backend publishes cloudkitty.storage.<name>."""
+        for name in ('sqlalchemy', 'influxdb', 'gnocchi'):
+            eps = metadata.entry_points(group='oslo.config.opts',
+                                        name='cloudkitty.storage.' + name)
+            self.assertEqual(1, len({ep.value for ep in eps}), name)
+            groups = [group for group, _opts in eps[0].load()()]
+            self.assertEqual(['storage_' + name], groups)
+
+    def test_core_entry_point(self):
+        """oslo.config.opts cloudkitty.storage.core lists [storage]."""
+        (ep,) = metadata.entry_points(group='oslo.config.opts',
+                                      name='cloudkitty.storage.core')
+        self.assertEqual([('storage', options.storage_opts)], ep.load()())
+
+
+class ImportCostTest(testtools.TestCase):
+    """Listing options imports no backend and no engine client."""
+
+    HEAVY = ('sqlalchemy', 'alembic', 'influxdb', 'gnocchiclient',
+             'cloudkitty.storage.v2.sqlalchemy.storage')
+
+    def imported(self, code):
+        """Return which of HEAVY a fresh interpreter running code loads."""
+        script = textwrap.dedent("""\
+            import sys
+            %s
+            print(' '.join(m for m in %r if m in sys.modules))
+            """) % (code, self.HEAVY)
+        out = subprocess.run([sys.executable, '-c', script],
+                             capture_output=True, text=True, check=True,
+                             timeout=120)
+        return out.stdout.strip()
+
+    def test_import_storage(self):
+        """import cloudkitty.storage loads no backend."""
+        self.assertEqual('', self.imported('import cloudkitty.storage'))
+
+    def test_list_every_option(self):
+        """list_opts() reads every backend's options, not its engine."""
+        self.assertEqual('', self.imported(
+            'import cloudkitty.storage; cloudkitty.storage.list_opts()'))
+
+    def test_options_modules(self):
+        """Each backend's options module imports without its engine."""
+        for name in ('sqlalchemy', 'influxdb', 'gnocchi'):
+            self.assertEqual('', self.imported(
+                'import cloudkitty.storage.v2.%s.options' % name), name)
+
+    def test_backend_class_still_reachable(self):
+        """The SQL package still gives SQLAlchemyStorage, on first use."""
+        self.assertIn('sqlalchemy', self.imported(
+            'from cloudkitty.storage.v2.sqlalchemy import SQLAlchemyStorage'))

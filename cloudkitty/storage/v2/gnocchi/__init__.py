@@ -19,9 +19,9 @@ resources' attributes; retrieve() reads the buckets of the matching
 resources and gives each bucket's points back; delete() removes whole
 resources and rewrites those that straddle the window.
 
-Declared limits (:class:`Features`): sums are float64 (within 1e-9 of the
-exact ones), values keep at most 255 characters, a push is not atomic and
-writers must not push into a month while it is partly deleted.
+Declared limits (:class:`GnocchiFeatures`): sums are float64 (within 1e-9
+of the exact ones), values keep at most 255 characters, a push is not atomic
+and writers must not push into a month while it is partly deleted.
 """
 
 import concurrent.futures
@@ -70,7 +70,7 @@ def parse_timedelta(text):
                               minutes=int(minutes), seconds=float(seconds))
 
 
-class Features(v2.Features):
+class GnocchiFeatures(v2.Features):
     """What the Gnocchi backend can do."""
 
     #: Gnocchi sums float64 values.
@@ -99,7 +99,7 @@ class GnocchiStorage(v2.BaseStorage):
     """Rated data in Gnocchi (see the module docstring)."""
 
     name = 'gnocchi'
-    features = Features
+    features = GnocchiFeatures
 
     def __init__(self, conf=None, period=None):
         super().__init__(conf=conf, period=period)

@@ -30,14 +30,27 @@ LOG = log.getLogger(__name__)
 #: Resources a search returns per page (Gnocchi's default maximum).
 PAGE = 1000
 
-try:
-    from gnocchiclient import auth as gnocchi_auth
-    from gnocchiclient import exceptions as gnocchi_exc
-    from gnocchiclient.v1 import client as gnocchi_client
-    from keystoneauth1 import exceptions as ks_exc
-    from keystoneauth1 import loading as ks_loading
-except ImportError:  # pragma: no cover - the extra is not installed
-    gnocchi_client = None
+# NOTE: gnocchiclient (the [gnocchi] extra) is imported by the first Client,
+# not with this module: the package is imported to list its options
+# (cloudkitty.storage.list_opts), which must not load the client.
+gnocchi_auth = gnocchi_exc = gnocchi_client = ks_exc = ks_loading = None
+
+
+def _import_library():
+    """Import gnocchiclient; return whether it is installed."""
+    global gnocchi_auth, gnocchi_exc, gnocchi_client, ks_exc, ks_loading
+    if gnocchi_client is None:
+        try:
+            from gnocchiclient import auth
+            from gnocchiclient import exceptions as client_exc
+            from gnocchiclient.v1 import client as v1_client
+            from keystoneauth1 import exceptions as ks_exceptions
+            from keystoneauth1 import loading
+        except ImportError:
+            return False
+        gnocchi_auth, gnocchi_exc, gnocchi_client = auth, client_exc, v1_client
+        ks_exc, ks_loading = ks_exceptions, loading
+    return True
 
 
 def unknown_resources(exc):
@@ -56,7 +69,7 @@ class Client:
     """
 
     def __init__(self, conf):
-        if gnocchi_client is None:
+        if not _import_library():
             raise exceptions.BackendUnavailable(
                 'gnocchi', '(no client)',
                 'gnocchiclient is not installed: pip install '

@@ -70,6 +70,7 @@ import uuid
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query as query_mod
+from cloudkitty.storage.v2 import timeutils
 
 UTC = datetime.timezone.utc
 #: Longest label value, description, unit or key Gnocchi keeps (its string
@@ -129,9 +130,8 @@ def label_id(resource_type, key):
     return str(uuid.uuid5(_NAMESPACE, resource_type + '\x00' + key))
 
 
-def to_ns(moment):
-    """Return an aware datetime as integer nanoseconds since the epoch."""
-    return query_mod.to_micros(moment) * 1000
+#: An aware datetime as integer nanoseconds since the epoch.
+to_ns = timeutils.to_ns
 
 
 def iso_ns(ns):
@@ -322,7 +322,5 @@ def search_for(query, columns):
     return {'and': conditions}
 
 
-def in_window(query, start):
-    """Tell whether a bucket starting at ``start`` is in the window."""
-    return ((query.begin is None or start >= query.begin)
-            and (query.end is None or start < query.end))
+#: Whether a bucket starting at ``start`` is in a query's window.
+in_window = query_mod.in_window

@@ -85,7 +85,14 @@ def register_opts(conf):
 
 
 def list_opts():
-    """Every option of the group, for the sample configuration."""
-    return (gnocchi_opts
-            + ks_loading.get_session_conf_options()
-            + ks_loading.get_auth_common_conf_options())
+    """The backend's options, for ``oslo-config-generator``.
+
+    Published as the ``oslo.config.opts`` entry point
+    ``cloudkitty.storage.gnocchi``.
+
+    :returns: ``[(group, [options])]``: the group's own options and
+        keystoneauth1's session and auth options.
+    """
+    return [(GROUP, gnocchi_opts
+             + ks_loading.get_session_conf_options()
+             + ks_loading.get_auth_common_conf_options())]

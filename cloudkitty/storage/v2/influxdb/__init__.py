@@ -110,6 +110,7 @@ from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2.influxdb import writers
 from cloudkitty.storage.v2 import query as query_mod
+from cloudkitty.storage.v2 import timeutils
 
 #: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
 MIN_NS = -(2 ** 63) + 2
@@ -153,9 +154,8 @@ def to_ns(moment):
 
     :returns: the ns, or None when ``moment`` is None.
     """
-    if moment is None:
-        return None
-    return min(max(query_mod.to_micros(moment) * 1000, MIN_NS), MAX_NS)
+    ns = timeutils.to_ns(moment)
+    return None if ns is None else min(max(ns, MIN_NS), MAX_NS)
 
 
 class InfluxDBStorage(v2.BaseStorage):
@@ -550,13 +550,8 @@ class InfluxDBStorage(v2.BaseStorage):
         starts, keyed on time: the cost of a batch does not grow with how
         far the iteration went.
         """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-                or batch_size < 1:
-            raise exceptions.InvalidQuery(
-                'batch_size', 'expected an int >= 1, got %r'
-                % (batch_size,), batch_size)
-        query = query_mod.validate_retrieve(begin, end, filters,
-                                            metric_types)
+        query = query_mod.validate_iter_points(begin, end, filters,
+                                               metric_types, batch_size)
         return self._iter_rows(query, batch_size)
 
     # total -----------------------------------------------------------------
@@ -690,8 +685,7 @@ class InfluxDBStorage(v2.BaseStorage):
                     keys = None
                     # NOTE: keys stay tags here: decoded, 1 and True
                     # would be one dict key.
-                    if all(labels.get(tag) in values
-                           for tag, values in wanted):
+                    if query_mod.selected(wanted, labels.get):
                         keys = tuple(labels.get(tag) or ''
                                      for tag in group_tags)
                     selected[key] = keys

@@ -28,12 +28,10 @@ from oslo_log import log
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import options
 
-try:
-    import influxdb
-    from influxdb import exceptions as influx_exc
-    import requests
-except ImportError:  # NOTE: an optional dependency ([influxdb] extra).
-    influxdb = None
+# NOTE: the client library (the [influxdb] extra) is imported by the first
+# Client, not with this module: the package is imported to list its options
+# (cloudkitty.storage.list_opts), which must not load the library.
+influxdb = influx_exc = requests = None
 
 LOG = log.getLogger(__name__)
 BACKEND = 'influxdb'
@@ -46,6 +44,20 @@ TRANSIENT_RETRIES = 3
 # NOTE: influxd answers this while a shard opens or closes, for example
 # when another database is dropped at the same moment; it passes.
 _TRANSIENT = 'engine is closed'
+
+
+def _import_library():
+    """Import the influxdb client library; return whether it is installed."""
+    global influxdb, influx_exc, requests
+    if influxdb is None:
+        try:
+            import influxdb as library
+            from influxdb import exceptions as library_exc
+            import requests as http
+        except ImportError:
+            return False
+        influxdb, influx_exc, requests = library, library_exc, http
+    return True
 
 
 class _Transient(Exception):
@@ -61,7 +73,7 @@ class Client:
     def __init__(self, opts):
         scheme = 'https' if opts.use_ssl else 'http'
         self.location = '%s://%s:%d' % (scheme, opts.host, opts.port)
-        if influxdb is None:
+        if not _import_library():
             raise exceptions.BackendUnavailable(
                 BACKEND, self.location, 'the influxdb client library is not '
                 'installed (pip install "cloudkitty-storage[influxdb]")')

@@ -80,3 +80,14 @@ def register_opts(conf):
     """Register the ``[storage_influxdb]`` options on ``conf``."""
     options.register_group(conf, GROUP, influxdb_opts,
                            upstream_module=UPSTREAM_MODULE)
+
+
+def list_opts():
+    """The backend's options, for ``oslo-config-generator``.
+
+    Published as the ``oslo.config.opts`` entry point
+    ``cloudkitty.storage.influxdb``.
+
+    :returns: ``[(group, [options])]``.
+    """
+    return [(GROUP, influxdb_opts)]

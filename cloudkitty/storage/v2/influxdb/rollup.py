@@ -66,11 +66,12 @@ import json
 from oslo_log import log
 
 from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2 import timeutils
 
 LOG = log.getLogger(__name__)
 
 DAILY = 'ck_daily'
-DAY_NS = 86400 * 10 ** 9
+DAY_NS = timeutils.DAY_NS
 #: Bytes of JSON per string field (InfluxDB keeps up to 64 KiB).
 PART_BYTES = 60000
 #: Days before the latest one of a push that it compacts.
@@ -88,7 +89,7 @@ DIGEST_MARK = '#'
 
 def day_of(nanos):
     """Return the start (ns) of the UTC day holding a time (ns)."""
-    return nanos // DAY_NS * DAY_NS
+    return timeutils.day_of(nanos, DAY_NS)
 
 
 def summarize(series):
@@ -874,9 +875,7 @@ def whole_days(begin_ns, end_ns):
 
     :returns: ``(first, end)``, or None when the window holds no whole day.
     """
-    first = -(-begin_ns // DAY_NS) * DAY_NS
-    last = day_of(end_ns)
-    return (first, last) if first < last else None
+    return timeutils.whole_days(begin_ns, end_ns, DAY_NS)
 
 
 def outside(begin_ns, end_ns, span):

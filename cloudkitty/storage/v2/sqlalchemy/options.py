@@ -9,9 +9,16 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The ``[storage_sqlalchemy]`` options."""
+"""The ``[storage_sqlalchemy]`` options.
+
+Published as the ``oslo.config.opts`` entry point
+``cloudkitty.storage.sqlalchemy``; importing this module loads neither
+SQLAlchemy nor the backend (see :mod:`cloudkitty.storage.v2.sqlalchemy`).
+"""
 
 from oslo_config import cfg
+
+GROUP = 'storage_sqlalchemy'
 
 #: The ``[storage_sqlalchemy]`` group.
 sqlalchemy_opts = [
@@ -33,4 +40,12 @@ sqlalchemy_opts = [
 
 def register_opts(conf):
     """Register the ``[storage_sqlalchemy]`` options on ``conf``."""
-    conf.register_opts(sqlalchemy_opts, group='storage_sqlalchemy')
+    conf.register_opts(sqlalchemy_opts, group=GROUP)
+
+
+def list_opts():
+    """The backend's options, for ``oslo-config-generator``.
+
+    :returns: ``[(group, [options])]``.
+    """
+    return [(GROUP, sqlalchemy_opts)]

@@ -44,18 +44,16 @@ A query that needs single frames (``groupby`` ``time``) or single values
 (``min``/``max`` custom fields) reads points only.
 """
 
-import datetime
-
 import sqlalchemy as sa
 
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import engine
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2 import timeutils
 
 #: A UTC day, in microseconds.
-DAY = 24 * 3600 * 10 ** 6
-_DAY = datetime.timedelta(days=1)
+DAY = timeutils.DAY_US
 #: Weight of the ``big`` column.
 BIG = 10 ** 9
 #: The money columns: the ``(big, small, lo)`` limbs of each sum.
@@ -117,9 +115,8 @@ def sums(points, before):
     return daily
 
 
-def day_of(micros):
-    """Return the start of the UTC day holding ``micros`` (floor)."""
-    return micros - micros % DAY
+#: The start of the UTC day holding a time in microseconds (floor).
+day_of = timeutils.day_of
 
 
 def day_sql(column):
@@ -129,22 +126,9 @@ def day_sql(column):
     return column - ((column % DAY) + DAY) % DAY
 
 
-def whole_days(begin, end):
-    """Return ``(first, last)`` whole UTC days in ``[begin, end)``.
-
-    :param begin: aware datetime.
-    :param end: aware datetime.
-    :returns: the start of the first whole day and the end of the last one,
-        or None when the window holds no whole day.
-    """
-    first = begin.replace(hour=0, minute=0, second=0, microsecond=0)
-    last = end.replace(hour=0, minute=0, second=0, microsecond=0)
-    if first < begin:
-        if first >= last:
-            # NOTE: also keeps the last day of year 9999 from overflowing.
-            return None
-        first += _DAY
-    return (first, last) if first < last else None
+#: ``(first, last)`` whole UTC days of ``[begin, end)`` (aware
+#: datetimes), or None.
+whole_days = timeutils.whole_days_of
 
 
 def rolled_days(begin, end, first_unrolled):

@@ -82,3 +82,10 @@ class EntryPointTest(testtools.TestCase):
                          [entry.load() for entry in found])
         self.assertEqual(['path'], [opt.name for _, opts in
                                     options.list_opts() for opt in opts])
+
+    def test_storage_list_opts_finds_them(self):
+        """cloudkitty.storage.list_opts() lists [storage_jsonfile]."""
+        self.assertIn(('storage_jsonfile', options.jsonfile_opts),
+                      storage.list_opts())
+        self.assertEqual(options.list_opts(),
+                         storage.list_opts('jsonfile')[1:])

@@ -36,7 +36,7 @@ class JSONFileStorageTest(base_functional.BaseFunctionalStorageTest):
 
     def configure_backend(self, conf):
         # NOTE: the suite registers the options of storage.list_opts(),
-        # which only knows the backends shipped with cloudkitty-storage.
+        # this backend's among them; registering again changes nothing.
         options.register_opts(conf)
         path = self.useFixture(fixtures.TempDir()).path
         conf.set_override('path', os.path.join(path, 'storage.jsonl'),

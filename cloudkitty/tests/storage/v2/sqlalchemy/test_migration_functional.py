@@ -43,7 +43,7 @@ FIRST = '0001'
 DAY = datetime.timedelta(days=1)
 HOUR = datetime.timedelta(hours=1)
 D = decimal.Decimal
-_FRAMES = 'cloudkitty.storage.v2.sqlalchemy.frames_mod'
+_FRAMES = 'cloudkitty.storage.v2.sqlalchemy.storage.frames_mod'
 _UNTIL = 'cloudkitty.storage.v2.sqlalchemy.rollup.until'
 
 
@@ -173,7 +173,7 @@ class _UpgradeMixin:
         # NOTE: 0004 counted the points per frame: deep pages seek there.
         self.assertEqual(before[0]['total'], after[0]['total'])
         self.useFixture(fixtures.MonkeyPatch(
-            'cloudkitty.storage.v2.sqlalchemy._SEEK_FROM', 0))
+            'cloudkitty.storage.v2.sqlalchemy.storage._SEEK_FROM', 0))
         whole = [(f.start, t, p) for f in after[0]['dataframes']
                  for t, p in f.iterpoints()]
         for offset in range(len(whole) + 1):

@@ -50,7 +50,7 @@ class _PagingMixin:
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
-            'cloudkitty.storage.v2.sqlalchemy._SEEK_FROM', 0))
+            'cloudkitty.storage.v2.sqlalchemy.storage._SEEK_FROM', 0))
         self.store = storage.get_storage(conf=cfg.ConfigOpts(),
                                          backend='sqlalchemy',
                                          connection=self.url)
