@@ -494,14 +494,16 @@ class GnocchiStorage(v2.BaseStorage):
         return resource['ck_type'], (resource['ck_unit'], groupby, metadata,
                                      resource.get('ck_desc'))
 
-    def _rows(self, query):
-        """Every point of a query, as sortable rows."""
-        client = self._schema()
-        search = mapping.search_for(query, self._columns)
-        if search is None:
-            return []
-        resources, found = self._buckets(client, search, query,
-                                         buckets_mod.POINT_OPERATIONS)
+    def _point_rows(self, client, resources, found, query, slots=None):
+        """Build sortable rows from buckets read with POINT_OPERATIONS.
+
+        :param resources: ``{resource_id: resource}`` (their attributes).
+        :param found: ``{resource_id: [Bucket]}``.
+        :param slots: ``{(resource_id, start): (first, stop)}``: only these
+            buckets, and only these copies of their points; None for every
+            bucket in the window, every copy.
+        :returns: ``[((start, type, resource_id, copy), end, point)]``.
+        """
         rows = []
         for resource_id, buckets in found.items():
             resource = resources[resource_id]
@@ -509,31 +511,86 @@ class GnocchiStorage(v2.BaseStorage):
                 client, resource)
             length = datetime.timedelta(seconds=resource['ck_period'])
             for bucket in buckets:
-                if not mapping.in_window(query, bucket.start):
-                    continue
+                if slots is None:
+                    if not mapping.in_window(query, bucket.start):
+                        continue
+                    copies = range(bucket.count)
+                else:
+                    span = slots.get((resource_id, bucket.start))
+                    if span is None:
+                        continue
+                    copies = range(*span)
                 qty, price = buckets_mod.uniform_point(bucket, resource_id)
                 point = dataframe.DataPoint(unit, qty, price, groupby,
                                             metadata, description)
-                for copy in range(bucket.count):
+                for copy in copies:
                     rows.append(((bucket.start, type_, resource_id, copy),
                                  bucket.start + length, point))
         rows.sort(key=lambda row: row[0])
         return rows
 
+    def _all_rows(self, client, search, query):
+        """Every point of a query: one read of every matching bucket."""
+        resources, found = self._buckets(client, search, query,
+                                         buckets_mod.POINT_OPERATIONS)
+        rows = self._point_rows(client, resources, found, query)
+        return len(rows), rows
+
+    def _page_rows(self, client, search, query):
+        """The points of a query's page, and how many match in all.
+
+        First the counts of every matching bucket (one metric read per
+        resource), which place every point; then count, minimum and
+        maximum of the page's resources alone.
+        """
+        resources, counted = self._buckets(client, search, query,
+                                           buckets_mod.COUNT_OPERATIONS)
+        keys = sorted(
+            (bucket.start, resources[resource_id]['ck_type'], resource_id,
+             bucket.count)
+            for resource_id, buckets in counted.items()
+            for bucket in buckets
+            if bucket.count and mapping.in_window(query, bucket.start))
+        first, stop = query.offset, query.offset + query.limit
+        slots = {}
+        position = 0
+        for start, _, resource_id, count in keys:
+            if position >= stop:
+                break
+            if position + count > first:
+                slots[(resource_id, start)] = (
+                    max(first - position, 0), min(stop - position, count))
+            position += count
+        total = sum(key[3] for key in keys)
+        if not slots:
+            return total, []
+        ids = sorted({resource_id for resource_id, _ in slots})
+        _, found = self._buckets(client, {'in': {'id': ids}}, query,
+                                 buckets_mod.POINT_OPERATIONS)
+        return total, self._point_rows(client, resources, found, query,
+                                       slots)
+
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
         """Return rated points (see :meth:`BaseStorage.retrieve`).
 
-        Reads every bucket of the window's matching resources, then pages:
-        a page costs as much as the whole window. Ties on (start, type)
-        are ordered by resource id.
+        Unpaginated, reads every bucket of the window's matching
+        resources. A page first counts the points of every bucket, then
+        reads the resources of the page alone (see :meth:`_page_rows`).
+        Ties on (start, type) are ordered by resource id.
         """
         query = query_mod.validate_retrieve(begin, end, filters,
                                             metric_types, offset, limit,
                                             paginate)
-        rows = self._rows(query)
-        page = query.page(rows)
-        return query_mod.build_retrieve(len(rows), [
+        client = self._schema()
+        search = mapping.search_for(query, self._columns)
+        if search is None:
+            return query_mod.build_retrieve(0, [])
+        if query.paginate:
+            total, page = self._page_rows(client, search, query)
+        else:
+            total, page = self._all_rows(client, search, query)
+        return query_mod.build_retrieve(total, [
             (key[0], end_, key[1], point) for key, end_, point in page])
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
