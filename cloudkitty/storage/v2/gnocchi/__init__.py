@@ -157,7 +157,7 @@ class GnocchiStorage(v2.BaseStorage):
         client = self._api()
         for name in (self.rating_type, self.label_type):
             try:
-                client.call(client.api.resource_type.get, name)
+                client.read(client.api.resource_type.get, name)
             except client_mod.gnocchi_exc.NotFound:
                 raise exceptions.NotInitialised(
                     self.name, client.location,
@@ -205,7 +205,7 @@ class GnocchiStorage(v2.BaseStorage):
         wanted = self._policy_definition()
         name = wanted['name']
         try:
-            policy = client.call(client.api.archive_policy.get, name)
+            policy = client.read(client.api.archive_policy.get, name)
         except client_mod.gnocchi_exc.NotFound:
             if not self._group.manage_archive_policy:
                 raise exceptions.StorageError(
@@ -215,7 +215,7 @@ class GnocchiStorage(v2.BaseStorage):
                 client.call(client.api.archive_policy.create, wanted)
             except client_mod.gnocchi_exc.Conflict:
                 pass
-            policy = client.call(client.api.archive_policy.get, name)
+            policy = client.read(client.api.archive_policy.get, name)
         self._check_policy(policy, wanted)
 
     def _check_policy(self, policy, wanted):
@@ -237,14 +237,14 @@ class GnocchiStorage(v2.BaseStorage):
 
     def _ensure_type(self, client, name, attributes):
         try:
-            current = client.call(client.api.resource_type.get, name)
+            current = client.read(client.api.resource_type.get, name)
         except client_mod.gnocchi_exc.NotFound:
             try:
                 client.call(client.api.resource_type.create,
                             {'name': name, 'attributes': attributes})
                 return
             except client_mod.gnocchi_exc.Conflict:
-                current = client.call(client.api.resource_type.get, name)
+                current = client.read(client.api.resource_type.get, name)
         missing = sorted(set(attributes) - set(current['attributes']))
         if missing:
             self._add_attributes(client, name, {
@@ -258,7 +258,7 @@ class GnocchiStorage(v2.BaseStorage):
         except client_mod.gnocchi_exc.BadRequest:
             # NOTE: another process may have added some of them first;
             # only what is still missing is added again.
-            current = client.call(client.api.resource_type.get, name)
+            current = client.read(client.api.resource_type.get, name)
             left = [op for op in patch if op['path'].rsplit('/', 1)[1]
                     not in current['attributes']]
             if left:
@@ -266,7 +266,7 @@ class GnocchiStorage(v2.BaseStorage):
 
     def _load_schema(self, client):
         try:
-            rating = client.call(client.api.resource_type.get,
+            rating = client.read(client.api.resource_type.get,
                                  self.rating_type)
         except client_mod.gnocchi_exc.NotFound as exc:
             raise exceptions.StorageError(
@@ -747,7 +747,7 @@ class GnocchiStorage(v2.BaseStorage):
         """Make metricd process a resource's pending measures now."""
         for metric in (mapping.QTY, mapping.PRICE):
             try:
-                client.call(client.api.metric.get_measures, metric,
+                client.read(client.api.metric.get_measures, metric,
                             resource_id=resource_id, refresh=True,
                             aggregation='count')
             except client_mod.gnocchi_exc.NotFound:
@@ -791,7 +791,7 @@ class GnocchiStorage(v2.BaseStorage):
             if not source:
                 continue
             try:
-                client.call(client.api.resource.get, self.rating_type,
+                client.read(client.api.resource.get, self.rating_type,
                             source)
             except client_mod.gnocchi_exc.NotFound:
                 LOG.warning('Finishing the rewrite of Gnocchi resource %s '
