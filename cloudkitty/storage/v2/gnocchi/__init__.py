@@ -263,6 +263,12 @@ class GnocchiStorage(v2.BaseStorage):
                     not in current['attributes']]
             if left:
                 client.call(client.api.resource_type.update, name, left)
+        # NOTE: Gnocchi's API process rebuilds its classes of a resource
+        # type on the first request after the type changed, without a
+        # lock (ResourceClassMapper.get_classes): one small search makes
+        # it do so alone, before a push or total() sends requests at once.
+        client.read(client.api.resource.search, resource_type=name,
+                    limit=1)
 
     def _load_schema(self, client):
         try:
