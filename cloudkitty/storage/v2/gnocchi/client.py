@@ -210,12 +210,15 @@ class Client:
         """Delete resources by id, with their metrics.
 
         Deleting through the ``generic`` type removes the whole resource;
-        Gnocchi's delete by a custom type leaves orphans.
+        Gnocchi's delete by a custom type leaves orphans. Repeated after a
+        server error, as a read: deleting again what is gone deletes
+        nothing (the count returned may then miss what the failed attempt
+        deleted).
         """
         deleted = 0
         ids = list(ids)
         for first in range(0, len(ids), PAGE):
-            answer = self.call(self.api.resource.batch_delete,
+            answer = self.read(self.api.resource.batch_delete,
                                {'in': {'id': ids[first:first + PAGE]}},
                                resource_type='generic')
             deleted += answer.get('deleted', 0)
