@@ -777,7 +777,8 @@ class GnocchiStorage(v2.BaseStorage):
         client.push_measures({new_id: self._measures(qty, price)},
                              self.rating_type, lambda ids: None)
         client.delete_resources([resource['id']])
-        client.call(client.api.resource.update, self.rating_type, new_id,
+        # NOTE: clearing the mark twice is clearing it once: repeatable.
+        client.read(client.api.resource.update, self.rating_type, new_id,
                     {'ck_pending': ''})
 
     def _recover(self, client, min_age=PENDING_TIMEOUT):
@@ -802,7 +803,7 @@ class GnocchiStorage(v2.BaseStorage):
             except client_mod.gnocchi_exc.NotFound:
                 LOG.warning('Finishing the rewrite of Gnocchi resource %s '
                             'into %s', source, resource['id'])
-                client.call(client.api.resource.update, self.rating_type,
+                client.read(client.api.resource.update, self.rating_type,
                             resource['id'], {'ck_pending': ''})
             else:
                 LOG.warning('Undoing the rewrite of Gnocchi resource %s '
