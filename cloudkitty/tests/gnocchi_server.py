@@ -132,6 +132,8 @@ _KEPT = (_CONF, _BACKENDS) + _LOGS
 #: answers: until metricd joins its group, /v1/status fails (HTTP 500,
 #: "GroupNotCreated") and the log shows it; that is part of every start.
 READY_MARK = '--- gnocchi-server: the server answers at %s\n'
+#: The first line of a log record: it starts with a date.
+_RECORD = re.compile(r'^\d{4}-\d\d-\d\d[ T]\d\d:\d\d')
 #: A log line that tells of a failure.
 _TROUBLE = re.compile(r' (ERROR|CRITICAL) |Traceback|Exception|Error: ')
 #: Marks a finished install, with the requirements it installed.
@@ -197,31 +199,45 @@ def default_logs_dir():
 
 
 def excerpt(text, lines=20, context=15, limit=80):
-    """Return the lines of a log that tell of failures, else its end.
+    """Return the records of a log that tell of failures, else its end.
+
+    A record is a line that starts with a date and the lines after it up
+    to the next such line (a traceback). Of each record that tells of a
+    failure, the first line and the last ``context`` other lines are kept:
+    the frames nearest to the error, and the error.
 
     :param text: the log.
-    :param lines: how many last lines, when no line tells of a failure.
-    :param context: how many lines after each such line (a traceback).
+    :param lines: how many last lines, when no record tells of a failure.
+    :param context: how many lines of each record after its first.
     :param limit: the most lines returned: the last ones.
     :returns: text, ending with a newline unless empty.
     """
     all_lines = text.splitlines(True)
-    keep = set()
-    for number, line in enumerate(all_lines):
-        if _TROUBLE.search(line):
-            keep.update(range(number, min(number + context + 1,
-                                          len(all_lines))))
-    if not keep:
-        return ''.join(all_lines[-lines:])
-    chosen = sorted(keep)[-limit:]
+    records = []
+    for line in all_lines:
+        if _RECORD.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
     out = []
-    for previous, number in zip([None] + chosen, chosen):
-        if previous is not None and number != previous + 1:
-            out.append('    [...]\n')
-        out.append(all_lines[number])
-    return '%d lines, %d telling of failures; those and what follows:\n%s' % (
-        len(all_lines), sum(1 for n in chosen if _TROUBLE.search(
-            all_lines[n])), ''.join(out))
+    failures = 0
+    for record in records:
+        if not any(_TROUBLE.search(line) for line in record):
+            continue
+        failures += 1
+        # NOTE: Python's carets under a frame say nothing here.
+        rest = [line for line in record[1:] if line.strip().strip('^~')]
+        if len(rest) > context:
+            rest = ['    [...]\n'] + rest[-context:]
+        out.append(record[0])
+        out.extend(rest)
+    if not failures:
+        return ''.join(all_lines[-lines:])
+    if len(out) > limit:
+        out = ['    [...]\n'] + out[-limit:]
+    return ('%d lines, %d records telling of failures, each with the end '
+            'of what follows it:\n%s'
+            % (len(all_lines), failures, ''.join(out)))
 
 
 def is_installed(venv=None):

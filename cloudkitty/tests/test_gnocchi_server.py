@@ -180,21 +180,32 @@ class ServerWithoutGnocchiTest(testtools.TestCase):
 class KeepLogsTest(testtools.TestCase):
     """What a failed run keeps of its server, and what it prints."""
 
-    def test_excerpt_shows_failures_and_what_follows(self):
-        log = ''.join('line %d\n' % i for i in range(100))
-        log += ('2026 1 ERROR waitress Exception while serving /v1/x\n'
+    def test_excerpt_shows_failures_and_their_ends(self):
+        """Each failing record: its first line, the end of its traceback."""
+        def info(i):
+            return '2026-12-05 09:00:%02d,000 [1] INFO x: line %d\n' % (
+                i % 60, i)
+
+        log = ''.join(info(i) for i in range(100))
+        log += ('2026-12-05 09:01:00,000 [1] ERROR waitress: Exception '
+                'while serving /v1/x\n'
                 'Traceback (most recent call last):\n'
-                '  File "x.py", line 1\n'
-                'ValueError: boom\n')
-        log += ''.join('after %d\n' % i for i in range(30))
-        text = gs.excerpt(log, context=4)
-        self.assertIn('Exception while serving /v1/x\n'
-                      'Traceback (most recent call last):\n', text)
-        self.assertIn('ValueError: boom\nafter 0\n', text)
+                + ''.join('  File "f%d.py", line 1\n    f%d()\n'
+                          '    ^^^^^\n' % (i, i) for i in range(20))
+                + 'ValueError: boom\n')
+        log += ''.join(info(i) for i in range(100, 130))
+        text = gs.excerpt(log, context=5)
+        self.assertIn('ERROR waitress: Exception while serving /v1/x\n'
+                      '    [...]\n'
+                      '  File "f18.py", line 1\n    f18()\n'
+                      '  File "f19.py", line 1\n    f19()\n'
+                      'ValueError: boom\n', text)
         self.assertNotIn('line 99', text)
-        self.assertNotIn('after 5', text)
-        self.assertTrue(text.startswith('134 lines, 3 telling of failures'),
-                        text)
+        self.assertNotIn('line 100', text)
+        self.assertNotIn('f17', text)
+        self.assertNotIn('^', text)
+        self.assertTrue(text.startswith('193 lines, 1 records telling of '
+                                        'failures'), text)
 
     def test_excerpt_of_a_quiet_log_is_its_end(self):
         log = ''.join('line %d\n' % i for i in range(100))
