@@ -82,7 +82,7 @@ class GnocchiStoreMixin:
         """Delete every rated resource of this class."""
         client = cls.client()
         try:
-            client.call(client.api.resource.batch_delete,
+            client.read(client.api.resource.batch_delete,
                         {'=': {'type': cls.prefix + 'rating'}},
                         resource_type='generic')
         except client_mod.gnocchi_exc.NotFound:

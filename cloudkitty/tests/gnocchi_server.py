@@ -22,6 +22,11 @@ One implementation, three ways in, as for InfluxDB
 * tox's ``functional-gnocchi`` env runs ``tools/gnocchi-server run --
   stestr run ...``: a server in a temporary directory, its URL exported to
   the command as ``CLOUDKITTY_TEST_GNOCCHI_URL``, stopped afterwards.
+  When the command fails (or the server dies), the server's config and
+  logs are first copied to a new directory under ``.gnocchi-logs`` in
+  this checkout (``$CLOUDKITTY_GNOCCHI_LOGS``), whose path is printed
+  last with what the logs say of failures; a start that fails keeps them
+  there too.
 * :class:`GnocchiServerFixture` starts one for a test and stops it.
 
 Gnocchi and its dependencies live in a virtualenv of their own
@@ -54,6 +59,8 @@ import base64
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -72,6 +79,8 @@ URL_ENV = 'CLOUDKITTY_TEST_GNOCCHI_URL'
 DIR_ENV = 'CLOUDKITTY_GNOCCHI_DIR'
 #: Overrides the default virtualenv (``<repo>/.gnocchi-venv``).
 VENV_ENV = 'CLOUDKITTY_GNOCCHI_VENV'
+#: Overrides where a failed run's logs are kept (``<repo>/.gnocchi-logs``).
+LOGS_ENV = 'CLOUDKITTY_GNOCCHI_LOGS'
 #: Override the servers the indexer and the incoming driver use.
 POSTGRESQL_ENV = 'CLOUDKITTY_GNOCCHI_POSTGRESQL_URL'
 REDIS_ENV = 'CLOUDKITTY_GNOCCHI_REDIS_URL'
@@ -117,6 +126,16 @@ _CONF, _URL, _PORT, _BACKENDS = ('gnocchi.conf', 'gnocchi.url', 'api.port',
 _STORAGE, _UPGRADE_LOG = 'storage', 'upgrade.log'
 _API, _METRICD = 'api', 'metricd'
 _LOGS = (_API + '.log', _METRICD + '.log', _UPGRADE_LOG)
+#: What :meth:`GnocchiServer.keep_logs` copies out of the state directory.
+_KEPT = (_CONF, _BACKENDS) + _LOGS
+#: What start appends to the API's and metricd's logs once the API
+#: answers: until metricd joins its group, /v1/status fails (HTTP 500,
+#: "GroupNotCreated") and the log shows it; that is part of every start.
+READY_MARK = '--- gnocchi-server: the server answers at %s\n'
+#: The first line of a log record: it starts with a date.
+_RECORD = re.compile(r'^\d{4}-\d\d-\d\d[ T]\d\d:\d\d')
+#: A log line that tells of a failure.
+_TROUBLE = re.compile(r' (ERROR|CRITICAL) |Traceback|Exception|Error: ')
 #: Marks a finished install, with the requirements it installed.
 _MARKER = 'cloudkitty-gnocchi-requirements.txt'
 
@@ -167,6 +186,58 @@ def default_venv():
     """
     return os.path.abspath(os.environ.get(VENV_ENV, '').strip()
                            or os.path.join(_ROOT, '.gnocchi-venv'))
+
+
+def default_logs_dir():
+    """Return where failed runs keep their servers' logs.
+
+    :returns: ``$CLOUDKITTY_GNOCCHI_LOGS``, else ``.gnocchi-logs`` in this
+        checkout (ignored by git).
+    """
+    return os.path.abspath(os.environ.get(LOGS_ENV, '').strip()
+                           or os.path.join(_ROOT, '.gnocchi-logs'))
+
+
+def excerpt(text, lines=20, context=15, limit=80):
+    """Return the records of a log that tell of failures, else its end.
+
+    A record is a line that starts with a date and the lines after it up
+    to the next such line (a traceback). Of each record that tells of a
+    failure, the first line and the last ``context`` other lines are kept:
+    the frames nearest to the error, and the error.
+
+    :param text: the log.
+    :param lines: how many last lines, when no record tells of a failure.
+    :param context: how many lines of each record after its first.
+    :param limit: the most lines returned: the last ones.
+    :returns: text, ending with a newline unless empty.
+    """
+    all_lines = text.splitlines(True)
+    records = []
+    for line in all_lines:
+        if _RECORD.match(line) or not records:
+            records.append([line])
+        else:
+            records[-1].append(line)
+    out = []
+    failures = 0
+    for record in records:
+        if not any(_TROUBLE.search(line) for line in record):
+            continue
+        failures += 1
+        # NOTE: Python's carets under a frame say nothing here.
+        rest = [line for line in record[1:] if line.strip().strip('^~')]
+        if len(rest) > context:
+            rest = ['    [...]\n'] + rest[-context:]
+        out.append(record[0])
+        out.extend(rest)
+    if not failures:
+        return ''.join(all_lines[-lines:])
+    if len(out) > limit:
+        out = ['    [...]\n'] + out[-limit:]
+    return ('%d lines, %d records telling of failures, each with the end '
+            'of what follows it:\n%s'
+            % (len(all_lines), failures, ''.join(out)))
 
 
 def is_installed(venv=None):
@@ -346,6 +417,49 @@ class GnocchiServer(daemon.Server):
         """Tell whether the virtualenv has Gnocchi."""
         return is_installed(self.venv)
 
+    def keep_logs(self, dest=None):
+        """Copy the config and logs out of the state directory.
+
+        Stopping removes them (and ``run`` the whole directory): this
+        keeps what tells why a run failed.
+
+        :param dest: the directory to make a new directory in (default:
+            :func:`default_logs_dir`).
+        :returns: the path of the new directory, which holds
+            ``gnocchi.conf``, ``backends.json`` and the logs that exist.
+        """
+        dest = os.path.abspath(dest) if dest else default_logs_dir()
+        stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+        target = os.path.join(dest, '%s-%d' % (stamp, os.getpid()))
+        suffix = 0
+        while os.path.exists(target + ('.%d' % suffix if suffix else '')):
+            suffix += 1
+        target += '.%d' % suffix if suffix else ''
+        os.makedirs(target)
+        for name in _KEPT:
+            if os.path.isfile(self.path(name)):
+                shutil.copy2(self.path(name), os.path.join(target, name))
+        return target
+
+    def log_excerpt(self):
+        """Return what each log says of failures (else its end)."""
+        parts = []
+        for name in _LOGS:
+            try:
+                with open(self.path(name), encoding='utf-8',
+                          errors='replace') as log:
+                    text = log.read()
+            except FileNotFoundError:
+                continue
+            head, mark, run = text.rpartition(READY_MARK.split('%')[0])
+            if mark:
+                # NOTE: the failures of every start are not the run's.
+                run = run.split('\n', 1)[-1]
+                name += ' (after the start: %d lines before)' % (
+                    head.count('\n'))
+            parts.append('--- %s: %s' % (name, excerpt(run) or '(empty)\n'))
+        return ''.join(parts)
+
     def start(self, timeout=START_TIMEOUT):
         """Start the server unless it runs; wait until it answers.
 
@@ -389,8 +503,10 @@ class GnocchiServer(daemon.Server):
             except GnocchiServerError as cleanup:
                 tail += '\n(and stopping: %s)' % cleanup
             if isinstance(exc, GnocchiServerError) and tail:
-                raise GnocchiServerError('%s; the end of the logs in %s:\n%s'
-                                         % (exc, self.state_dir, tail))
+                # NOTE: the fixture and run remove the state directory.
+                kept = self.keep_logs()
+                raise GnocchiServerError('%s; the end of the logs (kept in '
+                                         '%s):\n%s' % (exc, kept, tail))
             raise
 
     def _step(self, name, began):
@@ -458,6 +574,9 @@ class GnocchiServer(daemon.Server):
                                alive=self.is_alive):
             raise self._not_up('did not answer %s/v1/status' % url)
         self._step('api', began)
+        for name in (_API, _METRICD):
+            with open(self.path(name + '.log'), 'a', encoding='utf-8') as log:
+                log.write(READY_MARK % url)
         self.write(_URL, url + '\n')
         return url
 
@@ -819,12 +938,41 @@ class _Tool(daemon.Tool):
                             help='the incoming driver: auto is redis when a '
                                  'Redis database is free, else file')
 
+    def __init__(self):
+        #: The server of the running ``run``, and what to print after it.
+        self._server = None
+        self._kept = None
+
     def make_server(self, state_dir, args):
-        return GnocchiServer(state_dir, venv=args.venv,
-                             incoming=args.incoming)
+        self._server = GnocchiServer(state_dir, venv=args.venv,
+                                     incoming=args.incoming)
+        return self._server
 
     def install(self, args):
         return install(args.venv)
+
+    def _run(self, args):
+        """``run``; on a failure, keep the logs and say where, last."""
+        self._server = self._kept = None
+        try:
+            return super()._run(args)
+        finally:
+            if self._kept:
+                self.err(self._kept)
+            self._server = self._kept = None
+
+    def _call(self, cmd, env):
+        rc = super()._call(cmd, env)
+        server = self._server
+        # NOTE: only a server of this run, started (a failed start keeps
+        # its logs itself), and before stop removes its files.
+        if server is not None and server.url is not None and (
+                rc != 0 or not server.is_alive()):
+            kept = server.keep_logs()
+            self._kept = ('the command failed (status %d); the config and '
+                          "logs of Gnocchi are kept in %s. What they say:"
+                          '\n%s' % (rc, kept, server.log_excerpt()))
+        return rc
 
 
 #: ``main(argv=None, default_dir=None)``: the ``tools/gnocchi-server``

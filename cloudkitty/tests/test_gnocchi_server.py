@@ -181,6 +181,70 @@ class ServerWithoutGnocchiTest(testtools.TestCase):
         self.assertEqual(self.venv, gs.install(self.venv))
 
 
+class KeepLogsTest(testtools.TestCase):
+    """What a failed run keeps of its server, and what it prints."""
+
+    def test_excerpt_shows_failures_and_their_ends(self):
+        """Each failing record: its first line, the end of its traceback."""
+        def info(i):
+            return '2026-12-05 09:00:%02d,000 [1] INFO x: line %d\n' % (
+                i % 60, i)
+
+        log = ''.join(info(i) for i in range(100))
+        log += ('2026-12-05 09:01:00,000 [1] ERROR waitress: Exception '
+                'while serving /v1/x\n'
+                'Traceback (most recent call last):\n'
+                + ''.join('  File "f%d.py", line 1\n    f%d()\n'
+                          '    ^^^^^\n' % (i, i) for i in range(20))
+                + 'ValueError: boom\n')
+        log += ''.join(info(i) for i in range(100, 130))
+        text = gs.excerpt(log, context=5)
+        self.assertIn('ERROR waitress: Exception while serving /v1/x\n'
+                      '    [...]\n'
+                      '  File "f18.py", line 1\n    f18()\n'
+                      '  File "f19.py", line 1\n    f19()\n'
+                      'ValueError: boom\n', text)
+        self.assertNotIn('line 99', text)
+        self.assertNotIn('line 100', text)
+        self.assertNotIn('f17', text)
+        self.assertNotIn('^', text)
+        self.assertTrue(text.startswith('193 lines, 1 records telling of '
+                                        'failures'), text)
+
+    def test_excerpt_of_a_quiet_log_is_its_end(self):
+        log = ''.join('line %d\n' % i for i in range(100))
+        self.assertEqual('line 98\nline 99\n', gs.excerpt(log, lines=2))
+
+    def test_keep_logs_copies_config_and_logs(self):
+        tmp = self.useFixture(fixtures.TempDir()).path
+        kept_root = os.path.join(tmp, 'kept')
+        self.useFixture(fixtures.EnvironmentVariable(gs.LOGS_ENV,
+                                                     kept_root))
+        server = gs.GnocchiServer(os.path.join(tmp, 'state'))
+        os.makedirs(os.path.join(server.state_dir, 'storage'))
+        for name in ('gnocchi.conf', 'api.log', 'metricd.log', 'mine'):
+            with open(server.path(name), 'w') as f:
+                f.write(name + '\n')
+        first, second = server.keep_logs(), server.keep_logs()
+        self.assertNotEqual(first, second)
+        self.assertEqual(kept_root, os.path.dirname(first))
+        self.assertEqual(['api.log', 'gnocchi.conf', 'metricd.log'],
+                         sorted(os.listdir(first)))
+        with open(os.path.join(first, 'api.log')) as f:
+            self.assertEqual('api.log\n', f.read())
+        self.assertIn('--- api.log: api.log\n', server.log_excerpt())
+
+    def test_excerpt_skips_the_start(self):
+        """Errors before the server answered are the start's, not the run's."""
+        tmp = self.useFixture(fixtures.TempDir()).path
+        server = gs.GnocchiServer(tmp)
+        with open(server.path('api.log'), 'w') as f:
+            f.write('1 ERROR waitress: Exception while serving /v1/status\n'
+                    + gs.READY_MARK % 'http://127.0.0.1:1' + 'served\n')
+        self.assertEqual('--- api.log (after the start: 1 lines before): '
+                         'served\n', server.log_excerpt())
+
+
 class MainTest(testtools.TestCase):
     """The command line without Gnocchi.
 
@@ -344,6 +408,12 @@ class ServerLifecycleTest(testtools.TestCase):
         command's status.
         """
         self.useFixture(fixtures.EnvironmentVariable(gs.URL_ENV))
+        kept_root = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                                 'kept')
+        self.useFixture(fixtures.EnvironmentVariable(gs.LOGS_ENV,
+                                                     kept_root))
+        stderr = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', stderr))
         fixture = gs.GnocchiServerFixture()
         fixture.setUp()
         try:
@@ -361,6 +431,15 @@ class ServerLifecycleTest(testtools.TestCase):
             rc, _ = self._main('run', '--', sys.executable, '-c', code)
             self.assertEqual(7, rc)
             self.assertFalse(os.path.exists(self.dir))
+            # NOTE: a failed command: the server's files are kept, and
+            # where is said last.
+            [kept] = os.listdir(kept_root)
+            kept = os.path.join(kept_root, kept)
+            self.assertIn('gnocchi.conf', os.listdir(kept))
+            self.assertIn('api.log', os.listdir(kept))
+            self.assertIn('the command failed (status 7); the config and '
+                          'logs of Gnocchi are kept in %s' % kept,
+                          stderr.getvalue().rsplit('gnocchi-server: ', 1)[1])
             with open(seen) as f:
                 theirs = json.load(f)
             self.assertNotEqual(mine['database'], theirs['database'])

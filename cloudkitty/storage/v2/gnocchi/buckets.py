@@ -31,6 +31,10 @@ BUCKET_OPERATIONS = ('(metric (qty count) (qty sum) (qty min) (qty max) '
                      '(price sum) (price min) (price max))')
 POINT_OPERATIONS = ('(metric (qty count) (qty min) (qty max) '
                     '(price min) (price max))')
+#: The operation that only counts the points of every bucket: a page of
+#: retrieve() is found from the counts, then only its resources are read
+#: with :data:`POINT_OPERATIONS`.
+COUNT_OPERATIONS = '(metric (qty count))'
 _FIELDS = (('qty', 'count'), ('qty', 'sum'), ('qty', 'min'), ('qty', 'max'),
            ('price', 'sum'), ('price', 'min'), ('price', 'max'))
 _SCALE = decimal.Decimal(10) ** 12

@@ -29,6 +29,12 @@ LOG = log.getLogger(__name__)
 
 #: Resources a search returns per page (Gnocchi's default maximum).
 PAGE = 1000
+#: How many times a read (or another request that is safe to repeat) is
+#: sent when Gnocchi answers it with a server error (HTTP 5xx); see
+#: :meth:`Client.read`.
+READ_ATTEMPTS = 3
+#: Seconds before the second attempt; doubled before each next one.
+RETRY_DELAY = 0.5
 
 # NOTE: gnocchiclient (the [gnocchi] extra) is imported by the first Client,
 # not with this module: the package is imported to list its options
@@ -119,6 +125,36 @@ class Client:
             raise exceptions.StorageError(
                 'Gnocchi at %s failed: %s' % (self.location, exc)) from exc
 
+    def read(self, function, *args, **kwargs):
+        """Call a gnocchiclient method that is safe to repeat, as call().
+
+        A server error (HTTP 5xx) is logged and the request sent again,
+        :data:`READ_ATTEMPTS` times at most, :data:`RETRY_DELAY` seconds
+        apart and doubling: a busy Gnocchi API may fail a request it
+        serves the next time (see the Gnocchi page of the admin guide).
+        Nothing else is repeated: client errors (4xx) and unreachable
+        servers are raised at once.
+        """
+        delay = RETRY_DELAY
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return self.call(function, *args, **kwargs)
+            except exceptions.StorageError as exc:
+                code = getattr(exc.__cause__, 'code', None)
+                if (attempt == READ_ATTEMPTS or not isinstance(code, int)
+                        or not 500 <= code < 600):
+                    raise
+                LOG.warning('Gnocchi at %(where)s answered HTTP %(code)d to '
+                            '%(what)s (attempt %(attempt)d of %(attempts)d),'
+                            ' trying again in %(delay).1f s: %(error)s',
+                            {'where': self.location, 'code': code,
+                             'what': getattr(function, '__qualname__',
+                                             function),
+                             'attempt': attempt, 'attempts': READ_ATTEMPTS,
+                             'delay': delay, 'error': exc.__cause__})
+                time.sleep(delay)
+                delay *= 2
+
     # Searches -----------------------------------------------------------
 
     def search_all(self, resource_type, search):
@@ -126,7 +162,7 @@ class Client:
         found = []
         marker = None
         while True:
-            page = self.call(self.api.resource.search,
+            page = self.read(self.api.resource.search,
                              resource_type=resource_type, query=search,
                              limit=PAGE, marker=marker, sorts=['id:asc'])
             found.extend(page)
@@ -141,7 +177,7 @@ class Client:
         metric yet): that is an empty answer, not an error.
         """
         try:
-            return self.call(self.api.aggregates.fetch, operations,
+            return self.read(self.api.aggregates.fetch, operations,
                              resource_type=resource_type, search=search,
                              **kwargs)
         except gnocchi_exc.NotFound:
@@ -150,9 +186,13 @@ class Client:
     # Writes -------------------------------------------------------------
 
     def create_resource(self, resource_type, attributes):
-        """Create a resource; one that already exists is fine."""
+        """Create a resource; one that already exists is fine.
+
+        Safe to repeat, so repeated after a server error: a resource the
+        failed attempt created makes the next one a Conflict.
+        """
         try:
-            self.call(self.api.resource.create, resource_type, attributes)
+            self.read(self.api.resource.create, resource_type, attributes)
         except gnocchi_exc.Conflict:
             pass
 
@@ -183,12 +223,15 @@ class Client:
         """Delete resources by id, with their metrics.
 
         Deleting through the ``generic`` type removes the whole resource;
-        Gnocchi's delete by a custom type leaves orphans.
+        Gnocchi's delete by a custom type leaves orphans. Repeated after a
+        server error, as a read: deleting again what is gone deletes
+        nothing (the count returned may then miss what the failed attempt
+        deleted).
         """
         deleted = 0
         ids = list(ids)
         for first in range(0, len(ids), PAGE):
-            answer = self.call(self.api.resource.batch_delete,
+            answer = self.read(self.api.resource.batch_delete,
                                {'in': {'id': ids[first:first + PAGE]}},
                                resource_type='generic')
             deleted += answer.get('deleted', 0)
@@ -196,7 +239,7 @@ class Client:
 
     def pending_measures(self):
         """Return how many measures metricd has yet to process, in all."""
-        status = self.call(self.api.status.get)
+        status = self.read(self.api.status.get)
         return status['storage']['summary']['measures']
 
     def wait_processed(self, timeout=120.0):
