@@ -32,6 +32,38 @@ class HeadTest(testtools.TestCase):
                          'a new migration must set migration.HEAD')
 
 
+class SQLiteRevisionTest(testtools.TestCase):
+    """The revision read on SQLite's driver is what alembic reads."""
+
+    def setUp(self):
+        super().setUp()
+        path = self.useFixture(fixtures.TempDir()).path
+        self.engine = engine_mod.create_engine(
+            'sqlite:///%s' % os.path.join(path, 'revision.sqlite'),
+            busy_timeout=60)
+        self.addCleanup(self.engine.dispose)
+
+    def assertSameAsAlembic(self, expected):
+        with self.engine.connect() as conn:
+            alembic = migration.migration.MigrationContext.configure(
+                conn, opts={'version_table': migration.VERSION_TABLE})
+            self.assertEqual(expected, alembic.get_current_revision())
+            self.assertEqual(expected, migration.current(conn))
+
+    def test_new_file_empty_table_and_head(self):
+        """No table, an empty one, then the schema at head."""
+        self.assertSameAsAlembic(None)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                'CREATE TABLE %s (version_num VARCHAR(32) NOT NULL '
+                'PRIMARY KEY)' % migration.VERSION_TABLE)
+        self.assertSameAsAlembic(None)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql('DROP TABLE %s' % migration.VERSION_TABLE)
+        self.assertTrue(migration.upgrade(self.engine))
+        self.assertSameAsAlembic(migration.head())
+
+
 class SQLiteLockTest(testtools.TestCase):
     """The migration lock on a SQLite file held by another connection."""
 
