@@ -9,7 +9,7 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The tox environments that start a server: posargs narrow their run.
+"""The tox environments of one backend: posargs narrow their run.
 
 stestr ORs the filters it is given; a base filter written next to
 ``{posargs}`` would make ``tox -e functional-gnocchi -- REGEX`` run every
@@ -37,9 +37,11 @@ def stestr_arguments(env, posargs):
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(os.path.join(REPO, 'tox.ini'))
     command = parser['testenv:%s' % env]['commands'].strip()
+    command = command.replace('\\\n', ' ')
     words = shlex.split(command.replace('{posargs}', shlex.quote(posargs)))
-    # NOTE: the server script runs what follows ``--``.
-    words = words[words.index('--') + 1:]
+    # NOTE: a server script runs what follows ``--``.
+    if '--' in words:
+        words = words[words.index('--') + 1:]
     if words[:2] != ['stestr', 'run']:
         raise AssertionError('%s does not run stestr: %s' % (env, command))
     return words[2:]
@@ -71,3 +73,12 @@ class PosargsNarrowTest(testtools.TestCase):
 
     def test_influxdb(self):
         self.check('functional-influxdb', 'influxdb')
+
+    def test_sqlite(self):
+        self.check('functional-sqlite', 'SQLiteStorageTest')
+
+    def test_postgresql(self):
+        self.check('functional-postgresql', 'PostgreSQLStorageTest')
+
+    def test_mysql(self):
+        self.check('functional-mysql', 'MySQLStorageTest')
