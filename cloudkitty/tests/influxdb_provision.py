@@ -20,7 +20,9 @@ import urllib.parse
 import uuid
 
 from oslo_config import cfg
+from oslo_config import fixture as config_fixture
 
+from cloudkitty import storage
 from cloudkitty.storage.v2.influxdb import client as client_mod
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import options
@@ -56,6 +58,21 @@ class InfluxDBDatabaseMixin:
                           group='storage_influxdb')
         conf.set_override('retention_period', TEST_RETENTION_HOURS,
                           group='storage')
+
+    def use_influxdb_conf(self):
+        """Give the test ``self.conf``: every option, aimed at the database."""
+        self.conf = cfg.ConfigOpts()
+        self.useFixture(config_fixture.Config(self.conf))
+        for group, opts in storage.list_opts():
+            self.conf.register_opts(opts, group=group)
+        self.configure_influxdb(self.conf)
+
+    def new_store(self):
+        """An initialised store on ``self.conf``, closed at the end."""
+        store = storage.get_storage(conf=self.conf, backend='influxdb')
+        self.addCleanup(store.close)
+        store.init()
+        return store
 
     @classmethod
     def drop_database(cls):

@@ -24,8 +24,6 @@ import decimal
 import uuid
 
 import fixtures
-from oslo_config import cfg
-from oslo_config import fixture as config_fixture
 import testtools
 
 from cloudkitty import storage
@@ -51,11 +49,7 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
 
     def setUp(self):
         super().setUp()
-        self.conf = cfg.ConfigOpts()
-        self.useFixture(config_fixture.Config(self.conf))
-        for group, opts in storage.list_opts():
-            self.conf.register_opts(opts, group=group)
-        self.configure_influxdb(self.conf)
+        self.use_influxdb_conf()
         # NOTE: six pushes a day, each day compacted once a later one
         # starts; test_day_goes_on_* compacts days that go on.
         self.useFixture(fixtures.MonkeyPatch(
@@ -64,12 +58,6 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.addCleanup(type(self).drop_database)
         self.project_id = str(uuid.uuid4())
         self.pushed = []
-
-    def new_store(self):
-        store = storage.get_storage(conf=self.conf, backend='influxdb')
-        self.addCleanup(store.close)
-        store.init()
-        return store
 
     def frames(self, days=3, per_frame=4, start=T0):
         """Hourly frames over ``days`` days, six per day."""

@@ -22,11 +22,8 @@ import decimal
 import threading
 import uuid
 
-from oslo_config import cfg
-from oslo_config import fixture as config_fixture
 import testtools
 
-from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import writers
@@ -46,21 +43,11 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
 
     def setUp(self):
         super().setUp()
-        self.conf = cfg.ConfigOpts()
-        self.useFixture(config_fixture.Config(self.conf))
-        for group, opts in storage.list_opts():
-            self.conf.register_opts(opts, group=group)
-        self.configure_influxdb(self.conf)
+        self.use_influxdb_conf()
         self.addCleanup(type(self).drop_database)
         self.store = self.new_store()
         self.other = self.new_store()
         self.project_id = str(uuid.uuid4())
-
-    def new_store(self):
-        store = storage.get_storage(conf=self.conf, backend='influxdb')
-        self.addCleanup(store.close)
-        store.init()
-        return store
 
     def frames(self):
         return [builders.make_frame(T0, [('cpu', builders.make_point(
