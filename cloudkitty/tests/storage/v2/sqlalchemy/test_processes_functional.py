@@ -129,6 +129,24 @@ class _ProcessesMixin:
         results = self._pool().map(_init, [self.url] * WRITERS, chunksize=1)
         self.assertEqual([migration.head()] * WRITERS, results)
 
+    def run_at_once(self, target, processes):
+        """Start ``processes`` processes of ``target`` behind one barrier.
+
+        ``target(url, barrier, results)`` puts one outcome in ``results``.
+
+        :returns: the outcomes, in the order they came.
+        """
+        context = multiprocessing.get_context('spawn')
+        barrier = context.Barrier(processes, timeout=300)
+        results = context.Queue()
+        for _ in range(processes):
+            process = context.Process(target=target,
+                                      args=(self.url, barrier, results))
+            process.start()
+            self.addCleanup(process.join, 10)
+            self.addCleanup(process.terminate)
+        return [results.get(timeout=300) for _ in range(processes)]
+
     def test_concurrent_init_waits_for_one_upgrade(self):
         """Processes upgrading at once: one runs migrations, none in turn.
 
@@ -136,17 +154,8 @@ class _ProcessesMixin:
         (without queueing for the lock one after another, each loading
         the migrations again), so none waits for more than one upgrade.
         """
-        context = multiprocessing.get_context('spawn')
         processes = WRITERS + 2
-        barrier = context.Barrier(processes, timeout=300)
-        results = context.Queue()
-        for _ in range(processes):
-            process = context.Process(target=_upgrade,
-                                      args=(self.url, barrier, results))
-            process.start()
-            self.addCleanup(process.join, 10)
-            self.addCleanup(process.terminate)
-        outcomes = [results.get(timeout=300) for _ in range(processes)]
+        outcomes = self.run_at_once(_upgrade, processes)
         self.assertEqual([migration.head()] * processes,
                          [revision for revision, _ in outcomes])
         self.assertEqual(1, sum(upgraded for _, upgraded in outcomes))
@@ -156,17 +165,8 @@ class _ProcessesMixin:
 
         (``cloudkitty-storage bench --concurrent-init 6`` times it.)
         """
-        context = multiprocessing.get_context('spawn')
         processes = 6
-        barrier = context.Barrier(processes, timeout=300)
-        results = context.Queue()
-        for _ in range(processes):
-            process = context.Process(target=_init_at_once,
-                                      args=(self.url, barrier, results))
-            process.start()
-            self.addCleanup(process.join, 10)
-            self.addCleanup(process.terminate)
-        outcomes = [results.get(timeout=300) for _ in range(processes)]
+        outcomes = self.run_at_once(_init_at_once, processes)
         self.assertEqual([migration.head()] * processes, outcomes)
         store = _storage(self.url)
         self.addCleanup(store.close)
