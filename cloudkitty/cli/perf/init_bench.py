@@ -33,6 +33,8 @@ import statistics
 import tempfile
 import time
 
+from cloudkitty.cli import args
+
 #: Longest wait, in seconds, for processes to start or to finish init().
 TIMEOUT = 600
 
@@ -47,16 +49,8 @@ def add_arguments(parser):
              'process\'s alone and their ratio (medians of --init-runs '
              'runs).')
     parser.add_argument(
-        '--init-runs', type=_at_least_one, default=9, metavar='R',
+        '--init-runs', type=args.positive_int, default=9, metavar='R',
         help='Runs of --concurrent-init (default: 9).')
-
-
-def _at_least_one(text):
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
-    return value
 
 
 def _at_least_two(text):
