@@ -119,11 +119,14 @@ def _turn_to_wal(cursor, dbapi, busy_timeout):
             cursor.execute('PRAGMA journal_mode = WAL')
             return
         except dbapi.OperationalError as exc:
-            name = getattr(exc, 'sqlite_errorname', '')
-            if not name.startswith('SQLITE_BUSY') or \
-                    time.monotonic() >= deadline:
+            if not sqlite_busy(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(WAL_RETRY_PAUSE)
+
+
+def sqlite_busy(error):
+    """Tell whether a sqlite3 error says another connection holds a lock."""
+    return getattr(error, 'sqlite_errorname', '').startswith('SQLITE_BUSY')
 
 
 @contextlib.contextmanager

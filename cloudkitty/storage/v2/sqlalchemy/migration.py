@@ -51,6 +51,8 @@ from alembic import migration
 from alembic import script
 from sqlalchemy import exc as sa_exc
 
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
+
 #: Alembic's version table; prefixed so that it may share a database.
 VERSION_TABLE = 'ck_alembic_version'
 # NOTE: an arbitrary constant that names our lock among advisory locks.
@@ -187,7 +189,8 @@ def _sqlite_write_lock(conn, target=None):
         except sa_exc.OperationalError as exc:
             # NOTE: another process took the lock since we saw it free;
             # wait again unless the time is up.
-            if not _busy(exc.orig) or time.monotonic() >= deadline:
+            if (not engine_mod.sqlite_busy(exc.orig)
+                    or time.monotonic() >= deadline):
                 raise
     with transaction:
         yield conn
@@ -214,11 +217,6 @@ def _at(conn, target):
         conn.rollback()
 
 
-def _busy(error):
-    """Tell whether a sqlite3 error says another process holds a lock."""
-    return getattr(error, 'sqlite_errorname', '').startswith('SQLITE_BUSY')
-
-
 def _wait_until_free(driver, dbapi, deadline):
     """Return once SQLite's write lock is free, or at ``deadline``.
 
@@ -234,7 +232,7 @@ def _wait_until_free(driver, dbapi, deadline):
         try:
             driver.execute('BEGIN IMMEDIATE')
         except dbapi.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() >= deadline:
+            if not engine_mod.sqlite_busy(exc) or time.monotonic() >= deadline:
                 return waited
             waited = True
             time.sleep(SQLITE_LOCK_POLL)

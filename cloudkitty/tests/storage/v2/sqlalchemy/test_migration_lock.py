@@ -141,7 +141,7 @@ class SQLiteLockTest(testtools.TestCase):
         waiter = self._engine(busy_timeout=1)
         error = self.assertRaises(sa_exc.OperationalError,
                                   migration._locked(waiter).__enter__)
-        self.assertTrue(migration._busy(error.orig))
+        self.assertTrue(engine_mod.sqlite_busy(error.orig))
         release.set()
         with waiter.connect() as conn:
             self.assertEqual(1000, conn.exec_driver_sql(
