@@ -14,6 +14,7 @@
 from importlib import machinery
 from importlib import util
 import os
+import subprocess
 import textwrap
 
 import fixtures
@@ -134,3 +135,18 @@ class CheckDocLayoutTest(testtools.TestCase):
         errors = self.check(guide=guide.replace('cli/ ', 'cmd/ '))
         self.assertIn('guide.rst:3: the tree of pkg shows cmd, which does '
                       'not exist', errors)
+
+    def test_git_ignored_files_are_left_out(self):
+        """In a git checkout, what .gitignore names is not in the tree.
+
+        A file or directory git ignores (a build, a scratch file) does not
+        fail the check; an untracked file git does not ignore still does.
+        """
+        subprocess.run(['git', 'init', '-q', self.root], check=True)
+        self.write('.gitignore', 'scratch.txt\nbuild/\n')
+        os.makedirs(os.path.join(self.root, 'pkg', 'build'))
+        open(os.path.join(self.root, 'pkg', 'scratch.txt'), 'w').close()
+        self.assertEqual([], self.check())
+        open(os.path.join(self.root, 'pkg', 'stray.py'), 'w').close()
+        self.assertEqual(['guide.rst:3: the tree of pkg lacks stray.py'],
+                         self.check())
