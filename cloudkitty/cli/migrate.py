@@ -891,6 +891,6 @@ class Migrate(rst.PlainHelp, lister.Lister):
         rows += [('verified_time_groups', counts.get('time', 0)),
                  ('verified_type_groups', counts['type']),
                  ('verified_within', 'exact' if not tolerance else
-                  '%s relative (float64 sums)' % tolerance),
+                  '%s relative (float64 sums)' % format(tolerance, 'e')),
                  ('status', 'verified')]
         return rows

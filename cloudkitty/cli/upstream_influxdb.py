@@ -143,12 +143,14 @@ def apply_url(conf, url):
             '--source-connection for %s must be influxdb://host:port/'
             'database (or http:// or https://), got scheme %r'
             % (NAME, parts.scheme))
-    database = urllib.parse.unquote(parts.path.strip('/'))
+    # NOTE: the path is one database name; a '/' in it is written %2F.
+    raw = parts.path[1:]
+    database = urllib.parse.unquote(raw)
     try:
         port = parts.port
     except ValueError as exc:
         raise UpstreamSourceError('--source-connection: %s' % exc) from exc
-    if not parts.hostname or not database or '/' in database:
+    if not parts.hostname or not database or '/' in raw:
         raise UpstreamSourceError(
             '--source-connection must name a host and one database: '
             'influxdb://host:port/database, got %s' % redact(url))
