@@ -396,6 +396,32 @@ class UpstreamInfluxDBMigrateTest(influxdb_provision.InfluxDBDatabaseMixin,
                                   self.source_url(empty)]), points=0)
         self.assertEqual(0, summary['verified_type_groups'])
 
+    def test_source_reads_like_a_store(self):
+        """count(), a retrieve() page and total() of the reader itself."""
+        source = upstream_influxdb.UpstreamInfluxDBSource(
+            upstream_influxdb.make_conf(connection=self.source_url()))
+        self.addCleanup(source.close)
+        expected = self.expected()
+        self.assertEqual(len(expected), source.count(BEGIN, END))
+        page = source.retrieve(begin=BEGIN, end=END, offset=3, limit=4)
+        self.assertEqual(len(expected), page['total'])
+        rows = [(frame.start, type_, point)
+                for frame in page['dataframes']
+                for type_, point in frame.iterpoints()]
+        self.assertEqual(4, len(rows))
+        self.assertEqual(sorted(rows, key=lambda row: row[:2]), rows)
+        by_type = source.total(groupby=['type'], begin=BEGIN, end=END,
+                               filters={'project_id': 'p-kinds'},
+                               paginate=False)
+        self.assertEqual(
+            [('instance', D('1'), D('1234.5678')),
+             ('storage', D('2.5'), D('0.30000000000000004'))],
+            [(row['type'], row['qty'], row['rate'])
+             for row in by_type['results']])
+        self.assertRaises(upstream_influxdb.exceptions.NotSupported,
+                          source.total, groupby=['project_id'],
+                          begin=BEGIN, end=END)
+
     # Verification ----------------------------------------------------------
 
     def test_tampered_point_fails_verification(self):
