@@ -245,6 +245,67 @@ def _money(value, field):
     return money.check(value, field)
 
 
+class _Decoder:
+    """Turns upstream's rows into points, as the module docstring says.
+
+    Frame bounds, money and key lists repeat from row to row: each is
+    converted once per read.
+
+    :param fields: ``{field key: {InfluxDB types}}`` of the measurement.
+    :param period: the frame length of rows without ``__ck_collect_period``.
+    """
+
+    def __init__(self, fields, period):
+        self.float_keys = frozenset(key for key, kinds in fields.items()
+                                    if kinds == {'float'})
+        self.period = period
+        self._frames = {}
+        self._money = {}
+        self._keys = {}
+
+    def frame(self, time_ns, period):
+        """Return the ``(start, end)`` of a row's frame."""
+        period = period or self.period
+        found = self._frames.get((time_ns, period))
+        if found is None:
+            start = _from_ns(time_ns)
+            found = self._frames[(time_ns, period)] = (
+                start, start + datetime.timedelta(seconds=period))
+        return found
+
+    def money(self, value, field):
+        """Return a qty or price as a Decimal (see :func:`_money`)."""
+        found = self._money.get((field, value))
+        if found is None:
+            found = self._money[(field, value)] = _money(value, field)
+        return found
+
+    def keys(self, text):
+        """Return the keys of a ``groupby`` or ``metadata`` field."""
+        found = self._keys.get(text)
+        if found is None:
+            found = self._keys[text] = tuple(
+                key for key in (text or '').split('|') if key)
+        return found
+
+    def point(self, row, tags):
+        """One row (fields by name) of a series (its tags) as a DataPoint."""
+        groupby = {key: tags.get(key, '')
+                   for key in self.keys(row.get('groupby'))}
+        metadata = {}
+        for key in self.keys(row.get('metadata')):
+            value = row.get(key)
+            if (key in self.float_keys and isinstance(value, int)
+                    and not isinstance(value, bool)):
+                value = float(value)
+            metadata[key] = value
+        description = row.get('description')
+        return dataframe.DataPoint(
+            row.get('unit'), self.money(row['qty'], 'qty'),
+            self.money(row['price'], 'price'), groupby, metadata,
+            description if isinstance(description, str) else None)
+
+
 class UpstreamInfluxDBSource:
     """A read-only store over upstream's InfluxDB layout.
 
@@ -473,45 +534,24 @@ class UpstreamInfluxDBSource:
         names = sorted(self.fields)
         columns = ', '.join('%s::field' % encoding.quote_identifier(name)
                             for name in names)
+        decoder = _Decoder(self.fields, self.period)
         found = []
         for serial, part in enumerate(self._query(
                 'SELECT %s FROM %s WHERE %s GROUP BY *'
                 % (columns, self._source, where), params)):
             tags = part.get('tags') or {}
+            type_ = tags.get(TYPE_TAG, '')
             index = {name: number
                      for number, name in enumerate(part['columns'])}
+            at = index['time']
             for values in part['values']:
                 row = {name: values[index[name]] for name in names
                        if name in index}
-                start, end_, point = self._point(values[index['time']],
-                                                 tags, row)
-                found.append((start, tags.get(TYPE_TAG, ''), serial, end_,
-                              point))
+                found.append((values[at], type_, serial, row, tags))
         found.sort(key=lambda item: item[:3])
-        for start, type_, _, end_, point in found:
-            yield _from_ns(start), end_, type_, point
-
-    def _point(self, time_ns, tags, row):
-        """One InfluxDB row of upstream as ``(start ns, end, DataPoint)``."""
-        period = row.get(PERIOD_FIELD) or self.period
-        end = _from_ns(time_ns) + datetime.timedelta(seconds=period)
-        groupby = {key: tags.get(key, '')
-                   for key in (row.get('groupby') or '').split('|') if key}
-        metadata = {}
-        for key in (row.get('metadata') or '').split('|'):
-            if not key:
-                continue
-            value = row.get(key)
-            if (isinstance(value, int) and not isinstance(value, bool)
-                    and self.fields.get(key) == {'float'}):
-                value = float(value)
-            metadata[key] = value
-        description = row.get('description')
-        point = dataframe.DataPoint(
-            row.get('unit'), _money(row['qty'], 'qty'),
-            _money(row['price'], 'price'), groupby, metadata,
-            description if isinstance(description, str) else None)
-        return time_ns, end, point
+        for time_ns, type_, _, row, tags in found:
+            start, stop = decoder.frame(time_ns, row.get(PERIOD_FIELD))
+            yield start, stop, type_, decoder.point(row, tags)
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
               filters=None, offset=0, limit=1000, paginate=True, **kwargs):
