@@ -387,7 +387,7 @@ def compare_totals(grouping, source, dest, tolerance=0):
 
 
 def verify(source, dest, begin, end, filters):
-    """Compare the sums of both sides over a window, exactly.
+    """Compare the sums of both sides over a window.
 
     Compares ``total(groupby=['time'])`` (one group per frame start) and
     ``total(groupby=['type'])``, unpaginated, with the same filters. Sums
@@ -514,6 +514,13 @@ class Migrate(rst.PlainHelp, lister.Lister):
 
     At the end the sums per frame start and per type are compared on both
     sides; any difference is an error. ``--verify-only`` only compares.
+
+    ``--source-backend upstream-influxdb`` reads what upstream CloudKitty
+    25's InfluxDB storage wrote, in its layout (see
+    :mod:`cloudkitty.cli.upstream_influxdb`), from upstream's
+    ``[storage_influxdb]`` options in ``--source-config-file`` or from a
+    ``--source-connection`` URL; its float64 sums are compared within 1e-9
+    relative, as the summary's ``verified_within`` says.
     """
 
     #: Long work: its INFO messages report progress (see
