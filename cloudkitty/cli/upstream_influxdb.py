@@ -240,7 +240,8 @@ def _from_ns(nanoseconds):
 def _money(value, field):
     """A float64 qty or price of upstream as this project's Decimal."""
     if isinstance(value, int) and not isinstance(value, bool):
-        # NOTE: InfluxDB's JSON prints a whole float64 without a fraction.
+        # NOTE: an integer field (upstream always wrote floats, but a
+        # point written by hand may not be) is the same number.
         value = float(value)
     return money.check(value, field)
 
@@ -509,7 +510,8 @@ class UpstreamInfluxDBSource:
         """
         begin, end, filters = self._window(begin, end, filters, metric_types)
         total = self.count(begin, end, filters)
-        rows = self.iter_points(begin=begin, end=end, filters=filters)
+        rows = self.iter_points(begin=begin, end=end, filters=filters,
+                                batch_size=max(limit, 1))
         try:
             page = list(itertools.islice(
                 rows, offset, offset + limit if paginate else None))
@@ -521,9 +523,9 @@ class UpstreamInfluxDBSource:
                     metric_types=None, batch_size=1000):
         """Yield ``(start, end, type, DataPoint)`` by frame start and type.
 
-        The window is read in one query (chunked by the server), so memory
-        holds the points of the window: migrate reads one ``--chunk`` at a
-        time. ``batch_size`` is checked only.
+        The window is read in slices of about ``batch_size`` points (see
+        :meth:`_slices`), so memory holds one slice: ``batch_size`` points,
+        or the points of one second of frame starts when there are more.
         """
         query.check_batch_size(batch_size)
         begin, end, filters = self._window(begin, end, filters, metric_types)
@@ -532,26 +534,53 @@ class UpstreamInfluxDBSource:
             return
         where, params = self._where(begin, end, filters)
         names = sorted(self.fields)
-        columns = ', '.join('%s::field' % encoding.quote_identifier(name)
-                            for name in names)
+        statement = 'SELECT %s FROM %s WHERE %s GROUP BY *' % (
+            ', '.join('%s::field' % encoding.quote_identifier(name)
+                      for name in names), self._source, where)
         decoder = _Decoder(self.fields, self.period)
-        found = []
-        for serial, part in enumerate(self._query(
-                'SELECT %s FROM %s WHERE %s GROUP BY *'
-                % (columns, self._source, where), params)):
-            tags = part.get('tags') or {}
-            type_ = tags.get(TYPE_TAG, '')
-            index = {name: number
-                     for number, name in enumerate(part['columns'])}
-            at = index['time']
-            for values in part['values']:
-                row = {name: values[index[name]] for name in names
-                       if name in index}
-                found.append((values[at], type_, serial, row, tags))
-        found.sort(key=lambda item: item[:3])
-        for time_ns, type_, _, row, tags in found:
-            start, stop = decoder.frame(time_ns, row.get(PERIOD_FIELD))
-            yield start, stop, type_, decoder.point(row, tags)
+        for first, last in self._slices(where, params, batch_size):
+            found = []
+            for serial, part in enumerate(self._query(
+                    statement, dict(params, begin=first, end=last))):
+                tags = part.get('tags') or {}
+                type_ = tags.get(TYPE_TAG, '')
+                index = {name: number
+                         for number, name in enumerate(part['columns'])}
+                at = index['time']
+                for values in part['values']:
+                    row = {name: values[index[name]] for name in names
+                           if name in index}
+                    found.append((values[at], type_, serial, row, tags))
+            found.sort(key=lambda item: item[:3])
+            for time_ns, type_, _, row, tags in found:
+                start, stop = decoder.frame(time_ns, row.get(PERIOD_FIELD))
+                yield start, stop, type_, decoder.point(row, tags)
+
+    def _slices(self, where, params, size):
+        """Cut a window into ``[first, last)`` ns slices of ~``size`` points.
+
+        One aggregate query counts the points of each second of frame
+        starts; a slice ends where adding the next second would pass
+        ``size``. Empty windows give no slice.
+        """
+        counts = []
+        for part in self._query(
+                'SELECT COUNT("qty"::field) FROM %s WHERE %s GROUP BY '
+                'time(1s) fill(none)' % (self._source, where), params):
+            counts.extend((second, count) for second, count in part['values']
+                          if count)
+        if not counts:
+            return []
+        counts.sort()
+        edges = [params['begin']]
+        held = 0
+        for second, count in counts:
+            if held and held + count > size:
+                edges.append(second)
+                held = 0
+            held += count
+        edges.append(params['end'])
+        return list(zip(edges, edges[1:]))
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
               filters=None, offset=0, limit=1000, paginate=True, **kwargs):
