@@ -21,6 +21,11 @@ before it is copied. Progress is saved in a JSON state file after each
 completed chunk, so an interrupted run resumes after the last completed
 chunk and a chunk copied halfway is copied again from scratch. The run ends
 with a verification of exact sums on both sides (see :func:`verify`).
+
+The source may also be what upstream CloudKitty 25's InfluxDB storage
+wrote, in its own layout (``--source-backend upstream-influxdb``, read by
+:mod:`cloudkitty.cli.upstream_influxdb`); its sums are float64, so they
+are verified within 1e-9 relative rather than exactly.
 """
 
 import argparse
@@ -38,6 +43,7 @@ from oslo_log import log
 from cloudkitty.cli import args
 from cloudkitty.cli import main
 from cloudkitty.cli import rst
+from cloudkitty.cli import upstream_influxdb
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
 
@@ -317,6 +323,19 @@ def merge_type_filter(filters, metric_types):
     return merged or None
 
 
+def count_points(store, begin, end, filters):
+    """Return the number of points of a store in ``[begin, end)``.
+
+    A store with a ``count()`` (upstream's layout) counts without reading
+    a page of points; others answer ``retrieve(limit=1)``.
+    """
+    count = getattr(store, 'count', None)
+    if count is not None:
+        return count(begin, end, filters)
+    return store.retrieve(begin=begin, end=end, filters=filters,
+                          limit=1)['total']
+
+
 # Verification ---------------------------------------------------------------
 
 def _groups(answer, key):
@@ -368,7 +387,7 @@ def compare_totals(grouping, source, dest, tolerance=0):
 
 
 def verify(source, dest, begin, end, filters):
-    """Compare the sums of both sides over a window, exactly.
+    """Compare the sums of both sides over a window.
 
     Compares ``total(groupby=['time'])`` (one group per frame start) and
     ``total(groupby=['type'])``, unpaginated, with the same filters. Sums
@@ -495,6 +514,13 @@ class Migrate(rst.PlainHelp, lister.Lister):
 
     At the end the sums per frame start and per type are compared on both
     sides; any difference is an error. ``--verify-only`` only compares.
+
+    ``--source-backend upstream-influxdb`` reads what upstream CloudKitty
+    25's InfluxDB storage wrote, in its layout (see
+    :mod:`cloudkitty.cli.upstream_influxdb`), from upstream's
+    ``[storage_influxdb]`` options in ``--source-config-file`` or from a
+    ``--source-connection`` URL; its float64 sums are compared within 1e-9
+    relative, as the summary's ``verified_within`` says.
     """
 
     #: Long work: its INFO messages report progress (see
@@ -517,10 +543,17 @@ class Migrate(rst.PlainHelp, lister.Lister):
         source.add_argument(
             '--source-backend', metavar='NAME', default=None,
             help='Storage backend of the source, overriding its [storage] '
-                 'backend.')
+                 'backend; %s reads what upstream CloudKitty 25\'s '
+                 'InfluxDB storage wrote, in its layout, from the '
+                 '[storage_influxdb] options of --source-config-file '
+                 '(upstream\'s cloudkitty.conf) or from --source-connection.'
+                 % upstream_influxdb.NAME)
         source.add_argument(
             '--source-connection', metavar='URL', default=None,
-            help='Connection URL of the source backend.')
+            help='Connection URL of the source backend; for %s: '
+                 'influxdb://[user[:password]@]host[:port]/database'
+                 '[?retention_policy=NAME&period=SECONDS].'
+                 % upstream_influxdb.NAME)
         dest = parser.add_argument_group('destination (at least one '
                                          'option is required)')
         dest.add_argument(
@@ -574,6 +607,12 @@ class Migrate(rst.PlainHelp, lister.Lister):
 
     def _source(self, parsed_args):
         """Load the source backend; return ``(store, identity)``."""
+        if parsed_args.source_backend == upstream_influxdb.NAME:
+            conf = upstream_influxdb.make_conf(
+                parsed_args.source_config_files,
+                parsed_args.source_connection)
+            store = upstream_influxdb.UpstreamInfluxDBSource(conf)
+            return store, store.identity()
         if (parsed_args.source_config_files or parsed_args.source_backend
                 or parsed_args.source_connection):
             conf = main.make_conf(parsed_args.source_config_files)
@@ -585,14 +624,30 @@ class Migrate(rst.PlainHelp, lister.Lister):
             store = self.app.get_storage()
         return store, identity(store, conf)
 
-    def _dest(self, parsed_args):
-        """Load the destination backend; return ``(store, identity)``."""
+    def _dest(self, parsed_args, source):
+        """Load the destination backend; return ``(store, identity)``.
+
+        :raises MigrationError: when the destination would be the database
+            upstream's layout is read from: that is checked before the
+            destination is created or initialised.
+        """
         if not (parsed_args.dest_config_files or parsed_args.dest_backend
                 or parsed_args.dest_connection):
             raise MigrationError(
                 'migrate needs a destination: --dest-config-file, '
                 '--dest-backend and/or --dest-connection')
         conf = main.make_conf(parsed_args.dest_config_files)
+        backend = parsed_args.dest_backend or conf.storage.backend
+        if source.name == upstream_influxdb.NAME and backend == 'influxdb':
+            upstream_influxdb.register_opts(conf)
+            if source.same_database(conf):
+                # NOTE: init() sets the duration of the destination's
+                # retention policy, which would purge upstream's points.
+                raise MigrationError(
+                    'the destination is the database upstream\'s points are '
+                    'read from (%s); give the influxdb backend another '
+                    '[storage_influxdb] database' % describe(
+                        source.identity()))
         store = main.load_storage(conf, backend=parsed_args.dest_backend,
                                   connection=parsed_args.dest_connection,
                                   create=True)
@@ -651,8 +706,7 @@ class Migrate(rst.PlainHelp, lister.Lister):
         :raises MigrationError: when the source changed during the copy.
         """
         dest.delete(begin=start, end=stop, filters=filters)
-        expected = source.retrieve(begin=start, end=stop, filters=filters,
-                                   limit=1)['total']
+        expected = count_points(source, start, stop, filters)
         copied = 0
         batch = []
         # NOTE: iter_points() streams the chunk (a server-side cursor on
@@ -769,7 +823,10 @@ class Migrate(rst.PlainHelp, lister.Lister):
                                     parsed_args.metric_types)
         source, source_id = self._source(parsed_args)
         try:
-            dest, dest_id = self._dest(parsed_args)
+            check_filters = getattr(source, 'check_filters', None)
+            if check_filters is not None:
+                check_filters(filters)
+            dest, dest_id = self._dest(parsed_args, source)
             try:
                 rows = self._run(parsed_args, source, source_id, dest,
                                  dest_id, begin, end, filters)
@@ -836,7 +893,11 @@ class Migrate(rst.PlainHelp, lister.Lister):
         except VerificationFailed as exc:
             exc.rows = rows + self._mismatch_rows(exc.mismatches)
             raise
+        tolerance = max(source.features.float_tolerance,
+                        dest.features.float_tolerance)
         rows += [('verified_time_groups', counts.get('time', 0)),
                  ('verified_type_groups', counts['type']),
+                 ('verified_within', 'exact' if not tolerance else
+                  '%s relative (float64 sums)' % format(tolerance, 'e')),
                  ('status', 'verified')]
         return rows

@@ -159,6 +159,7 @@ class CopyTest(MigrateTestCase):
         self.assertEqual(4 * len(OFFSETS),
                          summary['verified_time_groups'])
         self.assertEqual(len(TYPES), summary['verified_type_groups'])
+        self.assertEqual('exact', summary['verified_within'])
         self.assertFalse(summary['resumed'])
         self.assertSameData()
         self.assertEqual(SAMPLE_POINTS, self.count(self.dest))
