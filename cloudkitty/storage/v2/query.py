@@ -907,7 +907,7 @@ def build_total(query, partials):
             when = bucket[0]
         elif time_entry is not None:
             when = calendar_value(time_entry, partial.start)
-        key = (tuple(encode_label(k) for k in partial.keys), when)
+        key = (tuple(map(encode_label, partial.keys)), when)
         group = groups.get(key)
         if group is None:
             # NOTE: the first partial of a group becomes its aggregate;

@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import gc
 import itertools
+import operator
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -65,6 +66,7 @@ _MONEY_COLUMNS = ('qty_hundreds', 'qty_rest', 'price_hundreds',
 # (hundreds, rest) pairs, each source giving 0 for the others' members.
 _LIMBS = (('big', rollup.BIG * money.SCALE), ('small', money.SCALE),
           ('hundreds', models.HUNDRED), ('lo', 1))
+_WEIGHTS = tuple(weight for _, weight in _LIMBS)
 #: Offsets from which retrieve() seeks the page's frame start first (see
 #: SQLAlchemyStorage._seek); below it a plain OFFSET costs less.
 _SEEK_FROM = 1000
@@ -188,7 +190,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._streams = isinstance(self._insert_points, engine_mod.CopyWrite)
         self._partitions = partitions.Partitions(self.engine)
         self._series_created = 0
-        self._subtract_daily_sql = rollup.subtract_sql(dialect)
 
     @property
     def location(self):
@@ -873,15 +874,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
             start, end = from_micros(row[index]), from_micros(row[index + 1])
             index += 2
         count = row[index]
-        width = 2 if split else 1
-        sums = []
         index += 1
-        for _ in range(2):
-            value_units = 0
-            for _, weight in _LIMBS:
-                value_units += weight * _unsplit(row[index:index + width])
-                index += width
-            sums.append(value_units)
+        if split:
+            limbs = [_unsplit(row[i:i + 2])
+                     for i in range(index, index + 4 * len(_LIMBS), 2)]
+        else:
+            # NOTE: NUMERIC sums come as Decimal: int() keeps them exact.
+            limbs = [int(value or 0)
+                     for value in row[index:index + 2 * len(_LIMBS)]]
+        index += len(limbs) * (2 if split else 1)
+        sums = [sum(map(operator.mul, _WEIGHTS, limbs[:len(_LIMBS)])),
+                sum(map(operator.mul, _WEIGHTS, limbs[len(_LIMBS):]))]
         mins, maxs = {}, {}
         for func, field in extremes:
             target = mins if func == 'min' else maxs
@@ -955,10 +958,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # NOTE: only the points of rolled-up days are in the rollup.
                 removed = [] if until == rollup.NOTHING else self._day_sums(
                     conn, conditions + [models.point.c.begin < until])
-                # NOTE: in (day, series) order, as pushes add to them.
-                removed.sort(key=lambda row: row[-2:])
                 if removed:
-                    conn.exec_driver_sql(self._subtract_daily_sql, removed)
+                    self._upsert_daily.execute(conn,
+                                               rollup.opposites(removed))
                     # NOTE: only the days touched can have emptied rows;
                     # bounding them keeps this off the whole rollup.
                     days = [row[-2] for row in removed]
