@@ -697,6 +697,29 @@ class DataPoint(_DataPointBase):
         return _as_format_error(lambda: cls(**_point_fields(dict_)))
 
 
+_new_tuple = tuple.__new__
+
+
+def stored_point(unit, qty, price, groupby, metadata, description):
+    """Rebuild a point a backend stored, without checking it again.
+
+    For backends reading back the points they validated when they were
+    pushed: the result is the :class:`DataPoint` the same arguments give,
+    equal and alike in every attribute, made without the checks (a
+    retrieve() makes one per point read).
+
+    :param unit: a non-empty str.
+    :param qty: a finite Decimal.
+    :param price: a finite Decimal.
+    :param groupby: a :class:`FrozenAttributes`.
+    :param metadata: a :class:`FrozenAttributes`.
+    :param description: a str or None.
+    :rtype: DataPoint
+    """
+    return _new_tuple(DataPoint, (unit, qty, price, groupby, metadata,
+                                  description))
+
+
 def _as_format_error(build):
     """Call ``build()``; report its TypeError or ValueError as a format one.
 

@@ -53,6 +53,7 @@ import dataclasses
 import datetime
 import decimal
 import functools
+import itertools
 import math
 import re
 
@@ -906,7 +907,7 @@ def build_total(query, partials):
             when = bucket[0]
         elif time_entry is not None:
             when = calendar_value(time_entry, partial.start)
-        key = (tuple(encode_label(k) for k in partial.keys), when)
+        key = (tuple(map(encode_label, partial.keys)), when)
         group = groups.get(key)
         if group is None:
             # NOTE: the first partial of a group becomes its aggregate;
@@ -940,6 +941,10 @@ def build_total(query, partials):
     return {'total': len(results), 'results': query.page(results)}
 
 
+def _frame_type(row):
+    return row[:3]
+
+
 def build_retrieve(total, rows):
     """Group a page of points into DataFrames.
 
@@ -950,11 +955,13 @@ def build_retrieve(total, rows):
         DataFrame per distinct ``(start, end)``, ascending.
     """
     frames = {}
-    for start, end, type_, point in rows:
+    # NOTE: rows come in runs of one frame and type: each run is added at
+    # once, which checks its points in one call.
+    for (start, end, type_), run in itertools.groupby(rows, _frame_type):
         frame = frames.get((start, end))
         if frame is None:
             frame = frames[(start, end)] = dataframe.DataFrame(start, end)
-        frame.add_point(point, type_)
+        frame.add_points([row[3] for row in run], type_)
     return {'total': total,
             'dataframes': [frames[k] for k in sorted(frames)]}
 

@@ -202,11 +202,20 @@ def upsert(dialect):
     return engine.bulk_writer(dialect, models.daily, _COLUMNS, suffix)
 
 
-def subtract_sql(dialect):
-    """``UPDATE`` of ``ck_daily`` taking deleted sums away, as text."""
-    quote = dialect.identifier_preparer.quote
-    marker = '?' if dialect.paramstyle == 'qmark' else '%s'
-    return 'UPDATE ck_daily SET %s WHERE %s = %s AND %s = %s' % (
-        ', '.join('%s = %s - %s' % (quote(c), quote(c), marker)
-                  for c in _COLUMNS[2:]),
-        quote('day'), marker, quote('series_id'), marker)
+def opposites(day_sums):
+    """The :func:`upsert` rows that take day sums away from ``ck_daily``.
+
+    A delete takes the sums of its points away by adding their opposites
+    with the push's bulk upsert: the rows exist (the rollup holds every
+    point of the days before ``until``), and one bulk statement (a
+    ``COPY`` on PostgreSQL) costs a fraction of an ``UPDATE`` per row
+    (measured on PostgreSQL: psycopg runs ``executemany`` a statement at
+    a time).
+
+    :param day_sums: ``(count, qty_big, qty_small, qty_lo, price_big,
+        price_small, price_lo, day, series_id)`` tuples.
+    :returns: ``(day, series_id, -count, -qty_big, ...)`` tuples, in
+        ``(day, series_id)`` order, as pushes add to them.
+    """
+    return sorted(row[-2:] + tuple(-value for value in row[:-2])
+                  for row in day_sums)

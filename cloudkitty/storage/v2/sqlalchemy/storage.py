@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import gc
 import itertools
+import operator
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -65,6 +66,7 @@ _MONEY_COLUMNS = ('qty_hundreds', 'qty_rest', 'price_hundreds',
 # (hundreds, rest) pairs, each source giving 0 for the others' members.
 _LIMBS = (('big', rollup.BIG * money.SCALE), ('small', money.SCALE),
           ('hundreds', models.HUNDRED), ('lo', 1))
+_WEIGHTS = tuple(weight for _, weight in _LIMBS)
 #: Offsets from which retrieve() seeks the page's frame start first (see
 #: SQLAlchemyStorage._seek); below it a plain OFFSET costs less.
 _SEEK_FROM = 1000
@@ -188,7 +190,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._streams = isinstance(self._insert_points, engine_mod.CopyWrite)
         self._partitions = partitions.Partitions(self.engine)
         self._series_created = 0
-        self._subtract_daily_sql = rollup.subtract_sql(dialect)
 
     @property
     def location(self):
@@ -282,7 +283,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 until = self._with_partitions(
                     begins, self._push_streaming, frames, scope_id, counts)
             else:
-                points, new_series = self._encode(_flat(frames), scope_id)
+                points, new_series = self._encode(_runs(frames), scope_id)
                 receipt = (receipts.receipt(key, scope_id, points)
                            if key is not None else None)
                 until = self._with_partitions(
@@ -361,18 +362,18 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._partitions.analyze_stale(
             None if until == rollup.NOTHING else until, day)
 
-    def _encode(self, items, scope_id):
+    def _encode(self, runs, scope_id):
         """Check and encode points (all of a push, or the rest of one).
 
         A point's series is referred to by its id when the series is known,
         else by its key (see :func:`series.series_key`) until the write
         interns it.
 
-        :param items: ``(begin, end, type, point)`` tuples (see
-            :func:`_flat`).
+        :param runs: ``(begin, end, type, points)`` tuples (see
+            :func:`_runs`).
         :returns: ``(points, new_series)``: one ``(series, begin, end,
             qty_hundreds, qty_rest, price_hundreds, price_rest)`` tuple
-            per point (see :func:`_encode_money`) and the
+            per point (see :func:`_point_row`) and the
             ``ck_series`` rows of the series not seen before.
         """
         points = []
@@ -380,20 +381,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
         new_series = {}
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = _encode_money
+        row = _point_row
         exact_key = series_mod.exact_key
-        for begin, end, type_, point in items:
-            key = series_key(scope_id, type_, point)
-            series = known.get(key)
-            if series is None:
-                key = exact_key(key, point)
+        for begin, end, type_, run in runs:
+            for point in run:
+                key = series_key(scope_id, type_, point)
                 series = known.get(key)
                 if series is None:
-                    series = key
-                    if key not in new_series:
-                        new_series[key] = series_mod.series_row(
-                            scope_id, type_, point)
-            append((series, begin, end) + encode(point.qty, point.price))
+                    key = exact_key(key, point)
+                    series = known.get(key)
+                    if series is None:
+                        series = key
+                        if key not in new_series:
+                            new_series[key] = series_mod.series_row(
+                                scope_id, type_, point)
+                append(row(series, begin, end, point))
         return points, new_series
 
     def _write(self, points, new_series, counts, receipt=None):
@@ -432,39 +434,43 @@ class SQLAlchemyStorage(v2.BaseStorage):
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
                 until = rollup.until(conn, lock='share')
-                items = _flat(frames)
+                runs = _runs(frames)
                 if min(to_micros(frame.start) for frame in frames) < until:
-                    points, new_series = self._encode(items, scope_id)
+                    points, new_series = self._encode(runs, scope_id)
                 else:
-                    points, new_series = self._copy_known(conn, items,
+                    points, new_series = self._copy_known(conn, runs,
                                                           scope_id)
                 created = self._store(conn, until, points, new_series,
                                       counts)
         self._remember(created)
         return until
 
-    def _copy_known(self, conn, items, scope_id):
+    def _copy_known(self, conn, runs, scope_id):
         """Copy points while their series are known; encode the rest.
 
+        :param runs: ``(begin, end, type, points)`` tuples (see
+            :func:`_runs`).
         :returns: what :meth:`_encode` returns for the points from the
             first one of a new series on (nothing if there is none).
         """
         known = self._series_ids
         series_key = series_mod.series_key
-        encode = _encode_money
+        row = _point_row
+        rest = ()
         with self._insert_points.streaming(conn) as write:
-            for begin, end, type_, point in items:
-                key = series_key(scope_id, type_, point)
-                series = known.get(key)
-                if series is None:
-                    series = known.get(series_mod.exact_key(key, point))
-                if series is None:
-                    rest = itertools.chain([(begin, end, type_, point)],
-                                           items)
+            for begin, end, type_, run in runs:
+                for index, point in enumerate(run):
+                    key = series_key(scope_id, type_, point)
+                    series = known.get(key)
+                    if series is None:
+                        series = known.get(series_mod.exact_key(key, point))
+                    if series is None:
+                        rest = itertools.chain(
+                            [(begin, end, type_, run[index:])], runs)
+                        break
+                    write(row(series, begin, end, point))
+                if rest:
                     break
-                write((series, begin, end) + encode(point.qty, point.price))
-            else:
-                rest = ()
         return self._encode(rest, scope_id)
 
     def _store(self, conn, until, points, new_series, counts):
@@ -715,19 +721,35 @@ class SQLAlchemyStorage(v2.BaseStorage):
             point.c.begin, series.c.type, point.c.id)
 
     def _rebuild(self, conn, rows):
-        """Turn point rows into ``(start, end, type, DataPoint)`` tuples."""
-        info = series_mod.load(conn, [r.series_id for r in rows],
+        """Turn point rows into ``(start, end, type, DataPoint)`` tuples.
+
+        Per point, the work is two integer joins, two Decimals and one
+        tuple: the series' attributes are shared (frozen once, see
+        :func:`series.load`), frame bounds are made once per distinct
+        value, and the point is built without checking again what was
+        checked when it was pushed (see :func:`cloudkitty.dataframe.
+        stored_point`).
+        """
+        info = series_mod.load(conn, [r[0] for r in rows],
                                self._series_info)
-        join, from_units = models.join, money.from_units
+        hundred, from_units = models.HUNDRED, money.from_units
+        make = dataframe.stored_point
+        times = {}
         points = []
-        for row in rows:
-            type_, unit, groupby, metadata, description = info[row.series_id]
-            points.append((
-                from_micros(row.begin), from_micros(row.end), type_,
-                dataframe.DataPoint(
-                    unit, from_units(join(row.qty_hundreds, row.qty_rest)),
-                    from_units(join(row.price_hundreds, row.price_rest)),
-                    groupby, metadata, description)))
+        append = points.append
+        for series_id, begin, end, qty_hundreds, qty_rest, price_hundreds, \
+                price_rest in rows:
+            type_, unit, groupby, metadata, description = info[series_id]
+            start = times.get(begin)
+            if start is None:
+                start = times[begin] = from_micros(begin)
+            stop = times.get(end)
+            if stop is None:
+                stop = times[end] = from_micros(end)
+            append((start, stop, type_, make(
+                unit, from_units(qty_hundreds * hundred + qty_rest),
+                from_units(price_hundreds * hundred + price_rest),
+                groupby, metadata, description)))
         return points
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
@@ -852,15 +874,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
             start, end = from_micros(row[index]), from_micros(row[index + 1])
             index += 2
         count = row[index]
-        width = 2 if split else 1
-        sums = []
         index += 1
-        for _ in range(2):
-            value_units = 0
-            for _, weight in _LIMBS:
-                value_units += weight * _unsplit(row[index:index + width])
-                index += width
-            sums.append(value_units)
+        if split:
+            limbs = [_unsplit(row[i:i + 2])
+                     for i in range(index, index + 4 * len(_LIMBS), 2)]
+        else:
+            # NOTE: NUMERIC sums come as Decimal: int() keeps them exact.
+            limbs = [int(value or 0)
+                     for value in row[index:index + 2 * len(_LIMBS)]]
+        index += len(limbs) * (2 if split else 1)
+        sums = [sum(map(operator.mul, _WEIGHTS, limbs[:len(_LIMBS)])),
+                sum(map(operator.mul, _WEIGHTS, limbs[len(_LIMBS):]))]
         mins, maxs = {}, {}
         for func, field in extremes:
             target = mins if func == 'min' else maxs
@@ -934,10 +958,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 # NOTE: only the points of rolled-up days are in the rollup.
                 removed = [] if until == rollup.NOTHING else self._day_sums(
                     conn, conditions + [models.point.c.begin < until])
-                # NOTE: in (day, series) order, as pushes add to them.
-                removed.sort(key=lambda row: row[-2:])
                 if removed:
-                    conn.exec_driver_sql(self._subtract_daily_sql, removed)
+                    self._upsert_daily.execute(conn,
+                                               rollup.opposites(removed))
                     # NOTE: only the days touched can have emptied rows;
                     # bounding them keeps this off the whole rollup.
                     days = [row[-2] for row in removed]
@@ -1007,31 +1030,39 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 price_hundreds, price_rest in rows]
 
 
-def _encode_money(qty, price):
-    """Check a point's qty and price; return them as ``ck_point`` pairs.
+def _point_row(series, begin, end, point):
+    """Check a point's qty and price; return its ``ck_point`` row.
 
-    :returns: ``(qty_hundreds, qty_rest, price_hundreds, price_rest)``
-        (see :mod:`~cloudkitty.storage.v2.sqlalchemy.models`).
+    :returns: ``(series, begin, end, qty_hundreds, qty_rest,
+        price_hundreds, price_rest)`` (see :mod:`~cloudkitty.storage.v2.
+        sqlalchemy.models`).
     :raises cloudkitty.storage.exceptions.InvalidQuery: as
         :func:`cloudkitty.storage.v2.money.check`, for values that are not
         finite or not below ``10**20``; more than 12 fractional digits are
         rounded there.
     """
-    qty_units, price_units = money.point_units(qty, price,
-                                               models.MAX_MAGNITUDE)
-    return (divmod(qty_units, models.HUNDRED)
-            + divmod(price_units, models.HUNDRED))
+    qty_units, price_units = _point_units(point[1], point[2],
+                                          models.MAX_MAGNITUDE)
+    qty_hundreds, qty_rest = divmod(qty_units, _HUNDRED)
+    price_hundreds, price_rest = divmod(price_units, _HUNDRED)
+    return (series, begin, end, qty_hundreds, qty_rest, price_hundreds,
+            price_rest)
 
 
-def _flat(frames):
-    """Yield ``(begin, end, type, point)`` of every point of ``frames``.
+_point_units = money.point_units
+_HUNDRED = models.HUNDRED
 
-    ``begin`` and ``end`` are the frame's bounds in microseconds.
+
+def _runs(frames):
+    """Yield ``(begin, end, type, points)`` of each type of ``frames``.
+
+    ``begin`` and ``end`` are the frame's bounds in microseconds; a push
+    walks its points run by run, without a step per point.
     """
     for frame in frames:
         begin, end = to_micros(frame.start), to_micros(frame.end)
-        for type_, point in frame.iterpoints():
-            yield begin, end, type_, point
+        for type_, points in frame.itertypes():
+            yield begin, end, type_, points
 
 
 def _narrow(query, left, by_start):
