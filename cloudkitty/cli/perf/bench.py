@@ -345,11 +345,19 @@ def run_workload(store, work, repeat, label):
                                       want_project))
     rows.append(('retrieve_project', seconds, 's'))
 
-    seconds, deleted, checked = _delete(store, work, expected, repeat,
+    left = workload.Sums()
+    left.merge(expected.all)
+    seconds, deleted, checked = _delete(store, work, expected, left, repeat,
                                         tolerance)
     checks += checked
     rows.append(('delete_period', round(seconds, 6), 's'))
     rows.append(('deleted_points', deleted, 'points'))
+    seconds, deleted, checked = _delete_project(store, work, expected, left,
+                                                repeat, tolerance)
+    checks += checked
+    rows.append(('delete_project',
+                 None if seconds is None else round(seconds, 6), 's'))
+    rows.append(('deleted_project_points', deleted, 'points'))
     if size is not None:
         rows.append(('database_size', round(size / 2 ** 20, 2), 'MiB'))
     # NOTE: an anchor's memory is not this process's (see anchor.py).
@@ -414,41 +422,100 @@ def _check_page(answer, count, offset):
                           'expected %d' % (offset, page, want))
 
 
-def _delete(store, work, expected, repeat, tolerance):
-    """Delete ``repeat`` periods, one at a time, and check the rest.
+def _delete(store, work, expected, left, repeat, tolerance):
+    """Delete the first periods (:func:`deleted_periods`), one at a time.
 
+    After each, the period must be empty, and the count and sums of the
+    rest exact.
+
+    :param left: the sums of the points still stored; the deleted ones
+        are subtracted from it.
+    :type left: cloudkitty.cli.perf.workload.Sums
     :returns: ``(median seconds, points deleted per call, checks)``.
     """
     times = []
     checks = 0
-    remaining = work.points
-    left = workload.Sums()
-    left.merge(expected.all)
-    for index in range(min(repeat, work.periods)):
+    for index in range(deleted_periods(work, repeat)):
         begin, end = work.period_window(index)
         seconds, deleted = _timed(
             lambda: store.delete(begin=begin, end=end), store)
         times.append(seconds)
-        if deleted is not None and deleted != work.points_per_period:
-            raise CheckFailed(
-                'delete: %s..%s reported %r deleted points, expected %d'
-                % (begin.isoformat(), end.isoformat(), deleted,
-                   work.points_per_period))
-        if data.count_points(store, begin, end):
-            raise CheckFailed('delete: points of %s..%s are still there'
-                              % (begin.isoformat(), end.isoformat()))
-        remaining -= work.points_per_period
+        _check_deleted(store, work, deleted, work.points_per_period,
+                       begin, end)
         left.subtract(expected.by_period[begin])
-        found = data.count_points(store, work.begin, work.end)
-        if found != remaining:
-            raise CheckFailed('delete: %d points remain, expected %d'
-                              % (found, remaining))
-        want = {(): (left.qty, left.price)} if left.count else {}
-        check_total('total_after_delete', store.total(
-            begin=work.begin, end=work.end, paginate=False), (), want,
-            tolerance)
+        _check_left(store, work, left, tolerance)
         checks += 3
     return statistics.median(times), work.points_per_period, checks
+
+
+def _delete_project(store, work, expected, left, repeat, tolerance):
+    """Delete one project of one period ``repeat`` times; check the rest.
+
+    Each call deletes another (project, period): the projects of the last
+    period in turn, then those of the period before, skipping a period
+    that :func:`_delete` removed. A rating service's API does this to
+    rate one scope of a period again.
+
+    :param left: as for :func:`_delete`.
+    :returns: ``(median seconds, or None when no period was left, points
+        deleted per call, checks)``.
+    """
+    count = len(workload.TYPES) * work.resources
+    times = []
+    checks = 0
+    for step in range(repeat):
+        index = work.periods - 1 - step // work.projects
+        project_id = work.project_ids[step % work.projects]
+        filters = {'project_id': project_id}
+        begin, end = work.period_window(index)
+        if index < deleted_periods(work, repeat):
+            # NOTE: a workload of few periods: _delete() removed it.
+            continue
+        seconds, deleted = _timed(
+            lambda: store.delete(begin=begin, end=end, filters=filters),
+            store)
+        times.append(seconds)
+        _check_deleted(store, work, deleted, count, begin, end, filters)
+        left.subtract(expected.by_period_project[(begin, project_id)])
+        _check_left(store, work, left, tolerance)
+        checks += 3
+    if not times:
+        return None, 0, checks
+    return statistics.median(times), count, checks
+
+
+def deleted_periods(work, repeat):
+    """How many periods :func:`_delete` removes: the first ``repeat``.
+
+    One period at least, and one fewer than the workload has when it has
+    more than one, for :func:`_delete_project`.
+    """
+    return min(repeat, max(1, work.periods - 1))
+
+
+def _check_deleted(store, work, deleted, count, begin, end, filters=None):
+    """Check what one delete() reported and left in its window."""
+    if deleted is not None and deleted != count:
+        raise CheckFailed(
+            'delete: %s..%s%s reported %r deleted points, expected %d'
+            % (begin.isoformat(), end.isoformat(),
+               ' of %r' % filters if filters else '', deleted, count))
+    if data.count_points(store, begin, end, filters):
+        raise CheckFailed('delete: points of %s..%s%s are still there'
+                          % (begin.isoformat(), end.isoformat(),
+                             ' of %r' % filters if filters else ''))
+
+
+def _check_left(store, work, left, tolerance):
+    """Check the points and sums left in the workload's window."""
+    found = data.count_points(store, work.begin, work.end)
+    if found != left.count:
+        raise CheckFailed('delete: %d points remain, expected %d'
+                          % (found, left.count))
+    want = {(): (left.qty, left.price)} if left.count else {}
+    check_total('total_after_delete', store.total(
+        begin=work.begin, end=work.end, paginate=False), (), want,
+        tolerance)
 
 
 def _size_process(spec, plan, level, sender):

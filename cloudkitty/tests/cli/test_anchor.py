@@ -62,7 +62,8 @@ class RawAnchorTest(base.CLITestCase):
                          rows['checks_passed']['raw'])
         self.assertEqual(300, rows['points']['raw'])
         for metric in ('push', 'total_by_id', 'total_by_time',
-                       'retrieve_project', 'delete_period'):
+                       'retrieve_project', 'delete_period',
+                       'delete_project'):
             self.assertGreater(rows[metric]['ratio'], 0, metric)
         self.assertIsNone(rows['push_time']['ratio'])
 

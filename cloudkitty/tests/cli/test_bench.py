@@ -133,8 +133,8 @@ SINGLE_METRICS = [
     'total_by_project_id', 'total_by_type_project_id', 'total_by_id',
     'total_by_time', 'total_one_day', 'retrieve_first_page',
     'retrieve_total', 'retrieve_page_90pct', 'retrieve_project',
-    'delete_period', 'deleted_points', 'database_size', 'peak_rss',
-    'checks_passed']
+    'delete_period', 'deleted_points', 'delete_project',
+    'deleted_project_points', 'database_size', 'peak_rss', 'checks_passed']
 #: A tiny ``--sizes`` run: 576 and 1992 points.
 TINY_SIZES = ['--sizes', '2000,500', '--projects', '2', '--resources', '2',
               '--repeat', '1']
@@ -273,8 +273,9 @@ class MeasureSizeTest(base.CLITestCase):
         outcome = bench.measure_size(spec, plan)
         self.assertEqual('ValueError', outcome['type'])
         self.assertTrue(outcome['plain'])
-        # NOTE: one period of six points was deleted.
-        self.assertIn('already holds 30 points', outcome['error'])
+        # NOTE: one period of six points was deleted, then the project of
+        # another.
+        self.assertIn('already holds 24 points', outcome['error'])
         self.assertIn('Traceback', outcome['traceback'])
 
 
@@ -480,7 +481,7 @@ class BenchRunTest(base.CLITestCase):
                 '--repeat', '1']
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        self.assertIn('size 100: the configured backend already holds 30 '
+        self.assertIn('size 100: the configured backend already holds 24 '
                       'points', err)
         code, _, err = self.run_main(argv + ['--keep'])
         self.assertEqual(1, code)
