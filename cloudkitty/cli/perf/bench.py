@@ -367,6 +367,74 @@ def run_workload(store, work, repeat, label):
     return rows
 
 
+def run_rounds(store, work, repeat, rounds, keep=False):
+    """Run the workload ``rounds`` times on one store (``--reuse``).
+
+    Each round is :func:`run_workload` followed by a purge: the delete of
+    the workload's whole window, timed (``purge``) and checked, as an
+    operator's monthly purge would be. So each round finds the store as a
+    long-lived one is: holding what earlier data and deletes left behind
+    (InfluxDB's tombstones and series, a database's free pages).
+
+    :param rounds: the number of rounds (1 for a plain run: no purge).
+    :param keep: leave the last round's data (no purge after it).
+    :returns: the rows of each round, in order.
+    :rtype: list of list of tuple
+    """
+    found = []
+    for number in range(1, rounds + 1):
+        if rounds > 1:
+            LOG.info('Round %d of %d on %s', number, rounds, store.name)
+        rows = run_workload(store, work, repeat, main.describe_store(store))
+        if rounds > 1 and not (keep and number == rounds):
+            seconds, _ = _timed(
+                lambda: store.delete(begin=work.begin, end=work.end), store)
+            left = data.count_points(store, work.begin, work.end)
+            if left:
+                raise CheckFailed('purge: %d points remain in %s..%s'
+                                  % (left, work.begin.isoformat(),
+                                     work.end.isoformat()))
+            at = [row[0] for row in rows].index('checks_passed')
+            rows[at:at] = [('purge', round(seconds, 6), 's')]
+            rows[-1] = ('checks_passed', rows[-1][1] + 1, 'checks')
+        found.append(rows)
+    return found
+
+
+def rounds_table(ours, theirs=None, name=None):
+    """Put the rounds of ``--reuse`` side by side.
+
+    :param ours: our rows of each round (see :func:`run_rounds`).
+    :param theirs: the anchor's, or None.
+    :param name: the anchor's name.
+    :returns: ``(columns, rows)`` for a cliff lister: ``metric``, ``round
+        1`` .. ``round N``, then the anchor's rounds and the ratio of the
+        last rounds (see :func:`cloudkitty.cli.perf.anchor.ratio`), then
+        ``unit``.
+    """
+    columns = ['metric'] + ['round %d' % n for n in range(1, len(ours) + 1)]
+    sides = [ours]
+    if theirs is not None:
+        columns += ['%s round %d' % (name, n)
+                    for n in range(1, len(theirs) + 1)] + ['ratio']
+        sides.append(theirs)
+    columns.append('unit')
+    values = [[{metric: value for metric, value, _ in rows}
+               for rows in side] for side in sides]
+    table = []
+    for metric, _, unit in ours[-1]:
+        row = [metric]
+        for side in values:
+            row += [rows.get(metric) for rows in side]
+        if theirs is not None:
+            row.append(anchor.ratio(metric, unit, values[0][-1].get(metric),
+                                    values[1][-1].get(metric),
+                                    NOT_LATENCIES))
+        row.append(unit)
+        table.append(tuple(row))
+    return tuple(columns), table
+
+
 def _push(store, work, expected):
     """Push the workload; return the seconds spent inside push()."""
     LOG.info('Pushing %d points in %d pushes to %s', work.points,
@@ -938,6 +1006,12 @@ class Bench(rst.PlainHelp, lister.Lister):
             help='Run --anchor upstream-influxdb on this InfluxDB 1.x '
                  'server (in a new database) instead of a private influxd.')
         parser.add_argument(
+            '--reuse', type=args.positive_int, default=None, metavar='N',
+            help='Push, query and delete the workload N times on the same '
+                 'store (and on the anchor\'s), each round ending with a '
+                 'purge of the window, as months of operation would; print '
+                 'the rounds side by side. Not with --sizes.')
+        parser.add_argument(
             '--from-json', metavar='FILE', action='append', default=[],
             help='Run nothing: print, and with --plot draw, the figures '
                  'saved with --json-out in FILE; repeat it to put several '
@@ -992,6 +1066,12 @@ class Bench(rst.PlainHelp, lister.Lister):
         if parsed_args.anchor and (parsed_args.sizes or parsed_args.from_json
                                    or parsed_args.plot):
             raise ValueError('--anchor measures one size beside ours; it '
+                             'cannot be used with --sizes, --from-json or '
+                             '--plot')
+        if parsed_args.reuse is not None and (parsed_args.sizes
+                                              or parsed_args.from_json
+                                              or parsed_args.plot):
+            raise ValueError('--reuse measures one size in rounds; it '
                              'cannot be used with --sizes, --from-json or '
                              '--plot')
         if parsed_args.plot is not None:
@@ -1057,25 +1137,33 @@ class Bench(rst.PlainHelp, lister.Lister):
                         parsed_args.anchor, parsed_args.upstream_python,
                         parsed_args.anchor_influxdb_url,
                         self._raw_url(parsed_args)))
+                rounds = parsed_args.reuse or 1
                 with self._target(parsed_args, work) as store:
-                    rows = run_workload(store, work, parsed_args.repeat,
-                                        main.describe_store(store))
+                    ours = run_rounds(store, work, parsed_args.repeat,
+                                      rounds, parsed_args.keep)
+                theirs = None
                 if other is not None:
                     LOG.info('Running the same workload on the anchor %s',
                              parsed_args.anchor)
-                    anchor_rows = run_workload(
-                        other, work, parsed_args.repeat,
-                        main.describe_store(other))
+                    theirs = run_rounds(other, work, parsed_args.repeat,
+                                        rounds, False)
+            rows = ours[-1]
             results = new_results(self._options(parsed_args))
             results['backend'] = rows[0][1]
-            results['runs'].append(self._run(work, rows))
+            for number, round_rows in enumerate(ours, 1):
+                run = self._run(work, round_rows)
+                if parsed_args.reuse is not None:
+                    run['round'] = number
+                results['runs'].append(run)
             if parsed_args.json_out is not None:
                 save_results(results, parsed_args.json_out)
             all_results = [results]
             names = _names(all_results, [None])
             table = ('metric', 'value', 'unit'), rows
-            if parsed_args.anchor:
-                table = anchor.side_by_side(rows, anchor_rows,
+            if parsed_args.reuse is not None:
+                table = rounds_table(ours, theirs, parsed_args.anchor)
+            elif parsed_args.anchor:
+                table = anchor.side_by_side(rows, theirs[-1],
                                             parsed_args.anchor,
                                             NOT_LATENCIES)
         if parsed_args.plot is not None:
