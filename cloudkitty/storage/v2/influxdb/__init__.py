@@ -30,9 +30,13 @@ bound parameter and every identifier one this backend encoded itself:
 * retrieve() counts (frame totals, or InfluxDB for filtered queries),
   then reads whole frame starts in time order and sorts each by type and
   series in Python (InfluxDB orders by time only);
-* delete() reads the points it removes (but for whole days without
-  filters), deletes them, and writes *corrections*: push records of the
-  negated sums.
+* delete() learns the sums of what it removes, deletes the points, and
+  writes *corrections*: push records of the negated sums. Whole days
+  without filters just lose their records; other windows without filters
+  take their sums from the *frame log* (``ck_flog``, a copy of every push
+  record that is never compacted, see :meth:`.rollup.Rollup.read_log`),
+  so that they read no point; filtered deletes read the few points they
+  remove.
 
 Invariants the protocol keeps, and the tests that guard them
 (``test_*`` of :mod:`cloudkitty.tests.storage.v2.base_functional`, or of
@@ -80,10 +84,18 @@ Invariants the protocol keeps, and the tests that guard them
    is read from the points. Guard: ``test_open_day_names_each_series_once``,
    ``test_missing_part_makes_the_day_read_back``.
 8. **A delete leaves the records equal to the points.** Whole days of an
-   unfiltered delete lose their records; elsewhere a correction at a slot
-   of its own subtracts exactly the points removed. Guards:
-   ``test_filtered_delete_corrects_days``,
+   unfiltered delete lose their records (and their frame log); elsewhere
+   a correction at a slot of its own subtracts exactly the points
+   removed: read from the points with filters, else from the frame log,
+   whose records at a scope's frame start add up to what the records
+   count there (a push writes its records and their copy in one request,
+   after its points; a correction goes to both). A frame start that took
+   slots but has no log record (pushed before the log existed) is read
+   from the points. Guards: ``test_filtered_delete_corrects_days``,
    ``test_partial_day_delete_keeps_the_rest_of_the_day``,
+   ``test_unfiltered_delete_reads_no_point``,
+   ``test_unfiltered_delete_after_a_filtered_one``,
+   ``test_delete_without_frame_log_reads_the_points``,
    ``test_deletes_racing_late_pushes_leave_no_ghosts``.
 9. **Values are data.** Every time, type and filter value is a bound
    parameter. Guard: ``test_filter_value_is_never_influxql``.
@@ -91,7 +103,10 @@ Invariants the protocol keeps, and the tests that guard them
 Known limits: a delete that dies between deleting its points and writing
 its corrections leaves the records counting those points (the points are
 gone, a retry finds nothing to correct); a writer stalled for longer than
-:data:`.writers.TTL_S` loses its lease without knowing it.
+:data:`.writers.TTL_S` loses its lease without knowing it; an unfiltered
+delete subtracts, and reports, what the records count: the points of a
+push that failed before writing its records and was never retried are
+deleted without being counted (no record counted them either).
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
@@ -340,7 +355,7 @@ class InfluxDBStorage(v2.BaseStorage):
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(records.lines)
+        self.client.write(records.logged())
         self.rollup.remember(scope_tag, records)
         self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
@@ -764,9 +779,12 @@ class InfluxDBStorage(v2.BaseStorage):
         """Delete what a validated query selects; the lease is held.
 
         Whole days of a delete without filters lose their records with
-        their points. Elsewhere the points are read first, and each scope
-        gets a *correction*: a push record of the negated sums, at a slot
-        of its own (see :meth:`_correct`).
+        their points. Elsewhere each scope gets a *correction*: a push
+        record of the negated sums of what it removes, at a slot of its
+        own (see :meth:`_correct`). Without filters those sums come from
+        the frame log (:meth:`.rollup.Rollup.read_log`), as the records
+        count them, so that no point is read; with filters (few points),
+        or where the log cannot tell, from the points themselves.
         """
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         self.books.forget(begin_ns, end_ns)
@@ -784,15 +802,24 @@ class InfluxDBStorage(v2.BaseStorage):
         if span is not None:
             condition, params = self._where(query, *span)
             deleted = self._raw_count(condition, params)
-        removed = []
+        sums = {}
         for part in ([(low, high)] if span is None
                      else rollup.outside(low, high, span)):
-            condition, params = self._where(query, *part)
-            removed += self.client.query('SELECT %s, *::tag FROM %s WHERE %s'
-                                         % (_DELETED_FIELDS, self.source(
-                                             encoding.MEASUREMENT),
-                                            condition), params)
-        deleted += sum(len(part['values']) for part in removed)
+            found = None
+            if not query.filters:
+                found = self.rollup.read_log(
+                    part[0], part[1], self.books.used(*part))
+            if found is None:
+                condition, params = self._where(query, *part)
+                found = _sums_of(self.client.query(
+                    'SELECT %s, *::tag FROM %s WHERE %s' % (
+                        _DELETED_FIELDS,
+                        self.source(encoding.MEASUREMENT), condition),
+                    params))
+            for scope_tag, frames in found.items():
+                sums.setdefault(scope_tag, {}).update(frames)
+        deleted += sum(total.count for frames in sums.values()
+                       for _, total in frames.values())
         if not deleted:
             return 0
         condition, params = self._where(query, low, high)
@@ -801,59 +828,81 @@ class InfluxDBStorage(v2.BaseStorage):
             params)
         if span is not None:
             self.rollup.forget(*span)
-        self._correct(removed)
+        self._correct(sums)
         return deleted
 
-    def _correct(self, removed):
+    def _correct(self, sums):
         """Write the corrections of deleted points (see :meth:`_delete`).
 
         A correction is a push record like any other (:mod:`.rollup`),
         whose counts and sums are negative: reads and compactions add it
         to the day's other records, which then count the points that are
         left. It takes a slot of the scope's frame start (:mod:`.slots`),
-        so that no other record has its id. Its frame length is 0: the
-        frame's own stays the longest.
+        so that no other record has its id, and goes to the frame log
+        too. Its frame length is 0: the frame's own stays the longest.
 
-        :param removed: the series of a ``SELECT <limbs>, *::tag``.
+        :param sums: ``{scope tag: {frame start: ({series key or digest:
+            [count, qty, price]}, FrameTotal)}}`` of what was deleted
+            (digests are named by the day's records, see
+            :func:`.rollup.key_digest`).
         """
-        sums = {}
-        for part in removed:
-            columns = part['columns']
-            tags = sorted((column, index) for index, column in
-                          enumerate(columns) if encoding.is_tag(column)
-                          and column != encoding.EXTRA_SLOT_TAG)
-            scope_at = columns.index(encoding.SCOPE_TAG) \
-                if encoding.SCOPE_TAG in columns else None
-            type_at = columns.index(encoding.TYPE_TAG)
-            time_at = columns.index('time')
-            limbs = [(columns.index(name), field, weight) for name, (
-                field, weight) in encoding.LIMBS.items() if name in columns]
-            for values in part['values']:
-                key = ','.join(['%s=%s' % (column, values[index])
-                                for column, index in tags if values[index]])
-                units = {'qty': 0, 'price': 0}
-                for index, field, weight in limbs:
-                    units[field] += (values[index] or 0) << weight
-                scope_tag = (scope_at is not None and values[scope_at]) \
-                    or encoding.encode_value('')
-                start = values[time_at] // 1000 * 1000
-                entries, total = sums.setdefault(scope_tag, {}).setdefault(
-                    start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
-                have = entries.setdefault(key, [0, 0, 0])
-                have[0] -= 1
-                have[1] -= units['qty']
-                have[2] -= units['price']
-                total.count -= 1
-                total.qty -= units['qty']
-                total.price -= units['price']
-                type_tag = values[type_at]
-                total.types[type_tag] = total.types.get(type_tag, 0) - 1
         for scope_tag, frames in sorted(sums.items()):
+            negated = {}
+            for start, (entries, total) in frames.items():
+                types = total.types
+                negated[start] = (
+                    {key: [-count, -qty, -price]
+                     for key, (count, qty, price) in entries.items()},
+                    rollup.FrameTotal(
+                        -total.count, -total.qty, -total.price, 0,
+                        None if types is None else
+                        {tag: -count for tag, count in types.items()}))
             self.rollup.drop_open(rollup.day_of(min(frames)),
                                   max(frames) + 1)
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
-            self.client.write(self.rollup.records(scope_tag, frames,
-                                                  bases).lines)
+            self.client.write(self.rollup.records(scope_tag, negated,
+                                                  bases).logged())
+
+
+def _sums_of(removed):
+    """The sums of the points of a ``SELECT <limbs>, *::tag``.
+
+    :returns: as :meth:`.rollup.Rollup.read_log`: ``{scope tag: {frame
+        start: ({series key: [count, qty, price]}, FrameTotal)}}``.
+    """
+    sums = {}
+    for part in removed:
+        columns = part['columns']
+        tags = sorted((column, index) for index, column in
+                      enumerate(columns) if encoding.is_tag(column)
+                      and column != encoding.EXTRA_SLOT_TAG)
+        scope_at = columns.index(encoding.SCOPE_TAG) \
+            if encoding.SCOPE_TAG in columns else None
+        type_at = columns.index(encoding.TYPE_TAG)
+        time_at = columns.index('time')
+        limbs = [(columns.index(name), field, weight) for name, (
+            field, weight) in encoding.LIMBS.items() if name in columns]
+        for values in part['values']:
+            key = ','.join(['%s=%s' % (column, values[index])
+                            for column, index in tags if values[index]])
+            units = {'qty': 0, 'price': 0}
+            for index, field, weight in limbs:
+                units[field] += (values[index] or 0) << weight
+            scope_tag = (scope_at is not None and values[scope_at]) \
+                or encoding.encode_value('')
+            start = values[time_at] // 1000 * 1000
+            entries, total = sums.setdefault(scope_tag, {}).setdefault(
+                start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
+            have = entries.setdefault(key, [0, 0, 0])
+            have[0] += 1
+            have[1] += units['qty']
+            have[2] += units['price']
+            total.count += 1
+            total.qty += units['qty']
+            total.price += units['price']
+            type_tag = values[type_at]
+            total.types[type_tag] = total.types.get(type_tag, 0) + 1
+    return sums
 
 
 def _any_of(tag, tag_values, params, prefix):
