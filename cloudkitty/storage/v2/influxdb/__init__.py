@@ -802,30 +802,39 @@ class InfluxDBStorage(v2.BaseStorage):
         if span is not None:
             condition, params = self._where(query, *span)
             deleted = self._raw_count(condition, params)
+        parts = ([(low, high)] if span is None
+                 else rollup.outside(low, high, span))
+        logged = []
         sums = {}
-        for part in ([(low, high)] if span is None
-                     else rollup.outside(low, high, span)):
-            found = None
-            if not query.filters:
-                found = self.rollup.read_log(
-                    part[0], part[1], self.books.used(*part))
-            if found is None:
-                condition, params = self._where(query, *part)
-                found = _sums_of(self.client.query(
-                    'SELECT %s, *::tag FROM %s WHERE %s' % (
-                        _DELETED_FIELDS,
-                        self.source(encoding.MEASUREMENT), condition),
-                    params))
-            for scope_tag, frames in found.items():
-                sums.setdefault(scope_tag, {}).update(frames)
+        for part in parts:
+            used = None if query.filters else self.books.used(*part)
+            if used is not None and self.rollup.log_covers(*part, used):
+                logged.append(part)
+                continue
+            condition, params = self._where(query, *part)
+            _add_sums(sums, _sums_of(self.client.query(
+                'SELECT %s, *::tag FROM %s WHERE %s' % (
+                    _DELETED_FIELDS, self.source(encoding.MEASUREMENT),
+                    condition), params)))
+        condition, params = self._where(query, low, high)
+        statement = 'DELETE FROM %s WHERE %s' % (
+            encoding.quote_identifier(encoding.MEASUREMENT), condition)
+        if logged:
+            # NOTE: the log is not the points: InfluxDB deletes them while
+            # the log is read. A log that fails to read leaves the delete
+            # without corrections, as a crash after it would.
+            done = self.client.start_query(statement, params)
+            try:
+                for part in logged:
+                    _add_sums(sums, self.rollup.read_log(*part))
+            finally:
+                done()
         deleted += sum(total.count for frames in sums.values()
                        for _, total in frames.values())
         if not deleted:
             return 0
-        condition, params = self._where(query, low, high)
-        self.client.query('DELETE FROM %s WHERE %s' % (
-            encoding.quote_identifier(encoding.MEASUREMENT), condition),
-            params)
+        if not logged:
+            self.client.query(statement, params)
         if span is not None:
             self.rollup.forget(*span)
         self._correct(sums)
@@ -862,6 +871,12 @@ class InfluxDBStorage(v2.BaseStorage):
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
             self.client.write(self.rollup.records(scope_tag, negated,
                                                   bases).logged())
+
+
+def _add_sums(sums, found):
+    """Add the sums of a part of a delete's window to the others."""
+    for scope_tag, frames in found.items():
+        sums.setdefault(scope_tag, {}).update(frames)
 
 
 def _sums_of(removed):

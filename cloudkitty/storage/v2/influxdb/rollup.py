@@ -522,22 +522,36 @@ class Rollup:
                 % encoding.quote_identifier(measurement),
                 {'begin': begin_ns, 'end': end_ns})
 
-    def read_log(self, begin_ns, end_ns, used):
+    def log_covers(self, begin_ns, end_ns, used):
+        """Tell whether the frame log knows every frame start of ``used``.
+
+        Reads small fields only. A frame start that took slots but has no
+        log record was pushed before the log existed, or its whole day
+        was deleted: only the points can tell what it holds.
+
+        :param used: the ``(scope tag, frame start)`` that took slots in
+            the window (:meth:`.slots.Bookkeeper.used`).
+        """
+        found = {(row['ck_scope'], _frame_start(row))
+                 for row in self.client.rows(
+                     'SELECT "np", "ck_scope" FROM %s WHERE time >= $begin '
+                     'AND time < $end' % self.source(FRAME_LOG),
+                     {'begin': begin_ns, 'end': end_ns})}
+        return used <= found
+
+    def read_log(self, begin_ns, end_ns):
         """Return what the frame log says the frames of a window hold.
 
         The frame log (:data:`FRAME_LOG`) holds a copy of every push
         record, corrections included, and is never compacted: the sum of
         its records at a scope's frame start is what the records count of
         that frame start, per series, without reading its points. An
-        unfiltered delete negates it (see :meth:`.InfluxDBStorage._delete`).
+        unfiltered delete negates it (see :meth:`.InfluxDBStorage._delete`)
+        where :meth:`log_covers` the window.
 
-        :param used: the ``(scope tag, frame start)`` that took slots in
-            the window (:meth:`.slots.Bookkeeper.used`).
         :returns: ``{scope tag: {frame start: ({series key or digest:
             [count, qty, price]}, FrameTotal)}}`` without series and
-            frame starts at 0, or None when a frame start of ``used`` has
-            no record in the log (pushed before the log existed, or whose
-            whole day was deleted): then only the points can tell.
+            frame starts at 0.
         """
         rows = self.client.rows(
             'SELECT "d", "tot", "ck_scope", "ck_part", "%s" FROM %s WHERE '
@@ -552,9 +566,6 @@ class Rollup:
             _merge_entries(entries, _entries(row['d']))
             if row['tot']:
                 total.add(FrameTotal.from_json(json.loads(row['tot'])))
-        if any(start not in sums.get(scope_tag, ())
-               for scope_tag, start in used):
-            return None
         found = {}
         for scope_tag, frames in sums.items():
             for start, (entries, total) in frames.items():
