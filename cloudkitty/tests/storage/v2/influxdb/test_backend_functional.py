@@ -396,6 +396,24 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.push([self.frames(days=1)[1]])
         self.delete_and_check(**window)
 
+    def test_delete_of_every_frame_of_a_day_drops_its_records(self):
+        """A window holding all of a day's frames acts as a whole day.
+
+        No correction is written: the day's records go, as for a window
+        of whole days, and the days around keep theirs.
+        """
+        for frame in self.frames(days=3):
+            self.push([frame])
+        before = self.daily_kinds()
+        # NOTE: the second day's frames start at 00:00 and end by 21:00.
+        self.delete_and_check(begin=T0 + DAY,
+                              end=T0 + DAY + datetime.timedelta(hours=21))
+        after = self.daily_kinds()
+        self.assertEqual(before.get('c', 0) - 1, after.get('c', 0))
+        self.assertEqual(before.get('p', 0), after.get('p', 0))
+        self.push(self.frames(days=1, start=T0 + DAY))
+        self.assertAgrees()
+
     def test_delete_without_frame_log_reads_the_points(self):
         """Frames pushed before the frame log existed: from the points."""
         for frame in self.frames(days=2):
