@@ -974,7 +974,7 @@ def _points(rows):
 _UNKNOWN = object()
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=1 << 17)
 def _group_of(key, wanted, group_tags):
     """The group tags of a series key, or None when filtered out.
 
