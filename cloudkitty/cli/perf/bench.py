@@ -345,11 +345,19 @@ def run_workload(store, work, repeat, label):
                                       want_project))
     rows.append(('retrieve_project', seconds, 's'))
 
-    seconds, deleted, checked = _delete(store, work, expected, repeat,
+    left = workload.Sums()
+    left.merge(expected.all)
+    seconds, deleted, checked = _delete(store, work, expected, left, repeat,
                                         tolerance)
     checks += checked
     rows.append(('delete_period', round(seconds, 6), 's'))
     rows.append(('deleted_points', deleted, 'points'))
+    seconds, deleted, checked = _delete_project(store, work, expected, left,
+                                                repeat, tolerance)
+    checks += checked
+    rows.append(('delete_project',
+                 None if seconds is None else round(seconds, 6), 's'))
+    rows.append(('deleted_project_points', deleted, 'points'))
     if size is not None:
         rows.append(('database_size', round(size / 2 ** 20, 2), 'MiB'))
     # NOTE: an anchor's memory is not this process's (see anchor.py).
@@ -357,6 +365,74 @@ def run_workload(store, work, repeat, label):
     rows.append(('peak_rss', peak(), 'MiB'))
     rows.append(('checks_passed', checks, 'checks'))
     return rows
+
+
+def run_rounds(store, work, repeat, rounds, keep=False):
+    """Run the workload ``rounds`` times on one store (``--reuse``).
+
+    Each round is :func:`run_workload` followed by a purge: the delete of
+    the workload's whole window, timed (``purge``) and checked, as an
+    operator's monthly purge would be. So each round finds the store as a
+    long-lived one is: holding what earlier data and deletes left behind
+    (InfluxDB's tombstones and series, a database's free pages).
+
+    :param rounds: the number of rounds (1 for a plain run: no purge).
+    :param keep: leave the last round's data (no purge after it).
+    :returns: the rows of each round, in order.
+    :rtype: list of list of tuple
+    """
+    found = []
+    for number in range(1, rounds + 1):
+        if rounds > 1:
+            LOG.info('Round %d of %d on %s', number, rounds, store.name)
+        rows = run_workload(store, work, repeat, main.describe_store(store))
+        if rounds > 1 and not (keep and number == rounds):
+            seconds, _ = _timed(
+                lambda: store.delete(begin=work.begin, end=work.end), store)
+            left = data.count_points(store, work.begin, work.end)
+            if left:
+                raise CheckFailed('purge: %d points remain in %s..%s'
+                                  % (left, work.begin.isoformat(),
+                                     work.end.isoformat()))
+            at = [row[0] for row in rows].index('checks_passed')
+            rows[at:at] = [('purge', round(seconds, 6), 's')]
+            rows[-1] = ('checks_passed', rows[-1][1] + 1, 'checks')
+        found.append(rows)
+    return found
+
+
+def rounds_table(ours, theirs=None, name=None):
+    """Put the rounds of ``--reuse`` side by side.
+
+    :param ours: our rows of each round (see :func:`run_rounds`).
+    :param theirs: the anchor's, or None.
+    :param name: the anchor's name.
+    :returns: ``(columns, rows)`` for a cliff lister: ``metric``, ``round
+        1`` .. ``round N``, then the anchor's rounds and the ratio of the
+        last rounds (see :func:`cloudkitty.cli.perf.anchor.ratio`), then
+        ``unit``.
+    """
+    columns = ['metric'] + ['round %d' % n for n in range(1, len(ours) + 1)]
+    sides = [ours]
+    if theirs is not None:
+        columns += ['%s round %d' % (name, n)
+                    for n in range(1, len(theirs) + 1)] + ['ratio']
+        sides.append(theirs)
+    columns.append('unit')
+    values = [[{metric: value for metric, value, _ in rows}
+               for rows in side] for side in sides]
+    table = []
+    for metric, _, unit in ours[-1]:
+        row = [metric]
+        for side in values:
+            row += [rows.get(metric) for rows in side]
+        if theirs is not None:
+            row.append(anchor.ratio(metric, unit, values[0][-1].get(metric),
+                                    values[1][-1].get(metric),
+                                    NOT_LATENCIES))
+        row.append(unit)
+        table.append(tuple(row))
+    return tuple(columns), table
 
 
 def _push(store, work, expected):
@@ -414,41 +490,100 @@ def _check_page(answer, count, offset):
                           'expected %d' % (offset, page, want))
 
 
-def _delete(store, work, expected, repeat, tolerance):
-    """Delete ``repeat`` periods, one at a time, and check the rest.
+def _delete(store, work, expected, left, repeat, tolerance):
+    """Delete the first periods (:func:`deleted_periods`), one at a time.
 
+    After each, the period must be empty, and the count and sums of the
+    rest exact.
+
+    :param left: the sums of the points still stored; the deleted ones
+        are subtracted from it.
+    :type left: cloudkitty.cli.perf.workload.Sums
     :returns: ``(median seconds, points deleted per call, checks)``.
     """
     times = []
     checks = 0
-    remaining = work.points
-    left = workload.Sums()
-    left.merge(expected.all)
-    for index in range(min(repeat, work.periods)):
+    for index in range(deleted_periods(work, repeat)):
         begin, end = work.period_window(index)
         seconds, deleted = _timed(
             lambda: store.delete(begin=begin, end=end), store)
         times.append(seconds)
-        if deleted is not None and deleted != work.points_per_period:
-            raise CheckFailed(
-                'delete: %s..%s reported %r deleted points, expected %d'
-                % (begin.isoformat(), end.isoformat(), deleted,
-                   work.points_per_period))
-        if data.count_points(store, begin, end):
-            raise CheckFailed('delete: points of %s..%s are still there'
-                              % (begin.isoformat(), end.isoformat()))
-        remaining -= work.points_per_period
+        _check_deleted(store, work, deleted, work.points_per_period,
+                       begin, end)
         left.subtract(expected.by_period[begin])
-        found = data.count_points(store, work.begin, work.end)
-        if found != remaining:
-            raise CheckFailed('delete: %d points remain, expected %d'
-                              % (found, remaining))
-        want = {(): (left.qty, left.price)} if left.count else {}
-        check_total('total_after_delete', store.total(
-            begin=work.begin, end=work.end, paginate=False), (), want,
-            tolerance)
+        _check_left(store, work, left, tolerance)
         checks += 3
     return statistics.median(times), work.points_per_period, checks
+
+
+def _delete_project(store, work, expected, left, repeat, tolerance):
+    """Delete one project of one period ``repeat`` times; check the rest.
+
+    Each call deletes another (project, period): the projects of the last
+    period in turn, then those of the period before, skipping a period
+    that :func:`_delete` removed. A rating service's API does this to
+    rate one scope of a period again.
+
+    :param left: as for :func:`_delete`.
+    :returns: ``(median seconds, or None when no period was left, points
+        deleted per call, checks)``.
+    """
+    count = len(workload.TYPES) * work.resources
+    times = []
+    checks = 0
+    for step in range(repeat):
+        index = work.periods - 1 - step // work.projects
+        project_id = work.project_ids[step % work.projects]
+        filters = {'project_id': project_id}
+        begin, end = work.period_window(index)
+        if index < deleted_periods(work, repeat):
+            # NOTE: a workload of few periods: _delete() removed it.
+            continue
+        seconds, deleted = _timed(
+            lambda: store.delete(begin=begin, end=end, filters=filters),
+            store)
+        times.append(seconds)
+        _check_deleted(store, work, deleted, count, begin, end, filters)
+        left.subtract(expected.by_period_project[(begin, project_id)])
+        _check_left(store, work, left, tolerance)
+        checks += 3
+    if not times:
+        return None, 0, checks
+    return statistics.median(times), count, checks
+
+
+def deleted_periods(work, repeat):
+    """How many periods :func:`_delete` removes: the first ``repeat``.
+
+    One period at least, and one fewer than the workload has when it has
+    more than one, for :func:`_delete_project`.
+    """
+    return min(repeat, max(1, work.periods - 1))
+
+
+def _check_deleted(store, work, deleted, count, begin, end, filters=None):
+    """Check what one delete() reported and left in its window."""
+    if deleted is not None and deleted != count:
+        raise CheckFailed(
+            'delete: %s..%s%s reported %r deleted points, expected %d'
+            % (begin.isoformat(), end.isoformat(),
+               ' of %r' % filters if filters else '', deleted, count))
+    if data.count_points(store, begin, end, filters):
+        raise CheckFailed('delete: points of %s..%s%s are still there'
+                          % (begin.isoformat(), end.isoformat(),
+                             ' of %r' % filters if filters else ''))
+
+
+def _check_left(store, work, left, tolerance):
+    """Check the points and sums left in the workload's window."""
+    found = data.count_points(store, work.begin, work.end)
+    if found != left.count:
+        raise CheckFailed('delete: %d points remain, expected %d'
+                          % (found, left.count))
+    want = {(): (left.qty, left.price)} if left.count else {}
+    check_total('total_after_delete', store.total(
+        begin=work.begin, end=work.end, paginate=False), (), want,
+        tolerance)
 
 
 def _size_process(spec, plan, level, sender):
@@ -871,6 +1006,12 @@ class Bench(rst.PlainHelp, lister.Lister):
             help='Run --anchor upstream-influxdb on this InfluxDB 1.x '
                  'server (in a new database) instead of a private influxd.')
         parser.add_argument(
+            '--reuse', type=args.positive_int, default=None, metavar='N',
+            help='Push, query and delete the workload N times on the same '
+                 'store (and on the anchor\'s), each round ending with a '
+                 'purge of the window, as months of operation would; print '
+                 'the rounds side by side. Not with --sizes.')
+        parser.add_argument(
             '--from-json', metavar='FILE', action='append', default=[],
             help='Run nothing: print, and with --plot draw, the figures '
                  'saved with --json-out in FILE; repeat it to put several '
@@ -925,6 +1066,12 @@ class Bench(rst.PlainHelp, lister.Lister):
         if parsed_args.anchor and (parsed_args.sizes or parsed_args.from_json
                                    or parsed_args.plot):
             raise ValueError('--anchor measures one size beside ours; it '
+                             'cannot be used with --sizes, --from-json or '
+                             '--plot')
+        if parsed_args.reuse is not None and (parsed_args.sizes
+                                              or parsed_args.from_json
+                                              or parsed_args.plot):
+            raise ValueError('--reuse measures one size in rounds; it '
                              'cannot be used with --sizes, --from-json or '
                              '--plot')
         if parsed_args.plot is not None:
@@ -990,25 +1137,33 @@ class Bench(rst.PlainHelp, lister.Lister):
                         parsed_args.anchor, parsed_args.upstream_python,
                         parsed_args.anchor_influxdb_url,
                         self._raw_url(parsed_args)))
+                rounds = parsed_args.reuse or 1
                 with self._target(parsed_args, work) as store:
-                    rows = run_workload(store, work, parsed_args.repeat,
-                                        main.describe_store(store))
+                    ours = run_rounds(store, work, parsed_args.repeat,
+                                      rounds, parsed_args.keep)
+                theirs = None
                 if other is not None:
                     LOG.info('Running the same workload on the anchor %s',
                              parsed_args.anchor)
-                    anchor_rows = run_workload(
-                        other, work, parsed_args.repeat,
-                        main.describe_store(other))
+                    theirs = run_rounds(other, work, parsed_args.repeat,
+                                        rounds, False)
+            rows = ours[-1]
             results = new_results(self._options(parsed_args))
             results['backend'] = rows[0][1]
-            results['runs'].append(self._run(work, rows))
+            for number, round_rows in enumerate(ours, 1):
+                run = self._run(work, round_rows)
+                if parsed_args.reuse is not None:
+                    run['round'] = number
+                results['runs'].append(run)
             if parsed_args.json_out is not None:
                 save_results(results, parsed_args.json_out)
             all_results = [results]
             names = _names(all_results, [None])
             table = ('metric', 'value', 'unit'), rows
-            if parsed_args.anchor:
-                table = anchor.side_by_side(rows, anchor_rows,
+            if parsed_args.reuse is not None:
+                table = rounds_table(ours, theirs, parsed_args.anchor)
+            elif parsed_args.anchor:
+                table = anchor.side_by_side(rows, theirs[-1],
                                             parsed_args.anchor,
                                             NOT_LATENCIES)
         if parsed_args.plot is not None:

@@ -236,6 +236,7 @@ class Expected:
     :ivar by_type_project: ``{(type, project_id): Sums}``.
     :ivar by_id: ``{resource id: Sums}``.
     :ivar by_period: ``{period start (aware UTC datetime): Sums}``.
+    :ivar by_period_project: ``{(period start, project_id): Sums}``.
     """
 
     def __init__(self):
@@ -245,6 +246,7 @@ class Expected:
         self.by_type_project = collections.defaultdict(Sums)
         self.by_id = collections.defaultdict(Sums)
         self.by_period = collections.defaultdict(Sums)
+        self.by_period_project = collections.defaultdict(Sums)
 
     @property
     def count(self):
@@ -271,7 +273,8 @@ class Expected:
         for sums in (self.all, self.by_project[project_id],
                      self.by_type[type_],
                      self.by_type_project[(type_, project_id)],
-                     self.by_id[resource_id], self.by_period[start]):
+                     self.by_id[resource_id], self.by_period[start],
+                     self.by_period_project[(start, project_id)]):
             sums.add(qty_units, price_units)
 
     def groups(self, groupby=()):

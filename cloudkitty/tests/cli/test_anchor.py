@@ -62,9 +62,28 @@ class RawAnchorTest(base.CLITestCase):
                          rows['checks_passed']['raw'])
         self.assertEqual(300, rows['points']['raw'])
         for metric in ('push', 'total_by_id', 'total_by_time',
-                       'retrieve_project', 'delete_period'):
+                       'retrieve_project', 'delete_period',
+                       'delete_project'):
             self.assertGreater(rows[metric]['ratio'], 0, metric)
         self.assertIsNone(rows['push_time']['ratio'])
+
+    def test_rounds_beside_raw(self):
+        code, out, err = self.run_main(
+            ['-q', 'bench', '--projects', '1', '--resources', '2',
+             '--periods', '25', '--repeat', '1', '--anchor', 'raw',
+             '--reuse', '2', '-f', 'json'])
+        self.assertEqual(0, code, err)
+        rows = {row['metric']: row for row in json.loads(out)}
+        self.assertEqual(['metric', 'round 1', 'round 2', 'raw round 1',
+                          'raw round 2', 'ratio', 'unit'],
+                         list(rows['backend']))
+        self.assertEqual('raw (sqlite)', rows['backend']['raw round 2'])
+        self.assertEqual(rows['checks_passed']['round 2'],
+                         rows['checks_passed']['raw round 2'])
+        # NOTE: the ratio compares the last rounds.
+        self.assertEqual(anchor.ratio(
+            'purge', 's', rows['purge']['round 2'],
+            rows['purge']['raw round 2']), rows['purge']['ratio'])
 
     def test_refused_with_sizes(self):
         code, _, err = self.run_main(['bench', '--anchor', 'raw',

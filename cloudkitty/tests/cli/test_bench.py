@@ -133,8 +133,8 @@ SINGLE_METRICS = [
     'total_by_project_id', 'total_by_type_project_id', 'total_by_id',
     'total_by_time', 'total_one_day', 'retrieve_first_page',
     'retrieve_total', 'retrieve_page_90pct', 'retrieve_project',
-    'delete_period', 'deleted_points', 'database_size', 'peak_rss',
-    'checks_passed']
+    'delete_period', 'deleted_points', 'delete_project',
+    'deleted_project_points', 'database_size', 'peak_rss', 'checks_passed']
 #: A tiny ``--sizes`` run: 576 and 1992 points.
 TINY_SIZES = ['--sizes', '2000,500', '--projects', '2', '--resources', '2',
               '--repeat', '1']
@@ -273,8 +273,9 @@ class MeasureSizeTest(base.CLITestCase):
         outcome = bench.measure_size(spec, plan)
         self.assertEqual('ValueError', outcome['type'])
         self.assertTrue(outcome['plain'])
-        # NOTE: one period of six points was deleted.
-        self.assertIn('already holds 30 points', outcome['error'])
+        # NOTE: one period of six points was deleted, then the project of
+        # another.
+        self.assertIn('already holds 24 points', outcome['error'])
         self.assertIn('Traceback', outcome['traceback'])
 
 
@@ -433,6 +434,47 @@ class BenchRunTest(base.CLITestCase):
         self.assertEqual((720, '720'), (run['size'], run['label']))
         self.assertEqual([list(row.values()) for row in rows], run['rows'])
 
+    def test_reuse_rounds_side_by_side(self):
+        path = os.path.join(self.tmp, 'rounds.json')
+        out = self.ok(['bench', '--projects', '2', '--resources', '2',
+                       '--periods', '30', '--repeat', '1', '--reuse', '3',
+                       '-f', 'json', '--json-out', path])
+        rows = json.loads(out)
+        self.assertEqual(['metric', 'round 1', 'round 2', 'round 3',
+                          'unit'], list(rows[0]))
+        metrics = [row['metric'] for row in rows]
+        # NOTE: each round ends with the purge of the whole window, which
+        # is checked (one check more).
+        self.assertEqual(SINGLE_METRICS[:-1] + ['purge', 'checks_passed'],
+                         metrics)
+        values = {row['metric']: row for row in rows}
+        for number in (1, 2, 3):
+            column = 'round %d' % number
+            self.assertEqual(720, values['points'][column])
+            self.assertGreater(values['purge'][column], 0)
+            self.assertEqual(values['checks_passed']['round 1'],
+                             values['checks_passed'][column])
+        saved = bench.load_results(path)
+        self.assertEqual([1, 2, 3], [run['round'] for run in saved['runs']])
+
+    def test_reuse_keeps_the_last_round(self):
+        url = main.sqlite_url(os.path.join(self.tmp, 'reused.sqlite'))
+        argv = ['--connection', url, 'bench', '--projects', '1',
+                '--resources', '1', '--periods', '3', '--repeat', '1',
+                '--reuse', '2']
+        self.ok(argv + ['--keep'])
+        code, _, err = self.run_main(argv)
+        self.assertEqual(1, code)
+        # NOTE: the last round's 18 points less one period and one
+        # project of another.
+        self.assertIn('already holds 6 points', err)
+
+    def test_reuse_is_refused_with_sizes(self):
+        code, _, err = self.run_main(['bench', '--reuse', '2', '--sizes',
+                                      '1k'])
+        self.assertEqual(1, code)
+        self.assertIn('--reuse', err)
+
     def test_sizes(self):
         json_out = os.path.join(self.tmp, 'sizes.json')
         database = os.path.join(self.tmp, 'b.sqlite')
@@ -480,7 +522,7 @@ class BenchRunTest(base.CLITestCase):
                 '--repeat', '1']
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        self.assertIn('size 100: the configured backend already holds 30 '
+        self.assertIn('size 100: the configured backend already holds 24 '
                       'points', err)
         code, _, err = self.run_main(argv + ['--keep'])
         self.assertEqual(1, code)

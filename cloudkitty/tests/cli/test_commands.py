@@ -75,11 +75,13 @@ class BenchCommandTest(base.CLITestCase):
         for name in ('total_no_groupby', 'total_by_project_id',
                      'total_by_type_project_id', 'total_by_id',
                      'total_by_time', 'retrieve_first_page',
-                     'retrieve_project', 'delete_period'):
+                     'retrieve_project', 'delete_period', 'delete_project'):
             self.assertEqual('s', rows[name][1], name)
             self.assertGreaterEqual(rows[name][0], 0, name)
         self.assertEqual((72, 'points'), rows['retrieve_total'])
         self.assertEqual((24, 'points'), rows['deleted_points'])
+        # NOTE: one project of a period: 6 types x 2 resources.
+        self.assertEqual((12, 'points'), rows['deleted_project_points'])
         self.assertEqual('MiB', rows['peak_rss'][1])
         self.assertTrue(rows['backend'][0].startswith('sqlalchemy'))
 
@@ -112,11 +114,13 @@ class BenchCommandTest(base.CLITestCase):
     def test_configured_backend_must_be_empty(self):
         path = os.path.join(self.tmp, 'busy.sqlite')
         argv = ['--connection', 'sqlite:///' + path, 'bench', '--projects',
-                '1', '--resources', '1', '--periods', '2', '--repeat', '1']
+                '1', '--resources', '1', '--periods', '3', '--repeat', '1']
         code, _, err = self.run_main(argv + ['--keep'])
         self.assertEqual(0, code, err)
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
+        # NOTE: of 18 points, one period and one project of another were
+        # deleted.
         self.assertIn('already holds 6 points', err)
 
 

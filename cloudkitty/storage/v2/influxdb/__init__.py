@@ -30,9 +30,13 @@ bound parameter and every identifier one this backend encoded itself:
 * retrieve() counts (frame totals, or InfluxDB for filtered queries),
   then reads whole frame starts in time order and sorts each by type and
   series in Python (InfluxDB orders by time only);
-* delete() reads the points it removes (but for whole days without
-  filters), deletes them, and writes *corrections*: push records of the
-  negated sums.
+* delete() learns the sums of what it removes, deletes the points, and
+  writes *corrections*: push records of the negated sums. Whole days
+  without filters just lose their records; other windows without filters
+  take their sums from the *frame log* (``ck_flog``, a copy of every push
+  record that is never compacted, see :meth:`.rollup.Rollup.read_log`),
+  so that they read no point; filtered deletes read the few points they
+  remove.
 
 Invariants the protocol keeps, and the tests that guard them
 (``test_*`` of :mod:`cloudkitty.tests.storage.v2.base_functional`, or of
@@ -80,10 +84,18 @@ Invariants the protocol keeps, and the tests that guard them
    is read from the points. Guard: ``test_open_day_names_each_series_once``,
    ``test_missing_part_makes_the_day_read_back``.
 8. **A delete leaves the records equal to the points.** Whole days of an
-   unfiltered delete lose their records; elsewhere a correction at a slot
-   of its own subtracts exactly the points removed. Guards:
-   ``test_filtered_delete_corrects_days``,
+   unfiltered delete lose their records (and their frame log); elsewhere
+   a correction at a slot of its own subtracts exactly the points
+   removed: read from the points with filters, else from the frame log,
+   whose records at a scope's frame start add up to what the records
+   count there (a push writes its records and their copy in one request,
+   after its points; a correction goes to both). A frame start that took
+   slots but has no log record (pushed before the log existed) is read
+   from the points. Guards: ``test_filtered_delete_corrects_days``,
    ``test_partial_day_delete_keeps_the_rest_of_the_day``,
+   ``test_unfiltered_delete_reads_no_point``,
+   ``test_unfiltered_delete_after_a_filtered_one``,
+   ``test_delete_without_frame_log_reads_the_points``,
    ``test_deletes_racing_late_pushes_leave_no_ghosts``.
 9. **Values are data.** Every time, type and filter value is a bound
    parameter. Guard: ``test_filter_value_is_never_influxql``.
@@ -91,13 +103,17 @@ Invariants the protocol keeps, and the tests that guard them
 Known limits: a delete that dies between deleting its points and writing
 its corrections leaves the records counting those points (the points are
 gone, a retry finds nothing to correct); a writer stalled for longer than
-:data:`.writers.TTL_S` loses its lease without knowing it.
+:data:`.writers.TTL_S` loses its lease without knowing it; an unfiltered
+delete subtracts, and reports, what the records count: the points of a
+push that failed before writing its records and was never retried are
+deleted without being counted (no record counted them either).
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
 
 import dataclasses
 import datetime
+import functools
 import math
 import time
 
@@ -340,7 +356,7 @@ class InfluxDBStorage(v2.BaseStorage):
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(records.lines)
+        self.client.write(records.logged())
         self.rollup.remember(scope_tag, records)
         self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
@@ -670,7 +686,8 @@ class InfluxDBStorage(v2.BaseStorage):
         if query.metric_types is not None:
             wanted.append((encoding.TYPE_TAG, frozenset(
                 map(encoding.encode_value, query.metric_types))))
-        group_tags = [encoding.tag_key_of(k) for k in query.key_groupby]
+        wanted = tuple(wanted)
+        group_tags = tuple(encoding.tag_key_of(k) for k in query.key_groupby)
         by_time = query.time_groupby is not None
         groups = {}
         selected = {}
@@ -681,14 +698,8 @@ class InfluxDBStorage(v2.BaseStorage):
             for key, count, qty, price in values:
                 keys = selected.get(key, _UNKNOWN)
                 if keys is _UNKNOWN:
-                    labels = encoding.parse_series_key(key)
-                    keys = None
-                    # NOTE: keys stay tags here: decoded, 1 and True
-                    # would be one dict key.
-                    if query_mod.selected(wanted, labels.get):
-                        keys = tuple(labels.get(tag) or ''
-                                     for tag in group_tags)
-                    selected[key] = keys
+                    keys = selected[key] = _group_of(key, wanted,
+                                                     group_tags)
                 if keys is None:
                     continue
                 sums = groups.get((keys, start))
@@ -764,9 +775,12 @@ class InfluxDBStorage(v2.BaseStorage):
         """Delete what a validated query selects; the lease is held.
 
         Whole days of a delete without filters lose their records with
-        their points. Elsewhere the points are read first, and each scope
-        gets a *correction*: a push record of the negated sums, at a slot
-        of its own (see :meth:`_correct`).
+        their points. Elsewhere each scope gets a *correction*: a push
+        record of the negated sums of what it removes, at a slot of its
+        own (see :meth:`_correct`). Without filters those sums come from
+        the frame log (:meth:`.rollup.Rollup.read_log`), as the records
+        count them, so that no point is read; with filters (few points),
+        or where the log cannot tell, from the points themselves.
         """
         begin_ns, end_ns = to_ns(query.begin), to_ns(query.end)
         self.books.forget(begin_ns, end_ns)
@@ -779,81 +793,148 @@ class InfluxDBStorage(v2.BaseStorage):
             high = min(end_ns, high)
         if low >= high:
             return 0
-        span = None if query.filters else rollup.whole_days(low, high)
+        span = None
+        if not query.filters:
+            low, high = self._widen_to_days(low, high)
+            span = rollup.whole_days(low, high)
         deleted = 0
         if span is not None:
             condition, params = self._where(query, *span)
             deleted = self._raw_count(condition, params)
-        removed = []
-        for part in ([(low, high)] if span is None
-                     else rollup.outside(low, high, span)):
+        parts = ([(low, high)] if span is None
+                 else rollup.outside(low, high, span))
+        logged = []
+        sums = {}
+        for part in parts:
+            used = None if query.filters else self.books.used(*part)
+            if used is not None and self.rollup.log_covers(*part, used):
+                logged.append(part)
+                continue
             condition, params = self._where(query, *part)
-            removed += self.client.query('SELECT %s, *::tag FROM %s WHERE %s'
-                                         % (_DELETED_FIELDS, self.source(
-                                             encoding.MEASUREMENT),
-                                            condition), params)
-        deleted += sum(len(part['values']) for part in removed)
+            _add_sums(sums, _sums_of(self.client.query(
+                'SELECT %s, *::tag FROM %s WHERE %s' % (
+                    _DELETED_FIELDS, self.source(encoding.MEASUREMENT),
+                    condition), params)))
+        condition, params = self._where(query, low, high)
+        statement = 'DELETE FROM %s WHERE %s' % (
+            encoding.quote_identifier(encoding.MEASUREMENT), condition)
+        if logged:
+            # NOTE: the log is not the points: InfluxDB deletes them while
+            # the log is read. A log that fails to read leaves the delete
+            # without corrections, as a crash after it would.
+            done = self.client.start_query(statement, params)
+            try:
+                for part in logged:
+                    _add_sums(sums, self.rollup.read_log(*part))
+            finally:
+                done()
+        deleted += sum(total.count for frames in sums.values()
+                       for _, total in frames.values())
         if not deleted:
             return 0
-        condition, params = self._where(query, low, high)
-        self.client.query('DELETE FROM %s WHERE %s' % (
-            encoding.quote_identifier(encoding.MEASUREMENT), condition),
-            params)
+        if not logged:
+            self.client.query(statement, params)
         if span is not None:
             self.rollup.forget(*span)
-        self._correct(removed)
+        self._correct(sums)
         return deleted
 
-    def _correct(self, removed):
+    def _widen_to_days(self, low, high):
+        """Widen a window to the whole days it holds every frame start of.
+
+        A delete without filters of every frame a day ever had (a purge
+        that ends with the data, say) can drop the day's records, as for a
+        whole day, rather than add corrections that reads would parse
+        until a compaction drops them.
+
+        :returns: ``(low, high)``, wider or not.
+        """
+        first = rollup.day_of(low)
+        if first < low and not self.books.frame_starts(first, low):
+            low = first
+        last = rollup.day_of(high - 1) + rollup.DAY_NS
+        if high < last and not self.books.frame_starts(high, last):
+            high = last
+        return low, high
+
+    def _correct(self, sums):
         """Write the corrections of deleted points (see :meth:`_delete`).
 
         A correction is a push record like any other (:mod:`.rollup`),
         whose counts and sums are negative: reads and compactions add it
         to the day's other records, which then count the points that are
         left. It takes a slot of the scope's frame start (:mod:`.slots`),
-        so that no other record has its id. Its frame length is 0: the
-        frame's own stays the longest.
+        so that no other record has its id, and goes to the frame log
+        too. Its frame length is 0: the frame's own stays the longest.
 
-        :param removed: the series of a ``SELECT <limbs>, *::tag``.
+        :param sums: ``{scope tag: {frame start: ({series key or digest:
+            [count, qty, price]}, FrameTotal)}}`` of what was deleted
+            (digests are named by the day's records, see
+            :func:`.rollup.key_digest`).
         """
-        sums = {}
-        for part in removed:
-            columns = part['columns']
-            tags = sorted((column, index) for index, column in
-                          enumerate(columns) if encoding.is_tag(column)
-                          and column != encoding.EXTRA_SLOT_TAG)
-            scope_at = columns.index(encoding.SCOPE_TAG) \
-                if encoding.SCOPE_TAG in columns else None
-            type_at = columns.index(encoding.TYPE_TAG)
-            time_at = columns.index('time')
-            limbs = [(columns.index(name), field, weight) for name, (
-                field, weight) in encoding.LIMBS.items() if name in columns]
-            for values in part['values']:
-                key = ','.join(['%s=%s' % (column, values[index])
-                                for column, index in tags if values[index]])
-                units = {'qty': 0, 'price': 0}
-                for index, field, weight in limbs:
-                    units[field] += (values[index] or 0) << weight
-                scope_tag = (scope_at is not None and values[scope_at]) \
-                    or encoding.encode_value('')
-                start = values[time_at] // 1000 * 1000
-                entries, total = sums.setdefault(scope_tag, {}).setdefault(
-                    start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
-                have = entries.setdefault(key, [0, 0, 0])
-                have[0] -= 1
-                have[1] -= units['qty']
-                have[2] -= units['price']
-                total.count -= 1
-                total.qty -= units['qty']
-                total.price -= units['price']
-                type_tag = values[type_at]
-                total.types[type_tag] = total.types.get(type_tag, 0) - 1
         for scope_tag, frames in sorted(sums.items()):
+            negated = {}
+            for start, (entries, total) in frames.items():
+                types = total.types
+                negated[start] = (
+                    {key: [-count, -qty, -price]
+                     for key, (count, qty, price) in entries.items()},
+                    rollup.FrameTotal(
+                        -total.count, -total.qty, -total.price, 0,
+                        None if types is None else
+                        {tag: -count for tag, count in types.items()}))
             self.rollup.drop_open(rollup.day_of(min(frames)),
                                   max(frames) + 1)
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
-            self.client.write(self.rollup.records(scope_tag, frames,
-                                                  bases).lines)
+            self.client.write(self.rollup.records(scope_tag, negated,
+                                                  bases).logged())
+
+
+def _add_sums(sums, found):
+    """Add the sums of a part of a delete's window to the others."""
+    for scope_tag, frames in found.items():
+        sums.setdefault(scope_tag, {}).update(frames)
+
+
+def _sums_of(removed):
+    """The sums of the points of a ``SELECT <limbs>, *::tag``.
+
+    :returns: as :meth:`.rollup.Rollup.read_log`: ``{scope tag: {frame
+        start: ({series key: [count, qty, price]}, FrameTotal)}}``.
+    """
+    sums = {}
+    for part in removed:
+        columns = part['columns']
+        tags = sorted((column, index) for index, column in
+                      enumerate(columns) if encoding.is_tag(column)
+                      and column != encoding.EXTRA_SLOT_TAG)
+        scope_at = columns.index(encoding.SCOPE_TAG) \
+            if encoding.SCOPE_TAG in columns else None
+        type_at = columns.index(encoding.TYPE_TAG)
+        time_at = columns.index('time')
+        limbs = [(columns.index(name), field, weight) for name, (
+            field, weight) in encoding.LIMBS.items() if name in columns]
+        for values in part['values']:
+            key = ','.join(['%s=%s' % (column, values[index])
+                            for column, index in tags if values[index]])
+            units = {'qty': 0, 'price': 0}
+            for index, field, weight in limbs:
+                units[field] += (values[index] or 0) << weight
+            scope_tag = (scope_at is not None and values[scope_at]) \
+                or encoding.encode_value('')
+            start = values[time_at] // 1000 * 1000
+            entries, total = sums.setdefault(scope_tag, {}).setdefault(
+                start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
+            have = entries.setdefault(key, [0, 0, 0])
+            have[0] += 1
+            have[1] += units['qty']
+            have[2] += units['price']
+            total.count += 1
+            total.qty += units['qty']
+            total.price += units['price']
+            type_tag = values[type_at]
+            total.types[type_tag] = total.types.get(type_tag, 0) + 1
+    return sums
 
 
 def _any_of(tag, tag_values, params, prefix):
@@ -891,6 +972,24 @@ def _points(rows):
 
 
 _UNKNOWN = object()
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _group_of(key, wanted, group_tags):
+    """The group tags of a series key, or None when filtered out.
+
+    Cached across calls: every total() over the same days meets the same
+    keys, and parsing them was a third of its time.
+
+    :param wanted: ``((tag, frozenset of tags it may have), ...)``.
+    :param group_tags: the tags to group by, in order.
+    :returns: a tuple of tags (``''`` when absent), or None.
+    """
+    labels = encoding.parse_series_key(key)
+    # NOTE: keys stay tags here: decoded, 1 and True would be one dict key.
+    if not query_mod.selected(wanted, labels.get):
+        return None
+    return tuple(labels.get(tag) or '' for tag in group_tags)
 
 
 def _frame_buckets(starts):

@@ -178,6 +178,16 @@ class Client:
             response.close()
         return series
 
+    def start_query(self, statement, params=None):
+        """Start :meth:`query` in the background; the caller goes on.
+
+        :returns: a function that waits for the answer and returns it, or
+            raises the query's error.
+        """
+        if self._writers is None:
+            self._writers = futures.ThreadPoolExecutor(self.write_workers)
+        return self._writers.submit(self.query, statement, params).result
+
     def rows(self, statement, params=None):
         """Run a SELECT and return its rows as dicts (tags included)."""
         found = []

@@ -372,17 +372,11 @@ def decode_row(row):
     :param row: ``{column: value}``; absent tags and fields are None or
         missing.
     """
-    groupby_keys = set()
-    if row.get(GROUPBY_TAG):
-        groupby_keys = {_unescape(k) for k in row[GROUPBY_TAG].split('.')}
-    groupby = {}
-    metadata = {}
-    for column, value in row.items():
-        if not column.startswith(KEY_PREFIX) or not value:
-            continue
-        key = _unescape(column[len(KEY_PREFIX):])
-        target = groupby if key in groupby_keys else metadata
-        target[key] = decode_label(value)
+    groupby, metadata = _decoded_labels(row.get(GROUPBY_TAG), tuple(
+        item for item in row.items()
+        if item[1] and item[0].startswith(KEY_PREFIX)))
+    groupby = dict(groupby)
+    metadata = dict(metadata)
     if row.get(HIDDEN_FIELD):
         metadata.update(json.loads(row[HIDDEN_FIELD]))
     qty = money.from_units(join_units(row.get('qa'), row.get('qb'),
@@ -396,6 +390,28 @@ def decode_row(row):
         decode_value(row[UNIT_TAG]), qty, price, groupby, metadata,
         description)
     return decode_value(row[TYPE_TAG]), point
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _decoded_labels(groupby_tag, items):
+    """Decode the label tags of a row: ``(groupby, metadata)`` items.
+
+    Cached: the points of one series, read over many frames, share their
+    tags, and decoding them was most of what reading a point cost.
+
+    :param groupby_tag: the row's groupby-keys tag, or None.
+    :param items: the row's ``(column, tag value)`` of label columns.
+    """
+    groupby_keys = set()
+    if groupby_tag:
+        groupby_keys = {_unescape(k) for k in groupby_tag.split('.')}
+    groupby = []
+    metadata = []
+    for column, value in items:
+        key = _unescape(column[len(KEY_PREFIX):])
+        target = groupby if key in groupby_keys else metadata
+        target.append((key, decode_label(value)))
+    return tuple(groupby), tuple(metadata)
 
 
 def is_tag(column):

@@ -41,6 +41,12 @@ of a delete without filters simply lose their records). Reads and
 compactions add it like any other record; series and frames it brings to
 zero are dropped.
 
+Every push record, corrections included, is also written to the *frame
+log* (``ck_flog``, same tags and fields), which compactions leave alone:
+a delete without filters sums the log records of the frame starts it
+removes instead of reading their points (:meth:`Rollup.read_log`). It
+costs a push one more copy of its records, in the same request.
+
 A compaction that reads a day's push records back moves as many bytes as
 the day's pushes wrote. So the writer also keeps, in memory, the sums of
 the *open* days it alone wrote into (:class:`_OpenDay`): a day it found
@@ -71,6 +77,8 @@ from cloudkitty.storage.v2 import timeutils
 LOG = log.getLogger(__name__)
 
 DAILY = 'ck_daily'
+#: The frame log: a copy of every push record, never compacted.
+FRAME_LOG = 'ck_flog'
 DAY_NS = timeutils.DAY_NS
 #: Bytes of JSON per string field (InfluxDB keeps up to 64 KiB).
 PART_BYTES = 60000
@@ -503,12 +511,70 @@ class Rollup:
                           'inc': json.dumps(included), 'frames': None})
 
     def forget(self, begin_ns, end_ns):
-        """Delete every record of whole days ``[begin_ns, end_ns)``."""
+        """Delete every record of whole days ``[begin_ns, end_ns)``.
+
+        Their frame log goes too: those frames hold no point any more.
+        """
         self.drop_open(begin_ns, end_ns)
-        self.client.query(
-            'DELETE FROM %s WHERE time >= $begin AND time < $end'
-            % encoding.quote_identifier(DAILY),
+        for measurement in (DAILY, FRAME_LOG):
+            self.client.query(
+                'DELETE FROM %s WHERE time >= $begin AND time < $end'
+                % encoding.quote_identifier(measurement),
+                {'begin': begin_ns, 'end': end_ns})
+
+    def log_covers(self, begin_ns, end_ns, used):
+        """Tell whether the frame log knows every frame start of ``used``.
+
+        Reads small fields only. A frame start that took slots but has no
+        log record was pushed before the log existed, or its whole day
+        was deleted: only the points can tell what it holds.
+
+        :param used: the ``(scope tag, frame start)`` that took slots in
+            the window (:meth:`.slots.Bookkeeper.used`).
+        """
+        found = {(row['ck_scope'], _frame_start(row))
+                 for row in self.client.rows(
+                     'SELECT "np", "ck_scope" FROM %s WHERE time >= $begin '
+                     'AND time < $end' % self.source(FRAME_LOG),
+                     {'begin': begin_ns, 'end': end_ns})}
+        return used <= found
+
+    def read_log(self, begin_ns, end_ns):
+        """Return what the frame log says the frames of a window hold.
+
+        The frame log (:data:`FRAME_LOG`) holds a copy of every push
+        record, corrections included, and is never compacted: the sum of
+        its records at a scope's frame start is what the records count of
+        that frame start, per series, without reading its points. An
+        unfiltered delete negates it (see :meth:`.InfluxDBStorage._delete`)
+        where :meth:`log_covers` the window.
+
+        :returns: ``{scope tag: {frame start: ({series key or digest:
+            [count, qty, price]}, FrameTotal)}}`` without series and
+            frame starts at 0.
+        """
+        rows = self.client.rows(
+            'SELECT "d", "tot", "ck_scope", "ck_part", "%s" FROM %s WHERE '
+            'time >= $begin AND time < $end' % (
+                encoding.EXTRA_SLOT_TAG, self.source(FRAME_LOG)),
             {'begin': begin_ns, 'end': end_ns})
+        sums = {}
+        for row in rows:
+            frames = sums.setdefault(row['ck_scope'], {})
+            entries, total = frames.setdefault(
+                _frame_start(row), ({}, FrameTotal(0, 0, 0, 0, {})))
+            _merge_entries(entries, _entries(row['d']))
+            if row['tot']:
+                total.add(FrameTotal.from_json(json.loads(row['tot'])))
+        found = {}
+        for scope_tag, frames in sums.items():
+            for start, (entries, total) in frames.items():
+                entries = {key: sums for key, sums in entries.items()
+                           if sums[0]}
+                if entries:
+                    found.setdefault(scope_tag, {})[start] = (entries,
+                                                              total)
+        return found
 
     def drop_open(self, begin_ns, end_ns):
         """Stop keeping the days of a window in memory (a delete's)."""
@@ -726,6 +792,17 @@ class Records:
     def __init__(self):
         self.lines = []
         self.days = {}
+
+    def logged(self):
+        """Their lines, then the same records in the frame log.
+
+        Written in one request after the points: a retry writes both
+        again, identical.
+        """
+        prefix = DAILY + ','
+        return self.lines + [FRAME_LOG + line[len(DAILY):]
+                             for line in self.lines
+                             if line.startswith(prefix)]
 
 
 class _OpenDay:

@@ -164,6 +164,17 @@ class Bookkeeper:
                               % encoding.quote_identifier(RECEIPTS),
                               {'key': key})
 
+    def used(self, begin_ns, end_ns):
+        """Return the ``(scope tag, frame start)`` that took slots.
+
+        :returns: a set, for frame starts in ``[begin_ns, end_ns)``;
+            frame starts of deleted points may be among them.
+        """
+        return {(row['ck_scope'], row['time']) for row in self.client.rows(
+            'SELECT "used", "ck_scope" FROM %s WHERE time >= $begin AND '
+            'time < $end' % self.source(FRAMES),
+            {'begin': begin_ns, 'end': end_ns}) if row['used']}
+
     def start_range(self):
         """Return the first and last frame starts ever pushed, or None."""
         found = []
