@@ -31,8 +31,11 @@ spares it an upsert per series. Once a push has stored a frame of a later
 day, the days before that one are rolled up: summed from the points into
 the rollup in one statement, with ``until`` moved forward in the same
 transaction (see :meth:`~cloudkitty.storage.v2.sqlalchemy.
-SQLAlchemyStorage.roll_up`). Pushes hold a shared lock on ``ck_rollup``,
-and the roll-up and deletes an exclusive one, so that no write lands in a
+SQLAlchemyStorage.roll_up`). A delete that leaves no point from some day
+on brings ``until`` back to that day (see :func:`move_back`), so that
+pushing those days again is not late data. Pushes hold a shared lock on
+``ck_rollup``, and the roll-up and deletes an exclusive one, so that no
+write lands in a
 day while it is being rolled up, and no push while a delete sums what it
 removes (a push committed between that sum and the delete of its points
 would have left its sums in the rollup; both measured, before). A reader
@@ -83,6 +86,30 @@ def until(conn, lock=None):
 def move_until(conn, day):
     """Set the first day not in the rollup (in the roll-up transaction)."""
     conn.execute(models.rollup_state.update().values(until=day))
+
+
+def move_back(conn, first_unrolled):
+    """Bring ``until`` back to the day after the last point, if later.
+
+    A delete calls it, holding ``until`` exclusively, once its points are
+    gone and the frame counts (``ck_frame``, one row per frame start that
+    still has points) say what is left: ``until`` goes back to the day
+    after the last remaining frame start, or to :data:`NOTHING` when no
+    point is left. The days it leaves have no point, so the rollup has no
+    row there either (a delete drops the rows it empties): readers, which
+    read ``until`` once without a lock, count the same with either bound.
+    Without it, ``until`` would outlive a delete of the last days (or of
+    everything), and pushing them again would take the late-data path,
+    an upsert of the rollup per push, instead of a roll-up after it.
+
+    :param first_unrolled: :func:`until`, as the delete locked it.
+    """
+    if first_unrolled == NOTHING:
+        return
+    last = conn.scalar(sa.select(sa.func.max(models.frame.c.begin)))
+    day = NOTHING if last is None else day_of(last) + DAY
+    if day < first_unrolled:
+        move_until(conn, day)
 
 
 def sums(points, before):

@@ -936,7 +936,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         and the delete for the pushes under way, so that the sums and
         counts it takes from the rollup and the frame counts are those of
         the very points it deletes (see :mod:`~cloudkitty.storage.v2.
-        sqlalchemy.rollup`).
+        sqlalchemy.rollup`). Under that lock it brings ``until`` back to
+        the day after the last point left, if later (see
+        :func:`rollup.move_back`).
         """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
@@ -949,6 +951,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         and not query.filters:
                     conn.execute(models.daily.delete())
                     frames_mod.forget(conn)
+                    rollup.move_back(conn, until)
                     return conn.execute(models.point.delete()).rowcount
                 dropped = 0
                 if query.begin is None and not query.filters:
@@ -968,8 +971,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn.execute(daily.delete().where(
                         daily.c.n == 0, daily.c.day >= min(days),
                         daily.c.day <= max(days)))
-                frames_mod.subtract(conn, frames_mod.deleted(conn,
-                                                             conditions))
+                deleted = frames_mod.deleted(conn, conditions)
+                frames_mod.subtract(conn, deleted)
+                if deleted or dropped:
+                    rollup.move_back(conn, until)
                 return dropped + conn.execute(models.point.delete().where(
                     *conditions)).rowcount
 

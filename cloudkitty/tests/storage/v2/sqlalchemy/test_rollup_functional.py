@@ -201,6 +201,72 @@ class _RollupMixin:
         self.store.delete()
         self.assertRollupMatchesPoints()
 
+    def _until(self):
+        with self.store.engine.connect() as conn:
+            return rollup.until(conn)
+
+    def test_delete_of_everything_resets_until(self):
+        """After a delete of every point, pushes roll up as on a new store.
+
+        Both deletes that empty the store (with and without a window) bring
+        ``until`` back to :data:`rollup.NOTHING`, so that pushing the same
+        days again takes the roll-up path, not the late-data one, and every
+        total stays exact.
+        """
+        day = datetime.timedelta(days=1)
+        frames = [builders.sample_frames('p%d' % n, start=T0 + n * day)
+                  for n in range(3)]
+        for delete in (dict(), dict(begin=T0, end=T0 + 3 * day)):
+            for batch in frames:
+                self.store.push(batch)
+            self.assertEqual(query.to_micros(T0 + 2 * day), self._until())
+            self.store.delete(**delete)
+            self.assertEqual(rollup.NOTHING, self._until())
+            self.frames = []
+            self.assertRollupMatchesPoints()
+            self.assertTotalsMatchOracle()
+        self.store.push(frames[0])
+        self.assertEqual(query.to_micros(T0), self._until())
+        self.store.push(frames[1])
+        self.assertEqual(query.to_micros(T0 + day), self._until())
+        self.frames = frames[0] + frames[1]
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+
+    def test_delete_of_the_last_days_moves_until_back(self):
+        """``until`` goes back to the day after the last point left.
+
+        A delete that leaves points in the last days, or only removes
+        some series, leaves it where it is; totals and the rollup stay
+        exact throughout, and pushing the deleted days again rolls up.
+        """
+        day = datetime.timedelta(days=1)
+        frames = [builders.sample_frames('p%d' % n, start=T0 + n * day)
+                  for n in range(4)]
+        for batch in frames:
+            self.store.push(batch)
+        self.frames = sum(frames, [])
+        self.assertEqual(query.to_micros(T0 + 3 * day), self._until())
+        # NOTE: one project of the last days: others remain there.
+        self.store.delete(begin=T0 + 2 * day,
+                          filters={'project_id': 'p2'})
+        _, self.frames = query.evaluate_delete(query.validate_delete(
+            T0 + 2 * day, None, {'project_id': 'p2'}), self.frames)
+        self.assertEqual(query.to_micros(T0 + 3 * day), self._until())
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+        self.store.delete(begin=T0 + 2 * day)
+        self.frames = frames[0] + frames[1]
+        self.assertEqual(query.to_micros(T0 + 2 * day), self._until())
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+        self.store.push(frames[2])
+        self.store.push(frames[3])
+        self.frames = sum(frames, [])
+        self.assertEqual(query.to_micros(T0 + 3 * day), self._until())
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+
     def test_rollup_delete_beyond_64_bits(self):
         """Deleting points whose sums pass 2**63 keeps the rollup exact."""
         self._push_random(10)
