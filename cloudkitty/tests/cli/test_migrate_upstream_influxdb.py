@@ -240,16 +240,26 @@ class UpstreamInfluxDBMigrateTest(influxdb_provision.InfluxDBDatabaseMixin,
         return 'influxdb://%s:%d/%s' % (self.host, port or self.port,
                                         database or self.upstream_db)
 
+    def conf_file(self, name, database, storage='', extra=''):
+        """Write a configuration file naming an InfluxDB database.
+
+        :param storage: more lines of its ``[storage]`` section.
+        :param extra: more sections, after ``[storage_influxdb]``.
+        :returns: its path.
+        """
+        path = os.path.join(self.tmp, name)
+        with open(path, 'w') as stream:
+            stream.write('[storage]\nbackend = influxdb\n%s'
+                         '[storage_influxdb]\nhost = %s\nport = %d\n'
+                         'database = %s\n%s'
+                         % (storage, self.host, self.port, database, extra))
+        return path
+
     def influx_conf(self):
         """A configuration file of our influxdb backend (the class db)."""
-        path = os.path.join(self.tmp, 'dest.conf')
-        with open(path, 'w') as stream:
-            stream.write(
-                '[storage]\nbackend = influxdb\nretention_period = %d\n'
-                '[storage_influxdb]\nhost = %s\nport = %d\ndatabase = %s\n'
-                % (influxdb_provision.TEST_RETENTION_HOURS, self.host,
-                   self.port, self.database))
-        return path
+        return self.conf_file(
+            'dest.conf', self.database, storage='retention_period = %d\n'
+            % influxdb_provision.TEST_RETENTION_HOURS)
 
     def migrate(self, *extra, dest=None, source=None, window=True):
         """Run migrate from upstream's database; ``(code, out, err)``."""
@@ -330,14 +340,11 @@ class UpstreamInfluxDBMigrateTest(influxdb_provision.InfluxDBDatabaseMixin,
 
     def test_into_influxdb_from_upstream_conf(self):
         """Upstream's own cloudkitty.conf names the source; ours the dest."""
-        path = os.path.join(self.tmp, 'cloudkitty.conf')
-        with open(path, 'w') as stream:
-            # NOTE: as upstream's file reads: [storage] names upstream's
-            # backend, which --source-backend overrides.
-            stream.write('[storage]\nbackend = influxdb\nversion = 2\n'
-                         '[storage_influxdb]\nhost = %s\nport = %d\n'
-                         'database = %s\n[collect]\nperiod = 3600\n'
-                         % (self.host, self.port, self.upstream_db))
+        # NOTE: as upstream's file reads: [storage] names upstream's
+        # backend, which --source-backend overrides.
+        path = self.conf_file('cloudkitty.conf', self.upstream_db,
+                              storage='version = 2\n',
+                              extra='[collect]\nperiod = 3600\n')
         expected = self.expected()
         self.assertMigrated(
             *self.migrate('--chunk', '12h', '--page-size', '40',
@@ -496,12 +503,7 @@ class UpstreamInfluxDBMigrateTest(influxdb_provision.InfluxDBDatabaseMixin,
 
     def test_destination_is_the_source_database(self):
         """Our backend in upstream's own database is refused before init."""
-        path = os.path.join(self.tmp, 'same.conf')
-        with open(path, 'w') as stream:
-            stream.write('[storage]\nbackend = influxdb\n'
-                         '[storage_influxdb]\nhost = %s\nport = %d\n'
-                         'database = %s\n'
-                         % (self.host, self.port, self.upstream_db))
+        path = self.conf_file('same.conf', self.upstream_db)
         code, _, err = self.migrate(dest=['--dest-config-file', path])
         self.assertRefused(code, err, 'another [storage_influxdb] database')
         self.assertFalse(os.path.exists(self.state))
