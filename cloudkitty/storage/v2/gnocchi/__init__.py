@@ -588,8 +588,31 @@ class GnocchiStorage(v2.BaseStorage):
         return resource['ck_type'], (resource['ck_unit'], groupby, metadata,
                                      resource.get('ck_desc'))
 
+    def _point_buckets(self, client, search, query, wanted):
+        """Read the buckets retrieve() gives points of.
+
+        Sums and counts first (:data:`buckets_mod.POINT_OPERATIONS`); then
+        the extremes of the resources that have a wanted bucket of several
+        points, whose buckets they replace.
+
+        :param wanted: ``wanted(resource_id, bucket)``: whether a bucket's
+            points are returned.
+        :returns: ``({resource_id: resource}, {resource_id: [Bucket]})``.
+        """
+        resources, found = self._buckets(client, search, query,
+                                         buckets_mod.POINT_OPERATIONS)
+        several = sorted(
+            resource_id for resource_id, buckets in found.items()
+            if any(bucket.count > 1 and wanted(resource_id, bucket)
+                   for bucket in buckets))
+        if several:
+            found.update(self._buckets(
+                client, {'in': {'id': several}}, query,
+                buckets_mod.EXTREME_OPERATIONS)[1])
+        return resources, found
+
     def _point_rows(self, client, resources, found, query, slots=None):
-        """Build sortable rows from buckets read with POINT_OPERATIONS.
+        """Build sortable rows from buckets read by :meth:`_point_buckets`.
 
         :param resources: ``{resource_id: resource}`` (their attributes).
         :param found: ``{resource_id: [Bucket]}``.
@@ -625,8 +648,10 @@ class GnocchiStorage(v2.BaseStorage):
 
     def _all_rows(self, client, search, query):
         """Every point of a query: one read of every matching bucket."""
-        resources, found = self._buckets(client, search, query,
-                                         buckets_mod.POINT_OPERATIONS)
+        resources, found = self._point_buckets(
+            client, search, query,
+            lambda resource_id, bucket: mapping.in_window(query,
+                                                          bucket.start))
         rows = self._point_rows(client, resources, found, query)
         return len(rows), rows
 
@@ -634,8 +659,8 @@ class GnocchiStorage(v2.BaseStorage):
         """The points of a query's page, and how many match in all.
 
         First the counts of every matching bucket (one metric read per
-        resource), which place every point; then count, minimum and
-        maximum of the page's resources alone.
+        resource), which place every point; then the page's resources
+        alone (see :meth:`_point_buckets`).
         """
         resources, counted = self._buckets(client, search, query,
                                            buckets_mod.COUNT_OPERATIONS)
@@ -659,8 +684,9 @@ class GnocchiStorage(v2.BaseStorage):
         if not slots:
             return total, []
         ids = sorted({resource_id for resource_id, _ in slots})
-        _, found = self._buckets(client, {'in': {'id': ids}}, query,
-                                 buckets_mod.POINT_OPERATIONS)
+        _, found = self._point_buckets(
+            client, {'in': {'id': ids}}, query,
+            lambda resource_id, bucket: (resource_id, bucket.start) in slots)
         return total, self._point_rows(client, resources, found, query,
                                        slots)
 

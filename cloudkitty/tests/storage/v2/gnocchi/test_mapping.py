@@ -234,6 +234,16 @@ class BucketTest(testtools.TestCase):
         self.assertEqual((D('0.1'), D('0.1')),
                          buckets.uniform_point(bucket, 'r'))
 
+    def test_bucket_of_one_point_is_its_sums(self):
+        bucket = buckets.Bucket(builders.T0, 1, 0.1, None, None, 2.5, None,
+                                None)
+        self.assertEqual((D('0.1'), D('2.5')),
+                         buckets.uniform_point(bucket, 'r'))
+        several = bucket._replace(count=2, qty=0.2, price=5.0)
+        error = self.assertRaises(exceptions.StorageError,
+                                  buckets.uniform_point, several, 'r')
+        self.assertIn('were not read', str(error))
+
     def test_mixed_bucket_is_refused(self):
         self.assertRaises(exceptions.StorageError, buckets.uniform_point,
                           self.bucket(2, 3.0, 1.0, 2.0), 'r')
