@@ -14,10 +14,20 @@
 The mapping is described in :mod:`cloudkitty.storage.v2.gnocchi.mapping`:
 one resource per series, month and slot, two metrics (``qty``, ``price``)
 on an archive policy whose granularity is the collection period, one
-measure per point. total() runs Gnocchi's dynamic aggregates grouped by the
-resources' attributes; retrieve() reads the buckets of the matching
-resources and gives each bucket's points back; delete() removes whole
-resources and rewrites those that straddle the window.
+measure per point; beside them, one *sums* resource per metric type,
+``project_id`` value, frame length and month, whose ``qty``, ``price`` and
+``count`` metrics get the exact sums of each batch's points in each frame,
+in the same request as the points (:class:`mapping.SumsCell`).
+
+total() reads the sums resources when its filters and groupby name only
+the type, ``project_id`` and time and its fields are sums, counts or
+averages: a few resources instead of every series. Other totals run
+Gnocchi's dynamic aggregates over the series, grouped by the resources'
+attributes. retrieve() reads the buckets of the matching series (a page
+counts them first, then reads its own resources) and gives each bucket's
+points back. delete() removes whole resources and rewrites those that
+straddle the window; it marks the months it touches stale first, so that
+total() reads their series, and rebuilds their sums from the series last.
 
 Declared limits (:class:`GnocchiFeatures`): sums are float64 (within 1e-9
 of the exact ones), values keep at most 255 characters, a push is not atomic
@@ -82,10 +92,11 @@ class GnocchiFeatures(v2.Features):
     delete_with_filters = True
     #: metricd processes measures after the API accepted them.
     eventually_consistent = True
-    #: A push is several batch requests; Gnocchi has no transactions.
+    #: A push is several batch requests; Gnocchi has no transactions
+    #: (each request holds the sums of its own points).
     atomic_push = False
-    #: A delete that rewrites a resource would lose what another process
-    #: pushes into that resource meanwhile.
+    #: A delete that rewrites a resource, or rebuilds a month's sums,
+    #: would lose what another process pushes into it meanwhile.
     concurrent_writers = False
     #: Gnocchi string attributes hold at most 255 characters.
     max_value_length = mapping.MAX_VALUE_LENGTH

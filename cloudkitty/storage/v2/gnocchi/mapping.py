@@ -59,6 +59,16 @@ bucket a push writes holds copies of one point, which count, min and max
 give back exactly. Only separate pushes of different values into the same
 series, frame and slot make a bucket whose points cannot be listed; then
 retrieve() refuses rather than guesses (total() stays right).
+
+Beside the series, resources of type ``<prefix>sums`` keep the sums of
+the points per metric type, ``project_id`` value (:data:`SUMS_KEY`, groupby
+winning over metadata, absent apart), frame length and month
+(:class:`SumsCell`), in three metrics: ``qty``, ``price`` and ``count``.
+Their attributes are ``ck_type``, ``ck_period``, ``ck_month``, ``ck_key``
+(the value's string form, absent when the points lack the label) and
+``ck_kind`` (its kind when not a str). A resource of that type with
+``ck_stale = 1`` and a ``ck_month`` marks a month whose sums a delete is
+rebuilding: total() reads the series of such a month.
 """
 
 import datetime
