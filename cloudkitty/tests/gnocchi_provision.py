@@ -79,11 +79,12 @@ class GnocchiStoreMixin:
 
     @classmethod
     def delete_resources(cls):
-        """Delete every rated resource of this class."""
+        """Delete every rated resource of this class, and its sums."""
         client = cls.client()
         try:
             client.read(client.api.resource.batch_delete,
-                        {'=': {'type': cls.prefix + 'rating'}},
+                        {'in': {'type': [cls.prefix + 'rating',
+                                         cls.prefix + 'sums']}},
                         resource_type='generic')
         except client_mod.gnocchi_exc.NotFound:
             pass

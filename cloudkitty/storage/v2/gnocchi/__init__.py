@@ -14,10 +14,20 @@
 The mapping is described in :mod:`cloudkitty.storage.v2.gnocchi.mapping`:
 one resource per series, month and slot, two metrics (``qty``, ``price``)
 on an archive policy whose granularity is the collection period, one
-measure per point. total() runs Gnocchi's dynamic aggregates grouped by the
-resources' attributes; retrieve() reads the buckets of the matching
-resources and gives each bucket's points back; delete() removes whole
-resources and rewrites those that straddle the window.
+measure per point; beside them, one *sums* resource per metric type,
+``project_id`` value, frame length and month, whose ``qty``, ``price`` and
+``count`` metrics get the exact sums of each batch's points in each frame,
+in the same request as the points (:class:`mapping.SumsCell`).
+
+total() reads the sums resources when its filters and groupby name only
+the type, ``project_id`` and time and its fields are sums, counts or
+averages: a few resources instead of every series. Other totals run
+Gnocchi's dynamic aggregates over the series, grouped by the resources'
+attributes. retrieve() reads the buckets of the matching series (a page
+counts them first, then reads its own resources) and gives each bucket's
+points back. delete() removes whole resources and rewrites those that
+straddle the window; it marks the months it touches stale first, so that
+total() reads their series, and rebuilds their sums from the series last.
 
 Declared limits (:class:`GnocchiFeatures`): sums are float64 (within 1e-9
 of the exact ones), values keep at most 255 characters, a push is not atomic
@@ -53,6 +63,8 @@ TIMESPAN = datetime.timedelta(days=32)
 PENDING_TIMEOUT = 300
 #: Most measures sent in one batch request.
 MAX_BATCH_MEASURES = 20000
+#: What total() reads of every sums resource.
+SUMS_OPERATIONS = '(metric (qty sum) (price sum) (count sum))'
 _TIMEDELTA_RE = re.compile(
     r'^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$')
 
@@ -80,10 +92,11 @@ class GnocchiFeatures(v2.Features):
     delete_with_filters = True
     #: metricd processes measures after the API accepted them.
     eventually_consistent = True
-    #: A push is several batch requests; Gnocchi has no transactions.
+    #: A push is several batch requests; Gnocchi has no transactions
+    #: (each request holds the sums of its own points).
     atomic_push = False
-    #: A delete that rewrites a resource would lose what another process
-    #: pushes into that resource meanwhile.
+    #: A delete that rewrites a resource, or rebuilds a month's sums,
+    #: would lose what another process pushes into it meanwhile.
     concurrent_writers = False
     #: Gnocchi string attributes hold at most 255 characters.
     max_value_length = mapping.MAX_VALUE_LENGTH
@@ -128,6 +141,11 @@ class GnocchiStorage(v2.BaseStorage):
         return self._group.resource_type_prefix + 'label'
 
     @property
+    def sums_type(self):
+        """The resource type of the sums per type and project."""
+        return self._group.resource_type_prefix + 'sums'
+
+    @property
     def _granularity_ns(self):
         return self._group.granularity * 10 ** 9
 
@@ -154,10 +172,10 @@ class GnocchiStorage(v2.BaseStorage):
         """Raise unless init() made the resource types; create nothing.
 
         :raises cloudkitty.storage.exceptions.NotInitialised: when the
-            rating or the label resource type is missing.
+            rating, the label or the sums resource type is missing.
         """
         client = self._api()
-        for name in (self.rating_type, self.label_type):
+        for name in (self.rating_type, self.label_type, self.sums_type):
             try:
                 client.read(client.api.resource_type.get, name)
             except client_mod.gnocchi_exc.NotFound:
@@ -184,14 +202,22 @@ class GnocchiStorage(v2.BaseStorage):
 
         Idempotent; an existing archive policy that does not fit (another
         granularity, a missing aggregation method, a shorter back window)
-        is an error rather than a silent mismatch.
+        is an error rather than a silent mismatch. A store written before
+        the sums resources existed gets them, built from its points.
         """
         client = self._api()
         self._ensure_archive_policy(client)
         self._ensure_type(client, self.rating_type, mapping.FIXED_ATTRIBUTES)
         self._ensure_type(client, self.label_type, mapping.LABEL_ATTRIBUTES)
+        if self._ensure_type(client, self.sums_type,
+                             mapping.SUMS_ATTRIBUTES):
+            # NOTE: a store of the older layout: its months have no sums.
+            self._mark_stale(client, {
+                resource['ck_month']
+                for resource in client.search_all(self.rating_type, None)})
         self._load_schema(client)
         self._recover(client)
+        self._rebuild_stale(client)
 
     def _policy_definition(self):
         granularity = self._group.granularity
@@ -238,19 +264,21 @@ class GnocchiStorage(v2.BaseStorage):
                 % (policy['name'], '; '.join(problems)))
 
     def _ensure_type(self, client, name, attributes):
+        """Create or complete a resource type; return whether it was new."""
         try:
             current = client.read(client.api.resource_type.get, name)
         except client_mod.gnocchi_exc.NotFound:
             try:
                 client.call(client.api.resource_type.create,
                             {'name': name, 'attributes': attributes})
-                return
+                return True
             except client_mod.gnocchi_exc.Conflict:
                 current = client.read(client.api.resource_type.get, name)
         missing = sorted(set(attributes) - set(current['attributes']))
         if missing:
             self._add_attributes(client, name, {
                 attr: attributes[attr] for attr in missing})
+        return False
 
     def _add_attributes(self, client, name, attributes):
         patch = [{'op': 'add', 'path': '/attributes/%s' % attr,
@@ -308,18 +336,20 @@ class GnocchiStorage(v2.BaseStorage):
         query_mod.validate_idempotency_key(idempotency_key, self)
         if scope_id is not None:
             mapping.check_label(scope_id, 'scope_id', 'scope_id')
-        resources, keys = self._encode(frames, scope_id)
+        resources, keys, cells = self._encode(frames, scope_id)
         if not resources:
             return
         client = self._schema()
         self._ensure_labels(client, keys)
-        self._write(client, resources)
+        self._write(client, resources, cells)
 
     def _encode(self, frames, scope_id):
         """Check every point and build the measures of each resource.
 
         :returns: ``({resource_id: (attributes, qty measures, price
-            measures)}, {(role, key), ...})``.
+            measures, cell id, [(start_ns, qty, price)])}, {(role, key),
+            ...}, {cell id: attributes})``: the exact money of each
+            measure is kept for the sums (see :meth:`_write`).
         """
         granularity_ns = self._granularity_ns
         bound = self.features.max_magnitude
@@ -356,23 +386,30 @@ class GnocchiStorage(v2.BaseStorage):
                 cache_key = (labels, period, month, slot)
                 series = series_cache.get(cache_key)
                 if series is None:
-                    series = series_cache[cache_key] = mapping.Series(
-                        self.rating_type, scope_id, type_, point, period,
-                        month, slot)
+                    series = series_cache[cache_key] = (
+                        mapping.Series(self.rating_type, scope_id, type_,
+                                       point, period, month, slot),
+                        mapping.SumsCell.of_point(self.sums_type, type_,
+                                                  point, period, month))
                 planned.append((series, start_ns, money_pair))
         first = mapping.CLOCK.reserve(len(planned))
         resources = {}
         keys = set()
-        for index, (series, start_ns, (qty, price)) in enumerate(planned):
+        cells = {}
+        for index, ((series, cell), start_ns, (qty, price)) in enumerate(
+                planned):
             entry = resources.get(series.id)
             if entry is None:
-                entry = resources[series.id] = (series.attributes, [], [])
+                entry = resources[series.id] = (series.attributes, [], [],
+                                                cell.id, [])
                 keys.update(series.keys)
+                cells[cell.id] = cell.attributes
             stamp = mapping.iso_ns(
                 start_ns + (first + index) % granularity_ns)
             entry[1].append({'timestamp': stamp, 'value': float(qty)})
             entry[2].append({'timestamp': stamp, 'value': float(price)})
-        return resources, keys
+            entry[4].append((start_ns, qty, price))
+        return resources, keys, cells
 
     @staticmethod
     def _check_labels(type_, point, checked):
@@ -414,30 +451,85 @@ class GnocchiStorage(v2.BaseStorage):
             self._add_attributes(client, self.rating_type, columns)
         self._load_schema(client)
 
-    def _measures(self, qty, price):
-        """The batch body of one resource: its qty and price measures."""
+    def _measures(self, qty, price, count=None):
+        """The batch body of one resource: its measures per metric."""
         policy = self._group.archive_policy_name
-        return {mapping.QTY: {'archive_policy_name': policy,
+        body = {mapping.QTY: {'archive_policy_name': policy,
                               'measures': qty},
                 mapping.PRICE: {'archive_policy_name': policy,
                                 'measures': price}}
+        if count is not None:
+            body[mapping.COUNT] = {'archive_policy_name': policy,
+                                   'measures': count}
+        return body
 
-    def _write(self, client, resources):
+    def _sums_measures(self, sums):
+        """The batch bodies of sums resources.
+
+        :param sums: ``{cell id: {start_ns: [count, qty units, price
+            units]}}``, units of ``10**-12`` (exact ints).
+        :returns: ``{cell id: body}``, one measure per frame and metric,
+            at a fresh offset inside the frame (see :data:`mapping.CLOCK`).
+        """
+        granularity_ns = self._granularity_ns
+        first = mapping.CLOCK.reserve(sum(len(f) for f in sums.values()))
+        bodies = {}
+        index = 0
+        for cell_id, frames in sums.items():
+            qty, price, count = [], [], []
+            for start_ns, (points, qty_units, price_units) in sorted(
+                    frames.items()):
+                stamp = mapping.iso_ns(
+                    start_ns + (first + index) % granularity_ns)
+                index += 1
+                qty.append({'timestamp': stamp,
+                            'value': float(money.from_units(qty_units))})
+                price.append({'timestamp': stamp,
+                              'value': float(money.from_units(price_units))})
+                count.append({'timestamp': stamp, 'value': points})
+            bodies[cell_id] = self._measures(qty, price, count)
+        return bodies
+
+    def _write(self, client, resources, cells):
+        """Send the measures of a push, with the sums of each batch.
+
+        Each batch request holds the sums of its own points: Gnocchi
+        stores or refuses a batch whole, so that the sums never count a
+        point the series lack, or the other way round.
+        """
         batches = []
         body = {}
+        sums = {}
         measures = 0
-        for resource_id, (_, qty, price) in resources.items():
+
+        def close():
+            body.update(self._sums_measures(sums))
+            batches.append(dict(body))
+            body.clear()
+            sums.clear()
+
+        for resource_id, (_, qty, price, cell_id, exact) in \
+                resources.items():
             body[resource_id] = self._measures(qty, price)
+            frames = sums.setdefault(cell_id, {})
+            for start_ns, qty_value, price_value in exact:
+                cell = frames.setdefault(start_ns, [0, 0, 0])
+                cell[0] += 1
+                cell[1] += money.to_units(qty_value)
+                cell[2] += money.to_units(price_value)
             measures += 2 * len(qty)
             if (len(body) >= self._group.batch_size
                     or measures >= MAX_BATCH_MEASURES):
-                batches.append(body)
-                body = {}
+                close()
                 measures = 0
         if body:
-            batches.append(body)
+            close()
 
         def create_one(resource_id):
+            if resource_id in cells:
+                client.create_resource(self.sums_type, dict(
+                    cells[resource_id], id=resource_id))
+                return
             attributes = dict(resources[resource_id][0], id=resource_id)
             client.create_resource(self.rating_type, attributes)
 
@@ -507,8 +599,31 @@ class GnocchiStorage(v2.BaseStorage):
         return resource['ck_type'], (resource['ck_unit'], groupby, metadata,
                                      resource.get('ck_desc'))
 
+    def _point_buckets(self, client, search, query, wanted):
+        """Read the buckets retrieve() gives points of.
+
+        Sums and counts first (:data:`buckets_mod.POINT_OPERATIONS`); then
+        the extremes of the resources that have a wanted bucket of several
+        points, whose buckets they replace.
+
+        :param wanted: ``wanted(resource_id, bucket)``: whether a bucket's
+            points are returned.
+        :returns: ``({resource_id: resource}, {resource_id: [Bucket]})``.
+        """
+        resources, found = self._buckets(client, search, query,
+                                         buckets_mod.POINT_OPERATIONS)
+        several = sorted(
+            resource_id for resource_id, buckets in found.items()
+            if any(bucket.count > 1 and wanted(resource_id, bucket)
+                   for bucket in buckets))
+        if several:
+            found.update(self._buckets(
+                client, {'in': {'id': several}}, query,
+                buckets_mod.EXTREME_OPERATIONS)[1])
+        return resources, found
+
     def _point_rows(self, client, resources, found, query, slots=None):
-        """Build sortable rows from buckets read with POINT_OPERATIONS.
+        """Build sortable rows from buckets read by :meth:`_point_buckets`.
 
         :param resources: ``{resource_id: resource}`` (their attributes).
         :param found: ``{resource_id: [Bucket]}``.
@@ -544,8 +659,10 @@ class GnocchiStorage(v2.BaseStorage):
 
     def _all_rows(self, client, search, query):
         """Every point of a query: one read of every matching bucket."""
-        resources, found = self._buckets(client, search, query,
-                                         buckets_mod.POINT_OPERATIONS)
+        resources, found = self._point_buckets(
+            client, search, query,
+            lambda resource_id, bucket: mapping.in_window(query,
+                                                          bucket.start))
         rows = self._point_rows(client, resources, found, query)
         return len(rows), rows
 
@@ -553,8 +670,8 @@ class GnocchiStorage(v2.BaseStorage):
         """The points of a query's page, and how many match in all.
 
         First the counts of every matching bucket (one metric read per
-        resource), which place every point; then count, minimum and
-        maximum of the page's resources alone.
+        resource), which place every point; then the page's resources
+        alone (see :meth:`_point_buckets`).
         """
         resources, counted = self._buckets(client, search, query,
                                            buckets_mod.COUNT_OPERATIONS)
@@ -578,8 +695,9 @@ class GnocchiStorage(v2.BaseStorage):
         if not slots:
             return total, []
         ids = sorted({resource_id for resource_id, _ in slots})
-        _, found = self._buckets(client, {'in': {'id': ids}}, query,
-                                 buckets_mod.POINT_OPERATIONS)
+        _, found = self._point_buckets(
+            client, {'in': {'id': ids}}, query,
+            lambda resource_id, bucket: (resource_id, bucket.start) in slots)
         return total, self._point_rows(client, resources, found, query,
                                        slots)
 
@@ -611,14 +729,21 @@ class GnocchiStorage(v2.BaseStorage):
               paginate=True):
         """Sum qty and price, grouped (see :meth:`BaseStorage.total`).
 
-        Gnocchi sums the buckets of every group server-side (one dynamic
-        aggregate per sum, grouped by the resources' attributes); the
-        buckets of a group are then added here, exactly.
+        When the filters and groupby name only the type, ``project_id``
+        and time, and the fields are sums, counts or averages, the sums
+        resources answer (one request; see :meth:`_sums_total`). Else
+        Gnocchi sums the buckets of every group of series server-side
+        (one dynamic aggregate per sum, grouped by the resources'
+        attributes); the buckets of a group are then added here, exactly.
         """
         query = query_mod.validate_total(groupby, begin, end, metric_types,
                                          filters, custom_fields, offset,
                                          limit, paginate)
         client = self._schema()
+        if mapping.sums_usable(query):
+            answer = self._sums_total(client, query)
+            if answer is not None:
+                return answer
         search = mapping.search_for(query, self._columns)
         if search is None:
             return query_mod.build_total(query, [])
@@ -654,6 +779,48 @@ class GnocchiStorage(v2.BaseStorage):
 
         self._run(fetch, list(operations.items()))
         return query_mod.build_total(query, self._partials(query, answers))
+
+    def _sums_total(self, client, query):
+        """Answer total() from the sums resources; None if one is stale.
+
+        One search for stale marks in the window's months (a delete
+        rebuilding them, or one cut short), then one request reading the
+        qty, price and count sums of every matching sums resource, which
+        are added here, exactly, per group and frame.
+        """
+        stale = client.read(client.api.resource.search,
+                            resource_type=self.sums_type,
+                            query=mapping.stale_search_for(query), limit=1)
+        if stale:
+            return None
+        answer = client.aggregates(
+            SUMS_OPERATIONS, self.sums_type, mapping.sums_search_for(query),
+            details=True, **self._bounds(query))
+        resources = {resource['id']: resource
+                     for resource in answer.get('references', ())}
+        partials = []
+        for resource_id, metrics in answer.get('measures', {}).items():
+            attributes = resources[resource_id]
+            keys = tuple(attributes['ck_type'] if entry == 'type'
+                         else mapping.sums_value(attributes)
+                         for entry in query.key_groupby)
+            period = datetime.timedelta(seconds=attributes['ck_period'])
+            frames = {}
+            for index, metric in enumerate(mapping.SUMS_METRICS):
+                for stamp, _, value in metrics.get(metric, {}).get(
+                        'sum', ()):
+                    frames.setdefault(stamp, [0, 0, 0])[index] = value
+            for stamp, (qty, price, count) in frames.items():
+                start = buckets_mod.to_datetime(stamp)
+                count = int(round(count))
+                if not count or not mapping.in_window(query, start):
+                    continue
+                partials.append(query_mod.Partial(
+                    keys, start, start + period,
+                    query_mod.Aggregate.from_units(
+                        count, buckets_mod.to_units(qty),
+                        buckets_mod.to_units(price))))
+        return query_mod.build_total(query, partials)
 
     def _partials(self, query, answers):
         cells = {}
@@ -718,6 +885,10 @@ class GnocchiStorage(v2.BaseStorage):
         resources, found = self._buckets(client, search)
         if not resources:
             return 0
+        # NOTE: until the sums of these months are rebuilt, total() reads
+        # the series: a delete cut short leaves the mark for the next one.
+        self._mark_stale(client, {resource['ck_month']
+                                  for resource in resources.values()})
         whole, partial = [], []
         for resource in resources.values():
             month_begin, month_end = mapping.month_range(
@@ -749,7 +920,71 @@ class GnocchiStorage(v2.BaseStorage):
         self._run(self._rewrite, rewrites)
         if whole:
             client.delete_resources(whole)
+        self._rebuild_stale(client)
         return deleted
+
+    # sums ----------------------------------------------------------------
+
+    def _mark_stale(self, client, months):
+        """Mark months whose sums total() must not read until rebuilt."""
+        self._run(client.create_resource, [
+            (self.sums_type, {'id': mapping.stale_id(self.sums_type, month),
+                              'ck_month': month, 'ck_stale': 1})
+            for month in sorted({mapping.whole(m) for m in months})])
+
+    def _rebuild_stale(self, client):
+        """Rebuild the sums of every month marked stale, then unmark it."""
+        marks = client.search_all(self.sums_type, {'=': {'ck_stale': 1}})
+        for mark in marks:
+            self._rebuild_month(client, mapping.whole(mark['ck_month']))
+            client.delete_resources([mark['id']])
+
+    def _rebuild_month(self, client, month):
+        """Replace a month's sums resources with sums of its series.
+
+        The series are read once metricd processed them; each sum is the
+        exact sum of the buckets' float sums, sent as one measure per
+        frame and metric.
+        """
+        search = {'and': [mapping.live_condition(),
+                          {'=': {'ck_month': month}}]}
+        resources, found = self._buckets(client, search)
+        if resources and client.pending_measures():
+            self._run(self._refresh, [(client, rid) for rid in resources])
+            resources, found = self._buckets(client, search)
+        sums = {}
+        cells = {}
+        for resource_id, resource in resources.items():
+            cell = mapping.SumsCell.of_series(self.sums_type, resource)
+            cells[cell.id] = cell.attributes
+            frames = sums.setdefault(cell.id, {})
+            for bucket in found.get(resource_id, ()):
+                if not bucket.count:
+                    continue
+                frame = frames.setdefault(mapping.to_ns(bucket.start),
+                                          [0, 0, 0])
+                frame[0] += bucket.count
+                frame[1] += buckets_mod.to_units(bucket.qty)
+                frame[2] += buckets_mod.to_units(bucket.price)
+        old = client.search_all(self.sums_type, {'and': [
+            {'=': {'ck_stale': None}}, {'=': {'ck_month': month}}]})
+        if old:
+            client.delete_resources([resource['id'] for resource in old])
+        bodies = self._sums_measures(sums)
+        ids = list(bodies)
+        size = self._group.batch_size
+
+        def create_one(cell_id):
+            client.create_resource(self.sums_type,
+                                   dict(cells[cell_id], id=cell_id))
+
+        def create(missing):
+            self._run(create_one, [(cell_id,) for cell_id in missing])
+
+        self._run(client.push_measures, [
+            ({cell_id: bodies[cell_id] for cell_id in ids[first:first + size]},
+             self.sums_type, create)
+            for first in range(0, len(ids), size)])
 
     def _refresh(self, client, resource_id):
         """Make metricd process a resource's pending measures now."""

@@ -24,13 +24,17 @@ import decimal
 from cloudkitty.storage import exceptions
 
 #: The operations that read every bucket of the resources of a search,
-#: with their sums (for a delete's rewrite) or without (for retrieve(),
-#: which needs only to know that a bucket holds copies of one point: every
-#: metric read costs Gnocchi time per resource).
+#: with their sums and extremes (for a delete's rewrite).
 BUCKET_OPERATIONS = ('(metric (qty count) (qty sum) (qty min) (qty max) '
                      '(price sum) (price min) (price max))')
-POINT_OPERATIONS = ('(metric (qty count) (qty min) (qty max) '
-                    '(price min) (price max))')
+#: What retrieve() reads of its resources: the sums of a bucket of one
+#: point are that point. Every metric and method read costs Gnocchi one
+#: read per resource, so extremes are read only for the resources with a
+#: bucket of several points (:data:`EXTREME_OPERATIONS`).
+POINT_OPERATIONS = '(metric (qty count) (qty sum) (price sum))'
+#: What tells whether a bucket of several points holds copies of one.
+EXTREME_OPERATIONS = ('(metric (qty count) (qty min) (qty max) '
+                      '(price min) (price max))')
 #: The operation that only counts the points of every bucket: a page of
 #: retrieve() is found from the counts, then only its resources are read
 #: with :data:`POINT_OPERATIONS`.
@@ -97,9 +101,20 @@ def is_uniform(bucket):
 def uniform_point(bucket, resource_id):
     """Return the ``(qty, price)`` Decimals of a uniform bucket's points.
 
+    A bucket of one point is its sums; a bucket of several needs its
+    extremes (:data:`EXTREME_OPERATIONS`).
+
     :raises StorageError: when the bucket mixes different points, which
         Gnocchi kept only as sums (see the mapping's docstring).
     """
+    if bucket.count == 1 and None not in (bucket.qty, bucket.price):
+        return to_decimal(bucket.qty), to_decimal(bucket.price)
+    if None in (bucket.qty_min, bucket.qty_max, bucket.price_min,
+                bucket.price_max):
+        raise exceptions.StorageError(
+            'Gnocchi resource %s: the extremes of the bucket of %d points '
+            'at %s were not read' % (resource_id, bucket.count,
+                                     bucket.start.isoformat()))
     if not is_uniform(bucket):
         raise exceptions.StorageError(
             'Gnocchi resource %s holds %d different points of one series in '

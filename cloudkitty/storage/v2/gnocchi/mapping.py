@@ -59,6 +59,16 @@ bucket a push writes holds copies of one point, which count, min and max
 give back exactly. Only separate pushes of different values into the same
 series, frame and slot make a bucket whose points cannot be listed; then
 retrieve() refuses rather than guesses (total() stays right).
+
+Beside the series, resources of type ``<prefix>sums`` keep the sums of
+the points per metric type, ``project_id`` value (:data:`SUMS_KEY`, groupby
+winning over metadata, absent apart), frame length and month
+(:class:`SumsCell`), in three metrics: ``qty``, ``price`` and ``count``.
+Their attributes are ``ck_type``, ``ck_period``, ``ck_month``, ``ck_key``
+(the value's string form, absent when the points lack the label) and
+``ck_kind`` (its kind when not a str). A resource of that type with
+``ck_stale = 1`` and a ``ck_month`` marks a month whose sums a delete is
+rebuilding: total() reads the series of such a month.
 """
 
 import datetime
@@ -97,6 +107,23 @@ FIXED_ATTRIBUTES = {
     'ck_pending': {'type': 'string', 'required': False,
                    'max_length': MAX_VALUE_LENGTH},
 }
+#: The attributes of the sums resource type (see :class:`SumsCell`).
+SUMS_ATTRIBUTES = {
+    'ck_type': {'type': 'string', 'required': False,
+                'max_length': MAX_VALUE_LENGTH},
+    'ck_period': {'type': 'number', 'required': False},
+    'ck_month': {'type': 'number', 'required': True},
+    'ck_key': {'type': 'string', 'required': False,
+               'max_length': MAX_VALUE_LENGTH},
+    'ck_kind': {'type': 'string', 'required': False, 'max_length': 1},
+    'ck_stale': {'type': 'number', 'required': False},
+}
+#: The label the sums are kept per value of, beside the metric type: the
+#: scope key of CloudKitty (every rated point of a project carries it).
+SUMS_KEY = 'project_id'
+#: The metrics of a sums resource: qty and price sums, and point counts.
+COUNT = 'count'
+SUMS_METRICS = (QTY, PRICE, COUNT)
 #: The attribute of a label resource.
 LABEL_ATTRIBUTES = {'name': {'type': 'string', 'required': True,
                              'max_length': MAX_VALUE_LENGTH}}
@@ -289,6 +316,128 @@ def label_condition(key, values, columns):
         'or': alternatives}
 
 
+class SumsCell:
+    """The sums resource a point adds to: per type, key value, period, month.
+
+    Its qty, price and count metrics get, for every batch of a push, one
+    measure per frame: the exact sums (:mod:`cloudkitty.storage.v2.money`)
+    of the batch's points of the cell in that frame, sent as floats in the
+    same request as the points. A total() whose filters and groupby name
+    only ``type``, :data:`SUMS_KEY` and time reads these few resources
+    instead of every series.
+
+    :param sums_type: the sums resource type (ids are unique across a
+        Gnocchi, so it is part of the id).
+    :param type_: the metric type.
+    :param point: the DataPoint (its :data:`SUMS_KEY` label is read).
+    :param period: the frame length in seconds.
+    :param month: the month number of the frame start.
+    """
+
+    __slots__ = ('id', 'attributes')
+
+    def __init__(self, sums_type, type_, period, month, kind, text):
+        period, month = whole(period), whole(month)
+        identity = json.dumps([sums_type, type_, period, month, kind, text],
+                              ensure_ascii=False, separators=(',', ':'))
+        self.id = str(uuid.uuid5(_NAMESPACE, identity))
+        self.attributes = {'ck_type': type_, 'ck_period': period,
+                           'ck_month': month}
+        if text is not None:
+            self.attributes['ck_key'] = text
+            if kind != query_mod.STR:
+                self.attributes['ck_kind'] = kind
+
+    @classmethod
+    def of_point(cls, sums_type, type_, point, period, month):
+        """Return the cell of a point about to be pushed."""
+        value = query_mod.label(type_, point, SUMS_KEY, _ABSENT)
+        kind, text = (None, None) if value is _ABSENT else \
+            query_mod.encode_label(value)
+        return cls(sums_type, type_, period, month, kind, text)
+
+    @classmethod
+    def of_series(cls, sums_type, attributes):
+        """Return the cell of a rating resource, from its attributes."""
+        kind = text = None
+        for role in (GROUPBY, METADATA):
+            text = attributes.get(column(role, SUMS_KEY))
+            if text is not None:
+                # NOTE: no kind stored means a str, as at push.
+                kind = attributes.get(column(KIND_OF[role], SUMS_KEY)) \
+                    or query_mod.STR
+                break
+        return cls(sums_type, attributes['ck_type'], attributes['ck_period'],
+                   attributes['ck_month'], kind, text)
+
+
+def whole(number):
+    """Return a number Gnocchi gave back as a float as an int if whole."""
+    return int(number) if number == int(number) else number
+
+
+_ABSENT = object()
+
+
+def stale_id(sums_type, month):
+    """Return the id of the mark that says a month's sums are stale."""
+    return str(uuid.uuid5(_NAMESPACE, '%s\x00stale\x00%d'
+                          % (sums_type, month)))
+
+
+def sums_value(attributes):
+    """Return the :data:`SUMS_KEY` value of a sums resource, typed.
+
+    :returns: the value, or ``''`` when its points lack the label (they
+        group with the str ``''``).
+    """
+    text = attributes.get('ck_key')
+    if text is None:
+        return ''
+    return query_mod.decode_label(attributes.get('ck_kind'), text)
+
+
+def sums_usable(query):
+    """Tell whether the sums resources can answer a total() query.
+
+    They can when its filters and groupby name only the type,
+    :data:`SUMS_KEY` and time, and its fields are sums, counts and
+    averages (the sums keep no minimum or maximum).
+    """
+    names = ('type', SUMS_KEY)
+    return (all(key in names for key, _ in query.filters)
+            and all(entry in names for entry in query.key_groupby)
+            and all(field.func in ('sum', 'count', 'avg')
+                    for field in query.fields))
+
+
+def months_condition(query):
+    """The conditions on ``ck_month`` of a query's window."""
+    conditions = []
+    if query.begin is not None:
+        conditions.append({'>=': {'ck_month': month_number(query.begin)}})
+    if query.end is not None:
+        last = query.end - datetime.timedelta(microseconds=1)
+        conditions.append({'<=': {'ck_month': month_number(last)}})
+    return conditions
+
+
+def sums_search_for(query):
+    """Translate a query :func:`sums_usable` accepts into a sums search."""
+    conditions = [{'=': {'ck_stale': None}}] + months_condition(query)
+    if query.metric_types is not None:
+        conditions.append({'in': {'ck_type': list(query.metric_types)}})
+    for key, values in query.filters:
+        name = 'ck_type' if key == 'type' else 'ck_key'
+        conditions.append({'in': {name: list(values)}})
+    return {'and': conditions}
+
+
+def stale_search_for(query):
+    """The search for the stale marks of the months of a query's window."""
+    return {'and': [{'=': {'ck_stale': 1}}] + months_condition(query)}
+
+
 def live_condition():
     """Match the resources no delete is rewriting."""
     return {'or': [{'=': {'ck_pending': None}}, {'=': {'ck_pending': ''}}]}
@@ -303,12 +452,7 @@ def search_for(query, columns):
     :returns: a search dict, or None when nothing can match (a filter on
         a key no point ever had).
     """
-    conditions = [live_condition()]
-    if query.begin is not None:
-        conditions.append({'>=': {'ck_month': month_number(query.begin)}})
-    if query.end is not None:
-        last = query.end - datetime.timedelta(microseconds=1)
-        conditions.append({'<=': {'ck_month': month_number(last)}})
+    conditions = [live_condition()] + months_condition(query)
     if query.metric_types is not None:
         conditions.append({'in': {'ck_type': list(query.metric_types)}})
     for key, values in query.filters:

@@ -26,6 +26,7 @@ from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 import testtools
 
+from cloudkitty import dataframe
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.gnocchi import mapping
@@ -271,3 +272,90 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         # NOTE: the label key exists; its column is hashed from it.
         self.assertIn(mapping.column(mapping.GROUPBY, 'project_id'),
                       self.store._columns)
+
+    def sums_types_read(self):
+        """Record the resource types total()'s aggregates read."""
+        client = self.store._api()
+        read = []
+        real = client.aggregates
+
+        def recording(operations, resource_type, search, **kwargs):
+            read.append(resource_type)
+            return real(operations, resource_type, search, **kwargs)
+
+        client.aggregates = recording
+        self.addCleanup(setattr, client, 'aggregates', real)
+        return read
+
+    def push_mixed(self):
+        """Points with a str, an int and no project_id, in two frames."""
+        other = builders.make_point(self.project_id, 4, 8,
+                                    groupby={'project_id': 7, 'x': 'a'})
+        bare = dataframe.DataPoint('unit', 16, 32, {}, {'x': 'b'})
+        self.push([builders.make_frame(T0 + i * HOUR, [
+            ('cpu', self.point(D('0.1'), D('0.2'))),
+            ('cpu', other), ('ram', bare)]) for i in range(2)])
+
+    def test_sums_answer_totals_by_type_and_project_id(self):
+        """total() by type, project_id and time reads the sums alone."""
+        read = self.sums_types_read()
+        self.push_mixed()
+        got = self.store.total(groupby=['type', 'project_id', 'time'],
+                               paginate=False, **EVER)['results']
+        self.assertEqual([self.store.sums_type], read)
+        rows = sorted((r['type'], repr(r['project_id']), r['begin'],
+                       r['qty'], r['rate']) for r in got)
+        want = sorted(
+            (type_, repr(project), T0 + i * HOUR, D(qty), D(price))
+            for i in range(2) for type_, project, qty, price in (
+                ('cpu', self.project_id, '0.1', '0.2'),
+                ('cpu', 7, '4', '8'), ('ram', '', '16', '32')))
+        self.assertEqual(want, rows)
+        counted = self.store.total(
+            filters={'project_id': ['7']},
+            custom_fields='count(qty) AS n, avg(price) AS p',
+            **EVER)['results']
+        self.assertEqual([(D(2), D(8))],
+                         [(r['n'], r['p']) for r in counted])
+        del read[:]
+        self.store.total(groupby=['x'], **EVER)
+        self.assertEqual([self.store.rating_type] * 2, read)
+
+    def test_stale_sums_are_not_read_and_are_rebuilt(self):
+        """A month marked stale is read from the series until rebuilt."""
+        self.push_mixed()
+        client = self.store._api()
+        sums = client.search_all(self.store.sums_type,
+                                 {'=': {'ck_stale': None}})
+        self.assertEqual(3, len(sums))
+        # NOTE: a delete cut short between its mark and its rebuild.
+        self.store._mark_stale(client, [mapping.month_number(T0)])
+        client.delete_resources([resource['id'] for resource in sums[:1]])
+        read = self.sums_types_read()
+        want = D('40.2')
+        self.assertEqual(want, self.store.total(**EVER)['results'][0]['qty'])
+        self.assertNotIn(self.store.sums_type, read)
+        self.store._rebuild_stale(client)
+        self.wait_processed()
+        del read[:]
+        self.assertEqual(want, self.store.total(**EVER)['results'][0]['qty'])
+        self.assertEqual([self.store.sums_type], read)
+        self.assertEqual([], client.search_all(self.store.sums_type,
+                                               {'=': {'ck_stale': 1}}))
+
+    def test_init_gives_an_older_store_its_sums(self):
+        """A store written before the sums type existed gets its sums."""
+        self.push_mixed()
+        client = self.store._api()
+        client.read(client.api.resource.batch_delete,
+                    {'=': {'type': self.store.sums_type}},
+                    resource_type='generic')
+        client.call(client.api.resource_type.delete, self.store.sums_type)
+        store = self.new_store(self.new_conf())
+        self.wait_processed()
+        self.assertEqual(3, len(client.search_all(
+            store.sums_type, {'=': {'ck_stale': None}})))
+        got = store.total(groupby=['project_id'], **EVER)['results']
+        self.assertEqual(
+            {repr(''): D(32), repr(7): D(8), repr(self.project_id): D('0.2')},
+            {repr(r['project_id']): r['qty'] for r in got})

@@ -142,6 +142,59 @@ class SeriesTest(testtools.TestCase):
                               bad, 'dataframes', 'label value')
 
 
+class SumsCellTest(testtools.TestCase):
+
+    def test_a_series_finds_the_cell_its_points_went_to(self):
+        """of_series(), on the attributes as Gnocchi gives them back."""
+        cases = [point({'project_id': 'p'}),
+                 point({'project_id': 7}),
+                 point({}, {'project_id': 'm'}),
+                 point({'project_id': None}, {'project_id': 'm'}),
+                 point({}, {'x': 'y'})]
+        ids = set()
+        for case in cases:
+            cell = mapping.SumsCell.of_point('t_sums', 'cpu', case, 3600,
+                                             5)
+            series = mapping.Series('t_rating', None, 'cpu', case, 3600, 5,
+                                    0)
+            # NOTE: Gnocchi answers numbers as floats.
+            back = dict(series.attributes, ck_period=3600.0, ck_month=5.0)
+            self.assertEqual(cell.id, mapping.SumsCell.of_series(
+                't_sums', back).id)
+            ids.add(cell.id)
+            self.assertEqual(
+                query.group_value('cpu', case, mapping.SUMS_KEY),
+                mapping.sums_value(cell.attributes))
+        self.assertEqual(len(cases), len(ids))
+        other = mapping.SumsCell.of_point('t_sums', 'ram', cases[0], 3600, 5)
+        self.assertNotIn(other.id, ids)
+
+    def test_which_totals_the_sums_answer(self):
+        def usable(**kwargs):
+            return mapping.sums_usable(query.validate_total(**kwargs))
+
+        self.assertTrue(usable())
+        self.assertTrue(usable(groupby=['type', 'project_id', 'time-d'],
+                               filters={'project_id': 'p', 'type': 'c'},
+                               custom_fields='count(qty) AS n, '
+                                             'avg(price) AS a'))
+        self.assertFalse(usable(groupby=['id']))
+        self.assertFalse(usable(filters={'id': 'r'}))
+        self.assertFalse(usable(custom_fields='max(qty) AS m'))
+
+    def test_sums_search(self):
+        q = query.validate_total(
+            begin=builders.T0, end=builders.T0 + builders.HOUR,
+            filters={'project_id': "x' OR '1'='1"}, metric_types=['cpu'])
+        self.assertEqual({'and': [
+            {'=': {'ck_stale': None}},
+            {'>=': {'ck_month': 2021 * 12 + 2}},
+            {'<=': {'ck_month': 2021 * 12 + 2}},
+            {'in': {'ck_type': ['cpu']}},
+            {'in': {'ck_key': ["x' OR '1'='1"]}}]},
+            mapping.sums_search_for(q))
+
+
 class SearchTest(testtools.TestCase):
 
     def test_filter_values_are_data(self):
@@ -180,6 +233,16 @@ class BucketTest(testtools.TestCase):
         bucket = self.bucket(3, 0.30000000000000004, 0.1, 0.1)
         self.assertEqual((D('0.1'), D('0.1')),
                          buckets.uniform_point(bucket, 'r'))
+
+    def test_bucket_of_one_point_is_its_sums(self):
+        bucket = buckets.Bucket(builders.T0, 1, 0.1, None, None, 2.5, None,
+                                None)
+        self.assertEqual((D('0.1'), D('2.5')),
+                         buckets.uniform_point(bucket, 'r'))
+        several = bucket._replace(count=2, qty=0.2, price=5.0)
+        error = self.assertRaises(exceptions.StorageError,
+                                  buckets.uniform_point, several, 'r')
+        self.assertIn('were not read', str(error))
 
     def test_mixed_bucket_is_refused(self):
         self.assertRaises(exceptions.StorageError, buckets.uniform_point,
