@@ -99,6 +99,11 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_deletes_racing_late_pushes_leave_no_ghosts``.
 9. **Values are data.** Every time, type and filter value is a bound
    parameter. Guard: ``test_filter_value_is_never_influxql``.
+10. **A DELETE of records empties every series it matches** in the
+    shards it touches (InfluxDB would drop a series from its index when
+    the rest of its points is being snapshotted; see :mod:`.rollup`).
+    Guards: ``test_record_deletes_empty_every_series_they_match``,
+    ``test_legacy_records_read_compacted_and_deleted``.
 
 Known limits: a delete that dies between deleting its points and writing
 its corrections leaves the records counting those points (the points are
@@ -106,7 +111,12 @@ gone, a retry finds nothing to correct); a writer stalled for longer than
 :data:`.writers.TTL_S` loses its lease without knowing it; an unfiltered
 delete subtracts, and reports, what the records count: the points of a
 push that failed before writing its records and was never retried are
-deleted without being counted (no record counted them either).
+deleted without being counted (no record counted them either); a
+delete of points matches series that keep points of other frames in the
+same shard, so, as upstream's delete, it can hide those written since
+InfluxDB's last cache snapshot from retrieve() until the server restarts,
+when it runs during a snapshot (total() reads the records, which stay
+exact).
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
@@ -116,6 +126,8 @@ import datetime
 import functools
 import math
 import time
+
+from oslo_log import log
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
@@ -127,6 +139,8 @@ from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2.influxdb import writers
 from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.storage.v2 import timeutils
+
+LOG = log.getLogger(__name__)
 
 #: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
 MIN_NS = -(2 ** 63) + 2
@@ -217,11 +231,14 @@ class InfluxDBStorage(v2.BaseStorage):
         database = encoding.quote_identifier(self.client.database)
         self.client.query('CREATE DATABASE %s' % database, database=False)
         policies = {}
+        shards = {}
         for part in self.client.query('SHOW RETENTION POLICIES ON %s'
                                       % database, database=False):
             for values in part['values']:
                 row = dict(zip(part['columns'], values))
                 policies[row['name']] = _duration_ns(row['duration'])
+                shards[row['name']] = _duration_ns(
+                    row.get('shardGroupDuration') or '0s')
         wanted = self.get_retention() // datetime.timedelta(hours=1)
         name = encoding.quote_identifier(self._rp)
         if opts.manage_retention_policy:
@@ -234,12 +251,21 @@ class InfluxDBStorage(v2.BaseStorage):
                         ' REPLICATION 1' if verb == 'CREATE' else '',
                         _shard_hours(wanted)), database=False)
             policies[self._rp] = wanted * 3600 * 10 ** 9
+            shards[self._rp] = _shard_hours(wanted) * 3600 * 10 ** 9
         elif self._rp not in policies:
             raise exceptions.StorageError(
                 'InfluxDB at %s has no retention policy %s on %s, and '
                 'manage_retention_policy is off' % (
                     self.location, name, database))
         self._retention_ns = policies[self._rp]
+        week = rollup.WEEK_DAYS * rollup.DAY_NS
+        if shards[self._rp] and week % shards[self._rp]:
+            LOG.warning(
+                'InfluxDB at %s: the shards of retention policy %s last '
+                '%d h, which does not divide a week; deleting daily '
+                'records may hide points of other days until the server '
+                'restarts (see cloudkitty.storage.v2.influxdb.rollup)',
+                self.location, name, shards[self._rp] // (3600 * 10 ** 9))
 
     def close(self):
         """Close the pooled HTTP connections."""

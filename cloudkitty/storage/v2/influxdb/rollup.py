@@ -61,6 +61,20 @@ frame.
 
 Records are written under the scope's lease (:mod:`.writers`): no other
 writer adds records to the scope meanwhile, and a delete writes alone.
+
+Every DELETE of records empties each series it matches in the shards it
+touches. InfluxDB 1.x drops from its index every series a DELETE matches
+that then holds no point in a TSM file nor in its live cache, and a cache
+being snapshotted is neither: points written a moment earlier would go
+out of sight until the server restarts (a cache snapshot runs every
+25 MB of writes by default). So every record carries ``ck_dow``, its day
+number modulo 7, which makes the records of a day a series set of their
+own in any shard whose duration divides a week (InfluxDB's defaults: 1 h,
+1 d, 7 d; :meth:`.InfluxDBStorage.init` warns about others), and day
+parts carry ``ck_buf``, their buffer: compactions and deletes match the
+day, and the buffer, they empty. Records written before these tags
+(*legacy* records) are still read, and deleted with the day that holds
+them.
 """
 
 import base64
@@ -90,6 +104,12 @@ DAY_PUSHES = 4
 #: each); a day past it is read back when compacted.
 MAX_OPEN_ENTRIES = 500000
 _PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
+#: The tag of a record's day number modulo :data:`WEEK_DAYS`.
+DOW_TAG = 'ck_dow'
+#: The tag of a day part's buffer (0 or 1).
+BUFFER_TAG = 'ck_buf'
+#: Days whose records never share a series within one shard.
+WEEK_DAYS = 7
 #: What starts a series key's digest in a push record (never a key's first
 #: character: keys are percent-encoded).
 DIGEST_MARK = '#'
@@ -98,6 +118,11 @@ DIGEST_MARK = '#'
 def day_of(nanos):
     """Return the start (ns) of the UTC day holding a time (ns)."""
     return timeutils.day_of(nanos, DAY_NS)
+
+
+def day_tag(day):
+    """Return the :data:`DOW_TAG` value of the records of a day (ns)."""
+    return str(day // DAY_NS % WEEK_DAYS)
 
 
 def summarize(series):
@@ -249,8 +274,36 @@ def add_totals(totals, start, total):
         have.add(total)
 
 
-def _series(kind, scope_tag):
-    return '%s,ck_rec=%s,ck_scope=%s' % (DAILY, kind, scope_tag)
+def _series(kind, scope_tag, day):
+    return '%s,%s=%s,ck_rec=%s,ck_scope=%s' % (DAILY, DOW_TAG, day_tag(day),
+                                               kind, scope_tag)
+
+
+def _tagged(row):
+    """Tell whether a record row carries :data:`DOW_TAG` (not legacy)."""
+    return row.get(DOW_TAG) is not None
+
+
+def _without_copies(rows):
+    """Drop legacy copies of push records that were written again.
+
+    A keyed retry of a push written before the tags existed writes its
+    records again with them: the same records in other series. The rows
+    hold each record part once afterwards.
+    """
+    if all(map(_tagged, rows)):
+        return rows
+    seen = set()
+    kept = []
+    for row in sorted(rows, key=_tagged, reverse=True):
+        if row['ck_rec'] == _PUSH:
+            key = (row['ck_scope'], row['time'],
+                   row.get(encoding.EXTRA_SLOT_TAG), row['ck_part'])
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(row)
+    return kept
 
 
 def _record_id(row):
@@ -309,10 +362,9 @@ class Rollup:
         :param bases: ``{start_ns: slot of the record}``.
         """
         records = Records()
-        tags = _series(_PUSH, scope_tag)
         for start, (entries, total) in sums.items():
             extra, offset = divmod(bases[start], encoding.SLOTS)
-            record_tags = tags
+            record_tags = _series(_PUSH, scope_tag, day_of(start))
             if extra:
                 record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
             record_id = _id_of(start + offset, extra)
@@ -463,15 +515,18 @@ class Rollup:
         # may write such a record again.
         self._write_day(scope_tag, day, state, entries, frames, sorted(
             set(state.included) | {_record_id(row) for row in pushes}),
-            bool(pushes))
+            bool(pushes), legacy={row['ck_rec'] for row in rows
+                                  if not _tagged(row)})
 
     def _write_day(self, scope_tag, day, state, entries, frames, included,
-                   pushes):
+                   pushes, legacy=()):
         """Write a day record and its commit, then drop what it replaces.
 
         :param state: the day's current :class:`_DayState`.
         :param included: the ids of the push records it replaces.
         :param pushes: whether the day holds push records to drop.
+        :param legacy: the kinds of the day's legacy records (see the
+            module docstring), all of which it replaces.
         :returns: the :class:`_DayState` of the new commit.
         """
         buffer = 1 - state.buffer if state.committed else 0
@@ -481,9 +536,10 @@ class Rollup:
         if frames is not None:
             frames = _nonzero(frames)
         parts = _parts(entries)
-        lines = ['%s,ck_part=%d d=%s %d' % (
-            _series(_DAY, scope_tag), index, encoding.field_string(part),
-            day + buffer) for index, part in enumerate(parts)]
+        lines = ['%s,%s=%d,ck_part=%d d=%s %d' % (
+            _series(_DAY, scope_tag, day), BUFFER_TAG, buffer, index,
+            encoding.field_string(part), day + buffer)
+            for index, part in enumerate(parts)]
         self.client.write(lines)
         commit = 'buffer=%di,parts=%di,inc=%s' % (
             buffer, len(parts), encoding.field_string(json.dumps(included)))
@@ -491,24 +547,40 @@ class Rollup:
             commit += ',frames=%s' % encoding.field_string(json.dumps(
                 {str(start): total.to_json()
                  for start, total in frames.items()}))
-        self.client.write(['%s %s %d' % (_series(_COMMIT, scope_tag),
+        self.client.write(['%s %s %d' % (_series(_COMMIT, scope_tag, day),
                                          commit, day)])
         # NOTE: what follows only saves space and reading time: the commit
         # already hides the old buffer and the compacted push records.
-        statement = ('DELETE FROM %s WHERE "ck_scope" = $scope AND '
-                     '"ck_rec" = $rec AND time >= $begin AND time < $end'
-                     % encoding.quote_identifier(DAILY))
+        # Each statement matches the series it empties (module docstring).
+        # Legacy records go first, their commit ("c") before all: until
+        # then, either commit counts every point once.
+        for kind in sorted(legacy):
+            self._drop(scope_tag, day, kind, legacy=True)
         if pushes:
-            self.client.query(statement, {
-                'scope': scope_tag, 'rec': _PUSH, 'begin': day,
-                'end': day + DAY_NS})
-        if state.committed:
-            old = day + state.buffer
-            self.client.query(statement, {
-                'scope': scope_tag, 'rec': _DAY, 'begin': old,
-                'end': old + 1})
+            self._drop(scope_tag, day, _PUSH)
+        if state.committed and state.tagged:
+            self._drop(scope_tag, day, _DAY, state.buffer)
         return _DayState({'buffer': buffer, 'parts': len(parts),
-                          'inc': json.dumps(included), 'frames': None})
+                          'inc': json.dumps(included), 'frames': None,
+                          DOW_TAG: day_tag(day)})
+
+    def _drop(self, scope_tag, day, kind, buffer=None, legacy=False):
+        """Delete a scope's records of one kind and day (and buffer).
+
+        :param legacy: delete the day's legacy records of that kind
+            instead. Their series hold other days too, but nobody writes
+            into them any more, so none of their points is in the cache.
+        """
+        params = {'scope': scope_tag, 'rec': kind, 'day': '' if legacy
+                  else day_tag(day), 'begin': day, 'end': day + DAY_NS}
+        statement = ('DELETE FROM %s WHERE "ck_scope" = $scope AND '
+                     '"ck_rec" = $rec AND "%s" = $day' % (
+                         encoding.quote_identifier(DAILY), DOW_TAG))
+        if buffer is not None:
+            statement += ' AND "%s" = $buffer' % BUFFER_TAG
+            params['buffer'] = str(buffer)
+        self.client.query(statement + ' AND time >= $begin AND time < $end',
+                          params)
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``.
@@ -516,11 +588,23 @@ class Rollup:
         Their frame log goes too: those frames hold no point any more.
         """
         self.drop_open(begin_ns, end_ns)
+        numbers = sorted({day_tag(day) for day in range(
+            begin_ns, min(end_ns, begin_ns + WEEK_DAYS * DAY_NS), DAY_NS)})
         for measurement in (DAILY, FRAME_LOG):
-            self.client.query(
-                'DELETE FROM %s WHERE time >= $begin AND time < $end'
-                % encoding.quote_identifier(measurement),
-                {'begin': begin_ns, 'end': end_ns})
+            # NOTE: one day number at a time, so that each statement
+            # matches the series it empties (module docstring).
+            for number in numbers + self._legacy(measurement):
+                self.client.query(
+                    'DELETE FROM %s WHERE "%s" = $day AND time >= $begin '
+                    'AND time < $end' % (
+                        encoding.quote_identifier(measurement), DOW_TAG),
+                    {'day': number, 'begin': begin_ns, 'end': end_ns})
+
+    def _legacy(self, measurement):
+        """``['']`` when a measurement holds legacy records, else ``[]``."""
+        return [''] if self.client.query(
+            'SHOW SERIES FROM %s WHERE "%s" = \'\' LIMIT 1' % (
+                self.source(measurement), DOW_TAG)) else []
 
     def log_covers(self, begin_ns, end_ns, used):
         """Tell whether the frame log knows every frame start of ``used``.
@@ -553,11 +637,11 @@ class Rollup:
             [count, qty, price]}, FrameTotal)}}`` without series and
             frame starts at 0.
         """
-        rows = self.client.rows(
-            'SELECT "d", "tot", "ck_scope", "ck_part", "%s" FROM %s WHERE '
-            'time >= $begin AND time < $end' % (
-                encoding.EXTRA_SLOT_TAG, self.source(FRAME_LOG)),
-            {'begin': begin_ns, 'end': end_ns})
+        rows = _without_copies(self.client.rows(
+            'SELECT "d", "tot", "ck_rec", "ck_scope", "ck_part", "%s", "%s" '
+            'FROM %s WHERE time >= $begin AND time < $end' % (
+                encoding.EXTRA_SLOT_TAG, DOW_TAG, self.source(FRAME_LOG)),
+            {'begin': begin_ns, 'end': end_ns}))
         sums = {}
         for row in rows:
             frames = sums.setdefault(row['ck_scope'], {})
@@ -591,18 +675,22 @@ class Rollup:
         if scope_tag is not None:
             condition += ' AND "ck_scope" = $scope'
             params['scope'] = scope_tag
-        return self.client.rows(
-            'SELECT %s, "buffer", "parts", "inc", "frames", '
-            '"ck_rec", "ck_scope", "ck_part", "%s" FROM %s WHERE %s' % (
-                fields, encoding.EXTRA_SLOT_TAG, self.source(DAILY),
-                condition), params)
+        return _without_copies(self.client.rows(
+            'SELECT %s, "buffer", "parts", "inc", "frames", "ck_rec", '
+            '"ck_scope", "ck_part", "%s", "%s", "%s" FROM %s WHERE %s' % (
+                fields, encoding.EXTRA_SLOT_TAG, DOW_TAG, BUFFER_TAG,
+                self.source(DAILY), condition), params))
 
     @staticmethod
     def _days(rows):
         days = {}
         for row in rows:
             if row['ck_rec'] == _COMMIT:
-                days[(row['ck_scope'], row['time'])] = _DayState(row)
+                where = (row['ck_scope'], row['time'])
+                # NOTE: a legacy commit lasts until the compaction that
+                # replaced it deletes it.
+                if where not in days or _tagged(row):
+                    days[where] = _DayState(row)
         return days
 
     def _plan(self, begin_ns, end_ns, rows):
@@ -752,6 +840,7 @@ class _DayState:
 
     def __init__(self, row=None):
         self.committed = row is not None
+        self.tagged = row is None or _tagged(row)
         self.buffer = row['buffer'] if row else 0
         self.parts = row['parts'] if row else 0
         self.included = frozenset(json.loads(row['inc'])) if row else ()
@@ -766,9 +855,16 @@ class _DayState:
                            json.loads(row['frames']).items()}
 
     def accepts(self, row):
-        """Tell whether a day part belongs to the committed buffer."""
-        return (self.committed and row['time'] % DAY_NS == self.buffer
-                and int(row['ck_part']) < self.parts)
+        """Tell whether a day part belongs to the committed buffer.
+
+        A legacy commit (see the module docstring) takes legacy parts
+        only, another one parts tagged with its buffer.
+        """
+        if not self.committed or int(row['ck_part']) >= self.parts:
+            return False
+        if self.tagged:
+            return row.get(BUFFER_TAG) == str(self.buffer)
+        return not _tagged(row) and row['time'] % DAY_NS == self.buffer
 
     def entries(self, rows):
         """The committed day parts among ``rows``, decoded."""

@@ -276,9 +276,9 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         # NOTE: a compaction that died before its commit: garbage in the
         # buffer the commit does not point to.
         self.store.client.write([
-            'ck_daily,ck_part=0,ck_rec=d,ck_scope=.scope d="%s" %d' % (
-                'ck_type=.cpu 1000 5 5', day + buffer)
-            for buffer in (0, 1)][1:])
+            'ck_daily,ck_buf=1,ck_dow=%s,ck_part=0,ck_rec=d,ck_scope=.scope '
+            'd="%s" %d' % (rollup.day_tag(day), 'ck_type=.cpu 1000 5 5',
+                           day + 1)])
         self.assertAgrees()
 
     def test_crash_between_commit_and_drop_counts_once(self):
@@ -435,6 +435,175 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                               end=T0 + DAY + datetime.timedelta(hours=9))
         self.assertTrue([s for s in sent if s.startswith('SELECT')
                          and '*::tag' in s])
+
+    def shard_bounds(self):
+        """The ``(start, end)`` (ns) of the shards of the test database."""
+        bounds = []
+        for part in self.store.client.query('SHOW SHARDS', database=False):
+            if part['name'] != self.database:
+                continue
+            for values in part['values']:
+                row = dict(zip(part['columns'], values))
+                bounds.append(tuple(
+                    int(datetime.datetime.fromisoformat(
+                        row[name].replace('Z', '+00:00')).timestamp())
+                    * 10 ** 9 for name in ('start_time', 'end_time')))
+        return bounds
+
+    def guard_record_deletes(self):
+        """Fail when a DELETE of records leaves a series it matched.
+
+        InfluxDB 1.x drops from its index every series a DELETE matches
+        (by its tags, in the shards its time range meets) that holds no
+        point in a TSM file nor in the live cache afterwards; points being
+        snapshotted at that moment count as neither, and go out of sight
+        until the server restarts. So a DELETE of records must match only
+        series it empties in those shards; this checks it after each one.
+
+        :returns: the ``(statement, params)`` checked.
+        """
+        checked = []
+        query_of = self.store.client.query
+        prefixes = {'DELETE FROM "%s" WHERE ' % name: name
+                    for name in (rollup.DAILY, rollup.FRAME_LOG)}
+
+        def query_and_check(statement, params=None, **kwargs):
+            found = query_of(statement, params, **kwargs)
+            prefix = statement[:statement.find(' WHERE ') + 7]
+            if prefix in prefixes:
+                checked.append((statement, params))
+                begin, end = params['begin'], params['end']
+                touched = [(low, high) for low, high in self.shard_bounds()
+                           if low < end and begin < high]
+                left = query_of(
+                    'SELECT count(*) FROM %s WHERE %s GROUP BY *' % (
+                        self.store.source(prefixes[prefix]),
+                        statement[len(prefix):]),
+                    dict(params,
+                         begin=min(low for low, _ in touched),
+                         end=max(high for _, high in touched)))
+                self.assertEqual([], left, statement)
+            return found
+        self.useFixture(fixtures.MockPatchObject(
+            self.store.client, 'query', query_and_check))
+        return checked
+
+    def test_record_deletes_empty_every_series_they_match(self):
+        """Compactions and deletes never delete part of a series' shard.
+
+        Days that go on (compacted every two pushes, so day buffers
+        alternate), later days, a filtered, a partial and a whole-day
+        delete; the test database's shards hold seven days each.
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        checked = self.guard_record_deletes()
+        for frame in self.frames(days=3):
+            self.push([frame])
+        self.delete_and_check(begin=T0 + datetime.timedelta(hours=4),
+                              end=T0 + DAY, filters={'id': ['vm-1']})
+        self.delete_and_check(begin=T0 + datetime.timedelta(hours=8),
+                              end=T0 + datetime.timedelta(hours=9))
+        self.delete_and_check(begin=T0 + DAY, end=T0 + 2 * DAY)
+        self.push(self.frames(days=2, start=T0 + DAY))
+        self.assertAgrees()
+        kinds = {params.get('rec') for _, params in checked}
+        self.assertTrue({'p', 'd'} <= kinds, kinds)
+
+    def make_legacy(self):
+        """Rewrite every record without ck_dow and ck_buf, as before them."""
+        client = self.store.client
+        for name in (rollup.DAILY, rollup.FRAME_LOG):
+            lines = []
+            for part in client.query('SELECT * FROM %s WHERE time >= 0 '
+                                     'GROUP BY *' % self.store.source(name)):
+                tags = {key: value for key, value in part['tags'].items()
+                        if value and key not in (rollup.DOW_TAG,
+                                                 rollup.BUFFER_TAG)}
+                for values in part['values']:
+                    fields = []
+                    for column, value in zip(part['columns'], values):
+                        if column == 'time' or value is None:
+                            continue
+                        fields.append('%s=%s' % (column, '%di' % value if
+                                                 isinstance(value, int) else
+                                                 '"%s"' % value.replace(
+                                                     '"', '\\"')))
+                    lines.append('%s,%s %s %d' % (
+                        name, ','.join('%s=%s' % item
+                                       for item in sorted(tags.items())),
+                        ','.join(fields), values[0]))
+            client.query('DROP SERIES FROM "%s" WHERE "%s" != \'\'' % (
+                name, rollup.DOW_TAG))
+            client.write(lines)
+
+    def test_legacy_records_read_compacted_and_deleted(self):
+        """Records written before ck_dow and ck_buf still count once."""
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        frames = self.frames(days=3)
+        for frame in frames[:-2]:
+            self.push([frame])
+        # NOTE: the fifth push of day 3: left as a push record.
+        self.push(frames[-2:-1], idempotency_key='last')
+        before = self.daily_kinds()
+        self.make_legacy()
+        self.assertEqual({}, self.tagged_kinds())
+        self.assertEqual(before, self.daily_kinds())
+        self.assertEqual({'p', 'd', 'c'}, set(before))
+        self.store = self.new_store()
+        self.assertAgrees()
+        # NOTE: a keyed retry writes the same records, tagged this time.
+        self.store.push(frames[-2:-1], scope_id='scope',
+                        idempotency_key='last')
+        self.assertAgrees()
+        self.push(frames[-1:])
+        self.assertAgrees()
+        # NOTE: day 3 is read back and compacted, but the compaction dies
+        # before it deletes anything: its commit and the legacy one meet.
+        real = self.store.client.query
+
+        def crash_on_delete(statement, params=None, database=True):
+            if statement.startswith('DELETE'):
+                raise exceptions.BackendUnavailable(
+                    'influxdb', self.store.location, 'crash')
+            return real(statement, params, database)
+        self.store.client.query = crash_on_delete
+        day_4 = self.frames(days=1, start=T0 + 3 * DAY)
+        self.assertRaises(exceptions.BackendUnavailable, self.store.push,
+                          day_4[:1], scope_id='scope', idempotency_key='4')
+        self.store.client.query = real
+        self.pushed.extend(day_4[:1])
+        self.assertAgrees()
+        # NOTE: the next compaction of day 3 deletes its legacy records.
+        self.store.push(day_4[:1], scope_id='scope', idempotency_key='4')
+        self.push(day_4[1:2])
+        self.assertAgrees()
+        self.delete_and_check(begin=T0 + datetime.timedelta(hours=4),
+                              end=T0 + datetime.timedelta(hours=5))
+        self.delete_and_check(begin=T0 + DAY, end=T0 + 2 * DAY)
+        self.delete_and_check(begin=T0 + 2 * DAY + datetime.timedelta(
+            hours=8), end=T0 + 3 * DAY, filters={'id': ['vm-2']})
+        self.push(self.frames(days=2, start=T0 + 3 * DAY)[2:])
+        self.assertAgrees()
+        # NOTE: every day compacted since holds tagged records only.
+        legacy = self.store.client.rows(
+            'SELECT "np", "buffer", "d" FROM %s WHERE "%s" = \'\' AND '
+            'time >= $begin' % (self.store.source(rollup.DAILY),
+                                rollup.DOW_TAG),
+            {'begin': query.to_micros(T0 + 2 * DAY) * 1000})
+        self.assertEqual([], legacy)
+
+    def tagged_kinds(self):
+        """Count the ck_daily records with ck_dow, by kind."""
+        rows = self.store.client.rows(
+            'SELECT "np", "buffer", "d", "ck_rec" FROM %s WHERE "%s" != '
+            '\'\' AND time >= 0' % (self.store.source(rollup.DAILY),
+                                    rollup.DOW_TAG))
+        kinds = {}
+        for row in rows:
+            kinds[row['ck_rec']] = kinds.get(row['ck_rec'], 0) + 1
+        return kinds
 
     def test_pages_without_filters_follow_frame_totals(self):
         """Unfiltered pages, found through frame totals, equal the oracle.
