@@ -141,3 +141,48 @@ class DigestTest(testtools.TestCase):
         self.assertEqual(
             {key: [count, qty, price] for key, count, qty, price in
              names.name(items)}, entries)
+
+
+class DayTagTest(testtools.TestCase):
+
+    def test_days_of_a_week_shard_have_their_own_number(self):
+        """Seven days of an epoch-aligned week shard: seven numbers."""
+        week = 7 * DAY
+        for shard in (0, 2900 * week):
+            self.assertEqual(
+                {str(n) for n in range(7)},
+                {rollup.day_tag(shard + n * DAY + 5 * HOUR)
+                 for n in range(7)})
+
+    def test_records_carry_their_day_number(self):
+        """Push records name their day; day parts their buffer too."""
+        day = 20000 * DAY
+        records = rollup.Rollup(None, None).records(
+            '.scope', {day + HOUR: ({'k': [1, 2, 3]},
+                                    rollup.FrameTotal(1, 2, 3, 4, {}))},
+            {day + HOUR: 0})
+        line, = records.lines
+        self.assertIn(',ck_dow=%s,' % rollup.day_tag(day), line)
+
+
+class WithoutCopiesTest(testtools.TestCase):
+
+    def row(self, kind='p', part='0', dow=None, time=5, **fields):
+        """A record row as Client.rows() gives it."""
+        return dict(fields, ck_rec=kind, ck_scope='.s', ck_part=part,
+                    ck_dow=dow, time=time)
+
+    def test_tagged_rows_pass_unchanged(self):
+        """Without legacy rows, nothing is copied nor dropped."""
+        rows = [self.row(dow='1'), self.row(dow='1', part='1')]
+        self.assertIs(rows, rollup._without_copies(rows))
+
+    def test_a_legacy_copy_of_a_rewritten_record_goes(self):
+        """The tagged copy stays; other records and kinds are kept."""
+        tagged = self.row(dow='1', d='new')
+        rows = [self.row(d='old'), tagged, self.row(time=6),
+                self.row(kind='d'), self.row(kind='d', dow='1')]
+        kept = rollup._without_copies(rows)
+        self.assertEqual(4, len(kept))
+        self.assertIn(tagged, kept)
+        self.assertNotIn(rows[0], kept)
