@@ -646,6 +646,40 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual(0, store.retrieve(
             begin=T0 - DAY, end=T0 + DAY)['total'])
 
+    def policy(self):
+        """``(duration, shard duration)`` of the store's policy, as text."""
+        for part in self.store.client.query(
+                'SHOW RETENTION POLICIES ON "%s"' % self.database,
+                database=False):
+            for values in part['values']:
+                row = dict(zip(part['columns'], values))
+                if row['name'] == self.store._rp:
+                    return row['duration'], row['shardGroupDuration']
+
+    def test_init_keeps_week_shards(self):
+        """init() gives the policy a week's shards, and mends a day's.
+
+        A DELETE costs InfluxDB work per shard of the database; shards of
+        another duration than divides a week get a warning.
+        """
+        self.conf.set_override('retention_period', 2400, group='storage')
+        self.store.init()
+        self.assertEqual(('2400h0m0s', '168h0m0s'), self.policy())
+        self.store.client.query(
+            'ALTER RETENTION POLICY "%s" ON "%s" SHARD DURATION 24h' % (
+                self.store._rp, self.database), database=False)
+        self.store.init()
+        self.assertEqual(('2400h0m0s', '168h0m0s'), self.policy())
+        self.conf.set_override('manage_retention_policy', False,
+                               group='storage_influxdb')
+        self.store.client.query(
+            'ALTER RETENTION POLICY "%s" ON "%s" SHARD DURATION 240h' % (
+                self.store._rp, self.database), database=False)
+        logged = self.useFixture(fixtures.FakeLogger())
+        self.store.init()
+        self.assertEqual(('2400h0m0s', '240h0m0s'), self.policy())
+        self.assertIn('does not divide a week', logged.output)
+
     def test_server_down_is_backend_unavailable(self):
         """No server: init() and push() raise BackendUnavailable."""
         self.conf.set_override('host', '127.0.0.1', group='storage_influxdb')
