@@ -588,23 +588,29 @@ class Rollup:
         Their frame log goes too: those frames hold no point any more.
         """
         self.drop_open(begin_ns, end_ns)
-        numbers = sorted({day_tag(day) for day in range(
-            begin_ns, min(end_ns, begin_ns + WEEK_DAYS * DAY_NS), DAY_NS)})
+        spans = {}
+        for day in range(begin_ns, end_ns, DAY_NS):
+            first, _ = spans.get(day_tag(day), (day, None))
+            spans[day_tag(day)] = (first, day + DAY_NS)
         for measurement in (DAILY, FRAME_LOG):
-            # NOTE: one day number at a time, so that each statement
-            # matches the series it empties (module docstring).
-            for number in numbers + self._legacy(measurement):
+            # NOTE: one day number at a time, from its first day in the
+            # window to its last, so that each statement matches the
+            # series it empties (module docstring).
+            statements = sorted(spans.items())
+            if self._legacy(measurement):
+                statements.append(('', (begin_ns, end_ns)))
+            for number, (low, high) in statements:
                 self.client.query(
                     'DELETE FROM %s WHERE "%s" = $day AND time >= $begin '
                     'AND time < $end' % (
                         encoding.quote_identifier(measurement), DOW_TAG),
-                    {'day': number, 'begin': begin_ns, 'end': end_ns})
+                    {'day': number, 'begin': low, 'end': high})
 
     def _legacy(self, measurement):
-        """``['']`` when a measurement holds legacy records, else ``[]``."""
-        return [''] if self.client.query(
+        """Tell whether a measurement holds legacy records at all."""
+        return bool(self.client.query(
             'SHOW SERIES FROM %s WHERE "%s" = \'\' LIMIT 1' % (
-                self.source(measurement), DOW_TAG)) else []
+                self.source(measurement), DOW_TAG)))
 
     def log_covers(self, begin_ns, end_ns, used):
         """Tell whether the frame log knows every frame start of ``used``.

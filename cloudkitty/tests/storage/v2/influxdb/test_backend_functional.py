@@ -507,6 +507,10 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.delete_and_check(begin=T0 + DAY, end=T0 + 2 * DAY)
         self.push(self.frames(days=2, start=T0 + DAY))
         self.assertAgrees()
+        # NOTE: seven whole days: across a shard's edge, and each day
+        # number also names a day outside the window in a shard it meets.
+        self.push(self.frames(days=6, start=T0 + 3 * DAY))
+        self.delete_and_check(begin=T0 + DAY, end=T0 + 8 * DAY)
         kinds = {params.get('rec') for _, params in checked}
         self.assertTrue({'p', 'd'} <= kinds, kinds)
 
