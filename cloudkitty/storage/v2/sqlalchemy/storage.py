@@ -695,6 +695,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         page come from the frame counts (see :mod:`~cloudkitty.storage.v2.
         sqlalchemy.frames`); otherwise the total reads whole days from the
         daily rollup and a deep page seeks through it (see :meth:`_seek`).
+        Unpaginated, the total is the number of points read.
         """
         query = query_mod.validate_retrieve(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
@@ -712,9 +713,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     regions = self._regions(conn, query)
                     total = sum(count for _, _, count in regions)
                     page = self._seek(conn, query, regions)
-                elif by_frames:
-                    total = frames_mod.count(conn, query)
-                else:
+                elif query.paginate:
                     total = sum(self._count(conn, source, part, seek)
                                 for source, part in self._plan(
                                     query, rollup.until(conn)))
@@ -724,6 +723,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     if page.paginate:
                         stmt = stmt.offset(page.offset).limit(page.limit)
                     rows = _driver_rows(conn, stmt)
+                if not query.paginate:
+                    total = len(rows)
                 points = self._rebuild(conn, rows)
         return query_mod.build_retrieve(total, points)
 
