@@ -1223,15 +1223,22 @@ def _narrow(query, left, by_start):
 
 
 def _driver_rows(conn, stmt):
-    """Run a SELECT of integer columns; return the driver's row tuples.
+    """Run a SELECT; return the driver's row tuples.
 
     SQLAlchemy would make a Row of each, about a microsecond apiece
-    (measured, SQLite and PostgreSQL): as much as rebuilding the point. The
-    columns need no type processing: drivers return integers as ints.
+    (measured, SQLite and PostgreSQL): as much as rebuilding a point. The
+    callers read points and sums by position, whose columns need no type
+    processing: integers (or the Decimal of a NUMERIC sum) and strings.
     """
     result = conn.execute(stmt)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
         return result.cursor.fetchall()
+    except dbapi_error as exc:
+        # NOTE: wrapped as SQLAlchemy's own fetches do, for
+        # engine.translate_errors() (SQLite runs the query as it fetches).
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, dialect=conn.dialect) from exc
     finally:
         result.close()
 
@@ -1243,7 +1250,7 @@ def _fetch_sums(conn, stmt, split):
     retried: split sums cannot overflow.
     """
     try:
-        return conn.execute(stmt).all()
+        return _driver_rows(conn, stmt)
     except sa_exc.OperationalError as exc:
         if 'integer overflow' in str(exc.orig) and not split:
             raise _Overflow() from exc
