@@ -89,8 +89,10 @@ def _conditions(query):
         clauses.append(frame.c.begin < query_mod.to_micros(query.end))
     if query.metric_types is not None:
         clauses.append(frame.c.type.in_(query.metric_types))
-    for _, values in query.filters:
-        clauses.append(frame.c.type.in_(values))
+    for key, values in query.filters:
+        # NOTE: other keys are the points' (see ends()).
+        if key == 'type':
+            clauses.append(frame.c.type.in_(values))
     return clauses
 
 
@@ -150,6 +152,37 @@ def narrow(query, cells):
         query, begin=query_mod.from_micros(begin),
         end=query_mod.from_micros(last + 1),
         offset=query.offset - frame_first)
+
+
+def starts(query):
+    """The frame starts of a window, with their number of points.
+
+    Only the window and the query's types count (its other filters are
+    the points'), so ``n`` bounds the points the query reads there.
+
+    :returns: a SELECT of ``(begin, n)`` per frame start.
+    """
+    frame = models.frame
+    return sa.select(frame.c.begin, sa.func.sum(frame.c.n).label('n')).where(
+        *_conditions(query)).group_by(frame.c.begin)
+
+
+def ends(query):
+    """:func:`starts`, with the first and last frame end of their points.
+
+    For reads that seek their points by frame (see ``SQLAlchemyStorage.
+    _frames_to_seek``): each end is one seek in an index of the points
+    that leads with ``(begin, end)``.
+
+    :returns: a SELECT of ``(begin, n, first_end, last_end)`` per frame
+        start.
+    """
+    frame, point = models.frame, models.point
+    end_of = [sa.select(func(point.c.end)).where(
+        point.c.begin == frame.c.begin).scalar_subquery()
+        for func in (sa.func.min, sa.func.max)]
+    return starts(query).add_columns(end_of[0].label('first_end'),
+                                     end_of[1].label('last_end'))
 
 
 def count(conn, query):

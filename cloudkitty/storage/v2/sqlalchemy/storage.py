@@ -70,6 +70,14 @@ _WEIGHTS = tuple(weight for _, weight in _LIMBS)
 #: Offsets from which retrieve() seeks the page's frame start first (see
 #: SQLAlchemyStorage._seek); below it a plain OFFSET costs less.
 _SEEK_FROM = 1000
+#: A label-filtered read seeks each (frame, series) it needs when there are
+#: this many times fewer of them than points in its window (see
+#: SQLAlchemyStorage._frames_to_seek): a seek costs about as much as
+#: scanning 16 index entries (measured, SQLite).
+_SEEK_RATIO = 16
+#: The most days a seek in the daily rollup names (one bound parameter
+#: each); a longer window scans its days.
+_SEEK_DAYS = 1000
 # NOTE: an offset and widths that turn a (hundreds, rest) pair into a
 # fixed-width string of digits which sorts like the value, for SQLite's
 # min()/max().
@@ -525,18 +533,30 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
     # reading ---------------------------------------------------------------
 
-    def _conditions(self, query, source=_POINTS):
+    def _conditions(self, query, source=_POINTS, window=True):
         """Translate a query's window, types and filters to WHERE clauses.
 
         Every value is a bound parameter; filter keys and values are data.
+
+        :param window: False when the FROM clause already bounds the
+            window (see :meth:`_reading`).
         """
-        series, label = models.series, models.label
         table = source.table
         clauses = []
-        if query.begin is not None:
+        if window and query.begin is not None:
             clauses.append(table.c[source.start] >= to_micros(query.begin))
-        if query.end is not None:
+        if window and query.end is not None:
             clauses.append(table.c[source.start] < to_micros(query.end))
+        series_clauses = self._series_clauses(query)
+        if series_clauses:
+            clauses.append(table.c.series_id.in_(
+                sa.select(models.series.c.id).where(*series_clauses)))
+        return clauses
+
+    @staticmethod
+    def _series_clauses(query):
+        """The clauses on ``ck_series`` of a query's types and filters."""
+        series, label = models.series, models.label
         series_clauses = []
         if query.metric_types is not None:
             series_clauses.append(series.c.type.in_(query.metric_types))
@@ -547,10 +567,102 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 series_clauses.append(series.c.id.in_(
                     sa.select(label.c.series_id).where(
                         label.c.key == key, label.c.value.in_(values))))
-        if series_clauses:
-            clauses.append(table.c.series_id.in_(
-                sa.select(series.c.id).where(*series_clauses)))
-        return clauses
+        return series_clauses
+
+    def _frames_to_seek(self, conn, query):
+        """Tell whether a read of ``query`` should seek frame by frame.
+
+        A read filtered on labels (one project, say) needs a few series of
+        every frame and day; it can then seek each (frame or day, series)
+        instead of scanning every entry of the window and dropping the
+        other series' (see :meth:`_reading`). That is worth it when the
+        seeks are fewer than the window's points over
+        :data:`_SEEK_RATIO`. Where the points are joined to their frames
+        (see :attr:`_joins_frames`), it also needs the points of each
+        frame start to share one frame end, else a seek would miss some of
+        them.
+
+        The frame counts (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
+        frames`) give the window's frame starts and points; ``conn`` must
+        read one snapshot (see :meth:`_reading_connection`), so that the
+        read sees the frames counted here.
+
+        :rtype: bool
+        """
+        if frames_mod.usable(query):
+            return False
+        if self._joins_frames:
+            frames = conn.execute(frames_mod.ends(query)).all()
+            if any(first != last for _, _, first, last in frames):
+                return False
+        else:
+            frames = conn.execute(frames_mod.starts(query)).all()
+        if not frames:
+            return False
+        points = sum(int(row[1]) for row in frames)
+        series = conn.scalar(sa.select(sa.func.count()).select_from(
+            models.series).where(*self._series_clauses(query)))
+        return len(frames) * series * _SEEK_RATIO <= points
+
+    @property
+    def _joins_frames(self):
+        """Tell whether seeking reads join the points to their frames.
+
+        Only SQLite's points have no index by series (a second index
+        costs 5x on push, see :mod:`~cloudkitty.storage.v2.sqlalchemy.
+        models`); its index leads with ``(begin, end, series_id)``, and a
+        join on the window's frames makes it seek each (frame, series).
+        PostgreSQL's (series_id, begin) index (migration 0003) and
+        MariaDB's series_id one (InnoDB's, of the foreign key) are what
+        their planners take for a few series; there a join would only get
+        in the way (measured: 0.025 s to 0.65 s on MariaDB for one
+        project of 245,000 points), and PostgreSQL would scan each frame
+        to find its end, its key leading with ``begin`` alone.
+        """
+        return self.engine.dialect.name == 'sqlite'
+
+    def _reading(self, query, source=_POINTS, seek=False):
+        """The FROM clause and WHERE clauses that read a source of a query.
+
+        With ``seek`` (see :meth:`_frames_to_seek`), the daily rollup is
+        read through the list of the window's days, the first column of
+        its key, and the points, where :attr:`_joins_frames`, through the
+        window's frames (see :func:`frames.ends`), joined on the leading
+        columns of their index: one seek per day or frame and series of
+        the filter.
+
+        :returns: ``(from_clause, [clause, ...])``.
+        """
+        table = source.table
+        if source is _DAILY and seek:
+            days = range(to_micros(query.begin), to_micros(query.end),
+                         rollup.DAY)
+            if len(days) <= _SEEK_DAYS:
+                return table, [table.c.day.in_(list(days))] + \
+                    self._conditions(query, source, window=False)
+        if source is not _POINTS or not seek or not self._joins_frames:
+            return table, self._conditions(query, source)
+        point = models.point
+        frames = frames_mod.ends(query).subquery('seek_frames')
+        return frames.join(point, sa.and_(
+            point.c.begin == frames.c.begin,
+            point.c.end == frames.c.first_end)), self._conditions(
+            query, source, window=False)
+
+    def _reading_connection(self):
+        """Open a connection whose statements read one snapshot.
+
+        SQLite reads in a transaction and MariaDB's default is REPEATABLE
+        READ; PostgreSQL's READ COMMITTED gives each statement its own
+        snapshot, so a read planned by one statement (see
+        :meth:`_frames_to_seek`) could miss part of a push committed
+        before the next. A read-only REPEATABLE READ transaction never
+        fails to serialize.
+        """
+        conn = self.engine.connect()
+        if self.engine.dialect.name == 'postgresql':
+            conn.execution_options(isolation_level='REPEATABLE READ')
+        return conn
 
     @staticmethod
     def _plan(query, until, rollup_ok=True):
@@ -583,13 +695,15 @@ class SQLAlchemyStorage(v2.BaseStorage):
         page come from the frame counts (see :mod:`~cloudkitty.storage.v2.
         sqlalchemy.frames`); otherwise the total reads whole days from the
         daily rollup and a deep page seeks through it (see :meth:`_seek`).
+        Unpaginated, the total is the number of points read.
         """
         query = query_mod.validate_retrieve(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
             offset=offset, limit=limit, paginate=paginate)
         by_frames = frames_mod.usable(query)
         with engine_mod.translate_errors(self.engine):
-            with self.engine.connect() as conn:
+            with self._reading_connection() as conn:
+                seek = self._frames_to_seek(conn, query)
                 page = query
                 if query.paginate and by_frames:
                     total = frames_mod.count(conn, query)
@@ -599,23 +713,26 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     regions = self._regions(conn, query)
                     total = sum(count for _, _, count in regions)
                     page = self._seek(conn, query, regions)
-                elif by_frames:
-                    total = frames_mod.count(conn, query)
-                else:
-                    total = sum(int(conn.scalar(
-                        sa.select(source.counter()).select_from(
-                            source.table).where(
-                            *self._conditions(part, source))) or 0)
-                        for source, part in self._plan(
-                            query, rollup.until(conn)))
+                elif query.paginate:
+                    total = sum(self._count(conn, source, part, seek)
+                                for source, part in self._plan(
+                                    query, rollup.until(conn)))
                 rows = []
                 if page is not None:
-                    stmt = self._points_select(page)
+                    stmt = self._points_select(page, seek)
                     if page.paginate:
                         stmt = stmt.offset(page.offset).limit(page.limit)
-                    rows = conn.execute(stmt).all()
+                    rows = _driver_rows(conn, stmt)
+                if not query.paginate:
+                    total = len(rows)
                 points = self._rebuild(conn, rows)
         return query_mod.build_retrieve(total, points)
+
+    def _count(self, conn, source, query, seek):
+        """Count the points of a query in one source of its plan."""
+        from_, clauses = self._reading(query, source, seek)
+        return int(conn.scalar(sa.select(source.counter()).select_from(
+            from_).where(*clauses)) or 0)
 
     def _regions(self, conn, query):
         """Count a window's points per region, in the points' order.
@@ -707,18 +824,20 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 for rows in result.partitions():
                     yield from self._rebuild(series_conn, rows)
 
-    def _points_select(self, query):
+    def _points_select(self, query, seek=False):
         """The SELECT of a query's points, in the contract's order.
 
         The tiebreak after frame start and type is push order (the id).
+
+        :param seek: see :meth:`_reading`.
         """
         point, series = models.point, models.series
+        from_, clauses = self._reading(query, _POINTS, seek)
         return sa.select(
             point.c.series_id, point.c.begin, point.c.end,
             *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
-            point.join(series, series.c.id == point.c.series_id)).where(
-            *self._conditions(query)).order_by(
-            point.c.begin, series.c.type, point.c.id)
+            from_.join(series, series.c.id == point.c.series_id)).where(
+            *clauses).order_by(point.c.begin, series.c.type, point.c.id)
 
     def _rebuild(self, conn, rows):
         """Turn point rows into ``(start, end, type, DataPoint)`` tuples.
@@ -767,9 +886,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         rollup_ok = query.time_groupby != 'time' and not any(
             f.func in ('min', 'max') for f in query.fields)
         with engine_mod.translate_errors(self.engine):
-            with self.engine.connect() as conn:
+            with self._reading_connection() as conn:
                 plan = self._plan(query, rollup.until(conn), rollup_ok)
-                if conn.dialect.name == 'postgresql' and query.key_groupby:
+                seek = self._frames_to_seek(conn, query)
+                if conn.dialect.name == 'postgresql' and \
+                        query.key_groupby and not seek:
                     # NOTE: the aggregate joins one row per series to the
                     # series' labels: a hash join is always right. Before
                     # autovacuum analyzed freshly filled tables, the
@@ -777,12 +898,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     # 0.08 s by project after loading a million points).
                     conn.exec_driver_sql('SET LOCAL enable_nestloop = off')
                 try:
-                    partials = self._aggregate(conn, query, plan, False)
+                    partials = self._aggregate(conn, query, plan, False,
+                                               seek)
                 except _Overflow:
-                    partials = self._aggregate(conn, query, plan, True)
+                    partials = self._aggregate(conn, query, plan, True,
+                                               seek)
         return query_mod.build_total(query, partials)
 
-    def _aggregate(self, conn, query, plan, split):
+    def _aggregate(self, conn, query, plan, split, seek=False):
         """Run the aggregate query of a plan; return its partial groups.
 
         Each source of the plan is first summed per series (and frame or
@@ -790,12 +913,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
         UNION ALL, joined to the series' labels and summed again, so that
         the join works on series, not on points.
 
+        :param seek: see :meth:`_reading`.
         :returns: a list of :class:`cloudkitty.storage.v2.query.Partial`.
         """
         time = query.time_groupby is not None
         extremes = sorted({(f.func, f.field) for f in query.fields
                            if f.func in ('min', 'max')})
-        inners = [self._partial_select(source, part, time, extremes, split)
+        inners = [self._partial_select(source, part, time, extremes, split,
+                                       seek)
                   for source, part in plan]
         inner = (inners[0] if len(inners) == 1
                  else sa.union_all(*inners)).subquery('partial')
@@ -830,9 +955,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return [self._partial(row, query.key_groupby, time, extremes, split)
                 for row in rows if row[len(group)]]
 
-    def _partial_select(self, source, query, time, extremes, split):
+    def _partial_select(self, source, query, time, extremes, split, seek):
         """Sum one source of a plan per series (and time, if grouped)."""
         table = source.table
+        from_, clauses = self._reading(query, source, seek)
         group = [table.c.series_id] if query.key_groupby else []
         if time:
             group += source.time_columns()
@@ -847,8 +973,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             columns.append(getattr(sa.func, func)(self._sortable(
                 table.c[field + '_hundreds'], table.c[field + '_rest'])).label(
                 '%s_%s' % (func, field)))
-        stmt = sa.select(*group, *columns).where(
-            *self._conditions(query, source))
+        stmt = sa.select(*group, *columns).select_from(from_).where(*clauses)
         if group:
             stmt = stmt.group_by(*group)
         return stmt
@@ -1097,6 +1222,27 @@ def _narrow(query, left, by_start):
     return None
 
 
+def _driver_rows(conn, stmt):
+    """Run a SELECT; return the driver's row tuples.
+
+    SQLAlchemy would make a Row of each, about a microsecond apiece
+    (measured, SQLite and PostgreSQL): as much as rebuilding a point. The
+    callers read points and sums by position, whose columns need no type
+    processing: integers (or the Decimal of a NUMERIC sum) and strings.
+    """
+    result = conn.execute(stmt)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        return result.cursor.fetchall()
+    except dbapi_error as exc:
+        # NOTE: wrapped as SQLAlchemy's own fetches do, for
+        # engine.translate_errors() (SQLite runs the query as it fetches).
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, dialect=conn.dialect) from exc
+    finally:
+        result.close()
+
+
 def _fetch_sums(conn, stmt, split):
     """Run a statement of sums; raise :class:`_Overflow` if they overflow.
 
@@ -1104,7 +1250,7 @@ def _fetch_sums(conn, stmt, split):
     retried: split sums cannot overflow.
     """
     try:
-        return conn.execute(stmt).all()
+        return _driver_rows(conn, stmt)
     except sa_exc.OperationalError as exc:
         if 'integer overflow' in str(exc.orig) and not split:
             raise _Overflow() from exc

@@ -45,16 +45,20 @@ HOUR = datetime.timedelta(hours=1)
 D = decimal.Decimal
 _FRAMES = 'cloudkitty.storage.v2.sqlalchemy.storage.frames_mod'
 _UNTIL = 'cloudkitty.storage.v2.sqlalchemy.rollup.until'
+_SEEK = ('cloudkitty.storage.v2.sqlalchemy.storage.SQLAlchemyStorage.'
+         '_frames_to_seek')
 
 
 @contextlib.contextmanager
 def _as_before_0004():
     """Run the backend as before revision 0004.
 
-    No ``ck_frame`` and no ``ck_rollup``: every day is in the rollup.
+    No ``ck_frame`` and no ``ck_rollup``: every day is in the rollup, and
+    no read seeks frame by frame (it needs ``ck_frame``).
     """
     with fixtures.MonkeyPatch(_FRAMES + '.rows', lambda counts: []), \
             fixtures.MonkeyPatch(_FRAMES + '.usable', lambda query: False), \
+            fixtures.MonkeyPatch(_SEEK, lambda self, conn, query: False), \
             fixtures.MonkeyPatch(_UNTIL, lambda conn, lock=None: 2 ** 63):
         yield
 
