@@ -295,7 +295,7 @@ def from_units(value_units):
         # trailing zeros of the fraction (it never gives an exponent above
         # 0 here), which is what canonical() does.
         return decimal.Decimal(value_units).scaleb(
-            -FRACTION_DIGITS, context=CONTEXT).normalize(context=CONTEXT)
+            -FRACTION_DIGITS, CONTEXT).normalize(CONTEXT)
     return decimal.Decimal(value_units // SCALE)
 
 
