@@ -82,8 +82,10 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_day_another_writer_pushed_into_is_read_back``,
    ``test_missing_part_makes_the_day_read_back``.
 7. **Records name every series they count.** Digests resolve within the
-   records of their scope and day; a day whose digests no record resolves
-   is read from the points. Guard: ``test_open_day_names_each_series_once``,
+   records of their scope and day (push records, day records); a day
+   whose digests no record resolves is read from the points. Guard:
+   ``test_open_day_names_each_series_once``,
+   ``test_day_record_names_the_series_of_later_records``,
    ``test_missing_part_makes_the_day_read_back``.
 8. **A delete leaves the records equal to the points.** Whole days of an
    unfiltered delete lose their records (and their frame log); elsewhere

@@ -105,6 +105,9 @@ DAY_PUSHES = 4
 #: each); a day past it is read back when compacted.
 MAX_OPEN_ENTRIES = 500000
 _PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
+#: What :attr:`_OpenDay.named` says of the series the day record names
+#: (never a push record's id).
+_DAY_RECORD = 'day'
 #: The tag of a record's day number modulo :data:`WEEK_DAYS`.
 DOW_TAG = 'ck_dow'
 #: The tag of a day part's buffer (0 or 1).
@@ -217,8 +220,9 @@ def key_digest(key):
 
     ``#`` and the URL-safe base64 of the key's 128-bit BLAKE2b digest: 23
     characters instead of a key's 150 or so. A day's push records name a
-    series by its key once, and by its digest afterwards (see
-    :class:`_Names`).
+    series by its key once, and by its digest afterwards, as do those
+    written after a compaction that kept the day open and whose day
+    record names it (see :class:`_Names`).
     """
     digest = hashlib.blake2b(key.encode('utf-8'), digest_size=16).digest()
     return DIGEST_MARK + base64.urlsafe_b64encode(digest).decode(
@@ -919,7 +923,7 @@ class _OpenDay:
         :func:`add_totals`).
     :ivar named: ``{series key: id of the first of those records}``: the
         record that names the series by its key; later ones may use its
-        digest.
+        digest. After a compaction, the day record names them.
     :ivar state: the :class:`_DayState` of the day's commit, once this
         writer compacted the day and kept it open.
     :ivar fresh: the ids of the records written since then.
@@ -966,13 +970,17 @@ class _OpenDay:
     def committed(self, state):
         """Go on after this writer compacted the day and kept it open.
 
-        Its push records were dropped, and the series keys they named
-        went with them.
+        Its push records were dropped, but the day record names every
+        series the day counts (a correction, which could bring one to
+        zero, closes the day): later records of the day give them as
+        digests, a third of the bytes of a push record naming each.
         """
         self.state = state
         self.parts = set()
         self.fresh = set()
-        self.named = {}
+        self.named = dict.fromkeys(
+            (key for key, sums in self.entries.items() if sums[0]),
+            _DAY_RECORD)
 
     def add(self, record_id, parts, start, entries, total):
         """Add one written push record, unless it was added already."""

@@ -233,6 +233,34 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertAgrees()
         self.assertEqual([], raw_reads)
 
+    def test_day_record_names_the_series_of_later_records(self):
+        """Records after a compaction give digests the day record names.
+
+        Reads, the correction of a delete (from the frame log) and the
+        next compaction, which reads the day back, resolve them.
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        raw_reads = []
+        real = self.store._raw_partials
+        self.store._raw_partials = lambda *args: raw_reads.append(args) \
+            or real(*args)
+        frames = self.frames(days=2)
+        for frame in frames[:3]:
+            self.push([frame])
+        parts = self.push_parts()
+        self.assertEqual([query.to_micros(frames[2].start) * 1000],
+                         list(parts))
+        self.assertEqual(4, parts.popitem()[1].count(rollup.DIGEST_MARK))
+        self.assertAgrees()
+        self.store.delete(begin=frames[2].start, end=frames[3].start)
+        self.pushed.remove(frames[2])
+        self.assertAgrees()
+        for frame in frames[3:]:
+            self.push([frame])
+        self.assertAgrees()
+        self.assertEqual([], raw_reads)
+
     def test_day_another_writer_pushed_into_is_read_back(self):
         """Records another writer added to a day are compacted too.
 
