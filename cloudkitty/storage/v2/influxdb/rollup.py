@@ -560,32 +560,43 @@ class Rollup:
         # Legacy records go first, their commit ("c") before all: until
         # then, either commit counts every point once.
         for kind in sorted(legacy):
-            self._drop(scope_tag, day, kind, legacy=True)
-        if pushes:
-            self._drop(scope_tag, day, _PUSH)
+            self._drop(scope_tag, day, [(kind, None)], legacy=True)
+        # NOTE: one statement for both: InfluxDB takes tens of ms for any
+        # DELETE, a tenth of a compaction.
+        drops = [(_PUSH, None)] if pushes else []
         if state.committed and state.tagged:
-            self._drop(scope_tag, day, _DAY, state.buffer)
+            drops.append((_DAY, state.buffer))
+        if drops:
+            self._drop(scope_tag, day, drops)
         return _DayState({'buffer': buffer, 'parts': len(parts),
                           'inc': json.dumps(included), 'frames': None,
                           DOW_TAG: day_tag(day)})
 
-    def _drop(self, scope_tag, day, kind, buffer=None, legacy=False):
-        """Delete a scope's records of one kind and day (and buffer).
+    def _drop(self, scope_tag, day, kinds, legacy=False):
+        """Delete a scope's records of some kinds (and buffers) of a day.
 
-        :param legacy: delete the day's legacy records of that kind
+        :param kinds: ``[(kind, buffer or None)]``; one statement deletes
+            the records of each (every buffer for None).
+        :param legacy: delete the day's legacy records of those kinds
             instead. Their series hold other days too, but nobody writes
             into them any more, so none of their points is in the cache.
         """
-        params = {'scope': scope_tag, 'rec': kind, 'day': '' if legacy
+        params = {'scope': scope_tag, 'day': '' if legacy
                   else day_tag(day), 'begin': day, 'end': day + DAY_NS}
-        statement = ('DELETE FROM %s WHERE "ck_scope" = $scope AND '
-                     '"ck_rec" = $rec AND "%s" = $day' % (
-                         encoding.quote_identifier(DAILY), DOW_TAG))
-        if buffer is not None:
-            statement += ' AND "%s" = $buffer' % BUFFER_TAG
-            params['buffer'] = str(buffer)
-        self.client.query(statement + ' AND time >= $begin AND time < $end',
-                          params)
+        alternatives = []
+        for number, (kind, buffer) in enumerate(kinds):
+            params['rec%d' % number] = kind
+            alternative = '"ck_rec" = $rec%d' % number
+            if buffer is not None:
+                alternative = '(%s AND "%s" = $buffer%d)' % (
+                    alternative, BUFFER_TAG, number)
+                params['buffer%d' % number] = str(buffer)
+            alternatives.append(alternative)
+        self.client.query(
+            'DELETE FROM %s WHERE "ck_scope" = $scope AND "%s" = $day AND '
+            '(%s) AND time >= $begin AND time < $end' % (
+                encoding.quote_identifier(DAILY), DOW_TAG,
+                ' OR '.join(alternatives)), params)
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``.
