@@ -248,6 +248,14 @@ class EncodedPoint:
         ``SLOTS`` on also the tag ``ck_n = s // SLOTS``: a frame start
         holds any number of identical points.
         """
+        qty, price = self.qty_units, self.price_units
+        if slot < SLOTS and -_TWO_LIMBS <= qty < _TWO_LIMBS and \
+                -_TWO_LIMBS <= price < _TWO_LIMBS:
+            # NOTE: the usual line in one format: a push formats millions.
+            return _TWO_LIMB_LINE % (
+                self.identity, qty & _LIMB_MASK, qty >> LIMB_BITS,
+                price & _LIMB_MASK, price >> LIMB_BITS, self.length_us,
+                self.extra, self.start_ns + slot)
         extra, offset = divmod(slot, SLOTS)
         if extra:
             return '%s,%s=%d %s %d' % (self.identity, EXTRA_SLOT_TAG, extra,
@@ -319,6 +327,7 @@ def _typed_labels(scope_tag, type_, unit, groupby, metadata, identities):
 
 _TWO_LIMB_FIELDS = ('qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD
                     + '=%di%s')
+_TWO_LIMB_LINE = '%s ' + _TWO_LIMB_FIELDS + ' %d'
 
 
 def _limb_fields(prefix, units):
