@@ -132,31 +132,34 @@ def day_tag(day):
 def summarize(series):
     """Return the entries and totals of one frame start of a planned push.
 
-    :param series: ``{identity: [EncodedPoint, ...]}`` (see
+    :param series: ``{identity: (encoded point, ...)}`` (see
         :func:`.slots.plan`).
-    :returns: ``({series key: [count, qty units, price units]},
-        FrameTotal)``.
+    :returns: ``({series key: (count, qty units, price units)},
+        FrameTotal)``; tuples of ints, which the garbage collector stops
+        tracking (see :func:`.encoding.encode_point`).
     """
     entries = {}
     types = {}
     length = count = qty_total = price_total = 0
     key_of = encoding.series_key_of
+    qty_at, price_at = encoding.QTY, encoding.PRICE
+    length_at = encoding.LENGTH
     for identity, same in series.items():
         if len(same) == 1:
             # NOTE: the usual case: one point per series and frame start.
             point = same[0]
-            qty, price = point.qty_units, point.price_units
-            if point.length_us > length:
-                length = point.length_us
+            qty, price = point[qty_at], point[price_at]
+            if point[length_at] > length:
+                length = point[length_at]
         else:
             qty = price = 0
             for point in same:
-                qty += point.qty_units
-                price += point.price_units
-                if point.length_us > length:
-                    length = point.length_us
-        entries[key_of(identity)] = [len(same), qty, price]
-        type_tag = point.type_tag
+                qty += point[qty_at]
+                price += point[price_at]
+                if point[length_at] > length:
+                    length = point[length_at]
+        entries[key_of(identity)] = (len(same), qty, price)
+        type_tag = point[encoding.TYPE]
         types[type_tag] = types.get(type_tag, 0) + len(same)
         count += len(same)
         qty_total += qty
@@ -345,7 +348,7 @@ class Rollup:
     def push_records(self, scope_tag, grouped, bases):
         """Return the push records of a planned push (see :class:`Records`).
 
-        :param grouped: ``{start_ns: {identity: [EncodedPoint, ...]}}``
+        :param grouped: ``{start_ns: {identity: (encoded point, ...)}}``
             (see :func:`.slots.plan`).
         :param bases: ``{start_ns: first slot}``.
         """
