@@ -96,6 +96,7 @@ Invariants the protocol keeps, and the tests that guard them
    after its points; a correction goes to both). A frame start that took
    slots but has no log record (pushed before the log existed) is read
    from the points. Guards: ``test_filtered_delete_corrects_days``,
+   ``test_records_and_their_log_copies_go_in_one_request``,
    ``test_partial_day_delete_keeps_the_rest_of_the_day``,
    ``test_unfiltered_delete_reads_no_point``,
    ``test_unfiltered_delete_after_a_filtered_one``,
@@ -391,7 +392,7 @@ class InfluxDBStorage(v2.BaseStorage):
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(records.logged())
+        self.client.write(records.logged(), whole=True)
         self.rollup.remember(scope_tag, records)
         self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
@@ -922,7 +923,7 @@ class InfluxDBStorage(v2.BaseStorage):
                                   max(frames) + 1)
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
             self.client.write(self.rollup.records(scope_tag, negated,
-                                                  bases).logged())
+                                                  bases).logged(), whole=True)
 
 
 def _add_sums(sums, found):

@@ -203,7 +203,7 @@ class Client:
                 found.append(row)
         return found
 
-    def write(self, lines):
+    def write(self, lines, whole=False):
         """Write line-protocol lines, in batches of ``batch_size`` at most.
 
         A few lines (below :data:`SMALL_WRITE` bytes) go in one request
@@ -211,10 +211,13 @@ class Client:
         (leases, slots, commits), and splitting them between the writer
         threads only added requests and hand-overs.
 
+        :param whole: send every line in one request, whatever its size:
+            InfluxDB writes all of them or none (a push's records and
+            their frame-log copies, see :meth:`.rollup.Records.logged`).
         :raises cloudkitty.storage.exceptions.WriteRefused: when the server
             refuses points (a partial write names what it dropped).
         """
-        if len(lines) <= self.batch_size and \
+        if whole or len(lines) <= self.batch_size and \
                 sum(map(len, lines)) < SMALL_WRITE:
             self._request('POST', 'write', self._write_params(),
                           data='\n'.join(lines).encode('utf-8'))

@@ -917,8 +917,10 @@ class Records:
     def logged(self):
         """Their lines, then the same records in the frame log.
 
-        Written in one request after the points: a retry writes both
-        again, identical.
+        Written in one request (``Client.write(..., whole=True)``) after
+        the points: InfluxDB writes both or neither, so the log never
+        holds a record the daily records lack, which a delete would
+        subtract from them. A retry writes both again, identical.
         """
         prefix = DAILY + ','
         return self.lines + [FRAME_LOG + line[len(DAILY):]

@@ -28,6 +28,7 @@ import testtools
 
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import client
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2 import query
 from cloudkitty.tests import daemon
@@ -261,6 +262,28 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             self.push([frame])
         self.assertAgrees()
         self.assertEqual([], raw_reads)
+
+    def test_records_and_their_log_copies_go_in_one_request(self):
+        """InfluxDB writes a push's records and their copies, or neither.
+
+        Records of a few thousand series, which a write of that many
+        bytes would have split between the writer threads.
+        """
+        sent = []
+        real = self.store.client._request
+
+        def spy(method, endpoint, params, data=None):
+            if endpoint == 'write' and b'ck_rec=p' in data:
+                sent.append(data)
+            return real(method, endpoint, params, data)
+
+        self.store.client._request = spy
+        self.push(self.frames(days=1, per_frame=2000)[:1])
+        self.assertEqual(1, len(sent))
+        self.assertGreater(len(sent[0]), 2 * client.SMALL_WRITE)
+        self.assertTrue(sent[0].startswith(rollup.DAILY.encode()))
+        self.assertIn(b'\n%s,' % rollup.FRAME_LOG.encode(), sent[0])
+        self.assertAgrees()
 
     def test_day_another_writer_pushed_into_is_read_back(self):
         """Records another writer added to a day are compacted too.
