@@ -75,10 +75,8 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_day_goes_on_after_compaction_from_memory``.
 6. **Memory is trusted only for what the server shows unchanged.** A day
    is compacted from a writer's memory only when its listing is exactly
-   the records that writer wrote (and its own commit), but for push
-   records its own commit includes (a DELETE may leave them). Guards:
+   the records that writer wrote (and its own commit). Guards:
    ``test_open_day_compacts_from_memory``,
-   ``test_records_a_delete_left_are_compacted_from_memory``,
    ``test_day_another_writer_pushed_into_is_read_back``,
    ``test_missing_part_makes_the_day_read_back``.
 7. **Records name every series they count.** Digests resolve within the

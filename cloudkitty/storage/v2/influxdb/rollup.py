@@ -52,13 +52,12 @@ the day's pushes wrote. So the writer also keeps, in memory, the sums of
 the *open* days it alone wrote into (:class:`_OpenDay`): a day it found
 without any record when it first pushed into it. Its compaction then only
 lists the day's records (a few small fields) and, when they are exactly
-the ones it wrote (push records its own commit includes may linger, see
-:meth:`_OpenDay.matches`), writes the day record from memory. Anything
-else (a record another process wrote, a commit, a part missing after a
-failed write) makes it read the day back as before. Such a day is also
-compacted every :data:`DAY_PUSHES` pushes, and stays open, so that reads
-of the current day parse a day record and a few push records rather than
-one per frame.
+the ones it wrote, writes the day record from memory. Anything else (a
+record another process wrote, a commit, a part missing after a failed
+write) makes it read the day back as before. Such a day is also compacted
+every :data:`DAY_PUSHES` pushes, and stays open, so that reads of the
+current day parse a day record and a few push records rather than one per
+frame.
 
 Records are written under the scope's lease (:mod:`.writers`): no other
 writer adds records to the scope meanwhile, and a delete writes alone.
@@ -480,14 +479,14 @@ class Rollup:
 
         The day record merges what the day's records hold: from memory
         when the day is open and its listing shows exactly the records
-        this writer wrote (see :meth:`_OpenDay.matches`), else read back.
-        It replaces every push record of the day.
+        this writer wrote, else read back. It replaces every push record
+        of the day.
 
         :param keep_open: keep an open day open (the day goes on).
         """
         opened = self._open.pop((scope_tag, day), None)
         if opened is not None and \
-                opened.matches(self._listing(scope_tag, day)):
+                self._listing(scope_tag, day) == opened.listing():
             state = self._write_day(scope_tag, day, opened.state,
                                     opened.entries, opened.frames,
                                     sorted(opened.records),
@@ -962,26 +961,6 @@ class _OpenDay:
         if self.state.committed:
             return self.parts | {('commit', None)}
         return self.parts
-
-    def matches(self, listing):
-        """Tell whether a day's listing shows only what this writer wrote.
-
-        That is :meth:`listing`, and maybe push records that this
-        writer's own commit includes: readers skip them, and these sums
-        count them already. A DELETE that races a cache snapshot of
-        InfluxDB leaves such records behind (one in four compactions of a
-        million-point run did), and a keyed retry writes one again; the
-        next compaction drops them. Reading the day back for them cost
-        about a second each.
-
-        :param listing: what :meth:`Rollup._listing` found.
-        """
-        mine = self.listing()
-        if not mine <= listing:
-            return False
-        included = self.state.included
-        return all(record_id in included
-                   for record_id, _ in listing - mine)
 
     def committed(self, state):
         """Go on after this writer compacted the day and kept it open.
