@@ -80,8 +80,10 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_day_another_writer_pushed_into_is_read_back``,
    ``test_missing_part_makes_the_day_read_back``.
 7. **Records name every series they count.** Digests resolve within the
-   records of their scope and day; a day whose digests no record resolves
-   is read from the points. Guard: ``test_open_day_names_each_series_once``,
+   records of their scope and day (push records, day records); a day
+   whose digests no record resolves is read from the points. Guard:
+   ``test_open_day_names_each_series_once``,
+   ``test_day_record_names_the_series_of_later_records``,
    ``test_missing_part_makes_the_day_read_back``.
 8. **A delete leaves the records equal to the points.** Whole days of an
    unfiltered delete lose their records (and their frame log); elsewhere
@@ -92,6 +94,7 @@ Invariants the protocol keeps, and the tests that guard them
    after its points; a correction goes to both). A frame start that took
    slots but has no log record (pushed before the log existed) is read
    from the points. Guards: ``test_filtered_delete_corrects_days``,
+   ``test_records_and_their_log_copies_go_in_one_request``,
    ``test_partial_day_delete_keeps_the_rest_of_the_day``,
    ``test_unfiltered_delete_reads_no_point``,
    ``test_unfiltered_delete_after_a_filtered_one``,
@@ -387,7 +390,7 @@ class InfluxDBStorage(v2.BaseStorage):
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(records.logged())
+        self.client.write(records.logged(), whole=True)
         self.rollup.remember(scope_tag, records)
         self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
@@ -918,7 +921,7 @@ class InfluxDBStorage(v2.BaseStorage):
                                   max(frames) + 1)
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
             self.client.write(self.rollup.records(scope_tag, negated,
-                                                  bases).logged())
+                                                  bases).logged(), whole=True)
 
 
 def _add_sums(sums, found):

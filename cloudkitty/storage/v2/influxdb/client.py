@@ -39,6 +39,9 @@ BACKEND = 'influxdb'
 CHUNK_SIZE = 10000
 #: Fewest lines a write is split into batches of for speed alone.
 MIN_BATCH = 1000
+#: Bytes of line protocol below which :meth:`Client.write` sends one
+#: request itself.
+SMALL_WRITE = 1 << 16
 #: Times a statement is tried again after a transient error.
 TRANSIENT_RETRIES = 3
 # NOTE: influxd answers this while a shard opens or closes, for example
@@ -200,13 +203,32 @@ class Client:
                 found.append(row)
         return found
 
-    def write(self, lines):
+    def write(self, lines, whole=False):
         """Write line-protocol lines, in batches of ``batch_size`` at most.
 
+        A few lines (below :data:`SMALL_WRITE` bytes) go in one request
+        from the caller's thread: a push makes several such writes
+        (leases, slots, commits), and splitting them between the writer
+        threads only added requests and hand-overs.
+
+        :param whole: send every line in one request, whatever its size:
+            InfluxDB writes all of them or none (a push's records and
+            their frame-log copies, see :meth:`.rollup.Records.logged`).
         :raises cloudkitty.storage.exceptions.WriteRefused: when the server
             refuses points (a partial write names what it dropped).
         """
+        if whole or len(lines) <= self.batch_size and \
+                sum(map(len, lines)) < SMALL_WRITE:
+            self._request('POST', 'write', self._write_params(),
+                          data='\n'.join(lines).encode('utf-8'))
+            return
         self.start_write(lines)()
+
+    def _write_params(self):
+        params = {'db': self.database, 'precision': 'n'}
+        if self.retention_policy:
+            params['rp'] = self.retention_policy
+        return params
 
     def start_write(self, lines, count=None):
         """Start writing lines in the background (see :meth:`write`).
@@ -219,9 +241,7 @@ class Client:
         :returns: a function that waits for every batch and raises the
             first error (call it before relying on the write).
         """
-        params = {'db': self.database, 'precision': 'n'}
-        if self.retention_policy:
-            params['rp'] = self.retention_policy
+        params = self._write_params()
         if self._writers is None:
             self._writers = futures.ThreadPoolExecutor(self.write_workers)
         if count is None:

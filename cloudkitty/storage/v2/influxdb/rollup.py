@@ -104,6 +104,9 @@ DAY_PUSHES = 4
 #: each); a day past it is read back when compacted.
 MAX_OPEN_ENTRIES = 500000
 _PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
+#: What :attr:`_OpenDay.named` says of the series the day record names
+#: (never a push record's id).
+_DAY_RECORD = 'day'
 #: The tag of a record's day number modulo :data:`WEEK_DAYS`.
 DOW_TAG = 'ck_dow'
 #: The tag of a day part's buffer (0 or 1).
@@ -128,31 +131,34 @@ def day_tag(day):
 def summarize(series):
     """Return the entries and totals of one frame start of a planned push.
 
-    :param series: ``{identity: [EncodedPoint, ...]}`` (see
+    :param series: ``{identity: (encoded point, ...)}`` (see
         :func:`.slots.plan`).
-    :returns: ``({series key: [count, qty units, price units]},
-        FrameTotal)``.
+    :returns: ``({series key: (count, qty units, price units)},
+        FrameTotal)``; tuples of ints, which the garbage collector stops
+        tracking (see :func:`.encoding.encode_point`).
     """
     entries = {}
     types = {}
     length = count = qty_total = price_total = 0
     key_of = encoding.series_key_of
+    qty_at, price_at = encoding.QTY, encoding.PRICE
+    length_at = encoding.LENGTH
     for identity, same in series.items():
         if len(same) == 1:
             # NOTE: the usual case: one point per series and frame start.
             point = same[0]
-            qty, price = point.qty_units, point.price_units
-            if point.length_us > length:
-                length = point.length_us
+            qty, price = point[qty_at], point[price_at]
+            if point[length_at] > length:
+                length = point[length_at]
         else:
             qty = price = 0
             for point in same:
-                qty += point.qty_units
-                price += point.price_units
-                if point.length_us > length:
-                    length = point.length_us
-        entries[key_of(identity)] = [len(same), qty, price]
-        type_tag = point.type_tag
+                qty += point[qty_at]
+                price += point[price_at]
+                if point[length_at] > length:
+                    length = point[length_at]
+        entries[key_of(identity)] = (len(same), qty, price)
+        type_tag = point[encoding.TYPE]
         types[type_tag] = types.get(type_tag, 0) + len(same)
         count += len(same)
         qty_total += qty
@@ -216,8 +222,9 @@ def key_digest(key):
 
     ``#`` and the URL-safe base64 of the key's 128-bit BLAKE2b digest: 23
     characters instead of a key's 150 or so. A day's push records name a
-    series by its key once, and by its digest afterwards (see
-    :class:`_Names`).
+    series by its key once, and by its digest afterwards, as do those
+    written after a compaction that kept the day open and whose day
+    record names it (see :class:`_Names`).
     """
     digest = hashlib.blake2b(key.encode('utf-8'), digest_size=16).digest()
     return DIGEST_MARK + base64.urlsafe_b64encode(digest).decode(
@@ -340,7 +347,7 @@ class Rollup:
     def push_records(self, scope_tag, grouped, bases):
         """Return the push records of a planned push (see :class:`Records`).
 
-        :param grouped: ``{start_ns: {identity: [EncodedPoint, ...]}}``
+        :param grouped: ``{start_ns: {identity: (encoded point, ...)}}``
             (see :func:`.slots.plan`).
         :param bases: ``{start_ns: first slot}``.
         """
@@ -555,32 +562,43 @@ class Rollup:
         # Legacy records go first, their commit ("c") before all: until
         # then, either commit counts every point once.
         for kind in sorted(legacy):
-            self._drop(scope_tag, day, kind, legacy=True)
-        if pushes:
-            self._drop(scope_tag, day, _PUSH)
+            self._drop(scope_tag, day, [(kind, None)], legacy=True)
+        # NOTE: one statement for both: InfluxDB takes tens of ms for any
+        # DELETE, a tenth of a compaction.
+        drops = [(_PUSH, None)] if pushes else []
         if state.committed and state.tagged:
-            self._drop(scope_tag, day, _DAY, state.buffer)
+            drops.append((_DAY, state.buffer))
+        if drops:
+            self._drop(scope_tag, day, drops)
         return _DayState({'buffer': buffer, 'parts': len(parts),
                           'inc': json.dumps(included), 'frames': None,
                           DOW_TAG: day_tag(day)})
 
-    def _drop(self, scope_tag, day, kind, buffer=None, legacy=False):
-        """Delete a scope's records of one kind and day (and buffer).
+    def _drop(self, scope_tag, day, kinds, legacy=False):
+        """Delete a scope's records of some kinds (and buffers) of a day.
 
-        :param legacy: delete the day's legacy records of that kind
+        :param kinds: ``[(kind, buffer or None)]``; one statement deletes
+            the records of each (every buffer for None).
+        :param legacy: delete the day's legacy records of those kinds
             instead. Their series hold other days too, but nobody writes
             into them any more, so none of their points is in the cache.
         """
-        params = {'scope': scope_tag, 'rec': kind, 'day': '' if legacy
+        params = {'scope': scope_tag, 'day': '' if legacy
                   else day_tag(day), 'begin': day, 'end': day + DAY_NS}
-        statement = ('DELETE FROM %s WHERE "ck_scope" = $scope AND '
-                     '"ck_rec" = $rec AND "%s" = $day' % (
-                         encoding.quote_identifier(DAILY), DOW_TAG))
-        if buffer is not None:
-            statement += ' AND "%s" = $buffer' % BUFFER_TAG
-            params['buffer'] = str(buffer)
-        self.client.query(statement + ' AND time >= $begin AND time < $end',
-                          params)
+        alternatives = []
+        for number, (kind, buffer) in enumerate(kinds):
+            params['rec%d' % number] = kind
+            alternative = '"ck_rec" = $rec%d' % number
+            if buffer is not None:
+                alternative = '(%s AND "%s" = $buffer%d)' % (
+                    alternative, BUFFER_TAG, number)
+                params['buffer%d' % number] = str(buffer)
+            alternatives.append(alternative)
+        self.client.query(
+            'DELETE FROM %s WHERE "ck_scope" = $scope AND "%s" = $day AND '
+            '(%s) AND time >= $begin AND time < $end' % (
+                encoding.quote_identifier(DAILY), DOW_TAG,
+                ' OR '.join(alternatives)), params)
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``.
@@ -898,8 +916,10 @@ class Records:
     def logged(self):
         """Their lines, then the same records in the frame log.
 
-        Written in one request after the points: a retry writes both
-        again, identical.
+        Written in one request (``Client.write(..., whole=True)``) after
+        the points: InfluxDB writes both or neither, so the log never
+        holds a record the daily records lack, which a delete would
+        subtract from them. A retry writes both again, identical.
         """
         prefix = DAILY + ','
         return self.lines + [FRAME_LOG + line[len(DAILY):]
@@ -918,7 +938,7 @@ class _OpenDay:
         :func:`add_totals`).
     :ivar named: ``{series key: id of the first of those records}``: the
         record that names the series by its key; later ones may use its
-        digest.
+        digest. After a compaction, the day record names them.
     :ivar state: the :class:`_DayState` of the day's commit, once this
         writer compacted the day and kept it open.
     :ivar fresh: the ids of the records written since then.
@@ -945,13 +965,17 @@ class _OpenDay:
     def committed(self, state):
         """Go on after this writer compacted the day and kept it open.
 
-        Its push records were dropped, and the series keys they named
-        went with them.
+        Its push records were dropped, but the day record names every
+        series the day counts (a correction, which could bring one to
+        zero, closes the day): later records of the day give them as
+        digests, a third of the bytes of a push record naming each.
         """
         self.state = state
         self.parts = set()
         self.fresh = set()
-        self.named = {}
+        self.named = dict.fromkeys(
+            (key for key, sums in self.entries.items() if sums[0]),
+            _DAY_RECORD)
 
     def add(self, record_id, parts, start, entries, total):
         """Add one written push record, unless it was added already."""

@@ -54,24 +54,28 @@ _COMPARED = ('scope', 'points', 'qty', 'price', 'first', 'last')
 def plan(points):
     """Group a push's encoded points by frame start and series.
 
-    :param points: the :class:`.encoding.EncodedPoint` of the push.
-    :returns: ``{start_ns: {identity: [EncodedPoint, ...]}}``; the points
+    :param points: the encoded points of the push (see
+        :func:`.encoding.encode_point`).
+    :returns: ``{start_ns: {identity: (encoded point, ...)}}``; the points
         of one series are sorted by content, so that a retry in any order
         gives each content the same slot.
     """
     grouped = {}
     for point in points:
-        grouped.setdefault(point.start_ns, {}).setdefault(
-            point.identity, []).append(point)
+        grouped.setdefault(point[encoding.START], {}).setdefault(
+            point[encoding.IDENTITY], []).append(point)
     for series in grouped.values():
-        for same in series.values():
+        for identity, same in series.items():
             if len(same) > 1:
                 same.sort(key=_content)
+            # NOTE: a tuple of tuples of str and int, which the garbage
+            # collector stops tracking (see encoding.encode_point).
+            series[identity] = tuple(same)
     return grouped
 
 
 def _content(point):
-    return point.fields
+    return encoding.point_fields(point)
 
 
 def needed(grouped):
@@ -90,7 +94,7 @@ def lines(grouped, bases):
         base = bases[start]
         for same in series.values():
             for index, point in enumerate(same):
-                yield point.line(base + index)
+                yield encoding.point_line(point, base + index)
 
 
 class Bookkeeper:
@@ -198,12 +202,12 @@ class Bookkeeper:
 
 def make_receipt(key, scope_id, points):
     """Return the receipt of a push of encoded points (at least one)."""
-    starts = [point.start_ns for point in points]
+    starts = [point[encoding.START] for point in points]
     return {'key': key, 'scope': '' if scope_id is None else scope_id,
             'points': len(points),
-            'qty': str(money.from_units(sum(p.qty_units for p in points))),
+            'qty': str(money.from_units(sum(p[encoding.QTY] for p in points))),
             'price': str(money.from_units(
-                sum(p.price_units for p in points))),
+                sum(p[encoding.PRICE] for p in points))),
             'first': min(starts), 'last': max(starts)}
 
 

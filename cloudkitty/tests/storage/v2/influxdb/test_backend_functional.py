@@ -28,6 +28,7 @@ import testtools
 
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import client
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2 import query
 from cloudkitty.tests import daemon
@@ -197,6 +198,56 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertAgrees(**window)
         self.assertAgrees()
         self.assertEqual([], raw_reads)
+
+    def test_day_record_names_the_series_of_later_records(self):
+        """Records after a compaction give digests the day record names.
+
+        Reads, the correction of a delete (from the frame log) and the
+        next compaction, which reads the day back, resolve them.
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        raw_reads = []
+        real = self.store._raw_partials
+        self.store._raw_partials = lambda *args: raw_reads.append(args) \
+            or real(*args)
+        frames = self.frames(days=2)
+        for frame in frames[:3]:
+            self.push([frame])
+        parts = self.push_parts()
+        self.assertEqual([query.to_micros(frames[2].start) * 1000],
+                         list(parts))
+        self.assertEqual(4, parts.popitem()[1].count(rollup.DIGEST_MARK))
+        self.assertAgrees()
+        self.store.delete(begin=frames[2].start, end=frames[3].start)
+        self.pushed.remove(frames[2])
+        self.assertAgrees()
+        for frame in frames[3:]:
+            self.push([frame])
+        self.assertAgrees()
+        self.assertEqual([], raw_reads)
+
+    def test_records_and_their_log_copies_go_in_one_request(self):
+        """InfluxDB writes a push's records and their copies, or neither.
+
+        Records of a few thousand series, which a write of that many
+        bytes would have split between the writer threads.
+        """
+        sent = []
+        real = self.store.client._request
+
+        def spy(method, endpoint, params, data=None):
+            if endpoint == 'write' and b'ck_rec=p' in data:
+                sent.append(data)
+            return real(method, endpoint, params, data)
+
+        self.store.client._request = spy
+        self.push(self.frames(days=1, per_frame=2000)[:1])
+        self.assertEqual(1, len(sent))
+        self.assertGreater(len(sent[0]), 2 * client.SMALL_WRITE)
+        self.assertTrue(sent[0].startswith(rollup.DAILY.encode()))
+        self.assertIn(b'\n%s,' % rollup.FRAME_LOG.encode(), sent[0])
+        self.assertAgrees()
 
     def test_day_another_writer_pushed_into_is_read_back(self):
         """Records another writer added to a day are compacted too.
@@ -511,7 +562,8 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         # number also names a day outside the window in a shard it meets.
         self.push(self.frames(days=6, start=T0 + 3 * DAY))
         self.delete_and_check(begin=T0 + DAY, end=T0 + 8 * DAY)
-        kinds = {params.get('rec') for _, params in checked}
+        kinds = {value for _, params in checked
+                 for name, value in params.items() if name.startswith('rec')}
         self.assertTrue({'p', 'd'} <= kinds, kinds)
 
     def make_legacy(self):

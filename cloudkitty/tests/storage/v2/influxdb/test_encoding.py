@@ -40,7 +40,7 @@ def point(**kwargs):
 
 def row_of(encoded, slot=0):
     """Parse our own line protocol back into a SELECT * row."""
-    line = encoded.line(slot)
+    line = encoding.point_line(encoded, slot)
     head, rest = line.split(' ', 1)
     fields, stamp = rest.rsplit(' ', 1)
     row = {'time': int(stamp)}
@@ -123,7 +123,7 @@ class TypedLabelTest(testtools.TestCase):
             _, decoded = encoding.decode_row(row)
             self.assertIs(type(value), type(decoded.groupby['k']))
             self.assertIs(type(value), type(decoded.metadata['m']))
-            identities.add(encoded.identity)
+            identities.add(encoded[encoding.IDENTITY])
         self.assertEqual(4, len(identities))
 
     def test_hidden_metadata_keeps_its_type(self):
@@ -177,8 +177,9 @@ class PointEncodingTest(testtools.TestCase):
     def test_slots(self):
         """Slots past 1000 add the ck_n tag; times stay in the frame µs."""
         encoded = encoding.encode_point(10 ** 18, 1, None, 't', point())
-        self.assertTrue(encoded.line(999).endswith(' %d' % (10 ** 18 + 999)))
-        line = encoded.line(2001)
+        self.assertTrue(encoding.point_line(encoded, 999).endswith(
+            ' %d' % (10 ** 18 + 999)))
+        line = encoding.point_line(encoded, 2001)
         self.assertIn(',ck_n=2 ', line)
         self.assertTrue(line.endswith(' %d' % (10 ** 18 + 1)))
 
