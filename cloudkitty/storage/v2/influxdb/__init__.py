@@ -107,6 +107,10 @@ Invariants the protocol keeps, and the tests that guard them
     the rest of its points is being snapshotted; see :mod:`.rollup`).
     Guards: ``test_record_deletes_empty_every_series_they_match``,
     ``test_legacy_records_read_compacted_and_deleted``.
+11. **A delete holds.** A DELETE of points or of whole days of records
+    runs again when an InfluxDB cache snapshot met it, which would bring
+    back what it deleted (:mod:`.deletes`). Guards:
+    ``SettleTest`` (test_deletes), ``bench --reuse``.
 
 Known limits: a delete that dies between deleting its points and writing
 its corrections leaves the records counting those points (the points are
@@ -135,6 +139,7 @@ from oslo_log import log
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.influxdb import client as client_mod
+from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import options
 from cloudkitty.storage.v2.influxdb import rollup
@@ -856,18 +861,20 @@ class InfluxDBStorage(v2.BaseStorage):
             # NOTE: the log is not the points: InfluxDB deletes them while
             # the log is read. A log that fails to read leaves the delete
             # without corrections, as a crash after it would.
+            before = deletes.snapshots(self.client)
             done = self.client.start_query(statement, params)
             try:
                 for part in logged:
                     _add_sums(sums, self.rollup.read_log(*part))
             finally:
                 done()
+            deletes.settle(self.client, before, statement, params)
         deleted += sum(total.count for frames in sums.values()
                        for _, total in frames.values())
         if not deleted:
             return 0
         if not logged:
-            self.client.query(statement, params)
+            deletes.delete(self.client, statement, params)
         if span is not None:
             self.rollup.forget(*span)
         self._correct(sums)

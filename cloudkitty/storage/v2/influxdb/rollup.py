@@ -85,6 +85,7 @@ import json
 
 from oslo_log import log
 
+from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2 import timeutils
 
@@ -618,7 +619,9 @@ class Rollup:
             if self._legacy(measurement):
                 statements.append(('', (begin_ns, end_ns)))
             for number, (low, high) in statements:
-                self.client.query(
+                # NOTE: records that came back would count again.
+                deletes.delete(
+                    self.client,
                     'DELETE FROM %s WHERE "%s" = $day AND time >= $begin '
                     'AND time < $end' % (
                         encoding.quote_identifier(measurement), DOW_TAG),
