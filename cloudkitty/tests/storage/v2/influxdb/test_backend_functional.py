@@ -19,6 +19,7 @@ frames InfluxDB would drop, a server that is down, and upstream's
 injection.
 """
 
+import contextlib
 import datetime
 import decimal
 import uuid
@@ -332,12 +333,9 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                            day + 1)])
         self.assertAgrees()
 
-    def test_crash_between_commit_and_drop_counts_once(self):
-        """Push records a commit includes are skipped while still there."""
-        first, second = self.frames(days=1), self.frames(days=1,
-                                                         start=T0 + DAY)
-        for frame in first:
-            self.push([frame])
+    @contextlib.contextmanager
+    def crashing_deletes(self):
+        """The store's DELETEs fail inside the block, as if it died there."""
         real = self.store.client.query
 
         def crash_on_delete(statement, params=None, database=True):
@@ -345,14 +343,24 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                 raise exceptions.BackendUnavailable(
                     'influxdb', self.store.location, 'crash')
             return real(statement, params, database)
+        self.store.client.query = crash_on_delete
+        try:
+            yield
+        finally:
+            self.store.client.query = real
 
+    def test_crash_between_commit_and_drop_counts_once(self):
+        """Push records a commit includes are skipped while still there."""
+        first, second = self.frames(days=1), self.frames(days=1,
+                                                         start=T0 + DAY)
+        for frame in first:
+            self.push([frame])
         # NOTE: the push into day 2 compacts day 1, commits, then "dies"
         # before it deletes day 1's push records.
-        self.store.client.query = crash_on_delete
-        self.assertRaises(exceptions.BackendUnavailable, self.store.push,
-                          second[:1], scope_id='scope',
-                          idempotency_key='day-2')
-        self.store.client.query = real
+        with self.crashing_deletes():
+            self.assertRaises(exceptions.BackendUnavailable,
+                              self.store.push, second[:1],
+                              scope_id='scope', idempotency_key='day-2')
         kinds = self.daily_kinds()
         self.assertEqual(1, kinds.get('c'))
         self.assertEqual(7, kinds.get('p'))
@@ -617,18 +625,11 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertAgrees()
         # NOTE: day 3 is read back and compacted, but the compaction dies
         # before it deletes anything: its commit and the legacy one meet.
-        real = self.store.client.query
-
-        def crash_on_delete(statement, params=None, database=True):
-            if statement.startswith('DELETE'):
-                raise exceptions.BackendUnavailable(
-                    'influxdb', self.store.location, 'crash')
-            return real(statement, params, database)
-        self.store.client.query = crash_on_delete
         day_4 = self.frames(days=1, start=T0 + 3 * DAY)
-        self.assertRaises(exceptions.BackendUnavailable, self.store.push,
-                          day_4[:1], scope_id='scope', idempotency_key='4')
-        self.store.client.query = real
+        with self.crashing_deletes():
+            self.assertRaises(exceptions.BackendUnavailable,
+                              self.store.push, day_4[:1], scope_id='scope',
+                              idempotency_key='4')
         self.pushed.extend(day_4[:1])
         self.assertAgrees()
         # NOTE: the next compaction of day 3 deletes its legacy records.
