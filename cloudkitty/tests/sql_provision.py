@@ -21,9 +21,11 @@ workers on one server never share a database.
 import uuid
 
 import fixtures
+from oslo_config import cfg
 
 import sqlalchemy as sa
 
+from cloudkitty import storage
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.tests import functional_env
@@ -149,7 +151,19 @@ class ServerDatabaseMixin:
         return self.database.url.render_as_string(hide_password=False)
 
 
-class SQLiteURLMixin:
+class _StoreMixin:
+    """Opens stores on ``self.url``, which the URL mixins below set."""
+
+    def new_store(self):
+        """An initialised SQL store on ``self.url``, closed at the end."""
+        store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                    backend='sqlalchemy', connection=self.url)
+        self.addCleanup(store.close)
+        store.init()
+        return store
+
+
+class SQLiteURLMixin(_StoreMixin):
     """Sets ``self.url`` to a new SQLite file before the test's setUp.
 
     Mix it in before the test's own mixin and ``testtools.TestCase``.
@@ -161,7 +175,7 @@ class SQLiteURLMixin:
         super().setUp()
 
 
-class ServerURLMixin(ServerDatabaseMixin):
+class ServerURLMixin(ServerDatabaseMixin, _StoreMixin):
     """Sets ``self.url`` to the class's database; empties it after tests.
 
     ``self.url`` is set before the test's setUp. Set ``url_variable`` as

@@ -29,12 +29,10 @@ import time
 import uuid
 
 import fixtures
-from oslo_config import cfg
 import sqlalchemy as sa
 import testtools
 
 from cloudkitty import dataframe
-from cloudkitty import storage
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import series
@@ -73,11 +71,7 @@ class _DeadlockMixin(sql_provision.ServerURLMixin):
 
     def setUp(self):
         super().setUp()
-        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
-                                         backend='sqlalchemy',
-                                         connection=self.url)
-        self.addCleanup(self.store.close)
-        self.store.init()
+        self.store = self.new_store()
         self.outside = sa.create_engine(self.url)
         self.addCleanup(self.outside.dispose)
         self.log = self.useFixture(fixtures.FakeLogger(

@@ -24,11 +24,9 @@ import datetime
 import decimal
 
 import fixtures
-from oslo_config import cfg
 import testtools
 
 from cloudkitty import dataframe
-from cloudkitty import storage
 from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
@@ -90,11 +88,7 @@ class _SeekMixin:
 
     def setUp(self):
         super().setUp()
-        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
-                                         backend='sqlalchemy',
-                                         connection=self.url)
-        self.addCleanup(self.store.close)
-        self.store.init()
+        self.store = self.new_store()
         for hour in range(3):
             frame = dataframe.DataFrame(T0 + hour * HOUR,
                                         T0 + (hour + 1) * HOUR)

@@ -24,11 +24,9 @@ import decimal
 import random
 
 import fixtures
-from oslo_config import cfg
 import testtools
 
 from cloudkitty import dataframe
-from cloudkitty import storage
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
 
@@ -51,11 +49,7 @@ class _PagingMixin:
         super().setUp()
         self.useFixture(fixtures.MonkeyPatch(
             'cloudkitty.storage.v2.sqlalchemy.storage._SEEK_FROM', 0))
-        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
-                                         backend='sqlalchemy',
-                                         connection=self.url)
-        self.addCleanup(self.store.close)
-        self.store.init()
+        self.store = self.new_store()
         rng = random.Random(7)
         for hour in rng.sample(range(64), 40):
             frame = dataframe.DataFrame(T0 + hour * HOUR,

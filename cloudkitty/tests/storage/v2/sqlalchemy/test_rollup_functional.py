@@ -29,7 +29,6 @@ import sqlalchemy as sa
 import testtools
 
 from cloudkitty import dataframe
-from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -49,12 +48,7 @@ class _RollupMixin:
 
     def setUp(self):
         super().setUp()
-        from oslo_config import cfg
-        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
-                                         backend='sqlalchemy',
-                                         connection=self.url)
-        self.addCleanup(self.store.close)
-        self.store.init()
+        self.store = self.new_store()
         self.rng = random.Random(1234)
         self.frames = []
 

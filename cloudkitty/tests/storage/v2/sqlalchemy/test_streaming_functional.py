@@ -21,12 +21,10 @@ its points in push order, which is retrieve()'s tiebreak.
 import datetime
 import decimal
 
-from oslo_config import cfg
 import sqlalchemy as sa
 import testtools
 
 from cloudkitty import dataframe
-from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -57,11 +55,7 @@ class PostgreSQLStreamingTest(sql_provision.ServerURLMixin,
 
     def setUp(self):
         super().setUp()
-        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
-                                         backend='sqlalchemy',
-                                         connection=self.url)
-        self.addCleanup(self.store.close)
-        self.store.init()
+        self.store = self.new_store()
         self.assertTrue(self.store._streams)
 
     def _rows(self):
