@@ -80,7 +80,7 @@ bind-address = "%(host)s:%(rpc_port)d"
   # NOTE: rating tags (ids, project ids) have a high cardinality.
   max-values-per-tag = 0
   max-series-per-database = 0
-
+%(data_options)s
 [coordinator]
   query-timeout = "0s"
   log-queries-after = "0s"
@@ -128,7 +128,8 @@ class NotInstalled(InfluxDBServerError):
 free_ports = daemon.free_ports
 
 
-def render_config(state_dir, http_port, rpc_port, host=HOST):
+def render_config(state_dir, http_port, rpc_port, host=HOST,
+                  data_options=None):
     """Return the text of ``influxdb.conf`` for a server in ``state_dir``.
 
     :param state_dir: absolute path of the state directory; ``meta``,
@@ -136,13 +137,17 @@ def render_config(state_dir, http_port, rpc_port, host=HOST):
     :param http_port: the port of the HTTP API (the URL's).
     :param rpc_port: the port of the backup/restore RPC service.
     :param host: the address both bind.
+    :param data_options: more ``[data]`` settings, ``{name: str value}``
+        (such as ``{'cache-snapshot-memory-size': '256k'}``).
     :returns: TOML text (a str).
     """
     # NOTE: a JSON string is a valid TOML basic string, whatever the path.
     paths = {name: json.dumps(os.path.join(state_dir, name))
              for name in _DATA_DIRS}
+    extra = ''.join('  %s = %s\n' % (name, json.dumps(value))
+                    for name, value in sorted((data_options or {}).items()))
     return _CONFIG % dict(paths, host=host, http_port=http_port,
-                          rpc_port=rpc_port)
+                          rpc_port=rpc_port, data_options=extra)
 
 
 def find_influxd():
@@ -168,13 +173,16 @@ class InfluxDBServer(daemon.Server):
     :param state_dir: where the config, data, log and pid files go; created
         by :meth:`start`.
     :param influxd: the ``influxd`` binary; found on ``PATH`` by default.
+    :param data_options: more ``[data]`` settings (see
+        :func:`render_config`).
     """
 
     url_file = _URL
 
-    def __init__(self, state_dir, influxd=None):
+    def __init__(self, state_dir, influxd=None, data_options=None):
         super().__init__(state_dir)
         self.influxd = influxd
+        self.data_options = data_options
         self._process = daemon.Process(self, _PROCESS, self._is_influxd)
 
     def _is_influxd(self, argv):
@@ -249,7 +257,8 @@ class InfluxDBServer(daemon.Server):
             os.makedirs(self.path(name), exist_ok=True)
         http_port, rpc_port = free_ports(2)
         self.write(_CONF, render_config(self.state_dir, http_port,
-                                        rpc_port))
+                                        rpc_port,
+                                        data_options=self.data_options))
         url = 'http://%s:%d' % (HOST, http_port)
         self._process.spawn([influxd, 'run', '-config', self.path(_CONF)])
         self.write(_URL, url + '\n')
@@ -292,15 +301,17 @@ if fixtures is not None:
         Raises :class:`NotInstalled` when there is no ``influxd``.
         """
 
-        def __init__(self, timeout=START_TIMEOUT):
+        def __init__(self, timeout=START_TIMEOUT, data_options=None):
             super().__init__()
             self.timeout = timeout
+            self.data_options = data_options
             self.server = None
             self.url = None
 
         def _setUp(self):
             tmp = self.useFixture(fixtures.TempDir()).path
-            self.server = InfluxDBServer(os.path.join(tmp, 'influxdb'))
+            self.server = InfluxDBServer(os.path.join(tmp, 'influxdb'),
+                                         data_options=self.data_options)
             self.addCleanup(self.server.stop)
             self.url = self.server.start(self.timeout)
 

@@ -107,10 +107,13 @@ Invariants the protocol keeps, and the tests that guard them
     the rest of its points is being snapshotted; see :mod:`.rollup`).
     Guards: ``test_record_deletes_empty_every_series_they_match``,
     ``test_legacy_records_read_compacted_and_deleted``.
-11. **A delete holds.** A DELETE of points or of whole days of records
-    runs again when an InfluxDB cache snapshot met it, which would bring
-    back what it deleted (:mod:`.deletes`). Guards:
-    ``SettleTest`` (test_deletes), ``bench --reuse``.
+11. **A delete holds.** Every DELETE (of points, of records, a
+    compaction's too) lists the series it matches first, and when an
+    InfluxDB cache snapshot met it, marks them back into the index and
+    runs again: a snapshot would otherwise keep what it deleted, out of
+    sight until the next write into its series (:mod:`.deletes`).
+    Guards: ``DeletesHoldTest`` (test_deletes_functional), ``SettleTest``
+    (test_deletes), ``bench --reuse``.
 
 Known limits: a delete that dies between deleting its points and writing
 its corrections leaves the records counting those points (the points are
@@ -119,11 +122,10 @@ gone, a retry finds nothing to correct); a writer stalled for longer than
 delete subtracts, and reports, what the records count: the points of a
 push that failed before writing its records and was never retried are
 deleted without being counted (no record counted them either); a
-delete of points matches series that keep points of other frames in the
-same shard, so, as upstream's delete, it can hide those written since
-InfluxDB's last cache snapshot from retrieve() until the server restarts,
-when it runs during a snapshot (total() reads the records, which stay
-exact).
+delete that dies between marking series back into InfluxDB's index and
+deleting again leaves the markers (:data:`.encoding.MARKER_FIELD`),
+which no reader counts; where ``SHOW STATS`` is refused (no admin
+rights), a DELETE that meets a cache snapshot may not hold.
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
@@ -861,20 +863,21 @@ class InfluxDBStorage(v2.BaseStorage):
             # NOTE: the log is not the points: InfluxDB deletes them while
             # the log is read. A log that fails to read leaves the delete
             # without corrections, as a crash after it would.
-            before = deletes.snapshots(self.client)
+            run = deletes.Run(self.client, statement, params, (low, high))
+            run.prepare()
             done = self.client.start_query(statement, params)
             try:
                 for part in logged:
                     _add_sums(sums, self.rollup.read_log(*part))
             finally:
                 done()
-            deletes.settle(self.client, before, statement, params)
+            run.settle()
         deleted += sum(total.count for frames in sums.values()
                        for _, total in frames.values())
         if not deleted:
             return 0
         if not logged:
-            deletes.delete(self.client, statement, params)
+            deletes.delete(self.client, statement, params, (low, high))
         if span is not None:
             self.rollup.forget(*span)
         self._correct(sums)
@@ -994,7 +997,13 @@ def _any_of(tag, tag_values, params, prefix):
 
 
 def _sort_rows(rows):
-    """Sort raw rows in retrieve() order: start, type, series, slot."""
+    """Sort raw rows in retrieve() order: start, type, series, slot.
+
+    Markers a delete left (:data:`.encoding.MARKER_FIELD`) go.
+    """
+    if any(row.get(encoding.MARKER_FIELD) for row in rows):
+        rows[:] = [row for row in rows
+                   if not row.get(encoding.MARKER_FIELD)]
     columns = encoding.tag_columns(set().union(*rows))
     decode = encoding.decode_value
     rows.sort(key=lambda row: (row['time'] // 1000, decode(

@@ -167,7 +167,8 @@ class Client:
                             % (self.location, result['error']))
                     for part in result.get('series', ()):
                         last = series[-1] if series else None
-                        if (last is not None and last['name'] ==
+                        # NOTE: SHOW SERIES answers without a name.
+                        if (last is not None and last.get('name') ==
                                 part.get('name') and last.get('tags') ==
                                 part.get('tags')):
                             last['values'].extend(part.get('values', ()))

@@ -14,28 +14,50 @@
 InfluxDB 1.x's DELETE removes points from a shard's live cache and marks
 them in the shard's TSM files, but leaves a cache being snapshotted at
 that moment alone: the snapshot then becomes a TSM file of its own, with
-the deleted points in it, and they come back. Measured on influxd 1.6.7:
-6 of 150 deletes of points written just before came back (a small cache,
-so that snapshots ran often); ``bench --reuse 3`` at a million points
-failed 6 of 13 runs, a purged round's last records counted again.
+the deleted points in it. Worse, the DELETE then drops from the index
+every series it matched that it finds neither in a TSM file nor in the
+live cache, and a series whose points sit in that snapshot is in
+neither. Its points are then out of sight: running the DELETE again does
+not see the series, so it leaves them; they come back when anything is
+written into that series again (a new push of the same resource, the
+next push record of the same scope and day), or when influxd restarts.
+Measured on influxd 1.6.7 (a 256 KiB cache, writes beside): 7 of 150
+deletes met a snapshot that way and every point they deleted came back
+with the next write into their series; ``bench --reuse 3`` at a million
+points failed about half its runs, a purged round's records counted
+again in the next one.
 
 A snapshot that overlapped a DELETE was either in progress before it
 (``snapshotCount`` of ``SHOW STATS FOR 'tsm1_cache'``, per shard) or
-completed after it began (``cacheCompactions`` of ``'tsm1_engine'``). So
-:func:`settle` waits for the snapshots in progress to end and runs the
-same DELETE again, until a run met none: with it, 0 of 150 came back.
-Running a DELETE twice is harmless: it removes what is in its window, and
-the caller holds every writer's lease (nothing new lands there).
+started after it began (``cachedBytes`` grew). So :func:`delete`:
 
-Deletes whose leftovers readers ignore (a compaction's, which its commit
-hides) need none of this.
+1. waits for the snapshots in progress to end (a DELETE that starts
+   after them meets one only when one starts meanwhile);
+2. lists the series the DELETE matches (``SHOW SERIES`` with the same
+   ``WHERE``, which InfluxDB answers from the shards of its time range);
+3. runs the DELETE, and while a snapshot met the last run, waits for it
+   to end, writes one *marker* point (see
+   :data:`.encoding.MARKER_FIELD`) into
+   every listed series, in every shard of the window, which puts those
+   the index lost back in it, and runs the DELETE again, which now finds
+   them and deletes their points and the markers. With it, 0 of 200
+   deletes that met a snapshot left a point to come back.
+
+Running a DELETE twice is harmless: it removes what is in its window, and
+the caller holds every writer's lease (nothing new lands there). A
+delete that dies between writing markers and running again leaves them
+in its window: InfluxDB leaves out rows without the fields a query
+selects, and retrieve(), which selects them all, skips markers.
 """
 
+import datetime
 import time
 
 from oslo_log import log
 
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2 import timeutils
 
 LOG = log.getLogger(__name__)
 
@@ -50,25 +72,24 @@ MAX_RUNS = 5
 def snapshots(client):
     """Return the cache snapshots of the client's database.
 
-    :returns: ``(in progress, completed)`` summed over its shards, or None
-        when the server refuses ``SHOW STATS`` (it needs admin rights
-        where authentication is on).
+    :returns: ``(in progress, bytes snapshotted)`` summed over its shards:
+        ``snapshotCount`` and ``cachedBytes`` of ``SHOW STATS FOR
+        'tsm1_cache'``. InfluxDB counts a snapshot's bytes when it
+        starts, so the second changes with every snapshot that started
+        (a count of finished ones changes a moment after the first
+        drops). None when the server refuses ``SHOW STATS`` (it needs
+        admin rights where authentication is on).
     """
-    in_progress = completed = 0
+    in_progress = started = 0
     try:
-        for name, field in (('tsm1_cache', 'snapshotCount'),
-                            ('tsm1_engine', 'cacheCompactions')):
-            for part in client.query("SHOW STATS FOR '%s'" % name,
-                                     database=False):
-                if (part.get('tags') or {}).get('database') != \
-                        client.database:
-                    continue
-                for values in part['values']:
-                    count = dict(zip(part['columns'], values)).get(field)
-                    if field == 'snapshotCount':
-                        in_progress += count or 0
-                    else:
-                        completed += count or 0
+        for part in client.query("SHOW STATS FOR 'tsm1_cache'",
+                                 database=False):
+            if (part.get('tags') or {}).get('database') != client.database:
+                continue
+            for values in part['values']:
+                row = dict(zip(part['columns'], values))
+                in_progress += row.get('snapshotCount') or 0
+                started += row.get('cachedBytes') or 0
     except exceptions.BackendUnavailable:
         raise
     except exceptions.StorageError as exc:
@@ -76,7 +97,7 @@ def snapshots(client):
                     'that meets a cache snapshot may not hold',
                     client.location, exc)
         return None
-    return in_progress, completed
+    return in_progress, started
 
 
 def _quiet(client):
@@ -89,30 +110,97 @@ def _quiet(client):
     return state
 
 
-def settle(client, before, statement, params=None):
-    """Run a DELETE that ran already again until no snapshot met it.
+class Run:
+    """One DELETE that must hold (see the module docstring).
 
-    :param before: :func:`snapshots` taken just before the DELETE began.
+    :param statement: ``DELETE FROM <measurement> WHERE ...``.
+    :param params: its bound parameters.
+    :param window: ``(begin_ns, end_ns)``, the time range of its
+        ``WHERE``: where the markers go.
+    """
+
+    def __init__(self, client, statement, params=None, window=None):
+        self.client = client
+        self.statement = statement
+        self.params = params
+        self.window = window
+        self.before = None
+        self.series = ()
+        self.runs = 0
+
+    def prepare(self):
+        """Wait for snapshots in progress, then list what will be deleted.
+
+        Call it just before the DELETE is sent.
+        """
+        self.before = _quiet(self.client)
+        if self.before is None:
+            return
+        listing = 'SHOW SERIES' + self.statement[len('DELETE'):]
+        self.series = [values[0] for part in self.client.query(
+            listing, self.params) for values in part.get('values') or ()]
+
+    def settle(self):
+        """Run the DELETE again until no snapshot met its last run.
+
+        :returns: the number of runs added.
+        """
+        while self.before is not None:
+            after = _quiet(self.client)
+            if after is None or not self.before[0] and \
+                    after[1] == self.before[1]:
+                break
+            if after[0] or self.runs + 1 >= MAX_RUNS:
+                LOG.warning('InfluxDB at %s: cache snapshots kept meeting '
+                            'a DELETE; it may not hold: %s',
+                            self.client.location, self.statement)
+                break
+            self._index_again()
+            self.before = snapshots(self.client)
+            self.client.query(self.statement, self.params)
+            self.runs += 1
+        return self.runs
+
+    def _index_again(self):
+        """Write a marker into every listed series, in each shard."""
+        if not self.series:
+            return
+        lines = ['%s %s=true %d' % (key, encoding.MARKER_FIELD, moment)
+                 for moment in self._shard_times() for key in self.series]
+        self.client.write(lines)
+
+    def _shard_times(self):
+        """A time inside the window in each shard the window meets."""
+        if self.window is None:
+            return [0]
+        begin, end = self.window
+        times = {begin}
+        for part in self.client.query('SHOW SHARDS', database=False):
+            if part.get('name') != self.client.database:
+                continue
+            columns = part['columns']
+            for values in part['values']:
+                row = dict(zip(columns, values))
+                low, high = _ns_of(row['start_time']), _ns_of(
+                    row['end_time'])
+                if low < end and begin < high:
+                    times.add(max(begin, low))
+        return sorted(times)
+
+
+def _ns_of(text):
+    """ns since the epoch of a ``SHOW SHARDS`` time (``...T00:00:00Z``)."""
+    moment = datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ')
+    return timeutils.to_ns(moment.replace(tzinfo=datetime.timezone.utc))
+
+
+def delete(client, statement, params=None, window=None):
+    """Run a DELETE so that it holds (see the module docstring).
+
+    :param window: ``(begin_ns, end_ns)`` of its ``WHERE``.
     :returns: the number of runs added.
     """
-    runs = 0
-    while before is not None:
-        after = _quiet(client)
-        if after is None or not before[0] and after[1] == before[1]:
-            return runs
-        if after[0] or runs + 1 >= MAX_RUNS:
-            LOG.warning('InfluxDB at %s: cache snapshots kept meeting a '
-                        'DELETE; it may not hold: %s', client.location,
-                        statement)
-            return runs
-        client.query(statement, params)
-        runs += 1
-        before = after
-    return runs
-
-
-def delete(client, statement, params=None):
-    """Run a DELETE so that it holds (see the module docstring)."""
-    before = snapshots(client)
+    run = Run(client, statement, params, window)
+    run.prepare()
     client.query(statement, params)
-    settle(client, before, statement, params)
+    return run.settle()

@@ -83,6 +83,9 @@ KEY_PREFIX = 'k_'
 LENGTH_FIELD = 'ck_len'
 DESCRIPTION_FIELD = 'ck_desc'
 HIDDEN_FIELD = 'ck_meta'
+#: The only field of a *marker*: a point a delete writes into a series to
+#: put it back in InfluxDB's index, then deletes (see :mod:`.deletes`).
+MARKER_FIELD = 'ck_gone'
 
 # NOTE: quote() never escapes these; they are not kept as they are.
 _ALWAYS_SAFE = str.maketrans({'.': '%2E', '-': '%2D', '~': '%7E'})

@@ -74,7 +74,10 @@ own in any shard whose duration divides a week (InfluxDB's defaults: 1 h,
 parts carry ``ck_buf``, their buffer: compactions and deletes match the
 day, and the buffer, they empty. Records written before these tags
 (*legacy* records) are still read, and deleted with the day that holds
-them.
+them. And every DELETE of records goes through :func:`.deletes.delete`:
+the records it removed would otherwise stay in a snapshot, out of sight,
+and come back with the next record written into their series, after the
+commit that hid them is gone.
 """
 
 import base64
@@ -595,11 +598,15 @@ class Rollup:
                     alternative, BUFFER_TAG, number)
                 params['buffer%d' % number] = str(buffer)
             alternatives.append(alternative)
-        self.client.query(
+        # NOTE: records that a snapshot would hide and bring back with
+        # the day's next record would count again once the commit that
+        # hides them is gone (a purge): see deletes.
+        deletes.delete(
+            self.client,
             'DELETE FROM %s WHERE "ck_scope" = $scope AND "%s" = $day AND '
             '(%s) AND time >= $begin AND time < $end' % (
                 encoding.quote_identifier(DAILY), DOW_TAG,
-                ' OR '.join(alternatives)), params)
+                ' OR '.join(alternatives)), params, (day, day + DAY_NS))
 
     def forget(self, begin_ns, end_ns):
         """Delete every record of whole days ``[begin_ns, end_ns)``.
@@ -625,7 +632,7 @@ class Rollup:
                     'DELETE FROM %s WHERE "%s" = $day AND time >= $begin '
                     'AND time < $end' % (
                         encoding.quote_identifier(measurement), DOW_TAG),
-                    {'day': number, 'begin': low, 'end': high})
+                    {'day': number, 'begin': low, 'end': high}, (low, high))
 
     def _legacy(self, measurement):
         """Tell whether a measurement holds legacy records at all."""

@@ -18,13 +18,17 @@ from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import deletes
 
 DELETE = 'DELETE FROM "rating" WHERE time >= $begin AND time < $end'
+SERIES = ['rating,k_id=.a', 'rating,k_id=.b']
+DAY_NS = 86400 * 10 ** 9
 
 
 class FakeClient:
-    """Answers SHOW STATS from a script of ``(in progress, completed)``.
+    """Answers SHOW STATS from a script of snapshot states.
 
-    The last state repeats once the script is used up. Records every
-    DELETE it runs.
+    A state is ``(in progress, bytes snapshotted)``; the last one repeats
+    once the script is used up. Records every statement it runs and every
+    line written; ``SHOW SERIES`` finds :data:`SERIES`, ``SHOW SHARDS``
+    one-day shards of days 0 to 2 (and one of another database).
     """
 
     database = 'ck'
@@ -33,28 +37,45 @@ class FakeClient:
     def __init__(self, states, refuse=False):
         self.states = list(states)
         self.refuse = refuse
-        self.deletes = []
+        self.statements = []
+        self.written = []
         self._pending = None
 
+    @property
+    def deletes(self):
+        return [(statement, params) for statement, params in
+                self.statements if statement.startswith('DELETE')]
+
+    def write(self, lines, whole=False):
+        self.statements.append(('write', None))
+        self.written.extend(lines)
+
     def query(self, statement, params=None, database=True):
+        if not statement.startswith('SHOW STATS'):
+            self.statements.append((statement, params))
         if statement.startswith('DELETE'):
-            self.deletes.append((statement, params))
             return []
+        if statement.startswith('SHOW SERIES'):
+            return [{'columns': ['key'], 'values': [[key] for key in SERIES]}]
+        if statement == 'SHOW SHARDS':
+            columns = ['id', 'start_time', 'end_time']
+            return [{'name': 'ck', 'columns': columns, 'values': [
+                [day, '1970-01-0%dT00:00:00Z' % (day + 1),
+                 '1970-01-0%dT00:00:00Z' % (day + 2)] for day in range(3)]},
+                {'name': 'other', 'columns': columns, 'values': [
+                    [9, '1969-12-01T00:00:00Z', '1970-02-01T00:00:00Z']]}]
         if self.refuse:
             raise exceptions.StorageError('not an admin')
-        if 'tsm1_cache' in statement:
-            self._pending = self.states.pop(0) if len(self.states) > 1 \
-                else self.states[0]
-            column, value = 'snapshotCount', self._pending[0]
-        else:
-            column, value = 'cacheCompactions', self._pending[1]
+        self._pending = self.states.pop(0) if len(self.states) > 1 \
+            else self.states[0]
         # NOTE: two shards of ours (the counts add up) and one of another
         # database, which must not count.
-        part = {'columns': ['time', column], 'values': [[0, value]]}
+        part = {'columns': ['time', 'snapshotCount', 'cachedBytes'],
+                'values': [[0] + list(self._pending)]}
         return [dict(part, tags={'database': 'ck'}),
-                dict(part, tags={'database': 'ck'}, values=[[0, 0]]),
+                dict(part, tags={'database': 'ck'}, values=[[0, 0, 0]]),
                 dict(part, tags={'database': 'other'},
-                     values=[[0, 1000]])]
+                     values=[[0, 1000, 1000]])]
 
 
 class SettleTest(testtools.TestCase):
@@ -69,28 +90,53 @@ class SettleTest(testtools.TestCase):
         self.assertEqual((2, 7), deletes.snapshots(FakeClient([(2, 7)])))
 
     def test_no_snapshot_met_runs_once(self):
+        """The series are listed first, with the DELETE's own WHERE."""
         client = FakeClient([(0, 5)])
-        deletes.delete(client, DELETE, {'begin': 0, 'end': 1})
-        self.assertEqual([(DELETE, {'begin': 0, 'end': 1})], client.deletes)
+        deletes.delete(client, DELETE, {'begin': 0, 'end': 1}, (0, 1))
+        self.assertEqual([
+            ('SHOW SERIES FROM "rating" WHERE time >= $begin AND time < '
+             '$end', {'begin': 0, 'end': 1}),
+            (DELETE, {'begin': 0, 'end': 1})], client.statements)
+        self.assertEqual([], client.written)
 
-    def test_snapshot_completed_meanwhile_runs_again(self):
-        """A snapshot that ended during the DELETE: once more."""
-        client = FakeClient([(0, 5), (0, 6), (0, 6)])
+    def test_snapshot_in_progress_is_waited_for_first(self):
+        """A snapshot in progress ends before the DELETE starts."""
+        client = FakeClient([(1, 5), (1, 5), (0, 6), (0, 6)])
         deletes.delete(client, DELETE)
-        self.assertEqual(2, len(client.deletes))
-
-    def test_snapshot_in_progress_is_waited_for(self):
-        """In progress before: wait until it ends, then run again."""
-        client = FakeClient([(1, 5), (1, 5), (1, 5), (0, 6), (0, 6)])
-        deletes.delete(client, DELETE)
-        self.assertEqual(2, len(client.deletes))
+        self.assertEqual(1, len(client.deletes))
         self.assertEqual([(0, 6)], client.states)
+
+    def test_snapshot_started_meanwhile_marks_then_runs_again(self):
+        """A snapshot met the DELETE: mark, then run again.
+
+        Every listed series gets a marker in every shard of the window.
+        """
+        client = FakeClient([(0, 5), (0, 6), (0, 6)])
+        window = (DAY_NS // 2, 2 * DAY_NS + 1)
+        deletes.delete(client, DELETE, {}, window)
+        self.assertEqual(2, len(client.deletes))
+        kinds = [statement.split(' ')[0] for statement, _ in
+                 client.statements]
+        self.assertEqual(['SHOW', 'DELETE', 'SHOW', 'write', 'DELETE'],
+                         kinds)
+        # NOTE: the window meets the shards of days 0, 1 and 2.
+        self.assertEqual(sorted(
+            '%s ck_gone=true %d' % (key, moment) for key in SERIES
+            for moment in (DAY_NS // 2, DAY_NS, 2 * DAY_NS)),
+            sorted(client.written))
+
+    def test_snapshot_starting_during_the_listing_counts(self):
+        """In progress when the DELETE ended: wait, mark, run again."""
+        client = FakeClient([(0, 5), (1, 5), (0, 6), (0, 6)])
+        deletes.delete(client, DELETE, {}, (0, 1))
+        self.assertEqual(2, len(client.deletes))
+        self.assertEqual(len(SERIES), len(client.written))
 
     def test_snapshots_that_never_stop_give_up(self):
         """Bounded: MAX_RUNS runs, then a warning."""
         logged = self.useFixture(fixtures.FakeLogger())
         client = FakeClient([(0, n) for n in range(100)])
-        deletes.delete(client, DELETE)
+        deletes.delete(client, DELETE, {}, (0, 1))
         self.assertEqual(deletes.MAX_RUNS, len(client.deletes))
         self.assertIn('may not hold', logged.output)
 
@@ -99,5 +145,5 @@ class SettleTest(testtools.TestCase):
         logged = self.useFixture(fixtures.FakeLogger())
         client = FakeClient([], refuse=True)
         deletes.delete(client, DELETE)
-        self.assertEqual(1, len(client.deletes))
+        self.assertEqual([(DELETE, None)], client.statements)
         self.assertIn('SHOW STATS refused', logged.output)
