@@ -133,18 +133,25 @@ class Run:
 
         Call it just before the DELETE is sent.
         """
+        started = time.monotonic()
         self.before = _quiet(self.client)
         if self.before is None:
             return
+        quiet = time.monotonic()
         listing = 'SHOW SERIES' + self.statement[len('DELETE'):]
         self.series = [values[0] for part in self.client.query(
             listing, self.params) for values in part.get('values') or ()]
+        LOG.debug('InfluxDB DELETE: %.3f s waiting for snapshots, %d '
+                  'series listed in %.3f s: %s', quiet - started,
+                  len(self.series), time.monotonic() - quiet,
+                  self.statement)
 
     def settle(self):
         """Run the DELETE again until no snapshot met its last run.
 
         :returns: the number of runs added.
         """
+        started = time.monotonic()
         while self.before is not None:
             after = _quiet(self.client)
             if after is None or not self.before[0] and \
@@ -159,6 +166,8 @@ class Run:
             self.before = snapshots(self.client)
             self.client.query(self.statement, self.params)
             self.runs += 1
+        LOG.debug('InfluxDB DELETE: settled in %.3f s, %d more runs',
+                  time.monotonic() - started, self.runs)
         return self.runs
 
     def _index_again(self):
