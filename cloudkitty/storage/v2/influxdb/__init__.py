@@ -152,9 +152,7 @@ from cloudkitty.storage.v2 import timeutils
 
 LOG = log.getLogger(__name__)
 
-#: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
-MIN_NS = -(2 ** 63) + 2
-MAX_NS = 2 ** 63 - 2
+MIN_NS, MAX_NS = encoding.MIN_NS, encoding.MAX_NS
 _DAY_US = 86400 * 10 ** 6
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000

@@ -119,7 +119,7 @@ class Run:
         ``WHERE``: where the markers go.
     """
 
-    def __init__(self, client, statement, params=None, window=None):
+    def __init__(self, client, statement, params, window):
         self.client = client
         self.statement = statement
         self.params = params
@@ -171,25 +171,30 @@ class Run:
         return self.runs
 
     def _index_again(self):
-        """Write a marker into every listed series, in each shard."""
-        if not self.series:
-            return
+        """Write a marker into every listed series, in each shard.
+
+        A shard the retention policy expires meanwhile refuses its
+        markers: its points go with it anyway.
+        """
         lines = ['%s %s=true %d' % (key, encoding.MARKER_FIELD, moment)
                  for moment in self._shard_times() for key in self.series]
-        self.client.write(lines)
+        if not lines:
+            return
+        try:
+            self.client.write(lines)
+        except exceptions.WriteRefused as exc:
+            LOG.warning('InfluxDB at %s: markers refused (%s)',
+                        self.client.location, exc)
 
     def _shard_times(self):
-        """A time inside the window in each shard the window meets."""
-        if self.window is None:
-            return [0]
+        """A time inside the window in each shard of the window."""
         begin, end = self.window
-        times = {begin}
+        times = set()
         for part in self.client.query('SHOW SHARDS', database=False):
             if part.get('name') != self.client.database:
                 continue
-            columns = part['columns']
             for values in part['values']:
-                row = dict(zip(columns, values))
+                row = dict(zip(part['columns'], values))
                 low, high = _ns_of(row['start_time']), _ns_of(
                     row['end_time'])
                 if low < end and begin < high:
@@ -203,7 +208,7 @@ def _ns_of(text):
     return timeutils.to_ns(moment.replace(tzinfo=datetime.timezone.utc))
 
 
-def delete(client, statement, params=None, window=None):
+def delete(client, statement, params, window):
     """Run a DELETE so that it holds (see the module docstring).
 
     :param window: ``(begin_ns, end_ns)`` of its ``WHERE``.

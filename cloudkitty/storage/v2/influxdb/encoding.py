@@ -80,6 +80,9 @@ EXTRA_SLOT_TAG = 'ck_n'
 _TAGS = frozenset((TYPE_TAG, UNIT_TAG, SCOPE_TAG, GROUPBY_TAG,
                    EXTRA_SLOT_TAG))
 KEY_PREFIX = 'k_'
+#: InfluxDB's time range, in nanoseconds since the epoch (1677 to 2262).
+MIN_NS = -(2 ** 63) + 2
+MAX_NS = 2 ** 63 - 2
 LENGTH_FIELD = 'ck_len'
 DESCRIPTION_FIELD = 'ck_desc'
 HIDDEN_FIELD = 'ck_meta'

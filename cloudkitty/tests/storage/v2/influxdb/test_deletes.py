@@ -102,7 +102,7 @@ class SettleTest(testtools.TestCase):
     def test_snapshot_in_progress_is_waited_for_first(self):
         """A snapshot in progress ends before the DELETE starts."""
         client = FakeClient([(1, 5), (1, 5), (0, 6), (0, 6)])
-        deletes.delete(client, DELETE)
+        deletes.delete(client, DELETE, {}, (0, 1))
         self.assertEqual(1, len(client.deletes))
         self.assertEqual([(0, 6)], client.states)
 
@@ -132,6 +132,13 @@ class SettleTest(testtools.TestCase):
         self.assertEqual(2, len(client.deletes))
         self.assertEqual(len(SERIES), len(client.written))
 
+    def test_no_shard_in_the_window_no_marker(self):
+        """Shards the retention dropped get no marker; the DELETE runs."""
+        client = FakeClient([(0, 5), (0, 6), (0, 6)])
+        deletes.delete(client, DELETE, {}, (10 * DAY_NS, 11 * DAY_NS))
+        self.assertEqual(2, len(client.deletes))
+        self.assertEqual([], client.written)
+
     def test_snapshots_that_never_stop_give_up(self):
         """Bounded: MAX_RUNS runs, then a warning."""
         logged = self.useFixture(fixtures.FakeLogger())
@@ -144,6 +151,6 @@ class SettleTest(testtools.TestCase):
         """Without admin rights: the DELETE alone, and a warning."""
         logged = self.useFixture(fixtures.FakeLogger())
         client = FakeClient([], refuse=True)
-        deletes.delete(client, DELETE)
-        self.assertEqual([(DELETE, None)], client.statements)
+        deletes.delete(client, DELETE, {}, (0, 1))
+        self.assertEqual([(DELETE, {})], client.statements)
         self.assertIn('SHOW STATS refused', logged.output)
