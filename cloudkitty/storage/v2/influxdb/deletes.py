@@ -29,19 +29,21 @@ again in the next one.
 
 A snapshot that overlapped a DELETE was either in progress before it
 (``snapshotCount`` of ``SHOW STATS FOR 'tsm1_cache'``, per shard) or
-started after it began (``cachedBytes`` grew). So :func:`delete`:
+started after it began (``cachedBytes`` grew); only the shards its time
+range meets matter. So :func:`delete`:
 
 1. waits for the snapshots in progress to end (a DELETE that starts
    after them meets one only when one starts meanwhile);
 2. lists the series the DELETE matches (``SHOW SERIES`` with the same
-   ``WHERE``, which InfluxDB answers from the shards of its time range);
+   ``WHERE``, which InfluxDB answers from the shards of its time range),
+   unless the caches of those shards are empty: nothing there can be
+   snapshotted;
 3. runs the DELETE, and while a snapshot met the last run, waits for it
-   to end, writes one *marker* point (see
-   :data:`.encoding.MARKER_FIELD`) into
-   every listed series, in every shard of the window, which puts those
-   the index lost back in it, and runs the DELETE again, which now finds
-   them and deletes their points and the markers. With it, 0 of 200
-   deletes that met a snapshot left a point to come back.
+   to end, writes one *marker* point (see :data:`.encoding.MARKER_FIELD`)
+   into every listed series, in every shard of the window, which puts
+   those the index lost back in it, and runs the DELETE again, which now
+   finds them and deletes their points and the markers. With it, 0 of
+   200 deletes that met a snapshot left a point to come back.
 
 Running a DELETE twice is harmless: it removes what is in its window, and
 the caller holds every writer's lease (nothing new lands there). A
@@ -69,27 +71,33 @@ POLL_S = 0.05
 MAX_RUNS = 5
 
 
-def snapshots(client):
+def snapshots(client, shards=None):
     """Return the cache snapshots of the client's database.
 
-    :returns: ``(in progress, bytes snapshotted)`` summed over its shards:
-        ``snapshotCount`` and ``cachedBytes`` of ``SHOW STATS FOR
-        'tsm1_cache'``. InfluxDB counts a snapshot's bytes when it
-        starts, so the second changes with every snapshot that started
-        (a count of finished ones changes a moment after the first
-        drops). None when the server refuses ``SHOW STATS`` (it needs
-        admin rights where authentication is on).
+    :param shards: the ids (str) of the shards to look at; None for all
+        of the database's.
+    :returns: ``(in progress, bytes snapshotted, bytes cached)`` summed
+        over those shards: ``snapshotCount``, ``cachedBytes`` and
+        ``memBytes`` of ``SHOW STATS FOR 'tsm1_cache'``. InfluxDB counts
+        a snapshot's bytes when it starts, so the second changes with
+        every snapshot that started (a count of finished ones changes a
+        moment after the first drops). None when the server refuses
+        ``SHOW STATS`` (it needs admin rights where authentication is
+        on).
     """
-    in_progress = started = 0
+    in_progress = started = cached = 0
     try:
         for part in client.query("SHOW STATS FOR 'tsm1_cache'",
                                  database=False):
-            if (part.get('tags') or {}).get('database') != client.database:
+            tags = part.get('tags') or {}
+            if tags.get('database') != client.database or (
+                    shards is not None and tags.get('id') not in shards):
                 continue
             for values in part['values']:
                 row = dict(zip(part['columns'], values))
                 in_progress += row.get('snapshotCount') or 0
                 started += row.get('cachedBytes') or 0
+                cached += row.get('memBytes') or 0
     except exceptions.BackendUnavailable:
         raise
     except exceptions.StorageError as exc:
@@ -97,17 +105,35 @@ def snapshots(client):
                     'that meets a cache snapshot may not hold',
                     client.location, exc)
         return None
-    return in_progress, started
+    return in_progress, started, cached
 
 
-def _quiet(client):
+def _quiet(client, shards=None):
     """Wait until no snapshot is in progress; return :func:`snapshots`."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
-    state = snapshots(client)
+    state = snapshots(client, shards)
     while state is not None and state[0] and time.monotonic() < deadline:
         time.sleep(POLL_S)
-        state = snapshots(client)
+        state = snapshots(client, shards)
     return state
+
+
+def shards_of(client, begin_ns, end_ns):
+    """Return the shards of the client's database a window meets.
+
+    :returns: ``{shard id (str): a time (ns) in the window and the
+        shard}``.
+    """
+    found = {}
+    for part in client.query('SHOW SHARDS', database=False):
+        if part.get('name') != client.database:
+            continue
+        for values in part['values']:
+            row = dict(zip(part['columns'], values))
+            low, high = _ns_of(row['start_time']), _ns_of(row['end_time'])
+            if low < end_ns and begin_ns < high:
+                found[str(row['id'])] = max(begin_ns, low)
+    return found
 
 
 class Run:
@@ -116,7 +142,7 @@ class Run:
     :param statement: ``DELETE FROM <measurement> WHERE ...``.
     :param params: its bound parameters.
     :param window: ``(begin_ns, end_ns)``, the time range of its
-        ``WHERE``: where the markers go.
+        ``WHERE``: the shards to watch and to write markers into.
     """
 
     def __init__(self, client, statement, params, window):
@@ -124,27 +150,35 @@ class Run:
         self.statement = statement
         self.params = params
         self.window = window
+        self.shards = {}
         self.before = None
-        self.series = ()
+        self.series = None
         self.runs = 0
 
     def prepare(self):
         """Wait for snapshots in progress, then list what will be deleted.
 
-        Call it just before the DELETE is sent.
+        Call it just before the DELETE is sent. Shards whose caches are
+        empty cannot snapshot: their series need no listing.
         """
         started = time.monotonic()
-        self.before = _quiet(self.client)
-        if self.before is None:
+        self.shards = shards_of(self.client, *self.window)
+        if not self.shards:
+            return
+        self.before = _quiet(self.client, self.shards)
+        if self.before is None or not self.before[2]:
             return
         quiet = time.monotonic()
-        listing = 'SHOW SERIES' + self.statement[len('DELETE'):]
-        self.series = [values[0] for part in self.client.query(
-            listing, self.params) for values in part.get('values') or ()]
+        self.series = self._list()
         LOG.debug('InfluxDB DELETE: %.3f s waiting for snapshots, %d '
                   'series listed in %.3f s: %s', quiet - started,
                   len(self.series), time.monotonic() - quiet,
                   self.statement)
+
+    def _list(self):
+        listing = 'SHOW SERIES' + self.statement[len('DELETE'):]
+        return [values[0] for part in self.client.query(
+            listing, self.params) for values in part.get('values') or ()]
 
     def settle(self):
         """Run the DELETE again until no snapshot met its last run.
@@ -153,7 +187,7 @@ class Run:
         """
         started = time.monotonic()
         while self.before is not None:
-            after = _quiet(self.client)
+            after = _quiet(self.client, self.shards)
             if after is None or not self.before[0] and \
                     after[1] == self.before[1]:
                 break
@@ -162,8 +196,15 @@ class Run:
                             'a DELETE; it may not hold: %s',
                             self.client.location, self.statement)
                 break
+            if self.series is None:
+                # NOTE: someone else wrote into an empty cache meanwhile;
+                # the series still in the index are all this can mark.
+                LOG.warning('InfluxDB at %s: a cache snapshot met a DELETE '
+                            'of shards without cached points; another '
+                            'client writes there?', self.client.location)
+                self.series = self._list()
             self._index_again()
-            self.before = snapshots(self.client)
+            self.before = snapshots(self.client, self.shards)
             self.client.query(self.statement, self.params)
             self.runs += 1
         LOG.debug('InfluxDB DELETE: settled in %.3f s, %d more runs',
@@ -177,7 +218,8 @@ class Run:
         markers: its points go with it anyway.
         """
         lines = ['%s %s=true %d' % (key, encoding.MARKER_FIELD, moment)
-                 for moment in self._shard_times() for key in self.series]
+                 for moment in sorted(self.shards.values())
+                 for key in self.series]
         if not lines:
             return
         try:
@@ -185,21 +227,6 @@ class Run:
         except exceptions.WriteRefused as exc:
             LOG.warning('InfluxDB at %s: markers refused (%s)',
                         self.client.location, exc)
-
-    def _shard_times(self):
-        """A time inside the window in each shard of the window."""
-        begin, end = self.window
-        times = set()
-        for part in self.client.query('SHOW SHARDS', database=False):
-            if part.get('name') != self.client.database:
-                continue
-            for values in part['values']:
-                row = dict(zip(part['columns'], values))
-                low, high = _ns_of(row['start_time']), _ns_of(
-                    row['end_time'])
-                if low < end and begin < high:
-                    times.add(max(begin, low))
-        return sorted(times)
 
 
 def _ns_of(text):

@@ -25,18 +25,20 @@ DAY_NS = 86400 * 10 ** 9
 class FakeClient:
     """Answers SHOW STATS from a script of snapshot states.
 
-    A state is ``(in progress, bytes snapshotted)``; the last one repeats
-    once the script is used up. Records every statement it runs and every
-    line written; ``SHOW SERIES`` finds :data:`SERIES`, ``SHOW SHARDS``
-    one-day shards of days 0 to 2 (and one of another database).
+    A state is ``(in progress, bytes snapshotted)`` of shard 0, whose
+    cache holds ``cached`` bytes; the last state repeats once the script
+    is used up. Records every statement it runs and every line written;
+    ``SHOW SERIES`` finds :data:`SERIES`, ``SHOW SHARDS`` one-day shards
+    0 to 2 of days 0 to 2 (and one of another database).
     """
 
     database = 'ck'
     location = 'http://127.0.0.1:8086'
 
-    def __init__(self, states, refuse=False):
+    def __init__(self, states, refuse=False, cached=100):
         self.states = list(states)
         self.refuse = refuse
+        self.cached = cached
         self.statements = []
         self.written = []
         self._pending = None
@@ -68,14 +70,16 @@ class FakeClient:
             raise exceptions.StorageError('not an admin')
         self._pending = self.states.pop(0) if len(self.states) > 1 \
             else self.states[0]
-        # NOTE: two shards of ours (the counts add up) and one of another
-        # database, which must not count.
-        part = {'columns': ['time', 'snapshotCount', 'cachedBytes'],
-                'values': [[0] + list(self._pending)]}
-        return [dict(part, tags={'database': 'ck'}),
-                dict(part, tags={'database': 'ck'}, values=[[0, 0, 0]]),
-                dict(part, tags={'database': 'other'},
-                     values=[[0, 1000, 1000]])]
+        # NOTE: shard 0, shard 1 of ours (which the windows of most tests
+        # do not meet) and one of another database, which never counts.
+        columns = ['time', 'snapshotCount', 'cachedBytes', 'memBytes']
+        return [
+            {'columns': columns, 'tags': {'database': 'ck', 'id': '0'},
+             'values': [[0] + list(self._pending) + [self.cached]]},
+            {'columns': columns, 'tags': {'database': 'ck', 'id': '1'},
+             'values': [[0, 0, 7, 50]]},
+            {'columns': columns, 'tags': {'database': 'other', 'id': '9'},
+             'values': [[0, 1000, 1000, 1000]]}]
 
 
 class SettleTest(testtools.TestCase):
@@ -87,13 +91,39 @@ class SettleTest(testtools.TestCase):
 
     def test_snapshots_of_this_database_add_up(self):
         """Shards of another database do not count."""
-        self.assertEqual((2, 7), deletes.snapshots(FakeClient([(2, 7)])))
+        self.assertEqual((2, 14, 150),
+                         deletes.snapshots(FakeClient([(2, 7)])))
+
+    def test_snapshots_of_some_shards(self):
+        self.assertEqual((2, 7, 100),
+                         deletes.snapshots(FakeClient([(2, 7)]), {'0'}))
+
+    def test_shards_of_a_window(self):
+        """Each with a time of the window in it."""
+        self.assertEqual(
+            {'1': DAY_NS + 5, '2': 2 * DAY_NS},
+            deletes.shards_of(FakeClient([]), DAY_NS + 5, 2 * DAY_NS + 1))
+
+    def test_empty_caches_need_no_listing(self):
+        """Nothing cached in the window's shards: nothing to snapshot."""
+        client = FakeClient([(0, 5)], cached=0)
+        deletes.delete(client, DELETE, {}, (0, 1))
+        self.assertEqual(['SHOW SHARDS', DELETE],
+                         [statement for statement, _ in client.statements])
+
+    def test_no_shard_no_look(self):
+        """A window no shard meets holds nothing: the DELETE alone."""
+        client = FakeClient([(1, 5)])
+        deletes.delete(client, DELETE, {}, (10 * DAY_NS, 11 * DAY_NS))
+        self.assertEqual(['SHOW SHARDS', DELETE],
+                         [statement for statement, _ in client.statements])
 
     def test_no_snapshot_met_runs_once(self):
         """The series are listed first, with the DELETE's own WHERE."""
         client = FakeClient([(0, 5)])
         deletes.delete(client, DELETE, {'begin': 0, 'end': 1}, (0, 1))
         self.assertEqual([
+            ('SHOW SHARDS', None),
             ('SHOW SERIES FROM "rating" WHERE time >= $begin AND time < '
              '$end', {'begin': 0, 'end': 1}),
             (DELETE, {'begin': 0, 'end': 1})], client.statements)
@@ -117,7 +147,7 @@ class SettleTest(testtools.TestCase):
         self.assertEqual(2, len(client.deletes))
         kinds = [statement.split(' ')[0] for statement, _ in
                  client.statements]
-        self.assertEqual(['SHOW', 'DELETE', 'SHOW', 'write', 'DELETE'],
+        self.assertEqual(['SHOW', 'SHOW', 'DELETE', 'write', 'DELETE'],
                          kinds)
         # NOTE: the window meets the shards of days 0, 1 and 2.
         self.assertEqual(sorted(
@@ -132,13 +162,6 @@ class SettleTest(testtools.TestCase):
         self.assertEqual(2, len(client.deletes))
         self.assertEqual(len(SERIES), len(client.written))
 
-    def test_no_shard_in_the_window_no_marker(self):
-        """Shards the retention dropped get no marker; the DELETE runs."""
-        client = FakeClient([(0, 5), (0, 6), (0, 6)])
-        deletes.delete(client, DELETE, {}, (10 * DAY_NS, 11 * DAY_NS))
-        self.assertEqual(2, len(client.deletes))
-        self.assertEqual([], client.written)
-
     def test_snapshots_that_never_stop_give_up(self):
         """Bounded: MAX_RUNS runs, then a warning."""
         logged = self.useFixture(fixtures.FakeLogger())
@@ -152,5 +175,6 @@ class SettleTest(testtools.TestCase):
         logged = self.useFixture(fixtures.FakeLogger())
         client = FakeClient([], refuse=True)
         deletes.delete(client, DELETE, {}, (0, 1))
-        self.assertEqual([(DELETE, {})], client.statements)
+        self.assertEqual([('SHOW SHARDS', None), (DELETE, {})],
+                         client.statements)
         self.assertIn('SHOW STATS refused', logged.output)
