@@ -30,6 +30,7 @@ billions of points.
 
 import contextlib
 import dataclasses
+import decimal
 import gc
 import itertools
 import operator
@@ -858,8 +859,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         info = series_mod.load(conn, [r[0] for r in rows],
                                self._series_info)
-        hundred, from_units = models.HUNDRED, money.from_units
-        make = dataframe.stored_point
+        # NOTE: money.from_units() and dataframe.stored_point(), inlined:
+        # two calls fewer per point, a sixth of the rebuild (measured).
+        hundred, scale = models.HUNDRED, money.SCALE
+        divide, scale_decimal = money.CONTEXT.divide, _SCALE_DECIMAL
+        new_decimal, new_point = decimal.Decimal, _new_point
+        point_type = dataframe.DataPoint
         times = {}
         points = []
         append = points.append
@@ -872,10 +877,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
             stop = times.get(end)
             if stop is None:
                 stop = times[end] = from_micros(end)
-            append((start, stop, type_, make(
-                unit, from_units(qty_hundreds * hundred + qty_rest),
-                from_units(price_hundreds * hundred + price_rest),
-                groupby, metadata, description)))
+            qty = qty_hundreds * hundred + qty_rest
+            qty = divide(new_decimal(qty), scale_decimal) if qty % scale \
+                else new_decimal(qty // scale)
+            price = price_hundreds * hundred + price_rest
+            price = divide(new_decimal(price), scale_decimal) \
+                if price % scale else new_decimal(price // scale)
+            append((start, stop, type_, new_point(point_type, (
+                unit, qty, price, groupby, metadata, description))))
         return points
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
@@ -1271,6 +1280,10 @@ def _point_row(series, begin, end, point):
 
 
 _point_units = money.point_units
+#: What :func:`money.from_units` divides by, and how
+#: :func:`dataframe.stored_point` makes a point (see _rebuild).
+_SCALE_DECIMAL = decimal.Decimal(money.SCALE)
+_new_point = tuple.__new__
 _HUNDRED = models.HUNDRED
 
 
