@@ -507,8 +507,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         # parameter processing would cost more than the database's own
         # work here.
         self._insert_points.execute(conn, points)
-        self._upsert_daily.execute(conn, rollup.rows(
-            rollup.sums(points, until)))
+        # NOTE: the frame starts tell whether any point is late data,
+        # without a step per point (most pushes have none).
+        if min(begin for begin, _ in counts) < until:
+            self._upsert_daily.execute(conn, rollup.rows(
+                rollup.sums(points, until)))
         self._upsert_frames.execute(conn, frames_mod.rows(counts))
         return created
 
