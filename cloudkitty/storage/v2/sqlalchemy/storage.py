@@ -30,6 +30,7 @@ billions of points.
 
 import contextlib
 import dataclasses
+import decimal
 import gc
 import itertools
 import operator
@@ -78,6 +79,13 @@ _SEEK_RATIO = 16
 #: The most days a seek in the daily rollup names (one bound parameter
 #: each); a longer window scans its days.
 _SEEK_DAYS = 1000
+#: The most series a filtered delete names by id (one bound parameter
+#: each, see SQLAlchemyStorage._named_series); more keep the subquery.
+_DELETE_SERIES = 1000
+#: The most points in a filtered delete's window for it to take the rows
+#: it deletes back (see SQLAlchemyStorage._delete_returning): they are
+#: held in memory meanwhile.
+_RETURNING_MAX = 100000
 # NOTE: an offset and widths that turn a (hundreds, rest) pair into a
 # fixed-width string of digits which sorts like the value, for SQLite's
 # min()/max().
@@ -499,8 +507,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         # parameter processing would cost more than the database's own
         # work here.
         self._insert_points.execute(conn, points)
-        self._upsert_daily.execute(conn, rollup.rows(
-            rollup.sums(points, until)))
+        # NOTE: the frame starts tell whether any point is late data,
+        # without a step per point (most pushes have none).
+        if min(begin for begin, _ in counts) < until:
+            self._upsert_daily.execute(conn, rollup.rows(
+                rollup.sums(points, until)))
         self._upsert_frames.execute(conn, frames_mod.rows(counts))
         return created
 
@@ -851,8 +862,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         info = series_mod.load(conn, [r[0] for r in rows],
                                self._series_info)
-        hundred, from_units = models.HUNDRED, money.from_units
-        make = dataframe.stored_point
+        # NOTE: money.from_units() and dataframe.stored_point(), inlined:
+        # two calls fewer per point, a sixth of the rebuild (measured).
+        hundred, scale = models.HUNDRED, money.SCALE
+        divide, scale_decimal = money.CONTEXT.divide, _SCALE_DECIMAL
+        new_decimal, new_point = decimal.Decimal, _new_point
+        point_type = dataframe.DataPoint
         times = {}
         points = []
         append = points.append
@@ -865,10 +880,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
             stop = times.get(end)
             if stop is None:
                 stop = times[end] = from_micros(end)
-            append((start, stop, type_, make(
-                unit, from_units(qty_hundreds * hundred + qty_rest),
-                from_units(price_hundreds * hundred + price_rest),
-                groupby, metadata, description)))
+            qty = qty_hundreds * hundred + qty_rest
+            qty = divide(new_decimal(qty), scale_decimal) if qty % scale \
+                else new_decimal(qty // scale)
+            price = price_hundreds * hundred + price_rest
+            price = divide(new_decimal(price), scale_decimal) \
+                if price % scale else new_decimal(price // scale)
+            append((start, stop, type_, new_point(point_type, (
+                unit, qty, price, groupby, metadata, description))))
         return points
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
@@ -1082,7 +1101,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if query.begin is None and not query.filters:
                     dropped = self._drop_partitions(conn, to_micros(
                         query.end))
-                conditions = self._conditions(query)
+                named = self._named_series(conn, query)
+                if named is None:
+                    conditions = self._conditions(query)
+                else:
+                    conditions = self._conditions(dataclasses.replace(
+                        query, filters=(), metric_types=None)) + [
+                        models.point.c.series_id.in_(sorted(named))]
+                    if self._returns_deleted(conn, query):
+                        return self._delete_returning(conn, until,
+                                                      conditions, named)
                 # NOTE: only the points of rolled-up days are in the rollup.
                 removed = [] if until == rollup.NOTHING else self._day_sums(
                     conn, conditions + [models.point.c.begin < until])
@@ -1096,12 +1124,100 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn.execute(daily.delete().where(
                         daily.c.n == 0, daily.c.day >= min(days),
                         daily.c.day <= max(days)))
-                deleted = frames_mod.deleted(conn, conditions)
-                frames_mod.subtract(conn, deleted)
-                if deleted or dropped:
+                if query.filters:
+                    deleted = frames_mod.deleted(conn, conditions)
+                    frames_mod.subtract(conn, deleted)
+                    count = conn.execute(models.point.delete().where(
+                        *conditions)).rowcount
+                else:
+                    # NOTE: every point of the window's frames goes: so do
+                    # their counts, without reading the points to count
+                    # them.
+                    count = conn.execute(models.point.delete().where(
+                        *conditions)).rowcount
+                    frames_mod.forget(
+                        conn, to_micros(query.begin)
+                        if query.begin is not None else None,
+                        to_micros(query.end)
+                        if query.end is not None else None)
+                if count or dropped:
                     rollup.move_back(conn, until)
-                return dropped + conn.execute(models.point.delete().where(
-                    *conditions)).rowcount
+                return dropped + count
+
+    def _named_series(self, conn, query):
+        """The series a filtered delete matches, by id, with their types.
+
+        A filtered delete names the ids of its series instead of a
+        subquery: planned with one, PostgreSQL walked the window's points
+        and probed the labels of each (its statistics had not seen the
+        last pushes' frames yet, and so guessed one point), 60 ms for the
+        102 points of one project among 10,200 (measured). ``conn`` holds
+        ``until`` exclusively: no push interns a series meanwhile, so the
+        ids are those the subquery would have found.
+
+        :returns: ``{series id: type}``, or None when the delete has no
+            filter or matches more than :data:`_DELETE_SERIES` series.
+        """
+        series_clauses = self._series_clauses(query)
+        if not series_clauses:
+            return None
+        series = models.series
+        named = dict(conn.execute(sa.select(series.c.id, series.c.type).where(
+            *series_clauses).limit(_DELETE_SERIES + 1)).all())
+        return named if len(named) <= _DELETE_SERIES else None
+
+    def _returns_deleted(self, conn, query):
+        """Tell whether a filtered delete may take its rows back.
+
+        Where the database returns deleted rows, a delete whose window
+        holds at most :data:`_RETURNING_MAX` points (the frame counts
+        tell) does (see :meth:`_delete_returning`).
+        """
+        if not conn.dialect.delete_returning or query.begin is None \
+                or query.end is None:
+            return False
+        return frames_mod.count_between(
+            conn, to_micros(query.begin),
+            to_micros(query.end)) <= _RETURNING_MAX
+
+    def _delete_returning(self, conn, until, conditions, types):
+        """Delete points and take their rows back; update sums and counts.
+
+        One statement finds and deletes the points, where a delete
+        otherwise reads them twice first (their day sums, their frame
+        counts): the rows it returns are summed here, exactly, as a push
+        sums its own (see :func:`rollup.sums`), and their sums leave the
+        rollup, their counts the frame counts, in the caller's
+        transaction.
+
+        :param until: :func:`rollup.until`, locked by the caller.
+        :param conditions: the delete's WHERE clauses, on ``ck_point``.
+        :param types: ``{series id: type}`` of every series the
+            conditions name.
+        :returns: the number of points deleted.
+        """
+        point = models.point
+        rows = _driver_rows(conn, point.delete().where(*conditions).returning(
+            point.c.series_id, point.c.begin, point.c.end,
+            *[point.c[name] for name in _MONEY_COLUMNS]))
+        if not rows:
+            return 0
+        removed = rollup.rows(rollup.sums(rows, until))
+        if removed:
+            self._upsert_daily.execute(conn, [
+                row[:2] + tuple(-value for value in row[2:])
+                for row in removed])
+            daily = models.daily
+            conn.execute(daily.delete().where(
+                daily.c.n == 0, daily.c.day >= removed[0][0],
+                daily.c.day <= removed[-1][0]))
+        counts = {}
+        for series_id, begin, *_ in rows:
+            key = (begin, types[series_id])
+            counts[key] = counts.get(key, 0) + 1
+        frames_mod.subtract(conn, counts)
+        rollup.move_back(conn, until)
+        return len(rows)
 
     def _drop_partitions(self, conn, end):
         """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
@@ -1180,6 +1296,10 @@ def _point_row(series, begin, end, point):
 
 
 _point_units = money.point_units
+#: What :func:`money.from_units` divides by, and how
+#: :func:`dataframe.stored_point` makes a point (see _rebuild).
+_SCALE_DECIMAL = decimal.Decimal(money.SCALE)
+_new_point = tuple.__new__
 _HUNDRED = models.HUNDRED
 
 

@@ -19,6 +19,7 @@ relies on.
 
 import datetime
 import decimal
+import random
 
 import testtools
 
@@ -633,6 +634,20 @@ class MoneyTest(testtools.TestCase):
             exc = self.assertRaises(exceptions.InvalidQuery, money.encode,
                                     value, 'qty')
             self.assertEqual('qty', exc.argument)
+
+    def test_from_units_is_join_of_split(self):
+        """Rule 8: from_units() gives join()'s Decimal, digit for digit."""
+        units = [0, 1, -1, 10 ** 12, -10 ** 12, 10 ** 13 + 10, -5 * 10 ** 11,
+                 10 ** 32 - 1, -(10 ** 32) + 1, 200 * 10 ** 30 + 201,
+                 10 ** 51 + 3]
+        rng = random.Random(8)
+        units += [rng.randrange(-10 ** 32, 10 ** 32)
+                  * rng.choice((1, 10, 10 ** 6, 10 ** 11)) for _ in range(500)]
+        for value in units:
+            want = money.join(*divmod(value, money.SCALE))
+            got = money.from_units(value)
+            self.assertEqual(str(want), str(got), value)
+            self.assertEqual(want.as_tuple(), got.as_tuple(), value)
 
     def test_join_of_sums_is_exact(self):
         """Rule 8: summed pairs decode exactly beyond 28 digits."""

@@ -33,6 +33,7 @@ from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
+from cloudkitty.storage.v2.sqlalchemy import storage
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
@@ -194,6 +195,27 @@ class _RollupMixin:
         self.assertTotalsMatchOracle()
         self.store.delete()
         self.assertRollupMatchesPoints()
+
+    def _check_deletes_without(self, name, value):
+        """Random deletes, with one shortcut of filtered deletes off."""
+        with mock.patch.object(storage, name, value):
+            self._push_random(40)
+            for _ in range(8):
+                self._delete_random()
+                self.assertRollupMatchesPoints()
+            self.assertTotalsMatchOracle()
+
+    def test_rollup_after_deletes_that_read_first(self):
+        """Filtered deletes that read their points before deleting them.
+
+        With no window small enough to return the deleted rows, their
+        sums and counts are read first, their series named by id.
+        """
+        self._check_deletes_without('_RETURNING_MAX', -1)
+
+    def test_rollup_after_deletes_of_a_series_subquery(self):
+        """Filtered deletes matching more series than are named by id."""
+        self._check_deletes_without('_DELETE_SERIES', 0)
 
     def _until(self):
         with self.store.engine.connect() as conn:
