@@ -159,9 +159,12 @@ MAX_TIME_BUCKETS = 100000
 #: The fields a delete reads of the points it removes.
 _DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.LIMBS)
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
-                   for name in encoding.LIMBS]
-                  + ['count("qa") AS "n"',
-                     'max("%s") AS "len"' % encoding.LENGTH_FIELD])
+                   for name in encoding.LIMBS] + ['count("qa") AS "n"'])
+#: What a ``time`` groupby also reads: the longest frame of a bucket is
+#: ``len``, or an hour when points without ``ck_len`` (``n`` > ``nlen``)
+#: are among them (see encoding.DEFAULT_LENGTH_US).
+_LENGTHS = 'max("{0}") AS "len", count("{0}") AS "nlen"'.format(
+    encoding.LENGTH_FIELD)
 
 
 class InfluxDBFeatures(v2.Features):
@@ -694,8 +697,9 @@ class InfluxDBStorage(v2.BaseStorage):
         if bucket is not None:
             group.append('time(%du, %du)' % bucket)
         condition, params = self._where(query, begin_ns, end_ns)
+        fields = _SUMS + (', ' + _LENGTHS if entry == 'time' else '')
         statement = 'SELECT %s FROM %s WHERE %s' % (
-            _SUMS, self.source(encoding.MEASUREMENT), condition)
+            fields, self.source(encoding.MEASUREMENT), condition)
         if group:
             statement += ' GROUP BY %s' % ', '.join(group)
         if bucket is not None:
@@ -712,7 +716,8 @@ class InfluxDBStorage(v2.BaseStorage):
                 if bucket is not None:
                     start = query_mod.from_micros(row['time'] // 1000)
                     end = start + datetime.timedelta(microseconds=(
-                        row['len'] if entry == 'time' else bucket[0]))
+                        _bucket_length(row) if entry == 'time'
+                        else bucket[0]))
                 partials.append(query_mod.Partial(
                     keys, start, end, _aggregate(row)))
         return partials
@@ -1008,7 +1013,7 @@ def _points(rows):
         type_, point = encoding.decode_row(row)
         start = row['time'] // 1000
         found.append((query_mod.from_micros(start), query_mod.from_micros(
-            start + row[encoding.LENGTH_FIELD]), type_, point))
+            start + encoding.frame_length(row)), type_, point))
     return found
 
 
@@ -1064,6 +1069,13 @@ def _group_value(key, tag):
     if key == 'type':
         return encoding.decode_value(tag) or ''
     return encoding.group_value(tag)
+
+
+def _bucket_length(row):
+    """The longest frame of a ``time`` bucket (see :data:`_LENGTHS`)."""
+    if row['nlen'] == row['n']:
+        return row['len']
+    return max(row['len'] or 0, encoding.DEFAULT_LENGTH_US)
 
 
 def _aggregate(row):

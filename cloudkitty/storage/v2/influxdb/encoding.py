@@ -26,10 +26,14 @@ One point of a frame is one line of the ``rating`` measurement:
   :attr:`cloudkitty.dataframe.DataPoint.desc`).
 * **fields**: the exact money as 31-bit integer limbs (``qa``, ``qb`` and,
   for values beyond ``±2**62 * 1e-12``, ``qc``; ``pa``, ``pb``, ``pc`` for
-  the price), ``ck_len`` (frame length in microseconds), and when needed
+  the price), and when needed ``ck_len`` (the frame length in
+  microseconds, when it is not :data:`DEFAULT_LENGTH_US`, an hour),
   ``ck_desc`` (the description, as JSON so that no line break reaches the
   line protocol) and ``ck_meta`` (JSON of the metadata values that a
-  groupby value of the same key hides).
+  groupby value of the same key hides). InfluxDB's cost of a point grows
+  with its fields (it keys each field of each point by the series key):
+  without ``ck_len`` it parses and caches a fifth less. Points written
+  before ``ck_len`` could be left out carry it always, and read the same.
 
 Every key and value is *percent-encoded*: ASCII letters, digits and ``_``
 stay, every other byte of its UTF-8 form becomes ``%XX``, and a value gets
@@ -81,6 +85,10 @@ _TAGS = frozenset((TYPE_TAG, UNIT_TAG, SCOPE_TAG, GROUPBY_TAG,
                    EXTRA_SLOT_TAG))
 KEY_PREFIX = 'k_'
 LENGTH_FIELD = 'ck_len'
+#: The frame length (µs) of a point without ``ck_len``: an hour, the
+#: default period of CloudKitty. A constant, never a setting: points
+#: written under one setting must read the same under another.
+DEFAULT_LENGTH_US = 3600 * 10 ** 6
 DESCRIPTION_FIELD = 'ck_desc'
 HIDDEN_FIELD = 'ck_meta'
 
@@ -201,7 +209,9 @@ def field_string(text):
 #: by index: the frame start in ns; ``measurement,tags`` (what InfluxDB
 #: keys the point by, with the time); the qty and the price in ``10**-12``
 #: units; the frame length in µs; the encoded metric type; the fields
-#: after ``ck_len`` (``,ck_desc=...`` and ``,ck_meta=...``), usually empty.
+#: after the money limbs (``,ck_len=...`` unless the length is
+#: :data:`DEFAULT_LENGTH_US`, ``,ck_desc=...``, ``,ck_meta=...``), usually
+#: empty.
 START, IDENTITY, QTY, PRICE, LENGTH, TYPE, EXTRA = range(7)
 
 
@@ -213,10 +223,9 @@ def point_fields(point):
             -_TWO_LIMBS <= price < _TWO_LIMBS:
         return _TWO_LIMB_FIELDS % (
             qty & _LIMB_MASK, qty >> LIMB_BITS, price & _LIMB_MASK,
-            price >> LIMB_BITS, point[LENGTH], point[EXTRA])
-    return '%s,%s,%s=%di%s' % (_limb_fields('q', qty),
-                               _limb_fields('p', price), LENGTH_FIELD,
-                               point[LENGTH], point[EXTRA])
+            price >> LIMB_BITS, point[EXTRA])
+    return '%s,%s%s' % (_limb_fields('q', qty), _limb_fields('p', price),
+                        point[EXTRA])
 
 
 def point_line(point, slot):
@@ -226,14 +235,13 @@ def point_line(point, slot):
     also the tag ``ck_n = s // SLOTS``: a frame start holds any number of
     identical points.
     """
-    start_ns, identity, qty, price, length_us, _, extra = point
+    start_ns, identity, qty, price, _, _, extra = point
     if slot < SLOTS and -_TWO_LIMBS <= qty < _TWO_LIMBS and \
             -_TWO_LIMBS <= price < _TWO_LIMBS:
         # NOTE: the usual line in one format: a push formats millions.
         return _TWO_LIMB_LINE % (
             identity, qty & _LIMB_MASK, qty >> LIMB_BITS,
-            price & _LIMB_MASK, price >> LIMB_BITS, length_us, extra,
-            start_ns + slot)
+            price & _LIMB_MASK, price >> LIMB_BITS, extra, start_ns + slot)
     extra_slot, offset = divmod(slot, SLOTS)
     if extra_slot:
         return '%s,%s=%d %s %d' % (identity, EXTRA_SLOT_TAG, extra_slot,
@@ -302,8 +310,7 @@ def _typed_labels(scope_tag, type_, unit, groupby, metadata, identities):
     return _labels.__wrapped__(scope_tag, type_, unit, groupby, metadata)
 
 
-_TWO_LIMB_FIELDS = ('qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD
-                    + '=%di%s')
+_TWO_LIMB_FIELDS = 'qa=%di,qb=%di,pa=%di,pb=%di%s'
 _TWO_LIMB_LINE = '%s ' + _TWO_LIMB_FIELDS + ' %d'
 
 
@@ -348,9 +355,11 @@ def encode_point(start_ns, length_us, scope_tag, type_, point):
             tuple(encode(v) for _, v in groupby + metadata))
     qty, price = money.point_units(point.qty, point.price, MAX_MAGNITUDE)
     extra = ''
+    if length_us != DEFAULT_LENGTH_US:
+        extra = ',%s=%di' % (LENGTH_FIELD, length_us)
     if point.description is not None:
-        extra = ',%s=%s' % (DESCRIPTION_FIELD,
-                            field_string(json.dumps(point.description)))
+        extra += ',%s=%s' % (DESCRIPTION_FIELD,
+                             field_string(json.dumps(point.description)))
     if hidden:
         metadata = point.metadata
         extra += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
@@ -404,6 +413,16 @@ def _decoded_labels(groupby_tag, items):
         target = groupby if key in groupby_keys else metadata
         target.append((key, decode_label(value)))
     return tuple(groupby), tuple(metadata)
+
+
+def frame_length(row):
+    """Return the frame length (µs) of a ``SELECT *`` row.
+
+    A point whose frame lasts :data:`DEFAULT_LENGTH_US` has no ``ck_len``
+    (older points have it whatever their length).
+    """
+    length = row.get(LENGTH_FIELD)
+    return DEFAULT_LENGTH_US if length is None else length
 
 
 def is_tag(column):

@@ -687,6 +687,48 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                         [repr(f) for f in want['dataframes']],
                         [repr(f) for f in got['dataframes']], args)
 
+    def test_frame_lengths_with_and_without_their_field(self):
+        """Hourly points have no ck_len; those written with it read alike.
+
+        Points pushed before ``ck_len`` could be left out carry it
+        whatever their length; a frame start of a ``time`` groupby that
+        holds points with and without it ends with its longest frame.
+        """
+        hour = datetime.timedelta(hours=1)
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding.DEFAULT_LENGTH_US',
+                -1):
+            # NOTE: every point gets ck_len: the layout written before.
+            self.push(self.frames(days=1))
+        for start, period, type_ in ((T0 + DAY, hour, 'cpu'),
+                                     (T0 + DAY, 2 * hour, 'disk'),
+                                     (T0 + 2 * DAY, hour / 2, 'cpu'),
+                                     (T0 + 2 * DAY, hour, 'disk'),
+                                     (T0 + 3 * DAY, hour, 'cpu')):
+            self.push([builders.make_frame(start, [(type_, builders.make_point(
+                self.project_id, n + 1, n, groupby={'id': 'vm-%d' % n}))
+                for n in range(3)], period=period)])
+        lengths = {row['ck_len'] for row in self.store.client.rows(
+            'SELECT "qa", "ck_len" FROM %s WHERE time >= 0'
+            % self.store.source('rating'))}
+        self.assertEqual({3600 * 10 ** 6, None, 1800 * 10 ** 6,
+                          7200 * 10 ** 6}, lengths)
+        self.assertAgrees()
+        for args in ({'groupby': ['time']},
+                     {'groupby': ['time', 'id'],
+                      'filters': {'id': ['vm-1', 'vm-2']}},
+                     {'groupby': ['time'], 'metric_types': 'disk'}):
+            args = dict(WINDOW, paginate=False, **args)
+            self.assertEqual(query.evaluate_total(
+                query.validate_total(**args), self.pushed),
+                self.store.total(**args), args)
+        args = dict(WINDOW, paginate=False, filters={'id': ['vm-1']})
+        want = query.evaluate_retrieve(query.validate_retrieve(**args),
+                                       self.pushed)
+        got = self.store.retrieve(**args)
+        self.assertEqual(sorted(map(repr, want['dataframes'])),
+                         sorted(map(repr, got['dataframes'])))
+
     def test_frames_influxdb_would_drop_are_refused(self):
         """Frames older than the retention policy or past 2262: refused."""
         self.conf.set_override('retention_period', 48, group='storage')

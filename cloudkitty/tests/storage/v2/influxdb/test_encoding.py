@@ -174,6 +174,22 @@ class PointEncodingTest(testtools.TestCase):
             self.assertEqual(value, type_)
             self.assertEqual(original, back)
 
+    def test_frame_length_of_an_hour_is_no_field(self):
+        """ck_len is left out for an hour, the default, and read back."""
+        for length, field in ((3600 * 10 ** 6, None),
+                              (300 * 10 ** 6, 300 * 10 ** 6), (1, 1)):
+            for slot in (0, 1001):
+                for qty in (1, D('999999999999999')):
+                    row = row_of(encoding.encode_point(
+                        10 ** 18, length, None, 't', point(
+                            qty=qty, description='d')), slot)
+                    self.assertEqual(field, row.get('ck_len'))
+                    self.assertEqual(length, encoding.frame_length(row))
+                    self.assertEqual(qty, encoding.decode_row(row)[1].qty)
+        # NOTE: points written before ck_len could be left out have it.
+        self.assertEqual(3600 * 10 ** 6, encoding.frame_length(
+            {'ck_len': 3600 * 10 ** 6}))
+
     def test_slots(self):
         """Slots past 1000 add the ck_n tag; times stay in the frame µs."""
         encoded = encoding.encode_point(10 ** 18, 1, None, 't', point())
