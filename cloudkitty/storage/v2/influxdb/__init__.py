@@ -12,7 +12,7 @@
 """The InfluxDB 1.x backend (entry point ``influxdb``).
 
 The data model is in :mod:`.encoding` (one ``rating`` point per rated
-point, money as exact integer limbs), the bookkeeping that replaces
+point, money as exact integers), the bookkeeping that replaces
 transactions in :mod:`.writers` (leases), :mod:`.slots` (slots, frame
 starts, receipts) and :mod:`.rollup` (daily records), the HTTP API in
 :mod:`.client`. This module translates a validated
@@ -157,9 +157,13 @@ _DAY_US = 86400 * 10 ** 6
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
 #: The fields a delete reads of the points it removes.
-_DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.LIMBS)
+_DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.MONEY_FIELDS)
+#: Counts of points: each has exactly one of encoding.COUNTED, so their
+#: counts (``n0``, ``n1``...) add up to the points (see _counted).
+_COUNTS = ', '.join('count("%s") AS "n%d"' % (name, index)
+                    for index, name in enumerate(encoding.COUNTED))
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
-                   for name in encoding.LIMBS] + ['count("qa") AS "n"'])
+                   for name in encoding.MONEY_FIELDS] + [_COUNTS])
 #: What a ``time`` groupby also reads: the longest frame of a bucket is
 #: ``len``, or an hour when points without ``ck_len`` (``n`` > ``nlen``)
 #: are among them (see encoding.DEFAULT_LENGTH_US).
@@ -419,9 +423,8 @@ class InfluxDBStorage(v2.BaseStorage):
                     'dataframes', 'the frame starting at %s is older than '
                     'the retention policy keeps' % frame.start.isoformat())
             length_us = query_mod.to_micros(frame.end) - start_ns // 1000
-            for type_, point in frame.iterpoints():
-                points.append(encoding.encode_point(
-                    start_ns, length_us, scope_tag, type_, point))
+            points.extend(encoding.encode_points(
+                start_ns, length_us, scope_tag, frame.iterpoints()))
         return points
 
     # conditions ------------------------------------------------------------
@@ -454,9 +457,12 @@ class InfluxDBStorage(v2.BaseStorage):
 
     def _raw_count(self, condition, params):
         where = ' WHERE ' + condition if condition else ''
-        found = self.client.query('SELECT count("qa") FROM %s%s' % (
-            self.source(encoding.MEASUREMENT), where), params)
-        return found[0]['values'][0][1] if found else 0
+        found = self.client.query('SELECT %s FROM %s%s' % (
+            _COUNTS, self.source(encoding.MEASUREMENT), where), params)
+        if not found:
+            return 0
+        return _counted(dict(zip(found[0]['columns'],
+                                 found[0]['values'][0])))
 
     def _select(self, condition, params, extra='', limit=None):
         statement = 'SELECT * FROM %s WHERE %s%s' % (
@@ -499,10 +505,11 @@ class InfluxDBStorage(v2.BaseStorage):
         """
         counts = sorted(
             (encoding.decode_value(part['tags'][encoding.TYPE_TAG]),
-             part['tags'][encoding.TYPE_TAG], part['values'][0][1])
+             part['tags'][encoding.TYPE_TAG],
+             _counted(dict(zip(part['columns'], part['values'][0]))))
             for part in self.client.query(
-                'SELECT count("qa") FROM %s WHERE %s GROUP BY %s' % (
-                    self.source(encoding.MEASUREMENT), condition,
+                'SELECT %s FROM %s WHERE %s GROUP BY %s' % (
+                    _COUNTS, self.source(encoding.MEASUREMENT), condition,
                     encoding.TYPE_TAG), params))
         types = []
         for _, type_tag, count in counts:
@@ -538,8 +545,10 @@ class InfluxDBStorage(v2.BaseStorage):
         cursor = to_ns(query.begin)
         skipped = 0
         if offset:
+            # NOTE: a row per point that has any of the fields selected.
             found = self.client.query(
-                'SELECT "qa" FROM %s WHERE %s LIMIT 1 OFFSET %d' % (
+                'SELECT %s FROM %s WHERE %s LIMIT 1 OFFSET %d' % (
+                    ', '.join('"%s"' % name for name in encoding.COUNTED),
                     self.source(encoding.MEASUREMENT), condition, offset),
                 params)
             cursor = found[0]['values'][0][0] // 1000 * 1000
@@ -712,6 +721,7 @@ class InfluxDBStorage(v2.BaseStorage):
             columns = part['columns']
             for values in part['values']:
                 row = dict(zip(columns, values))
+                row['n'] = _counted(row)
                 start = end = None
                 if bucket is not None:
                     start = query_mod.from_micros(row['time'] // 1000)
@@ -943,7 +953,7 @@ def _add_sums(sums, found):
 
 
 def _sums_of(removed):
-    """The sums of the points of a ``SELECT <limbs>, *::tag``.
+    """The sums of the points of a ``SELECT <money fields>, *::tag``.
 
     :returns: as :meth:`.rollup.Rollup.read_log`: ``{scope tag: {frame
         start: ({series key: [count, qty, price]}, FrameTotal)}}``.
@@ -959,13 +969,14 @@ def _sums_of(removed):
         type_at = columns.index(encoding.TYPE_TAG)
         time_at = columns.index('time')
         limbs = [(columns.index(name), field, weight) for name, (
-            field, weight) in encoding.LIMBS.items() if name in columns]
+            field, weight) in encoding.MONEY_FIELDS.items()
+            if name in columns]
         for values in part['values']:
             key = ','.join(['%s=%s' % (column, values[index])
                             for column, index in tags if values[index]])
             units = {'qty': 0, 'price': 0}
             for index, field, weight in limbs:
-                units[field] += (values[index] or 0) << weight
+                units[field] += (values[index] or 0) * weight
             scope_tag = (scope_at is not None and values[scope_at]) \
                 or encoding.encode_value('')
             start = values[time_at] // 1000 * 1000
@@ -1078,12 +1089,16 @@ def _bucket_length(row):
     return max(row['len'] or 0, encoding.DEFAULT_LENGTH_US)
 
 
+def _counted(row):
+    """The points a row of :data:`_COUNTS` counts."""
+    return sum(row.get('n%d' % index) or 0
+               for index in range(len(encoding.COUNTED)))
+
+
 def _aggregate(row):
-    units = {'qty': 0, 'price': 0}
-    for name, (field, weight) in encoding.LIMBS.items():
-        units[field] += (row.get(name) or 0) << weight
-    return query_mod.Aggregate.from_units(row['n'], units['qty'],
-                                          units['price'])
+    """The Aggregate of a row of :data:`_SUMS` (``n`` set by _counted)."""
+    qty, price = encoding.money_units(row)
+    return query_mod.Aggregate.from_units(row['n'], qty, price)
 
 
 def _shard_hours(retention_hours):

@@ -687,19 +687,26 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                         [repr(f) for f in want['dataframes']],
                         [repr(f) for f in got['dataframes']], args)
 
-    def test_frame_lengths_with_and_without_their_field(self):
-        """Hourly points have no ck_len; those written with it read alike.
+    def test_points_of_both_layouts_read_alike(self):
+        """Short fields and no ck_len, or limbs and ck_len: read alike.
 
-        Points pushed before ``ck_len`` could be left out carry it
-        whatever their length; a frame start of a ``time`` groupby that
-        holds points with and without it ends with its longest frame.
+        Points pushed before short money fields and a left-out ``ck_len``
+        carry limbs and ``ck_len`` whatever their values and length; sums,
+        counts, pages and deletes take both layouts, even in one series
+        and frame start, and a frame start of a ``time`` groupby that
+        holds points with and without ``ck_len`` ends with its longest
+        frame.
         """
         hour = datetime.timedelta(hours=1)
+        legacy = self.frames(days=1)
         with fixtures.MonkeyPatch(
                 'cloudkitty.storage.v2.influxdb.encoding.DEFAULT_LENGTH_US',
-                -1):
-            # NOTE: every point gets ck_len: the layout written before.
-            self.push(self.frames(days=1))
+                -1), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding._SHORT_BOUND', 0):
+            # NOTE: the layout written before: limbs and ck_len always.
+            self.push(legacy + [builders.make_frame(T0 + DAY, [
+                ('disk', builders.make_point(self.project_id, 5, D('0.5'),
+                                             groupby={'id': 'vm-0'}))])])
         for start, period, type_ in ((T0 + DAY, hour, 'cpu'),
                                      (T0 + DAY, 2 * hour, 'disk'),
                                      (T0 + 2 * DAY, hour / 2, 'cpu'),
@@ -708,11 +715,14 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             self.push([builders.make_frame(start, [(type_, builders.make_point(
                 self.project_id, n + 1, n, groupby={'id': 'vm-%d' % n}))
                 for n in range(3)], period=period)])
-        lengths = {row['ck_len'] for row in self.store.client.rows(
-            'SELECT "qa", "ck_len" FROM %s WHERE time >= 0'
-            % self.store.source('rating'))}
+        rows = self.store.client.rows(
+            'SELECT "qa", "q", "ck_len" FROM %s WHERE time >= 0'
+            % self.store.source('rating'))
         self.assertEqual({3600 * 10 ** 6, None, 1800 * 10 ** 6,
-                          7200 * 10 ** 6}, lengths)
+                          7200 * 10 ** 6}, {row['ck_len'] for row in rows})
+        self.assertEqual((25, 15), (
+            sum(row['qa'] is not None for row in rows),
+            sum(row['q'] is not None for row in rows)))
         self.assertAgrees()
         for args in ({'groupby': ['time']},
                      {'groupby': ['time', 'id'],
@@ -728,6 +738,18 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         got = self.store.retrieve(**args)
         self.assertEqual(sorted(map(repr, want['dataframes'])),
                          sorted(map(repr, got['dataframes'])))
+        for offset in (0, 3, 20, 24, 25, 26, 39):
+            args = dict(WINDOW, offset=offset, limit=2,
+                        filters={'project_id': [self.project_id]})
+            want = query.evaluate_retrieve(query.validate_retrieve(**args),
+                                           self.pushed)
+            got = self.store.retrieve(**args)
+            self.assertEqual(want['total'], got['total'])
+            self.assertEqual([repr(f) for f in want['dataframes']],
+                             [repr(f) for f in got['dataframes']], offset)
+        self.delete_and_check(begin=T0 + DAY, end=T0 + 2 * DAY,
+                              filters={'id': ['vm-0']})
+        self.delete_and_check(begin=T0, end=T0 + 2 * DAY)
 
     def test_frames_influxdb_would_drop_are_refused(self):
         """Frames older than the retention policy or past 2262: refused."""
@@ -814,7 +836,8 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         calls = []
 
         def flaky(method, endpoint, params, data=None):
-            if endpoint == 'write' and data and b' qa=' in data:
+            if endpoint == 'write' and data and \
+                    data.startswith(b'rating,'):
                 calls.append(1)
                 if len(calls) == 3:
                     raise exceptions.BackendUnavailable(
