@@ -61,16 +61,24 @@ def plan(points):
         gives each content the same slot.
     """
     grouped = {}
+    duplicates = {}
     for point in points:
-        grouped.setdefault(point[encoding.START], {}).setdefault(
-            point[encoding.IDENTITY], []).append(point)
-    for series in grouped.values():
-        for identity, same in series.items():
-            if len(same) > 1:
-                same.sort(key=_content)
+        start = point[encoding.START]
+        series = grouped.get(start)
+        if series is None:
+            series = grouped[start] = {}
+        identity = point[encoding.IDENTITY]
+        if identity in series:
+            duplicates.setdefault((start, identity), [
+                series[identity][0]]).append(point)
+        else:
             # NOTE: a tuple of tuples of str and int, which the garbage
-            # collector stops tracking (see encoding.encode_point).
-            series[identity] = tuple(same)
+            # collector stops tracking (see encoding.encode_points); no
+            # list nor dict made per point, as setdefault() would.
+            series[identity] = (point,)
+    for (start, identity), same in duplicates.items():
+        same.sort(key=_content)
+        grouped[start][identity] = tuple(same)
     return grouped
 
 
