@@ -57,9 +57,11 @@ Invariants the protocol keeps, and the tests that guard them
    Guards: ``test_concurrent_writers_same_labels``,
    ``test_push_after_delete_by_another_instance``.
 3. **A keyed retry writes the same points again.** The receipt is written
-   before the points and fixes their slots: a retry rewrites identical
-   points and records, which InfluxDB stores once. Guards:
+   before the points and fixes their slots and their layout (a push an
+   earlier version began is completed in its layout): a retry rewrites
+   identical points and records, which InfluxDB stores once. Guards:
    ``test_half_done_push_completed_by_its_retry``,
+   ``test_retry_of_a_push_begun_in_the_older_layout``,
    ``test_concurrent_retries_with_one_key_count_once``,
    ``test_retry_after_compaction_counts_once``.
 4. **Push records follow their points.** A push that fails before its
@@ -389,6 +391,12 @@ class InfluxDBStorage(v2.BaseStorage):
                 slots.check_retry(stored, receipt)
         if stored is not None:
             bases = stored['bases']
+            if stored.get('layout') != slots.LAYOUT:
+                # NOTE: begun by an earlier version: the points it may have
+                # written are rewritten as they are, not merged with
+                # fields of another layout into one point.
+                points = [encoding.legacy_point(point) for point in points]
+                grouped = slots.plan(points)
         else:
             bases = self.books.reserve(scope_tag, slots.needed(grouped))
             if receipt is not None:

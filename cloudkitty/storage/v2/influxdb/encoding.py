@@ -242,6 +242,11 @@ def money_fields(units, prefix):
     """
     if not units % SHORT_FACTOR and -_SHORT_BOUND < units < _SHORT_BOUND:
         return '%s=%di' % (prefix, units // SHORT_FACTOR)
+    return _limb_fields(units, prefix)
+
+
+def _limb_fields(units, prefix):
+    """The limbs of a money value, as line-protocol fields."""
     limbs = split_units(units)
     if len(limbs) == 2:
         return '%sa=%di,%sb=%di' % (prefix, limbs[0], prefix, limbs[1])
@@ -259,13 +264,28 @@ def field_string(text):
 #: keys the point by, with the time); the qty and the price in ``10**-12``
 #: units; the frame length in µs; the encoded metric type; its
 #: line-protocol fields (money, then ``ck_len`` unless the length is
-#: :data:`DEFAULT_LENGTH_US`, ``ck_desc``, ``ck_meta``).
-START, IDENTITY, QTY, PRICE, LENGTH, TYPE, FIELDS = range(7)
+#: :data:`DEFAULT_LENGTH_US`, ``ck_desc``, ``ck_meta``); the last two
+#: alone (``,ck_desc=...,ck_meta=...``), usually empty.
+START, IDENTITY, QTY, PRICE, LENGTH, TYPE, FIELDS, EXTRA = range(8)
 
 
 def point_fields(point):
     """An encoded point's line-protocol fields."""
     return point[FIELDS]
+
+
+def legacy_point(point):
+    """An encoded point with the fields earlier versions wrote.
+
+    Limbs for every money value and ``ck_len`` always: a keyed retry of a
+    push an earlier version began must write the very points it may have
+    written, or InfluxDB would merge both sets of fields into one point
+    (see :data:`.slots.LAYOUT`).
+    """
+    fields = '%s,%s,%s=%di%s' % (
+        _limb_fields(point[QTY], 'q'), _limb_fields(point[PRICE], 'p'),
+        LENGTH_FIELD, point[LENGTH], point[EXTRA])
+    return point[:FIELDS] + (fields, point[EXTRA])
 
 
 def point_line(point, slot):
@@ -404,15 +424,18 @@ def encode_points(start_ns, length_us, scope_tag, points):
         else:
             fields = '%s,%s%s' % (money_fields(qty, 'q'),
                                   money_fields(price, 'p'), length_field)
+        extra = ''
         if description is not None:
-            fields += ',%s=%s' % (DESCRIPTION_FIELD,
-                                  field_string(json.dumps(description)))
+            extra = ',%s=%s' % (DESCRIPTION_FIELD,
+                                field_string(json.dumps(description)))
         if hidden:
             metadata = point.metadata
-            fields += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
+            extra += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
                 {key: metadata[key] for key in hidden}, sort_keys=True)))
+        if extra:
+            fields += extra
         append((start_ns, identity, qty, price, length_us, type_tag,
-                fields))
+                fields, extra))
     return encoded
 
 

@@ -31,6 +31,7 @@ from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import client
 from cloudkitty.storage.v2.influxdb import rollup
+from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2 import query
 from cloudkitty.tests import daemon
 from cloudkitty.tests import fixtures as builders
@@ -824,6 +825,63 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             filters={'project_id': attack}))
         self.assertEqual(0, self.store.total(
             filters={'project_id': attack}, **WINDOW)['total'])
+        self.assertAgrees()
+
+    def test_retry_of_a_push_begun_in_the_older_layout(self):
+        """A retry writes the layout of the push an older version began.
+
+        Its receipt names no layout: the retry writes limbs and ck_len,
+        as the points already written have, so that InfluxDB does not
+        merge two layouts into points counted twice.
+        """
+        frames = self.frames(days=2, per_frame=50)
+        self.conf.set_override('batch_size', 100, group='storage_influxdb')
+        self.conf.set_override('write_workers', 1, group='storage_influxdb')
+        store = self.new_store()
+        real = store.client._request
+        calls = []
+
+        def flaky(method, endpoint, params, data=None):
+            if endpoint == 'write' and data and \
+                    data.startswith(b'rating,'):
+                calls.append(1)
+                if len(calls) == 3:
+                    raise exceptions.BackendUnavailable(
+                        'influxdb', store.location, 'connection reset')
+            return real(method, endpoint, params, data)
+
+        def old_receipt(*args):
+            receipt = make_receipt(*args)
+            del receipt['layout']
+            return receipt
+
+        make_receipt = slots.make_receipt
+        store.client._request = flaky
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding.DEFAULT_LENGTH_US',
+                -1), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding._SHORT_BOUND',
+                0), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.slots.make_receipt',
+                old_receipt):
+            self.assertRaises(exceptions.BackendUnavailable, store.push,
+                              frames, scope_id='scope', idempotency_key='k')
+        store.client._request = real
+        store.push(frames, scope_id='scope', idempotency_key='k')
+        self.pushed.extend(frames)
+        rows = self.store.client.rows(
+            'SELECT "qa", "q", "ck_len" FROM %s WHERE time >= 0'
+            % self.store.source('rating'))
+        self.assertEqual(
+            [(True, False, True)] * 600,
+            [(row['qa'] is not None, row['q'] is not None,
+              row['ck_len'] is not None) for row in rows])
+        self.assertAgrees()
+        # NOTE: a push of this version, retried, keeps its own layout.
+        later = self.frames(days=1, per_frame=3, start=T0 + 3 * DAY)
+        store.push(later, scope_id='scope', idempotency_key='k2')
+        store.push(later, scope_id='scope', idempotency_key='k2')
+        self.pushed.extend(later)
         self.assertAgrees()
 
     def test_half_done_push_completed_by_its_retry(self):
