@@ -12,7 +12,7 @@
 """The InfluxDB 1.x backend (entry point ``influxdb``).
 
 The data model is in :mod:`.encoding` (one ``rating`` point per rated
-point, money as exact integer limbs), the bookkeeping that replaces
+point, money as exact integers), the bookkeeping that replaces
 transactions in :mod:`.writers` (leases), :mod:`.slots` (slots, frame
 starts, receipts) and :mod:`.rollup` (daily records), the HTTP API in
 :mod:`.client`. This module translates a validated
@@ -57,9 +57,11 @@ Invariants the protocol keeps, and the tests that guard them
    Guards: ``test_concurrent_writers_same_labels``,
    ``test_push_after_delete_by_another_instance``.
 3. **A keyed retry writes the same points again.** The receipt is written
-   before the points and fixes their slots: a retry rewrites identical
-   points and records, which InfluxDB stores once. Guards:
+   before the points and fixes their slots and their layout (a push an
+   earlier version began is completed in its layout): a retry rewrites
+   identical points and records, which InfluxDB stores once. Guards:
    ``test_half_done_push_completed_by_its_retry``,
+   ``test_retry_of_a_push_begun_in_the_older_layout``,
    ``test_concurrent_retries_with_one_key_count_once``,
    ``test_retry_after_compaction_counts_once``.
 4. **Push records follow their points.** A push that fails before its
@@ -157,11 +159,18 @@ _DAY_US = 86400 * 10 ** 6
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
 #: The fields a delete reads of the points it removes.
-_DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.LIMBS)
+_DELETED_FIELDS = ', '.join('"%s"' % name for name in encoding.MONEY_FIELDS)
+#: Counts of points: each has exactly one of encoding.COUNTED, so their
+#: counts (``n0``, ``n1``...) add up to the points (see _counted).
+_COUNTS = ', '.join('count("%s") AS "n%d"' % (name, index)
+                    for index, name in enumerate(encoding.COUNTED))
 _SUMS = ', '.join(['sum("%s") AS "%s"' % (name, name)
-                   for name in encoding.LIMBS]
-                  + ['count("qa") AS "n"',
-                     'max("%s") AS "len"' % encoding.LENGTH_FIELD])
+                   for name in encoding.MONEY_FIELDS] + [_COUNTS])
+#: What a ``time`` groupby also reads: the longest frame of a bucket is
+#: ``len``, or an hour when points without ``ck_len`` (``n`` > ``nlen``)
+#: are among them (see encoding.DEFAULT_LENGTH_US).
+_LENGTHS = 'max("{0}") AS "len", count("{0}") AS "nlen"'.format(
+    encoding.LENGTH_FIELD)
 
 
 class InfluxDBFeatures(v2.Features):
@@ -382,6 +391,12 @@ class InfluxDBStorage(v2.BaseStorage):
                 slots.check_retry(stored, receipt)
         if stored is not None:
             bases = stored['bases']
+            if stored.get('layout') != slots.LAYOUT:
+                # NOTE: begun by an earlier version: the points it may have
+                # written are rewritten as they are, not merged with
+                # fields of another layout into one point.
+                points = [encoding.legacy_point(point) for point in points]
+                grouped = slots.plan(points)
         else:
             bases = self.books.reserve(scope_tag, slots.needed(grouped))
             if receipt is not None:
@@ -416,9 +431,8 @@ class InfluxDBStorage(v2.BaseStorage):
                     'dataframes', 'the frame starting at %s is older than '
                     'the retention policy keeps' % frame.start.isoformat())
             length_us = query_mod.to_micros(frame.end) - start_ns // 1000
-            for type_, point in frame.iterpoints():
-                points.append(encoding.encode_point(
-                    start_ns, length_us, scope_tag, type_, point))
+            points.extend(encoding.encode_points(
+                start_ns, length_us, scope_tag, frame.iterpoints()))
         return points
 
     # conditions ------------------------------------------------------------
@@ -451,9 +465,12 @@ class InfluxDBStorage(v2.BaseStorage):
 
     def _raw_count(self, condition, params):
         where = ' WHERE ' + condition if condition else ''
-        found = self.client.query('SELECT count("qa") FROM %s%s' % (
-            self.source(encoding.MEASUREMENT), where), params)
-        return found[0]['values'][0][1] if found else 0
+        found = self.client.query('SELECT %s FROM %s%s' % (
+            _COUNTS, self.source(encoding.MEASUREMENT), where), params)
+        if not found:
+            return 0
+        return _counted(dict(zip(found[0]['columns'],
+                                 found[0]['values'][0])))
 
     def _select(self, condition, params, extra='', limit=None):
         statement = 'SELECT * FROM %s WHERE %s%s' % (
@@ -496,10 +513,11 @@ class InfluxDBStorage(v2.BaseStorage):
         """
         counts = sorted(
             (encoding.decode_value(part['tags'][encoding.TYPE_TAG]),
-             part['tags'][encoding.TYPE_TAG], part['values'][0][1])
+             part['tags'][encoding.TYPE_TAG],
+             _counted(dict(zip(part['columns'], part['values'][0]))))
             for part in self.client.query(
-                'SELECT count("qa") FROM %s WHERE %s GROUP BY %s' % (
-                    self.source(encoding.MEASUREMENT), condition,
+                'SELECT %s FROM %s WHERE %s GROUP BY %s' % (
+                    _COUNTS, self.source(encoding.MEASUREMENT), condition,
                     encoding.TYPE_TAG), params))
         types = []
         for _, type_tag, count in counts:
@@ -535,8 +553,10 @@ class InfluxDBStorage(v2.BaseStorage):
         cursor = to_ns(query.begin)
         skipped = 0
         if offset:
+            # NOTE: a row per point that has any of the fields selected.
             found = self.client.query(
-                'SELECT "qa" FROM %s WHERE %s LIMIT 1 OFFSET %d' % (
+                'SELECT %s FROM %s WHERE %s LIMIT 1 OFFSET %d' % (
+                    ', '.join('"%s"' % name for name in encoding.COUNTED),
                     self.source(encoding.MEASUREMENT), condition, offset),
                 params)
             cursor = found[0]['values'][0][0] // 1000 * 1000
@@ -694,8 +714,9 @@ class InfluxDBStorage(v2.BaseStorage):
         if bucket is not None:
             group.append('time(%du, %du)' % bucket)
         condition, params = self._where(query, begin_ns, end_ns)
+        fields = _SUMS + (', ' + _LENGTHS if entry == 'time' else '')
         statement = 'SELECT %s FROM %s WHERE %s' % (
-            _SUMS, self.source(encoding.MEASUREMENT), condition)
+            fields, self.source(encoding.MEASUREMENT), condition)
         if group:
             statement += ' GROUP BY %s' % ', '.join(group)
         if bucket is not None:
@@ -708,11 +729,13 @@ class InfluxDBStorage(v2.BaseStorage):
             columns = part['columns']
             for values in part['values']:
                 row = dict(zip(columns, values))
+                row['n'] = _counted(row)
                 start = end = None
                 if bucket is not None:
                     start = query_mod.from_micros(row['time'] // 1000)
                     end = start + datetime.timedelta(microseconds=(
-                        row['len'] if entry == 'time' else bucket[0]))
+                        _bucket_length(row) if entry == 'time'
+                        else bucket[0]))
                 partials.append(query_mod.Partial(
                     keys, start, end, _aggregate(row)))
         return partials
@@ -939,7 +962,7 @@ def _add_sums(sums, found):
 
 
 def _sums_of(removed):
-    """The sums of the points of a ``SELECT <limbs>, *::tag``.
+    """The sums of the points of a ``SELECT <money fields>, *::tag``.
 
     :returns: as :meth:`.rollup.Rollup.read_log`: ``{scope tag: {frame
         start: ({series key: [count, qty, price]}, FrameTotal)}}``.
@@ -955,13 +978,14 @@ def _sums_of(removed):
         type_at = columns.index(encoding.TYPE_TAG)
         time_at = columns.index('time')
         limbs = [(columns.index(name), field, weight) for name, (
-            field, weight) in encoding.LIMBS.items() if name in columns]
+            field, weight) in encoding.MONEY_FIELDS.items()
+            if name in columns]
         for values in part['values']:
             key = ','.join(['%s=%s' % (column, values[index])
                             for column, index in tags if values[index]])
             units = {'qty': 0, 'price': 0}
             for index, field, weight in limbs:
-                units[field] += (values[index] or 0) << weight
+                units[field] += (values[index] or 0) * weight
             scope_tag = (scope_at is not None and values[scope_at]) \
                 or encoding.encode_value('')
             start = values[time_at] // 1000 * 1000
@@ -1015,7 +1039,7 @@ def _points(rows):
         type_, point = encoding.decode_row(row)
         start = row['time'] // 1000
         found.append((query_mod.from_micros(start), query_mod.from_micros(
-            start + row[encoding.LENGTH_FIELD]), type_, point))
+            start + encoding.frame_length(row)), type_, point))
     return found
 
 
@@ -1073,12 +1097,23 @@ def _group_value(key, tag):
     return encoding.group_value(tag)
 
 
+def _bucket_length(row):
+    """The longest frame of a ``time`` bucket (see :data:`_LENGTHS`)."""
+    if row['nlen'] == row['n']:
+        return row['len']
+    return max(row['len'] or 0, encoding.DEFAULT_LENGTH_US)
+
+
+def _counted(row):
+    """The points a row of :data:`_COUNTS` counts."""
+    return sum(row.get('n%d' % index) or 0
+               for index in range(len(encoding.COUNTED)))
+
+
 def _aggregate(row):
-    units = {'qty': 0, 'price': 0}
-    for name, (field, weight) in encoding.LIMBS.items():
-        units[field] += (row.get(name) or 0) << weight
-    return query_mod.Aggregate.from_units(row['n'], units['qty'],
-                                          units['price'])
+    """The Aggregate of a row of :data:`_SUMS` (``n`` set by _counted)."""
+    qty, price = encoding.money_units(row)
+    return query_mod.Aggregate.from_units(row['n'], qty, price)
 
 
 def _shard_hours(retention_hours):

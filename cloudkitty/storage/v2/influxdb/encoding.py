@@ -24,12 +24,23 @@ One point of a frame is one line of the ``rating`` measurement:
   ``.``; absent when there are none) and one ``k_<key>`` per groupby or
   metadata key holding the point's value for it (groupby wins, as in
   :attr:`cloudkitty.dataframe.DataPoint.desc`).
-* **fields**: the exact money as 31-bit integer limbs (``qa``, ``qb`` and,
-  for values beyond ``±2**62 * 1e-12``, ``qc``; ``pa``, ``pb``, ``pc`` for
-  the price), ``ck_len`` (frame length in microseconds), and when needed
-  ``ck_desc`` (the description, as JSON so that no line break reaches the
-  line protocol) and ``ck_meta`` (JSON of the metadata values that a
-  groupby value of the same key hides).
+* **fields**: the exact money, each value either as one *short* field,
+  ``q`` (``p`` for the price) in millionths, when it has at most six
+  fractional digits and below ``2**31`` millionths (about 2147.48) in
+  magnitude, or else as 31-bit integer limbs of ``10**-12`` units
+  (``qa``, ``qb`` and, for values beyond ``±2**62 * 1e-12``, ``qc``;
+  ``pa``, ``pb``, ``pc`` for the price); either way InfluxDB's int64 sums
+  of ``2**32`` points stay exact (:data:`MONEY_FIELDS`). Then, when
+  needed, ``ck_len`` (the frame length in microseconds, when it is not
+  :data:`DEFAULT_LENGTH_US`, an hour), ``ck_desc`` (the description, as
+  JSON so that no line break reaches the line protocol) and ``ck_meta``
+  (JSON of the metadata values that a groupby value of the same key
+  hides). InfluxDB's cost of a point grows with its fields (it keys each
+  field of each point by the series key): a point of an hour's frame
+  whose money has short fields has two fields, not five, and costs
+  influxd about half. Points written before short fields and a left-out
+  ``ck_len`` carry limbs and ``ck_len`` always, and read the same: every
+  reader sums all of :data:`MONEY_FIELDS` and counts :data:`COUNTED`.
 
 Every key and value is *percent-encoded*: ASCII letters, digits and ``_``
 stay, every other byte of its UTF-8 form becomes ``%XX``, and a value gets
@@ -67,10 +78,23 @@ MAX_MAGNITUDE = 10 ** 15
 SLOTS = 1000
 #: InfluxDB 1.x keeps series keys (measurement and tags) below 64 KiB.
 MAX_SERIES_KEY = 60000
-#: The fields summed by total(): name -> (money field, limb weight).
-LIMBS = {'qa': ('qty', 0), 'qb': ('qty', LIMB_BITS),
-         'qc': ('qty', 2 * LIMB_BITS), 'pa': ('price', 0),
-         'pb': ('price', LIMB_BITS), 'pc': ('price', 2 * LIMB_BITS)}
+#: ``10**-12`` units per unit of a short field (millionths).
+SHORT_FACTOR = 10 ** 6
+#: Short fields hold values below this many ``10**-12`` units (``2**31``
+#: millionths) in magnitude: sums of ``2**32`` of them fit an int64.
+_SHORT_BOUND = SHORT_FACTOR << LIMB_BITS
+#: Every money field a point may have: name -> (money field, its weight
+#: in ``10**-12`` units). A value is the sum of its fields times their
+#: weights, and so are the sums of many values (absent fields are 0).
+MONEY_FIELDS = {'qa': ('qty', 1), 'qb': ('qty', 1 << LIMB_BITS),
+                'qc': ('qty', 1 << (2 * LIMB_BITS)),
+                'q': ('qty', SHORT_FACTOR), 'pa': ('price', 1),
+                'pb': ('price', 1 << LIMB_BITS),
+                'pc': ('price', 1 << (2 * LIMB_BITS)),
+                'p': ('price', SHORT_FACTOR)}
+#: Every point has exactly one of these fields: its qty's short field or
+#: its first limb. A count of points adds up their counts.
+COUNTED = ('qa', 'q')
 
 TYPE_TAG = 'ck_type'
 UNIT_TAG = 'ck_unit'
@@ -84,6 +108,10 @@ KEY_PREFIX = 'k_'
 MIN_NS = -(2 ** 63) + 2
 MAX_NS = 2 ** 63 - 2
 LENGTH_FIELD = 'ck_len'
+#: The frame length (µs) of a point without ``ck_len``: an hour, the
+#: default period of CloudKitty. A constant, never a setting: points
+#: written under one setting must read the same under another.
+DEFAULT_LENGTH_US = 3600 * 10 ** 6
 DESCRIPTION_FIELD = 'ck_desc'
 HIDDEN_FIELD = 'ck_meta'
 #: The only field of a *marker*: a point a delete writes into a series to
@@ -198,6 +226,40 @@ def join_units(a, b, c=0):
     return (a or 0) + ((b or 0) << LIMB_BITS) + ((c or 0) << (2 * LIMB_BITS))
 
 
+def money_units(row):
+    """Return ``(qty, price)`` in ``10**-12`` units of a row of fields.
+
+    :param row: ``{field: value}`` holding some of :data:`MONEY_FIELDS`
+        (values, or sums of them), absent or None for 0.
+    """
+    units = {'qty': 0, 'price': 0}
+    for name, (field, weight) in MONEY_FIELDS.items():
+        value = row.get(name)
+        if value:
+            units[field] += value * weight
+    return units['qty'], units['price']
+
+
+def money_fields(units, prefix):
+    """The line-protocol fields of one money value (``q`` or ``p``).
+
+    Its short field when it fits one (see the module docstring), else its
+    limbs (see :func:`split_units`).
+    """
+    if not units % SHORT_FACTOR and -_SHORT_BOUND < units < _SHORT_BOUND:
+        return '%s=%di' % (prefix, units // SHORT_FACTOR)
+    return _limb_fields(units, prefix)
+
+
+def _limb_fields(units, prefix):
+    """The limbs of a money value, as line-protocol fields."""
+    limbs = split_units(units)
+    if len(limbs) == 2:
+        return '%sa=%di,%sb=%di' % (prefix, limbs[0], prefix, limbs[1])
+    return '%sa=%di,%sb=%di,%sc=%di' % (prefix, limbs[0], prefix, limbs[1],
+                                        prefix, limbs[2])
+
+
 def field_string(text):
     """Return ``text`` as a line-protocol string field value."""
     return '"%s"' % text.replace('\\', '\\\\').replace('"', '\\"')
@@ -206,23 +268,30 @@ def field_string(text):
 #: What an encoded point (a plain tuple, see :func:`encode_point`) holds,
 #: by index: the frame start in ns; ``measurement,tags`` (what InfluxDB
 #: keys the point by, with the time); the qty and the price in ``10**-12``
-#: units; the frame length in µs; the encoded metric type; the fields
-#: after ``ck_len`` (``,ck_desc=...`` and ``,ck_meta=...``), usually empty.
-START, IDENTITY, QTY, PRICE, LENGTH, TYPE, EXTRA = range(7)
+#: units; the frame length in µs; the encoded metric type; its
+#: line-protocol fields (money, then ``ck_len`` unless the length is
+#: :data:`DEFAULT_LENGTH_US`, ``ck_desc``, ``ck_meta``); the last two
+#: alone (``,ck_desc=...,ck_meta=...``), usually empty.
+START, IDENTITY, QTY, PRICE, LENGTH, TYPE, FIELDS, EXTRA = range(8)
 
 
 def point_fields(point):
     """An encoded point's line-protocol fields."""
-    qty, price = point[QTY], point[PRICE]
-    # NOTE: one format for the usual two limbs each; see split_units().
-    if -_TWO_LIMBS <= qty < _TWO_LIMBS and \
-            -_TWO_LIMBS <= price < _TWO_LIMBS:
-        return _TWO_LIMB_FIELDS % (
-            qty & _LIMB_MASK, qty >> LIMB_BITS, price & _LIMB_MASK,
-            price >> LIMB_BITS, point[LENGTH], point[EXTRA])
-    return '%s,%s,%s=%di%s' % (_limb_fields('q', qty),
-                               _limb_fields('p', price), LENGTH_FIELD,
-                               point[LENGTH], point[EXTRA])
+    return point[FIELDS]
+
+
+def legacy_point(point):
+    """An encoded point with the fields earlier versions wrote.
+
+    Limbs for every money value and ``ck_len`` always: a keyed retry of a
+    push an earlier version began must write the very points it may have
+    written, or InfluxDB would merge both sets of fields into one point
+    (see :data:`.slots.LAYOUT`).
+    """
+    fields = '%s,%s,%s=%di%s' % (
+        _limb_fields(point[QTY], 'q'), _limb_fields(point[PRICE], 'p'),
+        LENGTH_FIELD, point[LENGTH], point[EXTRA])
+    return point[:FIELDS] + (fields, point[EXTRA])
 
 
 def point_line(point, slot):
@@ -232,19 +301,12 @@ def point_line(point, slot):
     also the tag ``ck_n = s // SLOTS``: a frame start holds any number of
     identical points.
     """
-    start_ns, identity, qty, price, length_us, _, extra = point
-    if slot < SLOTS and -_TWO_LIMBS <= qty < _TWO_LIMBS and \
-            -_TWO_LIMBS <= price < _TWO_LIMBS:
-        # NOTE: the usual line in one format: a push formats millions.
-        return _TWO_LIMB_LINE % (
-            identity, qty & _LIMB_MASK, qty >> LIMB_BITS,
-            price & _LIMB_MASK, price >> LIMB_BITS, length_us, extra,
-            start_ns + slot)
+    if slot < SLOTS:
+        return '%s %s %d' % (point[IDENTITY], point[FIELDS],
+                             point[START] + slot)
     extra_slot, offset = divmod(slot, SLOTS)
-    if extra_slot:
-        return '%s,%s=%d %s %d' % (identity, EXTRA_SLOT_TAG, extra_slot,
-                                   point_fields(point), start_ns + offset)
-    return '%s %s %d' % (identity, point_fields(point), start_ns + offset)
+    return '%s,%s=%d %s %d' % (point[IDENTITY], EXTRA_SLOT_TAG, extra_slot,
+                               point[FIELDS], point[START] + offset)
 
 
 def series_key(tags):
@@ -308,60 +370,79 @@ def _typed_labels(scope_tag, type_, unit, groupby, metadata, identities):
     return _labels.__wrapped__(scope_tag, type_, unit, groupby, metadata)
 
 
-_TWO_LIMB_FIELDS = ('qa=%di,qb=%di,pa=%di,pb=%di,' + LENGTH_FIELD
-                    + '=%di%s')
-_TWO_LIMB_LINE = '%s ' + _TWO_LIMB_FIELDS + ' %d'
-
-
-def _limb_fields(prefix, units):
-    """The line-protocol fields of one money value (see split_units)."""
-    limbs = split_units(units)
-    if len(limbs) == 2:
-        return '%sa=%di,%sb=%di' % (prefix, limbs[0], prefix, limbs[1])
-    return '%sa=%di,%sb=%di,%sc=%di' % (prefix, limbs[0], prefix, limbs[1],
-                                        prefix, limbs[2])
-
-
 def encode_point(start_ns, length_us, scope_tag, type_, point):
-    """Encode one DataPoint of a frame, checked and ready but for its slot.
+    """Encode one DataPoint of a frame (see :func:`encode_points`)."""
+    return encode_points(start_ns, length_us, scope_tag,
+                         ((type_, point),))[0]
 
-    Its line is formatted only by :func:`point_line`, once the slot is
-    known, so that a push formats its lines while the first ones are being
-    written. It is a plain tuple (see :data:`START` and the other indices)
-    of str and int, which the garbage collector stops tracking after its
-    first pass: as objects, the points of a push were walked by every
-    collection, which took a seventh of a million-point push's time.
+
+def encode_points(start_ns, length_us, scope_tag, points):
+    """Encode the DataPoints of a frame, checked and ready but for slots.
+
+    A point's line is formatted only by :func:`point_line`, once its slot
+    is known, so that a push formats its lines while the first ones are
+    being written. An encoded point is a plain tuple (see :data:`START`
+    and the other indices) of str and int, which the garbage collector
+    stops tracking after its first pass: as objects, the points of a push
+    were walked by every collection, which took a seventh of a
+    million-point push's time. One loop for a frame: a push encodes
+    millions of points, and a call per point was a tenth of its Python.
 
     :param start_ns: the frame start, in nanoseconds.
     :param length_us: the frame length, in microseconds.
     :param scope_tag: the encoded scope, or None.
-    :param type_: the metric type.
-    :param point: the :class:`cloudkitty.dataframe.DataPoint`.
+    :param points: ``(metric type, DataPoint)`` pairs.
+    :returns: a list of encoded points, in the order of ``points``.
     :raises InvalidQuery: for money that is not finite or not below
         :data:`MAX_MAGNITUDE` (see :func:`cloudkitty.storage.v2.money.
         check`), or labels too long for an InfluxDB series key.
     """
-    groupby = tuple(point.groupby.items())
-    metadata = tuple(point.metadata.items())
-    identity, type_tag, hidden, typed = _labels(
-        scope_tag, type_, point.unit, groupby, metadata)
-    if typed:
-        # NOTE: the cached answer may be that of equal values of other
-        # types (1 for True): values not all str are encoded by identity.
-        encode = query.encode_label
-        identity, type_tag, hidden, _ = _typed_labels(
-            scope_tag, type_, point.unit, groupby, metadata,
-            tuple(encode(v) for _, v in groupby + metadata))
-    qty, price = money.point_units(point.qty, point.price, MAX_MAGNITUDE)
-    extra = ''
-    if point.description is not None:
-        extra = ',%s=%s' % (DESCRIPTION_FIELD,
-                            field_string(json.dumps(point.description)))
-    if hidden:
-        metadata = point.metadata
-        extra += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
-            {key: metadata[key] for key in hidden}, sort_keys=True)))
-    return (start_ns, identity, qty, price, length_us, type_tag, extra)
+    # NOTE: what every point of the frame shares, and locals, hoisted.
+    length_field = ''
+    if length_us != DEFAULT_LENGTH_US:
+        length_field = ',%s=%di' % (LENGTH_FIELD, length_us)
+    labels = _labels
+    units = money.point_units
+    factor = SHORT_FACTOR
+    bound = _SHORT_BOUND
+    encoded = []
+    append = encoded.append
+    for type_, point in points:
+        unit, qty, price, groupby, metadata, description = point
+        groupby = tuple(groupby.items())
+        metadata = tuple(metadata.items())
+        identity, type_tag, hidden, typed = labels(
+            scope_tag, type_, unit, groupby, metadata)
+        if typed:
+            # NOTE: the cached answer may be that of equal values of other
+            # types (1 for True): values not all str are encoded by
+            # identity.
+            encode = query.encode_label
+            identity, type_tag, hidden, _ = _typed_labels(
+                scope_tag, type_, unit, groupby, metadata,
+                tuple(encode(v) for _, v in groupby + metadata))
+        qty, price = units(qty, price, MAX_MAGNITUDE)
+        if not (qty % factor or price % factor) and -bound < qty < bound \
+                and -bound < price < bound:
+            # NOTE: the usual fields, in one format (see money_fields).
+            fields = 'q=%di,p=%di%s' % (qty // factor, price // factor,
+                                        length_field)
+        else:
+            fields = '%s,%s%s' % (money_fields(qty, 'q'),
+                                  money_fields(price, 'p'), length_field)
+        extra = ''
+        if description is not None:
+            extra = ',%s=%s' % (DESCRIPTION_FIELD,
+                                field_string(json.dumps(description)))
+        if hidden:
+            metadata = point.metadata
+            extra += ',%s=%s' % (HIDDEN_FIELD, field_string(json.dumps(
+                {key: metadata[key] for key in hidden}, sort_keys=True)))
+        if extra:
+            fields += extra
+        append((start_ns, identity, qty, price, length_us, type_tag,
+                fields, extra))
+    return encoded
 
 
 def decode_row(row):
@@ -377,10 +458,9 @@ def decode_row(row):
     metadata = dict(metadata)
     if row.get(HIDDEN_FIELD):
         metadata.update(json.loads(row[HIDDEN_FIELD]))
-    qty = money.from_units(join_units(row.get('qa'), row.get('qb'),
-                                      row.get('qc')))
-    price = money.from_units(join_units(row.get('pa'), row.get('pb'),
-                                        row.get('pc')))
+    qty, price = money_units(row)
+    qty = money.from_units(qty)
+    price = money.from_units(price)
     description = row.get(DESCRIPTION_FIELD)
     if description is not None:
         description = json.loads(description)
@@ -410,6 +490,16 @@ def _decoded_labels(groupby_tag, items):
         target = groupby if key in groupby_keys else metadata
         target.append((key, decode_label(value)))
     return tuple(groupby), tuple(metadata)
+
+
+def frame_length(row):
+    """Return the frame length (µs) of a ``SELECT *`` row.
+
+    A point whose frame lasts :data:`DEFAULT_LENGTH_US` has no ``ck_len``
+    (older points have it whatever their length).
+    """
+    length = row.get(LENGTH_FIELD)
+    return DEFAULT_LENGTH_US if length is None else length
 
 
 def is_tag(column):

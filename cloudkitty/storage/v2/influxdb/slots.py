@@ -29,12 +29,15 @@ keep what a push needs to know, without transactions:
     lets total() group by ``time`` server-side (see :func:`frame_starts`).
 ``ck_push`` (tag ``ck_key``, one point per idempotency key)
     the receipt of a push made with a key: scope, number of points, exact
-    sums, first and last frame start and the slots it took. It is written
-    after the slots and before the points. A retry finds it and writes the
-    very same points at the very same slots again, which InfluxDB stores
-    once: a push that failed half-way is completed, one that landed is
-    left as it was. A delete forgets the receipts of pushes with a frame in
-    its window.
+    sums, first and last frame start, the slots it took and the layout of
+    its points (:data:`LAYOUT`). It is written after the slots and before
+    the points. A retry finds it and writes the very same points at the
+    very same slots again, which InfluxDB stores once: a push that failed
+    half-way is completed, one that landed is left as it was. A retry of
+    a push begun by an earlier version, whose receipt names no layout,
+    writes its points as that version did
+    (:func:`.encoding.legacy_point`). A delete forgets the receipts of
+    pushes with a frame in its window.
 """
 
 import json
@@ -48,6 +51,10 @@ FRAMES = 'ck_frames'
 STARTS = 'ck_starts'
 RECEIPTS = 'ck_push'
 _KEY_TAG = 'ck_key'
+#: The layout of the points of a push, in its receipt: 2 since money
+#: fields may be short and ``ck_len`` left out (see :mod:`.encoding`);
+#: receipts without it are of pushes that wrote limbs and ``ck_len``.
+LAYOUT = 2
 # NOTE: the receipt fields a retry must match to be recognised.
 _COMPARED = ('scope', 'points', 'qty', 'price', 'first', 'last')
 
@@ -62,16 +69,24 @@ def plan(points):
         gives each content the same slot.
     """
     grouped = {}
+    duplicates = {}
     for point in points:
-        grouped.setdefault(point[encoding.START], {}).setdefault(
-            point[encoding.IDENTITY], []).append(point)
-    for series in grouped.values():
-        for identity, same in series.items():
-            if len(same) > 1:
-                same.sort(key=_content)
+        start = point[encoding.START]
+        series = grouped.get(start)
+        if series is None:
+            series = grouped[start] = {}
+        identity = point[encoding.IDENTITY]
+        if identity in series:
+            duplicates.setdefault((start, identity), [
+                series[identity][0]]).append(point)
+        else:
             # NOTE: a tuple of tuples of str and int, which the garbage
-            # collector stops tracking (see encoding.encode_point).
-            series[identity] = tuple(same)
+            # collector stops tracking (see encoding.encode_points); no
+            # list nor dict made per point, as setdefault() would.
+            series[identity] = (point,)
+    for (start, identity), same in duplicates.items():
+        same.sort(key=_content)
+        grouped[start][identity] = tuple(same)
     return grouped
 
 
@@ -214,7 +229,7 @@ def make_receipt(key, scope_id, points):
             'qty': str(money.from_units(sum(p[encoding.QTY] for p in points))),
             'price': str(money.from_units(
                 sum(p[encoding.PRICE] for p in points))),
-            'first': min(starts), 'last': max(starts)}
+            'first': min(starts), 'last': max(starts), 'layout': LAYOUT}
 
 
 def check_retry(stored, receipt):

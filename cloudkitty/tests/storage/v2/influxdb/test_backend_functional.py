@@ -31,6 +31,7 @@ from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import client
 from cloudkitty.storage.v2.influxdb import rollup
+from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2 import query
 from cloudkitty.tests import daemon
 from cloudkitty.tests import fixtures as builders
@@ -687,6 +688,70 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                         [repr(f) for f in want['dataframes']],
                         [repr(f) for f in got['dataframes']], args)
 
+    def test_points_of_both_layouts_read_alike(self):
+        """Short fields and no ck_len, or limbs and ck_len: read alike.
+
+        Points pushed before short money fields and a left-out ``ck_len``
+        carry limbs and ``ck_len`` whatever their values and length; sums,
+        counts, pages and deletes take both layouts, even in one series
+        and frame start, and a frame start of a ``time`` groupby that
+        holds points with and without ``ck_len`` ends with its longest
+        frame.
+        """
+        hour = datetime.timedelta(hours=1)
+        legacy = self.frames(days=1)
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding.DEFAULT_LENGTH_US',
+                -1), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding._SHORT_BOUND', 0):
+            # NOTE: the layout written before: limbs and ck_len always.
+            self.push(legacy + [builders.make_frame(T0 + DAY, [
+                ('disk', builders.make_point(self.project_id, 5, D('0.5'),
+                                             groupby={'id': 'vm-0'}))])])
+        for start, period, type_ in ((T0 + DAY, hour, 'cpu'),
+                                     (T0 + DAY, 2 * hour, 'disk'),
+                                     (T0 + 2 * DAY, hour / 2, 'cpu'),
+                                     (T0 + 2 * DAY, hour, 'disk'),
+                                     (T0 + 3 * DAY, hour, 'cpu')):
+            self.push([builders.make_frame(start, [(type_, builders.make_point(
+                self.project_id, n + 1, n, groupby={'id': 'vm-%d' % n}))
+                for n in range(3)], period=period)])
+        rows = self.store.client.rows(
+            'SELECT "qa", "q", "ck_len" FROM %s WHERE time >= 0'
+            % self.store.source('rating'))
+        self.assertEqual({3600 * 10 ** 6, None, 1800 * 10 ** 6,
+                          7200 * 10 ** 6}, {row['ck_len'] for row in rows})
+        self.assertEqual((25, 15), (
+            sum(row['qa'] is not None for row in rows),
+            sum(row['q'] is not None for row in rows)))
+        self.assertAgrees()
+        for args in ({'groupby': ['time']},
+                     {'groupby': ['time', 'id'],
+                      'filters': {'id': ['vm-1', 'vm-2']}},
+                     {'groupby': ['time'], 'metric_types': 'disk'}):
+            args = dict(WINDOW, paginate=False, **args)
+            self.assertEqual(query.evaluate_total(
+                query.validate_total(**args), self.pushed),
+                self.store.total(**args), args)
+        args = dict(WINDOW, paginate=False, filters={'id': ['vm-1']})
+        want = query.evaluate_retrieve(query.validate_retrieve(**args),
+                                       self.pushed)
+        got = self.store.retrieve(**args)
+        self.assertEqual(sorted(map(repr, want['dataframes'])),
+                         sorted(map(repr, got['dataframes'])))
+        for offset in (0, 3, 20, 24, 25, 26, 39):
+            args = dict(WINDOW, offset=offset, limit=2,
+                        filters={'project_id': [self.project_id]})
+            want = query.evaluate_retrieve(query.validate_retrieve(**args),
+                                           self.pushed)
+            got = self.store.retrieve(**args)
+            self.assertEqual(want['total'], got['total'])
+            self.assertEqual([repr(f) for f in want['dataframes']],
+                             [repr(f) for f in got['dataframes']], offset)
+        self.delete_and_check(begin=T0 + DAY, end=T0 + 2 * DAY,
+                              filters={'id': ['vm-0']})
+        self.delete_and_check(begin=T0, end=T0 + 2 * DAY)
+
     def test_frames_influxdb_would_drop_are_refused(self):
         """Frames older than the retention policy or past 2262: refused."""
         self.conf.set_override('retention_period', 48, group='storage')
@@ -762,6 +827,63 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             filters={'project_id': attack}, **WINDOW)['total'])
         self.assertAgrees()
 
+    def test_retry_of_a_push_begun_in_the_older_layout(self):
+        """A retry writes the layout of the push an older version began.
+
+        Its receipt names no layout: the retry writes limbs and ck_len,
+        as the points already written have, so that InfluxDB does not
+        merge two layouts into points counted twice.
+        """
+        frames = self.frames(days=2, per_frame=50)
+        self.conf.set_override('batch_size', 100, group='storage_influxdb')
+        self.conf.set_override('write_workers', 1, group='storage_influxdb')
+        store = self.new_store()
+        real = store.client._request
+        calls = []
+
+        def flaky(method, endpoint, params, data=None):
+            if endpoint == 'write' and data and \
+                    data.startswith(b'rating,'):
+                calls.append(1)
+                if len(calls) == 3:
+                    raise exceptions.BackendUnavailable(
+                        'influxdb', store.location, 'connection reset')
+            return real(method, endpoint, params, data)
+
+        def old_receipt(*args):
+            receipt = make_receipt(*args)
+            del receipt['layout']
+            return receipt
+
+        make_receipt = slots.make_receipt
+        store.client._request = flaky
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding.DEFAULT_LENGTH_US',
+                -1), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.encoding._SHORT_BOUND',
+                0), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.slots.make_receipt',
+                old_receipt):
+            self.assertRaises(exceptions.BackendUnavailable, store.push,
+                              frames, scope_id='scope', idempotency_key='k')
+        store.client._request = real
+        store.push(frames, scope_id='scope', idempotency_key='k')
+        self.pushed.extend(frames)
+        rows = self.store.client.rows(
+            'SELECT "qa", "q", "ck_len" FROM %s WHERE time >= 0'
+            % self.store.source('rating'))
+        self.assertEqual(
+            [(True, False, True)] * 600,
+            [(row['qa'] is not None, row['q'] is not None,
+              row['ck_len'] is not None) for row in rows])
+        self.assertAgrees()
+        # NOTE: a push of this version, retried, keeps its own layout.
+        later = self.frames(days=1, per_frame=3, start=T0 + 3 * DAY)
+        store.push(later, scope_id='scope', idempotency_key='k2')
+        store.push(later, scope_id='scope', idempotency_key='k2')
+        self.pushed.extend(later)
+        self.assertAgrees()
+
     def test_half_done_push_completed_by_its_retry(self):
         """A push whose writes failed half-way lands once when retried."""
         frames = self.frames(days=2, per_frame=50)
@@ -772,7 +894,8 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         calls = []
 
         def flaky(method, endpoint, params, data=None):
-            if endpoint == 'write' and data and b' qa=' in data:
+            if endpoint == 'write' and data and \
+                    data.startswith(b'rating,'):
                 calls.append(1)
                 if len(calls) == 3:
                     raise exceptions.BackendUnavailable(

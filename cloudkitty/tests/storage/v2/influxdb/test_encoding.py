@@ -157,6 +157,34 @@ class LimbTest(testtools.TestCase):
                 sums[index] += limb
         self.assertEqual(sum(values), encoding.join_units(*sums))
 
+    def test_short_fields_or_limbs(self):
+        """Six fractional digits and below 2**31 millionths: one field.
+
+        Any mix of both layouts sums field by field to the exact total,
+        and every point has exactly one of the counted fields.
+        """
+        bound = 2 ** 31 * 10 ** 6
+        cases = {0: True, 10 ** 6: True, -10 ** 6: True,
+                 bound - 10 ** 6: True, -bound + 10 ** 6: True,
+                 bound: False, -bound: False, 1: False, 10 ** 6 + 1: False,
+                 -10 ** 6 - 1: False, 2 ** 70: False, -2 ** 70: False}
+        sums = {}
+        for units, short in cases.items():
+            fields = dict(
+                (name, int(value[:-1])) for name, value in (
+                    pair.split('=') for pair in encoding.money_fields(
+                        units, 'p').split(',')))
+            self.assertEqual(short, set(fields) == {'p'}, units)
+            self.assertEqual((0, units), encoding.money_units(fields))
+            self.assertTrue(all(abs(value) <= 2 ** 31
+                                for value in fields.values()), units)
+            for name, value in fields.items():
+                sums[name] = sums.get(name, 0) + value
+            qty = dict((name.replace('p', 'q'), value)
+                       for name, value in fields.items())
+            self.assertEqual(1, len(set(qty) & set(encoding.COUNTED)))
+        self.assertEqual((0, sum(cases)), encoding.money_units(sums))
+
 
 class PointEncodingTest(testtools.TestCase):
 
@@ -173,6 +201,34 @@ class PointEncodingTest(testtools.TestCase):
             type_, back = encoding.decode_row(row_of(encoded))
             self.assertEqual(value, type_)
             self.assertEqual(original, back)
+
+    def test_usual_point_has_two_fields(self):
+        """An hour's point of few digits: q and p, and nothing else."""
+        row = row_of(encoding.encode_point(10 ** 18, 3600 * 10 ** 6, None,
+                                           't', point(qty=D('999.999'),
+                                                      price=D('-0.0001'))))
+        self.assertEqual({'q': 999999000, 'p': -100}, {
+            key: value for key, value in row.items()
+            if key != 'time' and not encoding.is_tag(key)})
+        self.assertEqual((D('999.999'), D('-0.0001')), (
+            encoding.decode_row(row)[1].qty,
+            encoding.decode_row(row)[1].price))
+
+    def test_frame_length_of_an_hour_is_no_field(self):
+        """ck_len is left out for an hour, the default, and read back."""
+        for length, field in ((3600 * 10 ** 6, None),
+                              (300 * 10 ** 6, 300 * 10 ** 6), (1, 1)):
+            for slot in (0, 1001):
+                for qty in (1, D('999999999999999')):
+                    row = row_of(encoding.encode_point(
+                        10 ** 18, length, None, 't', point(
+                            qty=qty, description='d')), slot)
+                    self.assertEqual(field, row.get('ck_len'))
+                    self.assertEqual(length, encoding.frame_length(row))
+                    self.assertEqual(qty, encoding.decode_row(row)[1].qty)
+        # NOTE: points written before ck_len could be left out have it.
+        self.assertEqual(3600 * 10 ** 6, encoding.frame_length(
+            {'ck_len': 3600 * 10 ** 6}))
 
     def test_slots(self):
         """Slots past 1000 add the ck_n tag; times stay in the frame µs."""
