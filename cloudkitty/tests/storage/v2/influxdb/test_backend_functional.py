@@ -827,17 +827,9 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             filters={'project_id': attack}, **WINDOW)['total'])
         self.assertAgrees()
 
-    def test_retry_of_a_push_begun_in_the_older_layout(self):
-        """A retry writes the layout of the push an older version began.
-
-        Its receipt names no layout: the retry writes limbs and ck_len,
-        as the points already written have, so that InfluxDB does not
-        merge two layouts into points counted twice.
-        """
-        frames = self.frames(days=2, per_frame=50)
-        self.conf.set_override('batch_size', 100, group='storage_influxdb')
-        self.conf.set_override('write_workers', 1, group='storage_influxdb')
-        store = self.new_store()
+    @contextlib.contextmanager
+    def third_point_write_fails(self, store):
+        """The third write of points of ``store`` fails inside the block."""
         real = store.client._request
         calls = []
 
@@ -849,6 +841,23 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                     raise exceptions.BackendUnavailable(
                         'influxdb', store.location, 'connection reset')
             return real(method, endpoint, params, data)
+        store.client._request = flaky
+        try:
+            yield
+        finally:
+            store.client._request = real
+
+    def test_retry_of_a_push_begun_in_the_older_layout(self):
+        """A retry writes the layout of the push an older version began.
+
+        Its receipt names no layout: the retry writes limbs and ck_len,
+        as the points already written have, so that InfluxDB does not
+        merge two layouts into points counted twice.
+        """
+        frames = self.frames(days=2, per_frame=50)
+        self.conf.set_override('batch_size', 100, group='storage_influxdb')
+        self.conf.set_override('write_workers', 1, group='storage_influxdb')
+        store = self.new_store()
 
         def old_receipt(*args):
             receipt = make_receipt(*args)
@@ -856,8 +865,7 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             return receipt
 
         make_receipt = slots.make_receipt
-        store.client._request = flaky
-        with fixtures.MonkeyPatch(
+        with self.third_point_write_fails(store), fixtures.MonkeyPatch(
                 'cloudkitty.storage.v2.influxdb.encoding.DEFAULT_LENGTH_US',
                 -1), fixtures.MonkeyPatch(
                 'cloudkitty.storage.v2.influxdb.encoding._SHORT_BOUND',
@@ -866,7 +874,6 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                 old_receipt):
             self.assertRaises(exceptions.BackendUnavailable, store.push,
                               frames, scope_id='scope', idempotency_key='k')
-        store.client._request = real
         store.push(frames, scope_id='scope', idempotency_key='k')
         self.pushed.extend(frames)
         rows = self.store.client.rows(
@@ -890,22 +897,9 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.conf.set_override('batch_size', 100, group='storage_influxdb')
         self.conf.set_override('write_workers', 1, group='storage_influxdb')
         store = self.new_store()
-        real = store.client._request
-        calls = []
-
-        def flaky(method, endpoint, params, data=None):
-            if endpoint == 'write' and data and \
-                    data.startswith(b'rating,'):
-                calls.append(1)
-                if len(calls) == 3:
-                    raise exceptions.BackendUnavailable(
-                        'influxdb', store.location, 'connection reset')
-            return real(method, endpoint, params, data)
-
-        store.client._request = flaky
-        self.assertRaises(exceptions.BackendUnavailable, store.push,
-                          frames, scope_id='scope', idempotency_key='k')
-        store.client._request = real
+        with self.third_point_write_fails(store):
+            self.assertRaises(exceptions.BackendUnavailable, store.push,
+                              frames, scope_id='scope', idempotency_key='k')
         store.push(frames, scope_id='scope', idempotency_key='k')
         self.pushed.extend(frames)
         self.assertAgrees()
