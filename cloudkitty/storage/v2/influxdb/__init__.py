@@ -884,15 +884,11 @@ class InfluxDBStorage(v2.BaseStorage):
             # NOTE: the log is not the points: InfluxDB deletes them while
             # the log is read. A log that fails to read leaves the delete
             # without corrections, as a crash after it would.
-            run = deletes.Run(self.client, statement, params, (low, high))
-            run.prepare()
-            done = self.client.start_query(statement, params)
-            try:
+            def read_log():
                 for part in logged:
                     _add_sums(sums, self.rollup.read_log(*part))
-            finally:
-                done()
-            run.settle()
+            deletes.delete(self.client, statement, params, (low, high),
+                           meanwhile=read_log)
         deleted += sum(total.count for frames in sums.values()
                        for _, total in frames.values())
         if not deleted:

@@ -63,7 +63,7 @@ from cloudkitty.storage.v2 import timeutils
 
 LOG = log.getLogger(__name__)
 
-#: Seconds :func:`settle` waits for InfluxDB's snapshots to end.
+#: Seconds :meth:`Run.settle` waits for InfluxDB's snapshots to end.
 SETTLE_TIMEOUT_S = 60.0
 #: Seconds between two looks at the snapshots in progress.
 POLL_S = 0.05
@@ -118,11 +118,10 @@ def _quiet(client, shards=None):
     return state
 
 
-def shards_of(client, begin_ns, end_ns):
-    """Return the shards of the client's database a window meets.
+def shards(client):
+    """Return the shards of the client's database.
 
-    :returns: ``{shard id (str): a time (ns) in the window and the
-        shard}``.
+    :returns: ``{shard id (str): (start, end)}``, in ns since the epoch.
     """
     found = {}
     for part in client.query('SHOW SHARDS', database=False):
@@ -130,10 +129,20 @@ def shards_of(client, begin_ns, end_ns):
             continue
         for values in part['values']:
             row = dict(zip(part['columns'], values))
-            low, high = _ns_of(row['start_time']), _ns_of(row['end_time'])
-            if low < end_ns and begin_ns < high:
-                found[str(row['id'])] = max(begin_ns, low)
+            found[str(row['id'])] = (_ns_of(row['start_time']),
+                                     _ns_of(row['end_time']))
     return found
+
+
+def shards_of(client, begin_ns, end_ns):
+    """Return the shards of the client's database a window meets.
+
+    :returns: ``{shard id (str): a time (ns) in the window and the
+        shard}``.
+    """
+    return {shard: max(begin_ns, low)
+            for shard, (low, high) in shards(client).items()
+            if low < end_ns and begin_ns < high}
 
 
 class Run:
@@ -235,13 +244,23 @@ def _ns_of(text):
     return timeutils.to_ns(moment.replace(tzinfo=datetime.timezone.utc))
 
 
-def delete(client, statement, params, window):
+def delete(client, statement, params, window, meanwhile=None):
     """Run a DELETE so that it holds (see the module docstring).
 
     :param window: ``(begin_ns, end_ns)`` of its ``WHERE``.
+    :param meanwhile: a function to call while InfluxDB runs the DELETE's
+        first run (in the background); an error it raises is raised once
+        that run ended, and the DELETE is not run again.
     :returns: the number of runs added.
     """
     run = Run(client, statement, params, window)
     run.prepare()
-    client.query(statement, params)
+    if meanwhile is None:
+        client.query(statement, params)
+    else:
+        done = client.start_query(statement, params)
+        try:
+            meanwhile()
+        finally:
+            done()
     return run.settle()

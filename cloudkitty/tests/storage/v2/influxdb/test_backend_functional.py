@@ -30,6 +30,7 @@ import testtools
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import client
+from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2 import query
@@ -498,17 +499,7 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
 
     def shard_bounds(self):
         """The ``(start, end)`` (ns) of the shards of the test database."""
-        bounds = []
-        for part in self.store.client.query('SHOW SHARDS', database=False):
-            if part['name'] != self.database:
-                continue
-            for values in part['values']:
-                row = dict(zip(part['columns'], values))
-                bounds.append(tuple(
-                    int(datetime.datetime.fromisoformat(
-                        row[name].replace('Z', '+00:00')).timestamp())
-                    * 10 ** 9 for name in ('start_time', 'end_time')))
-        return bounds
+        return list(deletes.shards(self.store.client).values())
 
     def guard_record_deletes(self):
         """Fail when a DELETE of records leaves a series it matched.

@@ -48,6 +48,10 @@ class FakeClient:
         return [(statement, params) for statement, params in
                 self.statements if statement.startswith('DELETE')]
 
+    def start_query(self, statement, params=None):
+        self.query(statement, params)
+        return lambda: []
+
     def write(self, lines, whole=False):
         self.statements.append(('write', None))
         self.written.extend(lines)
@@ -161,6 +165,25 @@ class SettleTest(testtools.TestCase):
         deletes.delete(client, DELETE, {}, (0, 1))
         self.assertEqual(2, len(client.deletes))
         self.assertEqual(len(SERIES), len(client.written))
+
+    def test_meanwhile_runs_during_the_first_run(self):
+        """Work done while the DELETE runs; a snapshot still settles."""
+        client = FakeClient([(0, 5), (0, 6), (0, 6)])
+        seen = []
+        deletes.delete(client, DELETE, {}, (0, 1),
+                       meanwhile=lambda: seen.append(len(client.deletes)))
+        self.assertEqual([1], seen)
+        self.assertEqual(2, len(client.deletes))
+
+    def test_meanwhile_failing_runs_no_more(self):
+        """Its error comes once the first run ended; no second run."""
+        client = FakeClient([(0, 5), (0, 6), (0, 6)])
+
+        def fail():
+            raise exceptions.StorageError('log unreadable')
+        self.assertRaises(exceptions.StorageError, deletes.delete, client,
+                          DELETE, {}, (0, 1), meanwhile=fail)
+        self.assertEqual(1, len(client.deletes))
 
     def test_snapshots_that_never_stop_give_up(self):
         """Bounded: MAX_RUNS runs, then a warning."""
