@@ -221,11 +221,6 @@ def split_units(units):
     return low, (units >> LIMB_BITS) & _LIMB_MASK, units >> (2 * LIMB_BITS)
 
 
-def join_units(a, b, c=0):
-    """Inverse of :func:`split_units`, also for sums of limbs."""
-    return (a or 0) + ((b or 0) << LIMB_BITS) + ((c or 0) << (2 * LIMB_BITS))
-
-
 def money_units(row):
     """Return ``(qty, price)`` in ``10**-12`` units of a row of fields.
 
