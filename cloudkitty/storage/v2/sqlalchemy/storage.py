@@ -865,7 +865,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         # NOTE: money.from_units() and dataframe.stored_point(), inlined:
         # two calls fewer per point, a sixth of the rebuild (measured).
         hundred, scale = models.HUNDRED, money.SCALE
-        divide, scale_decimal = money.CONTEXT.divide, _SCALE_DECIMAL
+        divide, scale_decimal = money.CONTEXT.divide, money.SCALE_DECIMAL
         new_decimal, new_point = decimal.Decimal, _new_point
         point_type = dataframe.DataPoint
         times = {}
@@ -1115,31 +1115,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 removed = [] if until == rollup.NOTHING else self._day_sums(
                     conn, conditions + [models.point.c.begin < until])
                 if removed:
-                    self._upsert_daily.execute(conn,
-                                               rollup.opposites(removed))
-                    # NOTE: only the days touched can have emptied rows;
-                    # bounding them keeps this off the whole rollup.
-                    days = [row[-2] for row in removed]
-                    daily = models.daily
-                    conn.execute(daily.delete().where(
-                        daily.c.n == 0, daily.c.day >= min(days),
-                        daily.c.day <= max(days)))
+                    self._subtract_days(conn, rollup.opposites(removed))
                 if query.filters:
-                    deleted = frames_mod.deleted(conn, conditions)
-                    frames_mod.subtract(conn, deleted)
-                    count = conn.execute(models.point.delete().where(
-                        *conditions)).rowcount
+                    frames_mod.subtract(conn, frames_mod.deleted(
+                        conn, conditions))
                 else:
                     # NOTE: every point of the window's frames goes: so do
                     # their counts, without reading the points to count
                     # them.
-                    count = conn.execute(models.point.delete().where(
-                        *conditions)).rowcount
                     frames_mod.forget(
                         conn, to_micros(query.begin)
                         if query.begin is not None else None,
                         to_micros(query.end)
                         if query.end is not None else None)
+                count = conn.execute(models.point.delete().where(
+                    *conditions)).rowcount
                 if count or dropped:
                     rollup.move_back(conn, until)
                 return dropped + count
@@ -1204,13 +1194,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
             return 0
         removed = rollup.rows(rollup.sums(rows, until))
         if removed:
-            self._upsert_daily.execute(conn, [
+            self._subtract_days(conn, [
                 row[:2] + tuple(-value for value in row[2:])
                 for row in removed])
-            daily = models.daily
-            conn.execute(daily.delete().where(
-                daily.c.n == 0, daily.c.day >= removed[0][0],
-                daily.c.day <= removed[-1][0]))
         counts = {}
         for series_id, begin, *_ in rows:
             key = (begin, types[series_id])
@@ -1218,6 +1204,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
         frames_mod.subtract(conn, counts)
         rollup.move_back(conn, until)
         return len(rows)
+
+    def _subtract_days(self, conn, opposites):
+        """Add opposite day sums to ``ck_daily``; drop the rows emptied.
+
+        :param opposites: ``(day, series_id, -count, -qty_big, ...)``
+            tuples in ``(day, series_id)`` order (see
+            :func:`rollup.opposites`).
+        """
+        self._upsert_daily.execute(conn, opposites)
+        # NOTE: only the days touched can have emptied rows; bounding
+        # them keeps this off the whole rollup.
+        daily = models.daily
+        conn.execute(daily.delete().where(
+            daily.c.n == 0, daily.c.day >= opposites[0][0],
+            daily.c.day <= opposites[-1][0]))
 
     def _drop_partitions(self, conn, end):
         """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
@@ -1296,9 +1297,7 @@ def _point_row(series, begin, end, point):
 
 
 _point_units = money.point_units
-#: What :func:`money.from_units` divides by, and how
-#: :func:`dataframe.stored_point` makes a point (see _rebuild).
-_SCALE_DECIMAL = decimal.Decimal(money.SCALE)
+#: How :func:`dataframe.stored_point` makes a point (see _rebuild).
 _new_point = tuple.__new__
 _HUNDRED = models.HUNDRED
 
