@@ -58,10 +58,12 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_push_after_delete_by_another_instance``.
 3. **A keyed retry writes the same points again.** The receipt is written
    before the points and fixes their slots and their layout (a push an
-   earlier version began is completed in its layout): a retry rewrites
+   earlier version began is completed in its layout, its points and its
+   records: one per frame start where it took one slot): a retry rewrites
    identical points and records, which InfluxDB stores once. Guards:
    ``test_half_done_push_completed_by_its_retry``,
    ``test_retry_of_a_push_begun_in_the_older_layout``,
+   ``test_retry_of_a_push_begun_with_one_record_per_frame``,
    ``test_concurrent_retries_with_one_key_count_once``,
    ``test_retry_after_compaction_counts_once``.
 4. **Push records follow their points.** A push that fails before its
@@ -92,7 +94,7 @@ Invariants the protocol keeps, and the tests that guard them
    a correction at a slot of its own subtracts exactly the points
    removed: read from the points with filters, else from the frame log,
    whose records at a scope's frame start add up to what the records
-   count there (a push writes its records and their copy in one request,
+   count there (a push writes each record and its copy in one request,
    after its points; a correction goes to both). A frame start that took
    slots but has no log record (pushed before the log existed) is read
    from the points. Guards: ``test_filtered_delete_corrects_days``,
@@ -389,28 +391,35 @@ class InfluxDBStorage(v2.BaseStorage):
             stored = self.books.receipt(key)
             if stored is not None:
                 slots.check_retry(stored, receipt)
+        layout = slots.LAYOUT
         if stored is not None:
             bases = stored['bases']
-            if stored.get('layout') != slots.LAYOUT:
+            layout = stored.get('layout') or 1
+            if layout < slots.SHORT_POINTS:
                 # NOTE: begun by an earlier version: the points it may have
                 # written are rewritten as they are, not merged with
                 # fields of another layout into one point.
                 points = [encoding.legacy_point(point) for point in points]
                 grouped = slots.plan(points)
         else:
-            bases = self.books.reserve(scope_tag, slots.needed(grouped))
+            bases = self.books.reserve(scope_tag, slots.needed(
+                grouped, rollup.record_shares))
             if receipt is not None:
                 self.books.write_receipt(receipt, bases)
         wait = self.client.start_write(slots.lines(grouped, bases),
                                        len(points))
         try:
-            records = self.rollup.push_records(scope_tag, grouped, bases)
+            # NOTE: a retry writes the records its first attempt may have
+            # written: split only where its slots were taken for it.
+            records = self.rollup.push_records(
+                scope_tag, grouped, bases,
+                split=layout >= slots.SPLIT_RECORDS)
             self.rollup.track(scope_tag, records)
         finally:
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write(records.logged(), whole=True)
+        self.client.write_all(records.requests())
         self.rollup.remember(scope_tag, records)
         self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
@@ -937,18 +946,18 @@ class InfluxDBStorage(v2.BaseStorage):
             negated = {}
             for start, (entries, total) in frames.items():
                 types = total.types
-                negated[start] = (
+                negated[start] = [(
                     {key: [-count, -qty, -price]
                      for key, (count, qty, price) in entries.items()},
                     rollup.FrameTotal(
                         -total.count, -total.qty, -total.price, 0,
                         None if types is None else
-                        {tag: -count for tag, count in types.items()}))
+                        {tag: -count for tag, count in types.items()}))]
             self.rollup.drop_open(rollup.day_of(min(frames)),
                                   max(frames) + 1)
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
-            self.client.write(self.rollup.records(scope_tag, negated,
-                                                  bases).logged(), whole=True)
+            self.client.write_all(self.rollup.records(
+                scope_tag, negated, bases).requests())
 
 
 def _add_sums(sums, found):

@@ -215,7 +215,7 @@ class Client:
                 found.append(row)
         return found
 
-    def write(self, lines, whole=False):
+    def write(self, lines):
         """Write line-protocol lines, in batches of ``batch_size`` at most.
 
         A few lines (below :data:`SMALL_WRITE` bytes) go in one request
@@ -223,18 +223,41 @@ class Client:
         (leases, slots, commits), and splitting them between the writer
         threads only added requests and hand-overs.
 
-        :param whole: send every line in one request, whatever its size:
-            InfluxDB writes all of them or none (a push's records and
-            their frame-log copies, see :meth:`.rollup.Records.logged`).
         :raises cloudkitty.storage.exceptions.WriteRefused: when the server
             refuses points (a partial write names what it dropped).
         """
-        if whole or len(lines) <= self.batch_size and \
+        if len(lines) <= self.batch_size and \
                 sum(map(len, lines)) < SMALL_WRITE:
-            self._request('POST', 'write', self._write_params(),
-                          data='\n'.join(lines).encode('utf-8'))
+            self._send(lines)
             return
         self.start_write(lines)()
+
+    def write_all(self, requests):
+        """Send each list of lines in one request, whatever its size.
+
+        InfluxDB writes a request's lines all or none (a push's records
+        and their frame-log copies, see :meth:`.rollup.Records.requests`).
+        The requests go ``write_workers`` at a time; this returns when
+        every one has ended.
+
+        :raises cloudkitty.storage.exceptions.WriteRefused: as
+            :meth:`write`, for the first request that failed.
+        """
+        requests = [lines for lines in requests if lines]
+        if len(requests) == 1:
+            self._send(requests[0])
+            return
+        if self._writers is None:
+            self._writers = futures.ThreadPoolExecutor(self.write_workers)
+        pending = [self._writers.submit(self._send, lines)
+                   for lines in requests]
+        futures.wait(pending)
+        for done in pending:
+            done.result()
+
+    def _send(self, lines):
+        self._request('POST', 'write', self._write_params(),
+                      data='\n'.join(lines).encode('utf-8'))
 
     def _write_params(self):
         params = {'db': self.database, 'precision': 'n'}

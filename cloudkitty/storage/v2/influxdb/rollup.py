@@ -15,7 +15,9 @@ InfluxDB's cost grows with the number of series a query touches, whatever
 the number of points: summing a million points over ten thousand series
 takes seconds. So every push also writes, per frame start, one *push
 record*: the count and exact sums of each of its series, as text in string
-fields (split in parts below InfluxDB's 64 KiB). When a push reaches a new
+fields (split in parts below InfluxDB's 64 KiB); a frame start of many
+series gets a few, each with its share of the series, written at once
+(see :func:`record_shares`). When a push reaches a new
 day, the writer *compacts* the previous days of its scope into one *day
 record* per series set; total() and the counts of retrieve() then read a
 few records per day and scope, and sum them in Python, exactly.
@@ -23,8 +25,10 @@ few records per day and scope, and sum them in Python, exactly.
 Records of a scope and day (tags ``ck_scope``, ``ck_rec``, ``ck_part``):
 
 ``ck_rec=p`` (push record)
-    at the frame start plus the push's slot (``ck_n`` too past 1,000, as
-    for points): unique per push, so a retried push rewrites it unchanged.
+    at the frame start plus a slot of the push (``ck_n`` too past 1,000,
+    as for points; its first slot, and the next ones for the other shares
+    of a split record): unique per push, so a retried push rewrites it
+    unchanged.
 ``ck_rec=d`` (day parts)
     at the day start plus a buffer number, 0 or 1: a compaction writes the
     buffer the day does not use, so a crash never damages the day record
@@ -45,7 +49,8 @@ Every push record, corrections included, is also written to the *frame
 log* (``ck_flog``, same tags and fields), which compactions leave alone:
 a delete without filters sums the log records of the frame starts it
 removes instead of reading their points (:meth:`Rollup.read_log`). It
-costs a push one more copy of its records, in the same request.
+costs a push one more copy of its records, each in the same request as
+the record (see :meth:`Records.requests`).
 
 A compaction that reads a day's push records back moves as many bytes as
 the day's pushes wrote. So the writer also keeps, in memory, the sums of
@@ -107,6 +112,11 @@ DAY_PUSHES = 4
 #: Entries of open days a writer keeps in memory at most (about 300 bytes
 #: each); a day past it is read back when compacted.
 MAX_OPEN_ENTRIES = 500000
+#: Push records a push writes for a frame start of many series (see
+#: :func:`record_shares`), each in a request of its own.
+RECORD_SHARES = 2
+#: Series of a frame start from which a push splits its push record.
+SHARE_SERIES = 1000
 _PUSH, _DAY, _COMMIT = 'p', 'd', 'c'
 #: What :attr:`_OpenDay.named` says of the series the day record names
 #: (never a push record's id).
@@ -132,22 +142,48 @@ def day_tag(day):
     return str(day // DAY_NS % WEEK_DAYS)
 
 
-def summarize(series):
+def record_shares(series_count):
+    """Return how many push records a push writes for one frame start.
+
+    InfluxDB parses one write request per core, and the push waits for
+    its records: a frame start of :data:`SHARE_SERIES` series or more gets
+    :data:`RECORD_SHARES` records, each with its share of the series, at
+    slots of its own, written at once in requests of their own (each
+    with its frame-log copy, see :meth:`Records.requests`). A push of a
+    million points then waits about a third less for its records.
+    """
+    return RECORD_SHARES if series_count >= SHARE_SERIES else 1
+
+
+def summarize(series, shares=1):
     """Return the entries and totals of one frame start of a planned push.
 
     :param series: ``{identity: (encoded point, ...)}`` (see
         :func:`.slots.plan`).
-    :returns: ``({series key: (count, qty units, price units)},
-        FrameTotal)``; tuples of ints, which the garbage collector stops
-        tracking (see :func:`.encoding.encode_point`).
+    :param shares: the number of records to split them in (see
+        :func:`record_shares`); series keep their order.
+    :returns: a list of ``shares`` pairs ``({series key: (count, qty
+        units, price units)}, FrameTotal)``; tuples of ints, which the
+        garbage collector stops tracking (see
+        :func:`.encoding.encode_point`).
     """
+    if shares == 1:
+        return [_summarize(series.items())]
+    items = list(series.items())
+    return [_summarize(items[len(items) * share // shares:
+                             len(items) * (share + 1) // shares])
+            for share in range(shares)]
+
+
+def _summarize(items):
+    """:func:`summarize` of ``(identity, points)`` items, in one record."""
     entries = {}
     types = {}
     length = count = qty_total = price_total = 0
     key_of = encoding.series_key_of
     qty_at, price_at = encoding.QTY, encoding.PRICE
     length_at = encoding.LENGTH
-    for identity, same in series.items():
+    for identity, same in items:
         if len(same) == 1:
             # NOTE: the usual case: one point per series and frame start.
             point = same[0]
@@ -348,49 +384,60 @@ class Rollup:
 
     # writing ---------------------------------------------------------------
 
-    def push_records(self, scope_tag, grouped, bases):
+    def push_records(self, scope_tag, grouped, bases, split=True):
         """Return the push records of a planned push (see :class:`Records`).
 
         :param grouped: ``{start_ns: {identity: (encoded point, ...)}}``
             (see :func:`.slots.plan`).
-        :param bases: ``{start_ns: first slot}``.
+        :param bases: ``{start_ns: first slot}``; a frame start split in
+            ``n`` records took ``n`` slots at least (see
+            :func:`.slots.needed`).
+        :param split: False for a retry of a push begun by a version that
+            wrote one record per frame start (see :data:`.slots.LAYOUT`).
         """
         return self.records(scope_tag, {
-            start: summarize(series) for start, series in grouped.items()},
-            bases)
+            start: summarize(series, record_shares(len(series))
+                             if split else 1)
+            for start, series in grouped.items()}, bases)
 
     def records(self, scope_tag, sums, bases):
         """Return the push records of sums per frame start.
 
-        Part 0 of a record also holds ``tot``, the frame start's totals;
-        every part holds ``np``, the record's number of parts, so that a
-        listing of small fields finds every part. In a day open in memory,
-        a series an earlier record of the day named is written as its
+        Part 0 of a record also holds ``tot``, the record's totals; every
+        part holds ``np``, the record's number of parts, so that a listing
+        of small fields finds every part. In a day open in memory, a
+        series an earlier record of the day named is written as its
         digest (see :func:`key_digest`).
 
-        :param sums: ``{start_ns: ({series key: [count, qty, price]},
-            FrameTotal)}`` (negative for a delete's correction).
-        :param bases: ``{start_ns: slot of the record}``.
+        :param sums: ``{start_ns: [({series key: [count, qty, price]},
+            FrameTotal), ...]}``, one pair per record (negative for a
+            delete's correction).
+        :param bases: ``{start_ns: slot of the first record}``; the next
+            ones take the slots after it.
         """
         records = Records()
-        for start, (entries, total) in sums.items():
-            extra, offset = divmod(bases[start], encoding.SLOTS)
-            record_tags = _series(_PUSH, scope_tag, day_of(start))
-            if extra:
-                record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
-            record_id = _id_of(start + offset, extra)
+        for start, shares in sums.items():
             opened = self._open.get((scope_tag, day_of(start)))
-            parts = _parts(entries, opened and opened.named, record_id)
-            for index, part in enumerate(parts):
-                # NOTE: parts hold no quote nor backslash (see _parts).
-                fields = 'd="%s",np=%di' % (part, len(parts))
-                if index == 0:
-                    fields += ',tot=%s' % encoding.field_string(
-                        json.dumps(total.to_json()))
-                records.lines.append('%s,ck_part=%d %s %d' % (
-                    record_tags, index, fields, start + offset))
-            records.days.setdefault(day_of(start), []).append((
-                record_id, len(parts), start, entries, total))
+            for share, (entries, total) in enumerate(shares):
+                extra, offset = divmod(bases[start] + share,
+                                       encoding.SLOTS)
+                record_tags = _series(_PUSH, scope_tag, day_of(start))
+                if extra:
+                    record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG,
+                                               extra)
+                record_id = _id_of(start + offset, extra)
+                parts = _parts(entries, opened and opened.named, record_id)
+                lines = records.share(share)
+                for index, part in enumerate(parts):
+                    # NOTE: parts hold no quote nor backslash (see _parts).
+                    fields = 'd="%s",np=%di' % (part, len(parts))
+                    if index == 0:
+                        fields += ',tot=%s' % encoding.field_string(
+                            json.dumps(total.to_json()))
+                    lines.append('%s,ck_part=%d %s %d' % (
+                        record_tags, index, fields, start + offset))
+                records.days.setdefault(day_of(start), []).append((
+                    record_id, len(parts), start, entries, total))
         return records
 
     def track(self, scope_tag, records):
@@ -912,29 +959,44 @@ _NO_DAY = _DayState()
 class Records:
     """The push records of one push (see :meth:`Rollup.push_records`).
 
-    :ivar lines: their line protocol.
+    :ivar shares: the line protocol of its records, one list per share
+        (see :func:`record_shares`): share ``n`` holds the ``n``-th
+        record of every frame start.
     :ivar days: ``{day: [(record id, parts, frame start, entries,
         totals)]}``: what each record adds to its day.
     """
 
-    __slots__ = ('lines', 'days')
+    __slots__ = ('shares', 'days')
 
     def __init__(self):
-        self.lines = []
+        self.shares = []
         self.days = {}
 
-    def logged(self):
-        """Their lines, then the same records in the frame log.
+    def share(self, index):
+        """Return the list of lines of a share, made when first asked."""
+        while len(self.shares) <= index:
+            self.shares.append([])
+        return self.shares[index]
 
-        Written in one request (``Client.write(..., whole=True)``) after
-        the points: InfluxDB writes both or neither, so the log never
-        holds a record the daily records lack, which a delete would
-        subtract from them. A retry writes both again, identical.
+    @property
+    def lines(self):
+        """The lines of every record, share after share."""
+        return [line for lines in self.shares for line in lines]
+
+    def requests(self):
+        """The write requests of the records: one per share.
+
+        Each holds the lines of its records, then the same records in
+        the frame log. Written after the points, all at once
+        (:meth:`.client.Client.write_all`): InfluxDB writes a request
+        whole or not at all, so the log never holds a record the daily
+        records lack, which a delete would subtract from them. A retry
+        writes them all again, identical.
         """
         prefix = DAILY + ','
-        return self.lines + [FRAME_LOG + line[len(DAILY):]
-                             for line in self.lines
-                             if line.startswith(prefix)]
+        return [lines + [FRAME_LOG + line[len(DAILY):] for line in lines
+                         if line.startswith(prefix)]
+                for lines in self.shares]
 
 
 class _OpenDay:

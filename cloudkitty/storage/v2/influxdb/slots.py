@@ -30,14 +30,15 @@ keep what a push needs to know, without transactions:
 ``ck_push`` (tag ``ck_key``, one point per idempotency key)
     the receipt of a push made with a key: scope, number of points, exact
     sums, first and last frame start, the slots it took and the layout of
-    its points (:data:`LAYOUT`). It is written after the slots and before
-    the points. A retry finds it and writes the very same points at the
-    very same slots again, which InfluxDB stores once: a push that failed
-    half-way is completed, one that landed is left as it was. A retry of
-    a push begun by an earlier version, whose receipt names no layout,
-    writes its points as that version did
-    (:func:`.encoding.legacy_point`). A delete forgets the receipts of
-    pushes with a frame in its window.
+    its points and records (:data:`LAYOUT`). It is written after the
+    slots and before the points. A retry finds it and writes the very
+    same points and records at the very same slots again, which InfluxDB
+    stores once: a push that failed half-way is completed, one that
+    landed is left as it was. A retry of a push begun by an earlier
+    version writes what that version did: points in limbs
+    (:func:`.encoding.legacy_point`) when its receipt names no layout,
+    one push record per frame start below :data:`SPLIT_RECORDS`. A
+    delete forgets the receipts of pushes with a frame in its window.
 """
 
 import json
@@ -51,10 +52,15 @@ FRAMES = 'ck_frames'
 STARTS = 'ck_starts'
 RECEIPTS = 'ck_push'
 _KEY_TAG = 'ck_key'
-#: The layout of the points of a push, in its receipt: 2 since money
-#: fields may be short and ``ck_len`` left out (see :mod:`.encoding`);
-#: receipts without it are of pushes that wrote limbs and ``ck_len``.
-LAYOUT = 2
+#: The layout of a push, in its receipt: receipts without it are of
+#: pushes that wrote limbs and ``ck_len`` (1); :data:`SHORT_POINTS` and
+#: later, money fields may be short and ``ck_len`` left out (see
+#: :mod:`.encoding`); :data:`SPLIT_RECORDS` and later, a frame start of
+#: many series has several push records, at slots of their own (see
+#: :func:`.rollup.record_shares`).
+LAYOUT = 3
+SHORT_POINTS = 2
+SPLIT_RECORDS = 3
 # NOTE: the receipt fields a retry must match to be recognised.
 _COMPARED = ('scope', 'points', 'qty', 'price', 'first', 'last')
 
@@ -94,9 +100,15 @@ def _content(point):
     return encoding.point_fields(point)
 
 
-def needed(grouped):
-    """Return ``{start_ns: slots the push needs for that frame start}``."""
-    return {start: max(len(same) for same in series.values())
+def needed(grouped, records=None):
+    """Return ``{start_ns: slots the push needs for that frame start}``.
+
+    :param records: ``records(series count)``, the number of push records
+        of a frame start of that many series, each at a slot of its own
+        (:func:`.rollup.record_shares`); one when not given.
+    """
+    return {start: max(max(len(same) for same in series.values()),
+                       records(len(series)) if records else 1)
             for start, series in grouped.items()}
 
 

@@ -231,10 +231,10 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual([], raw_reads)
 
     def test_records_and_their_log_copies_go_in_one_request(self):
-        """InfluxDB writes a push's records and their copies, or neither.
+        """InfluxDB writes each push record and its copy, or neither.
 
-        Records of a few thousand series, which a write of that many
-        bytes would have split between the writer threads.
+        A frame start of many series has two records, in two requests
+        sent at once, each with the log copies of its own lines.
         """
         sent = []
         real = self.store.client._request
@@ -245,11 +245,17 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
             return real(method, endpoint, params, data)
 
         self.store.client._request = spy
-        self.push(self.frames(days=1, per_frame=2000)[:1])
-        self.assertEqual(1, len(sent))
-        self.assertGreater(len(sent[0]), 2 * client.SMALL_WRITE)
-        self.assertTrue(sent[0].startswith(rollup.DAILY.encode()))
-        self.assertIn(b'\n%s,' % rollup.FRAME_LOG.encode(), sent[0])
+        self.push(self.frames(days=1, per_frame=rollup.SHARE_SERIES)[:1])
+        self.assertEqual(rollup.RECORD_SHARES, len(sent))
+        for data in sent:
+            lines = data.decode().split('\n')
+            daily = [line for line in lines
+                     if line.startswith(rollup.DAILY + ',')]
+            self.assertGreater(len(data), client.SMALL_WRITE)
+            self.assertEqual([rollup.FRAME_LOG + line[len(rollup.DAILY):]
+                              for line in daily], lines[len(daily):])
+        self.assertEqual(2, len({line.rsplit(' ', 1)[1] for data in sent
+                                 for line in data.decode().split('\n')}))
         self.assertAgrees()
 
     def test_day_another_writer_pushed_into_is_read_back(self):
@@ -896,6 +902,43 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         store.push(later, scope_id='scope', idempotency_key='k2')
         store.push(later, scope_id='scope', idempotency_key='k2')
         self.pushed.extend(later)
+        self.assertAgrees()
+
+    def test_retry_of_a_push_begun_with_one_record_per_frame(self):
+        """A retry writes one record where its first attempt took one slot.
+
+        Its receipt says layout 2: the push took one slot per frame start
+        and would have written one push record. Another push took the
+        next slot meanwhile; a retry that split its record would write
+        the second share at that push's record id, over its record.
+        """
+        frames = self.frames(days=1, per_frame=rollup.SHARE_SERIES)[:1]
+        store = self.new_store()
+
+        def old_receipt(*args):
+            return dict(make_receipt(*args), layout=slots.SHORT_POINTS)
+
+        def refused(requests):
+            raise exceptions.BackendUnavailable('influxdb', store.location,
+                                                'connection reset')
+
+        make_receipt = slots.make_receipt
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.rollup.record_shares',
+                lambda count: 1), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.slots.make_receipt',
+                old_receipt), fixtures.MockPatchObject(
+                store.client, 'write_all', refused):
+            self.assertRaises(exceptions.BackendUnavailable, store.push,
+                              frames, scope_id='scope', idempotency_key='k')
+        other = self.frames(days=1, per_frame=3)[:1]
+        self.push(other)
+        store.push(frames, scope_id='scope', idempotency_key='k')
+        self.pushed.extend(frames)
+        rows = self.store.client.rows(
+            'SELECT "np" FROM "ck_daily" WHERE "ck_rec" = \'p\' AND '
+            '"ck_part" = \'0\'')
+        self.assertEqual(2, len(rows))
         self.assertAgrees()
 
     def test_half_done_push_completed_by_its_retry(self):

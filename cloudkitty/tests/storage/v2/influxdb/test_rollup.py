@@ -75,12 +75,42 @@ class SummarizeTest(testtools.TestCase):
                                         test_encoding.point(qty=qty))
                   for type_, qty in (('a', 1), ('a', 2), ('b', 5))]
         grouped = slots.plan(points)
-        entries, total = rollup.summarize(grouped[0])
+        [(entries, total)] = rollup.summarize(grouped[0])
         self.assertEqual(2, len(entries))
         self.assertEqual(rollup.FrameTotal(
             3, 8 * 10 ** 12, 3 * 10 ** 12, 3600,
             {encoding.encode_value('a'): 2, encoding.encode_value('b'): 1}),
             total)
+
+    def test_shares_split_series_and_totals(self):
+        """Shares hold their own series and add up to the whole."""
+        points = [encoding.encode_point(0, 3600, None, 'ab'[n % 2],
+                                        test_encoding.point(
+                                            qty=n, groupby={'id': str(n)}))
+                  for n in range(7)]
+        series = slots.plan(points)[0]
+        [(whole, total)] = rollup.summarize(series)
+        shares = rollup.summarize(series, 2)
+        self.assertEqual([3, 4], [len(entries) for entries, _ in shares])
+        self.assertEqual(whole, {**shares[0][0], **shares[1][0]})
+        both = shares[0][1].copy()
+        both.add(shares[1][1])
+        self.assertEqual(total, both)
+        self.assertEqual({encoding.encode_value('a'): 2,
+                          encoding.encode_value('b'): 1}, shares[0][1].types)
+
+    def test_record_shares(self):
+        """Frame starts of many series only are split."""
+        self.assertEqual(1, rollup.record_shares(rollup.SHARE_SERIES - 1))
+        self.assertEqual(rollup.RECORD_SHARES,
+                         rollup.record_shares(rollup.SHARE_SERIES))
+        points = [encoding.encode_point(0, 3600, None, 'a', test_encoding.
+                                        point(groupby={'id': str(n)}))
+                  for n in range(rollup.SHARE_SERIES)]
+        grouped = slots.plan(points)
+        self.assertEqual({0: 1}, slots.needed(grouped))
+        self.assertEqual({0: rollup.RECORD_SHARES},
+                         slots.needed(grouped, rollup.record_shares))
 
     def test_add_totals(self):
         """Totals add up; unknown type counts stay unknown."""
@@ -143,6 +173,31 @@ class DigestTest(testtools.TestCase):
              names.name(items)}, entries)
 
 
+class RequestsTest(testtools.TestCase):
+
+    def test_each_share_goes_with_its_log_copies(self):
+        """One request per share: its records, then their log copies."""
+        start = 20000 * DAY + HOUR
+        points = [encoding.encode_point(start, 3600, None, 'a', test_encoding.
+                                        point(groupby={'id': str(n)}))
+                  for n in range(rollup.SHARE_SERIES)]
+        records = rollup.Rollup(None, None).push_records(
+            '.', slots.plan(points), {start: 7})
+        requests = records.requests()
+        self.assertEqual(rollup.RECORD_SHARES, len(requests))
+        ids = [item[0] for item in records.days[rollup.day_of(start)]]
+        self.assertEqual(['%d:' % (start + 7), '%d:' % (start + 8)], ids)
+        for lines in requests:
+            daily = [line for line in lines
+                     if line.startswith(rollup.DAILY + ',')]
+            self.assertEqual(
+                [rollup.FRAME_LOG + line[len(rollup.DAILY):]
+                 for line in daily], lines[len(daily):])
+        unsplit = rollup.Rollup(None, None).push_records(
+            '.', slots.plan(points), {start: 7}, split=False)
+        self.assertEqual(1, len(unsplit.requests()))
+
+
 class DayTagTest(testtools.TestCase):
 
     def test_days_of_a_week_shard_have_their_own_number(self):
@@ -158,8 +213,8 @@ class DayTagTest(testtools.TestCase):
         """Push records name their day; day parts their buffer too."""
         day = 20000 * DAY
         records = rollup.Rollup(None, None).records(
-            '.scope', {day + HOUR: ({'k': [1, 2, 3]},
-                                    rollup.FrameTotal(1, 2, 3, 4, {}))},
+            '.scope', {day + HOUR: [({'k': [1, 2, 3]},
+                                     rollup.FrameTotal(1, 2, 3, 4, {}))]},
             {day + HOUR: 0})
         line, = records.lines
         self.assertIn(',ck_dow=%s,' % rollup.day_tag(day), line)
