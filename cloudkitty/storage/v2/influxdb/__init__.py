@@ -764,7 +764,7 @@ class InfluxDBStorage(v2.BaseStorage):
         selected = {}
         for start_ns, values in entries:
             # NOTE: calendar groupbys need the day only; merged per day,
-            # a correction cancels the series it corrects (see _correct).
+            # a correction cancels the series it corrects (see _corrections).
             start = rollup.day_of(start_ns) if by_time else None
             for key, count, qty, price in values:
                 keys = selected.get(key, _UNKNOWN)
@@ -848,7 +848,7 @@ class InfluxDBStorage(v2.BaseStorage):
         Whole days of a delete without filters lose their records with
         their points. Elsewhere each scope gets a *correction*: a push
         record of the negated sums of what it removes, at a slot of its
-        own (see :meth:`_correct`). Without filters those sums come from
+        own (see :meth:`_corrections`). Without filters those sums come from
         the frame log (:meth:`.rollup.Rollup.read_log`), as the records
         count them, so that no point is read; with filters (few points),
         or where the log cannot tell, from the points themselves.
@@ -889,24 +889,27 @@ class InfluxDBStorage(v2.BaseStorage):
         condition, params = self._where(query, low, high)
         statement = 'DELETE FROM %s WHERE %s' % (
             encoding.quote_identifier(encoding.MEASUREMENT), condition)
-        if logged:
-            # NOTE: the log is not the points: InfluxDB deletes them while
-            # the log is read. A log that fails to read leaves the delete
+        if not logged and not deleted + _count(sums):
+            return 0
+        corrections = []
+
+        def prepare():
+            # NOTE: the log is not the points: InfluxDB deletes them
+            # meanwhile. A log that fails to read leaves the delete
             # without corrections, as a crash after it would.
-            def read_log():
-                for part in logged:
-                    _add_sums(sums, self.rollup.read_log(*part))
-            deletes.delete(self.client, statement, params, (low, high),
-                           meanwhile=read_log)
-        deleted += sum(total.count for frames in sums.values()
-                       for _, total in frames.values())
+            for part in logged:
+                _add_sums(sums, self.rollup.read_log(*part))
+            corrections.extend(self._corrections(sums))
+
+        deletes.delete(self.client, statement, params, (low, high),
+                       meanwhile=prepare)
+        deleted += _count(sums)
         if not deleted:
             return 0
-        if not logged:
-            deletes.delete(self.client, statement, params, (low, high))
         if span is not None:
             self.rollup.forget(*span)
-        self._correct(sums)
+        for requests in corrections:
+            self.client.write_all(requests)
         return deleted
 
     def _widen_to_days(self, low, high):
@@ -927,8 +930,8 @@ class InfluxDBStorage(v2.BaseStorage):
             high = last
         return low, high
 
-    def _correct(self, sums):
-        """Write the corrections of deleted points (see :meth:`_delete`).
+    def _corrections(self, sums):
+        """Take the slots of a delete's corrections and return their lines.
 
         A correction is a push record like any other (:mod:`.rollup`),
         whose counts and sums are negative: reads and compactions add it
@@ -936,12 +939,18 @@ class InfluxDBStorage(v2.BaseStorage):
         left. It takes a slot of the scope's frame start (:mod:`.slots`),
         so that no other record has its id, and goes to the frame log
         too. Its frame length is 0: the frame's own stays the longest.
+        :meth:`_delete` calls this while InfluxDB deletes (slots are never
+        given back: a delete that fails leaves them unused) and writes
+        the corrections once the DELETE held.
 
         :param sums: ``{scope tag: {frame start: ({series key or digest:
             [count, qty, price]}, FrameTotal)}}`` of what was deleted
             (digests are named by the day's records, see
             :func:`.rollup.key_digest`).
+        :returns: the write requests of each scope's corrections (see
+            :meth:`.rollup.Records.requests`).
         """
+        corrections = []
         for scope_tag, frames in sorted(sums.items()):
             negated = {}
             for start, (entries, total) in frames.items():
@@ -956,8 +965,15 @@ class InfluxDBStorage(v2.BaseStorage):
             self.rollup.drop_open(rollup.day_of(min(frames)),
                                   max(frames) + 1)
             bases = self.books.reserve(scope_tag, dict.fromkeys(frames, 1))
-            self.client.write_all(self.rollup.records(
+            corrections.append(self.rollup.records(
                 scope_tag, negated, bases).requests())
+        return corrections
+
+
+def _count(sums):
+    """The points counted by a delete's sums (see :func:`_add_sums`)."""
+    return sum(total.count for frames in sums.values()
+               for _, total in frames.values())
 
 
 def _add_sums(sums, found):
