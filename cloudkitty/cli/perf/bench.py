@@ -367,10 +367,10 @@ def run_workload(store, work, repeat, label):
     return rows
 
 
-def run_rounds(store, work, repeat, rounds, keep=False):
-    """Run the workload ``rounds`` times on one store (``--reuse``).
+def run_round(store, work, repeat, number, rounds, keep=False):
+    """Run round ``number`` of ``rounds`` of the workload on a store.
 
-    Each round is :func:`run_workload` followed by a purge: the delete of
+    A round is :func:`run_workload` followed by a purge: the delete of
     the workload's whole window, timed (``purge``) and checked, as an
     operator's monthly purge would be. So each round finds the store as a
     long-lived one is: holding what earlier data and deletes left behind
@@ -378,45 +378,68 @@ def run_rounds(store, work, repeat, rounds, keep=False):
 
     :param rounds: the number of rounds (1 for a plain run: no purge).
     :param keep: leave the last round's data (no purge after it).
-    :returns: the rows of each round, in order.
-    :rtype: list of list of tuple
+    :returns: the rows of the round.
+    :rtype: list of tuple
     """
-    found = []
+    if rounds > 1:
+        LOG.info('Round %d of %d on %s', number, rounds, store.name)
+    rows = run_workload(store, work, repeat, main.describe_store(store))
+    if rounds > 1 and not (keep and number == rounds):
+        seconds, _ = _timed(
+            lambda: store.delete(begin=work.begin, end=work.end), store)
+        left = data.count_points(store, work.begin, work.end)
+        if left:
+            raise CheckFailed('purge: %d points remain in %s..%s'
+                              % (left, work.begin.isoformat(),
+                                 work.end.isoformat()))
+        at = [row[0] for row in rows].index('checks_passed')
+        rows[at:at] = [('purge', round(seconds, 6), 's')]
+        rows[-1] = ('checks_passed', rows[-1][1] + 1, 'checks')
+    return rows
+
+
+def run_beside(store, other, work, repeat, rounds, keep=False):
+    """Run the rounds of the workload on our store and an anchor, in turn.
+
+    Round ``n`` of ours, then round ``n`` of the anchor's, and so on: a
+    machine whose speed drifts during the run (shared machines do, by a
+    fifth and more within minutes) then weighs on both sides of each
+    round alike, rather than on all of ours first and all of the
+    anchor's after.
+
+    :param other: the anchor (see :mod:`cloudkitty.cli.perf.anchor`), or
+        None to run ours alone.
+    :param keep: leave our last round's data (never the anchor's).
+    :returns: ``(ours, theirs)``, the rows of each round of each
+        (``theirs`` None without an anchor).
+    """
+    ours = []
+    theirs = None if other is None else []
     for number in range(1, rounds + 1):
-        if rounds > 1:
-            LOG.info('Round %d of %d on %s', number, rounds, store.name)
-        rows = run_workload(store, work, repeat, main.describe_store(store))
-        if rounds > 1 and not (keep and number == rounds):
-            seconds, _ = _timed(
-                lambda: store.delete(begin=work.begin, end=work.end), store)
-            left = data.count_points(store, work.begin, work.end)
-            if left:
-                raise CheckFailed('purge: %d points remain in %s..%s'
-                                  % (left, work.begin.isoformat(),
-                                     work.end.isoformat()))
-            at = [row[0] for row in rows].index('checks_passed')
-            rows[at:at] = [('purge', round(seconds, 6), 's')]
-            rows[-1] = ('checks_passed', rows[-1][1] + 1, 'checks')
-        found.append(rows)
-    return found
+        ours.append(run_round(store, work, repeat, number, rounds, keep))
+        if other is not None:
+            theirs.append(run_round(other, work, repeat, number, rounds))
+    return ours, theirs
 
 
 def rounds_table(ours, theirs=None, name=None):
     """Put the rounds of ``--reuse`` side by side.
 
-    :param ours: our rows of each round (see :func:`run_rounds`).
+    :param ours: our rows of each round (see :func:`run_beside`).
     :param theirs: the anchor's, or None.
     :param name: the anchor's name.
     :returns: ``(columns, rows)`` for a cliff lister: ``metric``, ``round
-        1`` .. ``round N``, then the anchor's rounds and the ratio of the
-        last rounds (see :func:`cloudkitty.cli.perf.anchor.ratio`), then
+        1`` .. ``round N``, then the anchor's rounds, the ratio of the
+        last rounds (see :func:`cloudkitty.cli.perf.anchor.ratio`) and
+        the median of the ratios of every round (``median ratio``), then
         ``unit``.
     """
     columns = ['metric'] + ['round %d' % n for n in range(1, len(ours) + 1)]
     sides = [ours]
     if theirs is not None:
         columns += ['%s round %d' % (name, n)
-                    for n in range(1, len(theirs) + 1)] + ['ratio']
+                    for n in range(1, len(theirs) + 1)]
+        columns += ['ratio', 'median ratio']
         sides.append(theirs)
     columns.append('unit')
     values = [[{metric: value for metric, value, _ in rows}
@@ -427,9 +450,13 @@ def rounds_table(ours, theirs=None, name=None):
         for side in values:
             row += [rows.get(metric) for rows in side]
         if theirs is not None:
-            row.append(anchor.ratio(metric, unit, values[0][-1].get(metric),
-                                    values[1][-1].get(metric),
-                                    NOT_LATENCIES))
+            ratios = [anchor.ratio(metric, unit, mine.get(metric),
+                                   other.get(metric), NOT_LATENCIES)
+                      for mine, other in zip(*values)]
+            row.append(ratios[-1])
+            known = [value for value in ratios if value is not None]
+            row.append(float('%.3g' % statistics.median(known))
+                       if known else None)
         row.append(unit)
         table.append(tuple(row))
     return tuple(columns), table
@@ -914,6 +941,8 @@ class Bench(rst.PlainHelp, lister.Lister):
     influxd, or raw ``sqlite3`` inserts and ``GROUP BY``), checked the same
     way, and each of our rows is printed beside the anchor's with the
     ratio (above 1: ours is faster); see :mod:`cloudkitty.cli.perf.anchor`.
+    With ``--reuse`` too, the rounds alternate (ours, the anchor's, ours
+    ...) and a ``median ratio`` column follows the last rounds' ratio.
 
     With ``--sizes`` the benchmark runs once per size, each in a new
     process against a new target (a new SQLite file, or the emptied window
@@ -1008,9 +1037,11 @@ class Bench(rst.PlainHelp, lister.Lister):
         parser.add_argument(
             '--reuse', type=args.positive_int, default=None, metavar='N',
             help='Push, query and delete the workload N times on the same '
-                 'store (and on the anchor\'s), each round ending with a '
+                 'store (and on the anchor\'s, in turn: our round 1, its '
+                 'round 1, our round 2...), each round ending with a '
                  'purge of the window, as months of operation would; print '
-                 'the rounds side by side. Not with --sizes.')
+                 'the rounds side by side, with the last rounds\' ratio '
+                 'and the median of every round\'s. Not with --sizes.')
         parser.add_argument(
             '--from-json', metavar='FILE', action='append', default=[],
             help='Run nothing: print, and with --plot draw, the figures '
@@ -1137,16 +1168,10 @@ class Bench(rst.PlainHelp, lister.Lister):
                         parsed_args.anchor, parsed_args.upstream_python,
                         parsed_args.anchor_influxdb_url,
                         self._raw_url(parsed_args)))
-                rounds = parsed_args.reuse or 1
                 with self._target(parsed_args, work) as store:
-                    ours = run_rounds(store, work, parsed_args.repeat,
-                                      rounds, parsed_args.keep)
-                theirs = None
-                if other is not None:
-                    LOG.info('Running the same workload on the anchor %s',
-                             parsed_args.anchor)
-                    theirs = run_rounds(other, work, parsed_args.repeat,
-                                        rounds, False)
+                    ours, theirs = run_beside(
+                        store, other, work, parsed_args.repeat,
+                        parsed_args.reuse or 1, parsed_args.keep)
             rows = ours[-1]
             results = new_results(self._options(parsed_args))
             results['backend'] = rows[0][1]

@@ -14,12 +14,39 @@
 import json
 import os
 
+import fixtures
 import testtools
 
 from cloudkitty.cli.perf import anchor
+from cloudkitty.cli.perf import bench
 from cloudkitty.tests.cli import base
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_server
+
+
+class BesideTest(testtools.TestCase):
+
+    def test_rounds_alternate(self):
+        """Round n of ours, then round n of the anchor's, in turn."""
+        calls = []
+
+        def run_round(store, work, repeat, number, rounds, keep=False):
+            calls.append((store, number, keep))
+            return [('push', number, 'points/s')]
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.cli.perf.bench.run_round', run_round))
+        ours, theirs = bench.run_beside('ours', 'anchor', None, 1, 3,
+                                        keep=True)
+        self.assertEqual([('ours', 1, True), ('anchor', 1, False),
+                          ('ours', 2, True), ('anchor', 2, False),
+                          ('ours', 3, True), ('anchor', 3, False)], calls)
+        self.assertEqual([[('push', n, 'points/s')] for n in (1, 2, 3)],
+                         theirs)
+        calls[:] = []
+        self.assertEqual((ours, None), bench.run_beside(
+            'ours', None, None, 1, 3, keep=True))
+        self.assertEqual(['ours'] * 3, [call[0] for call in calls])
 
 
 class RatioTest(testtools.TestCase):
@@ -75,7 +102,7 @@ class RawAnchorTest(base.CLITestCase):
         self.assertEqual(0, code, err)
         rows = {row['metric']: row for row in json.loads(out)}
         self.assertEqual(['metric', 'round 1', 'round 2', 'raw round 1',
-                          'raw round 2', 'ratio', 'unit'],
+                          'raw round 2', 'ratio', 'median ratio', 'unit'],
                          list(rows['backend']))
         self.assertEqual('raw (sqlite)', rows['backend']['raw round 2'])
         self.assertEqual(rows['checks_passed']['round 2'],
@@ -84,6 +111,14 @@ class RawAnchorTest(base.CLITestCase):
         self.assertEqual(anchor.ratio(
             'purge', 's', rows['purge']['round 2'],
             rows['purge']['raw round 2']), rows['purge']['ratio'])
+        # NOTE: the median of two rounds' ratios is their mean.
+        ratios = [anchor.ratio('push', 'points/s', rows['push'][mine],
+                               rows['push'][theirs])
+                  for mine, theirs in (('round 1', 'raw round 1'),
+                                       ('round 2', 'raw round 2'))]
+        self.assertAlmostEqual(sum(ratios) / 2,
+                               rows['push']['median ratio'], delta=0.01)
+        self.assertIsNone(rows['push_time']['median ratio'])
 
     def test_refused_with_sizes(self):
         code, _, err = self.run_main(['bench', '--anchor', 'raw',
