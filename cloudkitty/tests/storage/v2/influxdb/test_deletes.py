@@ -52,7 +52,7 @@ class FakeClient:
         self.query(statement, params)
         return lambda: []
 
-    def write(self, lines, whole=False):
+    def write(self, lines):
         self.statements.append(('write', None))
         self.written.extend(lines)
 
