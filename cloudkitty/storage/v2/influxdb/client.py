@@ -199,9 +199,7 @@ class Client:
         :returns: a function that waits for the answer and returns it, or
             raises the query's error.
         """
-        if self._writers is None:
-            self._writers = futures.ThreadPoolExecutor(self.write_workers)
-        return self._writers.submit(self.query, statement, params).result
+        return self._pool().submit(self.query, statement, params).result
 
     def rows(self, statement, params=None):
         """Run a SELECT and return its rows as dicts (tags included)."""
@@ -247,9 +245,7 @@ class Client:
         if len(requests) == 1:
             self._send(requests[0])
             return
-        if self._writers is None:
-            self._writers = futures.ThreadPoolExecutor(self.write_workers)
-        pending = [self._writers.submit(self._send, lines)
+        pending = [self._pool().submit(self._send, lines)
                    for lines in requests]
         futures.wait(pending)
         for done in pending:
@@ -258,6 +254,12 @@ class Client:
     def _send(self, lines):
         self._request('POST', 'write', self._write_params(),
                       data='\n'.join(lines).encode('utf-8'))
+
+    def _pool(self):
+        """The writer threads, started when first needed."""
+        if self._writers is None:
+            self._writers = futures.ThreadPoolExecutor(self.write_workers)
+        return self._writers
 
     def _write_params(self):
         params = {'db': self.database, 'precision': 'n'}
@@ -277,8 +279,7 @@ class Client:
             first error (call it before relying on the write).
         """
         params = self._write_params()
-        if self._writers is None:
-            self._writers = futures.ThreadPoolExecutor(self.write_workers)
+        pool = self._pool()
         if count is None:
             count = len(lines)
         # NOTE: requests of even sizes, and twice as many as workers when
@@ -301,7 +302,7 @@ class Client:
                 batch = list(itertools.islice(lines, size))
                 if not batch:
                     break
-                pending.append(self._writers.submit(
+                pending.append(pool.submit(
                     self._request, 'POST', 'write', params,
                     data='\n'.join(batch).encode('utf-8')))
         except BaseException:

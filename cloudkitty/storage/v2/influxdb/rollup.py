@@ -417,16 +417,19 @@ class Rollup:
         """
         records = Records()
         for start, shares in sums.items():
-            opened = self._open.get((scope_tag, day_of(start)))
+            day = day_of(start)
+            opened = self._open.get((scope_tag, day))
+            named = opened and opened.named
+            day_series = _series(_PUSH, scope_tag, day)
             for share, (entries, total) in enumerate(shares):
                 extra, offset = divmod(bases[start] + share,
                                        encoding.SLOTS)
-                record_tags = _series(_PUSH, scope_tag, day_of(start))
+                record_tags = day_series
                 if extra:
                     record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG,
                                                extra)
                 record_id = _id_of(start + offset, extra)
-                parts = _parts(entries, opened and opened.named, record_id)
+                parts = _parts(entries, named, record_id)
                 lines = records.share(share)
                 for index, part in enumerate(parts):
                     # NOTE: parts hold no quote nor backslash (see _parts).
@@ -436,7 +439,7 @@ class Rollup:
                             json.dumps(total.to_json()))
                     lines.append('%s,ck_part=%d %s %d' % (
                         record_tags, index, fields, start + offset))
-                records.days.setdefault(day_of(start), []).append((
+                records.days.setdefault(day, []).append((
                     record_id, len(parts), start, entries, total))
         return records
 
@@ -977,11 +980,6 @@ class Records:
         while len(self.shares) <= index:
             self.shares.append([])
         return self.shares[index]
-
-    @property
-    def lines(self):
-        """The lines of every record, share after share."""
-        return [line for lines in self.shares for line in lines]
 
     def requests(self):
         """The write requests of the records: one per share.

@@ -216,7 +216,7 @@ class DayTagTest(testtools.TestCase):
             '.scope', {day + HOUR: [({'k': [1, 2, 3]},
                                      rollup.FrameTotal(1, 2, 3, 4, {}))]},
             {day + HOUR: 0})
-        line, = records.lines
+        [[line]] = records.shares
         self.assertIn(',ck_dow=%s,' % rollup.day_tag(day), line)
 
 
