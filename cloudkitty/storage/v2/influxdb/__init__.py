@@ -144,6 +144,7 @@ from oslo_log import log
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
+from cloudkitty.storage.v2 import bulk
 from cloudkitty.storage.v2.influxdb import client as client_mod
 from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import encoding
@@ -375,12 +376,13 @@ class InfluxDBStorage(v2.BaseStorage):
                     'scope_id', 'expected a str, got %s'
                     % type(scope_id).__name__, scope_id)
             query_mod.check_text(scope_id, 'scope_id')
-        points = self._encode(frames, scope_id)
-        if not points:
-            return
-        scope_tag = encoding.encode_value(scope_id or '')
-        with self.leases.hold(scope_tag):
-            self._push(points, scope_tag, scope_id, key)
+        with bulk.no_cyclic_gc():
+            points = self._encode(frames, scope_id)
+            if not points:
+                return
+            scope_tag = encoding.encode_value(scope_id or '')
+            with self.leases.hold(scope_tag):
+                self._push(points, scope_tag, scope_id, key)
 
     def _push(self, points, scope_tag, scope_id, key):
         """Write encoded points, holding the lease of their scope."""

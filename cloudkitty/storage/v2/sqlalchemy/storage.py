@@ -28,10 +28,8 @@ integers into exact decimals; SQLite's 64-bit ``sum()`` overflows past about
 billions of points.
 """
 
-import contextlib
 import dataclasses
 import decimal
-import gc
 import itertools
 import operator
 
@@ -42,6 +40,7 @@ from sqlalchemy import exc as sa_exc
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
+from cloudkitty.storage.v2 import bulk
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
@@ -294,7 +293,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if not counts:
             return
         begins = {to_micros(frame.start) for frame in frames}
-        with _no_cyclic_gc():
+        with bulk.no_cyclic_gc():
             if self._streams and key is None:
                 until = self._with_partitions(
                     begins, self._push_streaming, frames, scope_id, counts)
@@ -1393,20 +1392,3 @@ def _unsplit(values):
     if len(values) == 1:
         return int(values[0] or 0)
     return int(values[0] or 0) * _SPLIT + int(values[1] or 0)
-
-
-@contextlib.contextmanager
-def _no_cyclic_gc():
-    """Pause the cyclic garbage collector around a bulk encoding.
-
-    Encoding a push allocates a few objects per point and no cycle; left
-    on, the collector would walk every live object many times per push,
-    which costs more than the encoding itself.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -22,6 +22,7 @@ injection.
 import contextlib
 import datetime
 import decimal
+import gc
 import uuid
 
 import fixtures
@@ -808,6 +809,26 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.addCleanup(store.close)
         error = self.assertRaises(exceptions.BackendUnavailable, store.init)
         self.assertIn('127.0.0.1', str(error))
+
+    def test_push_pauses_the_cyclic_collector(self):
+        """A push writes with the collector off, and turns it back on."""
+        states = []
+        send = self.store.client._send
+
+        def watched(lines):
+            states.append(gc.isenabled())
+            return send(lines)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.client.Client._send',
+            lambda client_self, lines: watched(lines)))
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+        self.push(self.frames(days=2))
+        self.assertTrue(states)
+        self.assertNotIn(True, states)
+        self.assertTrue(gc.isenabled())
+        self.assertAgrees()
 
     def test_answers_are_compressed_only_when_asked(self):
         """Plain query answers by default; gzip with compressed_answers."""

@@ -1,0 +1,53 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Unit tests of :mod:`cloudkitty.storage.v2.bulk`."""
+
+import gc
+
+import testtools
+
+from cloudkitty.storage.v2 import bulk
+
+
+class NoCyclicGcTest(testtools.TestCase):
+    """The collector is off inside, as it was before afterwards."""
+
+    def setUp(self):
+        super().setUp()
+        # NOTE: whatever a test does, the process gets its collector back.
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+
+    def test_off_inside_and_on_again_after(self):
+        with bulk.no_cyclic_gc():
+            self.assertFalse(gc.isenabled())
+        self.assertTrue(gc.isenabled())
+
+    def test_on_again_after_an_exception(self):
+        def fail():
+            with bulk.no_cyclic_gc():
+                raise ValueError('bad point')
+        self.assertRaises(ValueError, fail)
+        self.assertTrue(gc.isenabled())
+
+    def test_stays_off_when_it_was_off(self):
+        gc.disable()
+        with bulk.no_cyclic_gc():
+            self.assertFalse(gc.isenabled())
+        self.assertFalse(gc.isenabled())
+
+    def test_nested_turns_it_on_once_at_the_outer_end(self):
+        with bulk.no_cyclic_gc():
+            with bulk.no_cyclic_gc():
+                pass
+            self.assertFalse(gc.isenabled())
+        self.assertTrue(gc.isenabled())
