@@ -421,8 +421,13 @@ class InfluxDBStorage(v2.BaseStorage):
             wait()
         # NOTE: after the points: a push that fails before this line is
         # completed by its retry, which writes the same records again.
-        self.client.write_all(records.requests())
-        self.rollup.remember(scope_tag, records)
+        # The open days learn the records while they travel.
+        try:
+            self.client.write_all(records.requests(), meanwhile=(
+                functools.partial(self.rollup.remember, scope_tag, records)))
+        except Exception:
+            self.rollup.distrust(scope_tag, records)
+            raise
         self.rollup.compact_before(scope_tag, max(grouped), min(grouped))
 
     def _encode(self, frames, scope_id):

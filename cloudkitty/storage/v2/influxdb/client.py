@@ -230,7 +230,7 @@ class Client:
             return
         self.start_write(lines)()
 
-    def write_all(self, requests):
+    def write_all(self, requests, meanwhile=None):
         """Send each list of lines in one request, whatever its size.
 
         InfluxDB writes a request's lines all or none (a push's records
@@ -238,16 +238,24 @@ class Client:
         The requests go ``write_workers`` at a time; this returns when
         every one has ended.
 
+        :param meanwhile: a function to call in the caller's thread while
+            the requests are on their way (work that does not need them
+            written, or that the caller can undo if they fail); when it
+            raises, the requests are still waited for.
         :raises cloudkitty.storage.exceptions.WriteRefused: as
             :meth:`write`, for the first request that failed.
         """
         requests = [lines for lines in requests if lines]
-        if len(requests) == 1:
+        if len(requests) == 1 and meanwhile is None:
             self._send(requests[0])
             return
         pending = [self._pool().submit(self._send, lines)
                    for lines in requests]
-        futures.wait(pending)
+        try:
+            if meanwhile is not None:
+                meanwhile()
+        finally:
+            futures.wait(pending)
         for done in pending:
             done.result()
 

@@ -473,6 +473,18 @@ class Rollup:
                 # NOTE: this day will be read back when it is compacted.
                 self._open[(scope_tag, day)] = None
 
+    def distrust(self, scope_tag, records):
+        """Stop trusting memory for the days of records not all written.
+
+        Called when writing push records failed, maybe after
+        :meth:`remember` added them: those days are read back when
+        compacted, and their later records name every series by its key
+        (a digest must name a series some written record names).
+        """
+        for day in records.days:
+            if (scope_tag, day) in self._open:
+                self._open[(scope_tag, day)] = None
+
     def _listing(self, scope_tag, day):
         """List the push parts and commit of a scope's day, small fields.
 

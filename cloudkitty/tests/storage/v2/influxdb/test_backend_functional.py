@@ -881,6 +881,48 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         finally:
             store.client._request = real
 
+    def test_refused_records_leave_their_day_to_be_read_back(self):
+        """A push whose records were refused is completed by its retry.
+
+        The open day learns a push's records while they travel: when
+        they are refused, it stops trusting memory, and the records
+        pushed into it before the retry name every series by its key.
+        """
+        frames = self.frames(days=2)
+        store = self.new_store()
+        store.push(frames[:1], scope_id='scope')
+        self.pushed.extend(frames[:1])
+        real = store.client._request
+        refused = []
+
+        def flaky(method, endpoint, params, data=None):
+            if endpoint == 'write' and data and not refused and \
+                    data.startswith(b'ck_daily,'):
+                refused.append(data)
+                raise exceptions.BackendUnavailable(
+                    'influxdb', store.location, 'connection reset')
+            return real(method, endpoint, params, data)
+
+        with fixtures.MockPatchObject(store.client, '_request', flaky):
+            self.assertRaises(exceptions.BackendUnavailable, store.push,
+                              frames[1:2], scope_id='scope',
+                              idempotency_key='k')
+        self.assertTrue(refused)
+        store.push(frames[2:3], scope_id='scope')
+        self.pushed.extend(frames[2:3])
+        later = store.client.rows(
+            'SELECT "d" FROM "ck_daily" WHERE "ck_rec" = \'p\' AND '
+            'time >= $at', {'at': query.to_micros(frames[2].start) * 1000})
+        self.assertTrue(later)
+        self.assertNotIn(rollup.DIGEST_MARK, ''.join(
+            row['d'] for row in later))
+        store.push(frames[1:2], scope_id='scope', idempotency_key='k')
+        self.pushed.extend(frames[1:2])
+        store.push(frames[6:], scope_id='scope')
+        self.pushed.extend(frames[6:])
+        self.assertAgrees()
+        self.assertIn('d', self.daily_kinds())
+
     def test_retry_of_a_push_begun_in_the_older_layout(self):
         """A retry writes the layout of the push an older version began.
 
@@ -939,7 +981,7 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         def old_receipt(*args):
             return dict(make_receipt(*args), layout=slots.SHORT_POINTS)
 
-        def refused(requests):
+        def refused(requests, meanwhile=None):
             raise exceptions.BackendUnavailable('influxdb', store.location,
                                                 'connection reset')
 
