@@ -107,7 +107,8 @@ DAY_NS = timeutils.DAY_NS
 PART_BYTES = 60000
 #: Days before the latest one of a push that it compacts.
 COMPACT_DAYS = 7
-#: Push records a writer adds to an open day before it compacts the day.
+#: Pushes a writer adds to an open day before it compacts the day (a push
+#: may write several records into it, see :func:`record_shares`).
 DAY_PUSHES = 4
 #: Entries of open days a writer keeps in memory at most (about 300 bytes
 #: each); a day past it is read back when compacted.
@@ -466,8 +467,11 @@ class Rollup:
             opened = self._open.get((scope_tag, day))
             if opened is None:
                 continue
+            fresh = len(opened.fresh)
             for item in items:
                 opened.add(*item)
+            if len(opened.fresh) > fresh:
+                opened.pushes += 1
             if sum(len(other.entries) for other in self._open.values()
                    if other is not None) > MAX_OPEN_ENTRIES:
                 # NOTE: this day will be read back when it is compacted.
@@ -515,7 +519,7 @@ class Rollup:
         """
         day = day_of(latest_ns)
         opened = self._open.get((scope_tag, day))
-        if opened is not None and len(opened.fresh) >= DAY_PUSHES:
+        if opened is not None and opened.pushes >= DAY_PUSHES:
             # NOTE: the day goes on: reads of it then parse a day record
             # and a few push records, not one push record per frame.
             self.compact(scope_tag, day, keep_open=True)
@@ -1024,10 +1028,11 @@ class _OpenDay:
     :ivar state: the :class:`_DayState` of the day's commit, once this
         writer compacted the day and kept it open.
     :ivar fresh: the ids of the records written since then.
+    :ivar pushes: the pushes that wrote them (see :data:`DAY_PUSHES`).
     """
 
     __slots__ = ('records', 'parts', 'entries', 'frames', 'named', 'state',
-                 'fresh')
+                 'fresh', 'pushes')
 
     def __init__(self):
         self.records = set()
@@ -1037,6 +1042,7 @@ class _OpenDay:
         self.named = {}
         self.state = _NO_DAY
         self.fresh = set()
+        self.pushes = 0
 
     def listing(self):
         """What :meth:`Rollup._listing` finds when nobody else wrote."""
@@ -1055,6 +1061,7 @@ class _OpenDay:
         self.state = state
         self.parts = set()
         self.fresh = set()
+        self.pushes = 0
         self.named = dict.fromkeys(
             (key for key, sums in self.entries.items() if sums[0]),
             _DAY_RECORD)

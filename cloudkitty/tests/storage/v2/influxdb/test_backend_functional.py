@@ -172,6 +172,23 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.push(self.frames(days=1, start=T0 + DAY)[:3])
         self.assertAgrees()
 
+    def test_day_compacts_every_day_pushes_pushes_however_split(self):
+        """A push's split records count as one push towards compaction."""
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        frames = self.frames(days=1, per_frame=rollup.SHARE_SERIES)
+        self.push(frames[:1])
+        records = self.store.client.rows(
+            'SELECT "np" FROM "ck_daily" WHERE "ck_rec" = \'p\' AND '
+            '"ck_part" = \'0\'')
+        self.assertEqual(rollup.RECORD_SHARES, len(records))
+        self.assertIsNone(self.daily_kinds().get('c'))
+        self.push(frames[1:2])
+        kinds = self.daily_kinds()
+        self.assertEqual(1, kinds.get('c'))
+        self.assertIsNone(kinds.get('p'))
+        self.assertAgrees()
+
     def push_parts(self):
         """The ``d`` field of every push record, by frame start (ns)."""
         rows = self.store.client.rows(
