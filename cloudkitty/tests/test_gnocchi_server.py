@@ -300,6 +300,112 @@ class MainTest(testtools.TestCase):
                       proc.stderr)
 
 
+class RunKeepsLogsTest(testtools.TestCase):
+    """What ``run`` keeps and prints, around a server that only pretends.
+
+    ``GnocchiServer.start`` is replaced by one that writes the files a
+    real start leaves in the state directory (a start's errors, the ready
+    mark, then what the run logged) and returns a URL; the rest of
+    ``run`` (the command, ``stop``, removing the directory) is real.
+    """
+
+    START = ('2026-12-05 09:00:00,000 [1] ERROR    waitress: Exception '
+             'while serving /v1/status\n'
+             'tooz.coordination.GroupNotCreated: Group gnocchi-processing '
+             'does not exist\n')
+    RUN = ('2026-12-05 09:00:05,000 [1] ERROR    waitress: Exception '
+           'while serving /v1/aggregates\n'
+           'Traceback (most recent call last):\n'
+           '  File ".../gnocchi/rest/api.py", line 1364, in _parse\n'
+           "AttributeError: 'dict' object has no attribute 'expandtabs'\n")
+
+    def setUp(self):
+        super().setUp()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.kept_root = os.path.join(tmp, 'kept')
+        self.useFixture(fixtures.EnvironmentVariable(gs.LOGS_ENV,
+                                                     self.kept_root))
+        self.useFixture(fixtures.EnvironmentVariable(gs.URL_ENV))
+        self.stderr = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', self.stderr))
+        self.alive = True
+        self.servers = []
+        test = self
+
+        def start(server, timeout=None):
+            test.servers.append(server)
+            url = 'http://127.0.0.1:9'
+            server.write('gnocchi.conf', '[api]\nauth_mode = basic\n')
+            server.write('api.log', test.START + gs.READY_MARK % url
+                         + test.RUN)
+            server.write('metricd.log', 'metricd: ok\n')
+            server.write('gnocchi.url', url + '\n')
+            return url
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.tests.gnocchi_server.GnocchiServer.start', start))
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.tests.gnocchi_server.GnocchiServer.is_alive',
+            lambda server: test.alive))
+
+    def run_command(self, status):
+        """``run`` a command that exits with ``status``; return run's."""
+        return gs.main(['run', '--', sys.executable, '-c',
+                        'import sys; sys.exit(%d)' % status])
+
+    def kept(self):
+        """The one directory kept, and its files' contents."""
+        [name] = os.listdir(self.kept_root)
+        path = os.path.join(self.kept_root, name)
+        files = {}
+        for entry in os.listdir(path):
+            with open(os.path.join(path, entry)) as f:
+                files[entry] = f.read()
+        return path, files
+
+    def test_failed_command_keeps_and_prints_the_logs(self):
+        """The config and logs are kept; their path and errors are last."""
+        self.assertEqual(3, self.run_command(3))
+        path, files = self.kept()
+        self.assertEqual({'gnocchi.conf', 'api.log', 'metricd.log'},
+                         set(files))
+        self.assertTrue(files['api.log'].endswith(self.RUN))
+        self.assertEqual('metricd: ok\n', files['metricd.log'])
+        # NOTE: the state directory is gone, as after every run.
+        self.assertFalse(os.path.exists(self.servers[0].state_dir))
+        last = self.stderr.getvalue().rsplit('gnocchi-server: ', 1)[1]
+        self.assertTrue(last.startswith(
+            'the command failed (status 3); the config and logs of '
+            'Gnocchi are kept in %s. What they say:\n' % path), last)
+        # NOTE: the run's error with its traceback, each log under its
+        # name; a quiet log's end; nothing of what the start logged.
+        self.assertIn('--- api.log (after the start: 2 lines before): 4 '
+                      'lines, 1 records telling of failures', last)
+        self.assertIn(self.RUN, last)
+        self.assertTrue(last.rstrip('\n').endswith(
+            '--- metricd.log: metricd: ok'), last)
+        self.assertNotIn('GroupNotCreated', last)
+
+    def test_passed_command_keeps_nothing(self):
+        """A run that passes leaves nothing behind, as before."""
+        self.assertEqual(0, self.run_command(0))
+        self.assertFalse(os.path.exists(self.kept_root))
+        self.assertFalse(os.path.exists(self.servers[0].state_dir))
+        self.assertNotIn('kept in', self.stderr.getvalue())
+
+    def test_server_that_died_keeps_the_logs(self):
+        """A command that passed while the server died fails the run."""
+        self.alive = False
+        self.assertEqual(1, self.run_command(0))
+        path, files = self.kept()
+        self.assertIn('api.log', files)
+        self.assertIn('the command failed (status 0); the config and logs '
+                      'of Gnocchi are kept in %s' % path,
+                      self.stderr.getvalue())
+        self.assertIn('the server exited during the run',
+                      self.stderr.getvalue())
+
+
 # NOTE: no proxy, whatever http_proxy says: the servers are on loopback.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

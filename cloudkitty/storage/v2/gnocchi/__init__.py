@@ -788,9 +788,10 @@ class GnocchiStorage(v2.BaseStorage):
         qty, price and count sums of every matching sums resource, which
         are added here, exactly, per group and frame.
         """
-        stale = client.read(client.api.resource.search,
-                            resource_type=self.sums_type,
-                            query=mapping.stale_search_for(query), limit=1)
+        stale = client.read_search(client.api.resource.search,
+                                   resource_type=self.sums_type,
+                                   query=mapping.stale_search_for(query),
+                                   limit=1)
         if stale:
             return None
         answer = client.aggregates(

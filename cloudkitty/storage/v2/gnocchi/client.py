@@ -30,11 +30,21 @@ LOG = log.getLogger(__name__)
 #: Resources a search returns per page (Gnocchi's default maximum).
 PAGE = 1000
 #: How many times a read (or another request that is safe to repeat) is
-#: sent when Gnocchi answers it with a server error (HTTP 5xx); see
+#: sent when Gnocchi answers it with an error it may not give again; see
 #: :meth:`Client.read`.
 READ_ATTEMPTS = 3
 #: Seconds before the second attempt; doubled before each next one.
 RETRY_DELAY = 0.5
+#: The server error repeated: what Gnocchi's API answers when a request
+#: raised an unhandled exception, as its races do (see the Gnocchi page of
+#: the admin guide). 502, 503 and 504 come from what stands in front of
+#: an API that is down, out of workers or too slow; repeating a read then
+#: only adds to its load.
+RETRY_STATUS = 500
+#: The ``cause`` of the HTTP 400 that Gnocchi answers when it finds a
+#: search body invalid; repeated only for the searches this backend
+#: builds (:meth:`Client.read_search`).
+INVALID_INPUT = 'Invalid input'
 
 # NOTE: gnocchiclient (the [gnocchi] extra) is imported by the first Client,
 # not with this module: the package is imported to list its options
@@ -66,6 +76,17 @@ def unknown_resources(exc):
             'Unknown resources':
         return [item['resource_id'] for item in detail.get('detail', ())]
     return None
+
+
+def is_invalid_input(exc):
+    """Tell whether a BadRequest is Gnocchi's refusal of a request body.
+
+    Gnocchi answers a body its schema refuses with a description whose
+    ``cause`` is ``Invalid input`` (gnocchiclient keeps that dict as the
+    exception's ``message``).
+    """
+    detail = getattr(exc, 'message', None)
+    return isinstance(detail, dict) and detail.get('cause') == INVALID_INPUT
 
 
 class Client:
@@ -128,32 +149,60 @@ class Client:
     def read(self, function, *args, **kwargs):
         """Call a gnocchiclient method that is safe to repeat, as call().
 
-        A server error (HTTP 5xx) is logged and the request sent again,
-        :data:`READ_ATTEMPTS` times at most, :data:`RETRY_DELAY` seconds
-        apart and doubling: a busy Gnocchi API may fail a request it
-        serves the next time (see the Gnocchi page of the admin guide).
-        Nothing else is repeated: client errors (4xx) and unreachable
-        servers are raised at once.
+        An HTTP 500 (:data:`RETRY_STATUS`) is logged and the request sent
+        again, :data:`READ_ATTEMPTS` times at most, :data:`RETRY_DELAY`
+        seconds apart and doubling: a busy Gnocchi API may fail a request
+        it serves the next time (see the Gnocchi page of the admin
+        guide). Nothing else is repeated: other server errors, client
+        errors (4xx) and unreachable servers are raised at once.
+
+        :returns: what ``function`` returns.
+        :raises exceptions.StorageError: the last attempt failed.
         """
+        return self._repeat(function, args, kwargs, search=False)
+
+    def read_search(self, function, *args, **kwargs):
+        """As read(), for a request whose body holds a search we built.
+
+        Gnocchi 4.7.1 validates a search body against a schema that
+        another request may be rebuilding (the Gnocchi page of the admin
+        guide), and then refuses a valid search with HTTP 400, cause
+        ``Invalid input`` (:data:`INVALID_INPUT`). The searches this
+        backend sends are valid by construction, so that answer is
+        repeated as an HTTP 500 is; any other 400 passes through at once.
+
+        :returns: what ``function`` returns.
+        :raises exceptions.StorageError: the last attempt failed.
+        :raises gnocchiclient.exceptions.BadRequest: Gnocchi refused the
+            search (as :meth:`call`, after the last attempt when its
+            cause was ``Invalid input``).
+        """
+        return self._repeat(function, args, kwargs, search=True)
+
+    def _repeat(self, function, args, kwargs, search):
         delay = RETRY_DELAY
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 return self.call(function, *args, **kwargs)
-            except exceptions.StorageError as exc:
-                code = getattr(exc.__cause__, 'code', None)
-                if (attempt == READ_ATTEMPTS or not isinstance(code, int)
-                        or not 500 <= code < 600):
+            except gnocchi_exc.BadRequest as exc:
+                if (attempt == READ_ATTEMPTS or not search
+                        or not is_invalid_input(exc)):
                     raise
-                LOG.warning('Gnocchi at %(where)s answered HTTP %(code)d to '
-                            '%(what)s (attempt %(attempt)d of %(attempts)d),'
-                            ' trying again in %(delay).1f s: %(error)s',
-                            {'where': self.location, 'code': code,
-                             'what': getattr(function, '__qualname__',
-                                             function),
-                             'attempt': attempt, 'attempts': READ_ATTEMPTS,
-                             'delay': delay, 'error': exc.__cause__})
-                time.sleep(delay)
-                delay *= 2
+                error = exc
+            except exceptions.StorageError as exc:
+                if (attempt == READ_ATTEMPTS or getattr(
+                        exc.__cause__, 'code', None) != RETRY_STATUS):
+                    raise
+                error = exc.__cause__
+            LOG.warning('Gnocchi at %(where)s answered HTTP %(code)d to '
+                        '%(what)s (attempt %(attempt)d of %(attempts)d), '
+                        'trying again in %(delay).1f s: %(error)s',
+                        {'where': self.location, 'code': error.code,
+                         'what': getattr(function, '__qualname__', function),
+                         'attempt': attempt, 'attempts': READ_ATTEMPTS,
+                         'delay': delay, 'error': error})
+            time.sleep(delay)
+            delay *= 2
 
     # Searches -----------------------------------------------------------
 
@@ -162,9 +211,9 @@ class Client:
         found = []
         marker = None
         while True:
-            page = self.read(self.api.resource.search,
-                             resource_type=resource_type, query=search,
-                             limit=PAGE, marker=marker, sorts=['id:asc'])
+            page = self.read_search(
+                self.api.resource.search, resource_type=resource_type,
+                query=search, limit=PAGE, marker=marker, sorts=['id:asc'])
             found.extend(page)
             if len(page) < PAGE:
                 return found
@@ -177,9 +226,9 @@ class Client:
         metric yet): that is an empty answer, not an error.
         """
         try:
-            return self.read(self.api.aggregates.fetch, operations,
-                             resource_type=resource_type, search=search,
-                             **kwargs)
+            return self.read_search(self.api.aggregates.fetch, operations,
+                                    resource_type=resource_type,
+                                    search=search, **kwargs)
         except gnocchi_exc.NotFound:
             return [] if kwargs.get('groupby') else {'measures': {}}
 
