@@ -50,20 +50,23 @@ class Failing:
         return 'ok'
 
 
+def _client(test, endpoint):
+    """A Client of ``endpoint`` whose repeats do not wait, and its logs."""
+    conf = cfg.ConfigOpts()
+    options.register_opts(conf)
+    conf.set_override('endpoint', endpoint, group=options.GROUP)
+    test.useFixture(fixtures.MonkeyPatch(
+        'cloudkitty.storage.v2.gnocchi.client.RETRY_DELAY', 0.001))
+    return client_mod.Client(conf), test.useFixture(fixtures.FakeLogger())
+
+
 @testtools.skipUnless(HAVE_CLIENT, 'no gnocchiclient')
 class ReadTest(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        conf = cfg.ConfigOpts()
-        options.register_opts(conf)
         # NOTE: nothing listens there; no request is sent.
-        conf.set_override('endpoint', 'http://127.0.0.1:9',
-                          group=options.GROUP)
-        self.client = client_mod.Client(conf)
-        self.useFixture(fixtures.MonkeyPatch(
-            'cloudkitty.storage.v2.gnocchi.client.RETRY_DELAY', 0.001))
-        self.logs = self.useFixture(fixtures.FakeLogger())
+        self.client, self.logs = _client(self, 'http://127.0.0.1:9')
 
     def server_error(self):
         return client_mod.gnocchi_exc.ClientException(
@@ -173,14 +176,7 @@ class ScriptedHTTPTest(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        conf = cfg.ConfigOpts()
-        options.register_opts(conf)
-        conf.set_override('endpoint', 'http://gnocchi.invalid:8041',
-                          group=options.GROUP)
-        self.client = client_mod.Client(conf)
-        self.useFixture(fixtures.MonkeyPatch(
-            'cloudkitty.storage.v2.gnocchi.client.RETRY_DELAY', 0.001))
-        self.logs = self.useFixture(fixtures.FakeLogger())
+        self.client, self.logs = _client(self, 'http://gnocchi.invalid:8041')
 
     def script(self, *answers):
         """Make the client's requests go to a ScriptedHTTP."""
