@@ -172,12 +172,19 @@ class Client:
         repeated as an HTTP 500 is; any other 400 passes through at once.
 
         :returns: what ``function`` returns.
-        :raises exceptions.StorageError: the last attempt failed.
-        :raises gnocchiclient.exceptions.BadRequest: Gnocchi refused the
-            search (as :meth:`call`, after the last attempt when its
-            cause was ``Invalid input``).
+        :raises exceptions.StorageError: the last attempt failed; also
+            when Gnocchi refused the search (HTTP 400, after the last
+            attempt when its cause was ``Invalid input``): the search is
+            ours, not the caller's, so its refusal is a storage failure,
+            with gnocchiclient's BadRequest as its cause.
         """
-        return self._repeat(function, args, kwargs, search=True)
+        try:
+            return self._repeat(function, args, kwargs, search=True)
+        except gnocchi_exc.BadRequest as exc:
+            raise exceptions.StorageError(
+                'Gnocchi at %s refused a search (HTTP 400, %s attempt(s)): '
+                '%s' % (self.location, READ_ATTEMPTS if is_invalid_input(exc)
+                        else 1, exc)) from exc
 
     def _repeat(self, function, args, kwargs, search):
         delay = RETRY_DELAY

@@ -245,20 +245,37 @@ class ScriptedHTTPTest(testtools.TestCase):
         self.assertEqual(2, len(layer.sent))
 
     def test_invalid_input_is_raised_after_the_last_attempt(self):
+        """As a StorageError, gnocchiclient's BadRequest as its cause."""
         layer = self.script(*[invalid_input('no valid value found')]
                             * client_mod.READ_ATTEMPTS)
-        error = self.assertRaises(client_mod.gnocchi_exc.BadRequest,
+        error = self.assertRaises(exceptions.StorageError,
                                   self.client.search_all, 'ck_sums',
                                   self.SEARCH)
-        self.assertEqual('Invalid input', error.message['cause'])
+        self.assertIsInstance(error.__cause__,
+                              client_mod.gnocchi_exc.BadRequest)
+        self.assertEqual('Invalid input', error.__cause__.message['cause'])
+        self.assertIn('Gnocchi at http://gnocchi.invalid:8041 refused a '
+                      'search (HTTP 400, %d attempt(s))'
+                      % client_mod.READ_ATTEMPTS, str(error))
+        self.assertEqual(client_mod.READ_ATTEMPTS, len(layer.sent))
+
+    def test_aggregates_refused_to_the_end_raise_storage_error(self):
+        """total() and retrieve() callers see the backend's own error."""
+        layer = self.script(*[invalid_input('extra keys not allowed')]
+                            * client_mod.READ_ATTEMPTS)
+        error = self.assertRaises(exceptions.StorageError, self.aggregates)
+        self.assertIsInstance(error.__cause__,
+                              client_mod.gnocchi_exc.BadRequest)
         self.assertEqual(client_mod.READ_ATTEMPTS, len(layer.sent))
 
     def test_other_bad_requests_are_not_repeated(self):
         """Only a search's 'Invalid input' is repeated, not other 400s."""
         layer = self.script((400, {'code': 400, 'title': 'Bad Request',
                                    'description': 'Invalid filter: x'}))
-        self.assertRaises(client_mod.gnocchi_exc.BadRequest,
-                          self.client.search_all, 'ck_sums', self.SEARCH)
+        error = self.assertRaises(exceptions.StorageError,
+                                  self.client.search_all, 'ck_sums',
+                                  self.SEARCH)
+        self.assertIn('(HTTP 400, 1 attempt(s))', str(error))
         self.assertEqual(1, len(layer.sent))
 
     def test_invalid_input_is_repeated_for_searches_only(self):
