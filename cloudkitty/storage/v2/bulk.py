@@ -13,6 +13,11 @@
 
 import contextlib
 import gc
+import threading
+
+# NOTE: per thread: whether one of its pauses turned the collector off
+# (and will turn it on again), which is when a wait may let it run.
+_paused = threading.local()
 
 
 @contextlib.contextmanager
@@ -34,8 +39,36 @@ def no_cyclic_gc():
     """
     enabled = gc.isenabled()
     gc.disable()
+    outer = enabled and not getattr(_paused, 'owner', False)
+    if outer:
+        _paused.owner = True
     try:
         yield
     finally:
+        if outer:
+            _paused.owner = False
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def collector_runs_while_waiting():
+    """Let the collector run while a paused push waits for others.
+
+    A push may wait a long time with nothing of its own to do: for a
+    write lease another process holds, or between attempts after a
+    conflict. The collector is off for the whole process meanwhile, so
+    the application's other threads would go without collections. Inside
+    this block it is on again, if :func:`no_cyclic_gc` of this thread
+    turned it off; otherwise (no pause, or the collector was already off)
+    nothing changes. A collection that runs then walks the push's
+    points once: a cost paid only by a push that waits anyway.
+    """
+    if not getattr(_paused, 'owner', False) or gc.isenabled():
+        yield
+        return
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.disable()

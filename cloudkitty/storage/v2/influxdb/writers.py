@@ -49,6 +49,7 @@ import time
 import uuid
 
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import bulk
 from cloudkitty.storage.v2.influxdb import encoding
 
 WRITERS = 'ck_writers'
@@ -91,7 +92,10 @@ class Leases:
             writers kept it for :data:`WAIT_S` seconds; nothing was
             written.
         """
-        with self._turn:
+        with bulk.collector_runs_while_waiting():
+            # NOTE: another thread of this instance may write for long.
+            self._turn.acquire()
+        try:
             self._take(scope_tag)
             stop = threading.Event()
             beat = threading.Thread(target=self._beat,
@@ -103,6 +107,8 @@ class Leases:
                 stop.set()
                 beat.join()
                 self._mark(scope_tag, False)
+        finally:
+            self._turn.release()
 
     def _take(self, scope_tag):
         deadline = time.monotonic() + WAIT_S
@@ -121,7 +127,8 @@ class Leases:
                         holder, encoding.decode_value(scope_tag)
                         if scope_tag != EVERYTHING else 'everything',
                         WAIT_S), attempts)
-            time.sleep(random.uniform(0, BACKOFF_S) * min(attempts, 20))
+            with bulk.collector_runs_while_waiting():
+                time.sleep(random.uniform(0, BACKOFF_S) * min(attempts, 20))
 
     def _mark(self, scope_tag, on):
         self.client.write(['%s,ck_w=%s scope=%s,on=%s' % (

@@ -30,6 +30,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import bulk
 
 LOG = log.getLogger(__name__)
 BACKEND = 'sqlalchemy'
@@ -207,7 +208,8 @@ def retry_conflicts(call, *args):
                     attempts=attempt) from exc.__cause__
             LOG.info('Write conflict (attempt %d of %d), trying again: %s',
                      attempt, CONFLICT_ATTEMPTS, exc.reason)
-            time.sleep(random.uniform(0, bound))
+            with bulk.collector_runs_while_waiting():
+                time.sleep(random.uniform(0, bound))
             bound *= 2
 
 

@@ -13,6 +13,8 @@
 
 import gc
 
+import threading
+
 import testtools
 
 from cloudkitty.storage.v2 import bulk
@@ -51,3 +53,63 @@ class NoCyclicGcTest(testtools.TestCase):
                 pass
             self.assertFalse(gc.isenabled())
         self.assertTrue(gc.isenabled())
+
+
+class CollectorRunsWhileWaitingTest(testtools.TestCase):
+    """A paused push lets the collector run while it waits, and only then."""
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+
+    def test_on_while_waiting_off_again_after(self):
+        with bulk.no_cyclic_gc():
+            with bulk.collector_runs_while_waiting():
+                self.assertTrue(gc.isenabled())
+            self.assertFalse(gc.isenabled())
+        self.assertTrue(gc.isenabled())
+
+    def test_off_again_after_an_exception(self):
+        def wait():
+            with bulk.collector_runs_while_waiting():
+                raise ValueError('gave up')
+        with bulk.no_cyclic_gc():
+            self.assertRaises(ValueError, wait)
+            self.assertFalse(gc.isenabled())
+
+    def test_stays_off_when_the_application_turned_it_off(self):
+        gc.disable()
+        with bulk.no_cyclic_gc():
+            with bulk.collector_runs_while_waiting():
+                self.assertFalse(gc.isenabled())
+        self.assertFalse(gc.isenabled())
+
+    def test_nothing_changes_outside_a_pause(self):
+        with bulk.collector_runs_while_waiting():
+            self.assertTrue(gc.isenabled())
+        gc.disable()
+        with bulk.collector_runs_while_waiting():
+            self.assertFalse(gc.isenabled())
+
+    def test_nested_pause_waits_with_the_collector_on(self):
+        with bulk.no_cyclic_gc():
+            with bulk.no_cyclic_gc():
+                with bulk.collector_runs_while_waiting():
+                    self.assertTrue(gc.isenabled())
+                self.assertFalse(gc.isenabled())
+            self.assertFalse(gc.isenabled())
+        self.assertTrue(gc.isenabled())
+
+    def test_another_threads_pause_is_its_own(self):
+        """A thread that paused nothing leaves another's pause alone."""
+        seen = []
+        with bulk.no_cyclic_gc():
+            def other():
+                with bulk.collector_runs_while_waiting():
+                    seen.append(gc.isenabled())
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+            self.assertFalse(gc.isenabled())
+        self.assertEqual([False], seen)

@@ -19,9 +19,11 @@ show that writers taking turns lose nothing and count nothing twice.
 """
 
 import decimal
+import gc
 import threading
 import uuid
 
+import fixtures
 import testtools
 
 from cloudkitty.storage import exceptions
@@ -114,6 +116,44 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
         timer.start()
         self.store.push(self.frames(), scope_id='s')
         self.assertTrue(release.is_set())
+        self.assertEqual(1, self.count())
+
+    def test_waiting_push_lets_the_collector_run(self):
+        """A push that waits for a lease has the collector on meanwhile.
+
+        It pauses the collector for its own points (bulk.no_cyclic_gc),
+        but the rest of the process must not go without collections for
+        as long as another writer holds the lease.
+        """
+        held = threading.Event()
+        release = threading.Event()
+        naps = []
+        sleep = writers.time.sleep
+
+        def nap(seconds):
+            naps.append(gc.isenabled())
+            if len(naps) >= 3:
+                release.set()
+            sleep(seconds)
+
+        def hold():
+            with self.other.leases.hold(encoding.encode_value('s')):
+                held.set()
+                release.wait(60)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        self.addCleanup(holder.join)
+        self.addCleanup(release.set)
+        self.assertTrue(held.wait(60))
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        gc.enable()
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.writers.time.sleep', nap))
+        self.store.push(self.frames(), scope_id='s')
+        self.assertGreaterEqual(len(naps), 3)
+        self.assertEqual([True] * len(naps), naps)
+        self.assertTrue(gc.isenabled())
         self.assertEqual(1, self.count())
 
     def test_dead_writers_lease_expires(self):
