@@ -485,6 +485,9 @@ class ServerLifecycleTest(testtools.TestCase):
             pids = (server.pid, server.metricd_pid)
             self.assertEqual((0, url), self._main('start'))
             self.assertEqual(pids, (server.pid, server.metricd_pid))
+            # NOTE: the API's processes share its socket and its group.
+            self.assertEqual(gs.API_PROCESSES,
+                             len(daemon.group_pids(server.pid)))
             self.assertEqual((0, url), self._main('status'))
             self.assertEqual((0, 'export %s=%s' % (gs.URL_ENV, url)),
                              self._main('env'))
