@@ -20,14 +20,18 @@ import testtools
 from cloudkitty.storage.v2 import bulk
 
 
-class NoCyclicGcTest(testtools.TestCase):
-    """The collector is off inside, as it was before afterwards."""
+class CollectorTestCase(testtools.TestCase):
+    """Tests that start with the collector on and restore it after."""
 
     def setUp(self):
         super().setUp()
         # NOTE: whatever a test does, the process gets its collector back.
         self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
         gc.enable()
+
+
+class NoCyclicGcTest(CollectorTestCase):
+    """The collector is off inside, as it was before afterwards."""
 
     def test_off_inside_and_on_again_after(self):
         with bulk.no_cyclic_gc():
@@ -55,13 +59,8 @@ class NoCyclicGcTest(testtools.TestCase):
         self.assertTrue(gc.isenabled())
 
 
-class CollectorRunsWhileWaitingTest(testtools.TestCase):
+class CollectorRunsWhileWaitingTest(CollectorTestCase):
     """A paused push lets the collector run while it waits, and only then."""
-
-    def setUp(self):
-        super().setUp()
-        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
-        gc.enable()
 
     def test_on_while_waiting_off_again_after(self):
         with bulk.no_cyclic_gc():

@@ -97,8 +97,11 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
                               self.frames(), scope_id='t')
         self.assertEqual(1, self.count())
 
-    def test_waiting_push_goes_on_once_released(self):
-        """A push waiting for a lease is written once it is released."""
+    def hold_scope_s(self):
+        """Make the other store hold scope s's lease until the event is set.
+
+        :returns: the event that releases it (set at cleanup anyway).
+        """
         held = threading.Event()
         release = threading.Event()
 
@@ -112,6 +115,11 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.addCleanup(holder.join)
         self.addCleanup(release.set)
         self.assertTrue(held.wait(60))
+        return release
+
+    def test_waiting_push_goes_on_once_released(self):
+        """A push waiting for a lease is written once it is released."""
+        release = self.hold_scope_s()
         timer = threading.Timer(1, release.set)
         timer.start()
         self.store.push(self.frames(), scope_id='s')
@@ -125,8 +133,7 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
         but the rest of the process must not go without collections for
         as long as another writer holds the lease.
         """
-        held = threading.Event()
-        release = threading.Event()
+        release = self.hold_scope_s()
         naps = []
         sleep = writers.time.sleep
 
@@ -136,16 +143,6 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
                 release.set()
             sleep(seconds)
 
-        def hold():
-            with self.other.leases.hold(encoding.encode_value('s')):
-                held.set()
-                release.wait(60)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        self.addCleanup(holder.join)
-        self.addCleanup(release.set)
-        self.assertTrue(held.wait(60))
         self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
         gc.enable()
         self.useFixture(fixtures.MonkeyPatch(
