@@ -39,6 +39,7 @@ import datetime
 import math
 import re
 import threading
+import time
 import uuid
 
 from oslo_log import log
@@ -63,6 +64,8 @@ TIMESPAN = datetime.timedelta(days=32)
 PENDING_TIMEOUT = 300
 #: Most measures sent in one batch request.
 MAX_BATCH_MEASURES = 20000
+#: Reads of buckets that lack a metric's sums before a delete gives up.
+SETTLE_ATTEMPTS = 5
 #: What total() reads of every sums resource.
 SUMS_OPERATIONS = '(metric (qty sum) (price sum) (count sum))'
 _TIMEDELTA_RE = re.compile(
@@ -902,6 +905,9 @@ class GnocchiStorage(v2.BaseStorage):
             # from the kept buckets: process it first, then read again.
             self._run(self._refresh, [(client, rid) for rid in partial])
             found.update(self._buckets(client, {'in': {'id': partial}})[1])
+        if partial:
+            found.update(self._settled(client, {rid: found.get(rid, ())
+                                                for rid in partial}))
         deleted = 0
         rewrites = []
         for resource_id in partial:
@@ -953,6 +959,7 @@ class GnocchiStorage(v2.BaseStorage):
         if resources and client.pending_measures():
             self._run(self._refresh, [(client, rid) for rid in resources])
             resources, found = self._buckets(client, search)
+        found.update(self._settled(client, found))
         sums = {}
         cells = {}
         for resource_id, resource in resources.items():
@@ -986,6 +993,40 @@ class GnocchiStorage(v2.BaseStorage):
             ({cell_id: bodies[cell_id] for cell_id in ids[first:first + size]},
              self.sums_type, create)
             for first in range(0, len(ids), size)])
+
+    def _settled(self, client, found):
+        """Buckets read again until both metrics of each are processed.
+
+        metricd processes a resource's ``qty`` and ``price`` apart: a
+        read between the two gives buckets with a count and no price
+        (seen once in CI, while rebuilding a month's sums). Such
+        resources are refreshed and read again, :data:`SETTLE_ATTEMPTS`
+        times at most, so that nothing is rebuilt or rewritten from half
+        a bucket.
+
+        :param found: ``{resource_id: [Bucket]}`` as read.
+        :returns: ``{resource_id: [Bucket]}`` of the resources read again.
+        :raises exceptions.StorageError: some still lack a metric's sums.
+        """
+        settled = {}
+        unsettled = _unsettled(found)
+        for attempt in range(SETTLE_ATTEMPTS):
+            if not unsettled:
+                return settled
+            LOG.info('Gnocchi: %d resources have buckets without their '
+                     'price or qty sums; processing them (attempt %d)',
+                     len(unsettled), attempt + 1)
+            time.sleep(0.2 * attempt)
+            self._run(self._refresh, [(client, rid) for rid in unsettled])
+            again = self._buckets(client, {'in': {'id': unsettled}})[1]
+            settled.update(again)
+            unsettled = _unsettled(again)
+        if unsettled:
+            raise exceptions.StorageError(
+                'Gnocchi at %s did not process the measures of %d '
+                'resources in time (%s...)' % (client.location,
+                                               len(unsettled), unsettled[0]))
+        return settled
 
     def _refresh(self, client, resource_id):
         """Make metricd process a resource's pending measures now."""
@@ -1047,3 +1088,10 @@ class GnocchiStorage(v2.BaseStorage):
                 LOG.warning('Undoing the rewrite of Gnocchi resource %s '
                             'into %s', source, resource['id'])
                 client.delete_resources([resource['id']])
+
+
+def _unsettled(found):
+    """The resources of ``{resource_id: [Bucket]}`` with half a bucket."""
+    return sorted(resource_id for resource_id, buckets in found.items()
+                  if any(bucket.qty is None or bucket.price is None
+                         for bucket in buckets))

@@ -15,10 +15,12 @@ import datetime
 import decimal
 import re
 
+import fixtures
 import testtools
 
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import gnocchi as gnocchi_backend
 from cloudkitty.storage.v2.gnocchi import buckets
 from cloudkitty.storage.v2.gnocchi import mapping
 from cloudkitty.storage.v2 import query
@@ -274,3 +276,53 @@ class BucketTest(testtools.TestCase):
         self.assertEqual((builders.T0, 2), (bucket.start, bucket.count))
         self.assertEqual((D('1.5'), D('3.0')),
                          buckets.uniform_point(bucket, 'r1'))
+
+
+class SettledTest(testtools.TestCase):
+    """Buckets with half their sums are read again, never used (no server).
+
+    metricd processes a resource's qty and price apart; the storage's
+    reads and refreshes are replaced by a script.
+    """
+
+    START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+    def bucket(self, price):
+        return buckets.Bucket(self.START, 1, 1.5, 1.5, 1.5, price, price,
+                              price)
+
+    def store(self, answers):
+        store = gnocchi_backend.GnocchiStorage.__new__(
+            gnocchi_backend.GnocchiStorage)
+        self.refreshed = []
+        store._refresh = lambda client, rid: self.refreshed.append(rid)
+        store._run = lambda function, calls: [function(*c) for c in calls]
+        store._buckets = lambda client, search: ({}, answers.pop(0))
+        self.useFixture(fixtures.MonkeyPatch('time.sleep', lambda s: None))
+        return store
+
+    def test_half_buckets_are_refreshed_and_read_again(self):
+        store = self.store([{'r1': [self.bucket(2.0)]}])
+        found = {'r1': [self.bucket(None)], 'r2': [self.bucket(3.0)]}
+        self.assertEqual({'r1': [self.bucket(2.0)]},
+                         store._settled(None, found))
+        self.assertEqual(['r1'], self.refreshed)
+
+    def test_whole_buckets_are_not_read_again(self):
+        store = self.store([])
+        self.assertEqual({}, store._settled(None, {'r2': [self.bucket(3.0)]}))
+        self.assertEqual([], self.refreshed)
+
+    def test_gives_up_with_a_storage_error(self):
+        half = {'r1': [self.bucket(None)]}
+        store = self.store([half] * gnocchi_backend.SETTLE_ATTEMPTS)
+
+        class Client:
+            location = 'http://gnocchi.invalid'
+
+        error = self.assertRaises(exceptions.StorageError, store._settled,
+                                  Client(), half)
+        self.assertIn('did not process the measures of 1 resources',
+                      str(error))
+        self.assertEqual(['r1'] * gnocchi_backend.SETTLE_ATTEMPTS,
+                         self.refreshed)
