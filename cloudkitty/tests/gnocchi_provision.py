@@ -79,12 +79,12 @@ class GnocchiStoreMixin:
 
     @classmethod
     def delete_resources(cls):
-        """Delete every rated resource of this class, and its sums."""
+        """Delete every rated resource of this class, and its packs."""
         client = cls.client()
         try:
             client.read(client.api.resource.batch_delete,
                         {'in': {'type': [cls.prefix + 'rating',
-                                         cls.prefix + 'sums']}},
+                                         cls.prefix + 'pack']}},
                         resource_type='generic')
         except client_mod.gnocchi_exc.NotFound:
             pass

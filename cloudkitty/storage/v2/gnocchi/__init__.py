@@ -9,25 +9,25 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The Gnocchi backend: rated series as Gnocchi resources and metrics.
+"""The Gnocchi backend: rated series packed along the time axis of metrics.
 
 The mapping is described in :mod:`cloudkitty.storage.v2.gnocchi.mapping`:
-one resource per series, month and slot, two metrics (``qty``, ``price``)
-on an archive policy whose granularity is the collection period, one
-measure per point; beside them, one *sums* resource per metric type,
-``project_id`` value, frame length and month, whose ``qty``, ``price`` and
-``count`` metrics get the exact sums of each batch's points in each frame,
-in the same request as the points (:class:`mapping.SumsCell`).
+the series of one metric type, ``project_id`` value, frame length and
+month share a *pack* resource, each series at its own offset (seconds)
+inside every frame; the pack's ``qty`` and ``price`` metrics get one
+measure per point, on an archive policy of two granularities (one second:
+a series' points in a frame; the collection period: the whole pack's sums
+per frame), and its ``day`` metric the exact daily sums of each series.
+The series' labels are kept as catalogue resources without metrics, whose
+ids claim the offsets (:mod:`cloudkitty.storage.v2.gnocchi.catalogue`).
 
-total() reads the sums resources when its filters and groupby name only
-the type, ``project_id`` and time and its fields are sums, counts or
-averages: a few resources instead of every series. Other totals run
-Gnocchi's dynamic aggregates over the series, grouped by the resources'
-attributes. retrieve() reads the buckets of the matching series (a page
-counts them first, then reads its own resources) and gives each bucket's
-points back. delete() removes whole resources and rewrites those that
-straddle the window; it marks the months it touches stale first, so that
-total() reads their series, and rebuilds their sums from the series last.
+total() whose filters and groupby name only the type, ``project_id`` and
+time reads the packs' frame sums (one request). Other totals read the
+matching series from the catalogue, then the daily sums of their packs
+(or, for groupings by frame, unaligned windows, minima and maxima, their
+points). retrieve() pages by the packs' frame counts and reads the points
+of the page's packs and frames alone. delete() removes whole packs and
+rewrites those that keep points outside the window.
 
 Declared limits (:class:`GnocchiFeatures`): sums are float64 (within 1e-9
 of the exact ones), values keep at most 255 characters, a push is not atomic
@@ -48,6 +48,7 @@ from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2.gnocchi import buckets as buckets_mod
+from cloudkitty.storage.v2.gnocchi import catalogue as catalogue_mod
 from cloudkitty.storage.v2.gnocchi import client as client_mod
 from cloudkitty.storage.v2.gnocchi import mapping
 from cloudkitty.storage.v2.gnocchi import options
@@ -64,10 +65,20 @@ TIMESPAN = datetime.timedelta(days=32)
 PENDING_TIMEOUT = 300
 #: Most measures sent in one batch request.
 MAX_BATCH_MEASURES = 20000
+#: Fewest measures a batch request is cut down to, to send several at once.
+MIN_BATCH_MEASURES = 2000
+#: Series a store instance remembers the identity of, across pushes.
+MAX_SERIES_MEMO = 200000
 #: Reads of buckets that lack a metric's sums before a delete gives up.
 SETTLE_ATTEMPTS = 5
-#: What total() reads of every sums resource.
-SUMS_OPERATIONS = '(metric (qty sum) (price sum) (count sum))'
+#: What total() reads of every pack at the frame granularity.
+FRAME_OPERATIONS = '(metric (qty sum) (price sum) (qty count))'
+#: What total() reads of the daily sums of the series.
+DAY_OPERATIONS = '(metric (day sum))'
+#: The fine granularity of the archive policy: one bucket per series.
+FINE = 1
+_NS = 10 ** 9
+_DAY = datetime.timedelta(days=1)
 _TIMEDELTA_RE = re.compile(
     r'^(?:(\d+) days?, )?(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$')
 
@@ -98,8 +109,8 @@ class GnocchiFeatures(v2.Features):
     #: A push is several batch requests; Gnocchi has no transactions
     #: (each request holds the sums of its own points).
     atomic_push = False
-    #: A delete that rewrites a resource, or rebuilds a month's sums,
-    #: would lose what another process pushes into it meanwhile.
+    #: A delete that rewrites a pack would lose what another process
+    #: pushes into it meanwhile.
     concurrent_writers = False
     #: Gnocchi string attributes hold at most 255 characters.
     max_value_length = mapping.MAX_VALUE_LENGTH
@@ -121,6 +132,8 @@ class GnocchiStorage(v2.BaseStorage):
         super().__init__(conf=conf, period=period)
         options.register_opts(self.conf)
         self._client = None
+        self._catalogue = None
+        self._series_memo = {}
         self._lock = threading.Lock()
         #: The attribute names the rating resource type has.
         self._columns = None
@@ -144,9 +157,25 @@ class GnocchiStorage(v2.BaseStorage):
         return self._group.resource_type_prefix + 'label'
 
     @property
-    def sums_type(self):
-        """The resource type of the sums per type and project."""
-        return self._group.resource_type_prefix + 'sums'
+    def pack_type(self):
+        """The resource type of the packs (the points and their sums)."""
+        return self._group.resource_type_prefix + 'pack'
+
+    @property
+    def catalogue(self):
+        """The :class:`catalogue.Catalogue` of this store's series."""
+        with self._lock:
+            if self._catalogue is None:
+                self._catalogue = catalogue_mod.Catalogue(
+                    self.rating_type, self.label_type,
+                    self._group.granularity, self._claims)
+            return self._catalogue
+
+    def _claims(self, function, calls):
+        # NOTE: a claim is one small request that Gnocchi's API spends
+        # most of its time on in the database: twice the push's workers
+        # keep both API processes busy.
+        self._run(function, calls, workers=2 * self._group.write_workers)
 
     @property
     def _granularity_ns(self):
@@ -167,18 +196,19 @@ class GnocchiStorage(v2.BaseStorage):
         self._api().wait_processed(timeout)
 
     def close(self):
-        """Forget the client; the next call makes a new one."""
+        """Forget the client and the remembered locations."""
         with self._lock:
             self._client = None
+            self._catalogue = None
 
     def check_initialised(self):
         """Raise unless init() made the resource types; create nothing.
 
         :raises cloudkitty.storage.exceptions.NotInitialised: when the
-            rating, the label or the sums resource type is missing.
+            catalogue, the label or the pack resource type is missing.
         """
         client = self._api()
-        for name in (self.rating_type, self.label_type, self.sums_type):
+        for name in (self.rating_type, self.label_type, self.pack_type):
             try:
                 client.read(client.api.resource_type.get, name)
             except client_mod.gnocchi_exc.NotFound:
@@ -194,9 +224,9 @@ class GnocchiStorage(v2.BaseStorage):
         return ('gnocchi', self._api().location,
                 self._group.resource_type_prefix)
 
-    def _pool(self):
+    def _pool(self, workers=None):
         return concurrent.futures.ThreadPoolExecutor(
-            max_workers=self._group.write_workers)
+            max_workers=workers or self._group.write_workers)
 
     # init ----------------------------------------------------------------
 
@@ -205,32 +235,50 @@ class GnocchiStorage(v2.BaseStorage):
 
         Idempotent; an existing archive policy that does not fit (another
         granularity, a missing aggregation method, a shorter back window)
-        is an error rather than a silent mismatch. A store written before
-        the sums resources existed gets them, built from its points.
+        is an error rather than a silent mismatch, and so is a store
+        written in the series layout of before 2026-12-06 (one resource
+        and two metrics per series), which this layout cannot read.
         """
         client = self._api()
+        self._check_layout(client)
         self._ensure_archive_policy(client)
         self._ensure_type(client, self.rating_type, mapping.FIXED_ATTRIBUTES)
         self._ensure_type(client, self.label_type, mapping.LABEL_ATTRIBUTES)
-        if self._ensure_type(client, self.sums_type,
-                             mapping.SUMS_ATTRIBUTES):
-            # NOTE: a store of the older layout: its months have no sums.
-            self._mark_stale(client, {
-                resource['ck_month']
-                for resource in client.search_all(self.rating_type, None)})
+        self._ensure_type(client, self.pack_type, mapping.PACK_ATTRIBUTES)
+        self.catalogue.ensure_epoch(client)
         self._load_schema(client)
         self._recover(client)
-        self._rebuild_stale(client)
+
+    def _check_layout(self, client):
+        """Refuse a store of the series layout (its series hold metrics)."""
+        try:
+            rating = client.read(client.api.resource_type.get,
+                                 self.rating_type)
+        except client_mod.gnocchi_exc.NotFound:
+            return
+        if 'ck_offset' in rating['attributes']:
+            return
+        if client.read(client.api.resource.search,
+                       resource_type=self.rating_type, limit=1):
+            raise exceptions.StorageError(
+                'Gnocchi at %s holds a store of resource type %s in the '
+                'series layout (one resource per series), which this '
+                'version cannot read: copy it with an earlier version into '
+                'another backend, or choose another resource_type_prefix'
+                % (client.location, self.rating_type))
 
     def _policy_definition(self):
         granularity = self._group.granularity
         back_window = math.ceil(TIMESPAN.total_seconds() / granularity)
+        timespan = '%ds' % TIMESPAN.total_seconds()
+        definition = [{'granularity': '%ds' % FINE, 'timespan': timespan}]
+        if granularity != FINE:
+            definition.append({'granularity': '%ds' % granularity,
+                               'timespan': timespan})
         return {'name': self._group.archive_policy_name,
                 'back_window': back_window,
                 'aggregation_methods': list(mapping.AGGREGATION_METHODS),
-                'definition': [{
-                    'granularity': '%ds' % granularity,
-                    'timespan': '%ds' % TIMESPAN.total_seconds()}]}
+                'definition': definition}
 
     def _ensure_archive_policy(self, client):
         wanted = self._policy_definition()
@@ -250,11 +298,16 @@ class GnocchiStorage(v2.BaseStorage):
         self._check_policy(policy, wanted)
 
     def _check_policy(self, policy, wanted):
-        granularity = datetime.timedelta(seconds=self._group.granularity)
         problems = []
-        if not any(parse_timedelta(d['granularity']) == granularity
-                   for d in policy['definition']):
-            problems.append('no granularity of %s' % granularity)
+        have = {parse_timedelta(d['granularity']): parse_timedelta(
+            d['timespan']) for d in policy['definition']}
+        for seconds in sorted({FINE, self._group.granularity}):
+            granularity = datetime.timedelta(seconds=seconds)
+            if granularity not in have:
+                problems.append('no granularity of %s' % granularity)
+            elif have[granularity] < TIMESPAN:
+                problems.append('a timespan below %s at %s'
+                                % (TIMESPAN, granularity))
         methods = set(policy.get('aggregation_methods', ()))
         missing = set(mapping.AGGREGATION_METHODS) - methods
         if missing:
@@ -312,7 +365,10 @@ class GnocchiStorage(v2.BaseStorage):
                 'Gnocchi at %s has no resource type %s: run init() first'
                 % (client.location, self.rating_type)) from exc
         labels = {}
+        epoch_id = mapping.epoch_id(self.label_type)
         for resource in client.search_all(self.label_type, None):
+            if resource['id'] == epoch_id:
+                continue
             key = resource['name']
             for role in (mapping.GROUPBY, mapping.METADATA):
                 labels[mapping.column(role, key)] = (role, key)
@@ -339,20 +395,28 @@ class GnocchiStorage(v2.BaseStorage):
         query_mod.validate_idempotency_key(idempotency_key, self)
         if scope_id is not None:
             mapping.check_label(scope_id, 'scope_id', 'scope_id')
-        resources, keys, cells = self._encode(frames, scope_id)
-        if not resources:
+        planned, wanted, keys = self._encode(frames, scope_id)
+        if not planned:
             return
         client = self._schema()
         self._ensure_labels(client, keys)
-        self._write(client, resources, cells)
+        locations = self.catalogue.locate(client, wanted)
+        packs = {}
+        for series_id, start_ns, qty, price in planned:
+            location = locations[series_id]
+            entry = packs.get(location.pack.id)
+            if entry is None:
+                entry = packs[location.pack.id] = (location.pack, [])
+            entry[1].append((start_ns, location.offset, float(qty),
+                             float(price), money.to_units(qty),
+                             money.to_units(price)))
+        self._write(client, packs)
 
     def _encode(self, frames, scope_id):
-        """Check every point and build the measures of each resource.
+        """Check every point and find its series and pack.
 
-        :returns: ``({resource_id: (attributes, qty measures, price
-            measures, cell id, [(start_ns, qty, price)])}, {(role, key),
-            ...}, {cell id: attributes})``: the exact money of each
-            measure is kept for the sums (see :meth:`_write`).
+        :returns: ``([(series id, start_ns, qty, price)], {series id:
+            (Series, Pack)}, {(role, key), ...})``, money as Decimals.
         """
         granularity_ns = self._granularity_ns
         bound = self.features.max_magnitude
@@ -360,6 +424,12 @@ class GnocchiStorage(v2.BaseStorage):
         series_cache = {}
         slots = {}
         planned = []
+        wanted = {}
+        keys = set()
+        # NOTE: a rating service pushes the same series every period: their
+        # identities (a JSON text and a UUID each) are computed once.
+        memo = self._series_memo
+        fresh = {}
         for frame in frames:
             start_ns = mapping.to_ns(frame.start)
             if start_ns % granularity_ns:
@@ -386,33 +456,25 @@ class GnocchiStorage(v2.BaseStorage):
                 except ValueError:
                     slot = len(values)
                     values.append(money_pair)
-                cache_key = (labels, period, month, slot)
-                series = series_cache.get(cache_key)
-                if series is None:
-                    series = series_cache[cache_key] = (
-                        mapping.Series(self.rating_type, scope_id, type_,
-                                       point, period, month, slot),
-                        mapping.SumsCell.of_point(self.sums_type, type_,
-                                                  point, period, month))
-                planned.append((series, start_ns, money_pair))
-        first = mapping.CLOCK.reserve(len(planned))
-        resources = {}
-        keys = set()
-        cells = {}
-        for index, ((series, cell), start_ns, (qty, price)) in enumerate(
-                planned):
-            entry = resources.get(series.id)
-            if entry is None:
-                entry = resources[series.id] = (series.attributes, [], [],
-                                                cell.id, [])
-                keys.update(series.keys)
-                cells[cell.id] = cell.attributes
-            stamp = mapping.iso_ns(
-                start_ns + (first + index) % granularity_ns)
-            entry[1].append({'timestamp': stamp, 'value': float(qty)})
-            entry[2].append({'timestamp': stamp, 'value': float(price)})
-            entry[4].append((start_ns, qty, price))
-        return resources, keys, cells
+                cache_key = (scope_id, labels, period, month, slot)
+                series_id = series_cache.get(cache_key)
+                if series_id is None:
+                    known = memo.get(cache_key)
+                    if known is None:
+                        series = mapping.Series(
+                            self.rating_type, scope_id, type_, point,
+                            period, month, slot)
+                        known = (series, mapping.Pack.of_point(
+                            self.pack_type, type_, point, period, month))
+                        fresh[cache_key] = known
+                    series_id = series_cache[cache_key] = known[0].id
+                    wanted[series_id] = known
+                    keys.update(known[0].keys)
+                planned.append((series_id, start_ns, qty, price))
+        if len(memo) + len(fresh) > MAX_SERIES_MEMO:
+            memo.clear()
+        memo.update(fresh)
+        return planned, wanted, keys
 
     @staticmethod
     def _check_labels(type_, point, checked):
@@ -454,110 +516,137 @@ class GnocchiStorage(v2.BaseStorage):
             self._add_attributes(client, self.rating_type, columns)
         self._load_schema(client)
 
-    def _measures(self, qty, price, count=None):
-        """The batch body of one resource: its measures per metric."""
-        policy = self._group.archive_policy_name
-        body = {mapping.QTY: {'archive_policy_name': policy,
-                              'measures': qty},
-                mapping.PRICE: {'archive_policy_name': policy,
-                                'measures': price}}
-        if count is not None:
-            body[mapping.COUNT] = {'archive_policy_name': policy,
-                                   'measures': count}
-        return body
+    def _pack_measures(self, points):
+        """The batch body of one pack: its measures per metric.
 
-    def _sums_measures(self, sums):
-        """The batch bodies of sums resources.
-
-        :param sums: ``{cell id: {start_ns: [count, qty units, price
-            units]}}``, units of ``10**-12`` (exact ints).
-        :returns: ``{cell id: body}``, one measure per frame and metric,
-            at a fresh offset inside the frame (see :data:`mapping.CLOCK`).
+        :param points: ``[(start_ns, offset, qty, price, qty units, price
+            units)]``: money as floats (the measures) and as exact ints of
+            ``10**-12`` (the daily sums).
+        :returns: ``{metric: {'archive_policy_name': ..., 'measures':
+            [...]}}``.
         """
         granularity_ns = self._granularity_ns
-        first = mapping.CLOCK.reserve(sum(len(f) for f in sums.values()))
-        bodies = {}
-        index = 0
-        for cell_id, frames in sums.items():
-            qty, price, count = [], [], []
-            for start_ns, (points, qty_units, price_units) in sorted(
-                    frames.items()):
-                stamp = mapping.iso_ns(
-                    start_ns + (first + index) % granularity_ns)
-                index += 1
-                qty.append({'timestamp': stamp,
-                            'value': float(money.from_units(qty_units))})
-                price.append({'timestamp': stamp,
-                              'value': float(money.from_units(price_units))})
-                count.append({'timestamp': stamp, 'value': points})
-            bodies[cell_id] = self._measures(qty, price, count)
-        return bodies
+        first = mapping.CLOCK.reserve(len(points))
+        qty, price = [], []
+        days = {}
+        for index, (start_ns, offset, qty_value, price_value, qty_units,
+                    price_units) in enumerate(points):
+            stamp = mapping.iso_ns(start_ns + offset * _NS
+                                   + (first + index) % _NS)
+            qty.append({'timestamp': stamp, 'value': qty_value})
+            price.append({'timestamp': stamp, 'value': price_value})
+            sums = days.get((start_ns, offset))
+            if sums is None:
+                sums = days[(start_ns, offset)] = [0, 0, 0]
+            sums[0] += qty_units
+            sums[1] += price_units
+            sums[2] += 1
+        # NOTE: the day's buckets get one measure per frame and batch; the
+        # frame's index in the day picks a range of nanoseconds of its own,
+        # so that measures of two frames never share a timestamp (one
+        # would replace the other).
+        frames_per_day = -(-mapping.DAY_SECONDS * _NS // granularity_ns)
+        share = _NS // frames_per_day
+        day_ns = mapping.DAY_SECONDS * _NS
+        first = mapping.CLOCK.reserve(len(days))
+        day = []
+        for index, ((start_ns, offset), (qty_units, price_units,
+                                         count)) in enumerate(
+                sorted(days.items())):
+            day_start = start_ns - start_ns % day_ns
+            base = (day_start + mapping.DAY_FIELDS * offset * _NS
+                    + (start_ns - day_start) // granularity_ns * share
+                    + (first + index) % share)
+            for field, value in enumerate((
+                    float(money.from_units(qty_units)),
+                    float(money.from_units(price_units)), count)):
+                day.append({'timestamp': mapping.iso_ns(base + field * _NS),
+                            'value': value})
+        policy = self._group.archive_policy_name
+        return {name: {'archive_policy_name': policy, 'measures': measures}
+                for name, measures in ((mapping.QTY, qty),
+                                       (mapping.PRICE, price),
+                                       (mapping.DAY, day))}
 
-    def _write(self, client, resources, cells):
-        """Send the measures of a push, with the sums of each batch.
+    def _batches(self, packs):
+        """Split the points of packs into batch bodies.
 
-        Each batch request holds the sums of its own points: Gnocchi
-        stores or refuses a batch whole, so that the sums never count a
-        point the series lack, or the other way round.
+        A push's measures are shared out over at least ``write_workers``
+        batches when there are enough (Gnocchi parses a batch on one core;
+        its API runs several processes), at most
+        :data:`MAX_BATCH_MEASURES` each.
+
+        :param packs: ``{pack resource id: [point, ...]}`` (see
+            :meth:`_pack_measures`).
+        :returns: ``[{pack resource id: body}]``: each batch holds the
+            daily sums of its own points, so that Gnocchi, which stores or
+            refuses a batch whole, never keeps sums without their points.
         """
+        # NOTE: a point is two measures and at most three of daily sums.
+        weight = 5
+        total = weight * sum(len(points) for points in packs.values())
+        budget = max(MIN_BATCH_MEASURES, min(
+            MAX_BATCH_MEASURES, -(-total // self._group.write_workers)))
+        chunk = max(1, budget // weight)
         batches = []
         body = {}
-        sums = {}
         measures = 0
-
-        def close():
-            body.update(self._sums_measures(sums))
-            batches.append(dict(body))
-            body.clear()
-            sums.clear()
-
-        for resource_id, (_, qty, price, cell_id, exact) in \
-                resources.items():
-            body[resource_id] = self._measures(qty, price)
-            frames = sums.setdefault(cell_id, {})
-            for start_ns, qty_value, price_value in exact:
-                cell = frames.setdefault(start_ns, [0, 0, 0])
-                cell[0] += 1
-                cell[1] += money.to_units(qty_value)
-                cell[2] += money.to_units(price_value)
-            measures += 2 * len(qty)
-            if (len(body) >= self._group.batch_size
-                    or measures >= MAX_BATCH_MEASURES):
-                close()
-                measures = 0
+        for resource_id, points in packs.items():
+            for first in range(0, len(points), chunk):
+                part = points[first:first + chunk]
+                if body and (resource_id in body
+                             or len(body) >= self._group.batch_size
+                             or measures + weight * len(part) > budget):
+                    batches.append(body)
+                    body = {}
+                    measures = 0
+                body[resource_id] = self._pack_measures(part)
+                measures += weight * len(part)
         if body:
-            close()
+            batches.append(body)
+        return batches
 
-        def create_one(resource_id):
-            if resource_id in cells:
-                client.create_resource(self.sums_type, dict(
-                    cells[resource_id], id=resource_id))
-                return
-            attributes = dict(resources[resource_id][0], id=resource_id)
-            client.create_resource(self.rating_type, attributes)
+    def _write(self, client, packs):
+        """Send the measures of a push, creating the packs it names first.
+
+        :param packs: ``{pack id: (Pack, [point, ...])}``.
+        """
+        batches = self._batches({pack_id: points for pack_id, (_, points)
+                                 in packs.items()})
+
+        def create_one(pack_id):
+            client.create_resource(self.pack_type, dict(
+                packs[pack_id][0].attributes, id=pack_id))
 
         def create(ids):
             # NOTE: Gnocchi creates one resource per request (about 10 ms
             # of its time each): a few at a time use both its threads and
             # the time each request spends on the wire.
-            self._run(create_one, [(resource_id,) for resource_id in ids])
+            self._run(create_one, [(pack_id,) for pack_id in ids])
 
         self._run(client.push_measures, [
-            (batch, self.rating_type, create) for batch in batches])
+            (batch, self.pack_type, create) for batch in batches])
 
-    def _run(self, function, calls):
-        """Run ``function(*args)`` for each args, a few at a time."""
+    def _run(self, function, calls, workers=None):
+        """Run ``function(*args)`` for each args, a few at a time.
+
+        :param workers: at most this many at once (default
+            ``write_workers``).
+        """
+        if not calls:
+            return
         if len(calls) == 1:
             function(*calls[0])
             return
-        with self._pool() as pool:
+        with self._pool(workers) as pool:
             futures = [pool.submit(function, *args) for args in calls]
             for future in futures:
                 future.result()
 
     # reads -----------------------------------------------------------------
 
-    def _bounds(self, query):
+    def _frame_bounds(self, query):
+        """The bounds of a read of frame buckets (or days) of a window."""
         bounds = {}
         if query.begin is not None:
             bounds['start'] = query.begin.isoformat()
@@ -565,26 +654,104 @@ class GnocchiStorage(v2.BaseStorage):
             bounds['stop'] = query.end.isoformat()
         return bounds
 
-    def _buckets(self, client, search, query=None,
-                 operations=buckets_mod.BUCKET_OPERATIONS):
-        """Read the buckets of the resources a search matches.
+    def _point_bounds(self, query):
+        """The bounds of a read of one-second buckets of a window.
 
-        :returns: ``({resource_id: resource}, {resource_id: [Bucket]})``;
-            Gnocchi's ``details`` gives the resources with the measures,
-            in the same request.
+        A frame starting before the end holds offsets past it: the stop
+        is the end rounded up to a frame start, and the caller keeps the
+        buckets whose frame starts in the window.
         """
-        answer = client.aggregates(
-            operations, self.rating_type, search, details=True,
-            **(self._bounds(query) if query is not None else {}))
-        resources = {resource['id']: resource
-                     for resource in answer.get('references', ())}
-        return resources, buckets_mod.buckets_by_resource(answer)
+        bounds = {}
+        if query.begin is not None:
+            bounds['start'] = query.begin.isoformat()
+        if query.end is not None:
+            granularity_ns = self._granularity_ns
+            stop = -(-mapping.to_ns(query.end) // granularity_ns)
+            bounds['stop'] = mapping.iso_ns(stop * granularity_ns)
+        return bounds
 
-    def _template(self, client, resource):
-        """Return ``(type, DataPoint without money)`` of a resource."""
+    def _packs(self, client, search, operations, granularity, **bounds):
+        """Read the buckets of the packs a search matches.
+
+        :returns: ``({resource_id: pack}, {resource_id: [Bucket]})``;
+            Gnocchi's ``details`` gives the packs with the measures, in
+            the same request.
+        """
+        answer = client.aggregates(operations, self.pack_type, search,
+                                   details=True, granularity=granularity,
+                                   **bounds)
+        packs = {pack['id']: pack for pack in answer.get('references', ())}
+        return packs, buckets_mod.buckets_by_resource(answer)
+
+    def _place(self, bucket):
+        """Return ``(frame start, offset)`` of a one-second bucket."""
+        offset = int(bucket.start.timestamp()) % self._group.granularity
+        return bucket.start - datetime.timedelta(seconds=offset), offset
+
+    def _entries(self, client, search):
+        """The catalogue entries a search matches.
+
+        Searched in :attr:`write_workers` ranges of offsets at once: the
+        cost is Gnocchi formatting the resources, which its API
+        processes share.
+
+        :returns: ``{(pack id, offset): entry}``.
+        """
+        workers = self._group.write_workers
+        capacity = mapping.capacity(self._group.granularity)
+        bounds = [capacity * index // workers for index in range(workers)]
+        bounds.append(capacity)
+        answers = []
+
+        def search_range(low, high):
+            answers.append(client.search_all(self.rating_type, {'and': [
+                search, {'>=': {'ck_offset': low}},
+                {'<': {'ck_offset': high}}]}))
+
+        self._run(search_range, [(low, high) for low, high
+                                 in zip(bounds, bounds[1:]) if low < high])
+        return {(entry['ck_pack'], int(entry['ck_offset'])): entry
+                for answer in answers for entry in answer}
+
+    def _entries_at(self, client, places):
+        """The catalogue entries of ``{(pack id, offset)}``, by their ids."""
+        ids = sorted({mapping.entry_id(self.rating_type, pack_id, offset)
+                      for pack_id, offset in places})
+        answers = []
+
+        def search(chunk):
+            answers.append(client.search_all(self.rating_type,
+                                             {'in': {'id': chunk}}))
+
+        size = catalogue_mod.LOOKUP_CHUNK
+        self._run(search, [(ids[first:first + size],)
+                           for first in range(0, len(ids), size)])
+        return {(entry['ck_pack'], int(entry['ck_offset'])): entry
+                for answer in answers for entry in answer}
+
+    def _selection(self, client, query):
+        """What a query selects: the packs' search and the series.
+
+        :returns: ``(pack search, {(pack id, offset): entry} or None)``:
+            None when the filters select whole packs; ``(None, None)``
+            when nothing can match.
+        """
+        if mapping.pack_level(query):
+            return mapping.pack_search_for(query), None
+        search = mapping.search_for(query, self._columns)
+        if search is None:
+            return None, None
+        entries = self._entries(client, search)
+        if not entries:
+            return None, None
+        return mapping.pack_search_for(
+            query, {pack_id for pack_id, _ in entries}), entries
+
+    def _template(self, client, entry):
+        """Return ``(type, (unit, groupby, metadata, description))``."""
         groupby = {}
         metadata = {}
-        for attr, value in resource.items():
+        for attr, value in entry.items():
             if value is None or attr[:2] not in ('g_', 'm_'):
                 continue
             label = self._labels.get(attr)
@@ -596,136 +763,190 @@ class GnocchiStorage(v2.BaseStorage):
                         'Gnocchi attribute %s of %s names no known label'
                         % (attr, self.rating_type))
             role, key = label
-            kind = resource.get(mapping.column(mapping.KIND_OF[role], key))
+            kind = entry.get(mapping.column(mapping.KIND_OF[role], key))
             (groupby if role == mapping.GROUPBY else metadata)[key] = \
                 query_mod.decode_label(kind, value)
-        return resource['ck_type'], (resource['ck_unit'], groupby, metadata,
-                                     resource.get('ck_desc'))
+        return entry['ck_type'], (entry['ck_unit'], groupby, metadata,
+                                  entry.get('ck_desc'))
 
-    def _point_buckets(self, client, search, query, wanted):
-        """Read the buckets retrieve() gives points of.
+    def _point_cells(self, packs, found, query, entries):
+        """Place one-second buckets: ``[(key, count, resource id, bucket)]``.
 
-        Sums and counts first (:data:`buckets_mod.POINT_OPERATIONS`); then
-        the extremes of the resources that have a wanted bucket of several
-        points, whose buckets they replace.
-
-        :param wanted: ``wanted(resource_id, bucket)``: whether a bucket's
-            points are returned.
-        :returns: ``({resource_id: resource}, {resource_id: [Bucket]})``.
+        ``key`` is ``(frame start, type, pack id, resource id, offset)``,
+        the order of retrieve(); only buckets of frames in the window, and
+        of the series of ``entries`` unless it is None, are kept.
         """
-        resources, found = self._buckets(client, search, query,
-                                         buckets_mod.POINT_OPERATIONS)
-        several = sorted(
-            resource_id for resource_id, buckets in found.items()
-            if any(bucket.count > 1 and wanted(resource_id, bucket)
-                   for bucket in buckets))
-        if several:
-            found.update(self._buckets(
-                client, {'in': {'id': several}}, query,
-                buckets_mod.EXTREME_OPERATIONS)[1])
-        return resources, found
-
-    def _point_rows(self, client, resources, found, query, slots=None):
-        """Build sortable rows from buckets read by :meth:`_point_buckets`.
-
-        :param resources: ``{resource_id: resource}`` (their attributes).
-        :param found: ``{resource_id: [Bucket]}``.
-        :param slots: ``{(resource_id, start): (first, stop)}``: only these
-            buckets, and only these copies of their points; None for every
-            bucket in the window, every copy.
-        :returns: ``[((start, type, resource_id, copy), end, point)]``.
-        """
-        rows = []
+        cells = []
         for resource_id, buckets in found.items():
-            resource = resources[resource_id]
-            type_, (unit, groupby, metadata, description) = self._template(
-                client, resource)
-            length = datetime.timedelta(seconds=resource['ck_period'])
+            pack = packs[resource_id]
             for bucket in buckets:
-                if slots is None:
-                    if not mapping.in_window(query, bucket.start):
-                        continue
-                    copies = range(bucket.count)
-                else:
-                    span = slots.get((resource_id, bucket.start))
-                    if span is None:
-                        continue
-                    copies = range(*span)
-                qty, price = buckets_mod.uniform_point(bucket, resource_id)
-                point = dataframe.DataPoint(unit, qty, price, groupby,
-                                            metadata, description)
-                for copy in copies:
-                    rows.append(((bucket.start, type_, resource_id, copy),
-                                 bucket.start + length, point))
-        rows.sort(key=lambda row: row[0])
+                if not bucket.count:
+                    continue
+                start, offset = self._place(bucket)
+                if not mapping.in_window(query, start):
+                    continue
+                if entries is not None and (pack['ck_pack'],
+                                            offset) not in entries:
+                    continue
+                cells.append(((start, pack['ck_type'], pack['ck_pack'],
+                               resource_id, offset), bucket))
+        cells.sort(key=lambda cell: cell[0])
+        return cells
+
+    def _rows(self, client, packs, cells, query, entries):
+        """Turn placed buckets into retrieve() rows, copies expanded.
+
+        Buckets of several points are read again with their extremes
+        (:data:`buckets_mod.EXTREME_OPERATIONS`), which tell their points.
+
+        :returns: ``[(key + (copy,), end, DataPoint)]`` in order.
+        """
+        several = sorted({key[3] for key, bucket in cells
+                          if bucket.count > 1})
+        extremes = {}
+        if several:
+            starts = [key[0] for key, _ in cells]
+            granularity = datetime.timedelta(
+                seconds=self._group.granularity)
+            _, found = self._packs(
+                client, {'in': {'id': several}},
+                buckets_mod.EXTREME_OPERATIONS, FINE,
+                start=min(starts).isoformat(),
+                stop=(max(starts) + granularity).isoformat())
+            extremes = {(resource_id, bucket.start): bucket
+                        for resource_id, buckets in found.items()
+                        for bucket in buckets}
+        needed = {(key[2], key[4]) for key, _ in cells}
+        if entries is None or not needed <= set(entries):
+            entries = self._entries_at(client, needed)
+        gone = self._deleted_meanwhile(client, {
+            key[3]: (key[2], key[4]) for key, _ in cells
+            if (key[2], key[4]) not in entries})
+        templates = {}
+        rows = []
+        for key, bucket in cells:
+            place = (key[2], key[4])
+            entry = entries.get(place)
+            if entry is None:
+                if key[3] in gone:
+                    continue
+                raise exceptions.StorageError(
+                    'Gnocchi pack %s holds points at offset %d, which no '
+                    'series of the catalogue names' % place)
+            template = templates.get(place)
+            if template is None:
+                template = templates[place] = self._template(client, entry)
+            type_, (unit, groupby, metadata, description) = template
+            if bucket.count > 1:
+                bucket = extremes.get((key[3], bucket.start), bucket)
+            qty, price = buckets_mod.uniform_point(bucket, key[3])
+            point = dataframe.DataPoint(unit, qty, price, groupby, metadata,
+                                        description)
+            end = key[0] + datetime.timedelta(seconds=entry['ck_period'])
+            for copy in range(bucket.count):
+                rows.append((key + (copy,), end, point))
         return rows
 
-    def _all_rows(self, client, search, query):
-        """Every point of a query: one read of every matching bucket."""
-        resources, found = self._point_buckets(
-            client, search, query,
-            lambda resource_id, bucket: mapping.in_window(query,
-                                                          bucket.start))
-        rows = self._point_rows(client, resources, found, query)
-        return len(rows), rows
+    def _deleted_meanwhile(self, client, unnamed):
+        """Which packs with unnamed offsets a delete removed since read.
 
-    def _page_rows(self, client, search, query):
-        """The points of a query's page, and how many match in all.
+        A delete removes a pack, then the catalogue entries of its
+        series: a read between the two finds points no entry names. Their
+        pack is gone; their points are deleted, not lost.
 
-        First the counts of every matching bucket (one metric read per
-        resource), which place every point; then the page's resources
-        alone (see :meth:`_point_buckets`).
+        :param unnamed: ``{resource id: (pack id, offset)}``.
+        :returns: the resource ids that no longer exist.
         """
-        resources, counted = self._buckets(client, search, query,
-                                           buckets_mod.COUNT_OPERATIONS)
-        keys = sorted(
-            (bucket.start, resources[resource_id]['ck_type'], resource_id,
-             bucket.count)
-            for resource_id, buckets in counted.items()
-            for bucket in buckets
-            if bucket.count and mapping.in_window(query, bucket.start))
-        first, stop = query.offset, query.offset + query.limit
-        slots = {}
-        position = 0
-        for start, _, resource_id, count in keys:
-            if position >= stop:
-                break
-            if position + count > first:
-                slots[(resource_id, start)] = (
-                    max(first - position, 0), min(stop - position, count))
-            position += count
-        total = sum(key[3] for key in keys)
-        if not slots:
-            return total, []
-        ids = sorted({resource_id for resource_id, _ in slots})
-        _, found = self._point_buckets(
-            client, {'in': {'id': ids}}, query,
-            lambda resource_id, bucket: (resource_id, bucket.start) in slots)
-        return total, self._point_rows(client, resources, found, query,
-                                       slots)
+        gone = set()
+        for resource_id in sorted(unnamed):
+            try:
+                client.read(client.api.resource.get, self.pack_type,
+                            resource_id)
+            except client_mod.gnocchi_exc.NotFound:
+                gone.add(resource_id)
+        return gone
 
     def retrieve(self, begin=None, end=None, filters=None, metric_types=None,
                  offset=0, limit=1000, paginate=True):
         """Return rated points (see :meth:`BaseStorage.retrieve`).
 
-        Unpaginated, reads every bucket of the window's matching
-        resources. A page first counts the points of every bucket, then
-        reads the resources of the page alone (see :meth:`_page_rows`).
-        Ties on (start, type) are ordered by resource id.
+        Points come by frame start, type, pack and offset. A page whose
+        filters name only the type and ``project_id`` is placed by the
+        packs' frame counts, then reads the one-second buckets of its own
+        packs and frames; with other filters, the matching series' buckets
+        are counted one by one first (see :meth:`_page_rows`).
         """
         query = query_mod.validate_retrieve(begin, end, filters,
                                             metric_types, offset, limit,
                                             paginate)
         client = self._schema()
-        search = mapping.search_for(query, self._columns)
+        search, entries = self._selection(client, query)
         if search is None:
             return query_mod.build_retrieve(0, [])
         if query.paginate:
-            total, page = self._page_rows(client, search, query)
+            total, rows = self._page_rows(client, query, search, entries)
         else:
-            total, page = self._all_rows(client, search, query)
+            packs, found = self._packs(client, search,
+                                       buckets_mod.POINT_OPERATIONS, FINE,
+                                       **self._point_bounds(query))
+            rows = self._rows(client, packs, self._point_cells(
+                packs, found, query, entries), query, entries)
+            total = len(rows)
         return query_mod.build_retrieve(total, [
-            (key[0], end_, key[1], point) for key, end_, point in page])
+            (key[0], end_, key[1], point) for key, end_, point in rows])
+
+    def _page_rows(self, client, query, search, entries):
+        """The rows of a query's page, and how many points match in all.
+
+        Counts place every point: per pack and frame when whole packs
+        match (``entries`` None), else per series and frame. Then only
+        the buckets of the packs and frames of the page are read.
+        """
+        if entries is None:
+            packs, counted = self._packs(
+                client, search, buckets_mod.COUNT_OPERATIONS,
+                self._group.granularity, **self._frame_bounds(query))
+            cells = sorted(
+                ((bucket.start, packs[resource_id]['ck_type'],
+                  packs[resource_id]['ck_pack'], resource_id),
+                 bucket.count)
+                for resource_id, buckets in counted.items()
+                for bucket in buckets
+                if bucket.count and mapping.in_window(query, bucket.start))
+        else:
+            packs, counted = self._packs(
+                client, search, buckets_mod.COUNT_OPERATIONS, FINE,
+                **self._point_bounds(query))
+            cells = [(key, bucket.count) for key, bucket in
+                     self._point_cells(packs, counted, query, entries)]
+        first, stop = query.offset, query.offset + query.limit
+        total = sum(count for _, count in cells)
+        chosen = []
+        position = 0
+        base = None
+        for key, count in cells:
+            if position >= stop:
+                break
+            if position + count > first:
+                if base is None:
+                    base = position
+                chosen.append(key)
+            position += count
+        if not chosen:
+            return total, []
+        ids = sorted({key[3] for key in chosen})
+        granularity = datetime.timedelta(seconds=self._group.granularity)
+        packs, found = self._packs(
+            client, {'in': {'id': ids}}, buckets_mod.POINT_OPERATIONS, FINE,
+            start=min(key[0] for key in chosen).isoformat(),
+            stop=(max(key[0] for key in chosen) + granularity).isoformat())
+        wanted = set(chosen)
+        width = len(chosen[0])
+        cells = [cell for cell in self._point_cells(packs, found, query,
+                                                    entries)
+                 if cell[0][:width] in wanted]
+        rows = self._rows(client, packs, cells, query, entries)
+        return total, rows[first - base:stop - base]
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
               filters=None, custom_fields=None, offset=0, limit=1000,
@@ -733,331 +954,306 @@ class GnocchiStorage(v2.BaseStorage):
         """Sum qty and price, grouped (see :meth:`BaseStorage.total`).
 
         When the filters and groupby name only the type, ``project_id``
-        and time, and the fields are sums, counts or averages, the sums
-        resources answer (one request; see :meth:`_sums_total`). Else
-        Gnocchi sums the buckets of every group of series server-side
-        (one dynamic aggregate per sum, grouped by the resources'
-        attributes); the buckets of a group are then added here, exactly.
+        and time, and the fields are sums, counts or averages, the packs'
+        frame sums answer (one request). Else the matching series are read
+        from the catalogue, then their daily sums (no ``time`` grouping,
+        a window of whole days, sums, counts and averages only) or their
+        points. Float sums are added here, exactly.
         """
         query = query_mod.validate_total(groupby, begin, end, metric_types,
                                          filters, custom_fields, offset,
                                          limit, paginate)
         client = self._schema()
         if mapping.sums_usable(query):
-            answer = self._sums_total(client, query)
-            if answer is not None:
-                return answer
+            return query_mod.build_total(query, self._frame_partials(
+                client, query))
         search = mapping.search_for(query, self._columns)
         if search is None:
             return query_mod.build_total(query, [])
-        columns = ['ck_type']
-        roles = (mapping.GROUPBY, mapping.METADATA) + tuple(
-            mapping.KIND_OF.values())
-        for entry in query.key_groupby:
-            if entry != 'type':
-                columns.extend(
-                    name for name in (mapping.column(role, entry)
-                                      for role in roles)
-                    if name in self._columns)
-        if query.time_groupby == 'time':
-            columns.append('ck_period')
-        # NOTE: every operation reads one aggregate of every resource, so
-        # the count is fetched only when a custom field needs it.
-        operations = {('sum', 'qty'): '(aggregate sum (metric qty sum))',
-                      ('sum', 'price'): '(aggregate sum (metric price sum))'}
-        for field in query.fields:
-            if field.func in ('count', 'avg'):
-                operations[('count', 'qty')] = (
-                    '(aggregate sum (metric qty count))')
-            if field.func in ('min', 'max'):
-                operations[(field.func, field.field)] = (
-                    '(aggregate %s (metric %s %s))'
-                    % (field.func, field.field, field.func))
-        answers = {}
+        read = (self._day_sums if self._days_usable(query)
+                else self._point_sums)
+        if mapping.pack_level(query):
+            # NOTE: the filters name whole packs: their sums and the
+            # catalogue entries that label them are read at once.
+            answers = {}
 
-        def fetch(name, operation):
-            answers[name] = client.aggregates(
-                operation, self.rating_type, search, groupby=columns,
-                **self._bounds(query))
+            def fetch(name, function, *args):
+                answers[name] = function(*args)
 
-        self._run(fetch, list(operations.items()))
-        return query_mod.build_total(query, self._partials(query, answers))
-
-    def _sums_total(self, client, query):
-        """Answer total() from the sums resources; None if one is stale.
-
-        One search for stale marks in the window's months (a delete
-        rebuilding them, or one cut short), then one request reading the
-        qty, price and count sums of every matching sums resource, which
-        are added here, exactly, per group and frame.
-        """
-        stale = client.read_search(client.api.resource.search,
-                                   resource_type=self.sums_type,
-                                   query=mapping.stale_search_for(query),
-                                   limit=1)
-        if stale:
-            return None
-        answer = client.aggregates(
-            SUMS_OPERATIONS, self.sums_type, mapping.sums_search_for(query),
-            details=True, **self._bounds(query))
-        resources = {resource['id']: resource
-                     for resource in answer.get('references', ())}
+            self._run(fetch, [
+                ('entries', self._entries, client, search),
+                ('sums', read, client, query,
+                 mapping.pack_search_for(query))])
+            entries, sums = answers['entries'], answers['sums']
+        else:
+            entries = self._entries(client, search)
+            if not entries:
+                return query_mod.build_total(query, [])
+            sums = read(client, query, mapping.pack_search_for(
+                query, {pack_id for pack_id, _ in entries}))
         partials = []
-        for resource_id, metrics in answer.get('measures', {}).items():
-            attributes = resources[resource_id]
-            keys = tuple(attributes['ck_type'] if entry == 'type'
-                         else mapping.sums_value(attributes)
-                         for entry in query.key_groupby)
-            period = datetime.timedelta(seconds=attributes['ck_period'])
-            frames = {}
-            for index, metric in enumerate(mapping.SUMS_METRICS):
-                for stamp, _, value in metrics.get(metric, {}).get(
-                        'sum', ()):
-                    frames.setdefault(stamp, [0, 0, 0])[index] = value
-            for stamp, (qty, price, count) in frames.items():
-                start = buckets_mod.to_datetime(stamp)
-                count = int(round(count))
-                if not count or not mapping.in_window(query, start):
-                    continue
+        for place, start, end, aggregate in sums:
+            entry = entries.get(place)
+            if entry is not None:
                 partials.append(query_mod.Partial(
-                    keys, start, start + period,
-                    query_mod.Aggregate.from_units(
-                        count, buckets_mod.to_units(qty),
-                        buckets_mod.to_units(price))))
+                    self._keys(query, entry), start, end, aggregate))
         return query_mod.build_total(query, partials)
 
-    def _partials(self, query, answers):
-        cells = {}
-        for name, groups in answers.items():
-            for group in groups:
-                labels = tuple(sorted(group['group'].items()))
-                series = group['measures']['measures']['aggregated']
-                for stamp, _, value in series:
-                    start = buckets_mod.to_datetime(stamp)
-                    if mapping.in_window(query, start):
-                        cells.setdefault((labels, start), {})[name] = value
+    def _frame_partials(self, client, query):
+        """Partial groups from the packs' sums, one per pack and frame."""
+        packs, found = self._packs(
+            client, mapping.pack_search_for(query), FRAME_OPERATIONS,
+            self._group.granularity, **self._frame_bounds(query))
         partials = []
-        counted = ('count', 'qty') in answers
-        for (labels, start), values in cells.items():
-            # NOTE: a cell exists because the group has points in that
-            # bucket; without a fetched count, 1 only marks it non-empty
-            # (build_total reads the count for count() and avg() alone).
-            count = int(round(values.get(('count', 'qty'), 0))) \
-                if counted else 1
-            if not count:
-                continue
-            attributes = dict(labels)
-            keys = tuple(attributes['ck_type'] if entry == 'type'
-                         else mapping.value_of(attributes, entry)
+        for resource_id, buckets in found.items():
+            pack = packs[resource_id]
+            keys = tuple(pack['ck_type'] if entry == 'type'
+                         else mapping.sums_value(pack)
                          for entry in query.key_groupby)
-            end = start
-            if query.time_groupby == 'time':
-                end = start + datetime.timedelta(
-                    seconds=attributes['ck_period'])
-            extremes = {}
-            for func in ('min', 'max'):
-                extremes[func] = {
-                    field: buckets_mod.to_decimal(values[(func, field)])
-                    for field in query_mod.CUSTOM_SOURCES
-                    if (func, field) in values}
-            aggregate = query_mod.Aggregate.from_units(
-                count, buckets_mod.to_units(values.get(('sum', 'qty'), 0)),
-                buckets_mod.to_units(values.get(('sum', 'price'), 0)),
-                extremes['min'], extremes['max'])
-            partials.append(query_mod.Partial(keys, start, end, aggregate))
+            period = datetime.timedelta(seconds=pack['ck_period'])
+            for bucket in buckets:
+                if not bucket.count or not mapping.in_window(query,
+                                                             bucket.start):
+                    continue
+                partials.append(query_mod.Partial(
+                    keys, bucket.start, bucket.start + period,
+                    query_mod.Aggregate.from_units(
+                        bucket.count, buckets_mod.to_units(bucket.qty or 0),
+                        buckets_mod.to_units(bucket.price or 0))))
         return partials
+
+    @staticmethod
+    def _days_usable(query):
+        """Tell whether the daily sums can answer a label total()."""
+        if query.time_groupby == 'time':
+            return False
+        if not all(field.func in ('sum', 'count', 'avg')
+                   for field in query.fields):
+            return False
+        return all(bound is None or bound == bound.replace(
+            hour=0, minute=0, second=0, microsecond=0)
+            for bound in (query.begin, query.end))
+
+    @staticmethod
+    def _keys(query, entry):
+        return tuple(entry['ck_type'] if key == 'type'
+                     else mapping.value_of(entry, key)
+                     for key in query.key_groupby)
+
+    def _day_sums(self, client, query, search):
+        """The series' daily sums (``day`` metric) of the packs of a search.
+
+        :returns: ``[((pack id, offset), day, next day, Aggregate)]``.
+        """
+        answer = client.aggregates(
+            DAY_OPERATIONS, self.pack_type, search, details=True,
+            granularity=FINE, **self._frame_bounds(query))
+        packs = {pack['id']: pack for pack in answer.get('references', ())}
+        sums = {}
+        for resource_id, metrics in answer.get('measures', {}).items():
+            pack_id = packs[resource_id]['ck_pack']
+            for stamp, _, value in metrics.get(mapping.DAY, {}).get(
+                    'sum', ()):
+                moment = buckets_mod.to_datetime(stamp)
+                second = int(moment.timestamp()) % mapping.DAY_SECONDS
+                offset, field = divmod(second, mapping.DAY_FIELDS)
+                day = moment - datetime.timedelta(seconds=second)
+                cell = sums.setdefault(((pack_id, offset), day), [0, 0, 0])
+                cell[field] += (int(round(value)) if field == 2
+                                else buckets_mod.to_units(value))
+        return [(place, day, day + _DAY,
+                 query_mod.Aggregate.from_units(count, qty, price))
+                for (place, day), (qty, price, count) in sums.items()
+                if count]
+
+    def _point_sums(self, client, query, search):
+        """The sums of every one-second bucket of the packs of a search.
+
+        :returns: ``[((pack id, offset), frame start, frame end,
+            Aggregate)]``, with the extremes the query's fields need.
+        """
+        operations = ['(qty count)', '(qty sum)', '(price sum)']
+        extremes = sorted({(field.func, field.field)
+                           for field in query.fields
+                           if field.func in ('min', 'max')})
+        operations.extend('(%s %s)' % (field, func)
+                          for func, field in extremes)
+        packs, found = self._packs(
+            client, search, '(metric %s)' % ' '.join(operations), FINE,
+            **self._point_bounds(query))
+        sums = []
+        for (start, _, pack_id, resource_id, offset), bucket in \
+                self._point_cells(packs, found, query, None):
+            picked = {'min': {}, 'max': {}}
+            for func, field in extremes:
+                value = getattr(bucket, '%s_%s' % (field, func))
+                picked[func][field] = buckets_mod.to_decimal(value)
+            period = datetime.timedelta(
+                seconds=packs[resource_id]['ck_period'])
+            sums.append(((pack_id, offset), start, start + period,
+                         query_mod.Aggregate.from_units(
+                             bucket.count, buckets_mod.to_units(bucket.qty),
+                             buckets_mod.to_units(bucket.price),
+                             picked['min'], picked['max'])))
+        return sums
 
     # delete --------------------------------------------------------------
 
     def delete(self, begin=None, end=None, filters=None):
         """Delete the points of a window (see :meth:`BaseStorage.delete`).
 
-        Resources whose month lies inside the window are deleted whole;
-        the others are read (after metricd processed them), and the ones
-        with buckets on both sides of an edge are rewritten without the
-        window's buckets: their remaining buckets go to a new resource,
-        marked pending until the old one is gone, so that a crash never
-        shows a point twice. Returns the number of points deleted, as
-        processed by metricd.
+        Packs whose month lies inside the window are deleted whole (when
+        the filters name only the type and ``project_id``), with their
+        catalogue entries; the others are read (after metricd processed
+        them), and the ones that keep points are rewritten without the
+        deleted ones: their remaining buckets and daily sums go to a new
+        pack, marked pending until the old one is gone, so that a crash
+        never shows a point twice. Returns the number of points deleted,
+        as processed by metricd.
         """
         query = query_mod.validate_delete(begin, end, filters)
         client = self._schema()
         self._recover(client)
-        search = mapping.search_for(query, self._columns)
+        search, entries = self._selection(client, query)
         if search is None:
             return 0
-        resources, found = self._buckets(client, search)
-        if not resources:
+        packs = {pack['id']: pack
+                 for pack in client.search_all(self.pack_type, search)}
+        if not packs:
             return 0
-        # NOTE: until the sums of these months are rebuilt, total() reads
-        # the series: a delete cut short leaves the mark for the next one.
-        self._mark_stale(client, {resource['ck_month']
-                                  for resource in resources.values()})
         whole, partial = [], []
-        for resource in resources.values():
-            month_begin, month_end = mapping.month_range(
-                resource['ck_month'])
+        for resource_id, pack in packs.items():
+            month_begin, month_end = mapping.month_range(pack['ck_month'])
             inside = ((query.begin is None or query.begin <= month_begin)
                       and (query.end is None or month_end <= query.end))
-            (whole if inside else partial).append(resource['id'])
-        if partial and client.pending_measures():
-            # NOTE: what metricd has not processed yet would be missing
-            # from the kept buckets: process it first, then read again.
-            self._run(self._refresh, [(client, rid) for rid in partial])
-            found.update(self._buckets(client, {'in': {'id': partial}})[1])
-        if partial:
-            found.update(self._settled(client, {rid: found.get(rid, ())
-                                                for rid in partial}))
+            (whole if inside and entries is None
+             else partial).append(resource_id)
         deleted = 0
-        rewrites = []
-        for resource_id in partial:
-            buckets = found.get(resource_id, [])
-            gone = [b for b in buckets if mapping.in_window(query, b.start)]
-            if not gone:
-                continue
-            if len(gone) == len(buckets):
-                whole.append(resource_id)
-                continue
-            deleted += sum(b.count for b in gone)
-            rewrites.append((client, resources[resource_id],
-                             [b for b in buckets
-                              if not mapping.in_window(query, b.start)]))
-        deleted += sum(b.count for rid in whole
-                       for b in found.get(rid, ()))
-        self._run(self._rewrite, rewrites)
         if whole:
-            client.delete_resources(whole)
-        self._rebuild_stale(client)
+            _, counted = self._packs(
+                client, {'in': {'id': whole}}, buckets_mod.COUNT_OPERATIONS,
+                self._group.granularity)
+            deleted += sum(bucket.count for buckets in counted.values()
+                           for bucket in buckets)
+        emptied = list(whole)
+        rewrites = []
+        if partial:
+            found = self._settled(client, partial)
+            for resource_id in partial:
+                pack = packs[resource_id]
+                gone, kept = [], []
+                for bucket in found.get(resource_id, ()):
+                    start, offset = self._place(bucket)
+                    dropped = mapping.in_window(query, start) and (
+                        entries is None
+                        or (pack['ck_pack'], offset) in entries)
+                    (gone if dropped else kept).append(bucket)
+                if not gone:
+                    continue
+                deleted += sum(bucket.count for bucket in gone)
+                if kept:
+                    rewrites.append((client, pack, kept))
+                else:
+                    emptied.append(resource_id)
+        self._run(self._rewrite, rewrites)
+        if emptied:
+            client.delete_resources(emptied)
+        self._forget(client, [packs[resource_id] for resource_id in whole])
         return deleted
 
-    # sums ----------------------------------------------------------------
+    def _forget(self, client, gone):
+        """Delete the catalogue entries of packs deleted whole.
 
-    def _mark_stale(self, client, months):
-        """Mark months whose sums total() must not read until rebuilt."""
-        self._run(client.create_resource, [
-            (self.sums_type, {'id': mapping.stale_id(self.sums_type, month),
-                              'ck_month': month, 'ck_stale': 1})
-            for month in sorted({mapping.whole(m) for m in months})])
-
-    def _rebuild_stale(self, client):
-        """Rebuild the sums of every month marked stale, then unmark it."""
-        marks = client.search_all(self.sums_type, {'=': {'ck_stale': 1}})
-        for mark in marks:
-            self._rebuild_month(client, mapping.whole(mark['ck_month']))
-            client.delete_resources([mark['id']])
-
-    def _rebuild_month(self, client, month):
-        """Replace a month's sums resources with sums of its series.
-
-        The series are read once metricd processed them; each sum is the
-        exact sum of the buckets' float sums, sent as one measure per
-        frame and metric.
+        Then the epoch changes (:meth:`catalogue.Catalogue.forgotten`), so
+        that no store instance pushes to an offset it remembers from
+        before.
         """
-        search = {'and': [mapping.live_condition(),
-                          {'=': {'ck_month': month}}]}
-        resources, found = self._buckets(client, search)
-        if resources and client.pending_measures():
-            self._run(self._refresh, [(client, rid) for rid in resources])
-            resources, found = self._buckets(client, search)
-        found.update(self._settled(client, found))
-        sums = {}
-        cells = {}
-        for resource_id, resource in resources.items():
-            cell = mapping.SumsCell.of_series(self.sums_type, resource)
-            cells[cell.id] = cell.attributes
-            frames = sums.setdefault(cell.id, {})
-            for bucket in found.get(resource_id, ()):
-                if not bucket.count:
-                    continue
-                frame = frames.setdefault(mapping.to_ns(bucket.start),
-                                          [0, 0, 0])
-                frame[0] += bucket.count
-                frame[1] += buckets_mod.to_units(bucket.qty)
-                frame[2] += buckets_mod.to_units(bucket.price)
-        old = client.search_all(self.sums_type, {'and': [
-            {'=': {'ck_stale': None}}, {'=': {'ck_month': month}}]})
-        if old:
-            client.delete_resources([resource['id'] for resource in old])
-        bodies = self._sums_measures(sums)
-        ids = list(bodies)
-        size = self._group.batch_size
+        pack_ids = sorted({pack['ck_pack'] for pack in gone})
+        if not pack_ids:
+            return
+        size = catalogue_mod.LOOKUP_CHUNK
+        ids = []
+        for first in range(0, len(pack_ids), size):
+            ids.extend(entry['id'] for entry in client.search_all(
+                self.rating_type,
+                {'in': {'ck_pack': pack_ids[first:first + size]}}))
+        if ids:
+            client.delete_resources(ids)
+            self.catalogue.forgotten(client)
 
-        def create_one(cell_id):
-            client.create_resource(self.sums_type,
-                                   dict(cells[cell_id], id=cell_id))
+    def _settled(self, client, ids):
+        """Every one-second bucket of packs, once metricd processed them.
 
-        def create(missing):
-            self._run(create_one, [(cell_id,) for cell_id in missing])
+        Pending measures are processed first (``refresh``); metricd may
+        still process a pack's ``qty`` and ``price`` apart, and a read
+        between the two gives buckets with a count and no price sum. Such
+        packs are refreshed and read again, :data:`SETTLE_ATTEMPTS` times
+        at most, so that nothing is rewritten from half a bucket.
 
-        self._run(client.push_measures, [
-            ({cell_id: bodies[cell_id] for cell_id in ids[first:first + size]},
-             self.sums_type, create)
-            for first in range(0, len(ids), size)])
-
-    def _settled(self, client, found):
-        """Buckets read again until both metrics of each are processed.
-
-        metricd processes a resource's ``qty`` and ``price`` apart: a
-        read between the two gives buckets with a count and no price
-        (seen once in CI, while rebuilding a month's sums). Such
-        resources are refreshed and read again, :data:`SETTLE_ATTEMPTS`
-        times at most, so that nothing is rebuilt or rewritten from half
-        a bucket.
-
-        :param found: ``{resource_id: [Bucket]}`` as read.
-        :returns: ``{resource_id: [Bucket]}`` of the resources read again.
+        :returns: ``{resource_id: [Bucket]}``.
         :raises exceptions.StorageError: some still lack a metric's sums.
         """
-        settled = {}
-        unsettled = _unsettled(found)
-        for attempt in range(SETTLE_ATTEMPTS):
-            if not unsettled:
-                return settled
-            LOG.info('Gnocchi: %d resources have buckets without their '
-                     'price or qty sums; processing them (attempt %d)',
-                     len(unsettled), attempt + 1)
-            time.sleep(0.2 * attempt)
+        found = {}
+        unsettled = sorted(ids)
+        if client.pending_measures():
             self._run(self._refresh, [(client, rid) for rid in unsettled])
-            again = self._buckets(client, {'in': {'id': unsettled}})[1]
-            settled.update(again)
+        for attempt in range(SETTLE_ATTEMPTS):
+            if attempt:
+                LOG.info('Gnocchi: %d packs have buckets without their '
+                         'price or qty sums; processing them (attempt %d)',
+                         len(unsettled), attempt + 1)
+                time.sleep(0.2 * attempt)
+                self._run(self._refresh,
+                          [(client, rid) for rid in unsettled])
+            _, again = self._packs(client, {'in': {'id': unsettled}},
+                                   buckets_mod.BUCKET_OPERATIONS, FINE)
+            found.update(again)
             unsettled = _unsettled(again)
-        if unsettled:
-            raise exceptions.StorageError(
-                'Gnocchi at %s did not process the measures of %d '
-                'resources in time (%s...)' % (client.location,
-                                               len(unsettled), unsettled[0]))
-        return settled
+            if not unsettled:
+                return found
+        raise exceptions.StorageError(
+            'Gnocchi at %s did not process the measures of %d packs in '
+            'time (%s...)' % (client.location, len(unsettled), unsettled[0]))
 
     def _refresh(self, client, resource_id):
-        """Make metricd process a resource's pending measures now."""
-        for metric in (mapping.QTY, mapping.PRICE):
+        """Make metricd process a pack's pending measures now."""
+        for metric in (mapping.QTY, mapping.PRICE, mapping.DAY):
             try:
                 client.read(client.api.metric.get_measures, metric,
                             resource_id=resource_id, refresh=True,
-                            aggregation='count')
+                            aggregation='count',
+                            granularity=self._group.granularity)
             except client_mod.gnocchi_exc.NotFound:
                 pass
 
-    def _rewrite(self, client, resource, kept):
-        """Move a resource's kept buckets to a new one, then drop it."""
-        attributes = {name: value for name, value in resource.items()
-                      if name in self._columns and value is not None}
+    def _rewrite(self, client, pack, kept):
+        """Move a pack's kept buckets to a new pack, then drop it.
+
+        The new pack gets the kept points (each bucket's values, see
+        :func:`buckets_mod.refill`) and daily sums rebuilt from them.
+        """
+        attributes = {name: value for name, value in pack.items()
+                      if name in mapping.PACK_ATTRIBUTES
+                      and value is not None}
         new_id = str(uuid.uuid4())
-        attributes.update(id=new_id, ck_pending=resource['id'])
-        client.create_resource(self.rating_type, attributes)
-        qty, price = [], []
+        attributes.update(id=new_id, ck_pending=pack['id'])
+        client.create_resource(self.pack_type, attributes)
+        points = []
         for bucket in kept:
-            start_ns = mapping.to_ns(bucket.start)
-            qty_values, price_values = buckets_mod.refill(bucket)
-            for index, (q, p) in enumerate(zip(qty_values, price_values)):
-                stamp = mapping.iso_ns(start_ns + index)
-                qty.append({'timestamp': stamp, 'value': q})
-                price.append({'timestamp': stamp, 'value': p})
-        client.push_measures({new_id: self._measures(qty, price)},
-                             self.rating_type, lambda ids: None)
-        client.delete_resources([resource['id']])
+            start, offset = self._place(bucket)
+            start_ns = mapping.to_ns(start)
+            for qty, price in zip(*buckets_mod.refill(bucket)):
+                points.append((start_ns, offset, qty, price,
+                               buckets_mod.to_units(qty),
+                               buckets_mod.to_units(price)))
+        for batch in self._batches({new_id: points}):
+            client.push_measures(batch, self.pack_type, lambda ids: None)
+        # NOTE: processed before it replaces the old pack, so that no read
+        # after the delete misses a kept point.
+        self._refresh(client, new_id)
+        client.delete_resources([pack['id']])
         # NOTE: clearing the mark twice is clearing it once: repeatable.
-        client.read(client.api.resource.update, self.rating_type, new_id,
+        client.read(client.api.resource.update, self.pack_type, new_id,
                     {'ck_pending': ''})
 
     def _recover(self, client, min_age=PENDING_TIMEOUT):
@@ -1069,25 +1265,24 @@ class GnocchiStorage(v2.BaseStorage):
         stale = (datetime.datetime.now(datetime.timezone.utc)
                  - datetime.timedelta(seconds=min_age))
         # NOTE: Gnocchi's '!=' matches NULL too: ask for "not live".
-        pending = client.search_all(self.rating_type, {'and': [
+        pending = client.search_all(self.pack_type, {'and': [
             {'not': mapping.live_condition()},
             {'<': {'revision_start': stale.isoformat()}}]})
-        for resource in pending:
-            source = resource['ck_pending']
+        for pack in pending:
+            source = pack['ck_pending']
             if not source:
                 continue
             try:
-                client.read(client.api.resource.get, self.rating_type,
-                            source)
+                client.read(client.api.resource.get, self.pack_type, source)
             except client_mod.gnocchi_exc.NotFound:
-                LOG.warning('Finishing the rewrite of Gnocchi resource %s '
-                            'into %s', source, resource['id'])
-                client.read(client.api.resource.update, self.rating_type,
-                            resource['id'], {'ck_pending': ''})
+                LOG.warning('Finishing the rewrite of Gnocchi pack %s '
+                            'into %s', source, pack['id'])
+                client.read(client.api.resource.update, self.pack_type,
+                            pack['id'], {'ck_pending': ''})
             else:
-                LOG.warning('Undoing the rewrite of Gnocchi resource %s '
-                            'into %s', source, resource['id'])
-                client.delete_resources([resource['id']])
+                LOG.warning('Undoing the rewrite of Gnocchi pack %s '
+                            'into %s', source, pack['id'])
+                client.delete_resources([pack['id']])
 
 
 def _unsettled(found):

@@ -252,6 +252,19 @@ class Client:
         except gnocchi_exc.Conflict:
             pass
 
+    def claim_resource(self, resource_type, attributes):
+        """Create a resource; return False when its id is already taken.
+
+        Repeated after a server error, as :meth:`create_resource`: a
+        repeat that meets the resource its first attempt created returns
+        False too, so the caller reads who holds the id.
+        """
+        try:
+            self.read(self.api.resource.create, resource_type, attributes)
+        except gnocchi_exc.Conflict:
+            return False
+        return True
+
     def push_measures(self, body, resource_type, create, attempts=3):
         """Send one batch of measures, creating unknown resources first.
 

@@ -12,10 +12,34 @@
 """How rated points map onto Gnocchi resources, metrics and measures.
 
 A *series* is what a point says besides its money: scope, metric type,
-unit, frame length, groupby and metadata labels and description. Each
-series gets one resource of type ``<prefix>rating`` per UTC month of frame
-starts and per *slot* (below), whose id is a UUID derived from all of that,
-so that a push needs no lookup. Its attributes are the series' labels:
+unit, frame length, groupby and metadata labels and description, per UTC
+month of frame starts and *slot* (below). Points are not kept per series:
+the series of one metric type, ``project_id`` value, frame length and month
+share a *pack* (:class:`Pack`), one resource of type ``<prefix>pack`` with
+three metrics, each series at its own *offset* (whole seconds) along the
+time axis:
+
+``qty``, ``price``
+    One measure of each per point, at its frame's start plus its series'
+    offset plus a few nanoseconds (:data:`CLOCK`). The archive policy has
+    two granularities: one second, a bucket per series and frame (its
+    points), and the collection period ``G``, a bucket per frame (the sums
+    of the whole pack). Frames start on multiples of ``G`` and offsets stay
+    below it (:func:`capacity`).
+``day``
+    The exact sums of each batch's points per series and frame, at the
+    start of the frame's UTC day plus ``3 * offset + field`` seconds
+    (field 0 the qty, 1 the price, 2 the count): one-second buckets of
+    this metric are each series' daily sums, which totals grouped by any
+    label read instead of every point.
+
+A pack's id derives from its key (:class:`Pack`), so that a push needs no
+lookup for it. The series themselves are kept as resources of type
+``<prefix>rating`` without metrics, the *catalogue*: one per series and
+pack, whose id derives from the pack and the offset (:func:`entry_id`), so
+that creating it claims the offset (see
+:mod:`cloudkitty.storage.v2.gnocchi.catalogue`). Its attributes are the
+series' labels:
 
 ==============  ============================================================
 ``ck_type``     the metric type
@@ -25,7 +49,9 @@ so that a push needs no lookup. Its attributes are the series' labels:
 ``ck_period``   the frame length, in seconds
 ``ck_month``    the month of the frame starts: ``year * 12 + month - 1``
 ``ck_slot``     the slot, 0 for most series
-``ck_pending``  set while a delete rewrites the resource (see below)
+``ck_series``   the series' identity (:attr:`Series.id`)
+``ck_pack``     the id of its pack
+``ck_offset``   its offset in the pack, in seconds
 ``g_<h>``       the groupby value of label key ``k``, ``h`` a hash of ``k``
 ``m_<h>``       the metadata value of ``k``
 ``gt_<h>``      the kind of the groupby value when it is not a str
@@ -36,39 +62,28 @@ A label value is stored as its string form (what filters compare with);
 one that is not a str (int, float, bool or None) also sets its kind, one
 letter (see :func:`cloudkitty.storage.v2.query.encode_label`), so that it
 comes back typed and groups apart from the str of the same spelling.
-Absent, the kind means str: what was stored before labels had types.
+Absent, the kind means str.
 
 Gnocchi attribute names are restricted, so label keys become hashed column
 names; the keys themselves are kept as ``<prefix>label`` resources whose
 ``name`` attribute holds them. A column is added to the resource type the
 first time a key is pushed in that role.
 
-The resource holds two metrics, ``qty`` and ``price``, on an archive policy
-whose granularity ``G`` is the collection period and whose aggregation
-methods are sum, count, min and max. Each point is one measure of each,
-timestamped at its frame's start plus an offset below ``G``: frames start
-on multiples of ``G``, so a frame is exactly one bucket, and Gnocchi sums
-the measures of a bucket. Offsets come from a process-wide clock in
-nanoseconds, so that no two measures of a bucket share a timestamp (a
-measure with the timestamp of another replaces it).
+Gnocchi keeps only the aggregates of a bucket (count, sum, minimum and
+maximum), not its measures. Points of one series in one frame are
+therefore given *slots* inside a push: equal points share a slot, each
+other value gets the next slot (another series, so another offset), so
+that every bucket a push writes holds copies of one point, which count,
+min and max give back exactly. Only separate pushes of different values
+into the same series, frame and slot make a bucket whose points cannot be
+listed; then retrieve() refuses rather than guesses (total() stays right).
 
-Gnocchi keeps only the aggregates of a bucket, not its measures. Points of
-one series in one frame are therefore given *slots* inside a push: equal
-points share a slot, each other value gets the next slot, so that every
-bucket a push writes holds copies of one point, which count, min and max
-give back exactly. Only separate pushes of different values into the same
-series, frame and slot make a bucket whose points cannot be listed; then
-retrieve() refuses rather than guesses (total() stays right).
-
-Beside the series, resources of type ``<prefix>sums`` keep the sums of
-the points per metric type, ``project_id`` value (:data:`SUMS_KEY`, groupby
-winning over metadata, absent apart), frame length and month
-(:class:`SumsCell`), in three metrics: ``qty``, ``price`` and ``count``.
-Their attributes are ``ck_type``, ``ck_period``, ``ck_month``, ``ck_key``
-(the value's string form, absent when the points lack the label) and
-``ck_kind`` (its kind when not a str). A resource of that type with
-``ck_stale = 1`` and a ``ck_month`` marks a month whose sums a delete is
-rebuilding: total() reads the series of such a month.
+Pack attributes: ``ck_type``, ``ck_period``, ``ck_month``, ``ck_key``
+(the :data:`SUMS_KEY` value's string form, absent when the points lack
+the label), ``ck_kind`` (its kind when not a str), ``ck_part`` (a pack
+whose offsets are all taken continues in part 1, 2...), ``ck_pack`` (the
+pack's id, which a rewritten pack keeps) and ``ck_pending`` (set while a
+delete rewrites it).
 """
 
 import datetime
@@ -86,12 +101,13 @@ UTC = datetime.timezone.utc
 #: Longest label value, description, unit or key Gnocchi keeps (its string
 #: attributes hold at most 255 characters).
 MAX_VALUE_LENGTH = 255
-#: The names of the metrics of a rating resource.
+#: The names of the metrics of a pack.
 QTY = 'qty'
 PRICE = 'price'
+DAY = 'day'
 #: The aggregation methods the archive policy must offer.
 AGGREGATION_METHODS = ('sum', 'count', 'min', 'max')
-#: The fixed attributes of the rating resource type.
+#: The fixed attributes of the catalogue (``<prefix>rating``) type.
 FIXED_ATTRIBUTES = {
     'ck_type': {'type': 'string', 'required': True,
                 'max_length': MAX_VALUE_LENGTH},
@@ -104,26 +120,31 @@ FIXED_ATTRIBUTES = {
     'ck_period': {'type': 'number', 'required': True},
     'ck_month': {'type': 'number', 'required': True},
     'ck_slot': {'type': 'number', 'required': True},
-    'ck_pending': {'type': 'string', 'required': False,
-                   'max_length': MAX_VALUE_LENGTH},
+    'ck_series': {'type': 'uuid', 'required': False},
+    'ck_pack': {'type': 'uuid', 'required': False},
+    'ck_offset': {'type': 'number', 'required': False},
 }
-#: The attributes of the sums resource type (see :class:`SumsCell`).
-SUMS_ATTRIBUTES = {
-    'ck_type': {'type': 'string', 'required': False,
+#: The attributes of the pack type (see :class:`Pack`).
+PACK_ATTRIBUTES = {
+    'ck_type': {'type': 'string', 'required': True,
                 'max_length': MAX_VALUE_LENGTH},
-    'ck_period': {'type': 'number', 'required': False},
+    'ck_period': {'type': 'number', 'required': True},
     'ck_month': {'type': 'number', 'required': True},
     'ck_key': {'type': 'string', 'required': False,
                'max_length': MAX_VALUE_LENGTH},
     'ck_kind': {'type': 'string', 'required': False, 'max_length': 1},
-    'ck_stale': {'type': 'number', 'required': False},
+    'ck_part': {'type': 'number', 'required': True},
+    'ck_pack': {'type': 'uuid', 'required': True},
+    'ck_pending': {'type': 'string', 'required': False,
+                   'max_length': MAX_VALUE_LENGTH},
 }
-#: The label the sums are kept per value of, beside the metric type: the
+#: The label the packs are kept per value of, beside the metric type: the
 #: scope key of CloudKitty (every rated point of a project carries it).
 SUMS_KEY = 'project_id'
-#: The metrics of a sums resource: qty and price sums, and point counts.
-COUNT = 'count'
-SUMS_METRICS = (QTY, PRICE, COUNT)
+#: Seconds of a day, the span of the ``day`` metric's offsets.
+DAY_SECONDS = 86400
+#: The fields of the ``day`` metric, at ``3 * offset + field`` seconds.
+DAY_FIELDS = 3
 #: The attribute of a label resource.
 LABEL_ATTRIBUTES = {'name': {'type': 'string', 'required': True,
                              'max_length': MAX_VALUE_LENGTH}}
@@ -316,59 +337,76 @@ def label_condition(key, values, columns):
         'or': alternatives}
 
 
-class SumsCell:
-    """The sums resource a point adds to: per type, key value, period, month.
+class Pack:
+    """The pack a point's series goes to: per type, key value, period, month.
 
-    Its qty, price and count metrics get, for every batch of a push, one
-    measure per frame: the exact sums (:mod:`cloudkitty.storage.v2.money`)
-    of the batch's points of the cell in that frame, sent as floats in the
-    same request as the points. A total() whose filters and groupby name
-    only ``type``, :data:`SUMS_KEY` and time reads these few resources
-    instead of every series.
+    Its id derives from all of that and the part, so that a push names it
+    without a lookup (Gnocchi creates it on the first batch that names
+    it).
 
-    :param sums_type: the sums resource type (ids are unique across a
+    :param pack_type: the pack resource type (ids are unique across a
         Gnocchi, so it is part of the id).
     :param type_: the metric type.
-    :param point: the DataPoint (its :data:`SUMS_KEY` label is read).
     :param period: the frame length in seconds.
-    :param month: the month number of the frame start.
+    :param month: the month number of the frame starts.
+    :param kind: the :data:`SUMS_KEY` value's kind, None when absent.
+    :param text: its string form, None when absent.
+    :param part: 0, or the part a full pack continues in.
     """
 
-    __slots__ = ('id', 'attributes')
+    __slots__ = ('id', 'attributes', '_key')
 
-    def __init__(self, sums_type, type_, period, month, kind, text):
+    def __init__(self, pack_type, type_, period, month, kind, text, part=0):
         period, month = whole(period), whole(month)
-        identity = json.dumps([sums_type, type_, period, month, kind, text],
-                              ensure_ascii=False, separators=(',', ':'))
-        self.id = str(uuid.uuid5(_NAMESPACE, identity))
+        self._key = (pack_type, type_, period, month, kind, text)
+        identity = [pack_type, type_, period, month, kind, text]
+        if part:
+            identity.append(part)
+        self.id = str(uuid.uuid5(_NAMESPACE, json.dumps(
+            identity, ensure_ascii=False, separators=(',', ':'))))
         self.attributes = {'ck_type': type_, 'ck_period': period,
-                           'ck_month': month}
+                           'ck_month': month, 'ck_part': part,
+                           'ck_pack': self.id}
         if text is not None:
             self.attributes['ck_key'] = text
             if kind != query_mod.STR:
                 self.attributes['ck_kind'] = kind
 
+    def part(self, part):
+        """Return part ``part`` of this pack."""
+        return Pack(*self._key, part=part)
+
     @classmethod
-    def of_point(cls, sums_type, type_, point, period, month):
-        """Return the cell of a point about to be pushed."""
+    def of_point(cls, pack_type, type_, point, period, month):
+        """Return the pack of a point about to be pushed."""
         value = query_mod.label(type_, point, SUMS_KEY, _ABSENT)
         kind, text = (None, None) if value is _ABSENT else \
             query_mod.encode_label(value)
-        return cls(sums_type, type_, period, month, kind, text)
+        return cls(pack_type, type_, period, month, kind, text)
 
-    @classmethod
-    def of_series(cls, sums_type, attributes):
-        """Return the cell of a rating resource, from its attributes."""
-        kind = text = None
-        for role in (GROUPBY, METADATA):
-            text = attributes.get(column(role, SUMS_KEY))
-            if text is not None:
-                # NOTE: no kind stored means a str, as at push.
-                kind = attributes.get(column(KIND_OF[role], SUMS_KEY)) \
-                    or query_mod.STR
-                break
-        return cls(sums_type, attributes['ck_type'], attributes['ck_period'],
-                   attributes['ck_month'], kind, text)
+
+def capacity(granularity):
+    """Return how many offsets a pack has with frames of ``granularity`` s.
+
+    An offset must stay inside its frame's bucket, and ``3 * offset + 2``
+    inside the day (the ``day`` metric).
+    """
+    return int(min(granularity, DAY_SECONDS // DAY_FIELDS))
+
+
+def entry_id(catalogue_type, pack_id, offset):
+    """Return the id of the catalogue resource of a pack's offset."""
+    return str(uuid.uuid5(_NAMESPACE, '%s\x00%s\x00%d'
+                          % (catalogue_type, pack_id, offset)))
+
+
+def epoch_id(label_type):
+    """Return the id of the marker of a store's catalogue epoch.
+
+    It is a resource of the label type that names no label key (see
+    :mod:`cloudkitty.storage.v2.gnocchi.catalogue`).
+    """
+    return str(uuid.uuid5(_NAMESPACE, label_type + '\x00epoch'))
 
 
 def whole(number):
@@ -379,14 +417,8 @@ def whole(number):
 _ABSENT = object()
 
 
-def stale_id(sums_type, month):
-    """Return the id of the mark that says a month's sums are stale."""
-    return str(uuid.uuid5(_NAMESPACE, '%s\x00stale\x00%d'
-                          % (sums_type, month)))
-
-
 def sums_value(attributes):
-    """Return the :data:`SUMS_KEY` value of a sums resource, typed.
+    """Return the :data:`SUMS_KEY` value of a pack, typed.
 
     :returns: the value, or ``''`` when its points lack the label (they
         group with the str ``''``).
@@ -397,15 +429,24 @@ def sums_value(attributes):
     return query_mod.decode_label(attributes.get('ck_kind'), text)
 
 
+def pack_level(query):
+    """Tell whether a query's filters name only the type and :data:`SUMS_KEY`.
+
+    Such a query selects whole packs: no catalogue search is needed to
+    tell which of their series match.
+    """
+    return all(key in ('type', SUMS_KEY) for key, _ in query.filters)
+
+
 def sums_usable(query):
-    """Tell whether the sums resources can answer a total() query.
+    """Tell whether the packs' frame sums can answer a total() query.
 
     They can when its filters and groupby name only the type,
     :data:`SUMS_KEY` and time, and its fields are sums, counts and
-    averages (the sums keep no minimum or maximum).
+    averages (frame sums keep no minimum or maximum of the points).
     """
     names = ('type', SUMS_KEY)
-    return (all(key in names for key, _ in query.filters)
+    return (pack_level(query)
             and all(entry in names for entry in query.key_groupby)
             and all(field.func in ('sum', 'count', 'avg')
                     for field in query.fields))
@@ -422,29 +463,32 @@ def months_condition(query):
     return conditions
 
 
-def sums_search_for(query):
-    """Translate a query :func:`sums_usable` accepts into a sums search."""
-    conditions = [{'=': {'ck_stale': None}}] + months_condition(query)
+def pack_search_for(query, pack_ids=None):
+    """The search for the live packs of a query's window and types.
+
+    :param pack_ids: only the packs of these ids (``ck_pack``), or None
+        for the packs the query's type and :data:`SUMS_KEY` filters name.
+    """
+    conditions = [live_condition()] + months_condition(query)
     if query.metric_types is not None:
         conditions.append({'in': {'ck_type': list(query.metric_types)}})
+    if pack_ids is not None:
+        conditions.append({'in': {'ck_pack': sorted(pack_ids)}})
     for key, values in query.filters:
-        name = 'ck_type' if key == 'type' else 'ck_key'
-        conditions.append({'in': {name: list(values)}})
+        if key == 'type':
+            conditions.append({'in': {'ck_type': list(values)}})
+        elif key == SUMS_KEY:
+            conditions.append({'in': {'ck_key': list(values)}})
     return {'and': conditions}
 
 
-def stale_search_for(query):
-    """The search for the stale marks of the months of a query's window."""
-    return {'and': [{'=': {'ck_stale': 1}}] + months_condition(query)}
-
-
 def live_condition():
-    """Match the resources no delete is rewriting."""
+    """Match the packs no delete is rewriting."""
     return {'or': [{'=': {'ck_pending': None}}, {'=': {'ck_pending': ''}}]}
 
 
 def search_for(query, columns):
-    """Translate a query's window, types and filters into a search.
+    """Translate a query's window, types and filters into a catalogue search.
 
     Values are passed as data inside Gnocchi's JSON search syntax, never
     written into a query string.
@@ -452,7 +496,7 @@ def search_for(query, columns):
     :returns: a search dict, or None when nothing can match (a filter on
         a key no point ever had).
     """
-    conditions = [live_condition()] + months_condition(query)
+    conditions = months_condition(query)
     if query.metric_types is not None:
         conditions.append({'in': {'ck_type': list(query.metric_types)}})
     for key, values in query.filters:
@@ -463,6 +507,8 @@ def search_for(query, columns):
         if condition is None:
             return None
         conditions.append(condition)
+    if not conditions:
+        return {'>=': {'ck_month': 0}}
     return {'and': conditions}
 
 

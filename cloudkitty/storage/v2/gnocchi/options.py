@@ -53,11 +53,17 @@ gnocchi_opts = [
                     'mode): public, internal or admin, with or without '
                     'the URL suffix.'),
     cfg.StrOpt('archive_policy_name', default='rating',
-               help='Archive policy of the qty and price metrics.'),
+               help='Archive policy of the metrics of the packs. It needs '
+                    'a granularity of one second and one of the '
+                    'collection period, 32 days each, with the sum, '
+                    'count, min and max aggregations; init() creates it '
+                    'so when it is missing.'),
     cfg.IntOpt('granularity', default=3600, min=1,
-               help='Granularity of the archive policy, in seconds: the '
-                    'collection period. Every frame must start on a '
-                    'multiple of it (UTC, from the epoch).'),
+               help='Coarse granularity of the archive policy, in '
+                    'seconds: the collection period. Every frame must '
+                    'start on a multiple of it (UTC, from the epoch), '
+                    'and a pack holds up to this many series (at most '
+                    '28,800) before it continues in another part.'),
     cfg.BoolOpt('manage_archive_policy', default=True,
                 help='Whether init() creates the archive policy when it '
                      'is missing. An existing policy is checked either '
@@ -65,7 +71,9 @@ gnocchi_opts = [
     cfg.StrOpt('resource_type_prefix', default='cloudkitty_',
                regex=r'^[a-z][a-z0-9_]{0,39}$',
                help='Prefix of the resource types this backend creates: '
-                    '<prefix>rating (the rated series) and <prefix>label '
+                    '<prefix>pack (the points, per metric type, '
+                    'project_id, period and month), <prefix>rating (the '
+                    'catalogue of the rated series) and <prefix>label '
                     '(the label keys). Two stores on one Gnocchi need two '
                     'prefixes.'),
     cfg.IntOpt('batch_size', default=500, min=1,

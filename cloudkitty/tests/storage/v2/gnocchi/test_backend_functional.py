@@ -14,8 +14,10 @@
 Against the server of ``CLOUDKITTY_TEST_GNOCCHI_URL``: the rules Gnocchi
 imposes (frames on the granularity, 255-character values, buckets mixed by
 separate pushes), a delete whose rewrite was cut short by a crash, two
-stores on one server, an archive policy that does not fit, and a server
-that is down.
+stores on one server, an archive policy that does not fit, a store of the
+older layout, which reads answer totals (frame sums, daily sums, points),
+the catalogue a whole-month delete forgets, a read racing a delete, and a
+server that is down.
 """
 
 import datetime
@@ -29,6 +31,7 @@ import testtools
 from cloudkitty import dataframe
 from cloudkitty import storage
 from cloudkitty.storage import exceptions
+from cloudkitty.storage.v2 import gnocchi
 from cloudkitty.storage.v2.gnocchi import mapping
 from cloudkitty.tests import daemon
 from cloudkitty.tests import fixtures as builders
@@ -189,9 +192,8 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         self.push([builders.make_frame(T0, [('cpu', self.point())])])
         client = self.store._api()
         self.store._recover(client, min_age=0)
-        found = client.search_all(self.store.rating_type, {
-            '=': {mapping.column(mapping.GROUPBY, 'project_id'):
-                  self.project_id}})
+        found = client.search_all(self.store.pack_type, {
+            '=': {'ck_key': self.project_id}})
         self.assertEqual([None], [r['ck_pending'] for r in found])
 
     def test_young_pending_rewrites_are_left_alone(self):
@@ -209,7 +211,8 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         other = self.new_store(other_conf)
         self.addCleanup(other._api().call,
                         other._api().api.resource.batch_delete,
-                        {'=': {'type': other.rating_type}},
+                        {'in': {'type': [other.rating_type,
+                                         other.pack_type]}},
                         resource_type='generic')
         frame = builders.make_frame(T0, [('cpu', self.point())])
         self.push([frame], store=other)
@@ -273,14 +276,14 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         self.assertIn(mapping.column(mapping.GROUPBY, 'project_id'),
                       self.store._columns)
 
-    def sums_types_read(self):
-        """Record the resource types total()'s aggregates read."""
+    def aggregates_read(self):
+        """Record the resource types and operations of total()'s reads."""
         client = self.store._api()
         read = []
         real = client.aggregates
 
         def recording(operations, resource_type, search, **kwargs):
-            read.append(resource_type)
+            read.append((resource_type, operations))
             return real(operations, resource_type, search, **kwargs)
 
         client.aggregates = recording
@@ -296,13 +299,14 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
             ('cpu', self.point(D('0.1'), D('0.2'))),
             ('cpu', other), ('ram', bare)]) for i in range(2)])
 
-    def test_sums_answer_totals_by_type_and_project_id(self):
-        """total() by type, project_id and time reads the sums alone."""
-        read = self.sums_types_read()
+    def test_frame_sums_answer_totals_by_type_and_project_id(self):
+        """total() by type, project_id and time reads the packs' sums."""
+        read = self.aggregates_read()
         self.push_mixed()
         got = self.store.total(groupby=['type', 'project_id', 'time'],
                                paginate=False, **EVER)['results']
-        self.assertEqual([self.store.sums_type], read)
+        self.assertEqual([(self.store.pack_type, gnocchi.FRAME_OPERATIONS)],
+                         read)
         rows = sorted((r['type'], repr(r['project_id']), r['begin'],
                        r['qty'], r['rate']) for r in got)
         want = sorted(
@@ -317,45 +321,106 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
             **EVER)['results']
         self.assertEqual([(D(2), D(8))],
                          [(r['n'], r['p']) for r in counted])
-        del read[:]
-        self.store.total(groupby=['x'], **EVER)
-        self.assertEqual([self.store.rating_type] * 2, read)
 
-    def test_stale_sums_are_not_read_and_are_rebuilt(self):
-        """A month marked stale is read from the series until rebuilt."""
+    def test_label_totals_read_daily_sums_or_points(self):
+        """Whole days read the daily sums; the rest reads the points."""
+        read = self.aggregates_read()
         self.push_mixed()
-        client = self.store._api()
-        sums = client.search_all(self.store.sums_type,
-                                 {'=': {'ck_stale': None}})
-        self.assertEqual(3, len(sums))
-        # NOTE: a delete cut short between its mark and its rebuild.
-        self.store._mark_stale(client, [mapping.month_number(T0)])
-        client.delete_resources([resource['id'] for resource in sums[:1]])
-        read = self.sums_types_read()
-        want = D('40.2')
-        self.assertEqual(want, self.store.total(**EVER)['results'][0]['qty'])
-        self.assertNotIn(self.store.sums_type, read)
-        self.store._rebuild_stale(client)
-        self.wait_processed()
-        del read[:]
-        self.assertEqual(want, self.store.total(**EVER)['results'][0]['qty'])
-        self.assertEqual([self.store.sums_type], read)
-        self.assertEqual([], client.search_all(self.store.sums_type,
-                                               {'=': {'ck_stale': 1}}))
+        want = {'': (D('0.2'), D('0.4')), 'a': (D(8), D(16)),
+                'b': (D(32), D(64))}
 
-    def test_init_gives_an_older_store_its_sums(self):
-        """A store written before the sums type existed gets its sums."""
-        self.push_mixed()
+        def by_x(**window):
+            got = self.store.total(groupby=['x'], **window)['results']
+            return {r['x']: (r['qty'], r['rate']) for r in got}
+
+        self.assertEqual(want, by_x(**EVER))
+        self.assertEqual([(self.store.pack_type, gnocchi.DAY_OPERATIONS)],
+                         read)
+        del read[:]
+        # NOTE: a window that cuts a day: frames are selected by start.
+        self.assertEqual(want, by_x(begin=T0, end=T0 + 2 * HOUR))
+        self.assertEqual([self.store.pack_type], [r[0] for r in read])
+        self.assertNotEqual(gnocchi.DAY_OPERATIONS, read[0][1])
+        self.assertEqual({'a': (D(4), D(8))},
+                         {r['x']: (r['qty'], r['rate']) for r in
+                          self.store.total(groupby=['x'], begin=T0 + HOUR,
+                                           end=T0 + 2 * HOUR,
+                                           filters={'x': 'a'})['results']})
+        got = self.store.total(groupby=['x'], custom_fields='max(qty) AS m',
+                               **EVER)['results']
+        self.assertEqual({'': D('0.1'), 'a': D(4), 'b': D(16)},
+                         {r['x']: r['m'] for r in got})
+
+    def test_init_refuses_a_store_of_the_series_layout(self):
+        """A store of one resource per series is refused, not misread."""
+        conf = self.new_conf()
+        prefix = 'ck%s_' % uuid.uuid4().hex[:12]
+        conf.set_override('resource_type_prefix', prefix,
+                          group='storage_gnocchi')
         client = self.store._api()
-        client.read(client.api.resource.batch_delete,
-                    {'=': {'type': self.store.sums_type}},
-                    resource_type='generic')
-        client.call(client.api.resource_type.delete, self.store.sums_type)
-        store = self.new_store(self.new_conf())
-        self.wait_processed()
-        self.assertEqual(3, len(client.search_all(
-            store.sums_type, {'=': {'ck_stale': None}})))
-        got = store.total(groupby=['project_id'], **EVER)['results']
-        self.assertEqual(
-            {repr(''): D(32), repr(7): D(8), repr(self.project_id): D('0.2')},
-            {repr(r['project_id']): r['qty'] for r in got})
+        old = dict(mapping.FIXED_ATTRIBUTES)
+        for name in ('ck_series', 'ck_pack', 'ck_offset'):
+            del old[name]
+        client.call(client.api.resource_type.create,
+                    {'name': prefix + 'rating', 'attributes': old})
+        self.addCleanup(client.call, client.api.resource_type.delete,
+                        prefix + 'rating')
+        client.create_resource(prefix + 'rating', {
+            'id': str(uuid.uuid4()), 'ck_type': 'cpu', 'ck_unit': 'h',
+            'ck_period': 3600, 'ck_month': 1, 'ck_slot': 0})
+        self.addCleanup(client.read, client.api.resource.batch_delete,
+                        {'=': {'type': prefix + 'rating'}},
+                        resource_type='generic')
+        store = self.new_store(conf, init=False)
+        error = self.assertRaises(exceptions.StorageError, store.init)
+        self.assertIn('series layout', str(error))
+
+    def entries(self):
+        client = self.store._api()
+        return client.search_all(self.store.rating_type, {
+            '=': {mapping.column(mapping.GROUPBY, 'project_id'):
+                  self.project_id}})
+
+    def test_whole_month_delete_forgets_the_catalogue(self):
+        """Entries go with their packs; every instance learns it."""
+        other = self.new_store(self.new_conf())
+        frame = builders.make_frame(T0, [('cpu', self.point())])
+        self.push([frame], store=other)
+        self.assertEqual(1, len(self.entries()))
+        client = self.store._api()
+        epoch = self.store.catalogue.epoch(client)
+        self.assertEqual(1, self.store.delete(filters=self.mine(), **EVER))
+        self.assertEqual([], self.entries())
+        self.assertNotEqual(epoch, self.store.catalogue.epoch(client))
+        # NOTE: the other instance remembered where the series was.
+        self.push([builders.make_frame(T0, [('ram', self.point(2))]),
+                   frame], store=other)
+        self.assertEqual(2, len(self.entries()))
+        self.assertEqual(2, self.count())
+        got = self.store.total(groupby=['type'], filters=self.mine(),
+                               **EVER)['results']
+        self.assertEqual({'cpu': D(1), 'ram': D(2)},
+                         {r['type']: r['qty'] for r in got})
+
+    def test_a_read_racing_a_delete_misses_the_deleted_points(self):
+        """Points whose pack went meanwhile are skipped, not an error."""
+        self.push([builders.make_frame(T0, [('cpu', self.point())])])
+        client = self.store._api()
+        real = self.store._entries_at
+
+        def deleted_meanwhile(client, places):
+            self.store.delete(filters=self.mine(), **EVER)
+            return real(client, places)
+
+        self.store._entries_at = deleted_meanwhile
+        got = self.store.retrieve(filters=self.mine(), **EVER)
+        self.assertEqual([], [point for frame in got['dataframes']
+                              for point in frame.iterpoints()])
+        self.store._entries_at = real
+        self.push([builders.make_frame(T0, [('cpu', self.point())])])
+        # NOTE: an entry gone while its pack stays is an error.
+        client.delete_resources([entry['id'] for entry in self.entries()])
+        error = self.assertRaises(exceptions.StorageError,
+                                  self.store.retrieve, filters=self.mine(),
+                                  **EVER)
+        self.assertIn('no series of the catalogue names', str(error))

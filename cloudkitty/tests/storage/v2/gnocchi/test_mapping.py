@@ -144,10 +144,10 @@ class SeriesTest(testtools.TestCase):
                               bad, 'dataframes', 'label value')
 
 
-class SumsCellTest(testtools.TestCase):
+class PackTest(testtools.TestCase):
 
-    def test_a_series_finds_the_cell_its_points_went_to(self):
-        """of_series(), on the attributes as Gnocchi gives them back."""
+    def test_packs_per_type_key_value_period_month_and_part(self):
+        """Points of one type and project_id value share a pack."""
         cases = [point({'project_id': 'p'}),
                  point({'project_id': 7}),
                  point({}, {'project_id': 'm'}),
@@ -155,21 +155,43 @@ class SumsCellTest(testtools.TestCase):
                  point({}, {'x': 'y'})]
         ids = set()
         for case in cases:
-            cell = mapping.SumsCell.of_point('t_sums', 'cpu', case, 3600,
-                                             5)
-            series = mapping.Series('t_rating', None, 'cpu', case, 3600, 5,
-                                    0)
-            # NOTE: Gnocchi answers numbers as floats.
-            back = dict(series.attributes, ck_period=3600.0, ck_month=5.0)
-            self.assertEqual(cell.id, mapping.SumsCell.of_series(
-                't_sums', back).id)
-            ids.add(cell.id)
+            pack = mapping.Pack.of_point('t_pack', 'cpu', case, 3600, 5)
+            self.assertEqual(pack.id, mapping.Pack.of_point(
+                't_pack', 'cpu', case, 3600.0, 5.0).id)
+            self.assertEqual(pack.id, pack.attributes['ck_pack'])
+            self.assertEqual(0, pack.attributes['ck_part'])
+            ids.add(pack.id)
             self.assertEqual(
                 query.group_value('cpu', case, mapping.SUMS_KEY),
-                mapping.sums_value(cell.attributes))
+                mapping.sums_value(pack.attributes))
         self.assertEqual(len(cases), len(ids))
-        other = mapping.SumsCell.of_point('t_sums', 'ram', cases[0], 3600, 5)
-        self.assertNotIn(other.id, ids)
+        first = mapping.Pack.of_point('t_pack', 'cpu', cases[0], 3600, 5)
+        for other in (mapping.Pack.of_point('t_pack', 'ram', cases[0], 3600,
+                                            5),
+                      mapping.Pack.of_point('t_pack', 'cpu', cases[0], 60, 5),
+                      mapping.Pack.of_point('t_pack', 'cpu', cases[0], 3600,
+                                            6),
+                      mapping.Pack.of_point('u_pack', 'cpu', cases[0], 3600,
+                                            5),
+                      first.part(1)):
+            self.assertNotIn(other.id, ids)
+        self.assertEqual(1, first.part(1).attributes['ck_part'])
+        self.assertEqual(first.part(1).id, first.part(1).part(1).id)
+        self.assertEqual(first.id, first.part(1).part(0).id)
+
+    def test_offsets_fit_the_frame_and_the_day(self):
+        self.assertEqual(3600, mapping.capacity(3600))
+        self.assertEqual(60, mapping.capacity(60))
+        # NOTE: 3 * offset + 2 stays within the day's 86,400 seconds.
+        self.assertEqual(28800, mapping.capacity(86400))
+        self.assertLess(3 * (mapping.capacity(86400) - 1) + 2, 86400)
+
+    def test_entry_ids_claim_one_offset_of_one_pack(self):
+        ids = {mapping.entry_id(rtype, pack, offset)
+               for rtype in ('a_rating', 'b_rating')
+               for pack in ('p1', 'p2') for offset in (0, 1)}
+        self.assertEqual(8, len(ids))
+        self.assertNotIn(mapping.epoch_id('a_label'), ids)
 
     def test_which_totals_the_sums_answer(self):
         def usable(**kwargs):
@@ -183,18 +205,24 @@ class SumsCellTest(testtools.TestCase):
         self.assertFalse(usable(groupby=['id']))
         self.assertFalse(usable(filters={'id': 'r'}))
         self.assertFalse(usable(custom_fields='max(qty) AS m'))
+        self.assertTrue(mapping.pack_level(query.validate_total(
+            groupby=['id'], filters={'project_id': 'p'})))
+        self.assertFalse(mapping.pack_level(query.validate_total(
+            filters={'id': 'r'})))
 
-    def test_sums_search(self):
+    def test_pack_search(self):
         q = query.validate_total(
             begin=builders.T0, end=builders.T0 + builders.HOUR,
             filters={'project_id': "x' OR '1'='1"}, metric_types=['cpu'])
         self.assertEqual({'and': [
-            {'=': {'ck_stale': None}},
+            mapping.live_condition(),
             {'>=': {'ck_month': 2021 * 12 + 2}},
             {'<=': {'ck_month': 2021 * 12 + 2}},
             {'in': {'ck_type': ['cpu']}},
             {'in': {'ck_key': ["x' OR '1'='1"]}}]},
-            mapping.sums_search_for(q))
+            mapping.pack_search_for(q))
+        self.assertIn({'in': {'ck_pack': ['a', 'b']}}, mapping.pack_search_for(
+            q, {'b', 'a'})['and'])
 
 
 class SearchTest(testtools.TestCase):
@@ -220,8 +248,7 @@ class SearchTest(testtools.TestCase):
     def test_metadata_only_key(self):
         m_col = mapping.column(mapping.METADATA, 'az')
         q = query.validate_delete(filters={'az': ['a', 'b']})
-        self.assertEqual({'and': [mapping.live_condition(),
-                                  {'in': {m_col: ['a', 'b']}}]},
+        self.assertEqual({'and': [{'in': {m_col: ['a', 'b']}}]},
                          mapping.search_for(q, {m_col}))
 
 
@@ -281,8 +308,8 @@ class BucketTest(testtools.TestCase):
 class SettledTest(testtools.TestCase):
     """Buckets with half their sums are read again, never used (no server).
 
-    metricd processes a resource's qty and price apart; the storage's
-    reads and refreshes are replaced by a script.
+    metricd processes a pack's qty and price apart; the storage's reads
+    and refreshes are replaced by a script.
     """
 
     START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
@@ -291,38 +318,62 @@ class SettledTest(testtools.TestCase):
         return buckets.Bucket(self.START, 1, 1.5, 1.5, 1.5, price, price,
                               price)
 
-    def store(self, answers):
+    def store(self, answers, pending=0):
         store = gnocchi_backend.GnocchiStorage.__new__(
             gnocchi_backend.GnocchiStorage)
         self.refreshed = []
+        self.searches = []
         store._refresh = lambda client, rid: self.refreshed.append(rid)
         store._run = lambda function, calls: [function(*c) for c in calls]
-        store._buckets = lambda client, search: ({}, answers.pop(0))
+
+        def packs(client, search, operations, granularity):
+            self.searches.append(search)
+            return {}, answers.pop(0)
+
+        store._packs = packs
         self.useFixture(fixtures.MonkeyPatch('time.sleep', lambda s: None))
+        self.client = Client(pending)
         return store
 
     def test_half_buckets_are_refreshed_and_read_again(self):
-        store = self.store([{'r1': [self.bucket(2.0)]}])
-        found = {'r1': [self.bucket(None)], 'r2': [self.bucket(3.0)]}
-        self.assertEqual({'r1': [self.bucket(2.0)]},
-                         store._settled(None, found))
+        store = self.store([{'r1': [self.bucket(None)],
+                             'r2': [self.bucket(3.0)]},
+                            {'r1': [self.bucket(2.0)]}])
+        self.assertEqual({'r1': [self.bucket(2.0)], 'r2': [self.bucket(3.0)]},
+                         store._settled(self.client, ['r1', 'r2']))
         self.assertEqual(['r1'], self.refreshed)
+        self.assertEqual([{'in': {'id': ['r1', 'r2']}},
+                          {'in': {'id': ['r1']}}], self.searches)
 
-    def test_whole_buckets_are_not_read_again(self):
-        store = self.store([])
-        self.assertEqual({}, store._settled(None, {'r2': [self.bucket(3.0)]}))
+    def test_whole_buckets_are_read_once(self):
+        store = self.store([{'r2': [self.bucket(3.0)]}])
+        self.assertEqual({'r2': [self.bucket(3.0)]},
+                         store._settled(self.client, ['r2']))
         self.assertEqual([], self.refreshed)
+
+    def test_pending_measures_are_processed_first(self):
+        store = self.store([{'r2': [self.bucket(3.0)]}], pending=4)
+        store._settled(self.client, ['r2'])
+        self.assertEqual(['r2'], self.refreshed)
 
     def test_gives_up_with_a_storage_error(self):
         half = {'r1': [self.bucket(None)]}
         store = self.store([half] * gnocchi_backend.SETTLE_ATTEMPTS)
-
-        class Client:
-            location = 'http://gnocchi.invalid'
-
         error = self.assertRaises(exceptions.StorageError, store._settled,
-                                  Client(), half)
-        self.assertIn('did not process the measures of 1 resources',
+                                  self.client, ['r1'])
+        self.assertIn('did not process the measures of 1 packs',
                       str(error))
-        self.assertEqual(['r1'] * gnocchi_backend.SETTLE_ATTEMPTS,
+        self.assertEqual(['r1'] * (gnocchi_backend.SETTLE_ATTEMPTS - 1),
                          self.refreshed)
+
+
+class Client:
+    """What _settled() asks of a client."""
+
+    location = 'http://gnocchi.invalid'
+
+    def __init__(self, pending):
+        self.pending = pending
+
+    def pending_measures(self):
+        return self.pending
