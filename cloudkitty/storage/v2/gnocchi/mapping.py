@@ -277,9 +277,17 @@ class Clock:
     """Hands out nanosecond offsets no other push of this process gets.
 
     A push reserves one offset per measure; offsets grow with the wall
-    clock and never repeat in a process. Two pushes of one series into one
-    frame could only collide if their clocks differed by a multiple of the
-    granularity to the nanosecond, within the number of points pushed.
+    clock and never repeat in a process. A point's measure goes to its
+    series' one-second bucket at the offset modulo a second; a daily sum
+    to its series' bucket of the day at the offset modulo the share of
+    the second its frame has (a day's frames each have their own share).
+    Measures of one push never collide. Only separate pushes of one
+    series into one frame (re-rating without a delete) meet in a bucket,
+    and collide only if their clocks differed by a multiple of the
+    modulus to the nanosecond, within the number of measures pushed:
+    about one chance in 10**9 per point, and one in
+    ``10**9 / frames per day`` (42 million with hourly frames) per
+    series' daily sum.
     """
 
     def __init__(self):
