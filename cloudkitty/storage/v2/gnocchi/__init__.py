@@ -677,11 +677,35 @@ class GnocchiStorage(v2.BaseStorage):
             Gnocchi's ``details`` gives the packs with the measures, in
             the same request.
         """
-        answer = client.aggregates(operations, self.pack_type, search,
-                                   details=True, granularity=granularity,
-                                   **bounds)
+        answer = self._aggregates(client, operations, search,
+                                  granularity=granularity, **bounds)
         packs = {pack['id']: pack for pack in answer.get('references', ())}
         return packs, buckets_mod.buckets_by_resource(answer)
+
+    def _aggregates(self, client, operations, search, **kwargs):
+        """A dynamic aggregate over the packs of a search, with details.
+
+        Sent as ``write_workers`` requests at once over disjoint packs
+        (:func:`mapping.split_search`): Gnocchi's API serves each request
+        on one core, and reading hundreds of packs takes it about a
+        second. Measured at 100k points on a loaded machine, the frame
+        sums of 246 packs: 1.4-2.2 s in one request, 0.7-0.9 s in four.
+
+        :returns: ``{'references': [...], 'measures': {...}}``.
+        """
+        answers = []
+
+        def fetch(part):
+            answers.append(client.aggregates(
+                operations, self.pack_type, part, details=True, **kwargs))
+
+        self._run(fetch, [(part,) for part in mapping.split_search(
+            search, self._group.write_workers)])
+        merged = {'references': [], 'measures': {}}
+        for answer in answers:
+            merged['references'].extend(answer.get('references', ()))
+            merged['measures'].update(answer.get('measures', {}))
+        return merged
 
     def _place(self, bucket):
         """Return ``(frame start, offset)`` of a one-second bucket."""
@@ -1045,9 +1069,9 @@ class GnocchiStorage(v2.BaseStorage):
 
         :returns: ``[((pack id, offset), day, next day, Aggregate)]``.
         """
-        answer = client.aggregates(
-            DAY_OPERATIONS, self.pack_type, search, details=True,
-            granularity=FINE, **self._frame_bounds(query))
+        answer = self._aggregates(client, DAY_OPERATIONS, search,
+                                  granularity=FINE,
+                                  **self._frame_bounds(query))
         packs = {pack['id']: pack for pack in answer.get('references', ())}
         sums = {}
         for resource_id, metrics in answer.get('measures', {}).items():

@@ -490,6 +490,38 @@ def pack_search_for(query, pack_ids=None):
     return {'and': conditions}
 
 
+def split_search(search, parts):
+    """Split a search of packs into ``parts`` searches of disjoint packs.
+
+    A dynamic aggregate over many packs is one request, which one of
+    Gnocchi's API processes serves on one core; several smaller ones are
+    served at once. A search of explicit ids is split into chunks of ids;
+    any other one into ranges of ids (pack ids are uniform UUIDs, so the
+    ranges are about even).
+
+    :returns: a list of searches, whose union matches what ``search``
+        matches.
+    """
+    ids = search.get('in', {}).get('id') if len(search) == 1 else None
+    if ids is not None:
+        size = -(-len(ids) // parts)
+        return [{'in': {'id': ids[first:first + size]}}
+                for first in range(0, len(ids), max(size, 1))]
+    if parts <= 1:
+        return [search]
+    edges = ['%08x-0000-0000-0000-000000000000' % (2 ** 32 * index // parts)
+             for index in range(1, parts)]
+    searches = []
+    for index in range(parts):
+        conditions = [search]
+        if index:
+            conditions.append({'>=': {'id': edges[index - 1]}})
+        if index < parts - 1:
+            conditions.append({'<': {'id': edges[index]}})
+        searches.append({'and': conditions})
+    return searches
+
+
 def live_condition():
     """Match the packs no delete is rewriting."""
     return {'or': [{'=': {'ck_pending': None}}, {'=': {'ck_pending': ''}}]}

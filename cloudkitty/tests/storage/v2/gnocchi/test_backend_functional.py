@@ -305,8 +305,8 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
         self.push_mixed()
         got = self.store.total(groupby=['type', 'project_id', 'time'],
                                paginate=False, **EVER)['results']
-        self.assertEqual([(self.store.pack_type, gnocchi.FRAME_OPERATIONS)],
-                         read)
+        self.assertEqual({(self.store.pack_type, gnocchi.FRAME_OPERATIONS)},
+                         set(read))
         rows = sorted((r['type'], repr(r['project_id']), r['begin'],
                        r['qty'], r['rate']) for r in got)
         want = sorted(
@@ -334,13 +334,13 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
             return {r['x']: (r['qty'], r['rate']) for r in got}
 
         self.assertEqual(want, by_x(**EVER))
-        self.assertEqual([(self.store.pack_type, gnocchi.DAY_OPERATIONS)],
-                         read)
+        self.assertEqual({(self.store.pack_type, gnocchi.DAY_OPERATIONS)},
+                         set(read))
         del read[:]
         # NOTE: a window that cuts a day: frames are selected by start.
         self.assertEqual(want, by_x(begin=T0, end=T0 + 2 * HOUR))
-        self.assertEqual([self.store.pack_type], [r[0] for r in read])
-        self.assertNotEqual(gnocchi.DAY_OPERATIONS, read[0][1])
+        self.assertEqual({self.store.pack_type}, {r[0] for r in read})
+        self.assertNotIn(gnocchi.DAY_OPERATIONS, {r[1] for r in read})
         self.assertEqual({'a': (D(4), D(8))},
                          {r['x']: (r['qty'], r['rate']) for r in
                           self.store.total(groupby=['x'], begin=T0 + HOUR,

@@ -227,6 +227,35 @@ class PackTest(testtools.TestCase):
 
 class SearchTest(testtools.TestCase):
 
+    def test_split_search_covers_every_pack_once(self):
+        search = {'and': [mapping.live_condition()]}
+        parts = mapping.split_search(search, 4)
+        self.assertEqual(4, len(parts))
+        edge = '40000000-0000-0000-0000-000000000000'
+        self.assertEqual({'>=': {'id': edge}}, parts[1]['and'][1])
+        ids = ['%08x-0000-0000-0000-000000000000' % (n * 2 ** 26)
+               for n in range(64)] + ['ffffffff-ffff-ffff-ffff-ffffffffffff']
+
+        def matches(part, value):
+            for condition in part['and'][1:]:
+                (op, bound), = condition.items()
+                edge = bound['id']
+                if (op == '>=' and value < edge) or (
+                        op == '<' and value >= edge):
+                    return False
+            return True
+
+        for value in ids:
+            self.assertEqual(1, sum(matches(part, value) for part in parts),
+                             value)
+        self.assertEqual([search], mapping.split_search(search, 1))
+        self.assertEqual(
+            [{'in': {'id': ['a', 'b']}}, {'in': {'id': ['c', 'd']}},
+             {'in': {'id': ['e']}}],
+            mapping.split_search({'in': {'id': list('abcde')}}, 3))
+        self.assertEqual([{'in': {'id': ['a']}}],
+                         mapping.split_search({'in': {'id': ['a']}}, 4))
+
     def test_filter_values_are_data(self):
         value = 'nobody\' OR "project_id"<>\''
         g_col = mapping.column(mapping.GROUPBY, 'project_id')
