@@ -69,6 +69,8 @@ MAX_BATCH_MEASURES = 20000
 MIN_BATCH_MEASURES = 2000
 #: Series a store instance remembers the identity of, across pushes.
 MAX_SERIES_MEMO = 200000
+#: Attempts to add attributes to a resource type other writers change too.
+ADD_ATTEMPTS = 5
 #: Reads of buckets that lack a metric's sums before a delete gives up.
 SETTLE_ATTEMPTS = 5
 #: What total() reads of every pack at the frame granularity.
@@ -337,18 +339,34 @@ class GnocchiStorage(v2.BaseStorage):
         return False
 
     def _add_attributes(self, client, name, attributes):
+        """Add attributes to a resource type, racing other writers.
+
+        Another process may add some of them first: Gnocchi then refuses
+        the change (HTTP 400), or, when both add one column at the same
+        moment, fails it (PostgreSQL's duplicate column, HTTP 500; seen
+        with four instances pushing a new label key at once). Either way
+        the change was not applied: what is still missing is added again,
+        :data:`ADD_ATTEMPTS` times at most.
+        """
         patch = [{'op': 'add', 'path': '/attributes/%s' % attr,
                   'value': spec} for attr, spec in attributes.items()]
-        try:
-            client.call(client.api.resource_type.update, name, patch)
-        except client_mod.gnocchi_exc.BadRequest:
-            # NOTE: another process may have added some of them first;
-            # only what is still missing is added again.
-            current = client.read(client.api.resource_type.get, name)
-            left = [op for op in patch if op['path'].rsplit('/', 1)[1]
-                    not in current['attributes']]
-            if left:
-                client.call(client.api.resource_type.update, name, left)
+        for attempt in range(1, ADD_ATTEMPTS + 1):
+            try:
+                client.call(client.api.resource_type.update, name, patch)
+                break
+            except (client_mod.gnocchi_exc.BadRequest,
+                    exceptions.StorageError) as exc:
+                if attempt == ADD_ATTEMPTS or not _lost_a_race(exc):
+                    raise
+                current = client.read(client.api.resource_type.get, name)
+                patch = [op for op in patch
+                         if op['path'].rsplit('/', 1)[1]
+                         not in current['attributes']]
+                if not patch:
+                    break
+                LOG.info('Gnocchi: another writer changed resource type %s '
+                         'meanwhile; adding %d attributes again',
+                         name, len(patch))
         # NOTE: Gnocchi's API process rebuilds its classes of a resource
         # type on the first request after the type changed, without a
         # lock (ResourceClassMapper.get_classes): one small search makes
@@ -1307,6 +1325,19 @@ class GnocchiStorage(v2.BaseStorage):
                 LOG.warning('Undoing the rewrite of Gnocchi pack %s '
                             'into %s', source, pack['id'])
                 client.delete_resources([pack['id']])
+
+
+def _lost_a_race(exc):
+    """Tell whether a failed resource type change may be another's doing.
+
+    A 400 (the attribute exists by now) or a 500 (both added it at once);
+    an unreachable server, or another error, is not.
+    """
+    if isinstance(exc, client_mod.gnocchi_exc.BadRequest):
+        return True
+    if isinstance(exc, exceptions.BackendUnavailable):
+        return False
+    return getattr(exc.__cause__, 'code', None) == client_mod.RETRY_STATUS
 
 
 def _unsettled(found):

@@ -20,8 +20,10 @@ the catalogue a whole-month delete forgets, a read racing a delete, and a
 server that is down.
 """
 
+import concurrent.futures
 import datetime
 import decimal
+import threading
 import uuid
 
 from oslo_config import cfg
@@ -401,6 +403,42 @@ class GnocchiBackendTest(gnocchi_provision.GnocchiStoreMixin,
                                **EVER)['results']
         self.assertEqual({'cpu': D(1), 'ram': D(2)},
                          {r['type']: r['qty'] for r in got})
+
+    def test_writers_claiming_the_same_new_series_agree(self):
+        """Instances pushing new series at once share one entry each.
+
+        Pushes alone are safe from several processes (the declared limit
+        is about deletes): four instances, each with its own client,
+        push the same eight new series and two of their own into one
+        pack at once; every point counts and no series gets two offsets.
+        """
+        writers = 4
+        stores = [self.new_store(self.new_conf()) for _ in range(writers)]
+        barrier = threading.Barrier(writers)
+
+        def push(writer):
+            points = [('cpu', self.point(host='shared-%d' % n))
+                      for n in range(8)]
+            points += [('cpu', self.point(2, host='own-%d-%d' % (writer, n)))
+                       for n in range(2)]
+            barrier.wait(timeout=60)
+            stores[writer].push([builders.make_frame(T0, points)])
+
+        with concurrent.futures.ThreadPoolExecutor(writers) as pool:
+            for future in [pool.submit(push, w) for w in range(writers)]:
+                future.result(timeout=300)
+        self.wait_processed()
+        entries = self.entries()
+        self.assertEqual(8 + 2 * writers, len(entries))
+        self.assertEqual(len(entries), len({(e['ck_pack'], e['ck_offset'])
+                                            for e in entries}))
+        self.assertEqual(10 * writers, self.count())
+        got = self.store.total(groupby=['host'], filters=self.mine(),
+                               **EVER)['results']
+        want = {'shared-%d' % n: D(writers) for n in range(8)}
+        want.update({'own-%d-%d' % (w, n): D(2) for w in range(writers)
+                     for n in range(2)})
+        self.assertEqual(want, {r['host']: r['qty'] for r in got})
 
     def test_a_read_racing_a_delete_misses_the_deleted_points(self):
         """Points whose pack went meanwhile are skipped, not an error."""

@@ -14,6 +14,7 @@
 import datetime
 import decimal
 import re
+import types
 
 import fixtures
 import testtools
@@ -22,6 +23,7 @@ from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import gnocchi as gnocchi_backend
 from cloudkitty.storage.v2.gnocchi import buckets
+from cloudkitty.storage.v2.gnocchi import client as client_mod
 from cloudkitty.storage.v2.gnocchi import mapping
 from cloudkitty.storage.v2 import query
 from cloudkitty.tests import fixtures as builders
@@ -406,3 +408,65 @@ class Client:
 
     def pending_measures(self):
         return self.pending
+
+
+class AddAttributesTest(testtools.TestCase):
+    """Columns added while other writers add the same (no server)."""
+
+    def setUp(self):
+        super().setUp()
+        if not client_mod._import_library():
+            self.skipTest('gnocchiclient is not installed')
+        self.store = gnocchi_backend.GnocchiStorage.__new__(
+            gnocchi_backend.GnocchiStorage)
+
+    def client(self, failures, present):
+        """A client whose first updates fail, the type holding present."""
+        sent = []
+
+        def update(name, patch):
+            sent.append([op['path'] for op in patch])
+            if failures:
+                raise failures.pop(0)
+
+        api = types.SimpleNamespace(
+            resource_type=types.SimpleNamespace(
+                update=update,
+                get=lambda name: {'attributes': dict.fromkeys(present)}),
+            resource=types.SimpleNamespace(search=lambda **kw: []))
+        client = types.SimpleNamespace(
+            api=api, call=lambda f, *a, **k: f(*a, **k),
+            read=lambda f, *a, **k: f(*a, **k))
+        return client, sent
+
+    def server_error(self):
+        error = exceptions.StorageError('Gnocchi failed')
+        error.__cause__ = client_mod.gnocchi_exc.ClientException(500)
+        return error
+
+    def test_duplicate_column_is_a_lost_race(self):
+        """A 500 while another adds a column: what is missing goes again."""
+        client, sent = self.client([self.server_error()], ['g_a'])
+        self.store._add_attributes(client, 't', {'g_a': {}, 'g_b': {}})
+        self.assertEqual([['/attributes/g_a', '/attributes/g_b'],
+                          ['/attributes/g_b']], sent)
+
+    def test_nothing_left_is_done(self):
+        client, sent = self.client([client_mod.gnocchi_exc.BadRequest(400)],
+                                   ['g_a'])
+        self.store._add_attributes(client, 't', {'g_a': {}})
+        self.assertEqual(1, len(sent))
+
+    def test_other_failures_are_raised(self):
+        down = exceptions.BackendUnavailable('gnocchi', 'x', 'down')
+        client, sent = self.client([down], [])
+        self.assertRaises(exceptions.BackendUnavailable,
+                          self.store._add_attributes, client, 't',
+                          {'g_a': {}})
+        failures = [self.server_error()
+                    for _ in range(gnocchi_backend.ADD_ATTEMPTS)]
+        client, sent = self.client(failures, [])
+        self.assertRaises(exceptions.StorageError,
+                          self.store._add_attributes, client, 't',
+                          {'g_a': {}})
+        self.assertEqual(gnocchi_backend.ADD_ATTEMPTS, len(sent))
