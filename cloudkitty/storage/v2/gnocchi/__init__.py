@@ -752,24 +752,15 @@ class GnocchiStorage(v2.BaseStorage):
 
         self._run(search_range, [(low, high) for low, high
                                  in zip(bounds, bounds[1:]) if low < high])
-        return {(entry['ck_pack'], int(entry['ck_offset'])): entry
-                for answer in answers for entry in answer}
+        return catalogue_mod.by_place(entry for answer in answers
+                                      for entry in answer)
 
     def _entries_at(self, client, places):
         """The catalogue entries of ``{(pack id, offset)}``, by their ids."""
-        ids = sorted({mapping.entry_id(self.rating_type, pack_id, offset)
-                      for pack_id, offset in places})
-        answers = []
-
-        def search(chunk):
-            answers.append(client.search_all(self.rating_type,
-                                             {'in': {'id': chunk}}))
-
-        size = catalogue_mod.LOOKUP_CHUNK
-        self._run(search, [(ids[first:first + size],)
-                           for first in range(0, len(ids), size)])
-        return {(entry['ck_pack'], int(entry['ck_offset'])): entry
-                for answer in answers for entry in answer}
+        return catalogue_mod.by_place(catalogue_mod.search_in(
+            client, self._run, self.rating_type, 'id',
+            {mapping.entry_id(self.rating_type, pack_id, offset)
+             for pack_id, offset in places}))
 
     def _selection(self, client, query):
         """What a query selects: the packs' search and the series.
@@ -1210,15 +1201,9 @@ class GnocchiStorage(v2.BaseStorage):
         that no store instance pushes to an offset it remembers from
         before.
         """
-        pack_ids = sorted({pack['ck_pack'] for pack in gone})
-        if not pack_ids:
-            return
-        size = catalogue_mod.LOOKUP_CHUNK
-        ids = []
-        for first in range(0, len(pack_ids), size):
-            ids.extend(entry['id'] for entry in client.search_all(
-                self.rating_type,
-                {'in': {'ck_pack': pack_ids[first:first + size]}}))
+        ids = [entry['id'] for entry in catalogue_mod.search_in(
+            client, self._run, self.rating_type, 'ck_pack',
+            {pack['ck_pack'] for pack in gone})]
         if ids:
             client.delete_resources(ids)
             self.catalogue.forgotten(client)

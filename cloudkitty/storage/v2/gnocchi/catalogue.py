@@ -179,28 +179,19 @@ class Catalogue:
         :param wanted: ``{series id: (Series, Pack)}``.
         :returns: ``{series id: Location}`` of those found.
         """
-        ids = sorted(wanted)
-        answers = []
-
-        def search(chunk):
-            answers.append(client.search_all(
-                self.catalogue_type, {'in': {'ck_series': chunk}}))
-
-        self._run(search, [(ids[first:first + LOOKUP_CHUNK],)
-                           for first in range(0, len(ids), LOOKUP_CHUNK)])
         found = {}
-        for answer in answers:
-            for entry in answer:
-                series_id = entry['ck_series']
-                pack = wanted[series_id][1]
-                location = self._location_of(pack, entry)
-                if location is not None:
-                    # NOTE: two entries of one series (a race lost by a
-                    # crashed claim's retry cannot make one, but be
-                    # deterministic anyway): the lowest pack and offset.
-                    known = found.get(series_id)
-                    if known is None or _order(location) < _order(known):
-                        found[series_id] = location
+        for entry in search_in(client, self._run, self.catalogue_type,
+                               'ck_series', wanted):
+            series_id = entry['ck_series']
+            pack = wanted[series_id][1]
+            location = self._location_of(pack, entry)
+            if location is not None:
+                # NOTE: two entries of one series (a race lost by a
+                # crashed claim's retry cannot make one, but be
+                # deterministic anyway): the lowest pack and offset.
+                known = found.get(series_id)
+                if known is None or _order(location) < _order(known):
+                    found[series_id] = location
         return found
 
     def _location_of(self, pack, entry):
@@ -251,6 +242,32 @@ class Catalogue:
                 # it again.
                 continue
             return holder['ck_series']
+
+
+def search_in(client, run, resource_type, attribute, values):
+    """Every resource of a type whose ``attribute`` is among ``values``.
+
+    One search per :data:`LOOKUP_CHUNK` values, a few at once.
+
+    :param run: ``run(function, [args, ...])``, as :class:`Catalogue`'s.
+    :returns: a list of resources.
+    """
+    values = sorted(values)
+    answers = []
+
+    def search(chunk):
+        answers.append(client.search_all(resource_type,
+                                         {'in': {attribute: chunk}}))
+
+    run(search, [(values[first:first + LOOKUP_CHUNK],)
+                 for first in range(0, len(values), LOOKUP_CHUNK)])
+    return [entry for answer in answers for entry in answer]
+
+
+def by_place(entries):
+    """Catalogue entries by ``(pack id, offset)``."""
+    return {(entry['ck_pack'], int(entry['ck_offset'])): entry
+            for entry in entries}
 
 
 def _new_epoch():
