@@ -159,6 +159,10 @@ LOG = log.getLogger(__name__)
 
 MIN_NS, MAX_NS = encoding.MIN_NS, encoding.MAX_NS
 _DAY_US = 86400 * 10 ** 6
+#: Rows an unpaginated retrieve() reads per query: its answer holds them
+#: all anyway, and each query costs a round trip and a frame start read
+#: twice (see _frames_from).
+UNPAGINATED_BATCH = 50000
 #: More buckets than this for a ``time`` groupby are summed in Python.
 MAX_TIME_BUCKETS = 100000
 #: The fields a delete reads of the points it removes.
@@ -518,8 +522,7 @@ class InfluxDBStorage(v2.BaseStorage):
                 rest = self._first_types(rest, rest_params, need - len(rows))
             rows.extend(self._select(rest, rest_params))
             next_cursor = last + 1000
-        _sort_rows(rows)
-        return rows, next_cursor
+        return _sort_rows(rows), next_cursor
 
     def _first_types(self, condition, params, need):
         """Restrict a frame start's condition to the types ``need`` reach.
@@ -562,7 +565,7 @@ class InfluxDBStorage(v2.BaseStorage):
         condition, params = self._where(query)
         total = self._count(query)
         if not paginate:
-            rows = list(self._iter_rows(query, 10000))
+            rows = list(self._iter_rows(query, UNPAGINATED_BATCH))
             return query_mod.build_retrieve(total, rows)
         if offset >= total:
             return query_mod.build_retrieve(total, [])
@@ -619,10 +622,10 @@ class InfluxDBStorage(v2.BaseStorage):
         condition += ' AND ' + _any_of(
             encoding.TYPE_TAG, sorted({g[1] for g in groups}), params, 'g')
         wanted_groups = set(groups)
-        rows = [row for row in self._select(condition, params)
-                if (row['time'] // 1000 * 1000, row[encoding.TYPE_TAG])
-                in wanted_groups]
-        _sort_rows(rows)
+        rows = _sort_rows([
+            row for row in self._select(condition, params)
+            if (row['time'] // 1000 * 1000, row[encoding.TYPE_TAG])
+            in wanted_groups])
         first = query.offset - skipped
         return query_mod.build_retrieve(
             total, _points(rows[first:first + query.limit]))
@@ -1050,24 +1053,40 @@ def _sort_rows(rows):
     """Sort raw rows in retrieve() order: start, type, series, slot.
 
     Markers a delete left (:data:`.encoding.MARKER_FIELD`) go.
+
+    :returns: ``[(series, row)]`` in that order, each row with its
+        :class:`.encoding.Series`, for :func:`_points`.
     """
     if any(row.get(encoding.MARKER_FIELD) for row in rows):
-        rows[:] = [row for row in rows
-                   if not row.get(encoding.MARKER_FIELD)]
-    columns = encoding.tag_columns(set().union(*rows))
-    decode = encoding.decode_value
-    rows.sort(key=lambda row: (row['time'] // 1000, decode(
-        row[encoding.TYPE_TAG]), encoding.series_order(row, columns)))
+        rows = [row for row in rows if not row.get(encoding.MARKER_FIELD)]
+    if not rows:
+        return []
+    series_of = encoding.SeriesReader(
+        encoding.tag_columns(set().union(*rows)))
+    keyed = [(series_of(row), row) for row in rows]
+    keyed.sort(key=lambda item: (item[1]['time'] // 1000, item[0].type,
+                                 item[0].order, item[1]['time']))
+    return keyed
 
 
-def _points(rows):
-    """Decode sorted raw rows into ``(start, end, type, DataPoint)``."""
+def _points(keyed):
+    """Decode sorted rows into ``(start, end, type, DataPoint)``.
+
+    :param keyed: what :func:`_sort_rows` returns, or a slice of it.
+    """
     found = []
-    for row in rows:
-        type_, point = encoding.decode_row(row)
+    append = found.append
+    # NOTE: the frames of a response are few: their bounds, made once.
+    bounds = {}
+    for series, row in keyed:
         start = row['time'] // 1000
-        found.append((query_mod.from_micros(start), query_mod.from_micros(
-            start + encoding.frame_length(row)), type_, point))
+        length = row.get(encoding.LENGTH_FIELD)
+        frame = bounds.get((start, length))
+        if frame is None:
+            frame = bounds[(start, length)] = (
+                query_mod.from_micros(start), query_mod.from_micros(
+                    start + encoding.frame_length(row)))
+        append((frame[0], frame[1], series.type, series.point(row)))
     return found
 
 

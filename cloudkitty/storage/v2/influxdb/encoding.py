@@ -227,12 +227,14 @@ def money_units(row):
     :param row: ``{field: value}`` holding some of :data:`MONEY_FIELDS`
         (values, or sums of them), absent or None for 0.
     """
-    units = {'qty': 0, 'price': 0}
-    for name, (field, weight) in MONEY_FIELDS.items():
-        value = row.get(name)
-        if value:
-            units[field] += value * weight
-    return units['qty'], units['price']
+    # NOTE: MONEY_FIELDS spelt out: retrieve() calls this per point.
+    get = row.get
+    return ((get('q') or 0) * SHORT_FACTOR + (get('qa') or 0)
+            + ((get('qb') or 0) << LIMB_BITS)
+            + ((get('qc') or 0) << (2 * LIMB_BITS)),
+            (get('p') or 0) * SHORT_FACTOR + (get('pa') or 0)
+            + ((get('pb') or 0) << LIMB_BITS)
+            + ((get('pc') or 0) << (2 * LIMB_BITS)))
 
 
 def money_fields(units, prefix):
@@ -446,23 +448,78 @@ def decode_row(row):
     :param row: ``{column: value}``; absent tags and fields are None or
         missing.
     """
-    groupby, metadata = _decoded_labels(row.get(GROUPBY_TAG), tuple(
-        item for item in row.items()
-        if item[1] and item[0].startswith(KEY_PREFIX)))
-    groupby = dict(groupby)
-    metadata = dict(metadata)
-    if row.get(HIDDEN_FIELD):
-        metadata.update(json.loads(row[HIDDEN_FIELD]))
-    qty, price = money_units(row)
-    qty = money.from_units(qty)
-    price = money.from_units(price)
-    description = row.get(DESCRIPTION_FIELD)
-    if description is not None:
-        description = json.loads(description)
-    point = dataframe.DataPoint(
-        decode_value(row[UNIT_TAG]), qty, price, groupby, metadata,
-        description)
-    return decode_value(row[TYPE_TAG]), point
+    series = Series(row, tag_columns(row))
+    return series.type, series.point(row)
+
+
+class Series:
+    """What the rows of one series share, decoded once.
+
+    Reading a point was mostly decoding its labels, the same for every
+    point of its series: :class:`SeriesReader` decodes them once per
+    series of a response, and :meth:`point` adds what is the row's own.
+
+    :param row: a ``SELECT *`` row of the series.
+    :param columns: the :func:`tag_columns` of its response.
+    :ivar type: the metric type.
+    :ivar order: how the series sorts among others of a frame start and
+        type (its tags), for retrieve()'s order.
+    """
+
+    __slots__ = ('type', 'order', '_unit', '_groupby', '_metadata')
+
+    def __init__(self, row, columns):
+        self.order = tuple((column, row[column]) for column in columns
+                           if row.get(column))
+        groupby, metadata = _decoded_labels(row.get(GROUPBY_TAG), tuple(
+            item for item in self.order if item[0].startswith(KEY_PREFIX)))
+        # NOTE: built and checked once; every point of the series shares
+        # its read-only attributes (see dataframe.stored_point).
+        shared = dataframe.DataPoint(decode_value(row[UNIT_TAG]), 0, 0,
+                                     dict(groupby), dict(metadata))
+        self.type = decode_value(row[TYPE_TAG])
+        self._unit = shared.unit
+        self._groupby = shared.groupby
+        self._metadata = shared.metadata
+
+    def point(self, row):
+        """Rebuild the DataPoint of one row of the series."""
+        qty, price = money_units(row)
+        description = row.get(DESCRIPTION_FIELD)
+        if description is not None:
+            description = json.loads(description)
+        hidden = row.get(HIDDEN_FIELD)
+        if hidden:
+            # NOTE: metadata a groupby value hides: the row's own.
+            metadata = dict(self._metadata)
+            metadata.update(json.loads(hidden))
+            return dataframe.DataPoint(
+                self._unit, money.from_units(qty), money.from_units(price),
+                self._groupby, metadata, description)
+        return dataframe.stored_point(
+            self._unit, money.from_units(qty), money.from_units(price),
+            self._groupby, self._metadata, description)
+
+
+class SeriesReader:
+    """Finds the :class:`Series` of each row of a response, decoded once.
+
+    :param columns: the :func:`tag_columns` of the response's rows.
+    """
+
+    __slots__ = ('_columns', '_found')
+
+    def __init__(self, columns):
+        self._columns = columns
+        self._found = {}
+
+    def __call__(self, row):
+        """Return the :class:`Series` of a row."""
+        key = tuple(map(row.get, self._columns))
+        series = self._found.get(key)
+        if series is None:
+            series = self._found[key] = Series(row, self._columns)
+        return series
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -505,15 +562,3 @@ def is_tag(column):
 def tag_columns(columns):
     """Return the sorted tag columns among a response's columns."""
     return sorted(column for column in columns if is_tag(column))
-
-
-def series_order(row, columns):
-    """A stable tiebreak for rows of one frame start and type.
-
-    Sorts by the row's tags (its series) then its slot.
-
-    :param columns: :func:`tag_columns` of the row's response; the key
-        does not depend on them, only its cost.
-    """
-    return (tuple((column, row[column]) for column in columns
-                  if row.get(column)), row['time'])

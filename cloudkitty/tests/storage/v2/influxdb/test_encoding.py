@@ -135,6 +135,51 @@ class TypedLabelTest(testtools.TestCase):
         self.assertIs(float, type(decoded.metadata['k']))
 
 
+class SeriesReaderTest(testtools.TestCase):
+    """Rows are decoded by series: labels once, money per row."""
+
+    def rows(self, *points):
+        return [row_of(encoding.encode_point(0, 1, None, 'cpu', p), slot)
+                for slot, p in enumerate(points)]
+
+    def test_points_of_a_series_share_their_labels(self):
+        """Two rows of one series: one Series, equal labels, own money."""
+        rows = self.rows(point(qty='1.5', groupby={'id': 'a'},
+                               metadata={'m': 3, 'n': None}),
+                         point(qty='2', price='0.000000000001',
+                               groupby={'id': 'a'},
+                               metadata={'m': 3, 'n': None}))
+        read = encoding.SeriesReader(encoding.tag_columns(rows[0]))
+        first, second = (read(row) for row in rows)
+        self.assertIs(first, second)
+        one, two = (first.point(row) for row in rows)
+        self.assertEqual((D('1.5'), D('1')), (one.qty, one.price))
+        self.assertEqual((D('2'), D('1E-12')), (two.qty, two.price))
+        self.assertIs(one.groupby, two.groupby)
+        self.assertEqual(point(qty='1.5', groupby={'id': 'a'},
+                               metadata={'m': 3, 'n': None}), one)
+        self.assertEqual('cpu', first.type)
+
+    def test_other_series_and_hidden_metadata(self):
+        """Another label is another Series; hidden metadata is the row's."""
+        rows = self.rows(point(groupby={'id': 'a'}),
+                         point(groupby={'id': 'b'}),
+                         point(groupby={'id': 'a'}, metadata={'id': 7}),
+                         point(groupby={'id': 'a'}, description='d'))
+        read = encoding.SeriesReader(encoding.tag_columns(
+            set().union(*rows)))
+        series = [read(row) for row in rows]
+        self.assertIsNot(series[0], series[1])
+        self.assertIs(series[0], series[2])
+        self.assertEqual({}, dict(series[0].point(rows[0]).metadata))
+        hidden = series[2].point(rows[2])
+        self.assertEqual({'id': 7}, dict(hidden.metadata))
+        self.assertEqual({'id': 'a'}, dict(hidden.groupby))
+        self.assertEqual('d', series[3].point(rows[3]).description)
+        self.assertIsNone(series[0].point(rows[0]).description)
+        self.assertLess(series[0].order, series[1].order)
+
+
 def joined(limbs):
     """The qty units of limbs (or sums of limbs), as readers add them."""
     return encoding.money_units(dict(zip(('qa', 'qb', 'qc'), limbs)))[0]
