@@ -112,10 +112,12 @@ Invariants the protocol keeps, and the tests that guard them
     Guards: ``test_record_deletes_empty_every_series_they_match``,
     ``test_legacy_records_read_compacted_and_deleted``.
 11. **A delete holds.** Every DELETE (of points, of records, a
-    compaction's too) lists the series it matches first, and when an
-    InfluxDB cache snapshot met it, marks them back into the index and
-    runs again: a snapshot would otherwise keep what it deleted, out of
-    sight until the next write into its series (:mod:`.deletes`).
+    compaction's too) lists the series it matches first (an unfiltered
+    delete of frames the frame log covers names them from the records
+    instead, once it needs them), and when an InfluxDB cache snapshot met
+    it, marks them back into the index and runs again: a snapshot would
+    otherwise keep what it deleted, out of sight until the next write
+    into its series (:mod:`.deletes`).
     Guards: ``DeletesHoldTest`` (test_deletes_functional), ``SettleTest``
     (test_deletes), ``bench --reuse``.
 
@@ -886,10 +888,12 @@ class InfluxDBStorage(v2.BaseStorage):
                  else rollup.outside(low, high, span))
         logged = []
         sums = {}
+        taken = {}
         for part in parts:
             used = None if query.filters else self.books.used(*part)
             if used is not None and self.rollup.log_covers(*part, used):
                 logged.append(part)
+                taken.update(used)
                 continue
             condition, params = self._where(query, *part)
             _add_sums(sums, _sums_of(self.client.query(
@@ -911,8 +915,13 @@ class InfluxDBStorage(v2.BaseStorage):
                 _add_sums(sums, self.rollup.read_log(*part))
             corrections.extend(self._corrections(sums))
 
+        named = None
+        if span is None and logged == parts:
+            # NOTE: the records name every series of these frame starts:
+            # nothing to list unless a snapshot meets the DELETE.
+            named = functools.partial(self._series_named, low, high, taken)
         deletes.delete(self.client, statement, params, (low, high),
-                       meanwhile=prepare)
+                       meanwhile=prepare, named=named)
         deleted += _count(sums)
         if not deleted:
             return 0
@@ -921,6 +930,23 @@ class InfluxDBStorage(v2.BaseStorage):
         for requests in corrections:
             self.client.write_all(requests)
         return deleted
+
+    def _series_named(self, low, high, taken):
+        """The series an unfiltered delete of logged frames may match.
+
+        Every series key the records of its days name
+        (:meth:`.rollup.Rollup.series_named`), also with each ``ck_n``
+        its frame starts' slots reached (see :func:`.encoding.point_line`).
+
+        :param taken: ``{(scope tag, frame start): slots taken}`` of the
+            window (:meth:`.slots.Bookkeeper.used`).
+        """
+        extra = (max(taken.values(), default=1) - 1) // encoding.SLOTS
+        prefix = encoding.MEASUREMENT + ','
+        return [prefix + key + (',%s=%d' % (encoding.EXTRA_SLOT_TAG, n)
+                                if n else '')
+                for key in sorted(self.rollup.series_named(low, high))
+                for n in range(extra + 1)]
 
     def _widen_to_days(self, low, high):
         """Widen a window to the whole days it holds every frame start of.

@@ -37,13 +37,18 @@ range meets matter. So :func:`delete`:
 2. lists the series the DELETE matches (``SHOW SERIES`` with the same
    ``WHERE``, which InfluxDB answers from the shards of its time range),
    unless the caches of those shards are empty: nothing there can be
-   snapshotted;
+   snapshotted; or unless the caller can *name* them once the DELETE
+   ran (``named``: the daily records of an unfiltered delete name every
+   series of its frames, see :meth:`.rollup.Rollup.series_named`), which
+   it then asks only when a snapshot met the DELETE. The listing took
+   0.1 s of a 0.25 s delete of one period of 10,200 series;
 3. runs the DELETE, and while a snapshot met the last run, waits for it
    to end, writes one *marker* point (see :data:`.encoding.MARKER_FIELD`)
-   into every listed series, in every shard of the window, which puts
-   those the index lost back in it, and runs the DELETE again, which now
-   finds them and deletes their points and the markers. With it, 0 of
-   200 deletes that met a snapshot left a point to come back.
+   into every listed (or named) series, in every shard of the window,
+   which puts those the index lost back in it, and runs the DELETE
+   again, which now finds them and deletes their points and the markers.
+   With it, 0 of 200 deletes that met a snapshot left a point to come
+   back.
 
 Running a DELETE twice is harmless: it removes what is in its window, and
 the caller holds every writer's lease (nothing new lands there). A
@@ -152,13 +157,18 @@ class Run:
     :param params: its bound parameters.
     :param window: ``(begin_ns, end_ns)``, the time range of its
         ``WHERE``: the shards to watch and to write markers into.
+    :param named: None to list the series before the DELETE, or a
+        function returning every series key (measurement included) the
+        DELETE may match, which no DELETE hides: asked only when a
+        snapshot met the DELETE.
     """
 
-    def __init__(self, client, statement, params, window):
+    def __init__(self, client, statement, params, window, named=None):
         self.client = client
         self.statement = statement
         self.params = params
         self.window = window
+        self.named = named
         self.shards = {}
         self.before = None
         self.series = None
@@ -168,14 +178,16 @@ class Run:
         """Wait for snapshots in progress, then list what will be deleted.
 
         Call it just before the DELETE is sent. Shards whose caches are
-        empty cannot snapshot: their series need no listing.
+        empty cannot snapshot: their series need no listing; nor do
+        series the caller names (``named``).
         """
         started = time.monotonic()
         self.shards = shards_of(self.client, *self.window)
         if not self.shards:
             return
         self.before = _quiet(self.client, self.shards)
-        if self.before is None or not self.before[2]:
+        if self.before is None or not self.before[2] or \
+                self.named is not None:
             return
         quiet = time.monotonic()
         self.series = self._list()
@@ -205,7 +217,11 @@ class Run:
                             'a DELETE; it may not hold: %s',
                             self.client.location, self.statement)
                 break
-            if self.series is None:
+            if self.series is None and self.named is not None:
+                self.series = list(self.named())
+                LOG.debug('InfluxDB DELETE: %d series named',
+                          len(self.series))
+            elif self.series is None:
                 # NOTE: someone else wrote into an empty cache meanwhile;
                 # the series still in the index are all this can mark.
                 LOG.warning('InfluxDB at %s: a cache snapshot met a DELETE '
@@ -244,16 +260,17 @@ def _ns_of(text):
     return timeutils.to_ns(moment.replace(tzinfo=datetime.timezone.utc))
 
 
-def delete(client, statement, params, window, meanwhile=None):
+def delete(client, statement, params, window, meanwhile=None, named=None):
     """Run a DELETE so that it holds (see the module docstring).
 
     :param window: ``(begin_ns, end_ns)`` of its ``WHERE``.
     :param meanwhile: a function to call while InfluxDB runs the DELETE's
         first run (in the background); an error it raises is raised once
         that run ended, and the DELETE is not run again.
+    :param named: see :class:`Run`.
     :returns: the number of runs added.
     """
-    run = Run(client, statement, params, window)
+    run = Run(client, statement, params, window, named)
     run.prepare()
     if meanwhile is None:
         client.query(statement, params)

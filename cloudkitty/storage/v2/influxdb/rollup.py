@@ -714,14 +714,38 @@ class Rollup:
         was deleted: only the points can tell what it holds.
 
         :param used: the ``(scope tag, frame start)`` that took slots in
-            the window (:meth:`.slots.Bookkeeper.used`).
+            the window (the keys of :meth:`.slots.Bookkeeper.used`).
         """
         found = {(row['ck_scope'], _frame_start(row))
                  for row in self.client.rows(
                      'SELECT "np", "ck_scope" FROM %s WHERE time >= $begin '
                      'AND time < $end' % self.source(FRAME_LOG),
                      {'begin': begin_ns, 'end': end_ns})}
-        return used <= found
+        return set(used) <= found
+
+    def series_named(self, begin_ns, end_ns):
+        """Return every series key the records of a window's days name.
+
+        A record names a series by its key, or by a digest when another
+        record of the same scope and day names it (:func:`key_digest`):
+        a push record, whose copy stays in the frame log, or a day
+        record. So the keys of both measurements over whole days are
+        every series a push (or a correction) counted there: an
+        unfiltered delete marks them when InfluxDB may have lost some
+        from its index (:func:`.deletes.delete`).
+
+        :returns: a set of series keys (without the measurement).
+        """
+        params = {'begin': day_of(begin_ns),
+                  'end': day_of(end_ns - 1) + DAY_NS}
+        keys = set()
+        for measurement in (DAILY, FRAME_LOG):
+            for row in self.client.rows(
+                    'SELECT "d" FROM %s WHERE time >= $begin AND '
+                    'time < $end' % self.source(measurement), params):
+                keys.update(entry[0] for entry in _entries(row['d'])
+                            if entry[0][0] != DIGEST_MARK)
+        return keys
 
     def read_log(self, begin_ns, end_ns):
         """Return what the frame log says the frames of a window hold.

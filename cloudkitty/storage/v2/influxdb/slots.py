@@ -15,16 +15,25 @@ InfluxDB keeps one point per series and time, so a point's time is its
 frame start plus a *slot* (see :mod:`.encoding`). Three small measurements
 keep what a push needs to know, without transactions:
 
-``ck_frames`` (tag ``ck_scope``, one point per scope and frame start)
-    ``used``, the first slot no push of that scope took yet. A push reads
-    it, takes ``used`` to ``used + n - 1`` where ``n`` is how many identical
-    points the push has at most for one series of the frame, and writes
-    the new ``used`` *before* its points. Points of other scopes are other
-    series, so scopes never share slots. Slots are never given back (not
-    even by a delete), so a slot names one push for ever: the daily
-    records (:mod:`.rollup`) tell pushes apart by it, and a delete's
-    correction takes one too. Read then written: only under the scope's
-    lease (:mod:`.writers`), which keeps a second writer out meanwhile.
+``ck_frames`` (tag ``ck_scope``, points of a scope at its frame starts)
+    ``used``, the first slot no push of that scope took yet: the greatest
+    ``used`` of the scope's points in ``[start, start + SLOTS)``. A push
+    reads it, takes ``used`` to ``used + n - 1`` where ``n`` is how many
+    identical points the push has at most for one series of the frame,
+    and writes the new ``used`` *before* its points, as a point of its
+    own: at the time and ``ck_n`` tag of slot ``used - 1`` (see
+    :func:`.encoding.point_line`), never over an earlier one. InfluxDB
+    1.x does not keep overwritten values reliably: a value written over
+    another one while snapshots and compactions ran was read back, later,
+    as the one it replaced, which gave a slot to two pushes (see
+    :func:`reservation_line`). Points of other scopes are other series,
+    so scopes never share slots. Slots are never given back (not even by
+    a delete), so a slot names one push for ever: the daily records
+    (:mod:`.rollup`) tell pushes apart by it, and a delete's correction
+    takes one too. Read then written: only under the scope's lease
+    (:mod:`.writers`), which keeps a second writer out meanwhile. Earlier
+    versions wrote one point per scope and frame start, at the frame
+    start, over and over; it is read as well.
 ``ck_starts`` (one point per distinct frame start)
     lets total() group by ``time`` server-side (see :func:`frame_starts`).
 ``ck_push`` (tag ``ck_key``, one point per idempotency key)
@@ -144,14 +153,14 @@ class Bookkeeper:
         :param slots: ``{start_ns: number of slots needed}``.
         :returns: ``{start_ns: first slot}``.
         """
-        used = {row['time']: row['used'] for row in self.client.rows(
-            'SELECT "used" FROM %s WHERE "ck_scope" = $scope AND '
-            'time >= $first AND time <= $last' % self.source(FRAMES),
-            {'scope': scope_tag, 'first': min(slots), 'last': max(slots)})}
-        bases = {start: used.get(start, 0) for start in slots}
+        used = _taken(self.client.rows(
+            'SELECT "used", "ck_scope" FROM %s WHERE "ck_scope" = $scope '
+            'AND time >= $first AND time < $end' % self.source(FRAMES),
+            {'scope': scope_tag, 'first': min(slots),
+             'end': max(slots) + encoding.SLOTS}))
+        bases = {start: used.get((scope_tag, start), 0) for start in slots}
         self.client.write(
-            ['%s,ck_scope=%s used=%di %d' % (FRAMES, scope_tag,
-                                             bases[start] + count, start)
+            [reservation_line(scope_tag, start, bases[start] + count)
              for start, count in slots.items()]
             + ['%s n=1i %d' % (STARTS, start) for start in slots])
         return bases
@@ -204,13 +213,16 @@ class Bookkeeper:
     def used(self, begin_ns, end_ns):
         """Return the ``(scope tag, frame start)`` that took slots.
 
-        :returns: a set, for frame starts in ``[begin_ns, end_ns)``;
-            frame starts of deleted points may be among them.
+        :returns: ``{(scope tag, frame start): slots taken}`` for frame
+            starts in ``[begin_ns, end_ns)``; frame starts of deleted
+            points may be among them.
         """
-        return {(row['ck_scope'], row['time']) for row in self.client.rows(
+        # NOTE: a frame start's reservations lie within its slots.
+        return {where: used for where, used in _taken(self.client.rows(
             'SELECT "used", "ck_scope" FROM %s WHERE time >= $begin AND '
             'time < $end' % self.source(FRAMES),
-            {'begin': begin_ns, 'end': end_ns}) if row['used']}
+            {'begin': begin_ns, 'end': end_ns + encoding.SLOTS})).items()
+            if used and where[1] < end_ns}
 
     def start_range(self):
         """Return the first and last frame starts ever pushed, or None."""
@@ -231,6 +243,35 @@ class Bookkeeper:
         return [row['time'] for row in self.client.rows(
             'SELECT "n" FROM %s WHERE time >= $begin AND time < $end'
             % self.source(STARTS), {'begin': begin_ns, 'end': end_ns})]
+
+
+def reservation_line(scope_tag, start, used):
+    """The ``ck_frames`` point that takes a frame start's slots.
+
+    Up to ``used - 1``; at that slot's time and ``ck_n`` (see the module
+    docstring), so that no reservation overwrites another.
+
+    :param used: the first slot left free (>= 1).
+    """
+    extra, offset = divmod(used - 1, encoding.SLOTS)
+    tags = '%s,ck_scope=%s' % (FRAMES, scope_tag)
+    if extra:
+        tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
+    return '%s used=%di %d' % (tags, used, start + offset)
+
+
+def _taken(rows):
+    """``{(scope tag, frame start): used}`` of ``ck_frames`` rows.
+
+    The greatest ``used`` of each scope's points within a frame start's
+    slots (frame starts are whole microseconds, slots nanoseconds).
+    """
+    taken = {}
+    for row in rows:
+        where = (row['ck_scope'], row['time'] - row['time'] % encoding.SLOTS)
+        if row['used'] > taken.get(where, -1):
+            taken[where] = row['used']
+    return taken
 
 
 def make_receipt(key, scope_id, points):

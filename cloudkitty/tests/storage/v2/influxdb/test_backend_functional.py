@@ -32,6 +32,7 @@ from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import client
 from cloudkitty.storage.v2.influxdb import deletes
+from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import rollup
 from cloudkitty.storage.v2.influxdb import slots
 from cloudkitty.storage.v2 import query
@@ -400,6 +401,29 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.push(self.frames(days=1, start=T0 + 2 * DAY))
         self.assertAgrees()
         self.assertEqual(2, self.daily_kinds().get('c'))
+
+    def test_reservations_never_overwrite_one_another(self):
+        """Every push takes slots with a point of its own, after any other.
+
+        A frame start an earlier version reserved (one point, at the frame
+        start, overwritten by each push) goes on after its slots.
+        """
+        frames = self.frames(days=1)
+        start = query.to_micros(frames[0].start) * 1000
+        scope = self.store.books.source(slots.FRAMES)
+        self.store.client.write(['%s,ck_scope=.%s used=7i %d' % (
+            slots.FRAMES, 'scope', start)])
+        self.push(frames)
+        self.push(frames[:1])
+        rows = self.store.client.rows(
+            'SELECT "used", "ck_n" FROM %s WHERE time >= $b AND time < $e'
+            % scope, {'b': start, 'e': start + encoding.SLOTS})
+        self.assertEqual([(0, 7), (7, 8), (8, 9)], [
+            (row['time'] - start, row['used']) for row in rows])
+        self.assertEqual({('.scope', start): 9}, {
+            where: used for where, used in self.store.books.used(
+                start, start + 1).items()})
+        self.assertAgrees()
 
     def test_filtered_delete_corrects_days(self):
         """A delete with filters inside compacted days keeps days exact."""

@@ -20,6 +20,7 @@ of InfluxDB's index would come back with it (see the module docstring of
 :mod:`~cloudkitty.storage.v2.influxdb.deletes`).
 """
 
+import datetime
 import threading
 import time
 
@@ -27,9 +28,12 @@ import fixtures
 from oslo_config import cfg
 import testtools
 
+from cloudkitty.storage.v2 import influxdb
 from cloudkitty.storage.v2.influxdb import client as client_mod
 from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import options
+from cloudkitty.storage.v2.influxdb import rollup
+from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_server
 
@@ -125,3 +129,133 @@ class DeletesHoldTest(testtools.TestCase):
         run.prepare()
         self.assertEqual(sorted('m,r=x,s=%d' % n for n in range(25)),
                          sorted(run.series))
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class StoreUnderSnapshotsTest(testtools.TestCase):
+    """Pushes and deletes of one frame over and over, snapshots beside.
+
+    A delete of part of a day names the series it marks from the daily
+    records, and only when a snapshot met its DELETE: the points it
+    removed must not come back with the next push into their series.
+    And every push and correction takes slots of its own: when slots
+    were reserved by overwriting one point, InfluxDB gave an older value
+    back after some snapshots, two records shared a slot, and deletes
+    counted 0 or 100 points of 50 (5 runs of 6 failed so).
+    """
+
+    def setUp(self):
+        super().setUp()
+        try:
+            self.server = self.useFixture(
+                influxdb_server.InfluxDBServerFixture(
+                    data_options=SMALL_CACHE))
+        except influxdb_server.NotInstalled as exc:
+            self.skipTest(str(exc))
+        conf = cfg.ConfigOpts()
+        conf([], project='cloudkitty')
+        options.register_opts(conf)
+        host, port = self.server.url.rsplit('/', 1)[1].split(':')
+        for name, value in (('host', host), ('port', int(port)),
+                            ('database', 'ck_named')):
+            conf.set_override(name, value, group='storage_influxdb')
+        self.store = influxdb.InfluxDBStorage(conf=conf)
+        self.store.init()
+        self.addCleanup(self.store.close)
+        # NOTE: (DELETE of points?, result) of each call; compactions
+        # and receipts have DELETEs of their own.
+        self.listed = self.spy(deletes.Run, '_list')
+        self.met = self.spy(deletes.Run, 'settle')
+        self.named = []
+        series_named = rollup.Rollup.series_named
+
+        def named(rollup_, *args):
+            self.named.append(args)
+            return series_named(rollup_, *args)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.Rollup.series_named',
+            named))
+
+    def spy(self, cls, name):
+        """Record ``(DELETE of points?, result)`` of a Run method."""
+        calls = []
+        original = getattr(cls, name)
+
+        def spied(run):
+            result = original(run)
+            calls.append((run.statement.startswith(
+                'DELETE FROM "rating"'), result))
+            return result
+
+        self.useFixture(fixtures.MonkeyPatch(
+            '%s.%s.%s' % (cls.__module__, cls.__name__, name), spied))
+        return calls
+
+    def points_met(self):
+        """How many DELETEs of points met a snapshot."""
+        return sum(1 for points, runs in self.met if points and runs)
+
+    def fill(self, stop, first_ns):
+        """Write into the store's shard beside the test until ``stop``."""
+        client = self.store.client
+        batch = 0
+        while not stop.is_set():
+            client.write(['fill,k=%d v=%di %d' % (
+                n % 50, n, first_ns + batch * 10 ** 6 + n)
+                for n in range(5000)])
+            batch += 1
+
+    def frame(self, start, qty):
+        return builders.make_frame(start, [
+            ('cpu', builders.make_point('p', qty=qty, groupby={
+                'id': 'r%02d' % n})) for n in range(SERIES)])
+
+    def test_deleted_points_stay_deleted(self):
+        # NOTE: the first hour of a day two days ago, and the next ones:
+        # the deletes are of part of a day (the first hour stays), which
+        # the daily records name.
+        first = datetime.datetime.now(datetime.timezone.utc).replace(
+            hour=0, minute=0, second=0, microsecond=0) - \
+            datetime.timedelta(days=2)
+        hour = datetime.timedelta(hours=1)
+        stop = threading.Event()
+        filler = threading.Thread(target=self.fill, args=(
+            stop, int(first.timestamp()) * 10 ** 9))
+        filler.start()
+        self.addCleanup(filler.join)
+        self.addCleanup(stop.set)
+        rounds = 0
+        came_back = []
+        deadline = time.monotonic() + MAX_SECONDS
+        self.store.push([self.frame(first, 1)])
+        self.store.push([self.frame(first + 23 * hour, 1)])
+        while (self.points_met() < ENOUGH_MET and rounds < 200 and
+               time.monotonic() < deadline):
+            start = first + (1 + rounds % 20) * hour
+            self.store.push([self.frame(start, 1)])
+            deleted = self.store.delete(begin=start, end=start + hour)
+            self.assertEqual(SERIES, deleted)
+            self.store.push([self.frame(start, 2)])
+            found = self.store.retrieve(begin=start, end=start + hour,
+                                        paginate=False)
+            qty = sorted(point.qty for frame in found['dataframes']
+                         for _, point in frame.iterpoints())
+            if qty != [2] * SERIES:
+                came_back.append((rounds, qty))
+            self.assertEqual(SERIES, self.store.delete(
+                begin=start, end=start + hour))
+            rounds += 1
+        stop.set()
+        total = self.store.total(begin=first, end=first + 24 * hour)
+        self.assertEqual((2 * SERIES, 2 * SERIES),
+                         (total['results'][0]['qty'],
+                          total['results'][0]['rate']))
+        self.assertEqual([], came_back)
+        self.assertEqual([], [run for run in self.listed if run[0]])
+        met = self.points_met()
+        if not met:
+            self.skipTest('no cache snapshot met any of %d DELETEs: '
+                          'nothing was tested' % rounds)
+        self.assertGreaterEqual(len(self.named), met)
