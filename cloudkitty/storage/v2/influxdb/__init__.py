@@ -54,8 +54,12 @@ Invariants the protocol keeps, and the tests that guard them
    are taken from ``ck_frames`` before any point is written and never
    given back, not even by a delete, so two points never share a time
    and series, and a push record's id (its time and ``ck_n``) is unique.
-   Guards: ``test_concurrent_writers_same_labels``,
-   ``test_push_after_delete_by_another_instance``.
+   Each reservation is a point of its own: InfluxDB may give an older
+   value of an overwritten point back (:mod:`.slots`). Guards:
+   ``test_concurrent_writers_same_labels``,
+   ``test_push_after_delete_by_another_instance``,
+   ``test_reservations_never_overwrite_one_another``,
+   ``StoreUnderSnapshotsTest`` (test_deletes_functional).
 3. **A keyed retry writes the same points again.** The receipt is written
    before the points and fixes their slots and their layout (a push an
    earlier version began is completed in its layout, its points and its
@@ -118,8 +122,9 @@ Invariants the protocol keeps, and the tests that guard them
     it, marks them back into the index and runs again: a snapshot would
     otherwise keep what it deleted, out of sight until the next write
     into its series (:mod:`.deletes`).
-    Guards: ``DeletesHoldTest`` (test_deletes_functional), ``SettleTest``
-    (test_deletes), ``bench --reuse``.
+    Guards: ``DeletesHoldTest`` and ``StoreUnderSnapshotsTest``
+    (test_deletes_functional), ``SettleTest`` (test_deletes),
+    ``bench --reuse``.
 
 Known limits: a delete that dies between deleting its points and writing
 its corrections leaves the records counting those points (the points are
