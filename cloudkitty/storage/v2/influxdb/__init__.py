@@ -521,7 +521,7 @@ class InfluxDBStorage(v2.BaseStorage):
         rows = self._select(condition, params, limit=need)
         next_cursor = None
         if len(rows) == need:
-            last = rows[-1]['time'] // 1000 * 1000
+            last = encoding.frame_start(rows[-1]['time'])
             rows = [row for row in rows if row['time'] < last]
             rest, rest_params = self._where(query, begin_ns=last,
                                             end_ns=last + 1000)
@@ -585,7 +585,7 @@ class InfluxDBStorage(v2.BaseStorage):
                     ', '.join('"%s"' % name for name in encoding.COUNTED),
                     self.source(encoding.MEASUREMENT), condition, offset),
                 params)
-            cursor = found[0]['values'][0][0] // 1000 * 1000
+            cursor = encoding.frame_start(found[0]['values'][0][0])
             skipped = self._count(query, end_ns=cursor)
         rows, _ = self._frames_from(query, cursor, offset - skipped + limit,
                                     whole=False)
@@ -631,7 +631,7 @@ class InfluxDBStorage(v2.BaseStorage):
         wanted_groups = set(groups)
         rows = _sort_rows([
             row for row in self._select(condition, params)
-            if (row['time'] // 1000 * 1000, row[encoding.TYPE_TAG])
+            if (encoding.frame_start(row['time']), row[encoding.TYPE_TAG])
             in wanted_groups])
         first = query.offset - skipped
         return query_mod.build_retrieve(
@@ -948,8 +948,7 @@ class InfluxDBStorage(v2.BaseStorage):
         """
         extra = (max(taken.values(), default=1) - 1) // encoding.SLOTS
         prefix = encoding.MEASUREMENT + ','
-        return [prefix + key + (',%s=%d' % (encoding.EXTRA_SLOT_TAG, n)
-                                if n else '')
+        return [prefix + key + encoding.extra_slot_tag(n)
                 for key in sorted(self.rollup.series_named(low, high))
                 for n in range(extra + 1)]
 
@@ -1050,7 +1049,7 @@ def _sums_of(removed):
                 units[field] += (values[index] or 0) * weight
             scope_tag = (scope_at is not None and values[scope_at]) \
                 or encoding.encode_value('')
-            start = values[time_at] // 1000 * 1000
+            start = encoding.frame_start(values[time_at])
             entries, total = sums.setdefault(scope_tag, {}).setdefault(
                 start, ({}, rollup.FrameTotal(0, 0, 0, 0, {})))
             have = entries.setdefault(key, [0, 0, 0])

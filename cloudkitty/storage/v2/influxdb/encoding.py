@@ -291,19 +291,37 @@ def legacy_point(point):
     return point[:FIELDS] + (fields, point[EXTRA])
 
 
-def point_line(point, slot):
-    """An encoded point's line protocol for a slot (an int >= 0).
+def slot_place(start_ns, slot):
+    """Where a slot (an int >= 0) of a frame start lies.
 
     Slot ``s`` is the time ``start + s % SLOTS`` ns, and from ``SLOTS`` on
     also the tag ``ck_n = s // SLOTS``: a frame start holds any number of
-    identical points.
+    identical points (and of records, and of reservations).
+
+    :returns: ``(ck_n, time)``; ``ck_n`` 0 means no such tag.
     """
+    extra, offset = divmod(slot, SLOTS)
+    return extra, start_ns + offset
+
+
+def extra_slot_tag(extra):
+    """The ``,ck_n=...`` tag of a :func:`slot_place`, or ``''`` for 0."""
+    return ',%s=%d' % (EXTRA_SLOT_TAG, extra) if extra else ''
+
+
+def frame_start(nanos):
+    """The frame start (ns) of a time among its slots."""
+    return nanos // SLOTS * SLOTS
+
+
+def point_line(point, slot):
+    """An encoded point's line protocol at a slot (see slot_place)."""
     if slot < SLOTS:
         return '%s %s %d' % (point[IDENTITY], point[FIELDS],
                              point[START] + slot)
-    extra_slot, offset = divmod(slot, SLOTS)
-    return '%s,%s=%d %s %d' % (point[IDENTITY], EXTRA_SLOT_TAG, extra_slot,
-                               point[FIELDS], point[START] + offset)
+    extra, moment = slot_place(point[START], slot)
+    return '%s%s %s %d' % (point[IDENTITY], extra_slot_tag(extra),
+                           point[FIELDS], moment)
 
 
 def series_key(tags):

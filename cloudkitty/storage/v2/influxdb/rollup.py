@@ -364,7 +364,7 @@ def _id_of(time_ns, extra):
 
 
 def _frame_start(row):
-    return row['time'] // 1000 * 1000
+    return encoding.frame_start(row['time'])
 
 
 class Rollup:
@@ -423,13 +423,10 @@ class Rollup:
             named = opened and opened.named
             day_series = _series(_PUSH, scope_tag, day)
             for share, (entries, total) in enumerate(shares):
-                extra, offset = divmod(bases[start] + share,
-                                       encoding.SLOTS)
-                record_tags = day_series
-                if extra:
-                    record_tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG,
-                                               extra)
-                record_id = _id_of(start + offset, extra)
+                extra, moment = encoding.slot_place(start,
+                                                    bases[start] + share)
+                record_tags = day_series + encoding.extra_slot_tag(extra)
+                record_id = _id_of(moment, extra)
                 parts = _parts(entries, named, record_id)
                 lines = records.share(share)
                 for index, part in enumerate(parts):
@@ -439,7 +436,7 @@ class Rollup:
                         fields += ',tot=%s' % encoding.field_string(
                             json.dumps(total.to_json()))
                     lines.append('%s,ck_part=%d %s %d' % (
-                        record_tags, index, fields, start + offset))
+                        record_tags, index, fields, moment))
                 records.days.setdefault(day, []).append((
                     record_id, len(parts), start, entries, total))
         return records

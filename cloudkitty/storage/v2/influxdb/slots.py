@@ -253,11 +253,9 @@ def reservation_line(scope_tag, start, used):
 
     :param used: the first slot left free (>= 1).
     """
-    extra, offset = divmod(used - 1, encoding.SLOTS)
-    tags = '%s,ck_scope=%s' % (FRAMES, scope_tag)
-    if extra:
-        tags += ',%s=%d' % (encoding.EXTRA_SLOT_TAG, extra)
-    return '%s used=%di %d' % (tags, used, start + offset)
+    extra, moment = encoding.slot_place(start, used - 1)
+    return '%s,ck_scope=%s%s used=%di %d' % (
+        FRAMES, scope_tag, encoding.extra_slot_tag(extra), used, moment)
 
 
 def _taken(rows):
@@ -268,7 +266,7 @@ def _taken(rows):
     """
     taken = {}
     for row in rows:
-        where = (row['ck_scope'], row['time'] - row['time'] % encoding.SLOTS)
+        where = (row['ck_scope'], encoding.frame_start(row['time']))
         if row['used'] > taken.get(where, -1):
             taken[where] = row['used']
     return taken
