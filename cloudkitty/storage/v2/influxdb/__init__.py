@@ -76,11 +76,18 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_half_done_push_completed_by_its_retry``.
 5. **A commit is the only switch.** A compaction writes the day record to
    the buffer the commit does not point to, then the commit (listing the
-   push records it includes, those of earlier compactions too), then
-   drops what it replaced; readers skip included push records and parts
-   of the other buffer. Guards: ``test_uncommitted_compaction_is_invisible``,
+   push records it includes, those of earlier compactions too), both at
+   a new version of the day, then drops what it replaced; readers take
+   the latest commit, and skip included push records and parts of other
+   buffers and versions. No commit nor part is written where one was
+   (InfluxDB may keep an older value of a point written again, see
+   :func:`.rollup.next_version`). Guards:
+   ``test_uncommitted_compaction_is_invisible``,
    ``test_crash_between_commit_and_drop_counts_once``,
-   ``test_day_goes_on_after_compaction_from_memory``.
+   ``test_day_goes_on_after_compaction_from_memory``,
+   ``test_compactions_never_write_a_record_where_one_was``,
+   ``test_days_of_earlier_versions_go_on_at_new_versions``,
+   ``VersionTest`` (test_rollup).
 6. **Memory is trusted only for what the server shows unchanged.** A day
    is compacted from a writer's memory only when its listing is exactly
    the records that writer wrote (and its own commit). Guards:

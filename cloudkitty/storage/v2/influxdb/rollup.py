@@ -30,14 +30,19 @@ Records of a scope and day (tags ``ck_scope``, ``ck_rec``, ``ck_part``):
     of a split record): unique per push, so a retried push rewrites it
     unchanged.
 ``ck_rec=d`` (day parts)
-    at the day start plus a buffer number, 0 or 1: a compaction writes the
+    at the day start plus the compaction's *version*, in one of two
+    buffers (0 or 1, the version's parity): a compaction writes the
     buffer the day does not use, so a crash never damages the day record
     readers see.
 ``ck_rec=c`` (commit)
-    at the day start: which buffer is current, how many parts it has and
-    which push records it includes. Written last; readers skip the push
-    records it lists, so a crash between the commit and the deletion of
-    those push records never counts a point twice.
+    at the same version and in the same buffer as its parts: which buffer
+    is current, how many parts it has and which push records it
+    includes. Written last; readers take the commit of the latest
+    version, and skip the push records it lists, so a crash between the
+    commit and the deletion of those push records never counts a point
+    twice. Versions grow with every compaction of the day (see
+    :func:`next_version`): no commit nor part is ever written where one
+    was, as InfluxDB may keep an older value of an overwritten point.
 
 A delete adds a *correction* to the days it touched: a push record of the
 negated sums of the points it removed, at a slot of its own (whole days
@@ -128,6 +133,11 @@ DOW_TAG = 'ck_dow'
 BUFFER_TAG = 'ck_buf'
 #: Days whose records never share a series within one shard.
 WEEK_DAYS = 7
+#: The version of a day's first compaction (see :func:`next_version`).
+FIRST_VERSION = 2
+#: Versions a day holds: a commit lies within the first microsecond of its
+#: day, so that any window that reads part of the day reads it.
+MAX_VERSIONS = 1000
 #: What starts a series key's digest in a push record (never a key's first
 #: character: keys are percent-encoded).
 DIGEST_MARK = '#'
@@ -367,6 +377,40 @@ def _frame_start(row):
     return encoding.frame_start(row['time'])
 
 
+def version_of(row):
+    """The version of a commit or day part: its time in its day (ns)."""
+    return row['time'] - day_of(row['time'])
+
+
+def _highest(rows):
+    """The greatest version among the commits and day parts of rows."""
+    return max((version_of(row) for row in rows
+                if row['ck_rec'] in (_DAY, _COMMIT)), default=0)
+
+
+def next_version(state, highest):
+    """The version of a day's next compaction.
+
+    InfluxDB 1.x may keep an older value of a point written again while
+    its caches are snapshotted and compacted (as :mod:`.slots` met with
+    reservations). So a compaction writes its day parts and its commit at
+    a time of the day no record of it used yet, its *version*: past
+    ``highest``, the greatest version of the day's commits and parts
+    (those of a compaction that died before its commit too), and of the
+    parity of the buffer the current commit does not use. Versions start
+    at :data:`FIRST_VERSION`: earlier versions of this code wrote the
+    commit at the day start and the parts at the day start plus their
+    buffer, in place.
+
+    :param state: the day's current :class:`_DayState`.
+    :param highest: the greatest version the day's records use.
+    """
+    version = max(highest, state.version) + 1
+    if state.committed and version % 2 == state.buffer:
+        version += 1
+    return version
+
+
 class Rollup:
     """Writes and reads the daily sums of one database.
 
@@ -451,7 +495,7 @@ class Rollup:
         for day in records.days:
             if (scope_tag, day) not in self._open:
                 self._open[(scope_tag, day)] = (
-                    _OpenDay() if not self._listing(scope_tag, day)
+                    _OpenDay() if not self._listing(scope_tag, day)[0]
                     else None)
 
     def remember(self, scope_tag, records):
@@ -489,8 +533,10 @@ class Rollup:
     def _listing(self, scope_tag, day):
         """List the push parts and commit of a scope's day, small fields.
 
-        :returns: a set of ``(record id, part)`` for push records, with
-            ``('commit', None)`` when the day has a commit.
+        :returns: ``(listed, highest)``: a set of ``(record id, part)``
+            for push records, with ``('commit', None)`` when the day has
+            a commit; and the greatest :func:`version_of` its commits and
+            day parts use (see :func:`next_version`).
         """
         # NOTE: "tot" finds part 0 of records written before "np" was.
         rows = self.client.rows(
@@ -504,7 +550,7 @@ class Rollup:
                 listed.add(('commit', None))
             elif row['ck_rec'] == _PUSH:
                 listed.add((_record_id(row), row['ck_part']))
-        return listed
+        return listed, _highest(rows)
 
     def compact_before(self, scope_tag, latest_ns, earliest_ns=None):
         """Compact the recent days of a scope before the day of a time.
@@ -552,13 +598,14 @@ class Rollup:
         :param keep_open: keep an open day open (the day goes on).
         """
         opened = self._open.pop((scope_tag, day), None)
-        if opened is not None and \
-                self._listing(scope_tag, day) == opened.listing():
+        listed, highest = self._listing(scope_tag, day) \
+            if opened is not None else (None, None)
+        if opened is not None and listed == opened.listing():
             state = self._write_day(scope_tag, day, opened.state,
                                     opened.entries, opened.frames,
                                     sorted(opened.records),
-                                    bool(opened.fresh))
-            if keep_open:
+                                    bool(opened.fresh), highest)
+            if keep_open and state is not None:
                 opened.committed(state)
                 self._open[(scope_tag, day)] = opened
             return
@@ -589,30 +636,45 @@ class Rollup:
         # may write such a record again.
         self._write_day(scope_tag, day, state, entries, frames, sorted(
             set(state.included) | {_record_id(row) for row in pushes}),
-            bool(pushes), legacy={row['ck_rec'] for row in rows
-                                  if not _tagged(row)})
+            bool(pushes), _highest(rows), legacy={
+                row['ck_rec'] for row in rows if not _tagged(row)})
 
     def _write_day(self, scope_tag, day, state, entries, frames, included,
-                   pushes, legacy=()):
+                   pushes, highest, legacy=()):
         """Write a day record and its commit, then drop what it replaces.
+
+        Both at a new version of the day (see :func:`next_version`), in
+        the buffer the current commit does not use: no point is ever
+        written where one was.
 
         :param state: the day's current :class:`_DayState`.
         :param included: the ids of the push records it replaces.
         :param pushes: whether the day holds push records to drop.
+        :param highest: the greatest version the day's records use.
         :param legacy: the kinds of the day's legacy records (see the
             module docstring), all of which it replaces.
-        :returns: the :class:`_DayState` of the new commit.
+        :returns: the :class:`_DayState` of the new commit, or None when
+            the day used every version (it stays as it was).
         """
-        buffer = 1 - state.buffer if state.committed else 0
+        version = next_version(state, highest)
+        if version >= MAX_VERSIONS:
+            LOG.warning('InfluxDB daily records: day %d of scope %s was '
+                        'compacted %d times; its later push records stay '
+                        'as they are', day, scope_tag, MAX_VERSIONS)
+            return None
+        buffer = version % 2
+        moment = day + version
         # NOTE: corrections (see push_records) leave series and frame
         # starts whose points are all deleted at zero.
         entries = {key: sums for key, sums in entries.items() if sums[0]}
         if frames is not None:
             frames = _nonzero(frames)
         parts = _parts(entries)
-        lines = ['%s,%s=%d,ck_part=%d d=%s %d' % (
+        # NOTE: "np" makes the parts show in a listing of small fields,
+        # which learns the versions taken (_listing).
+        lines = ['%s,%s=%d,ck_part=%d d=%s,np=%di %d' % (
             _series(_DAY, scope_tag, day), BUFFER_TAG, buffer, index,
-            encoding.field_string(part), day + buffer)
+            encoding.field_string(part), len(parts), moment)
             for index, part in enumerate(parts)]
         self.client.write(lines)
         commit = 'buffer=%di,parts=%di,inc=%s' % (
@@ -621,8 +683,9 @@ class Rollup:
             commit += ',frames=%s' % encoding.field_string(json.dumps(
                 {str(start): total.to_json()
                  for start, total in frames.items()}))
-        self.client.write(['%s %s %d' % (_series(_COMMIT, scope_tag, day),
-                                         commit, day)])
+        self.client.write(['%s,%s=%d %s %d' % (
+            _series(_COMMIT, scope_tag, day), BUFFER_TAG, buffer, commit,
+            moment)])
         # NOTE: what follows only saves space and reading time: the commit
         # already hides the old buffer and the compacted push records.
         # Each statement matches the series it empties (module docstring).
@@ -634,18 +697,23 @@ class Rollup:
         # DELETE, a tenth of a compaction.
         drops = [(_PUSH, None)] if pushes else []
         if state.committed and state.tagged:
-            drops.append((_DAY, state.buffer))
+            # NOTE: the commit of an earlier version, in place at the day
+            # start, is in the series without a buffer.
+            drops += [(_DAY, state.buffer), (_COMMIT, state.buffer),
+                      (_COMMIT, '')]
         if drops:
             self._drop(scope_tag, day, drops)
         return _DayState({'buffer': buffer, 'parts': len(parts),
                           'inc': json.dumps(included), 'frames': None,
-                          DOW_TAG: day_tag(day)})
+                          DOW_TAG: day_tag(day), BUFFER_TAG: str(buffer),
+                          'time': moment})
 
     def _drop(self, scope_tag, day, kinds, legacy=False):
         """Delete a scope's records of some kinds (and buffers) of a day.
 
         :param kinds: ``[(kind, buffer or None)]``; one statement deletes
-            the records of each (every buffer for None).
+            the records of each (every buffer for None, records without
+            a buffer for ``''``).
         :param legacy: delete the day's legacy records of those kinds
             instead. Their series hold other days too, but nobody writes
             into them any more, so none of their points is in the cache.
@@ -660,6 +728,7 @@ class Rollup:
                 alternative = '(%s AND "%s" = $buffer%d)' % (
                     alternative, BUFFER_TAG, number)
                 params['buffer%d' % number] = str(buffer)
+            # NOTE: "" matches the series without the tag.
             alternatives.append(alternative)
         # NOTE: records that a snapshot would hide and bring back with
         # the day's next record would count again once the commit that
@@ -804,14 +873,20 @@ class Rollup:
 
     @staticmethod
     def _days(rows):
+        """Return ``{(scope tag, day): _DayState}`` of the last commits.
+
+        A commit lasts until the compaction that replaced it deletes it:
+        the one of the latest version wins, a versioned one over one of
+        an earlier version of this code, and that one over a legacy one.
+        """
         days = {}
         for row in rows:
             if row['ck_rec'] == _COMMIT:
-                where = (row['ck_scope'], row['time'])
-                # NOTE: a legacy commit lasts until the compaction that
-                # replaced it deletes it.
-                if where not in days or _tagged(row):
-                    days[where] = _DayState(row)
+                where = (row['ck_scope'], day_of(row['time']))
+                state = _DayState(row)
+                have = days.get(where)
+                if have is None or have.rank < state.rank:
+                    days[where] = state
         return days
 
     def _plan(self, begin_ns, end_ns, rows):
@@ -957,12 +1032,27 @@ class Rollup:
 
 
 class _DayState:
-    """The commit record of a scope and day (or none yet)."""
+    """The commit record of a scope and day (or none yet).
+
+    :ivar versioned: whether it carries its buffer as a tag, at its
+        version (see :func:`next_version`); commits of earlier versions
+        of this code lie at the day start, their parts at the day start
+        plus their buffer.
+    :ivar version: its version; 1 for unversioned commits, below the
+        first version (:data:`FIRST_VERSION`).
+    :ivar rank: what orders two commits of one day (the greater wins).
+    """
 
     def __init__(self, row=None):
         self.committed = row is not None
         self.tagged = row is None or _tagged(row)
+        self.versioned = bool(row and row.get(BUFFER_TAG))
         self.buffer = row['buffer'] if row else 0
+        self.version = version_of(row) if self.versioned else \
+            FIRST_VERSION - 1
+        self.rank = (self.tagged, self.versioned, self.version)
+        # NOTE: where its parts lie, from the day start.
+        self._parts_at = self.version if self.versioned else self.buffer
         self.parts = row['parts'] if row else 0
         self.included = frozenset(json.loads(row['inc'])) if row else ()
         self.frames = None
@@ -981,11 +1071,12 @@ class _DayState:
         A legacy commit (see the module docstring) takes legacy parts
         only, another one parts tagged with its buffer.
         """
-        if not self.committed or int(row['ck_part']) >= self.parts:
+        if not self.committed or int(row['ck_part']) >= self.parts or \
+                version_of(row) != self._parts_at:
             return False
         if self.tagged:
             return row.get(BUFFER_TAG) == str(self.buffer)
-        return not _tagged(row) and row['time'] % DAY_NS == self.buffer
+        return not _tagged(row)
 
     def entries(self, rows):
         """The committed day parts among ``rows``, decoded."""

@@ -347,6 +347,149 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.store.push(first, scope_id='scope', idempotency_key='day-1')
         self.assertAgrees()
 
+    def record_writes(self, kinds):
+        """Collect the ``(series, time)`` of every record line written.
+
+        :param kinds: the ``ck_rec`` values of the records to collect.
+        :returns: the list that grows with each line written.
+        """
+        written = []
+        real = self.store.client._request
+        marks = tuple(',ck_rec=%s,' % kind for kind in kinds)
+
+        def spy(method, endpoint, params, data=None):
+            if endpoint == 'write':
+                for line in data.decode('utf-8').split('\n'):
+                    series = line.split(' ', 1)[0]
+                    if series.startswith(rollup.DAILY + ',') and any(
+                            mark in series + ',' for mark in marks):
+                        written.append((series, int(line.rsplit(' ', 1)[1])))
+            return real(method, endpoint, params, data)
+
+        self.store.client._request = spy
+        return written
+
+    def test_compactions_never_write_a_record_where_one_was(self):
+        """Commits and day parts go to a new time of their day each time.
+
+        InfluxDB may keep an older value of a point written again while
+        it snapshots its cache (see rollup.next_version): compactions from
+        memory, read back, after a delete and after one that died before
+        its commit never write a commit or a day part twice in a place.
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        written = self.record_writes(('c', 'd'))
+        frames = self.frames(days=3)
+        for frame in frames[:9]:
+            self.push([frame])
+        self.delete_and_check(begin=T0 + datetime.timedelta(hours=4),
+                              end=T0 + datetime.timedelta(hours=8))
+        # NOTE: a compaction of day 2 that dies before its commit.
+        with self.crashing_commits():
+            self.assertRaises(exceptions.BackendUnavailable, self.push,
+                              frames[9:10])
+        self.pushed.extend(frames[9:10])
+        self.assertAgrees()
+        for frame in frames[10:]:
+            self.push([frame])
+        self.delete_and_check(begin=T0 + DAY, end=T0 + DAY + DAY // 2,
+                              filters={'id': ['vm-1']})
+        self.push(self.frames(days=1, start=T0 + 3 * DAY)[:1])
+        self.assertAgrees()
+        self.assertGreater(len(written), 12)
+        self.assertEqual(len(written), len(set(written)))
+        # NOTE: one commit per compacted day, with its parts only.
+        self.assertEqual(3, self.daily_kinds().get('c'))
+
+    @contextlib.contextmanager
+    def crashing_commits(self):
+        """Commits fail inside the block, after their day parts."""
+        real = self.store.client.write
+
+        def crash_on_commit(lines):
+            if any(',ck_rec=c,' in line for line in lines):
+                raise exceptions.BackendUnavailable(
+                    'influxdb', self.store.location, 'crash')
+            return real(lines)
+        self.store.client.write = crash_on_commit
+        try:
+            yield
+        finally:
+            self.store.client.write = real
+
+    def make_unversioned(self):
+        """Move commits and day parts where earlier versions wrote them.
+
+        Commits at their day start without a buffer tag, day parts at the
+        day start plus their buffer, without "np".
+        """
+        client = self.store.client
+        lines = []
+        for part in client.query(
+                'SELECT * FROM %s WHERE time >= 0 AND ("ck_rec" = \'c\' OR '
+                '"ck_rec" = \'d\') GROUP BY *'
+                % self.store.source(rollup.DAILY)):
+            tags = {key: value for key, value in part['tags'].items()
+                    if value}
+            kind = tags['ck_rec']
+            buffer = tags.pop(rollup.BUFFER_TAG)
+            if kind == 'd':
+                tags[rollup.BUFFER_TAG] = buffer
+            for values in part['values']:
+                moment = rollup.day_of(values[0])
+                if kind == 'd':
+                    moment += int(buffer)
+                fields = ['%s=%s' % (column, '%di' % value if isinstance(
+                    value, int) else '"%s"' % value.replace('"', '\\"'))
+                    for column, value in zip(part['columns'][1:],
+                                             values[1:])
+                    if value is not None and column != 'np']
+                lines.append('%s,%s %s %d' % (
+                    rollup.DAILY, ','.join('%s=%s' % item
+                                           for item in sorted(tags.items())),
+                    ','.join(fields), moment))
+        client.query('DROP SERIES FROM "%s" WHERE "ck_rec" = \'c\' OR '
+                     '"ck_rec" = \'d\'' % rollup.DAILY)
+        client.write(lines)
+        return lines
+
+    def test_days_of_earlier_versions_go_on_at_new_versions(self):
+        """Commits written in place by earlier code still count.
+
+        The next compaction of their day replaces them at a new version.
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        frames = self.frames(days=3)
+        for frame in frames[:-1]:
+            self.push([frame])
+        moved = self.make_unversioned()
+        self.assertTrue(any(',ck_rec=c,' in line for line in moved))
+        self.store = self.new_store()
+        self.assertAgrees()
+        self.push(frames[-1:])
+        self.push(self.frames(days=1, start=T0 + 3 * DAY)[:1])
+        self.assertAgrees()
+        # NOTE: late pushes into days 1 and 2 compact them again.
+        late = self.frames(days=2, per_frame=1)[:1] + self.frames(
+            days=2, per_frame=1)[6:7]
+        for frame in late:
+            frame_points = list(frame.iterpoints())
+            frame = builders.make_frame(frame.start, [
+                (type_, builders.make_point(
+                    self.project_id, 1, 1, groupby={'id': 'late'}))
+                for type_, _ in frame_points])
+            self.push([frame])
+        self.push(self.frames(days=1, start=T0 + 4 * DAY)[:1])
+        self.assertAgrees()
+        unversioned = self.store.client.rows(
+            'SELECT "buffer" FROM %s WHERE "ck_rec" = \'c\' AND "%s" = '
+            '\'\' AND time >= 0' % (
+                self.store.source(rollup.DAILY), rollup.BUFFER_TAG))
+        self.assertEqual([], unversioned)
+        self.delete_and_check(begin=T0, end=T0 + DAY + DAY // 2)
+
     def test_uncommitted_compaction_is_invisible(self):
         """Day parts written without their commit change nothing."""
         for frame in self.frames(days=2):
@@ -615,7 +758,11 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertTrue({'p', 'd'} <= kinds, kinds)
 
     def make_legacy(self):
-        """Rewrite every record without ck_dow and ck_buf, as before them."""
+        """Rewrite every record without ck_dow and ck_buf, as before them.
+
+        Commits at their day start, day parts at the day start plus their
+        buffer, without "np": where versions before the tags wrote them.
+        """
         client = self.store.client
         for name in (rollup.DAILY, rollup.FRAME_LOG):
             lines = []
@@ -624,10 +771,18 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                 tags = {key: value for key, value in part['tags'].items()
                         if value and key not in (rollup.DOW_TAG,
                                                  rollup.BUFFER_TAG)}
+                kind = tags.get('ck_rec')
                 for values in part['values']:
+                    moment = values[0]
+                    if kind == 'c':
+                        moment = rollup.day_of(moment)
+                    elif kind == 'd':
+                        moment = rollup.day_of(moment) + int(
+                            part['tags'][rollup.BUFFER_TAG])
                     fields = []
                     for column, value in zip(part['columns'], values):
-                        if column == 'time' or value is None:
+                        if column == 'time' or value is None or (
+                                kind == 'd' and column == 'np'):
                             continue
                         fields.append('%s=%s' % (column, '%di' % value if
                                                  isinstance(value, int) else
@@ -636,7 +791,7 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                     lines.append('%s,%s %s %d' % (
                         name, ','.join('%s=%s' % item
                                        for item in sorted(tags.items())),
-                        ','.join(fields), values[0]))
+                        ','.join(fields), moment))
             client.query('DROP SERIES FROM "%s" WHERE "%s" != \'\'' % (
                 name, rollup.DOW_TAG))
             client.write(lines)

@@ -241,3 +241,69 @@ class WithoutCopiesTest(testtools.TestCase):
         self.assertEqual(4, len(kept))
         self.assertIn(tagged, kept)
         self.assertNotIn(rows[0], kept)
+
+
+class VersionTest(testtools.TestCase):
+    """Compactions write at versions of the day no record used yet."""
+
+    def commit(self, day, version, buffer, **extra):
+        """A versioned commit row of a day, as Client.rows() gives it."""
+        return dict({'ck_rec': 'c', 'ck_scope': '.s', 'buffer': buffer,
+                     'parts': 1, 'inc': '[]', 'frames': None,
+                     rollup.DOW_TAG: rollup.day_tag(day),
+                     rollup.BUFFER_TAG: str(buffer),
+                     'time': day + version}, **extra)
+
+    def test_first_version_is_past_the_places_of_earlier_code(self):
+        """Earlier code wrote at the day start and the start plus 1."""
+        self.assertEqual(rollup.FIRST_VERSION,
+                         rollup.next_version(rollup._NO_DAY, 0))
+        self.assertGreater(rollup.FIRST_VERSION, 1)
+
+    def test_next_version_is_past_every_one_and_of_the_other_buffer(self):
+        day = 20000 * DAY
+        state = rollup._DayState(self.commit(day, 4, 0))
+        self.assertEqual(5, rollup.next_version(state, 4))
+        # NOTE: parts of a compaction that died before its commit.
+        self.assertEqual(7, rollup.next_version(state, 5))
+        self.assertEqual(7, rollup.next_version(state, 6))
+
+    def test_an_unversioned_commit_goes_on_in_the_other_buffer(self):
+        """A commit of earlier code (day start, no buffer tag)."""
+        day = 20000 * DAY
+        for buffer, want in ((0, 3), (1, 2)):
+            row = self.commit(day, 0, buffer)
+            row[rollup.BUFFER_TAG] = None
+            state = rollup._DayState(row)
+            self.assertFalse(state.versioned)
+            self.assertEqual(want, rollup.next_version(state, 1))
+
+    def test_latest_version_wins(self):
+        """A commit a dead compaction did not delete yet is outranked."""
+        day = 20000 * DAY
+        unversioned = self.commit(day, 0, 1)
+        unversioned[rollup.BUFFER_TAG] = None
+        legacy = dict(unversioned, **{rollup.DOW_TAG: None})
+        rows = [self.commit(day, 5, 1), legacy, self.commit(day, 6, 0),
+                unversioned, self.commit(day, 3, 1)]
+        [(where, state)] = rollup.Rollup._days(rows).items()
+        self.assertEqual(('.s', day), where)
+        self.assertEqual((6, 0), (state.version, state.buffer))
+        state = rollup.Rollup._days([legacy, unversioned])[where]
+        self.assertEqual((True, False), (state.tagged, state.versioned))
+
+    def test_parts_count_at_the_version_of_their_commit(self):
+        """Parts of another version in the same buffer are not read."""
+        day = 20000 * DAY
+        state = rollup._DayState(self.commit(day, 4, 0, parts=2))
+
+        def part(version, buffer=0, index='0'):
+            return {'ck_rec': 'd', 'ck_part': index, 'time': day + version,
+                    rollup.DOW_TAG: rollup.day_tag(day),
+                    rollup.BUFFER_TAG: str(buffer)}
+        self.assertTrue(state.accepts(part(4)))
+        self.assertTrue(state.accepts(part(4, index='1')))
+        self.assertFalse(state.accepts(part(4, index='2')))
+        self.assertFalse(state.accepts(part(2)))
+        self.assertFalse(state.accepts(part(6)))
+        self.assertFalse(state.accepts(part(4, buffer=1)))
