@@ -51,14 +51,19 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_deletes_racing_late_pushes_leave_no_ghosts``,
    ``test_processes_share_new_series_and_late_days``.
 2. **A slot names one push for ever.** Slots of a scope and frame start
-   are taken from ``ck_frames`` before any point is written and never
-   given back, not even by a delete, so two points never share a time
-   and series, and a push record's id (its time and ``ck_n``) is unique.
+   are read from ``ck_frames`` under the lease (in the request of its
+   last check), recorded before any point is written or in every request
+   of points (which InfluxDB writes all or none within a shard), and
+   never given back, not even by a delete, so two points never share a
+   time and series, and a push record's id (its time and ``ck_n``) is
+   unique.
    Each reservation is a point of its own: InfluxDB may give an older
    value of an overwritten point back (:mod:`.slots`). Guards:
    ``test_concurrent_writers_same_labels``,
    ``test_push_after_delete_by_another_instance``,
    ``test_reservations_never_overwrite_one_another``,
+   ``test_slots_of_a_push_without_key_go_with_each_request``,
+   ``test_then_is_read_with_the_last_check`` (test_writers_functional),
    ``StoreUnderSnapshotsTest`` (test_deletes_functional).
 3. **A keyed retry writes the same points again.** The receipt is written
    before the points and fixes their slots and their layout (a push an
@@ -311,7 +316,8 @@ class InfluxDBStorage(v2.BaseStorage):
                 self.location, name, shards[self._rp] // (3600 * 10 ** 9))
 
     def close(self):
-        """Close the pooled HTTP connections."""
+        """Give the last lease back, close the pooled HTTP connections."""
+        self.leases.close()
         self.client.close()
 
     def check_initialised(self):
@@ -399,12 +405,19 @@ class InfluxDBStorage(v2.BaseStorage):
             if not points:
                 return
             scope_tag = encoding.encode_value(scope_id or '')
-            with self.leases.hold(scope_tag):
-                self._push(points, scope_tag, scope_id, key)
+            grouped = slots.plan(points)
+            # NOTE: the slots taken are read with the lease's last check.
+            with self.leases.hold(scope_tag, then=self.books.reservations(
+                    scope_tag, min(grouped), max(grouped))) as taken:
+                self._push(points, grouped, taken, scope_tag, scope_id, key)
 
-    def _push(self, points, scope_tag, scope_id, key):
-        """Write encoded points, holding the lease of their scope."""
-        grouped = slots.plan(points)
+    def _push(self, points, grouped, taken, scope_tag, scope_id, key):
+        """Write encoded points, holding the lease of their scope.
+
+        :param grouped: the points planned (see :func:`.slots.plan`).
+        :param taken: the slots their frame starts took, read under the
+            lease (see :meth:`.slots.Bookkeeper.take`).
+        """
         receipt = stored = None
         if key is not None:
             receipt = slots.make_receipt(key, scope_id, points)
@@ -412,6 +425,7 @@ class InfluxDBStorage(v2.BaseStorage):
             if stored is not None:
                 slots.check_retry(stored, receipt)
         layout = slots.LAYOUT
+        reservation = ()
         if stored is not None:
             bases = stored['bases']
             layout = stored.get('layout') or 1
@@ -422,12 +436,18 @@ class InfluxDBStorage(v2.BaseStorage):
                 points = [encoding.legacy_point(point) for point in points]
                 grouped = slots.plan(points)
         else:
-            bases = self.books.reserve(scope_tag, slots.needed(
-                grouped, rollup.record_shares))
+            bases, reservation = self.books.take(scope_tag, slots.needed(
+                grouped, rollup.record_shares), taken)
             if receipt is not None:
+                # NOTE: the slots a receipt fixes are taken before it.
+                self.client.write(reservation)
+                reservation = ()
                 self.books.write_receipt(receipt, bases)
+        # NOTE: the slots of a push without key are recorded in every
+        # request of its points: none is written without them, and two
+        # round trips are saved.
         wait = self.client.start_write(slots.lines(grouped, bases),
-                                       len(points))
+                                       len(points), with_each=reservation)
         try:
             # NOTE: a retry writes the records its first attempt may have
             # written: split only where its slots were taken for it.

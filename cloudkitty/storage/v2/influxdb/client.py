@@ -205,12 +205,19 @@ class Client:
         """Run a SELECT and return its rows as dicts (tags included)."""
         found = []
         for part in self.query(statement, params):
-            columns = part['columns']
-            tags = part.get('tags') or {}
-            for values in part['values']:
-                row = dict(zip(columns, values))
-                row.update(tags)
-                found.append(row)
+            found.extend(self.rows_of(part))
+        return found
+
+    @staticmethod
+    def rows_of(part):
+        """Return the rows of one series of :meth:`query` as dicts."""
+        columns = part['columns']
+        tags = part.get('tags') or {}
+        found = []
+        for values in part['values']:
+            row = dict(zip(columns, values))
+            row.update(tags)
+            found.append(row)
         return found
 
     def write(self, lines):
@@ -275,7 +282,7 @@ class Client:
             params['rp'] = self.retention_policy
         return params
 
-    def start_write(self, lines, count=None):
+    def start_write(self, lines, count=None, with_each=()):
         """Start writing lines in the background (see :meth:`write`).
 
         The caller may work meanwhile; the batches go ``write_workers`` at
@@ -283,6 +290,9 @@ class Client:
 
         :param lines: a list of lines, or an iterator of ``count`` lines,
             formatted a batch at a time while earlier batches are sent.
+        :param with_each: lines to write in every request, before its
+            batch: InfluxDB writes a request's lines of one shard all or
+            none, so that no line of ``lines`` is written without them.
         :returns: a function that waits for every batch and raises the
             first error (call it before relying on the write).
         """
@@ -299,6 +309,7 @@ class Client:
         batches = -(-batches // self.write_workers) * self.write_workers
         size = max(1, -(-count // batches))
         lines = iter(lines)
+        with_each = list(with_each)
         pending = []
 
         def wait():
@@ -312,7 +323,7 @@ class Client:
                     break
                 pending.append(pool.submit(
                     self._request, 'POST', 'write', params,
-                    data='\n'.join(batch).encode('utf-8')))
+                    data='\n'.join(with_each + batch).encode('utf-8')))
         except BaseException:
             # NOTE: what was sent must end before the caller goes on.
             futures.wait(pending)

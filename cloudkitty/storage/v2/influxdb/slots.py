@@ -146,23 +146,48 @@ class Bookkeeper:
         self.client = client
         self.source = source
 
-    def reserve(self, scope_tag, slots):
-        """Take the slots of a push, and record them before any point.
+    def reservations(self, scope_tag, first, last):
+        """The SELECT of the slots a scope took at some frame starts.
+
+        :param first: the first frame start (ns).
+        :param last: the last frame start (ns).
+        :returns: ``(statement, params)``; :meth:`take` reads its rows.
+        """
+        return ('SELECT "used", "ck_scope" FROM %s WHERE "ck_scope" = '
+                '$scope AND time >= $first AND time < $end'
+                % self.source(FRAMES),
+                {'scope': scope_tag, 'first': first,
+                 'end': last + encoding.SLOTS})
+
+    def take(self, scope_tag, slots, taken=None):
+        """Take the slots of a push; write nothing.
 
         :param scope_tag: the push's encoded scope (``.`` for no scope).
         :param slots: ``{start_ns: number of slots needed}``.
-        :returns: ``{start_ns: first slot}``.
+        :param taken: the rows of :meth:`reservations` over those frame
+            starts, read under the scope's lease; read here when None.
+        :returns: ``(bases, lines)``: ``{start_ns: first slot}``, and the
+            lines that record the slots taken, to be written before or
+            with any point that uses them.
         """
-        used = _taken(self.client.rows(
-            'SELECT "used", "ck_scope" FROM %s WHERE "ck_scope" = $scope '
-            'AND time >= $first AND time < $end' % self.source(FRAMES),
-            {'scope': scope_tag, 'first': min(slots),
-             'end': max(slots) + encoding.SLOTS}))
+        if taken is None:
+            statement, params = self.reservations(scope_tag, min(slots),
+                                                  max(slots))
+            taken = self.client.rows(statement, params)
+        used = _taken(taken)
         bases = {start: used.get((scope_tag, start), 0) for start in slots}
-        self.client.write(
+        return bases, (
             [reservation_line(scope_tag, start, bases[start] + count)
              for start, count in slots.items()]
             + ['%s n=1i %d' % (STARTS, start) for start in slots])
+
+    def reserve(self, scope_tag, slots, taken=None):
+        """:meth:`take` the slots of a push and record them at once.
+
+        :returns: ``{start_ns: first slot}``.
+        """
+        bases, lines = self.take(scope_tag, slots, taken)
+        self.client.write(lines)
         return bases
 
     def receipt(self, key):

@@ -37,9 +37,17 @@ on (InfluxDB answers a read with every write it acknowledged before). At
 worst both step back, and their random sleeps part them.
 
 While it writes, a lease is written again every :data:`HEARTBEAT_S`
-seconds; once done, ``on=false``. A writer that died holds its lease
-:data:`TTL_S` seconds at most. One lease per storage instance: its
-threads take turns (a :class:`threading.Lock`).
+seconds; once done, ``on=false``, from a thread of its own, so that the
+writer goes on meanwhile: every later mark of the instance waits for it,
+and the server sees a writer's marks in the order they were made. A
+writer that died holds its lease :data:`TTL_S` seconds at most. One lease
+per storage instance: its threads take turns (a
+:class:`threading.Lock`).
+
+The read that the holder of a lease needs first (a push's slots, see
+:mod:`.slots`) goes in the same request as the check of step 2 (``then``
+of :meth:`Leases.hold`): InfluxDB runs a request's statements in order,
+so it sees every write of the writers whose lease ended before.
 """
 
 import contextlib
@@ -48,9 +56,13 @@ import threading
 import time
 import uuid
 
+from oslo_log import log
+
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import bulk
 from cloudkitty.storage.v2.influxdb import encoding
+
+LOG = log.getLogger(__name__)
 
 WRITERS = 'ck_writers'
 #: The scope name of a lease on everything (a delete's).
@@ -82,12 +94,18 @@ class Leases:
         self.source = source
         self.writer = uuid.uuid4().hex
         self._turn = threading.Lock()
+        # NOTE: the thread giving the last lease back (_release_later).
+        self._releasing = None
 
     @contextlib.contextmanager
-    def hold(self, scope_tag=EVERYTHING):
+    def hold(self, scope_tag=EVERYTHING, then=None):
         """Hold the lease of a scope (``*``: everything) while in the block.
 
         :param scope_tag: the encoded scope, ``.`` for pushes without one.
+        :param then: ``(statement, params)``: a SELECT of another
+            measurement to run once the lease is taken, in the same
+            request as the last check; the block gets its rows
+            (``with ... as``), None without it.
         :raises cloudkitty.storage.exceptions.WriteConflict: when other
             writers kept it for :data:`WAIT_S` seconds; nothing was
             written.
@@ -96,29 +114,50 @@ class Leases:
             # NOTE: another thread of this instance may write for long.
             self._turn.acquire()
         try:
-            self._take(scope_tag)
+            rows = self._take(scope_tag, then)
             stop = threading.Event()
             beat = threading.Thread(target=self._beat,
                                     args=(scope_tag, stop), daemon=True)
             beat.start()
             try:
-                yield
+                yield rows
             finally:
-                stop.set()
-                beat.join()
-                self._mark(scope_tag, False)
+                self._release_later(scope_tag, stop, beat)
         finally:
             self._turn.release()
 
-    def _take(self, scope_tag):
+    def _release_later(self, scope_tag, stop, beat):
+        """Stop the heartbeat and write ``on=false`` in another thread."""
+        def release():
+            stop.set()
+            beat.join()
+            try:
+                self._write_mark(scope_tag, False)
+            except Exception as exc:
+                # NOTE: the lease then ends after TTL_S seconds.
+                LOG.warning('InfluxDB lease of writer %s not given back: '
+                            '%s', self.writer, exc)
+        # NOTE: not a daemon: the interpreter waits for it at exit, so that
+        # other processes do not wait TTL_S seconds for this lease.
+        self._releasing = threading.Thread(target=release)
+        self._releasing.start()
+
+    def close(self):
+        """Wait until the last lease held is given back."""
+        releasing = self._releasing
+        if releasing is not None:
+            releasing.join()
+
+    def _take(self, scope_tag, then=None):
+        """Take a lease; return the rows of ``then`` (see :meth:`hold`)."""
         deadline = time.monotonic() + WAIT_S
         attempts = 0
         while True:
             attempts += 1
             self._mark(scope_tag, True)
-            holder = self._holder(scope_tag)
+            holder, rows = self._holder(scope_tag, then)
             if holder is None:
-                return
+                return rows
             self._mark(scope_tag, False)
             if time.monotonic() > deadline:
                 raise exceptions.WriteConflict(
@@ -131,26 +170,48 @@ class Leases:
                 time.sleep(random.uniform(0, BACKOFF_S) * min(attempts, 20))
 
     def _mark(self, scope_tag, on):
+        # NOTE: after the last lease's on=false, or the server could see
+        # that one last.
+        self.close()
+        self._write_mark(scope_tag, on)
+
+    def _write_mark(self, scope_tag, on):
         self.client.write(['%s,ck_w=%s scope=%s,on=%s' % (
             WRITERS, self.writer, encoding.field_string(scope_tag),
             'true' if on else 'false')])
 
-    def _holder(self, scope_tag):
-        """Return another writer holding a conflicting lease, or None."""
+    def _holder(self, scope_tag, then=None):
+        """Find another writer holding a conflicting lease.
+
+        :returns: ``(its id or None, the rows of then or None)``.
+        """
         # NOTE: TTL_S is ours, not data; times are the server's.
-        for row in self.client.rows(
-                'SELECT last("on") AS "on", last("scope") AS "scope" FROM '
-                '%s WHERE time > now() - %ds GROUP BY "ck_w"'
-                % (self.source(WRITERS), TTL_S)):
+        statement = ('SELECT last("on") AS "on", last("scope") AS "scope" '
+                     'FROM %s WHERE time > now() - %ds GROUP BY "ck_w"'
+                     % (self.source(WRITERS), TTL_S))
+        params = None
+        if then is not None:
+            statement += '; ' + then[0]
+            params = then[1]
+        holders, rows = [], None if then is None else []
+        for part in self.client.query(statement, params):
+            if part.get('name') == WRITERS:
+                holders.append(part)
+            else:
+                rows.extend(self.client.rows_of(part))
+        for row in (row for part in holders
+                    for row in self.client.rows_of(part)):
             if row['ck_w'] != self.writer and row['on'] and conflicts(
                     scope_tag, row['scope']):
-                return row['ck_w']
-        return None
+                return row['ck_w'], rows
+        return None, rows
 
     def _beat(self, scope_tag, stop):
         while not stop.wait(HEARTBEAT_S):
             try:
-                self._mark(scope_tag, True)
+                # NOTE: not _mark(): the thread giving the lease back
+                # waits for this one.
+                self._write_mark(scope_tag, True)
             except exceptions.StorageError:
                 # NOTE: the next beat tries again; the write it protects
                 # meets the same server and reports the error.

@@ -490,6 +490,41 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual([], unversioned)
         self.delete_and_check(begin=T0, end=T0 + DAY + DAY // 2)
 
+    def test_slots_of_a_push_without_key_go_with_each_request(self):
+        """Every request of points records the push's slots too.
+
+        InfluxDB writes a request's lines of a shard all or none: no point
+        is written without the slots it uses taken, and taking them costs
+        no request of its own. A keyed push takes them before its receipt.
+        """
+        sent = []
+        real = self.store.client._request
+
+        def spy(method, endpoint, params, data=None):
+            if endpoint == 'write':
+                sent.append(data.decode('utf-8').split('\n'))
+            return real(method, endpoint, params, data)
+
+        self.store.client._request = spy
+        self.push(self.frames(days=1, per_frame=3000)[:1])
+        frames = [line for lines in sent for line in lines
+                  if line.startswith(slots.FRAMES + ',')]
+        with_points = [lines for lines in sent
+                       if lines[-1].startswith(encoding.MEASUREMENT + ',')]
+        self.assertGreater(len(with_points), 1)
+        for lines in with_points:
+            self.assertTrue(lines[0].startswith(slots.FRAMES + ','), lines[0])
+        self.assertEqual(len(with_points), len(frames))
+        del sent[:]
+        self.push(self.frames(days=1, start=T0 + DAY)[:1],
+                  idempotency_key='k')
+        first = next(index for index, lines in enumerate(sent)
+                     if lines[0].startswith(slots.FRAMES + ','))
+        self.assertFalse(any(line.startswith(encoding.MEASUREMENT + ',')
+                             for lines in sent[:first + 1]
+                             for line in lines))
+        self.assertAgrees()
+
     def test_uncommitted_compaction_is_invisible(self):
         """Day parts written without their commit change nothing."""
         for frame in self.frames(days=2):

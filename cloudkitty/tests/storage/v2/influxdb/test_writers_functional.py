@@ -29,6 +29,7 @@ import testtools
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import writers
+from cloudkitty.storage.v2 import query
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import influxdb_provision
@@ -173,3 +174,52 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
             self.assertRaises(exceptions.WriteConflict, self.store.push,
                               self.frames(), scope_id='s')
         self.assertEqual(0, self.count())
+
+    def last_marks(self):
+        """Return ``{writer: on}``: the last lease mark of every writer."""
+        rows = self.store.client.rows(
+            'SELECT last("on") AS "on" FROM %s GROUP BY "ck_w"'
+            % self.store.source(writers.WRITERS))
+        return {row['ck_w']: row['on'] for row in rows}
+
+    def test_lease_is_given_back_after_the_push(self):
+        """A push's lease is off once the store is closed.
+
+        It is given back from another thread; every later mark of the
+        store waits for it, so that back-to-back pushes leave the last
+        mark off, and another writer takes the scope at once.
+        """
+        for _ in range(3):
+            self.store.push(self.frames(), scope_id='s')
+        self.store.close()
+        self.assertIs(False, self.last_marks()[self.store.leases.writer])
+        self.patch('WAIT_S', 0)
+        with self.other.leases.hold(encoding.encode_value('s')):
+            pass
+        self.assertEqual(3, self.count())
+
+    def test_then_is_read_with_the_last_check(self):
+        """hold(then=) gives the block the rows of its SELECT.
+
+        Read in the request that found the lease free, after waiting for
+        the writer that held it.
+        """
+        scope_tag = encoding.encode_value('s')
+        self.store.push(self.frames(), scope_id='s')
+        release = self.hold_scope_s()
+        threading.Timer(1, release.set).start()
+        start = query.to_micros(T0) * 1000
+        then = self.store.books.reservations(scope_tag, start, start)
+        queries = []
+        real = self.store.client.query
+
+        def spy(statement, params=None, database=True):
+            queries.append(statement)
+            return real(statement, params, database)
+        self.store.client.query = spy
+        with self.store.leases.hold(scope_tag, then=then) as rows:
+            self.assertTrue(release.is_set())
+            self.assertEqual([1], [row['used'] for row in rows])
+        self.assertEqual(
+            [], [q for q in queries if q.startswith(then[0])])
+        self.assertTrue(queries[-1].endswith('; ' + then[0]))
