@@ -402,21 +402,10 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         # NOTE: one commit per compacted day, with its parts only.
         self.assertEqual(3, self.daily_kinds().get('c'))
 
-    @contextlib.contextmanager
     def crashing_commits(self):
         """Commits fail inside the block, after their day parts."""
-        real = self.store.client.write
-
-        def crash_on_commit(lines):
-            if any(',ck_rec=c,' in line for line in lines):
-                raise exceptions.BackendUnavailable(
-                    'influxdb', self.store.location, 'crash')
-            return real(lines)
-        self.store.client.write = crash_on_commit
-        try:
-            yield
-        finally:
-            self.store.client.write = real
+        return self.crashing('write', lambda lines: any(
+            ',ck_rec=c,' in line for line in lines))
 
     def make_unversioned(self):
         """Move commits and day parts where earlier versions wrote them.
@@ -539,20 +528,30 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertAgrees()
 
     @contextlib.contextmanager
-    def crashing_deletes(self):
-        """The store's DELETEs fail inside the block, as if it died there."""
-        real = self.store.client.query
+    def crashing(self, method, when):
+        """Make a client method fail inside the block, as if the store died.
 
-        def crash_on_delete(statement, params=None, database=True):
-            if statement.startswith('DELETE'):
+        :param method: the name of a method of the store's client.
+        :param when: tells, from the call's first argument, whether it
+            fails.
+        """
+        real = getattr(self.store.client, method)
+
+        def crash(first, *args, **kwargs):
+            if when(first):
                 raise exceptions.BackendUnavailable(
                     'influxdb', self.store.location, 'crash')
-            return real(statement, params, database)
-        self.store.client.query = crash_on_delete
+            return real(first, *args, **kwargs)
+        setattr(self.store.client, method, crash)
         try:
             yield
         finally:
-            self.store.client.query = real
+            setattr(self.store.client, method, real)
+
+    def crashing_deletes(self):
+        """The store's DELETEs fail inside the block, as if it died there."""
+        return self.crashing('query', lambda statement: statement.startswith(
+            'DELETE'))
 
     def test_crash_between_commit_and_drop_counts_once(self):
         """Push records a commit includes are skipped while still there."""
