@@ -35,7 +35,9 @@ def no_cyclic_gc():
 
     The collector is turned back on only if it was on: in a process
     where another thread (or the application) turned it off, it stays
-    off.
+    off. Let go of the push's objects inside the block: the first
+    collection after it walks every container still alive that it
+    allocated (a push of 10,000 points: about 2 ms).
     """
     enabled = gc.isenabled()
     gc.disable()

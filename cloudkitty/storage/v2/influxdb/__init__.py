@@ -410,6 +410,9 @@ class InfluxDBStorage(v2.BaseStorage):
             with self.leases.hold(scope_tag, then=self.books.reservations(
                     scope_tag, min(grouped), max(grouped))) as taken:
                 self._push(points, grouped, taken, scope_tag, scope_id, key)
+            # NOTE: freed while the collector is off: alive at its end, the
+            # push's objects would all be walked by its first collection.
+            del points, grouped
 
     def _push(self, points, grouped, taken, scope_tag, scope_id, key):
         """Write encoded points, holding the lease of their scope.

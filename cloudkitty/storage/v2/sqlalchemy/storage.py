@@ -304,6 +304,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 until = self._with_partitions(
                     begins, self._write, points, new_series, counts,
                     receipt)
+                # NOTE: freed while the collector is off (see
+                # bulk.no_cyclic_gc).
+                del points, new_series
         last_day = rollup.day_of(max(begins))
         if until is not None and until < last_day:
             self._roll_up_after_push(last_day)
