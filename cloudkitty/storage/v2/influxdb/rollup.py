@@ -598,17 +598,17 @@ class Rollup:
         :param keep_open: keep an open day open (the day goes on).
         """
         opened = self._open.pop((scope_tag, day), None)
-        listed, highest = self._listing(scope_tag, day) \
-            if opened is not None else (None, None)
-        if opened is not None and listed == opened.listing():
-            state = self._write_day(scope_tag, day, opened.state,
-                                    opened.entries, opened.frames,
-                                    sorted(opened.records),
-                                    bool(opened.fresh), highest)
-            if keep_open and state is not None:
-                opened.committed(state)
-                self._open[(scope_tag, day)] = opened
-            return
+        if opened is not None:
+            listed, highest = self._listing(scope_tag, day)
+            if listed == opened.listing():
+                state = self._write_day(scope_tag, day, opened.state,
+                                        opened.entries, opened.frames,
+                                        sorted(opened.records),
+                                        bool(opened.fresh), highest)
+                if keep_open and state is not None:
+                    opened.committed(state)
+                    self._open[(scope_tag, day)] = opened
+                return
         rows = self._rows(day, day + DAY_NS, scope_tag)
         state = self._days(rows).get((scope_tag, day), _NO_DAY)
         pushes = [row for row in rows if row['ck_rec'] == _PUSH]
@@ -725,10 +725,10 @@ class Rollup:
             params['rec%d' % number] = kind
             alternative = '"ck_rec" = $rec%d' % number
             if buffer is not None:
+                # NOTE: "" matches the series without the tag.
                 alternative = '(%s AND "%s" = $buffer%d)' % (
                     alternative, BUFFER_TAG, number)
                 params['buffer%d' % number] = str(buffer)
-            # NOTE: "" matches the series without the tag.
             alternatives.append(alternative)
         # NOTE: records that a snapshot would hide and bring back with
         # the day's next record would count again once the commit that

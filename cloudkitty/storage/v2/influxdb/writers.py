@@ -144,6 +144,9 @@ class Leases:
 
     def close(self):
         """Wait until the last lease held is given back."""
+        self._wait_given_back()
+
+    def _wait_given_back(self):
         releasing = self._releasing
         if releasing is not None:
             releasing.join()
@@ -172,7 +175,7 @@ class Leases:
     def _mark(self, scope_tag, on):
         # NOTE: after the last lease's on=false, or the server could see
         # that one last.
-        self.close()
+        self._wait_given_back()
         self._write_mark(scope_tag, on)
 
     def _write_mark(self, scope_tag, on):
@@ -193,18 +196,15 @@ class Leases:
         if then is not None:
             statement += '; ' + then[0]
             params = then[1]
-        holders, rows = [], None if then is None else []
+        holder, rows = None, None if then is None else []
         for part in self.client.query(statement, params):
-            if part.get('name') == WRITERS:
-                holders.append(part)
-            else:
-                rows.extend(self.client.rows_of(part))
-        for row in (row for part in holders
-                    for row in self.client.rows_of(part)):
-            if row['ck_w'] != self.writer and row['on'] and conflicts(
-                    scope_tag, row['scope']):
-                return row['ck_w'], rows
-        return None, rows
+            for row in self.client.rows_of(part):
+                if part.get('name') != WRITERS:
+                    rows.append(row)
+                elif holder is None and row['ck_w'] != self.writer and \
+                        row['on'] and conflicts(scope_tag, row['scope']):
+                    holder = row['ck_w']
+        return holder, rows
 
     def _beat(self, scope_tag, stop):
         while not stop.wait(HEARTBEAT_S):

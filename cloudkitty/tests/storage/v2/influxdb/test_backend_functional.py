@@ -47,6 +47,33 @@ T0 = builders.T0
 WINDOW = {'begin': T0 - DAY, 'end': T0 + 5 * DAY}
 
 
+def earlier_line(measurement, part, values, dropped):
+    """A record's line where code before versioned compactions wrote it.
+
+    Commits at their day start, day parts at the day start plus their
+    buffer and without "np", other records where they are.
+
+    :param part: a series of ``SELECT * ... GROUP BY *``.
+    :param values: one of its rows.
+    :param dropped: the tags to leave out.
+    """
+    tags = part['tags']
+    moment = values[0]
+    if tags.get('ck_rec') == 'c':
+        moment = rollup.day_of(moment)
+    elif tags.get('ck_rec') == 'd':
+        moment = rollup.day_of(moment) + int(tags[rollup.BUFFER_TAG])
+    fields = ['%s=%s' % (column, '%di' % value if isinstance(value, int)
+                         else encoding.field_string(value))
+              for column, value in zip(part['columns'][1:], values[1:])
+              if value is not None and not (
+                  column == 'np' and tags.get('ck_rec') == 'd')]
+    return '%s,%s %s %d' % (
+        measurement, ','.join('%s=%s' % item for item in sorted(
+            tags.items()) if item[1] and item[0] not in dropped),
+        ','.join(fields), moment)
+
+
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
 class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
@@ -411,7 +438,7 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         """Move commits and day parts where earlier versions wrote them.
 
         Commits at their day start without a buffer tag, day parts at the
-        day start plus their buffer, without "np".
+        day start plus their buffer, without "np" (see earlier_line).
         """
         client = self.store.client
         lines = []
@@ -419,25 +446,10 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                 'SELECT * FROM %s WHERE time >= 0 AND ("ck_rec" = \'c\' OR '
                 '"ck_rec" = \'d\') GROUP BY *'
                 % self.store.source(rollup.DAILY)):
-            tags = {key: value for key, value in part['tags'].items()
-                    if value}
-            kind = tags['ck_rec']
-            buffer = tags.pop(rollup.BUFFER_TAG)
-            if kind == 'd':
-                tags[rollup.BUFFER_TAG] = buffer
-            for values in part['values']:
-                moment = rollup.day_of(values[0])
-                if kind == 'd':
-                    moment += int(buffer)
-                fields = ['%s=%s' % (column, '%di' % value if isinstance(
-                    value, int) else '"%s"' % value.replace('"', '\\"'))
-                    for column, value in zip(part['columns'][1:],
-                                             values[1:])
-                    if value is not None and column != 'np']
-                lines.append('%s,%s %s %d' % (
-                    rollup.DAILY, ','.join('%s=%s' % item
-                                           for item in sorted(tags.items())),
-                    ','.join(fields), moment))
+            dropped = ((rollup.BUFFER_TAG,) if part['tags']['ck_rec'] == 'c'
+                       else ())
+            lines += [earlier_line(rollup.DAILY, part, values, dropped)
+                      for values in part['values']]
         client.query('DROP SERIES FROM "%s" WHERE "ck_rec" = \'c\' OR '
                      '"ck_rec" = \'d\'' % rollup.DAILY)
         client.write(lines)
@@ -794,38 +806,16 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
     def make_legacy(self):
         """Rewrite every record without ck_dow and ck_buf, as before them.
 
-        Commits at their day start, day parts at the day start plus their
-        buffer, without "np": where versions before the tags wrote them.
+        Where versions before the tags wrote them (see earlier_line).
         """
         client = self.store.client
         for name in (rollup.DAILY, rollup.FRAME_LOG):
-            lines = []
-            for part in client.query('SELECT * FROM %s WHERE time >= 0 '
-                                     'GROUP BY *' % self.store.source(name)):
-                tags = {key: value for key, value in part['tags'].items()
-                        if value and key not in (rollup.DOW_TAG,
-                                                 rollup.BUFFER_TAG)}
-                kind = tags.get('ck_rec')
-                for values in part['values']:
-                    moment = values[0]
-                    if kind == 'c':
-                        moment = rollup.day_of(moment)
-                    elif kind == 'd':
-                        moment = rollup.day_of(moment) + int(
-                            part['tags'][rollup.BUFFER_TAG])
-                    fields = []
-                    for column, value in zip(part['columns'], values):
-                        if column == 'time' or value is None or (
-                                kind == 'd' and column == 'np'):
-                            continue
-                        fields.append('%s=%s' % (column, '%di' % value if
-                                                 isinstance(value, int) else
-                                                 '"%s"' % value.replace(
-                                                     '"', '\\"')))
-                    lines.append('%s,%s %s %d' % (
-                        name, ','.join('%s=%s' % item
-                                       for item in sorted(tags.items())),
-                        ','.join(fields), moment))
+            lines = [earlier_line(name, part, values,
+                                  (rollup.DOW_TAG, rollup.BUFFER_TAG))
+                     for part in client.query(
+                         'SELECT * FROM %s WHERE time >= 0 GROUP BY *'
+                         % self.store.source(name))
+                     for values in part['values']]
             client.query('DROP SERIES FROM "%s" WHERE "%s" != \'\'' % (
                 name, rollup.DOW_TAG))
             client.write(lines)
