@@ -569,10 +569,9 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         logged = self.useFixture(fixtures.FakeLogger(
             name=influxdb.__name__, level=logging.WARNING))
         with crashing:
-            self.store.push(frames, scope_id='scope', **kwargs)
+            self.push(frames, **kwargs)
         self.assertIn('compacting the days of scope', logged.output)
         self.assertIn('BackendUnavailable', logged.output)
-        self.pushed.extend(frames)
 
     def crashing_deletes(self):
         """The store's DELETEs fail inside the block, as if it died there."""
