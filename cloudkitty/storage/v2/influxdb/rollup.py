@@ -377,6 +377,20 @@ def _frame_start(row):
     return encoding.frame_start(row['time'])
 
 
+def _torn(row):
+    """Tell whether a commit row lacks a field every commit has.
+
+    InfluxDB keeps each field of a point on its own: a query that runs
+    while a point is written, or deleted, can see some of its fields
+    only. A reader meets commits in both states (a writer's compaction
+    writes one and deletes the one it replaces), and must not take one
+    of them for the day's record. A compaction sees none: it runs under
+    its scope's lease.
+    """
+    return row.get('buffer') is None or row.get('parts') is None or \
+        row.get('inc') is None
+
+
 def version_of(row):
     """The version of a commit or day part: its time in its day (ns)."""
     return row['time'] - day_of(row['time'])
@@ -878,10 +892,13 @@ class Rollup:
         A commit lasts until the compaction that replaced it deletes it:
         the one of the latest version wins, a versioned one over one of
         an earlier version of this code, and that one over a legacy one.
+        A commit seen with some of its fields only (see :func:`_torn`)
+        does not count: the one it replaces, or will once deleted, is
+        still whole.
         """
         days = {}
         for row in rows:
-            if row['ck_rec'] == _COMMIT:
+            if row['ck_rec'] == _COMMIT and not _torn(row):
                 where = (row['ck_scope'], day_of(row['time']))
                 state = _DayState(row)
                 have = days.get(where)

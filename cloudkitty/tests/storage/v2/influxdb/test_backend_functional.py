@@ -539,6 +539,38 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                            day + 1)])
         self.assertAgrees()
 
+    def test_torn_commits_are_passed_over(self):
+        """Invariant 12: a commit seen with some fields only is not read.
+
+        A query running while a compaction writes its commit, or deletes
+        the one it replaced, can see some of the commit's fields only:
+        written here as they would be seen, a newer one and an older one
+        of a day, each without one field (a field of its own per day:
+        InfluxDB merges the fields of points written at one time).
+        """
+        for frame in self.frames(days=4):
+            self.push([frame])
+        for number, field in enumerate(('buffer', 'parts', 'inc')):
+            day = query.to_micros(T0 + number * DAY) * 1000
+            [commit] = self.store.client.rows(
+                'SELECT * FROM %s WHERE "ck_rec" = \'c\' AND time >= '
+                '$begin AND time < $end' % self.store.source(rollup.DAILY),
+                {'begin': day, 'end': day + rollup.DAY_NS})
+            version = rollup.version_of(commit)
+            self.assertGreater(version, 1)
+            tags = ','.join('%s=%s' % (tag, commit[tag]) for tag in (
+                rollup.BUFFER_TAG, rollup.DOW_TAG, 'ck_rec', 'ck_scope'))
+            fields = ','.join(
+                '%s=%s' % (name, encoding.field_string(commit[name])
+                           if isinstance(commit[name], str)
+                           else '%di' % commit[name])
+                for name in ('buffer', 'parts', 'inc', 'frames')
+                if name != field)
+            for moment in (day + version - 1, day + version + 2):
+                self.store.client.write(['%s,%s %s %d' % (
+                    rollup.DAILY, tags, fields, moment)])
+            self.assertAgrees()
+
     @contextlib.contextmanager
     def crashing(self, method, when):
         """Make a client method fail inside the block, as if the store died.

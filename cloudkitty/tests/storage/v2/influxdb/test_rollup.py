@@ -292,6 +292,27 @@ class VersionTest(testtools.TestCase):
         state = rollup.Rollup._days([legacy, unversioned])[where]
         self.assertEqual((True, False), (state.tagged, state.versioned))
 
+    def test_a_torn_commit_leaves_the_whole_one_the_switch(self):
+        """A commit seen with some fields only is passed over.
+
+        A query running while a commit is written, or deleted, can see
+        some of its fields only (InfluxDB keeps each field on its own).
+        """
+        day = 20000 * DAY
+        for field in ('buffer', 'parts', 'inc'):
+            torn = self.commit(day, 5, 1)
+            torn[field] = None
+            # NOTE: the one being written, then the one being deleted.
+            for rows, want in (([self.commit(day, 4, 0), torn], 4),
+                               ([torn, self.commit(day, 6, 0)], 6)):
+                [state] = rollup.Rollup._days(rows).values()
+                self.assertEqual(want, state.version, field)
+            self.assertEqual({}, rollup.Rollup._days([torn]))
+        # NOTE: "frames" is absent from commits without frame totals; a
+        # reader takes such a commit as one and reads the points.
+        [state] = rollup.Rollup._days([self.commit(day, 4, 0)]).values()
+        self.assertIsNone(state.frames)
+
     def test_parts_count_at_the_version_of_their_commit(self):
         """Parts of another version in the same buffer are not read."""
         day = 20000 * DAY
