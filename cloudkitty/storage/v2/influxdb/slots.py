@@ -48,6 +48,9 @@ keep what a push needs to know, without transactions:
     (:func:`.encoding.legacy_point`) when its receipt names no layout,
     one push record per frame start below :data:`SPLIT_RECORDS`. A
     delete forgets the receipts of pushes with a frame in its window.
+``ck_open`` (one point per day a store wrote into)
+    written alone, before anything else of the store goes into that day
+    (see :meth:`Bookkeeper.open_days`); nothing reads it.
 """
 
 import json
@@ -56,10 +59,12 @@ from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import timeutils
 
 FRAMES = 'ck_frames'
 STARTS = 'ck_starts'
 RECEIPTS = 'ck_push'
+OPENED = 'ck_open'
 _KEY_TAG = 'ck_key'
 #: The layout of a push, in its receipt: receipts without it are of
 #: pushes that wrote limbs and ``ck_len`` (1); :data:`SHORT_POINTS` and
@@ -145,6 +150,34 @@ class Bookkeeper:
     def __init__(self, client, source):
         self.client = client
         self.source = source
+        # NOTE: the days (ns) this store wrote into; see open_days().
+        self._opened = set()
+
+    def open_days(self, first_ns, last_ns):
+        """Write alone into each day of a push before it writes in parallel.
+
+        InfluxDB 1.6 (``inmem`` index) can hide every point of one of two
+        write requests that reach a shard it creates for them, at once:
+        acknowledged, kept on disk, and seen by queries only after the
+        server restarted. Measured with pushes of 36 points in two
+        requests, each into a new database: 6 of 10,800 pushes lost half
+        of their points that way, and none of 6,000 once one point was
+        written alone into the shard first. So the first write of this
+        store into a day (whose shard may be new) is one point per day, in
+        a request of its own; shards shorter than a day are opened at
+        their day's start only.
+
+        :param first_ns: the push's first frame start.
+        :param last_ns: its last frame start.
+        """
+        day = timeutils.DAY_NS
+        days = [start for start in range(first_ns - first_ns % day,
+                                         last_ns + 1, day)
+                if start not in self._opened]
+        if days:
+            self.client.write(['%s n=1i %d' % (OPENED, start)
+                               for start in days])
+            self._opened.update(days)
 
     def reservations(self, scope_tag, first, last):
         """The SELECT of the slots a scope took at some frame starts.

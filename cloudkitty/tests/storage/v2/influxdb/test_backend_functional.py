@@ -306,6 +306,45 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
                                  for line in data.decode().split('\n')}))
         self.assertAgrees()
 
+    def test_first_write_into_a_day_goes_alone(self):
+        """A store writes one point alone into a day before anything else.
+
+        InfluxDB 1.6 can hide the points of one of two requests that
+        reach a shard it creates for them at once (see
+        :meth:`.slots.Bookkeeper.open_days`).
+        """
+        sent = []
+        real = self.store.client._request
+
+        def spy(method, endpoint, params, data=None):
+            if endpoint == 'write':
+                sent.append(data.decode().split('\n'))
+            return real(method, endpoint, params, data)
+
+        self.store.client._request = spy
+        frames = self.frames(days=2)
+        day = query.to_micros(T0) * 1000
+        self.push(frames[:8])
+        self.assertEqual(['%s n=1i %d' % (slots.OPENED, start)
+                          for start in (day, day + rollup.DAY_NS)], sent[0])
+        opening = [lines for lines in sent if any(
+            line.startswith(slots.OPENED) for line in lines)]
+        self.assertEqual([sent[0]], opening)
+        # NOTE: days this store opened already, then another store's.
+        del sent[:]
+        self.push(frames[8:10])
+        self.assertFalse([line for lines in sent for line in lines
+                          if line.startswith(slots.OPENED)])
+        other = self.new_store()
+        other.client._request = spy
+        other.push(frames[10:], scope_id='scope')
+        self.pushed.extend(frames[10:])
+        self.assertEqual(
+            ['%s n=1i %d' % (slots.OPENED, day + rollup.DAY_NS)],
+            [line for lines in sent for line in lines
+             if line.startswith(slots.OPENED)])
+        self.assertAgrees()
+
     def test_day_another_writer_pushed_into_is_read_back(self):
         """Records another writer added to a day are compacted too.
 
