@@ -157,7 +157,10 @@ Invariants the protocol keeps, and the tests that guard them
     until it restarts, every point of one of two requests that reach a
     shard it creates for them at once; so a push's first write into a
     day this store has not written into yet is one point of ``ck_open``
-    per such day, alone (:meth:`.slots.Bookkeeper.open_days`). Guard:
+    per such day, alone (:meth:`.slots.Bookkeeper.open_days`); before a
+    lease mark, which the server stamps, the days around this machine's
+    clock. Then any write that meets a shard InfluxDB creates is a
+    ``ck_open`` point, which nothing reads. Guard:
     ``test_first_write_into_a_day_goes_alone``.
 
 Known limits: a delete that dies between deleting its points and writing
@@ -170,10 +173,7 @@ deleted without being counted (no record counted them either); a
 delete that dies between marking series back into InfluxDB's index and
 deleting again leaves the markers (:data:`.encoding.MARKER_FIELD`),
 which no reader counts; where ``SHOW STATS`` is refused (no admin
-rights), a DELETE that meets a cache snapshot may not hold; two
-processes that first write into one new shard at the same moment (a
-lease mark at a week's start, or two stores opening the same day) may
-still meet the InfluxDB bug invariant 13 works around, on those writes.
+rights), a DELETE that meets a cache snapshot may not hold.
 
 What it cannot do is declared in :class:`InfluxDBFeatures`.
 """
@@ -278,7 +278,8 @@ class InfluxDBStorage(v2.BaseStorage):
         self._rp = opts.retention_policy
         self.books = slots.Bookkeeper(self.client, self.source)
         self.rollup = rollup.Rollup(self.client, self.source)
-        self.leases = writers.Leases(self.client, self.source)
+        self.leases = writers.Leases(self.client, self.source,
+                                     before_mark=self.books.open_now)
         # NOTE: learnt by init(); 0 means that the policy keeps everything.
         self._retention_ns = None
 

@@ -49,11 +49,13 @@ keep what a push needs to know, without transactions:
     one push record per frame start below :data:`SPLIT_RECORDS`. A
     delete forgets the receipts of pushes with a frame in its window.
 ``ck_open`` (one point per day a store wrote into)
-    written alone, before anything else of the store goes into that day
-    (see :meth:`Bookkeeper.open_days`); nothing reads it.
+    written alone, before anything else of the store goes into that day,
+    lease marks included (see :meth:`Bookkeeper.open_days`); nothing
+    reads it.
 """
 
 import json
+import time
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.influxdb import deletes
@@ -65,6 +67,8 @@ FRAMES = 'ck_frames'
 STARTS = 'ck_starts'
 RECEIPTS = 'ck_push'
 OPENED = 'ck_open'
+#: Seconds the server's clock may be off this machine's (see open_now).
+CLOCK_SKEW_S = 300
 _KEY_TAG = 'ck_key'
 #: The layout of a push, in its receipt: receipts without it are of
 #: pushes that wrote limbs and ``ck_len`` (1); :data:`SHORT_POINTS` and
@@ -178,6 +182,16 @@ class Bookkeeper:
             self.client.write(['%s n=1i %d' % (OPENED, start)
                                for start in days])
             self._opened.update(days)
+
+    def open_now(self):
+        """:meth:`open_days` for the points the server stamps (leases).
+
+        The server's clock may be ahead of or behind this machine's: every
+        day within :data:`CLOCK_SKEW_S` of this machine's clock is opened.
+        """
+        now = time.time_ns()
+        margin = CLOCK_SKEW_S * 10 ** 9
+        self.open_days(now - margin, now + margin)
 
     def reservations(self, scope_tag, first, last):
         """The SELECT of the slots a scope took at some frame starts.

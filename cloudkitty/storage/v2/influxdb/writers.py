@@ -87,11 +87,15 @@ class Leases:
 
     :param client: the :class:`.client.Client`.
     :param source: ``source(measurement)`` returns the ``FROM`` target.
+    :param before_mark: called before every mark is written (the server
+        stamps it, maybe into a new shard: see
+        :meth:`.slots.Bookkeeper.open_now`).
     """
 
-    def __init__(self, client, source):
+    def __init__(self, client, source, before_mark=None):
         self.client = client
         self.source = source
+        self._before_mark = before_mark
         self.writer = uuid.uuid4().hex
         self._turn = threading.Lock()
         # NOTE: the thread giving the last lease back (_release_later).
@@ -179,6 +183,8 @@ class Leases:
         self._write_mark(scope_tag, on)
 
     def _write_mark(self, scope_tag, on):
+        if self._before_mark is not None:
+            self._before_mark()
         self.client.write(['%s,ck_w=%s scope=%s,on=%s' % (
             WRITERS, self.writer, encoding.field_string(scope_tag),
             'true' if on else 'false')])

@@ -24,6 +24,7 @@ import datetime
 import decimal
 import gc
 import logging
+import time
 import uuid
 
 import fixtures
@@ -311,38 +312,51 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
 
         InfluxDB 1.6 can hide the points of one of two requests that
         reach a shard it creates for them at once (see
-        :meth:`.slots.Bookkeeper.open_days`).
+        :meth:`.slots.Bookkeeper.open_days`): the days of the frames are
+        opened first, then those around the clock, for the lease marks.
         """
         sent = []
-        real = self.store.client._request
 
-        def spy(method, endpoint, params, data=None):
-            if endpoint == 'write':
-                sent.append(data.decode().split('\n'))
-            return real(method, endpoint, params, data)
+        def spy_on(store):
+            real = store.client._request
 
-        self.store.client._request = spy
+            def spy(method, endpoint, params, data=None):
+                if endpoint == 'write':
+                    sent.append(data.decode().split('\n'))
+                return real(method, endpoint, params, data)
+            store.client._request = spy
+
+        def openings():
+            return [[int(line.rsplit(' ', 1)[1]) for line in lines]
+                    for lines in sent if lines[0].startswith(slots.OPENED)]
+
+        spy_on(self.store)
         frames = self.frames(days=2)
         day = query.to_micros(T0) * 1000
         self.push(frames[:8])
-        self.assertEqual(['%s n=1i %d' % (slots.OPENED, start)
-                          for start in (day, day + rollup.DAY_NS)], sent[0])
-        opening = [lines for lines in sent if any(
-            line.startswith(slots.OPENED) for line in lines)]
-        self.assertEqual([sent[0]], opening)
+        [frame_days, today] = openings()
+        self.assertEqual([day, day + rollup.DAY_NS], frame_days)
+        margin = slots.CLOCK_SKEW_S * 10 ** 9
+        now = time.time_ns()
+        for start in today:
+            self.assertEqual(0, start % rollup.DAY_NS)
+            self.assertLess(now - margin - rollup.DAY_NS, start)
+            self.assertLessEqual(start, now + margin)
+        # NOTE: alone in their requests, and before any other write.
+        self.assertEqual(
+            [['%s n=1i %d' % (slots.OPENED, start) for start in starts]
+             for starts in (frame_days, today)], sent[:2])
+        self.assertFalse([line for lines in sent[2:] for line in lines
+                          if line.startswith(slots.OPENED)])
         # NOTE: days this store opened already, then another store's.
         del sent[:]
         self.push(frames[8:10])
-        self.assertFalse([line for lines in sent for line in lines
-                          if line.startswith(slots.OPENED)])
+        self.assertEqual([], openings())
         other = self.new_store()
-        other.client._request = spy
+        spy_on(other)
         other.push(frames[10:], scope_id='scope')
         self.pushed.extend(frames[10:])
-        self.assertEqual(
-            ['%s n=1i %d' % (slots.OPENED, day + rollup.DAY_NS)],
-            [line for lines in sent for line in lines
-             if line.startswith(slots.OPENED)])
+        self.assertEqual([[day + rollup.DAY_NS], today], openings())
         self.assertAgrees()
 
     def test_day_another_writer_pushed_into_is_read_back(self):
