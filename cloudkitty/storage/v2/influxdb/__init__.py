@@ -432,7 +432,7 @@ class InfluxDBStorage(v2.BaseStorage):
                 return
             scope_tag = encoding.encode_value(scope_id or '')
             grouped = slots.plan(points)
-            self.books.open_days(min(grouped), max(grouped))
+            self.books.open_days(grouped)
             # NOTE: the slots taken are read with the lease's last check.
             with self.leases.hold(scope_tag, then=self.books.reservations(
                     scope_tag, min(grouped), max(grouped))) as taken:

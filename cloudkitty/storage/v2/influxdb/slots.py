@@ -157,7 +157,7 @@ class Bookkeeper:
         # NOTE: the days (ns) this store wrote into; see open_days().
         self._opened = set()
 
-    def open_days(self, first_ns, last_ns):
+    def open_days(self, moments):
         """Write alone into each day of a push before it writes in parallel.
 
         InfluxDB 1.6 (``inmem`` index) can hide every point of one of two
@@ -171,13 +171,13 @@ class Bookkeeper:
         a request of its own; shards shorter than a day are opened at
         their day's start only.
 
-        :param first_ns: the push's first frame start.
-        :param last_ns: its last frame start.
+        :param moments: times (ns), such as a push's frame starts: their
+            days are opened, not those between them.
         """
         day = timeutils.DAY_NS
-        days = [start for start in range(first_ns - first_ns % day,
-                                         last_ns + 1, day)
-                if start not in self._opened]
+        # NOTE: InfluxDB keeps no time before MIN_NS, within its first day.
+        days = sorted({max(moment - moment % day, encoding.MIN_NS)
+                       for moment in moments} - self._opened)
         if days:
             self.client.write(['%s n=1i %d' % (OPENED, start)
                                for start in days])
@@ -191,7 +191,7 @@ class Bookkeeper:
         """
         now = time.time_ns()
         margin = CLOCK_SKEW_S * 10 ** 9
-        self.open_days(now - margin, now + margin)
+        self.open_days((now - margin, now + margin))
 
     def reservations(self, scope_tag, first, last):
         """The SELECT of the slots a scope took at some frame starts.

@@ -13,6 +13,7 @@
 
 import testtools
 
+from cloudkitty.storage.v2.influxdb import encoding
 from cloudkitty.storage.v2.influxdb import slots
 
 START = 1700000000 * 10 ** 9
@@ -45,3 +46,30 @@ class ReservationTest(testtools.TestCase):
                 {'time': START + 1000, 'ck_scope': '.a', 'used': 1}]
         self.assertEqual({('.a', START): 10, ('.b', START): 2,
                           ('.a', START + 1000): 1}, slots._taken(rows))
+
+
+class OpenDaysTest(testtools.TestCase):
+    """A store writes one point alone into each day it did not write into."""
+
+    class Client:
+        def __init__(self):
+            self.requests = []
+
+        def write(self, lines):
+            self.requests.append(lines)
+
+    def test_days_of_the_moments_only_once(self):
+        """The days of the moments, not those between them; once each."""
+        day = 86400 * 10 ** 9
+        first = START - START % day
+        far = encoding.MAX_NS - encoding.SLOTS
+        client = self.Client()
+        books = slots.Bookkeeper(client, None)
+        books.open_days([START, START + 5, encoding.MIN_NS, far])
+        self.assertEqual([['ck_open n=1i %d' % moment for moment in sorted(
+            [first, encoding.MIN_NS, far - far % day])]], client.requests)
+        books.open_days([START + day, START + 7])
+        self.assertEqual(['ck_open n=1i %d' % (first + day)],
+                         client.requests[-1])
+        books.open_days([START, START + day])
+        self.assertEqual(2, len(client.requests))
