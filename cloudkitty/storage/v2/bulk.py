@@ -41,7 +41,7 @@ def no_cyclic_gc():
     """
     enabled = gc.isenabled()
     gc.disable()
-    outer = enabled and not getattr(_paused, 'owner', False)
+    outer = enabled and not paused_here()
     if outer:
         _paused.owner = True
     try:
@@ -66,7 +66,7 @@ def collector_runs_while_waiting():
     nothing changes. A collection that runs then walks the push's
     points once: a cost paid only by a push that waits anyway.
     """
-    if not getattr(_paused, 'owner', False) or gc.isenabled():
+    if not paused_here() or gc.isenabled():
         yield
         return
     gc.enable()
@@ -74,3 +74,24 @@ def collector_runs_while_waiting():
         yield
     finally:
         gc.disable()
+
+
+def paused_here():
+    """Tell whether :func:`no_cyclic_gc` of this thread turned it off."""
+    return getattr(_paused, 'owner', False)
+
+
+@contextlib.contextmanager
+def helping(paused):
+    """Run a helper thread's work on behalf of a paused push.
+
+    Inside, :func:`collector_runs_while_waiting` of this thread turns the
+    collector on while it waits, as it would in the push's own thread.
+
+    :param paused: :func:`paused_here` of the push's thread.
+    """
+    _paused.owner = paused
+    try:
+        yield
+    finally:
+        _paused.owner = False

@@ -413,9 +413,12 @@ class InfluxDBStorage(v2.BaseStorage):
     def push(self, dataframes, scope_id=None, idempotency_key=None):
         """Store rated data (see ``BaseStorage.push``); not atomic.
 
-        Everything is validated and encoded before the first write. A push
-        that fails half-way may leave some of its points: retry it with the
-        same ``idempotency_key`` to complete it without counting anything
+        Everything is validated and encoded before the first point, slot
+        or record is written; the scope's lease is taken meanwhile, and
+        given back when the push is refused (see
+        :meth:`.writers.Leases.hold_while`). A push that fails half-way
+        may leave some of its points: retry it with the same
+        ``idempotency_key`` to complete it without counting anything
         twice.
         """
         frames = query_mod.validate_dataframes(dataframes)
@@ -426,20 +429,35 @@ class InfluxDBStorage(v2.BaseStorage):
                     'scope_id', 'expected a str, got %s'
                     % type(scope_id).__name__, scope_id)
             query_mod.check_text(scope_id, 'scope_id')
+        starts = self._frame_starts(frames)
+        filled = [start for frame, start in zip(frames, starts) if len(frame)]
+        if not filled:
+            return
+        scope_tag = encoding.encode_value(scope_id or '')
         with bulk.no_cyclic_gc():
-            points = self._encode(frames, scope_id)
-            if not points:
-                return
-            scope_tag = encoding.encode_value(scope_id or '')
-            grouped = slots.plan(points)
-            self.books.open_days(grouped)
-            # NOTE: the slots taken are read with the lease's last check.
-            with self.leases.hold(scope_tag, then=self.books.reservations(
-                    scope_tag, min(grouped), max(grouped))) as taken:
+            # NOTE: the lease is taken while the points are encoded; the
+            # slots taken are read with its last check.
+            with self.leases.hold_while(
+                    functools.partial(self._prepare, frames, starts,
+                                      scope_id), scope_tag,
+                    then=self.books.reservations(
+                        scope_tag, min(filled), max(filled))) as (
+                    taken, (points, grouped)):
                 self._push(points, grouped, taken, scope_tag, scope_id, key)
             # NOTE: freed while the collector is off: alive at its end, the
             # push's objects would all be walked by its first collection.
             del points, grouped
+
+    def _prepare(self, frames, starts, scope_id):
+        """Encode and plan a push, open its days; return both.
+
+        :returns: ``(points, grouped)`` (see :func:`.slots.plan`).
+        :raises InvalidQuery: for money out of range, before any write.
+        """
+        points = self._encode(frames, starts, scope_id)
+        grouped = slots.plan(points)
+        self.books.open_days(grouped)
+        return points, grouped
 
     def _push(self, points, grouped, taken, scope_tag, scope_id, key):
         """Write encoded points, holding the lease of their scope.
@@ -508,12 +526,15 @@ class InfluxDBStorage(v2.BaseStorage):
                         'for the next compaction', self.location, scope_id,
                         exc_info=True)
 
-    def _encode(self, frames, scope_id):
+    def _frame_starts(self, frames):
+        """Check the times of frames; return their starts (ns).
+
+        :raises InvalidQuery: for a start InfluxDB cannot keep, or a frame
+            of points older than the retention policy keeps.
+        """
         retention = self._retention()
         oldest = time.time_ns() - retention if retention else MIN_NS
-        scope_tag = (None if scope_id is None
-                     else encoding.encode_value(scope_id))
-        points = []
+        starts = []
         for frame in frames:
             start_ns = query_mod.to_micros(frame.start) * 1000
             if not MIN_NS <= start_ns <= MAX_NS - encoding.SLOTS:
@@ -524,6 +545,16 @@ class InfluxDBStorage(v2.BaseStorage):
                 raise exceptions.InvalidQuery(
                     'dataframes', 'the frame starting at %s is older than '
                     'the retention policy keeps' % frame.start.isoformat())
+            starts.append(start_ns)
+        return starts
+
+    @staticmethod
+    def _encode(frames, starts, scope_id):
+        """Encode the points of frames whose starts (ns) were checked."""
+        scope_tag = (None if scope_id is None
+                     else encoding.encode_value(scope_id))
+        points = []
+        for frame, start_ns in zip(frames, starts):
             length_us = query_mod.to_micros(frame.end) - start_ns // 1000
             points.extend(encoding.encode_points(
                 start_ns, length_us, scope_tag, frame.iterpoints()))

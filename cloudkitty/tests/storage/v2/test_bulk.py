@@ -112,3 +112,29 @@ class CollectorRunsWhileWaitingTest(CollectorTestCase):
             thread.join()
             self.assertFalse(gc.isenabled())
         self.assertEqual([False], seen)
+
+    def test_a_helper_waits_as_the_paused_thread_would(self):
+        """helping() lends a thread's pause to the thread helping it.
+
+        A push's lease is taken in a helper thread (see
+        :meth:`cloudkitty.storage.v2.influxdb.writers.Leases.hold_while`):
+        its waits let the collector run, as the push's own waits do; a
+        helper of a thread that paused nothing changes nothing.
+        """
+        seen = []
+
+        def helper(paused):
+            with bulk.helping(paused):
+                with bulk.collector_runs_while_waiting():
+                    seen.append(gc.isenabled())
+                seen.append(gc.isenabled())
+            seen.append(bulk.paused_here())
+
+        with bulk.no_cyclic_gc():
+            for paused in (bulk.paused_here(), False):
+                thread = threading.Thread(target=helper, args=(paused,))
+                thread.start()
+                thread.join()
+            self.assertFalse(gc.isenabled())
+        self.assertEqual([True, False, False, False, False, False], seen)
+        self.assertTrue(gc.isenabled())

@@ -198,6 +198,69 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
             pass
         self.assertEqual(3, self.count())
 
+    def test_push_takes_its_lease_while_it_encodes(self):
+        """hold_while() takes the lease while the work runs, in parallel.
+
+        The work (a push's encoding) waits until the lease's mark was
+        written: were they one after the other, it would wait in vain.
+        """
+        scope_tag = encoding.encode_value('s')
+        marked = threading.Event()
+        real = self.store.client.write
+
+        def spy(lines):
+            if lines[0].startswith(writers.WRITERS):
+                marked.set()
+            return real(lines)
+        self.store.client.write = spy
+        with self.store.leases.hold_while(
+                lambda: marked.wait(30), scope_tag) as (rows, seen):
+            self.assertIsNone(rows)
+            self.assertIs(True, seen)
+            self.assertEqual(
+                {self.store.leases.writer: True}, self.last_marks())
+        self.store.close()
+        self.assertEqual({self.store.leases.writer: False},
+                         self.last_marks())
+
+    def test_push_refused_while_encoding_gives_its_lease_back(self):
+        """Bad money found while the lease is taken: given back, no data.
+
+        The push raises the encoding's InvalidQuery, not a lease error;
+        another writer takes the scope at once.
+        """
+        bad = builders.forge(builders.make_point(self.project_id, 1, 1),
+                             price=D('NaN'))
+        frames = [builders.make_frame(T0, [('cpu', bad)])]
+        self.assertRaises(exceptions.InvalidQuery, self.store.push, frames,
+                          scope_id='s')
+        self.store.close()
+        self.assertIs(False, self.last_marks()[self.store.leases.writer])
+        self.patch('WAIT_S', 0)
+        with self.other.leases.hold(encoding.encode_value('s')):
+            pass
+        self.assertEqual(0, self.count())
+
+    def test_failed_work_gives_up_a_lease_held_elsewhere(self):
+        """Work that fails while the lease is held elsewhere ends at once.
+
+        Its error is raised without waiting for the other writer (nor for
+        WAIT_S), and this writer holds nothing afterwards.
+        """
+        release = self.hold_scope_s()
+
+        def work():
+            # NOTE: a few attempts find the lease held first.
+            threading.Event().wait(0.3)
+            raise exceptions.InvalidQuery('dataframes', 'refused', None)
+
+        self.assertRaises(
+            exceptions.InvalidQuery, self.store.leases.hold_while(
+                work, encoding.encode_value('s')).__enter__)
+        self.assertFalse(release.is_set())
+        self.store.close()
+        self.assertIs(False, self.last_marks()[self.store.leases.writer])
+
     def test_then_is_read_with_the_last_check(self):
         """hold(then=) gives the block the rows of its SELECT.
 
