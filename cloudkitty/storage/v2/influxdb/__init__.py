@@ -296,11 +296,16 @@ class InfluxDBStorage(v2.BaseStorage):
         With ``manage_retention_policy`` the policy's duration is set to
         ``[storage] retention_period``, and its shards to a week (see
         :func:`_shard_hours`); without, a policy whose shards do not
-        divide a week gets a warning (see :mod:`.rollup`).
+        divide a week gets a warning (see :mod:`.rollup`). The store then
+        opens each day again before it writes into it (invariant 13):
+        call it after dropping the database under a running store.
         """
         opts = self.conf.storage_influxdb
         database = encoding.quote_identifier(self.client.database)
         self.client.query('CREATE DATABASE %s' % database, database=False)
+        # NOTE: a database dropped under this store is new: so are its
+        # shards, and the days this store opened are gone.
+        self.books.forget_opened_days()
         policies = {}
         shards = {}
         for part in self.client.query('SHOW RETENTION POLICIES ON %s'

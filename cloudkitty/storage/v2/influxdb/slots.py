@@ -183,6 +183,14 @@ class Bookkeeper:
                                for start in days])
             self._opened.update(days)
 
+    def forget_opened_days(self):
+        """Open every day again before writing into it.
+
+        For :meth:`.InfluxDBStorage.init`: the database may have been
+        dropped and created again, its shards with it.
+        """
+        self._opened = set()
+
     def open_now(self):
         """:meth:`open_days` for the points the server stamps (leases).
 

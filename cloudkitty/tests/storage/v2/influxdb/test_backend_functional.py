@@ -376,6 +376,13 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.pushed.extend(frames[10:])
         self.assertCountEqual([[day + rollup.DAY_NS], today], openings())
         self.assertAgrees()
+        # NOTE: a database dropped and created again has new shards.
+        type(self).drop_database()
+        self.store.init()
+        del sent[:]
+        self.store.push(frames[:1])
+        self.assertCountEqual([[day], today], openings())
+        assert_opened_first()
 
     def test_day_another_writer_pushed_into_is_read_back(self):
         """Records another writer added to a day are compacted too.
