@@ -182,6 +182,17 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
             % self.store.source(writers.WRITERS))
         return {row['ck_w']: row['on'] for row in rows}
 
+    def assertGivenBack(self):
+        """Close the store: its last mark is off, the other writer goes on.
+
+        The other writer takes scope s at once (WAIT_S 0).
+        """
+        self.store.close()
+        self.assertIs(False, self.last_marks()[self.store.leases.writer])
+        self.patch('WAIT_S', 0)
+        with self.other.leases.hold(encoding.encode_value('s')):
+            pass
+
     def test_lease_is_given_back_after_the_push(self):
         """A push's lease is off once the store is closed.
 
@@ -191,11 +202,7 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
         """
         for _ in range(3):
             self.store.push(self.frames(), scope_id='s')
-        self.store.close()
-        self.assertIs(False, self.last_marks()[self.store.leases.writer])
-        self.patch('WAIT_S', 0)
-        with self.other.leases.hold(encoding.encode_value('s')):
-            pass
+        self.assertGivenBack()
         self.assertEqual(3, self.count())
 
     def test_push_takes_its_lease_while_it_encodes(self):
@@ -234,11 +241,7 @@ class LeaseTest(influxdb_provision.InfluxDBDatabaseMixin,
         frames = [builders.make_frame(T0, [('cpu', bad)])]
         self.assertRaises(exceptions.InvalidQuery, self.store.push, frames,
                           scope_id='s')
-        self.store.close()
-        self.assertIs(False, self.last_marks()[self.store.leases.writer])
-        self.patch('WAIT_S', 0)
-        with self.other.leases.hold(encoding.encode_value('s')):
-            pass
+        self.assertGivenBack()
         self.assertEqual(0, self.count())
 
     def test_failed_work_gives_up_a_lease_held_elsewhere(self):
