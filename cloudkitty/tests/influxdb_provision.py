@@ -33,6 +33,34 @@ from cloudkitty.tests import influxdb_server
 TEST_RETENTION_HOURS = 24 * 366 * 100
 
 
+def aim_at(conf, host, port, database):
+    """Point a configuration's InfluxDB options at a database.
+
+    With the tests' retention (:data:`TEST_RETENTION_HOURS`); ``conf``
+    has the storage options registered.
+    """
+    conf.set_override('host', host, group='storage_influxdb')
+    conf.set_override('port', port, group='storage_influxdb')
+    conf.set_override('database', database, group='storage_influxdb')
+    conf.set_override('retention_period', TEST_RETENTION_HOURS,
+                      group='storage')
+
+
+def drop(host, port, database):
+    """Drop a database of the server; the next init() creates it."""
+    conf = cfg.ConfigOpts()
+    options.register_opts(conf)
+    for name, value in (('host', host), ('port', port),
+                        ('database', database)):
+        conf.set_override(name, value, group='storage_influxdb')
+    client = client_mod.Client(conf.storage_influxdb)
+    try:
+        client.query('DROP DATABASE %s' % encoding.quote_identifier(
+            database), database=False)
+    finally:
+        client.close()
+
+
 class InfluxDBDatabaseMixin:
     """A database of the test server per test class (mix in first)."""
 
@@ -52,12 +80,7 @@ class InfluxDBDatabaseMixin:
 
     def configure_influxdb(self, conf):
         """Point the ``[storage_influxdb]`` options at the database."""
-        conf.set_override('host', self.host, group='storage_influxdb')
-        conf.set_override('port', self.port, group='storage_influxdb')
-        conf.set_override('database', self.database,
-                          group='storage_influxdb')
-        conf.set_override('retention_period', TEST_RETENTION_HOURS,
-                          group='storage')
+        aim_at(conf, self.host, self.port, self.database)
 
     def use_influxdb_conf(self):
         """Give the test ``self.conf``: every option, aimed at the database."""
@@ -77,14 +100,4 @@ class InfluxDBDatabaseMixin:
     @classmethod
     def drop_database(cls):
         """Drop this class's database; the next init() creates it."""
-        conf = cfg.ConfigOpts()
-        options.register_opts(conf)
-        for name in ('host', 'port', 'database'):
-            conf.set_override(name, getattr(cls, name),
-                              group='storage_influxdb')
-        client = client_mod.Client(conf.storage_influxdb)
-        try:
-            client.query('DROP DATABASE %s' % encoding.quote_identifier(
-                cls.database), database=False)
-        finally:
-            client.close()
+        drop(cls.host, cls.port, cls.database)
