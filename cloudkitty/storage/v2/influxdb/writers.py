@@ -169,22 +169,12 @@ class Leases:
 
     def _take_while(self, work, scope_tag, then):
         """Take a lease in another thread; return its rows and work()'s."""
-        taking = futures.Future()
         give_up = threading.Event()
-        paused = bulk.paused_here()
-
-        def take():
-            # NOTE: a lease another writer keeps lets the collector run
-            # while this thread sleeps between attempts, as in hold().
-            with bulk.helping(paused):
-                try:
-                    taking.set_result(self._take(scope_tag, then, give_up))
-                except BaseException as exc:
-                    taking.set_exception(exc)
         if self._taker is None:
             self._taker = futures.ThreadPoolExecutor(
                 1, thread_name_prefix='lease-taker')
-        self._taker.submit(take)
+        taking = self._taker.submit(self._take_helping, bulk.paused_here(),
+                                    scope_tag, then, give_up)
         try:
             result = work()
         except BaseException:
@@ -206,6 +196,13 @@ class Leases:
             with bulk.collector_runs_while_waiting():
                 futures.wait([taking])
         return taking.result(), result
+
+    def _take_helping(self, paused, scope_tag, then, give_up):
+        """:meth:`_take` in the taker thread, for a push paused or not."""
+        # NOTE: a lease another writer keeps lets the collector run while
+        # this thread sleeps between attempts, as in hold().
+        with bulk.helping(paused):
+            return self._take(scope_tag, then, give_up)
 
     def _release_later(self, scope_tag, stop=None, beat=None):
         """Stop the heartbeat and write ``on=false`` in another thread."""
