@@ -34,6 +34,7 @@ from werkzeug import exceptions as http_exceptions
 
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import options
+from cloudkitty.storage.v2 import bulk
 from cloudkitty.storage.v2 import query as query_mod
 
 LOG = log.getLogger(__name__)
@@ -133,6 +134,10 @@ class BaseStorage(metaclass=abc.ABCMeta):
 
     #: The methods whose arguments :meth:`check_arguments` checks.
     CHECKED_METHODS = ('push', 'retrieve', 'total', 'delete', 'iter_points')
+    #: The checked methods that run with the cyclic garbage collector
+    #: paused (see :func:`cloudkitty.storage.v2.bulk.no_cyclic_gc`): reads
+    #: that build a result of many objects at once.
+    PAUSED_METHODS = ('retrieve', 'total')
 
     def __init_subclass__(cls, **kwargs):
         """Wrap the backend's methods so that their arguments are checked.
@@ -459,11 +464,22 @@ class BaseStorage(metaclass=abc.ABCMeta):
 
 
 def _checked(name, method):
-    """Wrap the backend method ``name`` to check its arguments first."""
-    @functools.wraps(method)
-    def checked(self, *args, **kwargs):
-        args, kwargs = self.check_arguments(name, *args, **kwargs)
-        return method(self, *args, **kwargs)
+    """Wrap the backend method ``name`` to check its arguments first.
+
+    One of :attr:`BaseStorage.PAUSED_METHODS` then runs with the cyclic
+    garbage collector paused.
+    """
+    if name in BaseStorage.PAUSED_METHODS:
+        @functools.wraps(method)
+        def checked(self, *args, **kwargs):
+            args, kwargs = self.check_arguments(name, *args, **kwargs)
+            with bulk.no_cyclic_gc():
+                return method(self, *args, **kwargs)
+    else:
+        @functools.wraps(method)
+        def checked(self, *args, **kwargs):
+            args, kwargs = self.check_arguments(name, *args, **kwargs)
+            return method(self, *args, **kwargs)
     checked._checked = True
     return checked
 

@@ -18,6 +18,7 @@ record what reaches them, and the SQL backend on a SQLite file.
 
 import datetime
 from decimal import Decimal
+import gc
 import inspect
 import os
 
@@ -248,6 +249,64 @@ class ContractTest(testtools.TestCase):
             check = inspect.signature(v2._CHECKS[name])
             self.assertEqual(list(contract.parameters.values())[1:],
                              list(check.parameters.values())[1:], name)
+
+
+class CollectorWatchingStorage(RecordingStorage):
+    """Records whether the cyclic collector was on in each call."""
+
+    name = 'collector-watching'
+
+    def retrieve(self, *args, **kwargs):
+        """Record the collector's state; an empty store."""
+        self.calls.append(('retrieve', gc.isenabled()))
+        return {'total': 0, 'dataframes': []}
+
+    def total(self, *args, **kwargs):
+        """Record the collector's state; raise for a ``fail`` groupby."""
+        self.calls.append(('total', gc.isenabled()))
+        if kwargs.get('groupby') == ['fail']:
+            raise exceptions.StorageError('failed on purpose')
+        return {'total': 0, 'results': []}
+
+    def delete(self, *args, **kwargs):
+        """Record the collector's state; an empty store."""
+        self.calls.append(('delete', gc.isenabled()))
+        return 0
+
+
+class CollectorTest(testtools.TestCase):
+    """Reads run with the cyclic garbage collector paused."""
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(gc.enable if gc.isenabled() else gc.disable)
+        self.store = CollectorWatchingStorage(conf=cfg.ConfigOpts())
+
+    def test_reads_pause_the_collector(self):
+        """total() and retrieve() run with it off; it is on again after."""
+        gc.enable()
+        self.store.total()
+        self.store.retrieve()
+        self.store.delete(begin=START, end=START + HOUR)
+        self.assertEqual([('total', False), ('retrieve', False),
+                          ('delete', True)], self.store.calls)
+        self.assertTrue(gc.isenabled())
+        self.assertEqual(('retrieve', 'total'),
+                         v2.BaseStorage.PAUSED_METHODS)
+
+    def test_collector_on_again_after_an_error(self):
+        """A read that raises turns the collector back on too."""
+        gc.enable()
+        self.assertRaises(exceptions.StorageError, self.store.total,
+                          groupby=['fail'])
+        self.assertEqual([('total', False)], self.store.calls)
+        self.assertTrue(gc.isenabled())
+
+    def test_collector_off_stays_off(self):
+        """An application that turned it off finds it off after a read."""
+        gc.disable()
+        self.store.total()
+        self.assertFalse(gc.isenabled())
 
 
 class UpstreamStyleTest(testtools.TestCase):

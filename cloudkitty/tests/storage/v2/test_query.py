@@ -321,6 +321,47 @@ class BuildTotalTest(testtools.TestCase):
                                  offset=1, limit=2, paginate=False)
         self.assertEqual(5, len(query.build_total(q, parts)['results']))
 
+    def test_only_the_page_is_built(self):
+        """Rule 5: groups off the page are counted, their sums not read."""
+        read = []
+
+        class Watched(query.Aggregate):
+            __slots__ = ('name',)
+
+            def value(self, custom):
+                read.append(self.name)
+                return super().value(custom)
+
+        parts = []
+        for name in 'edcba':
+            aggregate = Watched(1, 10 ** 12, 10 ** 12)
+            aggregate.name = name
+            parts.append(query.Partial((name,), T0, T0 + HOUR, aggregate))
+        q = query.validate_total(groupby=['type'], begin=T0, end=T0 + DAY,
+                                 offset=1, limit=2)
+        result = query.build_total(q, parts)
+        self.assertEqual(5, result['total'])
+        self.assertEqual(['b', 'c'], [r['type'] for r in result['results']])
+        self.assertEqual(['b', 'b', 'c', 'c'], read)
+
+    def test_typed_labels_sort_as_their_sort_keys(self):
+        """Rule 5: groups of mixed kinds sort key by key, then by begin."""
+        values = [None, True, 3, 3.0, 2.5, '3', '', 'x']
+        parts = [partial((first, second), T0 + index * HOUR, 1, '1', '1')
+                 for index, (first, second) in enumerate(
+                     (a, b) for a in reversed(values) for b in values[:3])]
+        q = query.validate_total(groupby=['flavor', 'size'], begin=T0,
+                                 end=T0 + 30 * DAY)
+        got = [(r['flavor'], r['size'])
+               for r in query.build_total(q, parts)['results']]
+        want = sorted(got, key=lambda pair: (query.label_sort_key(pair[0]),
+                                             query.label_sort_key(pair[1])))
+        self.assertEqual(len(parts), len(got))
+        self.assertEqual([(query.encode_label(a), query.encode_label(b))
+                          for a, b in want],
+                         [(query.encode_label(a), query.encode_label(b))
+                          for a, b in got])
+
     def test_nothing(self):
         """Rule 5: no group gives {'total': 0, 'results': []}."""
         q = query.validate_total(begin=T0, end=T0 + DAY)
