@@ -229,6 +229,46 @@ def upsert(dialect):
     return engine.bulk_writer(dialect, models.daily, _COLUMNS, suffix)
 
 
+def subtract_points(conditions):
+    """The ``UPDATE`` that takes the sums of some points out of ``ck_daily``.
+
+    One statement, where :func:`opposites` moves every (day, series) sum
+    to the client and back: the points that match ``conditions`` are
+    summed per day and series, and each sum taken out of its row limb by
+    limb, ``lo`` losing the ``rest`` of the points' pairs and ``small``
+    a hundred times their ``hundreds`` (worth ``10**14`` units, a hundred
+    ``small``). The rows exist: the rollup holds every point of the days
+    before ``until``, which the conditions must bound.
+
+    Exact, or an error: SQLite's ``sum()`` raises on overflow, and an
+    overflowing limb turns into a float that ``ck_daily``'s check
+    refuses; SQLite then undoes the statement alone, and the caller takes
+    :func:`opposites` instead (a SQLite statement that fails leaves the
+    transaction's earlier ones in place). Only SQLite runs it: elsewhere
+    a failed statement ends the transaction (PostgreSQL) or, without a
+    strict SQL mode, stores what overflows clipped (MariaDB).
+
+    :param conditions: WHERE clauses on ``ck_point``.
+    """
+    point, daily = models.point, models.daily
+    day = day_sql(point.c.begin)
+    removed = sa.select(
+        day.label('day'), point.c.series_id, sa.func.count().label('n'),
+        *[sa.func.sum(point.c[name]).label(name)
+          for name in ('qty_hundreds', 'qty_rest', 'price_hundreds',
+                       'price_rest')]).where(*conditions).group_by(
+        day, point.c.series_id).subquery('removed')
+    hundred = models.HUNDRED // money.SCALE
+    return daily.update().where(
+        daily.c.day == removed.c.day,
+        daily.c.series_id == removed.c.series_id).values(
+        n=daily.c.n - removed.c.n,
+        qty_small=daily.c.qty_small - removed.c.qty_hundreds * hundred,
+        qty_lo=daily.c.qty_lo - removed.c.qty_rest,
+        price_small=daily.c.price_small - removed.c.price_hundreds * hundred,
+        price_lo=daily.c.price_lo - removed.c.price_rest)
+
+
 def opposites(day_sums):
     """The :func:`upsert` rows that take day sums away from ``ck_daily``.
 

@@ -1116,10 +1116,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         return self._delete_returning(conn, until,
                                                       conditions, named)
                 # NOTE: only the points of rolled-up days are in the rollup.
-                removed = [] if until == rollup.NOTHING else self._day_sums(
-                    conn, conditions + [models.point.c.begin < until])
-                if removed:
-                    self._subtract_days(conn, rollup.opposites(removed))
+                if until != rollup.NOTHING:
+                    self._subtract_points(conn, query, conditions + [
+                        models.point.c.begin < until])
                 if query.filters:
                     frames_mod.subtract(conn, frames_mod.deleted(
                         conn, conditions))
@@ -1208,6 +1207,36 @@ class SQLAlchemyStorage(v2.BaseStorage):
         frames_mod.subtract(conn, counts)
         rollup.move_back(conn, until)
         return len(rows)
+
+    def _subtract_points(self, conn, query, conditions):
+        """Take the sums of the points ``conditions`` match out of the rollup.
+
+        On SQLite in one statement (:func:`rollup.subtract_points`), then
+        the rows it emptied go; elsewhere, or when a sum overflows 64 bits,
+        through the client (:meth:`_day_sums`, :meth:`_subtract_days`).
+        """
+        if conn.dialect.name == 'sqlite':
+            try:
+                conn.execute(rollup.subtract_points(conditions))
+            except (sa_exc.OperationalError, sa_exc.IntegrityError) as exc:
+                if 'integer overflow' not in str(exc.orig) and \
+                        'CHECK constraint' not in str(exc.orig):
+                    raise
+                LOG.debug('Day sums of a delete overflow 64 bits; taken '
+                          'out exactly, through the client')
+            else:
+                daily = models.daily
+                emptied = [daily.c.n == 0]
+                if query.begin is not None:
+                    emptied.append(daily.c.day >= rollup.day_of(
+                        to_micros(query.begin)))
+                if query.end is not None:
+                    emptied.append(daily.c.day < to_micros(query.end))
+                conn.execute(daily.delete().where(*emptied))
+                return
+        removed = self._day_sums(conn, conditions)
+        if removed:
+            self._subtract_days(conn, rollup.opposites(removed))
 
     def _subtract_days(self, conn, opposites):
         """Add opposite day sums to ``ck_daily``; drop the rows emptied.
