@@ -242,11 +242,11 @@ def subtract_points(conditions):
 
     Exact, or an error: SQLite's ``sum()`` raises on overflow, and an
     overflowing limb turns into a float that ``ck_daily``'s check
-    refuses; SQLite then undoes the statement alone, and the caller takes
-    :func:`opposites` instead (a SQLite statement that fails leaves the
-    transaction's earlier ones in place). Only SQLite runs it: elsewhere
-    a failed statement ends the transaction (PostgreSQL) or, without a
-    strict SQL mode, stores what overflows clipped (MariaDB).
+    refuses; PostgreSQL refuses a limb out of ``BIGINT``'s range. The
+    statement is then undone alone (by SQLite itself; PostgreSQL in a
+    savepoint), and the caller takes :func:`opposites` instead. MariaDB
+    does not run it: without a strict SQL mode, it would store what
+    overflows clipped.
 
     :param conditions: WHERE clauses on ``ck_point``.
     """

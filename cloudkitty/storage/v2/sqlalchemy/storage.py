@@ -1211,16 +1211,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _subtract_points(self, conn, query, conditions):
         """Take the sums of the points ``conditions`` match out of the rollup.
 
-        On SQLite in one statement (:func:`rollup.subtract_points`), then
-        the rows it emptied go; elsewhere, or when a sum overflows 64 bits,
-        through the client (:meth:`_day_sums`, :meth:`_subtract_days`).
+        On SQLite and PostgreSQL in one statement (:func:`rollup.
+        subtract_points`; on PostgreSQL in a savepoint, so that an error
+        ends it alone), then the rows it emptied go; on MariaDB, or when a
+        limb overflows 64 bits, through the client (:meth:`_day_sums`,
+        :meth:`_subtract_days`).
         """
-        if conn.dialect.name == 'sqlite':
+        dialect = conn.dialect.name
+        if dialect in ('sqlite', 'postgresql'):
             try:
-                conn.execute(rollup.subtract_points(conditions))
-            except (sa_exc.OperationalError, sa_exc.IntegrityError) as exc:
-                if 'integer overflow' not in str(exc.orig) and \
-                        'CHECK constraint' not in str(exc.orig):
+                if dialect == 'postgresql':
+                    with conn.begin_nested():
+                        conn.execute(rollup.subtract_points(conditions))
+                else:
+                    conn.execute(rollup.subtract_points(conditions))
+            except sa_exc.DBAPIError as exc:
+                if not _overflowed(exc):
                     raise
                 LOG.debug('Day sums of a delete overflow 64 bits; taken '
                           'out exactly, through the client')
@@ -1446,6 +1452,20 @@ def _fetch_sums(conn, stmt, split):
         if 'integer overflow' in str(exc.orig) and not split:
             raise _Overflow() from exc
         raise
+
+
+def _overflowed(exc):
+    """Tell whether a statement failed on a 64-bit overflow.
+
+    SQLite's ``sum()`` raises ``integer overflow``, and its arithmetic
+    makes floats that ``ck_daily``'s check refuses; PostgreSQL raises
+    ``numeric_value_out_of_range`` (SQLSTATE 22003).
+    """
+    orig = exc.orig
+    if getattr(orig, 'sqlstate', None) == '22003':
+        return True
+    text = str(orig)
+    return 'integer overflow' in text or 'ck_daily_integers' in text
 
 
 def _sum(column, name, split):
