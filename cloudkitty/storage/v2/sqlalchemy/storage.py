@@ -31,7 +31,6 @@ billions of points.
 import dataclasses
 import decimal
 import itertools
-import operator
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -972,11 +971,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         stmt = sa.select(*group, *values).select_from(joined)
         if group:
             stmt = stmt.group_by(*group)
-        rows = _fetch_sums(conn, stmt, split)
-        if not split and not extremes:
-            return _plain_partials(rows, query.key_groupby, time)
-        return [self._partial(row, query.key_groupby, time, extremes, split)
-                for row in rows if row[len(group)]]
+        return _partials(_fetch_sums(conn, stmt, split), query.key_groupby,
+                         time, extremes, split, self._unsortable)
 
     def _partial_select(self, source, query, time, extremes, split, seek):
         """Sum one source of a plan per series (and time, if grouped)."""
@@ -1000,47 +996,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if group:
             stmt = stmt.group_by(*group)
         return stmt
-
-    def _partial(self, row, key_groupby, time, extremes, split):
-        """Build a :class:`query.Partial` from a row of the aggregate.
-
-        The row starts with the group's values: the type for ``type``,
-        the text and kind of the label for any other key.
-        """
-        keys = []
-        index = 0
-        for key in key_groupby:
-            if key == 'type':
-                keys.append(row[index])
-                index += 1
-            else:
-                keys.append(query_mod.decode_label(row[index + 1],
-                                                   row[index]))
-                index += 2
-        start = end = None
-        if time:
-            start, end = from_micros(row[index]), from_micros(row[index + 1])
-            index += 2
-        count = row[index]
-        index += 1
-        if split:
-            limbs = [_unsplit(row[i:i + 2])
-                     for i in range(index, index + 4 * len(_LIMBS), 2)]
-        else:
-            # NOTE: NUMERIC sums come as Decimal: int() keeps them exact.
-            limbs = [int(value or 0)
-                     for value in row[index:index + 2 * len(_LIMBS)]]
-        index += len(limbs) * (2 if split else 1)
-        sums = [sum(map(operator.mul, _WEIGHTS, limbs[:len(_LIMBS)])),
-                sum(map(operator.mul, _WEIGHTS, limbs[len(_LIMBS):]))]
-        mins, maxs = {}, {}
-        for func, field in extremes:
-            target = mins if func == 'min' else maxs
-            target[field] = self._unsortable(row[index])
-            index += 1
-        return query_mod.Partial(
-            tuple(keys), start, end, query_mod.Aggregate.from_units(
-                count, sums[0], sums[1], mins, maxs))
 
     def _sortable(self, hundreds, rest):
         """An expression ordered like the value of a point's pair."""
@@ -1316,12 +1271,19 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 price_hundreds, price_rest in rows]
 
 
-def _plain_partials(rows, key_groupby, time):
-    """Build the partial groups of aggregate rows, in one loop.
+def _partials(rows, key_groupby, time, extremes, split, unsortable):
+    """Build the partial groups of the aggregate's rows, in one loop.
 
-    :meth:`SQLAlchemyStorage._partial` of each row, for rows without
-    split sums nor extremes (most totals): a total by id builds 10,000
-    partial groups or more.
+    A row starts with the group's values (the type for ``type``, the text
+    and kind of the label for any other key), then its frame's bounds
+    when grouped by time, its count, the sums of the money members of
+    :data:`_LIMBS` (qty's, then price's; each a pair when ``split``) and
+    the ``extremes``. A total by id builds 10,000 groups or more.
+
+    :param unsortable: turns an extreme back into its Decimal (see
+        :meth:`SQLAlchemyStorage._unsortable`).
+    :returns: a list of :class:`cloudkitty.storage.v2.query.Partial`,
+        without the rows of no point.
     """
     keys_at = []
     index = 0
@@ -1331,6 +1293,8 @@ def _plain_partials(rows, key_groupby, time):
     time_at = index if time else None
     count_at = index + (2 if time else 0)
     sums_at = count_at + 1
+    members = 2 * len(_LIMBS)
+    extremes_at = sums_at + members * (2 if split else 1)
     w0, w1, w2, w3 = _WEIGHTS
     decode = query_mod.decode_label
     aggregate, partial = query_mod.Aggregate, query_mod.Partial
@@ -1345,13 +1309,24 @@ def _plain_partials(rows, key_groupby, time):
         if time_at is not None:
             start = from_micros(row[time_at])
             end = from_micros(row[time_at + 1])
-        # NOTE: NUMERIC sums come as Decimal: int() keeps them exact; a
-        # source without a member gives None.
-        q0, q1, q2, q3, p0, p1, p2, p3 = [
-            int(value or 0) for value in row[sums_at:sums_at + 8]]
+        if split:
+            limbs = [_unsplit(row[at:at + 2])
+                     for at in range(sums_at, extremes_at, 2)]
+        else:
+            # NOTE: NUMERIC sums come as Decimal: int() keeps them exact;
+            # a source without a member gives None.
+            limbs = [int(value or 0) for value in row[sums_at:extremes_at]]
+        q0, q1, q2, q3, p0, p1, p2, p3 = limbs
+        mins = maxs = None
+        if extremes:
+            mins, maxs = {}, {}
+            for at, (func, field) in enumerate(extremes, extremes_at):
+                (mins if func == 'min' else maxs)[field] = unsortable(
+                    row[at])
         partials.append(partial(keys, start, end, aggregate(
             int(count), q0 * w0 + q1 * w1 + q2 * w2 + q3 * w3,
-            p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3)))
+            p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3, mins or None,
+            maxs or None)))
     return partials
 
 
