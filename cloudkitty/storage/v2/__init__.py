@@ -469,16 +469,14 @@ def _checked(name, method):
     One of :attr:`BaseStorage.PAUSED_METHODS` then runs with the cyclic
     garbage collector paused.
     """
-    if name in BaseStorage.PAUSED_METHODS:
-        @functools.wraps(method)
-        def checked(self, *args, **kwargs):
-            args, kwargs = self.check_arguments(name, *args, **kwargs)
-            with bulk.no_cyclic_gc():
-                return method(self, *args, **kwargs)
-    else:
-        @functools.wraps(method)
-        def checked(self, *args, **kwargs):
-            args, kwargs = self.check_arguments(name, *args, **kwargs)
+    paused = name in BaseStorage.PAUSED_METHODS
+
+    @functools.wraps(method)
+    def checked(self, *args, **kwargs):
+        args, kwargs = self.check_arguments(name, *args, **kwargs)
+        if not paused:
+            return method(self, *args, **kwargs)
+        with bulk.no_cyclic_gc():
             return method(self, *args, **kwargs)
     checked._checked = True
     return checked

@@ -1186,14 +1186,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 LOG.debug('Day sums of a delete overflow 64 bits; taken '
                           'out exactly, through the client')
             else:
-                daily = models.daily
-                emptied = [daily.c.n == 0]
-                if query.begin is not None:
-                    emptied.append(daily.c.day >= rollup.day_of(
-                        to_micros(query.begin)))
-                if query.end is not None:
-                    emptied.append(daily.c.day < to_micros(query.end))
-                conn.execute(daily.delete().where(*emptied))
+                self._drop_emptied_days(
+                    conn, None if query.begin is None
+                    else rollup.day_of(to_micros(query.begin)),
+                    None if query.end is None
+                    else rollup.day_of(to_micros(query.end) - 1))
                 return
         removed = self._day_sums(conn, conditions)
         if removed:
@@ -1207,12 +1204,26 @@ class SQLAlchemyStorage(v2.BaseStorage):
             :func:`rollup.opposites`).
         """
         self._upsert_daily.execute(conn, opposites)
-        # NOTE: only the days touched can have emptied rows; bounding
-        # them keeps this off the whole rollup.
+        self._drop_emptied_days(conn, opposites[0][0], opposites[-1][0])
+
+    @staticmethod
+    def _drop_emptied_days(conn, first, last):
+        """Drop the ``ck_daily`` rows a subtraction left without a point.
+
+        Only the days touched can have emptied rows; bounding them keeps
+        this off the whole rollup.
+
+        :param first: the first day touched (microseconds), None for no
+            bound.
+        :param last: the last one, likewise.
+        """
         daily = models.daily
-        conn.execute(daily.delete().where(
-            daily.c.n == 0, daily.c.day >= opposites[0][0],
-            daily.c.day <= opposites[-1][0]))
+        emptied = [daily.c.n == 0]
+        if first is not None:
+            emptied.append(daily.c.day >= first)
+        if last is not None:
+            emptied.append(daily.c.day <= last)
+        conn.execute(daily.delete().where(*emptied))
 
     def _drop_partitions(self, conn, end):
         """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
