@@ -100,10 +100,15 @@ Invariants the protocol keeps, and the tests that guard them
    ``VersionTest`` (test_rollup).
 6. **Memory is trusted only for what the server shows unchanged.** A day
    is compacted from a writer's memory only when its listing is exactly
-   the records that writer wrote (and its own commit). Guards:
-   ``test_open_day_compacts_from_memory``,
+   the records that writer wrote and its own commit, told from others by
+   its version and the records it includes
+   (:func:`.rollup.commit_identity`): after a delete of the whole day,
+   another writer's compaction commits the day again, at its first
+   version. Guards: ``test_open_day_compacts_from_memory``,
    ``test_day_another_writer_pushed_into_is_read_back``,
-   ``test_missing_part_makes_the_day_read_back``.
+   ``test_commit_another_writer_made_after_a_delete_is_read_back``,
+   ``test_missing_part_makes_the_day_read_back``,
+   ``test_deletes_racing_late_pushes_leave_no_ghosts``.
 7. **Records name every series they count.** Digests resolve within the
    records of their scope and day (push records, day records); a day
    whose digests no record resolves is read from the points. Guard:

@@ -403,6 +403,20 @@ def version_of(row):
     return row['time'] - day_of(row['time'])
 
 
+def commit_identity(row):
+    """What tells a day's commit from any other: its version and records.
+
+    Not its presence alone: a delete of the whole day drops the commit a
+    writer keeps in memory, and the next compaction of the day, by another
+    writer, commits again at the day's first version. The push records a
+    commit includes are its own (a slot names one push for ever), so two
+    compactions never commit the same ones.
+    """
+    included = row.get('inc')
+    return ('commit', version_of(row),
+            None if included is None else frozenset(json.loads(included)))
+
+
 def _highest(rows):
     """The greatest version among the commits and day parts of rows."""
     return max((version_of(row) for row in rows
@@ -555,20 +569,20 @@ class Rollup:
         """List the push parts and commit of a scope's day, small fields.
 
         :returns: ``(listed, highest)``: a set of ``(record id, part)``
-            for push records, with ``('commit', None)`` when the day has
-            a commit; and the greatest :func:`version_of` its commits and
-            day parts use (see :func:`next_version`).
+            for push records, with the :func:`commit_identity` of each
+            commit of the day; and the greatest :func:`version_of` its
+            commits and day parts use (see :func:`next_version`).
         """
         # NOTE: "tot" finds part 0 of records written before "np" was.
         rows = self.client.rows(
-            'SELECT "np", "tot", "buffer", "ck_rec", "ck_part", "%s" FROM '
-            '%s WHERE "ck_scope" = $scope AND time >= $begin AND '
+            'SELECT "np", "tot", "buffer", "inc", "ck_rec", "ck_part", "%s" '
+            'FROM %s WHERE "ck_scope" = $scope AND time >= $begin AND '
             'time < $end' % (encoding.EXTRA_SLOT_TAG, self.source(DAILY)),
             {'scope': scope_tag, 'begin': day, 'end': day + DAY_NS})
         listed = set()
         for row in rows:
             if row['ck_rec'] == _COMMIT:
-                listed.add(('commit', None))
+                listed.add(commit_identity(row))
             elif row['ck_rec'] == _PUSH:
                 listed.add((_record_id(row), row['ck_part']))
         return listed, _highest(rows)
@@ -1065,6 +1079,7 @@ class _DayState:
     :ivar version: its version; 1 for unversioned commits, below the
         first version (:data:`FIRST_VERSION`).
     :ivar rank: what orders two commits of one day (the greater wins).
+    :ivar identity: its :func:`commit_identity`, None for no commit.
     """
 
     def __init__(self, row=None):
@@ -1075,6 +1090,7 @@ class _DayState:
         self.version = version_of(row) if self.versioned else \
             FIRST_VERSION - 1
         self.rank = (self.tagged, self.versioned, self.version)
+        self.identity = None if row is None else commit_identity(row)
         # NOTE: where its parts lie, from the day start.
         self._parts_at = self.version if self.versioned else self.buffer
         self.parts = row['parts'] if row else 0
@@ -1183,7 +1199,7 @@ class _OpenDay:
     def listing(self):
         """What :meth:`Rollup._listing` finds when nobody else wrote."""
         if self.state.committed:
-            return self.parts | {('commit', None)}
+            return self.parts | {self.state.identity}
         return self.parts
 
     def committed(self, state):

@@ -401,6 +401,37 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual(1, self.daily_kinds().get('c'))
         self.assertAgrees()
 
+    def test_commit_another_writer_made_after_a_delete_is_read_back(self):
+        """A day's commit is trusted from memory only if it is this one's.
+
+        The first writer compacts its open day and keeps it open; another
+        instance deletes the day whole; a second writer pushes into it and
+        compacts it, a commit at the day's first version again. The first
+        writer's memory still counts the deleted points: its next
+        compaction must read the day back, not find "a commit" and the
+        records it wrote, and write the deleted sums again over the
+        second writer's.
+        """
+        self.useFixture(fixtures.MonkeyPatch(
+            'cloudkitty.storage.v2.influxdb.rollup.DAY_PUSHES', 2))
+        second, deleter = self.new_store(), self.new_store()
+        read_backs = self.read_backs(self.store)
+        for frame in self.frames(days=1)[:2]:
+            self.push([frame])
+        self.assertEqual(1, self.daily_kinds().get('c'))
+        self.assertEqual(2 * 4, deleter.delete(begin=T0, end=T0 + DAY))
+        self.pushed = []
+        # NOTE: other sums than the deleted frames', at other frame starts.
+        frames = self.frames(days=1, per_frame=2)
+        for frame in frames[2:4]:
+            second.push([frame], scope_id='scope')
+        self.pushed.extend(frames[2:4])
+        self.assertEqual(1, self.daily_kinds().get('c'))
+        for frame in frames[4:]:
+            self.push([frame])
+        self.assertEqual([query.to_micros(T0) * 1000], read_backs)
+        self.assertAgrees()
+
     def test_missing_part_makes_the_day_read_back(self):
         """A part of an open day's record that is gone: read the day.
 
