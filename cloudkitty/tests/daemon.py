@@ -45,6 +45,9 @@ import urllib.request
 HOST = '127.0.0.1'
 #: Seconds between SIGTERM and SIGKILL.
 STOP_TIMEOUT = 15
+#: The checkout these modules are in (``cloudkitty/tests/``'s grandparent).
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 def free_ports(count=2, host=HOST):
@@ -224,6 +227,12 @@ class Server(StateDir):
 
     #: The file holding the URL, written when the server answers.
     url_file = None
+    #: The files :meth:`keep_logs` copies out: config and logs.
+    kept_files = ()
+    #: The variable naming where failed runs keep their logs.
+    logs_env = None
+    #: Where they go without it: this directory of the checkout.
+    logs_dir_name = None
 
     @property
     def url(self):
@@ -244,6 +253,44 @@ class Server(StateDir):
         if url and self.is_alive() and self.ping(url):
             return url
         return None
+
+    def default_logs_dir(self):
+        """Where failed runs keep this server's logs.
+
+        :returns: ``$`` :attr:`logs_env`, else :attr:`logs_dir_name` in
+            the checkout (ignored by git).
+        """
+        return os.path.abspath(
+            os.environ.get(self.logs_env, '').strip()
+            or os.path.join(CHECKOUT, self.logs_dir_name))
+
+    def keep_logs(self, dest=None):
+        """Copy the config and logs out of the state directory.
+
+        Stopping removes them (and ``run`` the whole directory): this
+        keeps what tells why a run failed.
+
+        :param dest: the directory to make a new directory in (default:
+            :meth:`default_logs_dir`).
+        :returns: the path of the new directory, which holds those of
+            :attr:`kept_files` that exist.
+        """
+        dest = os.path.abspath(dest) if dest else self.default_logs_dir()
+        stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+        target = os.path.join(dest, '%s-%d' % (stamp, os.getpid()))
+        suffix = 0
+        while os.path.exists(target + ('.%d' % suffix if suffix else '')):
+            suffix += 1
+        target += '.%d' % suffix if suffix else ''
+        os.makedirs(target)
+        for name in self.kept_files:
+            if os.path.isfile(self.path(name)):
+                shutil.copy2(self.path(name), os.path.join(target, name))
+        return target
+
+    def log_excerpt(self):
+        """Return what the logs say of a failed run: here, their end."""
+        return self.log_tail()
 
 
 class Process:
@@ -537,6 +584,16 @@ class Tool:
         return 0
 
     def _run(self, args):
+        """``run``; on a failure, keep the logs and say where, last."""
+        self._kept = None
+        try:
+            return self._run_command(args)
+        finally:
+            if self._kept:
+                self.err(self._kept)
+            self._kept = None
+
+    def _run_command(self, args):
         cmd = args.cmd[1:] if args.cmd[:1] == ['--'] else args.cmd
         if not cmd:
             self.err('run: no command given (%s run -- COMMAND...)'
@@ -573,11 +630,17 @@ class Tool:
             self.err('%s=%s (%s, %s)' % (self.url_env, url,
                                          server.describe(), state_dir))
             rc = self._call(cmd, dict(os.environ, **{self.url_env: url}))
-            if not server.is_alive():
+            died = not server.is_alive()
+            if died:
                 self.err('the server exited during the run; the end of '
                          'its log:\n%s' % server.log_tail())
-                rc = rc or 1
-            return rc
+            if rc != 0 or died:
+                # NOTE: before stop removes its files; printed last.
+                self._kept = ('the command failed (status %d); the config '
+                              'and logs of the server are kept in %s. What '
+                              'they say:\n%s' % (rc, server.keep_logs(),
+                                                 server.log_excerpt()))
+            return rc or int(died)
         finally:
             server.stop(keep=args.keep)
             if tmp and not args.keep:

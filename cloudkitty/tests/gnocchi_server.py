@@ -61,7 +61,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -134,8 +133,6 @@ _CONF, _URL, _PORT, _BACKENDS = ('gnocchi.conf', 'gnocchi.url', 'api.port',
 _STORAGE, _UPGRADE_LOG = 'storage', 'upgrade.log'
 _API, _METRICD = 'api', 'metricd'
 _LOGS = (_API + '.log', _METRICD + '.log', _UPGRADE_LOG)
-#: What :meth:`GnocchiServer.keep_logs` copies out of the state directory.
-_KEPT = (_CONF, _BACKENDS) + _LOGS
 #: What start appends to the API's and metricd's logs once the API
 #: answers: until metricd joins its group, /v1/status fails (HTTP 500,
 #: "GroupNotCreated") and the log shows it; that is part of every start.
@@ -194,16 +191,6 @@ def default_venv():
     """
     return os.path.abspath(os.environ.get(VENV_ENV, '').strip()
                            or os.path.join(_ROOT, '.gnocchi-venv'))
-
-
-def default_logs_dir():
-    """Return where failed runs keep their servers' logs.
-
-    :returns: ``$CLOUDKITTY_GNOCCHI_LOGS``, else ``.gnocchi-logs`` in this
-        checkout (ignored by git).
-    """
-    return os.path.abspath(os.environ.get(LOGS_ENV, '').strip()
-                           or os.path.join(_ROOT, '.gnocchi-logs'))
 
 
 def excerpt(text, lines=20, context=15, limit=80):
@@ -343,6 +330,9 @@ class GnocchiServer(daemon.Server):
     """
 
     url_file = _URL
+    kept_files = (_CONF, _BACKENDS) + _LOGS
+    logs_env = LOGS_ENV
+    logs_dir_name = '.gnocchi-logs'
 
     def __init__(self, state_dir, venv=None, postgresql_url=None,
                  redis_url=None, incoming='auto'):
@@ -424,30 +414,6 @@ class GnocchiServer(daemon.Server):
     def is_installed(self):
         """Tell whether the virtualenv has Gnocchi."""
         return is_installed(self.venv)
-
-    def keep_logs(self, dest=None):
-        """Copy the config and logs out of the state directory.
-
-        Stopping removes them (and ``run`` the whole directory): this
-        keeps what tells why a run failed.
-
-        :param dest: the directory to make a new directory in (default:
-            :func:`default_logs_dir`).
-        :returns: the path of the new directory, which holds
-            ``gnocchi.conf``, ``backends.json`` and the logs that exist.
-        """
-        dest = os.path.abspath(dest) if dest else default_logs_dir()
-        stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
-        target = os.path.join(dest, '%s-%d' % (stamp, os.getpid()))
-        suffix = 0
-        while os.path.exists(target + ('.%d' % suffix if suffix else '')):
-            suffix += 1
-        target += '.%d' % suffix if suffix else ''
-        os.makedirs(target)
-        for name in _KEPT:
-            if os.path.isfile(self.path(name)):
-                shutil.copy2(self.path(name), os.path.join(target, name))
-        return target
 
     def log_excerpt(self):
         """Return what each log says of failures (else its end)."""
@@ -997,41 +963,12 @@ class _Tool(daemon.Tool):
                             help='the incoming driver: auto is redis when a '
                                  'Redis database is free, else file')
 
-    def __init__(self):
-        #: The server of the running ``run``, and what to print after it.
-        self._server = None
-        self._kept = None
-
     def make_server(self, state_dir, args):
-        self._server = GnocchiServer(state_dir, venv=args.venv,
-                                     incoming=args.incoming)
-        return self._server
+        return GnocchiServer(state_dir, venv=args.venv,
+                             incoming=args.incoming)
 
     def install(self, args):
         return install(args.venv)
-
-    def _run(self, args):
-        """``run``; on a failure, keep the logs and say where, last."""
-        self._server = self._kept = None
-        try:
-            return super()._run(args)
-        finally:
-            if self._kept:
-                self.err(self._kept)
-            self._server = self._kept = None
-
-    def _call(self, cmd, env):
-        rc = super()._call(cmd, env)
-        server = self._server
-        # NOTE: only a server of this run, started (a failed start keeps
-        # its logs itself), and before stop removes its files.
-        if server is not None and server.url is not None and (
-                rc != 0 or not server.is_alive()):
-            kept = server.keep_logs()
-            self._kept = ('the command failed (status %d); the config and '
-                          "logs of Gnocchi are kept in %s. What they say:"
-                          '\n%s' % (rc, kept, server.log_excerpt()))
-        return rc
 
 
 #: ``main(argv=None, default_dir=None)``: the ``tools/gnocchi-server``

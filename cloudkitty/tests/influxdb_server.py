@@ -20,7 +20,10 @@ One implementation, three ways in:
 * tox's ``functional-influxdb`` env runs ``tools/influxdb-server run --
   stestr run ...``: a server in a temporary directory, its URL exported to
   the command as ``CLOUDKITTY_TEST_INFLUXDB_URL``, stopped and removed
-  afterwards (like ``pifpaf run``).
+  afterwards (like ``pifpaf run``). When the command fails (or the server
+  dies), its config and log are first copied to a new directory under
+  ``.influxdb-logs`` in this checkout (``$CLOUDKITTY_INFLUXDB_LOGS``),
+  whose path is printed last with the end of the log.
 * :class:`InfluxDBServerFixture` starts one for a test and stops it.
 
 A server lives in a state directory holding ``influxdb.conf``, ``meta/``,
@@ -47,6 +50,8 @@ from cloudkitty.tests import daemon
 URL_ENV = 'CLOUDKITTY_TEST_INFLUXDB_URL'
 #: Overrides the CLI's default state directory (``<repo>/.influxdb``).
 DIR_ENV = 'CLOUDKITTY_INFLUXDB_DIR'
+#: Overrides where a failed run's logs are kept (``<repo>/.influxdb-logs``).
+LOGS_ENV = 'CLOUDKITTY_INFLUXDB_LOGS'
 HOST = daemon.HOST
 START_TIMEOUT = 30
 STOP_TIMEOUT = daemon.STOP_TIMEOUT
@@ -178,6 +183,9 @@ class InfluxDBServer(daemon.Server):
     """
 
     url_file = _URL
+    kept_files = (_CONF, _LOG)
+    logs_env = LOGS_ENV
+    logs_dir_name = '.influxdb-logs'
 
     def __init__(self, state_dir, influxd=None, data_options=None):
         super().__init__(state_dir)

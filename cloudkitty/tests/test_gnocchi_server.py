@@ -376,7 +376,7 @@ class RunKeepsLogsTest(testtools.TestCase):
         last = self.stderr.getvalue().rsplit('gnocchi-server: ', 1)[1]
         self.assertTrue(last.startswith(
             'the command failed (status 3); the config and logs of '
-            'Gnocchi are kept in %s. What they say:\n' % path), last)
+            'the server are kept in %s. What they say:\n' % path), last)
         # NOTE: the run's error with its traceback, each log under its
         # name; a quiet log's end; nothing of what the start logged.
         self.assertIn('--- api.log (after the start: 2 lines before): 4 '
@@ -400,7 +400,7 @@ class RunKeepsLogsTest(testtools.TestCase):
         path, files = self.kept()
         self.assertIn('api.log', files)
         self.assertIn('the command failed (status 0); the config and logs '
-                      'of Gnocchi are kept in %s' % path,
+                      'of the server are kept in %s' % path,
                       self.stderr.getvalue())
         self.assertIn('the server exited during the run',
                       self.stderr.getvalue())
@@ -559,7 +559,7 @@ class ServerLifecycleTest(testtools.TestCase):
             self.assertIn('gnocchi.conf', os.listdir(kept))
             self.assertIn('api.log', os.listdir(kept))
             self.assertIn('the command failed (status 7); the config and '
-                          'logs of Gnocchi are kept in %s' % kept,
+                          'logs of the server are kept in %s' % kept,
                           stderr.getvalue().rsplit('gnocchi-server: ', 1)[1])
             with open(seen) as f:
                 theirs = json.load(f)

@@ -240,10 +240,11 @@ class ServerLifecycleTest(testtools.TestCase):
                                 'state')
 
     def _main(self, command, *argv):
-        out = io.StringIO()
+        out, err = io.StringIO(), io.StringIO()
         with fixtures.MonkeyPatch('sys.stdout', out), \
-                fixtures.MonkeyPatch('sys.stderr', io.StringIO()):
+                fixtures.MonkeyPatch('sys.stderr', err):
             rc = ifx.main([command, '--dir', self.dir] + list(argv))
+        self.stderr = err.getvalue()
         return rc, out.getvalue().strip()
 
     def test_start_status_stop_twice(self):
@@ -278,8 +279,15 @@ class ServerLifecycleTest(testtools.TestCase):
         self.assertFalse(os.path.exists(state_dir))
 
     def test_run(self):
-        """run exports the URL of a live server and returns the status."""
+        """run exports the URL of a live server and returns the status.
+
+        The command fails (status 7): the server's config and log are
+        kept, in a new directory under ``$CLOUDKITTY_INFLUXDB_LOGS``.
+        """
         self.useFixture(fixtures.EnvironmentVariable(ifx.URL_ENV))
+        kept_root = os.path.join(os.path.dirname(self.dir), 'kept')
+        self.useFixture(fixtures.EnvironmentVariable(ifx.LOGS_ENV,
+                                                     kept_root))
         code = ('import os, sys, urllib.request as r\n'
                 'opener = r.build_opener(r.ProxyHandler({}))\n'
                 'rsp = opener.open(os.environ[%r] + "/ping", timeout=10)\n'
@@ -287,3 +295,18 @@ class ServerLifecycleTest(testtools.TestCase):
         rc, _ = self._main('run', '--', sys.executable, '-c', code)
         self.assertEqual(7, rc)
         self.assertFalse(os.path.exists(self.dir))
+        [kept] = os.listdir(kept_root)
+        self.assertEqual(['influxd.log', 'influxdb.conf'],
+                         sorted(os.listdir(os.path.join(kept_root, kept))))
+        self.assertIn('the command failed (status 7); the config and logs '
+                      'of the server are kept in %s' % os.path.join(
+                          kept_root, kept), self.stderr)
+
+    def test_run_that_passes_keeps_nothing(self):
+        self.useFixture(fixtures.EnvironmentVariable(ifx.URL_ENV))
+        kept_root = os.path.join(os.path.dirname(self.dir), 'kept')
+        self.useFixture(fixtures.EnvironmentVariable(ifx.LOGS_ENV,
+                                                     kept_root))
+        rc, _ = self._main('run', '--', sys.executable, '-c', 'pass')
+        self.assertEqual(0, rc)
+        self.assertFalse(os.path.exists(kept_root))
