@@ -698,6 +698,7 @@ class DataPoint(_DataPointBase):
 
 
 _new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 def stored_point(unit, qty, price, groupby, metadata, description):
@@ -718,6 +719,36 @@ def stored_point(unit, qty, price, groupby, metadata, description):
     """
     return _new_tuple(DataPoint, (unit, qty, price, groupby, metadata,
                                   description))
+
+
+def stored_frame(start, end, usage):
+    """Rebuild a frame of points a backend stored, without checking each.
+
+    For backends reading back frames they validated when they were pushed
+    (see :func:`stored_point`): the result equals
+    ``DataFrame(start, end, usage)``, but keeps the types in the order
+    given (reads give them sorted) and the lists as they are, and checks
+    the period and the types, not every point again (a retrieve() reads
+    thousands).
+
+    :param start: the start of the period, as for :class:`DataFrame`.
+    :param end: its end, likewise.
+    :param usage: ``{metric type: [DataPoint, ...]}``, a new dict of new
+        lists, which the frame then owns.
+    :raises TypeError: for a wrong period or type, as :class:`DataFrame`.
+    :raises ValueError: likewise.
+    :rtype: DataFrame
+    """
+    start = to_utc(start, 'start')
+    end = to_utc(end, 'end')
+    _check_period(start, end)
+    for type_ in usage:
+        _check_type(type_)
+    frame = _new_object(DataFrame)
+    frame._start = start
+    frame._end = end
+    frame._usage = usage
+    return frame
 
 
 def _as_format_error(build):

@@ -720,6 +720,23 @@ class DataPointOutputTest(testtools.TestCase):
 
 class DataFrameTest(testtools.TestCase):
 
+    def test_stored_frame_equals_the_checked_one(self):
+        """stored_frame() is DataFrame() without a check per point."""
+        tz = datetime.timezone(datetime.timedelta(hours=2))
+        start = datetime.datetime(2024, 1, 1, 2, tzinfo=tz)
+        end = datetime.datetime(2024, 1, 1, 3, tzinfo=tz)
+        points = [make_point(), make_point(qty=2)]
+        usage = {'cpu': points, 'image': [make_point(unit='image')]}
+        frame = dataframe.stored_frame(start, end, dict(usage))
+        checked = dataframe.DataFrame(start, end, usage)
+        self.assertEqual(checked, frame)
+        self.assertEqual(checked.as_dict(), frame.as_dict())
+        self.assertIs(UTC, frame.start.tzinfo)
+        self.assertRaises(ValueError, dataframe.stored_frame, end, start,
+                          {})
+        self.assertRaises(ValueError, dataframe.stored_frame, start, end,
+                          {'': []})
+
     def test_naive_datetimes_are_utc(self):
         """Naive start and end are stored as aware UTC."""
         frame = dataframe.DataFrame(datetime.datetime(2024, 1, 1),

@@ -978,16 +978,21 @@ def build_retrieve(total, rows):
     :returns: ``{'total': total, 'dataframes': [DataFrame, ...]}`` with one
         DataFrame per distinct ``(start, end)``, ascending.
     """
-    frames = {}
-    # NOTE: rows come in runs of one frame and type: each run is added at
-    # once, which checks its points in one call.
+    usages = {}
+    # NOTE: rows come in runs of one frame and type; the points were
+    # checked when they were pushed, and are not again.
     for (start, end, type_), run in itertools.groupby(rows, _frame_type):
-        frame = frames.get((start, end))
-        if frame is None:
-            frame = frames[(start, end)] = dataframe.DataFrame(start, end)
-        frame.add_points([row[3] for row in run], type_)
+        usage = usages.get((start, end))
+        if usage is None:
+            usage = usages[(start, end)] = {}
+        points = usage.get(type_)
+        if points is None:
+            usage[type_] = [row[3] for row in run]
+        else:
+            points.extend([row[3] for row in run])
     return {'total': total,
-            'dataframes': [frames[k] for k in sorted(frames)]}
+            'dataframes': [dataframe.stored_frame(start, end, usages[(
+                start, end)]) for start, end in sorted(usages)]}
 
 
 # The reference oracle ------------------------------------------------------
