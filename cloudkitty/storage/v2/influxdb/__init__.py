@@ -508,10 +508,12 @@ class InfluxDBStorage(v2.BaseStorage):
                                        len(points), with_each=reservation)
         try:
             # NOTE: a retry writes the records its first attempt may have
-            # written: split only where its slots were taken for it.
+            # written: split only where its slots were taken for it, and
+            # its sums in the same form.
             records = self.rollup.push_records(
                 scope_tag, grouped, bases,
-                split=layout >= slots.SPLIT_RECORDS)
+                split=layout >= slots.SPLIT_RECORDS,
+                scaled=layout >= slots.SCALED_RECORDS)
             self.rollup.track(scope_tag, records)
         finally:
             wait()

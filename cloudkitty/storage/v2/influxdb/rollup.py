@@ -15,9 +15,10 @@ InfluxDB's cost grows with the number of series a query touches, whatever
 the number of points: summing a million points over ten thousand series
 takes seconds. So every push also writes, per frame start, one *push
 record*: the count and exact sums of each of its series, as text in string
-fields (split in parts below InfluxDB's 64 KiB); a frame start of many
-series gets a few, each with its share of the series, written at once
-(see :func:`record_shares`). When a push reaches a new
+fields (split in parts below InfluxDB's 64 KiB; the sums divided by the
+power of ten they all share, which the part names: see :func:`_parts`); a
+frame start of many series gets a few, each with its share of the series,
+written at once (see :func:`record_shares`). When a push reaches a new
 day, the writer *compacts* the previous days of its scope into one *day
 record* per series set; total() and the counts of retrieve() then read a
 few records per day and scope, and sum them in Python, exactly.
@@ -94,12 +95,15 @@ import base64
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
+import math
 
 from oslo_log import log
 
 from cloudkitty.storage.v2.influxdb import deletes
 from cloudkitty.storage.v2.influxdb import encoding
+from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import timeutils
 
 LOG = log.getLogger(__name__)
@@ -141,6 +145,11 @@ MAX_VERSIONS = 1000
 #: What starts a series key's digest in a push record (never a key's first
 #: character: keys are percent-encoded).
 DIGEST_MARK = '#'
+#: What starts a part whose sums are scaled: ``^k;`` (see :func:`_parts`);
+#: neither a key nor a digest holds it.
+SCALE_MARK = '^'
+#: Sums are in ``10**-12`` units (see :mod:`cloudkitty.storage.v2.money`).
+SCALE = money.SCALE
 
 
 def day_of(nanos):
@@ -282,42 +291,74 @@ def key_digest(key):
         'ascii').rstrip('=')
 
 
-def _parts(entries, named=None, record_id=None):
+def common_zeros(entries):
+    """The trailing decimal zeros every qty and price of entries shares.
+
+    At most 12: sums are in ``10**-12`` units, and money of three or four
+    decimals (the usual) leaves eight or nine zeros on every sum, which
+    were a third of the bytes of a push record and of its log copy.
+
+    :param entries: ``{key: (count, qty, price)}``.
+    :returns: ``k``, such that every qty and price divides by ``10**k``.
+    """
+    shared = math.gcd(SCALE, *itertools.chain.from_iterable(
+        values[1:] for values in entries.values()))
+    return _ZEROS[shared]
+
+
+#: ``{2**a * 5**b: min(a, b)}`` for the divisors of ``10**12``.
+_ZEROS = {2 ** a * 5 ** b: min(a, b) for a in range(13) for b in range(13)}
+
+
+def _parts(entries, named=None, record_id=None, scaled=True):
     """Split ``{key: [count, qty, price]}`` into bounded strings.
 
     An entry is ``key count qty price``, entries are joined by ``;``:
     series keys hold letters, digits and ``_ % . = , - ~`` only, so
     neither the line protocol nor InfluxDB's JSON answers escape anything
     (a JSON list would have every quote escaped twice). Digests (see
-    :func:`key_digest`) add ``#`` only.
+    :func:`key_digest`) add ``#`` only. Scaled, qty and price are written
+    divided by ``10**k`` (:func:`common_zeros`), and a part of sums so
+    scaled starts with ``^k;`` (:data:`SCALE_MARK`).
 
     :param named: ``{key: id of the push record that names it}``: a key
         named by another record than ``record_id`` is written as its
         digest. None writes every key.
+    :param scaled: False for sums in plain units, as records of pushes
+        begun before :data:`.slots.SCALED_RECORDS` were written.
     """
+    zeros = common_zeros(entries) if scaled and entries else 0
+    mark = '%s%d;' % (SCALE_MARK, zeros) if zeros else ''
+    factor = 10 ** zeros
     # NOTE: one comprehension, then cuts at the last ";" that fits: a
     # loop over entries that kept count took a fifth to a half longer.
     if named:
         get = named.get
         text = ';'.join([
             '%s %d %d %d' % (key if get(key, record_id) == record_id
-                             else key_digest(key), count, qty, price)
+                             else key_digest(key), count, qty // factor,
+                             price // factor)
             for key, (count, qty, price) in entries.items()])
+    elif zeros:
+        text = ';'.join(['%s %d %d %d' % (key, count, qty // factor,
+                                          price // factor)
+                         for key, (count, qty, price) in entries.items()])
     else:
         text = ';'.join(['%s %d %d %d' % (key, count, qty, price)
                          for key, (count, qty, price) in entries.items()])
+    room = PART_BYTES - len(mark)
     parts = []
     begin = 0
-    while len(text) - begin > PART_BYTES:
-        cut = text.rfind(';', begin, begin + PART_BYTES + 1)
+    while len(text) - begin > room:
+        cut = text.rfind(';', begin, begin + room + 1)
         if cut < 0:
             # NOTE: an entry longer than a part goes alone.
             cut = text.find(';', begin)
             if cut < 0:
                 break
-        parts.append(text[begin:cut])
+        parts.append(mark + text[begin:cut])
         begin = cut + 1
-    parts.append(text[begin:])
+    parts.append(mark + text[begin:])
     return parts
 
 
@@ -326,6 +367,12 @@ def _entries(part):
     if not part:
         return []
     # NOTE: one comprehension: a day record holds one entry per series.
+    if part[0] == SCALE_MARK:
+        mark, part = part.split(';', 1)
+        factor = 10 ** int(mark[1:])
+        return [(key, int(count), int(qty) * factor, int(price) * factor)
+                for key, count, qty, price
+                in map(str.split, part.split(';'))]
     return [(key, int(count), int(qty), int(price)) for key, count, qty, price
             in map(str.split, part.split(';'))]
 
@@ -464,7 +511,8 @@ class Rollup:
 
     # writing ---------------------------------------------------------------
 
-    def push_records(self, scope_tag, grouped, bases, split=True):
+    def push_records(self, scope_tag, grouped, bases, split=True,
+                     scaled=True):
         """Return the push records of a planned push (see :class:`Records`).
 
         :param grouped: ``{start_ns: {identity: (encoded point, ...)}}``
@@ -474,13 +522,15 @@ class Rollup:
             :func:`.slots.needed`).
         :param split: False for a retry of a push begun by a version that
             wrote one record per frame start (see :data:`.slots.LAYOUT`).
+        :param scaled: False for a retry of a push begun by a version that
+            wrote sums in plain units (see :func:`_parts`).
         """
         return self.records(scope_tag, {
             start: summarize(series, record_shares(len(series))
                              if split else 1)
-            for start, series in grouped.items()}, bases)
+            for start, series in grouped.items()}, bases, scaled)
 
-    def records(self, scope_tag, sums, bases):
+    def records(self, scope_tag, sums, bases, scaled=True):
         """Return the push records of sums per frame start.
 
         Part 0 of a record also holds ``tot``, the record's totals; every
@@ -494,6 +544,7 @@ class Rollup:
             delete's correction).
         :param bases: ``{start_ns: slot of the first record}``; the next
             ones take the slots after it.
+        :param scaled: see :func:`_parts`.
         """
         records = Records()
         for start, shares in sums.items():
@@ -506,7 +557,7 @@ class Rollup:
                                                     bases[start] + share)
                 record_tags = day_series + encoding.extra_slot_tag(extra)
                 record_id = _id_of(moment, extra)
-                parts = _parts(entries, named, record_id)
+                parts = _parts(entries, named, record_id, scaled)
                 lines = records.share(share)
                 for index, part in enumerate(parts):
                     # NOTE: parts hold no quote nor backslash (see _parts).

@@ -46,7 +46,8 @@ keep what a push needs to know, without transactions:
     landed is left as it was. A retry of a push begun by an earlier
     version writes what that version did: points in limbs
     (:func:`.encoding.legacy_point`) when its receipt names no layout,
-    one push record per frame start below :data:`SPLIT_RECORDS`. A
+    one push record per frame start below :data:`SPLIT_RECORDS`, sums
+    in plain units below :data:`SCALED_RECORDS`. A
     delete forgets the receipts of pushes with a frame in its window.
 ``ck_open`` (one point per day a store wrote into)
     written alone, before anything else of the store goes into that day,
@@ -75,10 +76,13 @@ _KEY_TAG = 'ck_key'
 #: later, money fields may be short and ``ck_len`` left out (see
 #: :mod:`.encoding`); :data:`SPLIT_RECORDS` and later, a frame start of
 #: many series has several push records, at slots of their own (see
-#: :func:`.rollup.record_shares`).
-LAYOUT = 3
+#: :func:`.rollup.record_shares`); :data:`SCALED_RECORDS` and later, the
+#: sums of a record share the powers of ten they have in common (see
+#: :func:`.rollup.common_zeros`).
+LAYOUT = 4
 SHORT_POINTS = 2
 SPLIT_RECORDS = 3
+SCALED_RECORDS = 4
 # NOTE: the receipt fields a retry must match to be recognised.
 _COMPARED = ('scope', 'points', 'qty', 'price', 'first', 'last')
 

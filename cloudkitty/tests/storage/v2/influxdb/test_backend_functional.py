@@ -1372,6 +1372,54 @@ class InfluxDBBackendTest(influxdb_provision.InfluxDBDatabaseMixin,
         self.assertEqual(2, len(rows))
         self.assertAgrees()
 
+    def test_retry_of_a_push_begun_with_plain_sums(self):
+        """A retry writes its records' sums in the form its first attempt did.
+
+        The first attempt, of layout 3, wrote its records with sums in
+        plain units, then failed. The retry writes the very same parts
+        again: scaled sums would be cut into parts elsewhere, and a part
+        of each form at one point would count some series twice.
+        """
+        frames = self.frames(days=1, per_frame=rollup.SHARE_SERIES)[:1]
+        store = self.new_store()
+        write_all = store.client.write_all
+
+        def written_then_lost(requests, meanwhile=None):
+            write_all(requests, meanwhile)
+            raise exceptions.BackendUnavailable('influxdb', store.location,
+                                                'connection reset')
+
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.influxdb.slots.LAYOUT',
+                slots.SPLIT_RECORDS), fixtures.MockPatchObject(
+                store.client, 'write_all', written_then_lost):
+            self.assertRaises(exceptions.BackendUnavailable, store.push,
+                              frames, scope_id='scope', idempotency_key='k')
+
+        def parts():
+            rows = self.store.client.rows(
+                'SELECT "d", "ck_part", "%s" FROM %s WHERE "ck_rec" = '
+                '\'p\' AND time >= 0' % (encoding.EXTRA_SLOT_TAG,
+                                         self.store.source(rollup.DAILY)))
+            return {(row['time'], row[encoding.EXTRA_SLOT_TAG],
+                     row['ck_part']): row['d'] for row in rows}
+
+        first = parts()
+        self.assertGreater(len(first), 1)
+        self.assertFalse([d for d in first.values()
+                          if d.startswith(rollup.SCALE_MARK)])
+        store.push(frames, scope_id='scope', idempotency_key='k')
+        self.pushed.extend(frames)
+        self.assertEqual(first, parts())
+        self.assertAgrees()
+        # NOTE: a push of this layout scales its sums.
+        self.push(self.frames(days=1)[1:2])
+        scaled = [d for key, d in parts().items() if key not in first]
+        self.assertTrue(scaled)
+        for d in scaled:
+            self.assertTrue(d.startswith('^9;'), d[:20])
+        self.assertAgrees()
+
     def test_half_done_push_completed_by_its_retry(self):
         """A push whose writes failed half-way lands once when retried."""
         frames = self.frames(days=2, per_frame=50)

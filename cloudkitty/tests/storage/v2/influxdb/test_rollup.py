@@ -85,6 +85,45 @@ class PartsTest(testtools.TestCase):
                 self.assertGreater(len(part) + 1 + len(following[0]),
                                    rollup.PART_BYTES)
 
+    def test_sums_are_scaled_by_their_common_zeros(self):
+        """Sums of three- and four-decimal money lose 8 zeros each.
+
+        Negative sums (corrections) and zeros too; every part, small
+        enough, says the scale, and reads back the exact units.
+        """
+        entries = {'ck_type=.t,k_id=.%d' % n: [
+            n + 1, (n - 2500) * 10 ** 9 + 7 * 10 ** 8, n * 10 ** 8]
+            for n in range(5000)}
+        self.assertEqual(8, rollup.common_zeros(entries))
+        parts = rollup._parts(entries)
+        plain = rollup._parts(entries, scaled=False)
+        self.assertGreater(len(parts), 1)
+        self.assertLess(sum(map(len, parts)), sum(map(len, plain)))
+        for part in parts:
+            self.assertTrue(part.startswith('^8;'), part[:10])
+            self.assertLessEqual(len(part), rollup.PART_BYTES)
+        self.assertTrue(parts[0].startswith(
+            '^8;ck_type=.t,k_id=.0 1 -24993 0;ck_type=.t,k_id=.1 2 -24983 1;'))
+        for found in (parts, plain):
+            self.assertEqual(entries, {
+                key: [count, qty, price] for part in found
+                for key, count, qty, price in rollup._entries(part)})
+
+    def test_sums_without_common_zeros_are_plain(self):
+        """No zero in common, or scaled=False: the earlier form, unmarked."""
+        entries = {'k_id=.a': [1, 10 ** 12, 3], 'k_id=.b': [2, 0, 10 ** 9]}
+        self.assertEqual(0, rollup.common_zeros(entries))
+        self.assertEqual(['k_id=.a 1 1000000000000 3;k_id=.b 2 0 1000000000'],
+                         rollup._parts(entries))
+        entries['k_id=.a'][2] = 10 ** 12
+        self.assertEqual(9, rollup.common_zeros(entries))
+        self.assertEqual(['^9;k_id=.a 1 1000 1000;k_id=.b 2 0 1'],
+                         rollup._parts(entries))
+        self.assertEqual(['k_id=.a 1 1000000000000 1000000000000;'
+                          'k_id=.b 2 0 1000000000'],
+                         rollup._parts(entries, scaled=False))
+        self.assertEqual(12, rollup.common_zeros({'k_id=.z': [0, 0, 0]}))
+
     def test_empty(self):
         """An emptied day is one empty part, read as no entry."""
         self.assertEqual([''], rollup._parts({}))
