@@ -73,6 +73,7 @@ Invariants the protocol keeps, and the tests that guard them
    ``test_half_done_push_completed_by_its_retry``,
    ``test_retry_of_a_push_begun_in_the_older_layout``,
    ``test_retry_of_a_push_begun_with_one_record_per_frame``,
+   ``test_retry_of_a_push_begun_with_plain_sums``,
    ``test_concurrent_retries_with_one_key_count_once``,
    ``test_retry_after_compaction_counts_once``.
 4. **Push records follow their points.** A push that fails before its
