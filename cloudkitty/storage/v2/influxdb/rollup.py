@@ -291,12 +291,17 @@ def key_digest(key):
         'ascii').rstrip('=')
 
 
+#: ``{2**a * 5**b: min(a, b)}`` for the divisors of ``10**12``.
+_ZEROS = {2 ** a * 5 ** b: min(a, b) for a in range(13) for b in range(13)}
+
+
 def common_zeros(entries):
     """The trailing decimal zeros every qty and price of entries shares.
 
     At most 12: sums are in ``10**-12`` units, and money of three or four
     decimals (the usual) leaves eight or nine zeros on every sum, which
-    were a third of the bytes of a push record and of its log copy.
+    were more than a quarter of the bytes of a push record and of its log
+    copy (579 KB against 416 KB for the 10,200 series of a bench push).
 
     :param entries: ``{key: (count, qty, price)}``.
     :returns: ``k``, such that every qty and price divides by ``10**k``.
@@ -304,10 +309,6 @@ def common_zeros(entries):
     shared = math.gcd(SCALE, *itertools.chain.from_iterable(
         values[1:] for values in entries.values()))
     return _ZEROS[shared]
-
-
-#: ``{2**a * 5**b: min(a, b)}`` for the divisors of ``10**12``.
-_ZEROS = {2 ** a * 5 ** b: min(a, b) for a in range(13) for b in range(13)}
 
 
 def _parts(entries, named=None, record_id=None, scaled=True):
@@ -339,12 +340,9 @@ def _parts(entries, named=None, record_id=None, scaled=True):
                              else key_digest(key), count, qty // factor,
                              price // factor)
             for key, (count, qty, price) in entries.items()])
-    elif zeros:
+    else:
         text = ';'.join(['%s %d %d %d' % (key, count, qty // factor,
                                           price // factor)
-                         for key, (count, qty, price) in entries.items()])
-    else:
-        text = ';'.join(['%s %d %d %d' % (key, count, qty, price)
                          for key, (count, qty, price) in entries.items()])
     room = PART_BYTES - len(mark)
     parts = []
@@ -366,15 +364,13 @@ def _entries(part):
     """Inverse of :func:`_parts` for one part: a list of entries."""
     if not part:
         return []
-    # NOTE: one comprehension: a day record holds one entry per series.
+    factor = 1
     if part[0] == SCALE_MARK:
         mark, part = part.split(';', 1)
         factor = 10 ** int(mark[1:])
-        return [(key, int(count), int(qty) * factor, int(price) * factor)
-                for key, count, qty, price
-                in map(str.split, part.split(';'))]
-    return [(key, int(count), int(qty), int(price)) for key, count, qty, price
-            in map(str.split, part.split(';'))]
+    # NOTE: one comprehension: a day record holds one entry per series.
+    return [(key, int(count), int(qty) * factor, int(price) * factor)
+            for key, count, qty, price in map(str.split, part.split(';'))]
 
 
 def add_totals(totals, start, total):
@@ -450,7 +446,7 @@ def version_of(row):
     return row['time'] - day_of(row['time'])
 
 
-def commit_identity(row):
+def commit_identity(row, included=None):
     """What tells a day's commit from any other: its version and records.
 
     Not its presence alone: a delete of the whole day drops the commit a
@@ -458,10 +454,13 @@ def commit_identity(row):
     writer, commits again at the day's first version. The push records a
     commit includes are its own (a slot names one push for ever), so two
     compactions never commit the same ones.
+
+    :param included: the ids of the row's ``inc``, when the caller parsed
+        them already.
     """
-    included = row.get('inc')
-    return ('commit', version_of(row),
-            None if included is None else frozenset(json.loads(included)))
+    if included is None and row.get('inc') is not None:
+        included = frozenset(json.loads(row['inc']))
+    return ('commit', version_of(row), included)
 
 
 def _highest(rows):
@@ -1141,11 +1140,12 @@ class _DayState:
         self.version = version_of(row) if self.versioned else \
             FIRST_VERSION - 1
         self.rank = (self.tagged, self.versioned, self.version)
-        self.identity = None if row is None else commit_identity(row)
         # NOTE: where its parts lie, from the day start.
         self._parts_at = self.version if self.versioned else self.buffer
         self.parts = row['parts'] if row else 0
         self.included = frozenset(json.loads(row['inc'])) if row else ()
+        self.identity = None if row is None else commit_identity(
+            row, self.included)
         self.frames = None
         if row is None:
             self.frames = {}
