@@ -125,8 +125,7 @@ INSTALL_HINT = 'run "tools/gnocchi-server install"'
 # NOTE: the directory holding the cloudkitty package: the checkout in a
 # development install, and where the virtualenv's Python imports this
 # module from.
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+_ROOT = daemon.CHECKOUT
 _MODULE = 'cloudkitty.tests.gnocchi_server'
 _CONF, _URL, _PORT, _BACKENDS = ('gnocchi.conf', 'gnocchi.url', 'api.port',
                                  'backends.json')
