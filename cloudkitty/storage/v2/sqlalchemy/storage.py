@@ -40,6 +40,7 @@ from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import bulk
+from cloudkitty.storage.v2 import fastpath
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
@@ -204,6 +205,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._streams = isinstance(self._insert_points, engine_mod.CopyWrite)
         self._partitions = partitions.Partitions(self.engine)
         self._series_created = 0
+        self._money_config = fastpath.money_config(models.MAX_MAGNITUDE,
+                                                   models.HUNDRED)
 
     @property
     def location(self):
@@ -400,8 +403,19 @@ class SQLAlchemyStorage(v2.BaseStorage):
         series_key = series_mod.series_key
         row = _point_row
         exact_key = series_mod.exact_key
+        encode_known, config = fastpath.encode_known, self._money_config
+        mappings = fastpath.MAPPING_TYPES
         for begin, end, type_, run in runs:
-            for point in run:
+            index, size = 0, len(run)
+            while True:
+                # NOTE: the usual points first, compiled where it can be;
+                # the point it stops at takes the full checks below.
+                index = encode_known(points, run, scope_id, type_, begin,
+                                     end, known, mappings, config, index)
+                if index >= size:
+                    break
+                point = run[index]
+                index += 1
                 key = series_key(scope_id, type_, point)
                 series = known.get(key)
                 if series is None:
@@ -473,10 +487,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
         known = self._series_ids
         series_key = series_mod.series_key
         row = _point_row
+        encode_known, config = fastpath.encode_known, self._money_config
+        mappings = fastpath.MAPPING_TYPES
         rest = ()
         with self._insert_points.streaming(conn) as write:
             for begin, end, type_, run in runs:
-                for index, point in enumerate(run):
+                index, size = 0, len(run)
+                while index < size:
+                    encoded = []
+                    index = encode_known(encoded, run, scope_id, type_,
+                                         begin, end, known, mappings, config,
+                                         index)
+                    for encoded_row in encoded:
+                        write(encoded_row)
+                    if index >= size:
+                        break
+                    point = run[index]
                     key = series_key(scope_id, type_, point)
                     series = known.get(key)
                     if series is None:
@@ -486,6 +512,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                             [(begin, end, type_, run[index:])], runs)
                         break
                     write(row(series, begin, end, point))
+                    index += 1
                 if rest:
                     break
         return self._encode(rest, scope_id)

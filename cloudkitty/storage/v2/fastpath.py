@@ -1,0 +1,138 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The per-point step of a push, compiled where it can be.
+
+A push checks and encodes every point it carries; in pure Python that step
+costs about 2 us a point, as much as the database's own insert of the row
+(measured on SQLite and PostgreSQL, see the admin guide's benchmark page).
+:data:`encode_known` is that step for the usual point: one of a series
+this process has seen, with a qty and price that are Decimals ready to
+store. It is written twice, here in Python and in ``_speedups.c``, which
+``pip install`` compiles when it can (an optional extension: without a
+compiler the package installs with this module alone). Both stop at the
+first point they cannot take, and the caller takes that one through the
+full checks (:func:`cloudkitty.storage.v2.money.point_units`, the series'
+exact key), so every refusal and every rounding stays in Python.
+
+:data:`COMPILED` tells which one runs. Setting the environment variable
+``CLOUDKITTY_STORAGE_PURE_PYTHON`` to ``1`` before the import keeps the
+compiled one out (``tox -e py3-pure`` runs the unit suites so).
+"""
+
+import os
+
+from cloudkitty import dataframe
+from cloudkitty.storage.v2 import money
+
+#: The mapping types whose ``items()`` are a dict's: the series key is
+#: built from them directly. Others go through the full path.
+MAPPING_TYPES = (dataframe.FrozenAttributes, dict)
+
+
+def money_config(max_magnitude, hundred):
+    """The constants :data:`encode_known` checks money against.
+
+    :param max_magnitude: the backend's bound (``Features.max_magnitude``).
+    :param hundred: what a point's units are divided by: a row keeps
+        ``divmod(units, hundred)``.
+    :returns: an opaque tuple, made once per store.
+    """
+    # NOTE: the checks of money.point_units()'s fast path, with its own
+    # constants: one definition of a value ready to store.
+    bound = max_magnitude * money.SCALE
+    return (money._DECIMAL, money._FACTORS, money._ADJUSTED_MIN,
+            money._ADJUSTED_MAX, bound, -bound, hundred)
+
+
+def python_encode_known(out, run, scope_id, type_, begin, end, known,
+                        mapping_types, config, start):
+    """Encode the points of a run while they take the fast path.
+
+    The reference form of :data:`encode_known`; ``_speedups.c`` does the
+    same, with one difference that changes no result: it takes money
+    whose units fit 64 bits (magnitudes below about 9.2 million) and
+    leaves larger values to the caller's full checks.
+
+    :param out: the list to append each point's row to: ``(series id,
+        begin, end, qty_hundreds, qty_rest, price_hundreds, price_rest)``
+        (see :func:`money_config` for the pairs).
+    :param run: a list of :class:`~cloudkitty.dataframe.DataPoint` of
+        one frame and type.
+    :param scope_id: the push's scope.
+    :param type_: the run's metric type.
+    :param begin: the frame's start, in microseconds.
+    :param end: the frame's end, in microseconds.
+    :param known: ``{series key: id}`` (see :func:`cloudkitty.storage.v2.
+        sqlalchemy.series.series_key`).
+    :param mapping_types: :data:`MAPPING_TYPES`.
+    :param config: :func:`money_config`.
+    :param start: the index of the first point to encode.
+    :returns: the index of the first point not encoded: ``len(run)``
+        when all were, else that of a point whose series key is not in
+        ``known``, whose groupby or metadata is of another type, or whose
+        qty or price is not a Decimal with at most 12 fractional digits
+        inside the bound.
+    """
+    decimal_type, factors, adjusted_min, adjusted_max, bound, \
+        negative_bound, hundred = config
+    append = out.append
+    get = known.get
+    for index in range(start, len(run)):
+        point = run[index]
+        if not isinstance(point, tuple) or len(point) != 6:
+            return index
+        unit, qty, price, groupby, metadata, description = point
+        if type(groupby) not in mapping_types or \
+                type(metadata) not in mapping_types:
+            return index
+        series = get((scope_id, type_, unit, tuple(dict.items(groupby)),
+                      tuple(dict.items(metadata)), description))
+        if series is None or type(qty) is not decimal_type or \
+                type(price) is not decimal_type or \
+                not adjusted_min < qty.adjusted() < adjusted_max or \
+                not adjusted_min < price.adjusted() < adjusted_max:
+            return index
+        try:
+            qty_numerator, qty_denominator = qty.as_integer_ratio()
+            price_numerator, price_denominator = price.as_integer_ratio()
+        except (ValueError, OverflowError):
+            return index
+        qty_factor = factors.get(qty_denominator)
+        price_factor = factors.get(price_denominator)
+        if qty_factor is None or price_factor is None:
+            return index
+        qty_units = qty_numerator * qty_factor
+        price_units = price_numerator * price_factor
+        if not (negative_bound < qty_units < bound and
+                negative_bound < price_units < bound):
+            return index
+        append((series, begin, end) + divmod(qty_units, hundred)
+               + divmod(price_units, hundred))
+    return len(run)
+
+
+def _compiled():
+    if os.environ.get('CLOUDKITTY_STORAGE_PURE_PYTHON') == '1':
+        return None
+    try:
+        from cloudkitty.storage.v2 import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+_SPEEDUPS = _compiled()
+#: True when the compiled :data:`encode_known` runs.
+COMPILED = _SPEEDUPS is not None
+#: What a push calls: :func:`python_encode_known`, or its compiled form
+#: when :data:`COMPILED`.
+encode_known = _SPEEDUPS.encode_known if COMPILED else python_encode_known
