@@ -9,15 +9,17 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""Unit tests of :mod:`cloudkitty.storage.v2.fastpath`.
+"""Unit tests of :mod:`cloudkitty.storage.v2.sqlalchemy.fastpath`.
 
-Both forms of :func:`~cloudkitty.storage.v2.fastpath.encode_known` (the
-compiled one when it is built) run on the same points and are held to the
-reference: each point's series key looked up as
-:func:`~cloudkitty.storage.v2.sqlalchemy.series.series_key` makes it, and
-its money as :func:`~cloudkitty.storage.v2.money.point_units` stores it.
+Both forms of each function (the compiled one when it is built) run on the
+same input and are held to the reference: for ``encode_known``, each
+point's series key looked up as :func:`~cloudkitty.storage.v2.sqlalchemy.
+series.series_key` makes it and its money as :func:`~cloudkitty.storage.
+v2.money.point_units` stores it; for ``rebuild``, each value as
+:func:`~cloudkitty.storage.v2.money.from_units` gives it back.
 """
 
+import datetime
 import decimal
 import os
 import random
@@ -26,8 +28,8 @@ import testtools
 
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
-from cloudkitty.storage.v2 import fastpath
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2.sqlalchemy import fastpath
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
 
@@ -81,12 +83,13 @@ def encode_all(encode_known, run, known, scope_id=None, type_='instance'):
         index += 1
 
 
-def forms():
-    """``[(name, encode_known)]``: the Python form, and the compiled one."""
-    result = [('python', fastpath.python_encode_known)]
-    compiled = fastpath._compiled()
-    if compiled is not None:
-        result.append(('compiled', compiled.encode_known))
+def forms(name='encode_known'):
+    """``[(form, function)]``: the Python form, and the compiled one."""
+    result = [('python', getattr(fastpath, 'python_' + name))]
+    if fastpath._compiled() is not None:
+        result.append(('compiled', getattr(
+            fastpath, '_compiled_' + name, None) or getattr(
+            fastpath._compiled(), name)))
     return result
 
 
@@ -204,3 +207,74 @@ class EncodeKnownTest(testtools.TestCase):
                              fastpath.encode_known)
         else:
             self.skipTest('neither form asked for')
+
+
+def from_micros(micros):
+    """A bound from microseconds, as the backend makes it."""
+    return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + \
+        datetime.timedelta(microseconds=micros)
+
+
+class RebuildTest(testtools.TestCase):
+    """Every form gives back the stored values, exponent included."""
+
+    INFO = {3: ('instance', 'u', dataframe.frozen_attributes({'id': 'r'}),
+                dataframe.frozen_attributes({}, 'metadata'), 'd')}
+
+    def _row(self, qty_units, price_units):
+        return (3, BEGIN, END) + models.split(qty_units) + \
+            models.split(price_units)
+
+    def _check(self, units):
+        rows = [self._row(value, units[-1 - index])
+                for index, value in enumerate(units)]
+        for name, rebuild in forms('rebuild'):
+            times = {}
+            points = rebuild(rows, self.INFO, times, from_micros,
+                             dataframe.DataPoint)
+            self.assertEqual(len(rows), len(points), name)
+            for index, (start, stop, type_, point) in enumerate(points):
+                value = units[index]
+                self.assertEqual((from_micros(BEGIN), from_micros(END),
+                                  'instance'), (start, stop, type_), name)
+                self.assertIs(dataframe.DataPoint, type(point), name)
+                expected = money.from_units(value)
+                # NOTE: the exponent too: 1.5 and 1.50 are equal, but a
+                # retrieve gives back the stored value's own digits.
+                self.assertEqual(expected.as_tuple(), point.qty.as_tuple(),
+                                 '%s: %d' % (name, value))
+                self.assertEqual(
+                    money.from_units(units[-1 - index]).as_tuple(),
+                    point.price.as_tuple(), name)
+                self.assertEqual(('u', self.INFO[3][2], self.INFO[3][3],
+                                  'd'), (point.unit, point.groupby,
+                                         point.metadata, point.description),
+                                 name)
+            self.assertEqual({BEGIN, END}, set(times), name)
+
+    def test_edge_values(self):
+        scale = money.SCALE
+        self._check([0, 1, -1, scale, -scale, scale // 2, -scale // 2,
+                     10 * scale, 1500000000000, 2 ** 63 - 1, -2 ** 63,
+                     2 ** 63, -2 ** 63 - 1, 92232 * models.HUNDRED,
+                     92233 * models.HUNDRED - 1, -92232 * models.HUNDRED,
+                     -92233 * models.HUNDRED, 10 ** 32 - 1, -10 ** 32 + 1,
+                     123456789012345678, -123456789012345678])
+
+    def test_random_values(self):
+        rng = random.Random(int(os.environ.get('CLOUDKITTY_TEST_SEED', 0)))
+        self._check([rng.choice((1, -1)) * rng.randrange(
+            10 ** rng.randrange(1, 33)) for _ in range(3000)])
+
+    def test_rows_other_than_tuples(self):
+        rows = [list(self._row(5, 7))]
+        for name, rebuild in forms('rebuild'):
+            (_, _, _, point), = rebuild(rows, self.INFO, {}, from_micros,
+                                        dataframe.DataPoint)
+            self.assertEqual((money.from_units(5), money.from_units(7)),
+                             (point.qty, point.price), name)
+
+    def test_a_series_missing_raises(self):
+        for name, rebuild in forms('rebuild'):
+            self.assertRaises(KeyError, rebuild, [self._row(1, 1)], {}, {},
+                              from_micros, dataframe.DataPoint)

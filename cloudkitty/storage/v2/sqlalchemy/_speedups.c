@@ -11,15 +11,15 @@
  * License for the specific language governing permissions and limitations
  * under the License.
  *
- * The compiled form of cloudkitty.storage.v2.fastpath.encode_known().
+ * The compiled forms of cloudkitty.storage.v2.sqlalchemy.fastpath's functions.
  *
- * It does what the pure-Python function does, step for step, and stops
- * where that one stops: at the first point whose series is not cached
- * under its plain key or whose qty or price is not a Decimal ready to
- * store. The caller then takes that point through the full checks, so
+ * encode_known() does what the pure-Python function does, step for step,
+ * and stops where that one stops: at the first point whose series is not
+ * cached under its plain key or whose qty or price is not a Decimal ready
+ * to store. The caller then takes that point through the full checks, so
  * every refusal and every rounding stays in Python (money.check()).
- * fastpath.py is the reference; the unit tests compare both on the same
- * inputs.
+ * rebuild() turns read rows back into points. fastpath.py is the
+ * reference; the unit tests compare both forms on the same inputs.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -325,18 +325,201 @@ encode_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(index);
 }
 
+/*
+ * The Decimal a stored pair is worth, as fastpath.decimal_of_pair() makes
+ * it: hundreds * 10**14 + rest units of 10**-12, an integer Decimal when
+ * the units are whole, else the exact quotient (no trailing zero). Pairs
+ * past 64 bits of units go to slow(hundreds, rest).
+ */
+static PyObject *
+decimal_of_pair(PyObject *hundreds, PyObject *rest, PyObject *decimal_type,
+                PyObject *slow)
+{
+    /* 92232 * 10**14 + 10**14 stays below 2**63. */
+    const long long limit = 92232, hundred = 100000000000000LL;
+    const unsigned long long scale = 1000000000000ULL;
+    long long high, low, units;
+    unsigned long long magnitude, whole, fraction;
+    char text[48], *at;
+    int overflow, digits;
+    PyObject *string, *value;
+
+    high = PyLong_AsLongLongAndOverflow(hundreds, &overflow);
+    if (high == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || high > limit || high < -limit)
+        return PyObject_CallFunctionObjArgs(slow, hundreds, rest, NULL);
+    low = PyLong_AsLongLongAndOverflow(rest, &overflow);
+    if (low == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || low < 0 || low >= hundred)
+        return PyObject_CallFunctionObjArgs(slow, hundreds, rest, NULL);
+    units = high * hundred + low;
+    magnitude = units < 0 ? 0ULL - (unsigned long long)units
+                          : (unsigned long long)units;
+    whole = magnitude / scale;
+    fraction = magnitude % scale;
+    /* Written backwards from the end of the buffer. */
+    at = text + sizeof(text) - 1;
+    *at = '\0';
+    if (fraction) {
+        digits = 12;
+        while (fraction % 10 == 0) {
+            fraction /= 10;
+            digits--;
+        }
+        while (digits-- > 0) {
+            *--at = (char)('0' + fraction % 10);
+            fraction /= 10;
+        }
+        *--at = '.';
+    }
+    do {
+        *--at = (char)('0' + whole % 10);
+        whole /= 10;
+    } while (whole);
+    if (units < 0)
+        *--at = '-';
+    string = PyUnicode_FromStringAndSize(at, text + sizeof(text) - 1 - at);
+    if (string == NULL)
+        return NULL;
+    value = PyObject_CallOneArg(decimal_type, string);
+    Py_DECREF(string);
+    return value;
+}
+
+/* times[micros], made by from_micros(micros) once (borrowed reference). */
+static PyObject *
+time_of(PyObject *micros, PyObject *times, PyObject *from_micros)
+{
+    PyObject *value = PyDict_GetItemWithError(times, micros);
+
+    if (value != NULL || PyErr_Occurred())
+        return value;
+    value = PyObject_CallOneArg(from_micros, micros);
+    if (value == NULL)
+        return NULL;
+    if (PyDict_SetItem(times, micros, value) < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    Py_DECREF(value);
+    return PyDict_GetItemWithError(times, micros);
+}
+
+static PyObject *
+rebuild(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *rows, *info, *times, *from_micros, *decimal_type, *slow;
+    PyTypeObject *point_type;
+    PyObject *points;
+    Py_ssize_t index, size;
+
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "rebuild() takes 7 arguments");
+        return NULL;
+    }
+    rows = args[0];
+    info = args[1];
+    times = args[2];
+    from_micros = args[3];
+    point_type = (PyTypeObject *)args[4];
+    decimal_type = args[5];
+    slow = args[6];
+    if (!PyList_Check(rows) || !PyDict_Check(info) || !PyDict_Check(times) ||
+            !PyType_Check(args[4]) ||
+            !PyType_IsSubtype(point_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "rebuild(): bad arguments");
+        return NULL;
+    }
+    size = PyList_GET_SIZE(rows);
+    /* Rows of another kind (SQLAlchemy's, streamed): the caller's. */
+    if (size > 0 && !PyTuple_CheckExact(PyList_GET_ITEM(rows, 0)))
+        Py_RETURN_NONE;
+    points = PyList_New(0);
+    if (points == NULL)
+        return NULL;
+    for (index = 0; index < size; index++) {
+        PyObject *row = PyList_GET_ITEM(rows, index);
+        PyObject *series, *start, *stop, *qty = NULL, *price = NULL;
+        PyObject *point = NULL, *item = NULL;
+        Py_ssize_t at;
+
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 7) {
+            PyErr_SetString(PyExc_TypeError,
+                            "rebuild(): a row is not a 7-tuple");
+            goto fail;
+        }
+        series = PyDict_GetItemWithError(info, PyTuple_GET_ITEM(row, 0));
+        if (series == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, PyTuple_GET_ITEM(row, 0));
+            goto fail;
+        }
+        if (!PyTuple_Check(series) || PyTuple_GET_SIZE(series) != 5) {
+            PyErr_SetString(PyExc_TypeError,
+                            "rebuild(): a series is not a 5-tuple");
+            goto fail;
+        }
+        start = time_of(PyTuple_GET_ITEM(row, 1), times, from_micros);
+        if (start == NULL)
+            goto fail;
+        stop = time_of(PyTuple_GET_ITEM(row, 2), times, from_micros);
+        if (stop == NULL)
+            goto fail;
+        qty = decimal_of_pair(PyTuple_GET_ITEM(row, 3),
+                              PyTuple_GET_ITEM(row, 4), decimal_type, slow);
+        if (qty == NULL)
+            goto fail;
+        price = decimal_of_pair(PyTuple_GET_ITEM(row, 5),
+                                PyTuple_GET_ITEM(row, 6), decimal_type, slow);
+        if (price == NULL)
+            goto fail;
+        /* As tuple.__new__(point_type, ...) makes it. */
+        point = point_type->tp_alloc(point_type, 6);
+        if (point == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(point, 0, Py_NewRef(PyTuple_GET_ITEM(series, 1)));
+        PyTuple_SET_ITEM(point, 1, qty);
+        PyTuple_SET_ITEM(point, 2, price);
+        qty = price = NULL;
+        for (at = 2; at < 5; at++)
+            PyTuple_SET_ITEM(point, at + 1,
+                             Py_NewRef(PyTuple_GET_ITEM(series, at)));
+        item = PyTuple_Pack(4, start, stop, PyTuple_GET_ITEM(series, 0),
+                            point);
+        Py_CLEAR(point);
+        if (item == NULL || PyList_Append(points, item) < 0)
+            goto fail;
+        Py_DECREF(item);
+        continue;
+fail:
+        Py_XDECREF(qty);
+        Py_XDECREF(price);
+        Py_XDECREF(point);
+        Py_XDECREF(item);
+        Py_DECREF(points);
+        return NULL;
+    }
+    return points;
+}
+
 static PyMethodDef methods[] = {
     {"encode_known", (PyCFunction)(void (*)(void))encode_known,
      METH_FASTCALL,
      "encode_known(out, run, scope_id, type_, begin, end, known, "
      "mapping_types, config, start) -> index\n\n"
-     "See cloudkitty.storage.v2.fastpath.encode_known()."},
+     "See cloudkitty.storage.v2.sqlalchemy.fastpath.python_encode_known()."},
+    {"rebuild", (PyCFunction)(void (*)(void))rebuild, METH_FASTCALL,
+     "rebuild(rows, info, times, from_micros, point_type, decimal_type, "
+     "slow) -> points, or None for rows that are not tuples\n\n"
+     "See cloudkitty.storage.v2.sqlalchemy.fastpath.python_rebuild()."},
     {NULL, NULL, 0, NULL}
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_speedups",
-    "Compiled forms of cloudkitty.storage.v2.fastpath's functions.", -1,
+    "Compiled forms of cloudkitty.storage.v2.sqlalchemy.fastpath's functions.", -1,
     methods, NULL, NULL, NULL, NULL
 };
 

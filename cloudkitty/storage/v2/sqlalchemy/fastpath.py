@@ -9,29 +9,36 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The per-point step of a push, compiled where it can be.
+"""The per-point steps of the SQL backend, compiled where they can be.
 
-A push checks and encodes every point it carries; in pure Python that step
-costs about 2 us a point, as much as the database's own insert of the row
-(measured on SQLite and PostgreSQL, see the admin guide's benchmark page).
-:data:`encode_known` is that step for the usual point: one of a series
-this process has seen, with a qty and price that are Decimals ready to
-store. It is written twice, here in Python and in ``_speedups.c``, which
-``pip install`` compiles when it can (an optional extension: without a
-compiler the package installs with this module alone). Both stop at the
+A push checks and encodes every point it carries, and a read turns every
+row back into a point; in pure Python the first costs about 2 us a point,
+as much as the database's own insert of the row, and the second a third
+of a read of one project (measured on SQLite and PostgreSQL, see the
+admin guide's benchmark page). :data:`encode_known` is the first step for
+the usual point: one of a series this process has seen, with a qty and
+price that are Decimals ready to store; :data:`rebuild` is the second.
+Each is written twice, here in Python and in ``_speedups.c``, which ``pip
+install`` compiles when it can (an optional extension: without a compiler
+the package installs with this module alone). The encoders stop at the
 first point they cannot take, and the caller takes that one through the
 full checks (:func:`cloudkitty.storage.v2.money.point_units`, the series'
 exact key), so every refusal and every rounding stays in Python.
 
-:data:`COMPILED` tells which one runs. Setting the environment variable
+:data:`COMPILED` tells which forms run. Setting the environment variable
 ``CLOUDKITTY_STORAGE_PURE_PYTHON`` to ``1`` before the import keeps the
-compiled one out (``tox -e py3-pure`` runs the unit suites so).
+compiled ones out (``tox -e pure`` runs the unit tests and the SQLite
+suite so).
 """
 
+import decimal
 import os
 
 from cloudkitty import dataframe
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2.sqlalchemy import models
+
+_DECIMAL = decimal.Decimal
 
 #: The mapping types whose ``items()`` are a dict's: the series key is
 #: built from them directly. Others go through the full path.
@@ -120,11 +127,77 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
     return len(run)
 
 
+def decimal_of_pair(hundreds, rest):
+    """The Decimal a stored ``(hundreds, rest)`` pair is worth.
+
+    :func:`cloudkitty.storage.v2.money.from_units` of its units: an
+    integer Decimal when the value is whole, else the exact quotient,
+    without trailing zeros. The compiled :data:`rebuild` calls it for the
+    pairs whose units do not fit 64 bits.
+    """
+    return money.from_units(hundreds * models.HUNDRED + rest)
+
+
+def python_rebuild(rows, info, times, from_micros, point_type):
+    """Turn point rows into ``(start, end, type, point)`` tuples.
+
+    The reference form of :data:`rebuild`. Per point, the work is two
+    integer joins, two Decimals (:func:`decimal_of_pair`, inlined) and
+    two tuples: frame bounds are made once per distinct value, and the
+    point is built as :func:`cloudkitty.dataframe.stored_point` builds
+    it, without checking again what was checked when it was pushed.
+
+    :param rows: ``(series_id, begin, end, qty_hundreds, qty_rest,
+        price_hundreds, price_rest)`` tuples (or rows alike).
+    :param info: ``{series_id: (type, unit, groupby, metadata,
+        description)}`` of every series of the rows.
+    :param times: ``{microseconds: datetime}``, filled as bounds are made.
+    :param from_micros: makes a bound from its microseconds.
+    :param point_type: :class:`cloudkitty.dataframe.DataPoint`.
+    :returns: a list, in the rows' order.
+    """
+    hundred, scale = models.HUNDRED, money.SCALE
+    divide, scale_decimal = money.CONTEXT.divide, money.SCALE_DECIMAL
+    new_decimal, new_point = _DECIMAL, tuple.__new__
+    points = []
+    append = points.append
+    for series_id, begin, end, qty_hundreds, qty_rest, price_hundreds, \
+            price_rest in rows:
+        type_, unit, groupby, metadata, description = info[series_id]
+        start = times.get(begin)
+        if start is None:
+            start = times[begin] = from_micros(begin)
+        stop = times.get(end)
+        if stop is None:
+            stop = times[end] = from_micros(end)
+        qty = qty_hundreds * hundred + qty_rest
+        qty = divide(new_decimal(qty), scale_decimal) if qty % scale \
+            else new_decimal(qty // scale)
+        price = price_hundreds * hundred + price_rest
+        price = divide(new_decimal(price), scale_decimal) \
+            if price % scale else new_decimal(price // scale)
+        append((start, stop, type_, new_point(point_type, (
+            unit, qty, price, groupby, metadata, description))))
+    return points
+
+
+def _compiled_rebuild(rows, info, times, from_micros, point_type):
+    """:func:`python_rebuild`, compiled, for a list of plain tuples."""
+    points = None
+    if type(rows) is list:
+        points = _SPEEDUPS.rebuild(rows, info, times, from_micros,
+                                   point_type, _DECIMAL, decimal_of_pair)
+    if points is None:
+        # NOTE: streamed reads hand SQLAlchemy's rows over.
+        points = python_rebuild(rows, info, times, from_micros, point_type)
+    return points
+
+
 def _compiled():
     if os.environ.get('CLOUDKITTY_STORAGE_PURE_PYTHON') == '1':
         return None
     try:
-        from cloudkitty.storage.v2 import _speedups
+        from cloudkitty.storage.v2.sqlalchemy import _speedups
     except ImportError:
         return None
     return _speedups
@@ -136,3 +209,6 @@ COMPILED = _SPEEDUPS is not None
 #: What a push calls: :func:`python_encode_known`, or its compiled form
 #: when :data:`COMPILED`.
 encode_known = _SPEEDUPS.encode_known if COMPILED else python_encode_known
+#: What a read calls: :func:`python_rebuild`, or its compiled form when
+#: :data:`COMPILED` (for lists of tuples, what the drivers fetch).
+rebuild = _compiled_rebuild if COMPILED else python_rebuild
