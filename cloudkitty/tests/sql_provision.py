@@ -58,7 +58,8 @@ class TestDatabase:
     def empty(self):
         """Delete every row the storage wrote; the schema stays.
 
-        The rollup's state goes back to that of a new store.
+        The rollup's state goes back to that of a new store (the ids of
+        SQLite's points start again when the next push finds no counter).
         """
         engine = sa.create_engine(self.url)
         try:

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from cloudkitty.storage.v2 import query as query_mod
 from cloudkitty.storage.v2.sqlalchemy import engine
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2 import timeutils
 
 _COLUMNS = ('begin', 'type', 'n')
 
@@ -202,6 +203,22 @@ def count_between(conn, start, stop):
     return int(conn.scalar(sa.select(sa.func.coalesce(
         sa.func.sum(frame.c.n), 0)).where(frame.c.begin >= start,
                                           frame.c.begin < stop)))
+
+
+def days_between(conn, start, stop):
+    """Return the UTC days where frames start in ``[start, stop)``.
+
+    :param start: microseconds, or None for no bound.
+    :param stop: microseconds.
+    :returns: the days' starts in microseconds, ascending.
+    """
+    frame = models.frame
+    clauses = [frame.c.begin < stop]
+    if start is not None:
+        clauses.append(frame.c.begin >= start)
+    begins = conn.scalars(sa.select(frame.c.begin).where(
+        *clauses).distinct()).all()
+    return sorted({timeutils.day_of(int(begin)) for begin in begins})
 
 
 def deleted(conn, conditions):

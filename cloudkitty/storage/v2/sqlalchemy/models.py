@@ -45,12 +45,20 @@ Rated points are stored as facts that reference interned series:
     column for every value below ``10**20`` (:data:`MAX_MAGNITUDE`), and
     pairs compare like the values they encode.
 
+``ck_counter``
+    SQLite only: per name, the next id to take (see
+    :mod:`~cloudkitty.storage.v2.sqlalchemy.counters`); ``ck_point``'s ids
+    come from there.
+
 Series rows are never deleted: processes cache series ids, and a point
-always finds its series. (On PostgreSQL that is all that ties them: the
-foreign keys from ``ck_point`` and ``ck_daily`` are dropped there for push
-speed, ``ck_point`` is partitioned by month (see migration 0003) and its
-primary key holds the columns of ``ck_point_begin``, which it replaces (see
-migration 0006).)
+always finds its series. (On PostgreSQL and SQLite that is all that ties
+them. On PostgreSQL the foreign keys from ``ck_point`` and ``ck_daily``
+are dropped for push speed, ``ck_point`` is partitioned by month (see
+migration 0003) and its primary key holds the columns of
+``ck_point_begin``, which it replaces (see migration 0006). On SQLite
+``ck_point`` is a ``WITHOUT ROWID`` table whose primary key is ``(begin,
+end, series_id, id)``, in place of ``ck_point_begin`` and without a
+foreign key (see migration 0009).)
 """
 
 import sqlalchemy as sa
@@ -144,6 +152,16 @@ frame = sa.Table(
     sa.Column('begin', sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column('type', sa.String(MAX_NAME_LENGTH), primary_key=True),
     sa.Column('n', sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: The tables that one database alone has: ``{name: dialect name}``.
+ONLY_ON = {'ck_counter': 'sqlite'}
+
+counter = sa.Table(
+    'ck_counter', metadata,
+    sa.Column('name', sa.String(64), primary_key=True, autoincrement=False),
+    sa.Column('next', sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 

