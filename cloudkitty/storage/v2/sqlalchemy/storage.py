@@ -1089,8 +1089,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                                                       conditions, named)
                 # NOTE: only the points of rolled-up days are in the rollup.
                 if until != rollup.NOTHING:
-                    self._subtract_points(conn, query, conditions + [
-                        models.point.c.begin < until])
+                    self._take_out_of_rollup(conn, query, conditions, until)
                 if query.filters:
                     frames_mod.subtract(conn, frames_mod.deleted(
                         conn, conditions))
@@ -1179,6 +1178,36 @@ class SQLAlchemyStorage(v2.BaseStorage):
         frames_mod.subtract(conn, counts)
         rollup.move_back(conn, until)
         return len(rows)
+
+    def _take_out_of_rollup(self, conn, query, conditions, until):
+        """Take the points a delete removes out of the daily rollup.
+
+        A delete without filters removes every point of the whole days of
+        its window: their rows in the rollup go as they are, and only the
+        points of the partial days at its edges are summed and
+        subtracted (see :meth:`_subtract_points`), where summing every
+        point of the window cost seconds for a million (measured, SQLite).
+
+        :param conditions: the delete's WHERE clauses, on ``ck_point``.
+        :param until: :func:`rollup.until`, locked by the caller.
+        """
+        point, daily = models.point, models.daily
+        rolled = conditions + [point.c.begin < until]
+        days = None
+        if not query.filters and query.begin is not None and \
+                query.end is not None:
+            days = rollup.rolled_days(query.begin, query.end, until)
+        if days is not None:
+            first, last = to_micros(days[0]), to_micros(days[1])
+            conn.execute(daily.delete().where(daily.c.day >= first,
+                                              daily.c.day < last))
+            rolled.append(sa.or_(point.c.begin < first,
+                                 point.c.begin >= last))
+            if query.begin == days[0] and (query.end == days[1] or
+                                           last == until):
+                # NOTE: no partial day of the window is in the rollup.
+                return
+        self._subtract_points(conn, query, rolled)
 
     def _subtract_points(self, conn, query, conditions):
         """Take the sums of the points ``conditions`` match out of the rollup.

@@ -198,6 +198,28 @@ class _RollupMixin:
         self.store.delete()
         self.assertRollupMatchesPoints()
 
+    def test_rollup_after_deletes_of_whole_days(self):
+        """Deletes whose windows hold whole rolled-up days, and edges.
+
+        Their days' rows go as they are, the points of their partial days
+        are subtracted: exactly, whether the window starts or ends in a
+        day, on a day, or past ``until``.
+        """
+        self._push_random(60)
+        day = 24 * HOUR
+        for begin, end in ((T0 + day, T0 + 2 * day),
+                           (T0 + 5 * HOUR, T0 + day + 7 * HOUR),
+                           (T0 + 5 * HOUR, T0 + 2 * day + 7 * HOUR),
+                           (T0 + 2 * day + 3 * HOUR, T0 + 9 * day),
+                           (T0 - day, T0 + 9 * day)):
+            self.store.delete(begin=begin, end=end)
+            _, self.frames = query.evaluate_delete(
+                query.validate_delete(begin, end), self.frames)
+            self.assertRollupMatchesPoints()
+            self.assertTotalsMatchOracle()
+            self._push_random(10)
+            self.assertRollupMatchesPoints()
+
     def _check_deletes_without(self, name, value):
         """Random deletes, with one shortcut of filtered deletes off."""
         with mock.patch.object(storage, name, value):
