@@ -238,7 +238,8 @@ encode_point(PyObject *out, PyObject *point, PyObject *scope_id,
     Py_DECREF(metadata_items);
     if (key == NULL)
         return -1;
-    series = PyDict_GetItemWithError(known, key);
+    /* NOTE: held, not borrowed: comparing keys may run Python code. */
+    series = Py_XNewRef(PyDict_GetItemWithError(known, key));
     Py_DECREF(key);
     if (series == NULL)
         return PyErr_Occurred() ? -1 : 0;
@@ -247,12 +248,16 @@ encode_point(PyObject *out, PyObject *point, PyObject *scope_id,
     if (taken == 1)
         taken = fast_units(PyTuple_GET_ITEM(point, 2), decimal_type, bound,
                            &price);
-    if (taken <= 0)
+    if (taken <= 0) {
+        Py_DECREF(series);
         return taken;
+    }
     row = PyTuple_New(7);
-    if (row == NULL)
+    if (row == NULL) {
+        Py_DECREF(series);
         return -1;
-    PyTuple_SET_ITEM(row, 0, Py_NewRef(series));
+    }
+    PyTuple_SET_ITEM(row, 0, series);
     PyTuple_SET_ITEM(row, 1, Py_NewRef(begin));
     PyTuple_SET_ITEM(row, 2, Py_NewRef(end));
     /* NOTE: a half-filled tuple holds NULLs, which its deallocation
@@ -388,14 +393,16 @@ decimal_of_pair(PyObject *hundreds, PyObject *rest, PyObject *decimal_type,
     return value;
 }
 
-/* times[micros], made by from_micros(micros) once (borrowed reference). */
+/* times[micros], made by from_micros(micros) once (new reference). */
 static PyObject *
 time_of(PyObject *micros, PyObject *times, PyObject *from_micros)
 {
     PyObject *value = PyDict_GetItemWithError(times, micros);
 
-    if (value != NULL || PyErr_Occurred())
-        return value;
+    if (value != NULL)
+        return Py_NewRef(value);
+    if (PyErr_Occurred())
+        return NULL;
     value = PyObject_CallOneArg(from_micros, micros);
     if (value == NULL)
         return NULL;
@@ -403,8 +410,7 @@ time_of(PyObject *micros, PyObject *times, PyObject *from_micros)
         Py_DECREF(value);
         return NULL;
     }
-    Py_DECREF(value);
-    return PyDict_GetItemWithError(times, micros);
+    return value;
 }
 
 static PyObject *
@@ -440,45 +446,54 @@ rebuild(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (points == NULL)
         return NULL;
     for (index = 0; index < size; index++) {
-        PyObject *row = PyList_GET_ITEM(rows, index);
-        PyObject *series, *start, *stop, *qty = NULL, *price = NULL;
-        PyObject *point = NULL, *item = NULL;
+        /* NOTE: every reference held: from_micros() and slow() are
+         * Python code, which could change what is only borrowed. */
+        PyObject *row = NULL, *series = NULL, *start = NULL, *stop = NULL;
+        PyObject *qty = NULL, *price = NULL, *point = NULL, *item = NULL;
         Py_ssize_t at;
+        int failed = 1;
 
+        if (index >= PyList_GET_SIZE(rows)) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "rebuild(): the rows changed size");
+            goto done;
+        }
+        row = Py_NewRef(PyList_GET_ITEM(rows, index));
         if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 7) {
             PyErr_SetString(PyExc_TypeError,
                             "rebuild(): a row is not a 7-tuple");
-            goto fail;
+            goto done;
         }
-        series = PyDict_GetItemWithError(info, PyTuple_GET_ITEM(row, 0));
+        series = Py_XNewRef(PyDict_GetItemWithError(
+            info, PyTuple_GET_ITEM(row, 0)));
         if (series == NULL) {
             if (!PyErr_Occurred())
                 PyErr_SetObject(PyExc_KeyError, PyTuple_GET_ITEM(row, 0));
-            goto fail;
+            goto done;
         }
         if (!PyTuple_Check(series) || PyTuple_GET_SIZE(series) != 5) {
             PyErr_SetString(PyExc_TypeError,
                             "rebuild(): a series is not a 5-tuple");
-            goto fail;
+            goto done;
         }
         start = time_of(PyTuple_GET_ITEM(row, 1), times, from_micros);
         if (start == NULL)
-            goto fail;
+            goto done;
         stop = time_of(PyTuple_GET_ITEM(row, 2), times, from_micros);
         if (stop == NULL)
-            goto fail;
+            goto done;
         qty = decimal_of_pair(PyTuple_GET_ITEM(row, 3),
                               PyTuple_GET_ITEM(row, 4), decimal_type, slow);
         if (qty == NULL)
-            goto fail;
+            goto done;
         price = decimal_of_pair(PyTuple_GET_ITEM(row, 5),
                                 PyTuple_GET_ITEM(row, 6), decimal_type, slow);
         if (price == NULL)
-            goto fail;
+            goto done;
         /* As tuple.__new__(point_type, ...) makes it. */
         point = point_type->tp_alloc(point_type, 6);
         if (point == NULL)
-            goto fail;
+            goto done;
         PyTuple_SET_ITEM(point, 0, Py_NewRef(PyTuple_GET_ITEM(series, 1)));
         PyTuple_SET_ITEM(point, 1, qty);
         PyTuple_SET_ITEM(point, 2, price);
@@ -488,18 +503,21 @@ rebuild(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                              Py_NewRef(PyTuple_GET_ITEM(series, at)));
         item = PyTuple_Pack(4, start, stop, PyTuple_GET_ITEM(series, 0),
                             point);
-        Py_CLEAR(point);
-        if (item == NULL || PyList_Append(points, item) < 0)
-            goto fail;
-        Py_DECREF(item);
-        continue;
-fail:
+        if (item != NULL && PyList_Append(points, item) == 0)
+            failed = 0;
+done:
+        Py_XDECREF(row);
+        Py_XDECREF(series);
+        Py_XDECREF(start);
+        Py_XDECREF(stop);
         Py_XDECREF(qty);
         Py_XDECREF(price);
         Py_XDECREF(point);
         Py_XDECREF(item);
-        Py_DECREF(points);
-        return NULL;
+        if (failed) {
+            Py_DECREF(points);
+            return NULL;
+        }
     }
     return points;
 }
