@@ -26,9 +26,11 @@ next ones from ``ck_counter`` (see :mod:`cloudkitty.storage.v2.
 sqlalchemy.counters`), which starts after the highest id kept. PostgreSQL
 and MariaDB keep their layout.
 
-The points are copied in key order, so the upgrade writes a new file's
-worth of pages once: about a second per million points (measured,
-SQLite 3.40).
+The points are copied in key order: 1.4 s for a million points
+(measured, SQLite 3.40). The pages of the old table stay in the file as
+free pages, which later writes reuse; ``VACUUM`` gives them back to the
+file system (107 MB before, 160 MB after the upgrade, 54 MB after
+``VACUUM``, at a million points).
 
 Revision ID: 0009
 Revises: 0008
