@@ -12,6 +12,16 @@
 
 import setuptools
 
+# NOTE: the compiled per-point steps of the SQL backend, optional: without
+# a compiler the package installs and cloudkitty.storage.v2.sqlalchemy.
+# fastpath runs its pure-Python form. Declared here, not in setup.cfg:
+# pbr's [extension] sections cannot make an extension optional.
+SPEEDUPS = setuptools.Extension(
+    'cloudkitty.storage.v2.sqlalchemy._speedups',
+    sources=['cloudkitty/storage/v2/sqlalchemy/_speedups.c'],
+    optional=True)
+
 setuptools.setup(
     setup_requires=['pbr>=6.0.0'],
-    pbr=True)
+    pbr=True,
+    ext_modules=[SPEEDUPS])
