@@ -157,14 +157,17 @@ _FACTORS = {2 ** a * 5 ** b: SCALE // (2 ** a * 5 ** b)
 _ADJUSTED_MIN, _ADJUSTED_MAX = -2 * FRACTION_DIGITS, 21
 
 
-def _fast_units(value, bound):
+def fast_units(value, bound):
     """The units of a Decimal ready to store, or None.
+
+    The fast path of :func:`units`, without its fallback: what a value
+    needs to be stored as it is, with nothing to round or refuse.
 
     :param bound: ``max_magnitude * SCALE``.
     :returns: the exact units of ``value`` when it is a Decimal (not a
         subclass, nor an int, float or bool, whose conversions differ)
         with at most 12 fractional digits and below the bound; None for
-        anything else, which :func:`_slow_units` then handles.
+        anything else, which :func:`units` then checks in full.
     """
     if type(value) is not _DECIMAL or \
             not _ADJUSTED_MIN < value.adjusted() < _ADJUSTED_MAX:
@@ -192,7 +195,7 @@ def units(value, field, max_magnitude=MAX_MAGNITUDE):
 
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`.
     """
-    whole = _fast_units(value, max_magnitude * SCALE)
+    whole = fast_units(value, max_magnitude * SCALE)
     if whole is None:
         whole = _slow_units(value, field, max_magnitude)
     return whole
@@ -208,7 +211,7 @@ def point_units(qty, price, max_magnitude=MAX_MAGNITUDE):
     :raises cloudkitty.storage.exceptions.InvalidQuery: as :func:`check`,
         naming ``qty`` or ``price``.
     """
-    # NOTE: _fast_units() for both, inlined: a push calls this per point.
+    # NOTE: fast_units() for both, inlined: a push calls this per point.
     bound = max_magnitude * SCALE
     if type(qty) is _DECIMAL and type(price) is _DECIMAL and \
             _ADJUSTED_MIN < qty.adjusted() < _ADJUSTED_MAX and \

@@ -289,19 +289,19 @@ encode_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     known = args[6];
     config = args[8];
     if (!PyList_Check(out) || !PyList_Check(run) || !PyDict_Check(known) ||
-            !PyTuple_Check(config) || PyTuple_GET_SIZE(config) != 7) {
+            !PyTuple_Check(config) || PyTuple_GET_SIZE(config) != 3) {
         PyErr_SetString(PyExc_TypeError, "encode_known(): bad arguments");
         return NULL;
     }
     decimal_type = PyTuple_GET_ITEM(config, 0);
     /* A bound past 64 bits bounds nothing here: the units taken fit. */
-    bound = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(config, 4),
+    bound = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(config, 1),
                                          &overflow);
     if (bound == -1 && PyErr_Occurred())
         return NULL;
     if (overflow > 0)
         bound = LLONG_MAX;
-    hundred = PyLong_AsLongLong(PyTuple_GET_ITEM(config, 6));
+    hundred = PyLong_AsLongLong(PyTuple_GET_ITEM(config, 2));
     if (hundred == -1 && PyErr_Occurred())
         return NULL;
     if (overflow < 0 || hundred <= 0) {

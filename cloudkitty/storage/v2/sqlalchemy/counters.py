@@ -42,7 +42,7 @@ def take(conn, count, name=POINT_IDS):
         # NOTE: migration 0009 writes the row; should it be gone (a test
         # that empties every table, say), the ids start after the last.
         first = int(conn.scalar(sa.select(sa.func.coalesce(
-            sa.func.max(models.point.c.id), 0))) or 0) + 1
+            sa.func.max(models.point.c.id), 0)))) + 1
         conn.execute(counter.insert().values(name=name, next=first + count))
         return first
     return int(conn.scalar(sa.select(counter.c.next).where(

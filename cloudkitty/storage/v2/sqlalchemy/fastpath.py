@@ -46,18 +46,14 @@ MAPPING_TYPES = (dataframe.FrozenAttributes, dict)
 
 
 def money_config(max_magnitude, hundred):
-    """The constants :data:`encode_known` checks money against.
+    """What :data:`encode_known` checks and splits money with.
 
     :param max_magnitude: the backend's bound (``Features.max_magnitude``).
     :param hundred: what a point's units are divided by: a row keeps
         ``divmod(units, hundred)``.
     :returns: an opaque tuple, made once per store.
     """
-    # NOTE: the checks of money.point_units()'s fast path, with its own
-    # constants: one definition of a value ready to store.
-    bound = max_magnitude * money.SCALE
-    return (money._DECIMAL, money._FACTORS, money._ADJUSTED_MIN,
-            money._ADJUSTED_MAX, bound, -bound, hundred)
+    return (_DECIMAL, max_magnitude * money.SCALE, hundred)
 
 
 def python_encode_known(out, run, scope_id, type_, begin, end, known,
@@ -86,11 +82,14 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
     :returns: the index of the first point not encoded: ``len(run)``
         when all were, else that of a point whose series key is not in
         ``known``, whose groupby or metadata is of another type, or whose
-        qty or price is not a Decimal with at most 12 fractional digits
-        inside the bound.
+        qty or price :func:`cloudkitty.storage.v2.money.fast_units` does
+        not take (a Decimal with at most 12 fractional digits inside the
+        bound).
     """
-    decimal_type, factors, adjusted_min, adjusted_max, bound, \
-        negative_bound, hundred = config
+    _, bound, hundred = config
+    # NOTE: money's own test of a value ready to store, so that one rule
+    # says which values the full checks would round or refuse.
+    fast_units = money.fast_units
     append = out.append
     get = known.get
     for index in range(start, len(run)):
@@ -103,24 +102,11 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
             return index
         series = get((scope_id, type_, unit, tuple(dict.items(groupby)),
                       tuple(dict.items(metadata)), description))
-        if series is None or type(qty) is not decimal_type or \
-                type(price) is not decimal_type or \
-                not adjusted_min < qty.adjusted() < adjusted_max or \
-                not adjusted_min < price.adjusted() < adjusted_max:
+        if series is None:
             return index
-        try:
-            qty_numerator, qty_denominator = qty.as_integer_ratio()
-            price_numerator, price_denominator = price.as_integer_ratio()
-        except (ValueError, OverflowError):
-            return index
-        qty_factor = factors.get(qty_denominator)
-        price_factor = factors.get(price_denominator)
-        if qty_factor is None or price_factor is None:
-            return index
-        qty_units = qty_numerator * qty_factor
-        price_units = price_numerator * price_factor
-        if not (negative_bound < qty_units < bound and
-                negative_bound < price_units < bound):
+        qty_units = fast_units(qty, bound)
+        price_units = fast_units(price, bound)
+        if qty_units is None or price_units is None:
             return index
         append((series, begin, end) + divmod(qty_units, hundred)
                + divmod(price_units, hundred))

@@ -465,12 +465,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Copy the points of a push while they are checked (PostgreSQL).
 
         In one transaction, which first takes a shared lock on ``until``:
-        the points of known series are encoded and copied one by one, so
+        the points of known series are encoded and copied run by run, so
         that the server stores them while the next ones are checked. From
-        the first point of a new series on, the rest is encoded first and
-        written once its series are interned (see :meth:`_store`), in
-        order. A push into days already rolled up (late data) is encoded
-        whole first: its daily sums need every point.
+        the first point of a new series (or with money to check in full)
+        on, the rest is encoded first and written once its series are
+        interned (see :meth:`_store`), in order. A push into days already
+        rolled up (late data) is encoded whole first: its daily sums need
+        every point.
 
         :returns: ``until`` as the push saw it.
         """
@@ -489,43 +490,32 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return until
 
     def _copy_known(self, conn, runs, scope_id):
-        """Copy points while their series are known; encode the rest.
+        """Copy points while they take the fast path; encode the rest.
+
+        The fast path (:data:`fastpath.encode_known`) takes a point of a
+        series this process knows, with money ready to store; from the
+        first point it does not take on, the rest is encoded in full (see
+        :meth:`_encode`) and written once its series are interned.
 
         :param runs: ``(begin, end, type, points)`` tuples (see
             :func:`_runs`).
-        :returns: what :meth:`_encode` returns for the points from the
-            first one of a new series on (nothing if there is none).
+        :returns: what :meth:`_encode` returns for the rest (nothing if
+            there is none).
         """
-        known = self._series_ids
-        series_key = series_mod.series_key
-        row = _point_row
-        encode_known, config = fastpath.encode_known, self._money_config
+        known, config = self._series_ids, self._money_config
         mappings = fastpath.MAPPING_TYPES
         rest = ()
         with self._insert_points.streaming(conn) as write:
             for begin, end, type_, run in runs:
-                index, size = 0, len(run)
-                while index < size:
-                    encoded = []
-                    index = encode_known(encoded, run, scope_id, type_,
-                                         begin, end, known, mappings, config,
-                                         index)
-                    for encoded_row in encoded:
-                        write(encoded_row)
-                    if index >= size:
-                        break
-                    point = run[index]
-                    key = series_key(scope_id, type_, point)
-                    series = known.get(key)
-                    if series is None:
-                        series = known.get(series_mod.exact_key(key, point))
-                    if series is None:
-                        rest = itertools.chain(
-                            [(begin, end, type_, run[index:])], runs)
-                        break
-                    write(row(series, begin, end, point))
-                    index += 1
-                if rest:
+                encoded = []
+                index = fastpath.encode_known(encoded, run, scope_id, type_,
+                                              begin, end, known, mappings,
+                                              config, 0)
+                for row in encoded:
+                    write(row)
+                if index < len(run):
+                    rest = itertools.chain(
+                        [(begin, end, type_, run[index:])], runs)
                     break
         return self._encode(rest, scope_id)
 
