@@ -155,9 +155,12 @@ class ServerDatabaseMixin:
 class _StoreMixin:
     """Opens stores on ``self.url``, which the URL mixins below set."""
 
-    def new_store(self):
-        """An initialised SQL store on ``self.url``, closed at the end."""
-        store = storage.get_storage(conf=cfg.ConfigOpts(),
+    def new_store(self, conf=None):
+        """An initialised SQL store on ``self.url``, closed at the end.
+
+        :param conf: the ``ConfigOpts`` to read, or None for new ones.
+        """
+        store = storage.get_storage(conf=conf or cfg.ConfigOpts(),
                                     backend='sqlalchemy', connection=self.url)
         self.addCleanup(store.close)
         store.init()

@@ -335,6 +335,22 @@ def unique_key(table, columns):
     return []
 
 
+def overflowed(exc):
+    """Tell whether a statement failed on a 64-bit overflow.
+
+    SQLite's ``sum()`` raises ``integer overflow``, and its arithmetic
+    makes floats that ``ck_daily``'s check refuses; PostgreSQL raises
+    ``numeric_value_out_of_range`` (SQLSTATE 22003).
+
+    :param exc: a :class:`sqlalchemy.exc.DBAPIError`.
+    """
+    orig = exc.orig
+    if getattr(orig, 'sqlstate', None) == '22003':
+        return True
+    text = str(orig)
+    return 'integer overflow' in text or 'ck_daily_integers' in text
+
+
 def bulk_writer(dialect, table, columns, suffix=''):
     """Return the fastest bulk writer of rows into ``table`` on a dialect.
 

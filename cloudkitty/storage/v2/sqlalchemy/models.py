@@ -45,6 +45,11 @@ Rated points are stored as facts that reference interned series:
     column for every value below ``10**20`` (:data:`MAX_MAGNITUDE`), and
     pairs compare like the values they encode.
 
+``ck_label_daily``, ``ck_label_fresh``, ``ck_label_stale``
+    SQLite and PostgreSQL only: per label key kept, day, type and label
+    value, the number of points and their exact sums; the days whose
+    sums are exact per key, and the days to rebuild (see
+    :mod:`~cloudkitty.storage.v2.sqlalchemy.labelsums`).
 ``ck_counter``
     SQLite only: per name, the next id to take (see
     :mod:`~cloudkitty.storage.v2.sqlalchemy.counters`); ``ck_point``'s ids
@@ -155,13 +160,47 @@ frame = sa.Table(
     sqlite_with_rowid=False,
 )
 
-#: The tables that one database alone has: ``{name: dialect name}``.
-ONLY_ON = {'ck_counter': 'sqlite'}
+#: The tables that some databases alone have: ``{name: (dialect name,
+#: ...)}``.
+ONLY_ON = {'ck_counter': ('sqlite',),
+           'ck_label_daily': ('sqlite', 'postgresql'),
+           'ck_label_fresh': ('sqlite', 'postgresql'),
+           'ck_label_stale': ('sqlite', 'postgresql')}
 
 counter = sa.Table(
     'ck_counter', metadata,
     sa.Column('name', sa.String(64), primary_key=True, autoincrement=False),
     sa.Column('next', sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+label_daily = sa.Table(
+    'ck_label_daily', metadata,
+    sa.Column('key', sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sa.Column('day', sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column('type', sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sa.Column('kind', sa.String(1), primary_key=True),
+    sa.Column('value', sa.Text, primary_key=True),
+    sa.Column('n', sa.BigInteger, nullable=False),
+    sa.Column('qty_big', sa.BigInteger, nullable=False),
+    sa.Column('qty_small', sa.BigInteger, nullable=False),
+    sa.Column('qty_lo', sa.BigInteger, nullable=False),
+    sa.Column('price_big', sa.BigInteger, nullable=False),
+    sa.Column('price_small', sa.BigInteger, nullable=False),
+    sa.Column('price_lo', sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+label_fresh = sa.Table(
+    'ck_label_fresh', metadata,
+    sa.Column('day', sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column('key', sa.String(MAX_NAME_LENGTH), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+label_stale = sa.Table(
+    'ck_label_stale', metadata,
+    sa.Column('day', sa.BigInteger, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
 

@@ -35,6 +35,15 @@ sqlalchemy_opts = [
                help='Seconds to wait for a database server to answer.'),
     cfg.IntOpt('pool_size', default=5, min=1,
                help='Connections kept open to a database server.'),
+    cfg.ListOpt('rollup_label_keys', default=['project_id'],
+                help='Label keys (groupby or metadata keys) whose sums per '
+                     'day, type and value are kept beside the daily '
+                     'rollup, on SQLite and PostgreSQL: totals grouped by '
+                     'one of them (and by type, if asked) read a row per '
+                     'value and day instead of one per series and day. Each '
+                     'costs a statement per day rolled up; a key with a '
+                     'value per series (a resource id) saves nothing. A key '
+                     'added later is kept from the next day rolled up on.'),
 ]
 
 

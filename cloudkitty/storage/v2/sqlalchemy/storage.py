@@ -46,6 +46,7 @@ from cloudkitty.storage.v2.sqlalchemy import counters
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import fastpath
 from cloudkitty.storage.v2.sqlalchemy import frames as frames_mod
+from cloudkitty.storage.v2.sqlalchemy import labelsums
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
@@ -100,7 +101,7 @@ from_micros = query_mod.from_micros
 
 @dataclasses.dataclass(frozen=True)
 class _Source:
-    """A table aggregates can read: the points or the daily rollup.
+    """A table aggregates can read: the points or a daily rollup.
 
     Both give each money value as the members of :data:`_LIMBS`: the
     rollup its ``(big, small, lo)`` triple (see :mod:`~cloudkitty.storage.
@@ -130,7 +131,7 @@ class _Source:
 
     def money(self):
         """``[(column or None, name)]`` of the eight money members."""
-        if self.table is models.daily:
+        if 'qty_big' in self.table.c:
             members = {'big': '_big', 'small': '_small', 'lo': '_lo'}
         else:
             members = {'hundreds': '_hundreds', 'lo': '_rest'}
@@ -152,6 +153,7 @@ class _Source:
 
 _POINTS = _Source(models.point, 'begin', end='end')
 _DAILY = _Source(models.daily, 'day', count='n')
+_LABEL_DAILY = _Source(models.label_daily, 'day', count='n')
 
 
 class SQLAlchemyFeatures(v2.Features):
@@ -212,6 +214,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._series_created = 0
         self._money_config = fastpath.money_config(models.MAX_MAGNITUDE,
                                                    models.HUNDRED)
+        self._labels = labelsums.LabelSums(dialect, opts.rollup_label_keys)
 
     @property
     def location(self):
@@ -367,7 +370,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         locked against pushes and deletes, so that none lands in those
         days meanwhile. Pushes call it; it is idempotent. On PostgreSQL the
         statistics of the partitions rolled up are then refreshed if stale
-        (see :meth:`partitions.Partitions.analyze_stale`).
+        (see :meth:`partitions.Partitions.analyze_stale`). The label sums
+        of the days rolled up are built in the same transaction, and
+        those of a few stale days rebuilt (see :mod:`~cloudkitty.storage.
+        v2.sqlalchemy.labelsums`).
 
         :param day: the start of a UTC day, in microseconds.
         """
@@ -378,12 +384,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     return
                 point = models.point
                 sums = []
+                days = frames_mod.days_between(
+                    conn, None if until == rollup.NOTHING else until, day)
                 # NOTE: a day at a time, grouped by series alone: SQLite
                 # sorts one integer instead of (day, series), 40 % less
                 # time for a day of the benchmark (measured).
-                for first in frames_mod.days_between(
-                        conn, None if until == rollup.NOTHING else until,
-                        day):
+                for first in days:
                     sums += self._day_sums(conn, [
                         point.c.begin >= first,
                         point.c.begin < first + rollup.DAY], day=first)
@@ -391,6 +397,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     tuple(int(value) for value in row[-2:] + row[:-2])
                     for row in sums])
                 rollup.move_until(conn, day)
+                self._labels.build(conn, days)
+                self._labels.rebuild_stale(conn)
         self._partitions.analyze_stale(
             None if until == rollup.NOTHING else until, day)
 
@@ -547,8 +555,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         # NOTE: the frame starts tell whether any point is late data,
         # without a step per point (most pushes have none).
         if min(begin for begin, _ in counts) < until:
-            self._upsert_daily.execute(conn, rollup.rows(
-                rollup.sums(points, until)))
+            late = rollup.sums(points, until)
+            self._upsert_daily.execute(conn, rollup.rows(late))
+            self._labels.stale(conn, {day for day, _ in late})
         self._upsert_frames.execute(conn, frames_mod.rows(counts))
         return created
 
@@ -904,7 +913,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """Return grouped sums (see ``BaseStorage.total``).
 
         Whole UTC days are read from the daily rollup unless the query
-        groups by single frames (``time``) or asks for ``min``/``max``.
+        groups by single frames (``time``) or asks for ``min``/``max``;
+        from the label sums when it groups by a label key they keep and
+        every day is fresh (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
+        labelsums`).
         """
         query = query_mod.validate_total(
             groupby=groupby, begin=begin, end=end, metric_types=metric_types,
@@ -915,7 +927,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         with engine_mod.translate_errors(self.engine):
             with self._reading_connection() as conn:
                 plan = self._plan(query, rollup.until(conn), rollup_ok)
-                seek = self._frames_to_seek(conn, query)
+                labelled, plan = self._label_part(conn, query, plan)
+                seek = bool(plan) and self._frames_to_seek(conn, query)
                 if conn.dialect.name == 'postgresql' and \
                         query.key_groupby and not seek:
                     # NOTE: the aggregate joins one row per series to the
@@ -925,12 +938,60 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     # 0.08 s by project after loading a million points).
                     conn.exec_driver_sql('SET LOCAL enable_nestloop = off')
                 try:
-                    partials = self._aggregate(conn, query, plan, False,
-                                               seek)
+                    partials = self._sums(conn, query, labelled, plan,
+                                          False, seek)
                 except _Overflow:
-                    partials = self._aggregate(conn, query, plan, True,
-                                               seek)
+                    partials = self._sums(conn, query, labelled, plan,
+                                          True, seek)
         return query_mod.build_total(query, partials)
+
+    def _label_part(self, conn, query, plan):
+        """Take the rolled-up days of a plan to the label sums, if fresh.
+
+        :returns: ``(label key, query of the days) or None`` and the rest
+            of the plan.
+        """
+        key = self._labels.key_of(query)
+        if key is None or plan[0][0] is not _DAILY:
+            return None, plan
+        days = plan[0][1]
+        if not self._labels.covers(conn, key, to_micros(days.begin),
+                                   to_micros(days.end)):
+            return None, plan
+        return (key, days), plan[1:]
+
+    def _sums(self, conn, query, labelled, plan, split, seek):
+        """The partial groups of the label sums' part and of the plan."""
+        partials = []
+        if labelled is not None:
+            partials += self._label_partials(conn, query, *labelled,
+                                             split=split)
+        if plan:
+            partials += self._aggregate(conn, query, plan, split, seek)
+        return partials
+
+    def _label_partials(self, conn, query, key, days, split):
+        """Sum the label sums of ``key`` over the whole ``days`` of a plan.
+
+        A row per group, as :meth:`_aggregate`'s (see :func:`_partials`).
+        """
+        table = models.label_daily
+        group = []
+        for entry in query.key_groupby:
+            group += ([table.c.type] if entry == 'type'
+                      else [table.c.value, table.c.kind])
+        types = [values for entry, values in query.filters
+                 if entry == 'type']
+        if query.metric_types is not None:
+            types.append(query.metric_types)
+        clauses = [table.c.key == key,
+                   table.c.day >= to_micros(days.begin),
+                   table.c.day < to_micros(days.end)] + [
+            table.c.type.in_(values) for values in types]
+        stmt = sa.select(*group, *_money_sums(_LABEL_DAILY, split)).where(
+            *clauses).group_by(*group)
+        return _partials(_fetch_sums(conn, stmt, split), query.key_groupby,
+                         False, (), split, self._unsortable)
 
     def _aggregate(self, conn, query, plan, split, seek=False):
         """Run the aggregate query of a plan; return its partial groups.
@@ -988,13 +1049,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         group = [table.c.series_id] if query.key_groupby else []
         if time:
             group += source.time_columns()
-        columns = [source.counter().label('n')]
-        for column, name in source.money():
-            if column is None:
-                names = [name + '_div', name + '_mod'] if split else [name]
-                columns += [sa.literal_column('0').label(n) for n in names]
-            else:
-                columns += _sum(column, name, split)
+        columns = _money_sums(source, split)
         for func, field in extremes:
             columns.append(getattr(sa.func, func)(self._sortable(
                 table.c[field + '_hundreds'], table.c[field + '_rest'])).label(
@@ -1060,6 +1115,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if query.begin is None and query.end is None \
                         and not query.filters:
                     conn.execute(models.daily.delete())
+                    self._labels.drop_days(conn)
                     frames_mod.forget(conn)
                     rollup.move_back(conn, until)
                     return conn.execute(models.point.delete()).rowcount
@@ -1161,6 +1217,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             self._subtract_days(conn, [
                 row[:2] + tuple(-value for value in row[2:])
                 for row in removed])
+            self._labels.stale(conn, {row[0] for row in removed})
         counts = {}
         for series_id, begin, *_ in rows:
             key = (begin, types[series_id])
@@ -1183,31 +1240,44 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         point, daily = models.point, models.daily
         rolled = conditions + [point.c.begin < until]
-        days = None
+        days = whole = None
         if not query.filters and query.begin is not None and \
                 query.end is not None:
             days = rollup.rolled_days(query.begin, query.end, until)
         if days is not None:
-            first, last = to_micros(days[0]), to_micros(days[1])
+            whole = first, last = to_micros(days[0]), to_micros(days[1])
             conn.execute(daily.delete().where(daily.c.day >= first,
                                               daily.c.day < last))
+            self._labels.drop_days(conn, first, last)
             rolled.append(sa.or_(point.c.begin < first,
                                  point.c.begin >= last))
             if query.begin == days[0] and (query.end == days[1] or
                                            last == until):
                 # NOTE: no partial day of the window is in the rollup.
                 return
-        self._subtract_points(conn, query, rolled)
+        self._subtract_points(conn, query, rolled, until, whole)
 
-    def _subtract_points(self, conn, query, conditions):
+    def _subtract_points(self, conn, query, conditions, until, whole=None):
         """Take the sums of the points ``conditions`` match out of the rollup.
 
         On SQLite and PostgreSQL in one statement (:func:`rollup.
         subtract_points`; on PostgreSQL in a savepoint, so that an error
         ends it alone), then the rows it emptied go; on MariaDB, or when a
         limb overflows 64 bits, through the client (:meth:`_day_sums`,
-        :meth:`_subtract_days`).
+        :meth:`_subtract_days`). The label sums of the window's rolled-up
+        days go stale (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
+        labelsums`), but for the ``whole`` days, which the caller dropped.
+
+        :param until: :func:`rollup.until`, locked by the caller.
+        :param whole: ``(first, last)`` days, in microseconds, the last
+            excluded, or None.
         """
+        first = None if query.begin is None \
+            else rollup.day_of(to_micros(query.begin))
+        last = until - rollup.DAY if query.end is None \
+            else min(until - rollup.DAY,
+                     rollup.day_of(to_micros(query.end) - 1))
+        self._labels.stale_between(conn, first, last, whole)
         dialect = conn.dialect.name
         if dialect in ('sqlite', 'postgresql'):
             try:
@@ -1217,7 +1287,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 else:
                     conn.execute(rollup.subtract_points(conditions))
             except sa_exc.DBAPIError as exc:
-                if not _overflowed(exc):
+                if not engine_mod.overflowed(exc):
                     raise
                 LOG.debug('Day sums of a delete overflow 64 bits; taken '
                           'out exactly, through the client')
@@ -1276,6 +1346,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             dropped += frames_mod.count_between(conn, start, stop)
             conn.execute(daily.delete().where(daily.c.day >= start,
                                               daily.c.day < stop))
+            self._labels.drop_days(conn, start, stop)
             frames_mod.forget(conn, start, stop)
             # NOTE: the name comes from the catalog and is quoted.
             conn.exec_driver_sql('DROP TABLE %s' % conn.dialect.
@@ -1479,18 +1550,19 @@ def _fetch_sums(conn, stmt, split):
         raise
 
 
-def _overflowed(exc):
-    """Tell whether a statement failed on a 64-bit overflow.
+def _money_sums(source, split):
+    """The count and the sums of a source's money members, labelled.
 
-    SQLite's ``sum()`` raises ``integer overflow``, and its arithmetic
-    makes floats that ``ck_daily``'s check refuses; PostgreSQL raises
-    ``numeric_value_out_of_range`` (SQLSTATE 22003).
+    A member the source lacks is a literal 0, so that sources line up.
     """
-    orig = exc.orig
-    if getattr(orig, 'sqlstate', None) == '22003':
-        return True
-    text = str(orig)
-    return 'integer overflow' in text or 'ck_daily_integers' in text
+    columns = [source.counter().label('n')]
+    for column, name in source.money():
+        if column is None:
+            names = [name + '_div', name + '_mod'] if split else [name]
+            columns += [sa.literal_column('0').label(n) for n in names]
+        else:
+            columns += _sum(column, name, split)
+    return columns
 
 
 def _sum(column, name, split):

@@ -28,11 +28,13 @@ import decimal
 import fixtures
 from oslo_config import cfg
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 import testtools
 
 from cloudkitty import storage
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
+from cloudkitty.storage.v2.sqlalchemy import labelsums
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.tests import fixtures as builders
@@ -142,6 +144,17 @@ def _points_as_before_0009(store):
         store._numbers_points, store._insert_points = numbers, writer
 
 
+@contextlib.contextmanager
+def _labels_as_before_0010(store):
+    """Keep no label sums, as before revision 0010 (and on MariaDB)."""
+    labels = store._labels
+    store._labels = labelsums.LabelSums(mysql.dialect(), ())
+    try:
+        yield
+    finally:
+        store._labels = labels
+
+
 def _money_frame(start):
     """A frame of values around the edges of both encodings."""
     values = builders.MONEY_EXTREMES + (
@@ -174,7 +187,7 @@ class _UpgradeMixin:
                         groupby=['i'], **window)
         with _as_before_0004(), _as_before_0007(), \
                 _money_as_before_0008(store.engine), \
-                _points_as_before_0009(store):
+                _points_as_before_0009(store), _labels_as_before_0010(store):
             store.push(frames, scope_id='s')
             before = (store.retrieve(paginate=False, **window),
                       store.total(groupby=['project_id', 'time-d'],
@@ -219,6 +232,34 @@ class _UpgradeMixin:
             self.assertEqual(len(frames[0]), conn.scalar(
                 sa.select(sa.func.count()).where(
                     models.point.c.id > last_id)))
+        # NOTE: 0010 listed the days rolled up as stale (on the databases
+        # that keep label sums); the next roll-up rebuilds them, and
+        # totals by project read them, with the same answers.
+        days = dict(begin=builders.EVER[0], end=builders.T0 + 4 * DAY)
+        by_project = store.total(groupby=['project_id'], **days)
+        if store._labels.kept:
+            with store.engine.connect() as conn:
+                stale = conn.scalars(sa.select(
+                    models.label_stale.c.day)).all()
+                rolled = conn.scalars(sa.select(
+                    models.daily.c.day).distinct()).all()
+            self.assertEqual(sorted(rolled), sorted(stale))
+            self.assertNotEqual([], stale)
+        store.push(builders.sample_frames('p3',
+                                          start=builders.T0 + 4 * DAY))
+        store.push(builders.sample_frames('p4',
+                                          start=builders.T0 + 5 * DAY))
+        if store._labels.kept:
+            with store.engine.connect() as conn:
+                self.assertEqual([], conn.scalars(sa.select(
+                    models.label_stale.c.day)).all())
+                self.assertEqual(
+                    sorted(conn.scalars(sa.select(
+                        models.daily.c.day).distinct()).all()),
+                    sorted(conn.scalars(sa.select(
+                        models.label_fresh.c.day)).all()))
+        self.assertEqual(by_project,
+                         store.total(groupby=['project_id'], **days))
 
 
 @testtools.skipUnless(functional_env.is_functional_test(),
@@ -260,7 +301,7 @@ class _TypedLabelsUpgradeMixin:
                                     metadata={'on': 'True'})
         window = dict(begin=builders.EVER[0], end=builders.EVER[1])
         with _as_before_0007(), _money_as_before_0008(store.engine), \
-                _points_as_before_0009(store):
+                _points_as_before_0009(store), _labels_as_before_0010(store):
             store.push([builders.make_frame(builders.T0, [('cpu', point)])])
 
         store.init()

@@ -27,13 +27,16 @@ import random
 from unittest import mock
 
 import fixtures
+from oslo_config import cfg
 import sqlalchemy as sa
 import testtools
 
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import labelsums
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import options
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.storage.v2.sqlalchemy import storage
 from cloudkitty.tests import fixtures as builders
@@ -51,7 +54,13 @@ class _RollupMixin:
 
     def setUp(self):
         super().setUp()
-        self.store = self.new_store()
+        conf = cfg.ConfigOpts()
+        options.register_opts(conf)
+        # NOTE: a key of the groupby and one of the metadata, so that
+        # totals by project and by type and flavor read label sums.
+        conf.set_override('rollup_label_keys', ['project_id', 'flavor'],
+                          options.GROUP)
+        self.store = self.new_store(conf)
         self.rng = random.Random(1234)
         self.frames = []
 
@@ -99,16 +108,68 @@ class _RollupMixin:
                                         row.qty_lo),
                     rollup.units(row.price_big, row.price_small,
                                  row.price_lo)]
+            self.assertEqual(expected, actual)
+            self.assertLabelSumsMatchRollup(conn)
+
+    def assertLabelSumsMatchRollup(self, conn):
+        """Each fresh day's label sums are those of its ``ck_daily`` rows.
+
+        On the databases that keep them; every day rolled up since the
+        last delete or late push is fresh for every key.
+        """
+        if not self.store._labels.kept:
+            return
+        fresh = {(row.day, row.key) for row in conn.execute(
+            sa.select(models.label_fresh))}
+        stale = set(conn.scalars(sa.select(models.label_stale.c.day)))
+        types = dict(conn.execute(sa.select(models.series.c.id,
+                                            models.series.c.type)).all())
+        labels = {}
+        for row in conn.execute(sa.select(models.label)):
+            labels[(row.series_id, row.key)] = (row.kind, row.value)
+        expected = {}
+        rolled_days = set()
+        for row in conn.execute(sa.select(models.daily)):
+            rolled_days.add(row.day)
+            for key in self.store._labels.keys:
+                if (row.day, key) not in fresh:
+                    continue
+                kind, value = labels.get(
+                    (row.series_id, key),
+                    (labelsums.MISSING_KIND, labelsums.MISSING_VALUE))
+                sums = expected.setdefault(
+                    (key, row.day, types[row.series_id], kind, value),
+                    [0, 0, 0])
+                sums[0] += row.n
+                sums[1] += rollup.units(row.qty_big, row.qty_small,
+                                        row.qty_lo)
+                sums[2] += rollup.units(row.price_big, row.price_small,
+                                        row.price_lo)
+        actual = {}
+        for row in conn.execute(sa.select(models.label_daily)):
+            if (row.day, row.key) in fresh:
+                actual[(row.key, row.day, row.type, row.kind,
+                        row.value)] = [
+                    row.n, rollup.units(row.qty_big, row.qty_small,
+                                        row.qty_lo),
+                    rollup.units(row.price_big, row.price_small,
+                                 row.price_lo)]
         self.assertEqual(expected, actual)
+        # NOTE: a rolled-up day is fresh for every key, or stale.
+        for day in rolled_days - stale:
+            for key in self.store._labels.keys:
+                self.assertIn((day, key), fresh)
 
     def assertTotalsMatchOracle(self):
         for _ in range(10):
             begin = T0 + self.rng.randrange(0, 4 * 24) * HOUR
             end = begin + self.rng.randrange(1, 80) * HOUR
             groupby = self.rng.choice([None, ['project_id'], ['time-d'],
-                                       ['type', 'flavor'], ['time-w']])
+                                       ['type', 'flavor'], ['time-w'],
+                                       ['flavor', 'type']])
+            types = self.rng.choice([None, ['cpu'], ['disk', 'cpu']])
             args = dict(begin=begin, end=end, groupby=groupby,
-                        paginate=False)
+                        metric_types=types, paginate=False)
             self.assertEqual(
                 query.evaluate_total(query.validate_total(**args),
                                      self.frames),
@@ -162,6 +223,104 @@ class _RollupMixin:
                              rollup.until(conn))
         self.assertEqual(before,
                          self.store.total(groupby=['project_id'], **window))
+
+    def _push_in_order(self, days):
+        """Push random frames hour after hour over ``days`` days."""
+        for hour in range(days * 24):
+            start = T0 + hour * HOUR
+            frame = dataframe.DataFrame(start, start + HOUR)
+            for _ in range(self.rng.randrange(1, 6)):
+                frame.add_point(dataframe.DataPoint(
+                    'u', decimal.Decimal(self.rng.choice(VALUES)),
+                    decimal.Decimal(self.rng.choice(VALUES)),
+                    {'project_id': self.rng.choice('ab')},
+                    {'flavor': self.rng.choice([1, 'x', None, 1.0])}),
+                    self.rng.choice(('cpu', 'disk')))
+            self.store.push([frame])
+            self.frames.append(frame)
+
+    def _label_totals(self, expect_labels):
+        """Totals that label sums can answer, checked against the oracle.
+
+        :param expect_labels: whether every one must read label sums.
+        """
+        day = 24 * HOUR
+        windows = ((T0, T0 + 3 * day), (T0 + day, T0 + 2 * day),
+                   (T0 + 5 * HOUR, T0 + 3 * day + 2 * HOUR))
+        for groupby in (['project_id'], ['type', 'flavor'],
+                        ['flavor', 'type'], ['flavor']):
+            for types in (None, ['disk']):
+                for begin, end in windows:
+                    args = dict(begin=begin, end=end, groupby=groupby,
+                                metric_types=types, paginate=False)
+                    with mock.patch.object(
+                            self.store, '_label_partials',
+                            wraps=self.store._label_partials) as read:
+                        self.assertEqual(
+                            query.evaluate_total(query.validate_total(
+                                **args), self.frames),
+                            self.store.total(**args), args)
+                    if expect_labels:
+                        self.assertEqual(1, read.call_count, args)
+        # NOTE: filters on labels read the daily rollup.
+        args = dict(begin=T0, end=T0 + 3 * day, groupby=['project_id'],
+                    filters={'flavor': 'x'}, paginate=False)
+        self.assertEqual(
+            query.evaluate_total(query.validate_total(**args),
+                                 self.frames),
+            self.store.total(**args))
+
+    def test_label_sums_through_late_pushes_and_deletes(self):
+        """Totals by a kept key read label sums while they are fresh.
+
+        A late push and deletes make their days stale: totals stay exact
+        (they read the daily rollup), and the next roll-up rebuilds the
+        days.
+        """
+        if not self.store._labels.kept:
+            self.skipTest('no label sums on %s'
+                          % self.store.engine.dialect.name)
+        self._push_in_order(4)
+        self.assertRollupMatchesPoints()
+        self._label_totals(expect_labels=True)
+        late = dataframe.DataFrame(T0 + 30 * HOUR, T0 + 31 * HOUR)
+        late.add_point(dataframe.DataPoint(
+            'u', decimal.Decimal('7.5'), decimal.Decimal('0.25'),
+            {'project_id': 'c'}, {'flavor': 'x'}), 'cpu')
+        self.store.push([late])
+        self.frames.append(late)
+        self.assertRollupMatchesPoints()
+        self._label_totals(expect_labels=False)
+        for begin, end, filters in (
+                (T0 + 2 * HOUR, T0 + 3 * HOUR, None),
+                (T0 + 40 * HOUR, T0 + 41 * HOUR, {'project_id': 'a'}),
+                (T0 + 2 * 24 * HOUR, T0 + 3 * 24 * HOUR, None)):
+            self.store.delete(begin=begin, end=end, filters=filters)
+            _, self.frames = query.evaluate_delete(
+                query.validate_delete(begin, end, filters), self.frames)
+            self.assertRollupMatchesPoints()
+            self._label_totals(expect_labels=False)
+        with self.store.engine.connect() as conn:
+            self.assertEqual(
+                [query.to_micros(T0), query.to_micros(T0 + 24 * HOUR)],
+                sorted(conn.scalars(sa.select(models.label_stale.c.day))))
+        # NOTE: the next day pushed rolls up the last one and rebuilds the
+        # stale days.
+        self._push_day(4)
+        self.assertRollupMatchesPoints()
+        with self.store.engine.connect() as conn:
+            self.assertEqual([], conn.scalars(sa.select(
+                models.label_stale.c.day)).all())
+        self._label_totals(expect_labels=True)
+
+    def _push_day(self, index):
+        start = T0 + index * 24 * HOUR
+        frame = dataframe.DataFrame(start, start + HOUR)
+        frame.add_point(dataframe.DataPoint(
+            'u', decimal.Decimal(1), decimal.Decimal(2),
+            {'project_id': 'a'}, {'flavor': 'y'}), 'disk')
+        self.store.push([frame])
+        self.frames.append(frame)
 
     def test_failed_roll_up_after_a_push_only_logs(self):
         """A push that landed does not raise if its roll-up fails."""
