@@ -878,7 +878,7 @@ def _pick_each(mine, theirs, pick):
 Partial = collections.namedtuple('Partial', 'keys start end aggregate')
 
 
-def build_total(query, partials):
+def build_total(query, partials, from_units=money.from_units):
     """Merge a backend's partial groups into the total() result.
 
     Partial groups that share their keys and time group are merged (a
@@ -897,13 +897,36 @@ def build_total(query, partials):
     :param partials: an iterable of :class:`Partial`; with a calendar
         time grouping, a partial's ``start`` may be any moment of the day
         its points start in.
+    :param from_units: makes the Decimal of a sum in ``10**-12`` units,
+        as :func:`cloudkitty.storage.v2.money.from_units` (a backend may
+        pass a compiled equal, see :data:`cloudkitty.storage.v2.
+        sqlalchemy.fastpath.decimal_of_units`).
     :returns: ``{'total': <number of groups>, 'results': [...]}``.
+    """
+    groups = _merge_partials(query, partials)
+    # NOTE: groups are sorted and paged first: only the page's results
+    # are built (their Decimals cost most of this function, and a page
+    # is usually a fraction of the groups).
+    where = {key: index for index, key in enumerate(query.key_groupby)}
+    ordered = _ordered_groups(query, where, groups)
+    return {'total': len(ordered),
+            'results': _total_results(query, where, query.page(ordered),
+                                      from_units)}
+
+
+def _merge_partials(query, partials):
+    """Merge partial groups: ``{(labels, when): [bucket, aggregate, keys]}``.
+
+    ``labels`` are the keys' :func:`encode_label` pairs, ``when`` the time
+    group (None without one), ``bucket`` the ``(begin, end)`` of a result.
     """
     time_entry = query.time_groupby
     groups = {}
     window = (query.begin, query.end)
+    encode, get = encode_label, groups.get
     for partial in partials:
-        if partial.aggregate.count == 0:
+        aggregate = partial.aggregate
+        if not aggregate.count:
             continue
         bucket, when = window, None
         if time_entry == 'time':
@@ -911,58 +934,85 @@ def build_total(query, partials):
             when = bucket[0]
         elif time_entry is not None:
             when = calendar_value(time_entry, partial.start)
-        key = (tuple(map(encode_label, partial.keys)), when)
-        group = groups.get(key)
+        keys = partial.keys
+        key = (tuple(map(encode, keys)), when)
+        group = get(key)
         if group is None:
             # NOTE: the first partial of a group becomes its aggregate;
             # build_total owns the partials it is given.
-            groups[key] = [bucket, partial.aggregate, partial.keys]
+            groups[key] = [bucket, aggregate, keys]
             continue
-        group[1].merge(partial.aggregate)
+        group[1].merge(aggregate)
         # NOTE: frames that share a start but not an end fall in one
         # 'time' bucket; it ends with the latest of them.
         if bucket[1] > group[0][1]:
             group[0] = bucket
-    # NOTE: groups are sorted and paged first: only the page's results
-    # are built (their Decimals cost most of this function, and a page
-    # is usually a fraction of the groups).
-    # Sort keys are flat: each label's 4-tuple (see label_sort_key) is
-    # spliced in, which orders groups alike and compares faster.
-    where = {key: index for index, key in enumerate(query.key_groupby)}
+    return groups
+
+
+def _ordered_groups(query, where, groups):
+    """Sort merged groups: ``[(sort key, when, group)]``.
+
+    Sort keys are flat: each label's 4-tuple (see label_sort_key) is
+    spliced in, which orders groups alike and compares faster.
+    """
+    # NOTE: per groupby entry: 0 for the time bucket, 1 for a calendar
+    # value, 2 and the key's index for a label.
+    steps = [(0, None) if entry == 'time' else
+             (1, None) if entry in CALENDAR_KEYS else (2, where[entry])
+             for entry in query.groupby]
     ordered = []
-    for (labels, when), group in groups.items():
-        order = []
-        for entry in query.groupby:
-            if entry == 'time':
-                order.append(when)
-            elif entry in CALENDAR_KEYS:
-                order.append(int(when))
-            else:
-                index = where[entry]
-                order.extend(_label_order(group[2][index], *labels[index]))
-        order.append(group[0][0])
-        ordered.append((tuple(order), when, group))
+    append = ordered.append
+    if steps == [(2, 0)]:
+        for (labels, when), group in groups.items():
+            append((_label_order(group[2][0], *labels[0]) + (group[0][0],),
+                    when, group))
+    else:
+        for (labels, when), group in groups.items():
+            order = []
+            for step, index in steps:
+                if step == 2:
+                    order.extend(_label_order(group[2][index],
+                                              *labels[index]))
+                else:
+                    order.append(when if step == 0 else int(when))
+            order.append(group[0][0])
+            append((tuple(order), when, group))
     ordered.sort(key=_sort_order)
-    return {'total': len(ordered),
-            'results': [_total_result(query, where, when, *group)
-                        for _, when, group in query.page(ordered)]}
+    return ordered
 
 
 def _sort_order(item):
     return item[0]
 
 
-def _total_result(query, where, when, bucket, aggregate, keys):
-    """One result of :func:`build_total`, in upstream's key order."""
-    result = {'begin': bucket[0], 'end': bucket[1]}
-    for custom in query.fields:
-        result[custom.alias] = aggregate.value(custom)
-    for entry in query.groupby:
-        if entry in CALENDAR_KEYS:
-            result[CALENDAR_KEYS[entry]] = when
-        elif entry != 'time':
-            result[entry] = keys[where[entry]]
-    return result
+def _total_results(query, where, page, from_units):
+    """The results of a page of :func:`_ordered_groups`.
+
+    In upstream's key order: ``begin``, ``end``, the fields, then the
+    groupby entries (the calendar ones by their upstream names).
+    """
+    sums = [(custom.alias, custom.field == 'qty') for custom in query.fields
+            if custom.func == 'sum']
+    only_sums = len(sums) == len(query.fields)
+    entries = [(CALENDAR_KEYS[entry], None) if entry in CALENDAR_KEYS
+               else (entry, where[entry]) for entry in query.groupby
+               if entry != 'time']
+    results = []
+    append = results.append
+    for _, when, (bucket, aggregate, keys) in page:
+        result = {'begin': bucket[0], 'end': bucket[1]}
+        if only_sums:
+            for alias, of_qty in sums:
+                result[alias] = from_units(aggregate.qty if of_qty
+                                           else aggregate.price)
+        else:
+            for custom in query.fields:
+                result[custom.alias] = aggregate.value(custom)
+        for name, index in entries:
+            result[name] = when if index is None else keys[index]
+        append(result)
+    return results
 
 
 def _frame_type(row):

@@ -331,35 +331,19 @@ encode_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /*
- * The Decimal a stored pair is worth, as fastpath.decimal_of_pair() makes
- * it: hundreds * 10**14 + rest units of 10**-12, an integer Decimal when
- * the units are whole, else the exact quotient (no trailing zero). Pairs
- * past 64 bits of units go to slow(hundreds, rest).
+ * The Decimal worth units of 10**-12, as money.from_units() makes it: an
+ * integer Decimal when the units are whole, else the exact quotient (no
+ * trailing zero), made from its text.
  */
 static PyObject *
-decimal_of_pair(PyObject *hundreds, PyObject *rest, PyObject *decimal_type,
-                PyObject *slow)
+decimal_of_long(long long units, PyObject *decimal_type)
 {
-    /* 92232 * 10**14 + 10**14 stays below 2**63. */
-    const long long limit = 92232, hundred = 100000000000000LL;
     const unsigned long long scale = 1000000000000ULL;
-    long long high, low, units;
     unsigned long long magnitude, whole, fraction;
     char text[48], *at;
-    int overflow, digits;
+    int digits;
     PyObject *string, *value;
 
-    high = PyLong_AsLongLongAndOverflow(hundreds, &overflow);
-    if (high == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow || high > limit || high < -limit)
-        return PyObject_CallFunctionObjArgs(slow, hundreds, rest, NULL);
-    low = PyLong_AsLongLongAndOverflow(rest, &overflow);
-    if (low == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow || low < 0 || low >= hundred)
-        return PyObject_CallFunctionObjArgs(slow, hundreds, rest, NULL);
-    units = high * hundred + low;
     magnitude = units < 0 ? 0ULL - (unsigned long long)units
                           : (unsigned long long)units;
     whole = magnitude / scale;
@@ -391,6 +375,58 @@ decimal_of_pair(PyObject *hundreds, PyObject *rest, PyObject *decimal_type,
     value = PyObject_CallOneArg(decimal_type, string);
     Py_DECREF(string);
     return value;
+}
+
+/*
+ * The Decimal a stored pair is worth, as fastpath.decimal_of_pair() makes
+ * it: hundreds * 10**14 + rest units of 10**-12. Pairs past 64 bits of
+ * units go to slow(hundreds, rest).
+ */
+static PyObject *
+decimal_of_pair(PyObject *hundreds, PyObject *rest, PyObject *decimal_type,
+                PyObject *slow)
+{
+    /* 92232 * 10**14 + 10**14 stays below 2**63. */
+    const long long limit = 92232, hundred = 100000000000000LL;
+    long long high, low;
+    int overflow;
+
+    high = PyLong_AsLongLongAndOverflow(hundreds, &overflow);
+    if (high == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || high > limit || high < -limit)
+        return PyObject_CallFunctionObjArgs(slow, hundreds, rest, NULL);
+    low = PyLong_AsLongLongAndOverflow(rest, &overflow);
+    if (low == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || low < 0 || low >= hundred)
+        return PyObject_CallFunctionObjArgs(slow, hundreds, rest, NULL);
+    return decimal_of_long(high * hundred + low, decimal_type);
+}
+
+/*
+ * decimal_of_units(decimal_type, slow, units): the Decimal worth units of
+ * 10**-12 (an int); units past 64 bits go to slow(units).
+ */
+static PyObject *
+decimal_of_units(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long units;
+    int overflow;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "decimal_of_units() takes 3 arguments");
+        return NULL;
+    }
+    if (!PyLong_Check(args[2]))
+        return PyObject_CallOneArg(args[1], args[2]);
+    units = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    if (units == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow)
+        return PyObject_CallOneArg(args[1], args[2]);
+    return decimal_of_long(units, args[0]);
 }
 
 /* times[micros], made by from_micros(micros) once (new reference). */
@@ -528,6 +564,10 @@ static PyMethodDef methods[] = {
      "encode_known(out, run, scope_id, type_, begin, end, known, "
      "mapping_types, config, start) -> index\n\n"
      "See cloudkitty.storage.v2.sqlalchemy.fastpath.python_encode_known()."},
+    {"decimal_of_units", (PyCFunction)(void (*)(void))decimal_of_units,
+     METH_FASTCALL,
+     "decimal_of_units(decimal_type, slow, units) -> Decimal\n\n"
+     "See cloudkitty.storage.v2.sqlalchemy.fastpath.decimal_of_units."},
     {"rebuild", (PyCFunction)(void (*)(void))rebuild, METH_FASTCALL,
      "rebuild(rows, info, times, from_micros, point_type, decimal_type, "
      "slow) -> points, or None for rows that are not tuples\n\n"

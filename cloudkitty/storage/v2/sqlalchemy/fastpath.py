@@ -17,7 +17,8 @@ as much as the database's own insert of the row, and the second a third
 of a read of one project (measured on SQLite and PostgreSQL, see the
 admin guide's benchmark page). :data:`encode_known` is the first step for
 the usual point: one of a series this process has seen, with a qty and
-price that are Decimals ready to store; :data:`rebuild` is the second.
+price that are Decimals ready to store; :data:`rebuild` is the second;
+:data:`decimal_of_units` makes the sums of totals.
 Each is written twice, here in Python and in ``_speedups.c``, which ``pip
 install`` compiles when it can (an optional extension: without a compiler
 the package installs with this module alone). The encoders stop at the
@@ -32,6 +33,7 @@ suite so).
 """
 
 import decimal
+import functools
 import os
 
 from cloudkitty import dataframe
@@ -198,3 +200,9 @@ encode_known = _SPEEDUPS.encode_known if COMPILED else python_encode_known
 #: What a read calls: :func:`python_rebuild`, or its compiled form when
 #: :data:`COMPILED` (for lists of tuples, what the drivers fetch).
 rebuild = _compiled_rebuild if COMPILED else python_rebuild
+#: :func:`cloudkitty.storage.v2.money.from_units`, compiled when
+#: :data:`COMPILED` for the units that fit 64 bits: what totals build
+#: their sums with (a total by id builds two per resource).
+decimal_of_units = functools.partial(
+    _SPEEDUPS.decimal_of_units, _DECIMAL, money.from_units) \
+    if COMPILED else money.from_units

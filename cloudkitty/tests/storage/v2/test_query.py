@@ -325,24 +325,32 @@ class BuildTotalTest(testtools.TestCase):
         """Rule 5: groups off the page are counted, their sums not read."""
         read = []
 
-        class Watched(query.Aggregate):
-            __slots__ = ('name',)
-
-            def value(self, custom):
-                read.append(self.name)
-                return super().value(custom)
+        def from_units(units):
+            read.append(units)
+            return money.from_units(units)
 
         parts = []
-        for name in 'edcba':
-            aggregate = Watched(1, 10 ** 12, 10 ** 12)
-            aggregate.name = name
+        for index, name in enumerate('edcba'):
+            # NOTE: qty and price tell each group's sums apart.
+            aggregate = query.Aggregate(1, index, 10 + index)
             parts.append(query.Partial((name,), T0, T0 + HOUR, aggregate))
         q = query.validate_total(groupby=['type'], begin=T0, end=T0 + DAY,
                                  offset=1, limit=2)
-        result = query.build_total(q, parts)
+        result = query.build_total(q, parts, from_units)
         self.assertEqual(5, result['total'])
         self.assertEqual(['b', 'c'], [r['type'] for r in result['results']])
-        self.assertEqual(['b', 'b', 'c', 'c'], read)
+        # NOTE: b's qty and price, then c's.
+        self.assertEqual([3, 13, 2, 12], read)
+        # NOTE: custom fields other than sums are read likewise.
+        read.clear()
+        q = query.validate_total(groupby=['type'], begin=T0, end=T0 + DAY,
+                                 offset=1, limit=2,
+                                 custom_fields='avg(qty) AS a')
+        self.assertEqual(
+            [money.average(money.from_units(3), 1),
+             money.average(money.from_units(2), 1)],
+            [r['a'] for r in query.build_total(q, parts, from_units)[
+                'results']])
 
     def test_typed_labels_sort_as_their_sort_keys(self):
         """Rule 5: groups of mixed kinds sort key by key, then by begin."""

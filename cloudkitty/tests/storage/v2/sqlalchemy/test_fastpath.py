@@ -278,3 +278,42 @@ class RebuildTest(testtools.TestCase):
         for name, rebuild in forms('rebuild'):
             self.assertRaises(KeyError, rebuild, [self._row(1, 1)], {}, {},
                               from_micros, dataframe.DataPoint)
+
+
+class DecimalOfUnitsTest(testtools.TestCase):
+    """Both forms make the Decimal money.from_units() makes, digit for digit.
+
+    Totals build their sums with it; units past 64 bits, and ints of
+    other types, go to money.from_units() itself.
+    """
+
+    def _forms(self):
+        result = [('python', money.from_units)]
+        if fastpath.COMPILED:
+            result.append(('compiled', fastpath.decimal_of_units))
+        return result
+
+    def _check(self, units):
+        for name, make in self._forms():
+            for value in units:
+                made = make(value)
+                self.assertIs(decimal.Decimal, type(made), name)
+                self.assertEqual(money.from_units(value).as_tuple(),
+                                 made.as_tuple(), '%s: %d' % (name, value))
+
+    def test_edge_values(self):
+        scale = money.SCALE
+        self._check([0, 1, -1, scale, -scale, scale // 2, -scale // 2,
+                     10 * scale, 10 * scale + 1, 2 ** 63 - 1, -2 ** 63,
+                     2 ** 63, -2 ** 63 - 1, 10 ** 40, -10 ** 40 - 7, True,
+                     123456789012345678, -123456789012345678])
+
+    def test_random_values(self):
+        rng = random.Random(int(os.environ.get('CLOUDKITTY_TEST_SEED', 0)))
+        self._check([rng.choice((1, -1)) * rng.randrange(
+            10 ** rng.randrange(1, 40)) for _ in range(3000)])
+
+    def test_other_values_raise_as_money_does(self):
+        for name, make in self._forms():
+            self.assertRaises(TypeError, make, None)
+            self.assertRaises((TypeError, ValueError), make, 'x')
