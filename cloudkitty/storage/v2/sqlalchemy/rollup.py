@@ -269,6 +269,65 @@ def subtract_points(conditions):
         price_lo=daily.c.price_lo - removed.c.price_rest)
 
 
+#: Where the database sums a day into ``ck_daily`` itself (see
+#: :func:`sum_day`); MariaDB's client path stays (its integer division and
+#: upsert differ).
+SUMS_IN_DATABASE = ('sqlite', 'postgresql')
+
+
+def _limbs_sql(field):
+    """SQL of the ``(big, small, lo)`` limbs of a field's summed pairs.
+
+    The same as :func:`limbs` of ``hundreds * 10**14 + rest``, without
+    forming that value (it overflows 64 bits first): ``rest`` sums are
+    never negative, so ``whole = hundreds * 100 + rest // 10**12`` and
+    ``lo = rest % 10**12``, and ``whole`` is split with a floor modulo
+    (SQL's ``%`` keeps the dividend's sign).
+    """
+    whole = '%s_whole' % field
+    modulo = '((%s %% %d) + %d) %% %d' % (whole, BIG, BIG, BIG)
+    return ['(%s - %s) / %d' % (whole, modulo, BIG), modulo,
+            '%s_rest %% %d' % (field, money.SCALE)]
+
+
+def sum_day(conn, day):
+    """Sum the points of one day into ``ck_daily``, in one statement.
+
+    The roll-up's step on :data:`SUMS_IN_DATABASE`: the points' sums per
+    series never leave the database (on SQLite, fetching them and sending
+    them back cost 40 % of a roll-up, measured). Sums are 64-bit: a day
+    whose sums overflow (SQLite's ``sum()`` raises; a product past 64
+    bits becomes a float that ``ck_daily``'s check refuses; PostgreSQL
+    raises on its ``BIGINT`` casts) raises, undone alone (on PostgreSQL
+    the caller holds a savepoint), and the caller sums it through the
+    client instead.
+
+    :param day: the start of a UTC day, in microseconds.
+    """
+    hundred = models.HUNDRED // money.SCALE
+    inner = ['count(*) AS n']
+    for field in ('qty', 'price'):
+        inner += [
+            'CAST(sum(%s_hundreds) AS BIGINT) * %d + '
+            'CAST(sum(%s_rest) AS BIGINT) / %d AS %s_whole' % (
+                field, hundred, field, money.SCALE, field),
+            'CAST(sum(%s_rest) AS BIGINT) AS %s_rest' % (field, field)]
+    outer = _limbs_sql('qty') + _limbs_sql('price')
+    columns = ', '.join(_COLUMNS)
+    update = ', '.join('%s = ck_daily.%s + excluded.%s' % (c, c, c)
+                       for c in _COLUMNS[2:])
+    statement = sa.text(
+        'INSERT INTO ck_daily (%s) '
+        'SELECT CAST(:day AS BIGINT), series_id, n, %s FROM ('
+        'SELECT series_id, %s FROM ck_point '
+        'WHERE "begin" >= :first AND "begin" < :last '
+        'GROUP BY series_id) AS sums WHERE 1 = 1 '
+        'ON CONFLICT (day, series_id) DO UPDATE SET %s' % (
+            columns, ', '.join(outer), ', '.join(inner), update))
+    conn.execute(statement, {'day': day, 'first': day,
+                             'last': day + DAY})
+
+
 def opposites(day_sums):
     """The :func:`upsert` rows that take day sums away from ``ck_daily``.
 

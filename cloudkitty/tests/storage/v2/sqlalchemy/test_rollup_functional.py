@@ -488,6 +488,56 @@ class _RollupMixin:
                                  self.frames),
             self.store.total(**window))
 
+    def test_roll_up_splits_sums_as_the_client_does(self):
+        """A day rolled up in the database has the client's limbs.
+
+        Each roll-up's share keeps ``0 <= small < 10**9`` and ``0 <= lo <
+        10**12`` (what bounds a row's growth, see :mod:`rollup`), negative
+        sums included.
+        """
+        self._push_in_order(2)
+        self._push_day(3)
+        self.assertRollupMatchesPoints()
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(models.daily)).all()
+        self.assertNotEqual([], rows)
+        for row in rows:
+            for field in ('qty', 'price'):
+                limbs = tuple(row._mapping[field + member]
+                              for member in ('_big', '_small', '_lo'))
+                self.assertEqual(rollup.limbs(rollup.units(*limbs)), limbs)
+
+    def test_roll_up_of_a_day_beyond_64_bits(self):
+        """A day whose sums pass 2**63 rolls up exactly, through the client.
+
+        SQLite and PostgreSQL sum a day into the rollup in one statement,
+        which overflows here: the statement is undone, and the day's sums
+        go through the client. The label sums of the day are built too.
+        """
+        day = 24 * HOUR
+        frames = builders.money_frames('p', start=T0 + day, count=10000)
+        frames += builders.money_frames('q', start=T0 + day + 5 * HOUR,
+                                        count=3)
+        self.store.push(frames)
+        logged = self.useFixture(fixtures.FakeLogger(
+            name=storage.__name__, level=logging.DEBUG))
+        later = dataframe.DataFrame(T0 + 2 * day, T0 + 2 * day + HOUR)
+        later.add_point(dataframe.DataPoint(
+            'u', decimal.Decimal(1), decimal.Decimal(1),
+            {'project_id': 'p'}, {}), 'cpu')
+        self.store.push([later])
+        self.frames = frames + [later]
+        self.assertEqual(query.to_micros(T0 + 2 * day), self._until())
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+        window = dict(begin=T0 + day, end=T0 + 2 * day)
+        self.assertEqual(
+            query.evaluate_total(query.validate_total(
+                groupby=['project_id'], **window), self.frames),
+            self.store.total(groupby=['project_id'], **window))
+        if self.store.engine.dialect.name in rollup.SUMS_IN_DATABASE:
+            self.assertIn('rolled up through the client', logged.output)
+
     def test_rollup_unfiltered_delete_beyond_64_bits(self):
         """A delete without filters whose day sums pass 2**63 stays exact.
 
