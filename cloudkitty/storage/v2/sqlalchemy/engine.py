@@ -18,7 +18,9 @@ upgrade from a read lock. MySQL/MariaDB connections use utf8mb4.
 """
 
 import contextlib
+import itertools
 import random
+import sqlite3
 import time
 
 from oslo_log import log
@@ -369,10 +371,16 @@ class BulkWrite:
     """One ``INSERT ... VALUES (...) [suffix]`` run for many rows, fast.
 
     The statement is written once, in the driver's parameter style, and
-    runs through the driver's ``executemany`` on tuples: SQLite's is
-    in-process and PyMySQL folds the rows into multi-row statements itself.
-    (PostgreSQL uses :class:`CopyWrite`: with psycopg, ``executemany``
-    measured 30% slower than COPY and multi-row statements slower still.)
+    runs through the driver's ``executemany`` on tuples; PyMySQL folds the
+    rows into multi-row statements itself. On SQLite, whose driver runs a
+    statement per row, rows that come in the order of the table's key go
+    :data:`SQLITE_ROWS` at a time in statements of as many ``VALUES``
+    lists (the points of a push sorted by series: 0.93 us a point of
+    ``ck_point``, sort included, instead of 1.37 one by one in push order;
+    in push order, multi-row statements took 1.66: measured with raw
+    ``sqlite3``). (PostgreSQL uses :class:`CopyWrite`: with psycopg,
+    ``executemany`` measured 30% slower than COPY and multi-row statements
+    slower still.)
 
     :param dialect: the engine's dialect.
     :param table: the table name.
@@ -383,14 +391,42 @@ class BulkWrite:
     def __init__(self, dialect, table, columns, suffix=''):
         quote = dialect.identifier_preparer.quote
         marker = '?' if dialect.paramstyle == 'qmark' else '%s'
-        self.text = 'INSERT INTO %s (%s) VALUES (%s)%s' % (
-            quote(table), ', '.join(quote(c) for c in columns),
-            ', '.join([marker] * len(columns)), suffix)
+        head = 'INSERT INTO %s (%s) VALUES ' % (
+            quote(table), ', '.join(quote(c) for c in columns))
+        values = '(%s)' % ', '.join([marker] * len(columns))
+        self.text = head + values + suffix
+        self._per_statement = 1
+        if dialect.name == 'sqlite':
+            # NOTE: SQLite before 3.32 binds at most 999 parameters.
+            limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+            self._per_statement = max(1, min(SQLITE_ROWS,
+                                             limit // len(columns)))
+            self._many_text = head + ', '.join(
+                [values] * self._per_statement) + suffix
 
-    def execute(self, conn, rows):
-        """Write ``rows`` (a list of tuples) on ``conn``."""
-        if rows:
-            conn.exec_driver_sql(self.text, rows)
+    def execute(self, conn, rows, in_key_order=False):
+        """Write ``rows`` (a list of tuples) on ``conn``, in their order.
+
+        :param in_key_order: whether the rows come in the order of the
+            table's key (or nearly), which multi-row statements need to
+            be faster.
+        """
+        if not rows:
+            return
+        size = self._per_statement if in_key_order else 1
+        whole = len(rows) // size * size if size > 1 else 0
+        if whole:
+            flat = list(itertools.chain.from_iterable(rows[:whole]))
+            width = len(flat) // whole * size
+            conn.exec_driver_sql(self._many_text, [
+                tuple(flat[at:at + width])
+                for at in range(0, len(flat), width)])
+        if whole < len(rows):
+            conn.exec_driver_sql(self.text, rows[whole:])
+
+
+#: Rows a SQLite bulk write binds in one statement (see :class:`BulkWrite`).
+SQLITE_ROWS = 256
 
 
 # NOTE: the PostgreSQL type of each SQLAlchemy column type written by COPY
@@ -445,8 +481,12 @@ class CopyWrite:
         self.copy = 'COPY %s (%s) FROM STDIN (FORMAT BINARY)' % (target,
                                                                  names)
 
-    def execute(self, conn, rows):
-        """Write ``rows`` (a list of tuples) on ``conn``."""
+    def execute(self, conn, rows, in_key_order=False):
+        """Write ``rows`` (a list of tuples) on ``conn``.
+
+        :param in_key_order: as for :meth:`BulkWrite.execute`; a COPY
+            takes the rows in any order alike.
+        """
         if not rows:
             return
         with self.streaming(conn) as write:
