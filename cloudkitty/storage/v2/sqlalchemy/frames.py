@@ -254,9 +254,5 @@ def subtract(conn, counts):
 def forget(conn, start=None, stop=None):
     """Delete the counts of frames starting in ``[start, stop)`` (or all)."""
     frame = models.frame
-    clauses = []
-    if start is not None:
-        clauses.append(frame.c.begin >= start)
-    if stop is not None:
-        clauses.append(frame.c.begin < stop)
-    conn.execute(frame.delete().where(*clauses))
+    conn.execute(frame.delete().where(
+        *models.between(frame.c.begin, start, stop)))

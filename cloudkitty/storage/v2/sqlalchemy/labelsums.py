@@ -197,12 +197,8 @@ class LabelSums:
         if not self.kept:
             return
         table = models.label_daily
-        clauses = []
-        if first is not None:
-            clauses.append(table.c.day >= first)
-        if last is not None:
-            clauses.append(table.c.day < last)
-        conn.execute(table.delete().where(*clauses))
+        conn.execute(table.delete().where(
+            *models.between(table.c.day, first, last)))
 
     def _forget(self, conn, days):
         """Drop the rows and fresh marks of ``days``, for every key."""

@@ -131,18 +131,20 @@ point = sa.Table(
              'qty_rest', 'price_hundreds', 'price_rest'),
 )
 
+
+def _day_sums():
+    """New columns of a day's count and exact sums (see ``rollup``)."""
+    return [sa.Column(name, sa.BigInteger, nullable=False)
+            for name in ('n', 'qty_big', 'qty_small', 'qty_lo', 'price_big',
+                         'price_small', 'price_lo')]
+
+
 daily = sa.Table(
     'ck_daily', metadata,
     sa.Column('day', sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column('series_id', sa.Integer, sa.ForeignKey('ck_series.id'),
               primary_key=True, autoincrement=False),
-    sa.Column('n', sa.BigInteger, nullable=False),
-    sa.Column('qty_big', sa.BigInteger, nullable=False),
-    sa.Column('qty_small', sa.BigInteger, nullable=False),
-    sa.Column('qty_lo', sa.BigInteger, nullable=False),
-    sa.Column('price_big', sa.BigInteger, nullable=False),
-    sa.Column('price_small', sa.BigInteger, nullable=False),
-    sa.Column('price_lo', sa.BigInteger, nullable=False),
+    *_day_sums(),
     sqlite_with_rowid=False,
 )
 
@@ -181,13 +183,7 @@ label_daily = sa.Table(
     sa.Column('type', sa.String(MAX_NAME_LENGTH), primary_key=True),
     sa.Column('kind', sa.String(1), primary_key=True),
     sa.Column('value', sa.Text, primary_key=True),
-    sa.Column('n', sa.BigInteger, nullable=False),
-    sa.Column('qty_big', sa.BigInteger, nullable=False),
-    sa.Column('qty_small', sa.BigInteger, nullable=False),
-    sa.Column('qty_lo', sa.BigInteger, nullable=False),
-    sa.Column('price_big', sa.BigInteger, nullable=False),
-    sa.Column('price_small', sa.BigInteger, nullable=False),
-    sa.Column('price_lo', sa.BigInteger, nullable=False),
+    *_day_sums(),
     sqlite_with_rowid=False,
 )
 
@@ -219,6 +215,21 @@ push = sa.Table(
     sa.Column('pushed_at', sa.BigInteger, nullable=False),
     sa.Index('ck_push_window', 'first_begin', 'last_begin'),
 )
+
+
+def between(column, start=None, stop=None):
+    """WHERE clauses that bound a column to ``[start, stop)``.
+
+    :param start: the lowest value kept, or None for no lower bound.
+    :param stop: the first value past them, or None for no upper bound.
+    :returns: a list of clauses (empty for no bound).
+    """
+    clauses = []
+    if start is not None:
+        clauses.append(column >= start)
+    if stop is not None:
+        clauses.append(column < stop)
+    return clauses
 
 
 def split(value_units):
