@@ -29,7 +29,9 @@ write into ``ck_daily`` (late data, deletes) makes its days stale in its
 own transaction instead: their fresh marks go, and the days are listed in
 ``ck_label_stale``, which the next roll-ups rebuild (the newest first, at
 most :data:`REBUILT_PER_ROLL_UP` each). A delete that drops whole days
-from ``ck_daily`` drops their rows here as well: they stay exact. Readers
+from ``ck_daily`` drops their rows here as well: they stay exact. A key
+the option gains lists every day rolled up before as stale (see
+:meth:`LabelSums.adopt_keys`). Readers
 use this table only when every day of their window that has frames is
 fresh for their key; otherwise they read ``ck_daily`` as before, which
 gives the same sums.
@@ -48,6 +50,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy import exc as sa_exc
 
 from cloudkitty.storage.v2.sqlalchemy import engine
+from cloudkitty.storage.v2.sqlalchemy import frames
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
 
@@ -69,9 +72,9 @@ class LabelSums:
     """Keeps and reads ``ck_label_daily`` for some label keys.
 
     :param dialect: the database's SQLAlchemy dialect.
-    :param keys: the label keys to keep (``rollup_label_keys``); none, or
-        a database of :data:`KEPT_ON`'s complement, turns every method
-        into a no-op and :meth:`usable` into False.
+    :param keys: the label keys to keep (``rollup_label_keys``); on a
+        database of :data:`KEPT_ON`'s complement every method is a no-op
+        and :meth:`key_of` None.
     """
 
     def __init__(self, dialect, keys):
@@ -131,6 +134,38 @@ class LabelSums:
                             'rollup', key, days[0])
             return []
         return days
+
+    def adopt_keys(self, conn, until):
+        """Record the keys kept; list every rolled-up day for new ones.
+
+        A key the option gained has no sums for the days rolled up
+        before: they are listed as stale (their fresh marks for the other
+        keys stay, still exact), so that the roll-ups rebuild them for
+        every key. A key the option lost is forgotten, so that adding it
+        again lists them again. ``ck_label_keys`` holds the keys of the
+        last roll-up: processes that share a database should share the
+        option. In a roll-up's transaction (see :meth:`build`).
+
+        :param until: :func:`rollup.until`, as the roll-up locked it.
+        """
+        if not self.kept:
+            return
+        table = models.label_keys
+        known = set(conn.scalars(sa.select(table.c.key)).all())
+        wanted = set(self.keys)
+        if known == wanted:
+            return
+        if known - wanted:
+            conn.execute(table.delete().where(
+                table.c.key.in_(sorted(known - wanted))))
+        if wanted - known:
+            if until != rollup.NOTHING:
+                days = frames.days_between(conn, None, until)
+                if days:
+                    conn.execute(self._insert_stale,
+                                 [{'day': day} for day in days])
+            conn.execute(table.insert(), [{'key': key}
+                                          for key in sorted(wanted - known)])
 
     def rebuild_stale(self, conn, limit=REBUILT_PER_ROLL_UP):
         """Rebuild up to ``limit`` stale days, the newest first.

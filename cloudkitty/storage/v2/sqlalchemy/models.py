@@ -45,10 +45,10 @@ Rated points are stored as facts that reference interned series:
     column for every value below ``10**20`` (:data:`MAX_MAGNITUDE`), and
     pairs compare like the values they encode.
 
-``ck_label_daily``, ``ck_label_fresh``, ``ck_label_stale``
+``ck_label_daily``, ``ck_label_fresh``, ``ck_label_stale``, ``ck_label_keys``
     SQLite and PostgreSQL only: per label key kept, day, type and label
     value, the number of points and their exact sums; the days whose
-    sums are exact per key, and the days to rebuild (see
+    sums are exact per key, the days to rebuild, and the keys kept (see
     :mod:`~cloudkitty.storage.v2.sqlalchemy.labelsums`).
 ``ck_counter``
     SQLite only: per name, the next id to take (see
@@ -167,7 +167,8 @@ frame = sa.Table(
 ONLY_ON = {'ck_counter': ('sqlite',),
            'ck_label_daily': ('sqlite', 'postgresql'),
            'ck_label_fresh': ('sqlite', 'postgresql'),
-           'ck_label_stale': ('sqlite', 'postgresql')}
+           'ck_label_stale': ('sqlite', 'postgresql'),
+           'ck_label_keys': ('sqlite', 'postgresql')}
 
 counter = sa.Table(
     'ck_counter', metadata,
@@ -197,6 +198,12 @@ label_fresh = sa.Table(
 label_stale = sa.Table(
     'ck_label_stale', metadata,
     sa.Column('day', sa.BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+label_keys = sa.Table(
+    'ck_label_keys', metadata,
+    sa.Column('key', sa.String(MAX_NAME_LENGTH), primary_key=True),
     sqlite_with_rowid=False,
 )
 

@@ -43,7 +43,9 @@ sqlalchemy_opts = [
                      'value and day instead of one per series and day. Each '
                      'costs a statement per day rolled up; a key with a '
                      'value per series (a resource id) saves nothing. A key '
-                     'added later is kept from the next day rolled up on.'),
+                     'added later is built for earlier days by the roll-ups '
+                     'that follow, a week of days each. Processes that share '
+                     'a database should share this option.'),
 ]
 
 

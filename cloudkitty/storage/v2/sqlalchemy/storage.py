@@ -400,6 +400,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     tuple(int(value) for value in row[-2:] + row[:-2])
                     for row in sums])
                 rollup.move_until(conn, day)
+                self._labels.adopt_keys(conn, until)
                 self._labels.build(conn, days)
                 self._labels.rebuild_stale(conn)
         self._partitions.analyze_stale(

@@ -313,6 +313,50 @@ class _RollupMixin:
                 models.label_stale.c.day)).all())
         self._label_totals(expect_labels=True)
 
+    def test_a_key_added_to_the_option_is_built_for_earlier_days(self):
+        """Days rolled up before a key was kept are rebuilt for it.
+
+        The next roll-up lists them as stale and rebuilds them (a week at
+        a time); the other keys' sums stay fresh meanwhile.
+        """
+        if not self.store._labels.kept:
+            self.skipTest('no label sums on %s'
+                          % self.store.engine.dialect.name)
+        conf = cfg.ConfigOpts()
+        options.register_opts(conf)
+        conf.set_override('rollup_label_keys', ['project_id'],
+                          options.GROUP)
+        self.store = self.new_store(conf)
+        self._push_in_order(4)
+        with self.store.engine.connect() as conn:
+            self.assertEqual({'project_id'}, set(conn.scalars(
+                sa.select(models.label_fresh.c.key))))
+        # NOTE: the option gains flavor: its totals read ck_daily, exact,
+        # until the next roll-up.
+        conf = cfg.ConfigOpts()
+        options.register_opts(conf)
+        conf.set_override('rollup_label_keys', ['flavor', 'project_id'],
+                          options.GROUP)
+        self.store = self.new_store(conf)
+        self._label_totals(expect_labels=False)
+        args = dict(begin=T0, end=T0 + 3 * 24 * HOUR,
+                    groupby=['project_id'], paginate=False)
+        with mock.patch.object(self.store, '_label_partials',
+                               wraps=self.store._label_partials) as read:
+            self.assertEqual(
+                query.evaluate_total(query.validate_total(**args),
+                                     self.frames),
+                self.store.total(**args))
+        self.assertEqual(1, read.call_count)
+        self._push_day(4)
+        self.assertRollupMatchesPoints()
+        with self.store.engine.connect() as conn:
+            self.assertEqual([], conn.scalars(sa.select(
+                models.label_stale.c.day)).all())
+            self.assertEqual(['flavor', 'project_id'], sorted(
+                conn.scalars(sa.select(models.label_keys.c.key))))
+        self._label_totals(expect_labels=True)
+
     def _push_day(self, index):
         start = T0 + index * 24 * HOUR
         frame = dataframe.DataFrame(start, start + HOUR)

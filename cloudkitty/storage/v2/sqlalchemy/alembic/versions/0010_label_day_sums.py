@@ -13,7 +13,8 @@
 
 Creates ``ck_label_daily`` (per label key, day, type and value: the number
 of points and their exact sums), ``ck_label_fresh`` (the days whose sums
-are exact, per key) and ``ck_label_stale`` (the days to rebuild); see
+are exact, per key), ``ck_label_stale`` (the days to rebuild) and
+``ck_label_keys`` (the keys kept, empty until a roll-up); see
 :mod:`cloudkitty.storage.v2.sqlalchemy.labelsums`. Every day the rollup
 holds already is listed as stale: no day is fresh yet, so totals read
 ``ck_daily`` as before, and the roll-ups that follow rebuild a week of
@@ -62,6 +63,10 @@ def upgrade():
         sa.Column('day', sa.BigInteger, primary_key=True,
                   autoincrement=False),
         sqlite_with_rowid=False)
+    op.create_table(
+        'ck_label_keys',
+        sa.Column('key', sa.String(255), primary_key=True),
+        sqlite_with_rowid=False)
     # NOTE: ck_daily's key leads with the day: its distinct days are read
     # from the key alone.
     bind.exec_driver_sql(
@@ -69,5 +74,6 @@ def upgrade():
 
 
 def downgrade():
-    for name in ('ck_label_stale', 'ck_label_fresh', 'ck_label_daily'):
+    for name in ('ck_label_keys', 'ck_label_stale', 'ck_label_fresh',
+                 'ck_label_daily'):
         op.drop_table(name)
