@@ -558,6 +558,143 @@ done:
     return points;
 }
 
+/* A point's place in key order: its series, then its place in the push. */
+typedef struct {
+    long long series;
+    Py_ssize_t index;
+} place;
+
+static int
+compare_places(const void *left, const void *right)
+{
+    const place *a = left, *b = right;
+
+    if (a->series != b->series)
+        return a->series < b->series ? -1 : 1;
+    return a->index < b->index ? -1 : (a->index > b->index);
+}
+
+/*
+ * statement_rows(points, first, per_statement) -> (chunks, rest), or None
+ * for points it does not take (not a list of 7-tuples with int series).
+ * See fastpath.python_statement_rows().
+ */
+static PyObject *
+statement_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *points, *chunks = NULL, *rest = NULL, *result = NULL;
+    PyObject *chunk = NULL;
+    place *places = NULL;
+    long long first;
+    Py_ssize_t size, per, whole, index, at = 0;
+    int overflow;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "statement_rows() takes 3 arguments");
+        return NULL;
+    }
+    points = args[0];
+    if (!PyList_CheckExact(points) || !PyLong_Check(args[1]) ||
+            !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "statement_rows(): bad arguments");
+        return NULL;
+    }
+    first = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    if (first == -1 && PyErr_Occurred())
+        return NULL;
+    per = PyLong_AsSsize_t(args[2]);
+    if (per == -1 && PyErr_Occurred())
+        return NULL;
+    size = PyList_GET_SIZE(points);
+    if (overflow || per < 1 || first > LLONG_MAX - size)
+        Py_RETURN_NONE;
+    places = PyMem_New(place, size > 0 ? size : 1);
+    if (places == NULL)
+        return PyErr_NoMemory();
+    /* Nothing below calls Python code: the list and its tuples stay. */
+    for (index = 0; index < size; index++) {
+        PyObject *point = PyList_GET_ITEM(points, index);
+        PyObject *series;
+
+        if (!PyTuple_CheckExact(point) || PyTuple_GET_SIZE(point) != 7)
+            goto fallback;
+        series = PyTuple_GET_ITEM(point, 0);
+        if (!PyLong_CheckExact(series))
+            goto fallback;
+        places[index].series = PyLong_AsLongLongAndOverflow(series,
+                                                            &overflow);
+        if (places[index].series == -1 && PyErr_Occurred())
+            goto done;
+        if (overflow)
+            goto fallback;
+        places[index].index = index;
+    }
+    qsort(places, (size_t)size, sizeof(place), compare_places);
+    whole = size / per * per;
+    chunks = PyList_New(0);
+    rest = PyList_New(0);
+    if (chunks == NULL || rest == NULL)
+        goto done;
+    for (index = 0; index < size; index++) {
+        PyObject *point = PyList_GET_ITEM(points, places[index].index);
+        PyObject *id = PyLong_FromLongLong(first + places[index].index);
+        Py_ssize_t member;
+
+        if (id == NULL)
+            goto done;
+        if (index < whole) {
+            if (chunk == NULL) {
+                chunk = PyTuple_New(per * 8);
+                if (chunk == NULL) {
+                    Py_DECREF(id);
+                    goto done;
+                }
+                at = 0;
+            }
+            PyTuple_SET_ITEM(chunk, at++, id);
+            for (member = 0; member < 7; member++) {
+                PyObject *item = PyTuple_GET_ITEM(point, member);
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(chunk, at++, item);
+            }
+            if (at == per * 8) {
+                if (PyList_Append(chunks, chunk) < 0)
+                    goto done;
+                Py_CLEAR(chunk);
+            }
+        } else {
+            PyObject *row = PyTuple_New(8);
+            if (row == NULL) {
+                Py_DECREF(id);
+                goto done;
+            }
+            PyTuple_SET_ITEM(row, 0, id);
+            for (member = 0; member < 7; member++) {
+                PyObject *item = PyTuple_GET_ITEM(point, member);
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(row, member + 1, item);
+            }
+            if (PyList_Append(rest, row) < 0) {
+                Py_DECREF(row);
+                goto done;
+            }
+            Py_DECREF(row);
+        }
+    }
+    result = PyTuple_Pack(2, chunks, rest);
+    goto done;
+fallback:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(chunk);
+    Py_XDECREF(chunks);
+    Py_XDECREF(rest);
+    PyMem_Free(places);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"encode_known", (PyCFunction)(void (*)(void))encode_known,
      METH_FASTCALL,
@@ -568,6 +705,11 @@ static PyMethodDef methods[] = {
      METH_FASTCALL,
      "decimal_of_units(decimal_type, slow, units) -> Decimal\n\n"
      "See cloudkitty.storage.v2.sqlalchemy.fastpath.decimal_of_units."},
+    {"statement_rows", (PyCFunction)(void (*)(void))statement_rows,
+     METH_FASTCALL,
+     "statement_rows(points, first, per_statement) -> (chunks, rest), or "
+     "None\n\n"
+     "See cloudkitty.storage.v2.sqlalchemy.fastpath.python_statement_rows()."},
     {"rebuild", (PyCFunction)(void (*)(void))rebuild, METH_FASTCALL,
      "rebuild(rows, info, times, from_micros, point_type, decimal_type, "
      "slow) -> points, or None for rows that are not tuples\n\n"

@@ -18,7 +18,6 @@ upgrade from a read lock. MySQL/MariaDB connections use utf8mb4.
 """
 
 import contextlib
-import itertools
 import random
 import sqlite3
 import time
@@ -375,7 +374,9 @@ class BulkWrite:
     rows into multi-row statements itself. On SQLite, whose driver runs a
     statement per row, rows that come in the order of the table's key go
     :data:`SQLITE_ROWS` at a time in statements of as many ``VALUES``
-    lists (the points of a push sorted by series: 0.93 us a point of
+    lists (:meth:`execute_chunks`; the points of a push sorted by series,
+    see :data:`cloudkitty.storage.v2.sqlalchemy.fastpath.statement_rows`:
+    0.93 us a point of
     ``ck_point``, sort included, instead of 1.37 one by one in push order;
     in push order, multi-row statements took 1.66: measured with raw
     ``sqlite3``). (PostgreSQL uses :class:`CopyWrite`: with psycopg,
@@ -404,25 +405,27 @@ class BulkWrite:
             self._many_text = head + ', '.join(
                 [values] * self._per_statement) + suffix
 
-    def execute(self, conn, rows, in_key_order=False):
-        """Write ``rows`` (a list of tuples) on ``conn``, in their order.
+    @property
+    def per_statement(self):
+        """Rows a multi-row statement takes (1: none, not SQLite)."""
+        return self._per_statement
 
-        :param in_key_order: whether the rows come in the order of the
-            table's key (or nearly), which multi-row statements need to
-            be faster.
+    def execute(self, conn, rows):
+        """Write ``rows`` (a list of tuples) on ``conn``, in their order."""
+        if rows:
+            conn.exec_driver_sql(self.text, rows)
+
+    def execute_chunks(self, conn, chunks, rest):
+        """Write rows laid out for multi-row statements, then the rest.
+
+        :param chunks: tuples of :attr:`per_statement` rows' values each,
+            in the order of the table's key (see :data:`cloudkitty.
+            storage.v2.sqlalchemy.fastpath.statement_rows`).
+        :param rest: the rows left over, one tuple each.
         """
-        if not rows:
-            return
-        size = self._per_statement if in_key_order else 1
-        whole = len(rows) // size * size if size > 1 else 0
-        if whole:
-            flat = list(itertools.chain.from_iterable(rows[:whole]))
-            width = len(flat) // whole * size
-            conn.exec_driver_sql(self._many_text, [
-                tuple(flat[at:at + width])
-                for at in range(0, len(flat), width)])
-        if whole < len(rows):
-            conn.exec_driver_sql(self.text, rows[whole:])
+        if chunks:
+            conn.exec_driver_sql(self._many_text, chunks)
+        self.execute(conn, rest)
 
 
 #: Rows a SQLite bulk write binds in one statement (see :class:`BulkWrite`).
@@ -481,12 +484,8 @@ class CopyWrite:
         self.copy = 'COPY %s (%s) FROM STDIN (FORMAT BINARY)' % (target,
                                                                  names)
 
-    def execute(self, conn, rows, in_key_order=False):
-        """Write ``rows`` (a list of tuples) on ``conn``.
-
-        :param in_key_order: as for :meth:`BulkWrite.execute`; a COPY
-            takes the rows in any order alike.
-        """
+    def execute(self, conn, rows):
+        """Write ``rows`` (a list of tuples) on ``conn``."""
         if not rows:
             return
         with self.streaming(conn) as write:

@@ -18,7 +18,8 @@ of a read of one project (measured on SQLite and PostgreSQL, see the
 admin guide's benchmark page). :data:`encode_known` is the first step for
 the usual point: one of a series this process has seen, with a qty and
 price that are Decimals ready to store; :data:`rebuild` is the second;
-:data:`decimal_of_units` makes the sums of totals.
+:data:`statement_rows` numbers and lays out a SQLite push's rows for its
+multi-row statements; :data:`decimal_of_units` makes the sums of totals.
 Each is written twice, here in Python and in ``_speedups.c``, which ``pip
 install`` compiles when it can (an optional extension: without a compiler
 the package installs with this module alone). The encoders stop at the
@@ -34,6 +35,8 @@ suite so).
 
 import decimal
 import functools
+import itertools
+import operator
 import os
 
 from cloudkitty import dataframe
@@ -169,6 +172,41 @@ def python_rebuild(rows, info, times, from_micros, point_type):
     return points
 
 
+def python_statement_rows(points, first, per_statement):
+    """Number a push's rows and lay them out for multi-row statements.
+
+    The reference form of :data:`statement_rows`. Each point gets its id
+    in push order (``first`` on), then the rows are sorted by series
+    (stably: one frame start's rows then come in the order of SQLite's
+    key, see :class:`~cloudkitty.storage.v2.sqlalchemy.engine.BulkWrite`)
+    and flattened, ``per_statement`` rows to a tuple of parameters.
+
+    :param points: ``(series_id, begin, end, qty_hundreds, qty_rest,
+        price_hundreds, price_rest)`` tuples.
+    :returns: ``(chunks, rest)``: tuples of ``per_statement`` rows' values
+        each, and the ``(id,) + point`` rows left over.
+    """
+    rows = list(map(operator.add, zip(range(first, first + len(points))),
+                    points))
+    rows.sort(key=_SERIES_OF_ROW)
+    whole = len(rows) // per_statement * per_statement
+    flat = list(itertools.chain.from_iterable(rows[:whole]))
+    width = per_statement * 8
+    return ([tuple(flat[at:at + width]) for at in range(0, len(flat), width)],
+            rows[whole:])
+
+
+_SERIES_OF_ROW = operator.itemgetter(1)
+
+
+def _compiled_statement_rows(points, first, per_statement):
+    """:func:`python_statement_rows`, compiled, for lists of 7-tuples."""
+    laid_out = _SPEEDUPS.statement_rows(points, first, per_statement)
+    if laid_out is None:
+        return python_statement_rows(points, first, per_statement)
+    return laid_out
+
+
 def _compiled_rebuild(rows, info, times, from_micros, point_type):
     """:func:`python_rebuild`, compiled, for a list of plain tuples."""
     points = None
@@ -200,6 +238,11 @@ encode_known = _SPEEDUPS.encode_known if COMPILED else python_encode_known
 #: What a read calls: :func:`python_rebuild`, or its compiled form when
 #: :data:`COMPILED` (for lists of tuples, what the drivers fetch).
 rebuild = _compiled_rebuild if COMPILED else python_rebuild
+#: What a SQLite push of one frame start lays its rows out with:
+#: :func:`python_statement_rows`, or its compiled form when
+#: :data:`COMPILED`.
+statement_rows = _compiled_statement_rows if COMPILED \
+    else python_statement_rows
 #: :func:`cloudkitty.storage.v2.money.from_units`, compiled when
 #: :data:`COMPILED` for the units that fit 64 bits: what totals build
 #: their sums with (a total by id builds two per resource).

@@ -564,25 +564,27 @@ class SQLAlchemyStorage(v2.BaseStorage):
         created = series_mod.intern(conn, new_series)
         if created:
             points = [(created.get(p[0], p[0]),) + p[1:] for p in points]
-        rows = points
-        in_key_order = False
-        if self._numbers_points and points:
-            first = counters.take(conn, len(points))
-            # NOTE: (id,) + point, each made in C by map() and zip().
-            rows = list(map(operator.add, zip(range(
-                first, first + len(points))), points))
-            if len({begin for begin, _ in counts}) == 1:
-                # NOTE: one frame start: sorted by series, the rows come
-                # in the order of SQLite's key (begin, end, series_id,
-                # id), which its bulk write needs (see engine.BulkWrite).
-                # Each keeps its id: push order stays the tiebreak.
-                rows.sort(key=_SERIES_OF_ROW)
-                in_key_order = True
         # NOTE: driver-level bulk writes of tuples: SQLAlchemy's per-row
         # parameter processing would cost more than the database's own
         # work here.
-        self._insert_points.execute(conn, rows, in_key_order)
-        del rows
+        if self._numbers_points and points:
+            first = counters.take(conn, len(points))
+            if len({begin for begin, _ in counts}) == 1 and \
+                    self._insert_points.per_statement > 1:
+                # NOTE: one frame start: sorted by series, the rows come
+                # in the order of SQLite's key (begin, end, series_id,
+                # id), which its multi-row statements need (see
+                # engine.BulkWrite). Ids are push order, the tiebreak.
+                self._insert_points.execute_chunks(
+                    conn, *fastpath.statement_rows(
+                        points, first, self._insert_points.per_statement))
+            else:
+                # NOTE: (id,) + point, each made in C by map() and zip().
+                self._insert_points.execute(conn, list(map(
+                    operator.add, zip(range(first, first + len(points))),
+                    points)))
+        else:
+            self._insert_points.execute(conn, points)
         # NOTE: the frame starts tell whether any point is late data,
         # without a step per point (most pushes have none).
         if min(begin for begin, _ in counts) < until:
@@ -1622,8 +1624,6 @@ def _point_row(series, begin, end, point):
 
 _point_units = money.point_units
 _HUNDRED = models.HUNDRED
-#: The series id of a numbered ``ck_point`` row (see ``_store``).
-_SERIES_OF_ROW = operator.itemgetter(1)
 
 
 def _runs(frames):

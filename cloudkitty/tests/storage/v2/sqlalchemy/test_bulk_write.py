@@ -11,9 +11,9 @@
 # under the License.
 """SQLite's bulk writes land every row once, whatever their number.
 
-Rows in key order go :data:`engine.SQLITE_ROWS` at a time in multi-row
-statements and the rest one by one; an ``ON CONFLICT`` suffix applies to
-each row in order, as it does one row at a time.
+Rows laid out in chunks go :data:`engine.SQLITE_ROWS` at a time in
+multi-row statements and the rest one by one; an ``ON CONFLICT`` suffix
+applies to each row in order, as it does one row at a time.
 """
 
 import sqlalchemy as sa
@@ -36,23 +36,31 @@ class SQLiteBulkWriteTest(testtools.TestCase):
                 'CREATE TABLE t (k INTEGER PRIMARY KEY, a BIGINT NOT NULL, '
                 'b TEXT NOT NULL)')
 
-    def _write(self, rows, in_key_order, suffix=''):
+    def _write(self, rows, chunked, suffix=''):
         writer = engine_mod.BulkWrite(self.engine.dialect, 't',
                                       ('k', 'a', 'b'), suffix)
         with self.engine.begin() as conn:
-            writer.execute(conn, rows, in_key_order)
+            if chunked:
+                size = writer.per_statement
+                whole = len(rows) // size * size
+                flat = [value for row in rows[:whole] for value in row]
+                writer.execute_chunks(conn, [
+                    tuple(flat[at:at + 3 * size])
+                    for at in range(0, len(flat), 3 * size)], rows[whole:])
+            else:
+                writer.execute(conn, rows)
             return conn.exec_driver_sql(
                 'SELECT k, a, b FROM t ORDER BY k').all()
 
     def test_every_row_lands_once(self):
         for count in (0, 1, SIZE - 1, SIZE, SIZE + 1, 3 * SIZE + 7):
-            for in_key_order in (True, False):
+            for chunked in (True, False):
                 with self.engine.begin() as conn:
                     conn.exec_driver_sql('DELETE FROM t')
                 rows = [(k, k * 10 ** 12 - 7, 'v%d' % k)
                         for k in range(count)]
                 self.assertEqual(rows, [tuple(r) for r in self._write(
-                    rows, in_key_order)], (count, in_key_order))
+                    rows, chunked)], (count, chunked))
 
     def test_conflicts_apply_row_by_row(self):
         suffix = ' ON CONFLICT (k) DO UPDATE SET a = t.a + excluded.a'

@@ -317,3 +317,48 @@ class DecimalOfUnitsTest(testtools.TestCase):
         for name, make in self._forms():
             self.assertRaises(TypeError, make, None)
             self.assertRaises((TypeError, ValueError), make, 'x')
+
+
+class StatementRowsTest(testtools.TestCase):
+    """Both forms number rows in push order and lay them out alike."""
+
+    def _forms(self):
+        result = [('python', fastpath.python_statement_rows)]
+        if fastpath.COMPILED:
+            result.append(('compiled', fastpath.statement_rows))
+        return result
+
+    def _reference(self, points, first, per):
+        rows = [(first + index,) + point
+                for index, point in enumerate(points)]
+        # NOTE: by series, then push order (a stable sort).
+        rows.sort(key=lambda row: (row[1], row[0]))
+        whole = len(rows) // per * per
+        chunks = [tuple(value for row in rows[at:at + per] for value in row)
+                  for at in range(0, whole, per)]
+        return chunks, rows[whole:]
+
+    def test_random_points(self):
+        rng = random.Random(int(os.environ.get('CLOUDKITTY_TEST_SEED', 0)))
+        for count in (0, 1, 5, 255, 256, 257, 1000):
+            points = [(rng.randrange(40), BEGIN, END,
+                       rng.randrange(-10 ** 18, 10 ** 18),
+                       rng.randrange(10 ** 14), rng.randrange(-5, 5),
+                       rng.randrange(10 ** 14)) for _ in range(count)]
+            for per in (1, 3, 256):
+                expected = self._reference(points, 17, per)
+                for name, lay_out in self._forms():
+                    chunks, rest = lay_out(points, 17, per)
+                    self.assertEqual(expected, (list(chunks), list(rest)),
+                                     (name, count, per))
+
+    def test_points_the_compiled_form_leaves_to_python(self):
+        points = [(2 ** 70, BEGIN, END, 1, 2, 3, 4), (1, BEGIN, END, 1, 2,
+                                                      3, 4)]
+        for name, lay_out in self._forms():
+            self.assertEqual(self._reference(points, 5, 1),
+                             tuple(map(list, lay_out(points, 5, 1))), name)
+            # NOTE: a tuple of another length (not a point row).
+            self.assertEqual(
+                ([], [(5, 1, 2, 3)]),
+                tuple(map(list, lay_out([(1, 2, 3)], 5, 2))), name)
