@@ -971,10 +971,6 @@ def _ordered_groups(query, where, groups):
         # when they come unordered, measured).
         for (labels, when), group in groups.items():
             append((labels[0][1], when, group))
-    elif steps == [(2, 0)]:
-        for (labels, when), group in groups.items():
-            append((_label_order(group[2][0], *labels[0]) + (group[0][0],),
-                    when, group))
     else:
         for (labels, when), group in groups.items():
             order = []

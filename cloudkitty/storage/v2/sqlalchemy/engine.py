@@ -352,6 +352,18 @@ def overflowed(exc):
     return 'integer overflow' in text or 'ck_daily_integers' in text
 
 
+def undo_alone(conn):
+    """A context in which a failed statement is undone alone.
+
+    PostgreSQL ends a transaction at an error: a savepoint keeps it for
+    what follows (a fallback after an overflow, say). SQLite and MariaDB
+    undo a failed statement alone.
+    """
+    if conn.dialect.name == 'postgresql':
+        return conn.begin_nested()
+    return contextlib.nullcontext()
+
+
 def bulk_writer(dialect, table, columns, suffix=''):
     """Return the fastest bulk writer of rows into ``table`` on a dialect.
 
@@ -396,19 +408,15 @@ class BulkWrite:
             quote(table), ', '.join(quote(c) for c in columns))
         values = '(%s)' % ', '.join([marker] * len(columns))
         self.text = head + values + suffix
-        self._per_statement = 1
+        #: Rows a multi-row statement takes (1: none, not SQLite).
+        self.per_statement = 1
         if dialect.name == 'sqlite':
             # NOTE: SQLite before 3.32 binds at most 999 parameters.
             limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-            self._per_statement = max(1, min(SQLITE_ROWS,
-                                             limit // len(columns)))
+            self.per_statement = max(1, min(SQLITE_ROWS,
+                                            limit // len(columns)))
             self._many_text = head + ', '.join(
-                [values] * self._per_statement) + suffix
-
-    @property
-    def per_statement(self):
-        """Rows a multi-row statement takes (1: none, not SQLite)."""
-        return self._per_statement
+                [values] * self.per_statement) + suffix
 
     def execute(self, conn, rows):
         """Write ``rows`` (a list of tuples) on ``conn``, in their order."""

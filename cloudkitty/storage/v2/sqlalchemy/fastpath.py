@@ -172,6 +172,15 @@ def python_rebuild(rows, info, times, from_micros, point_type):
     return points
 
 
+def numbered_rows(points, first):
+    """``(id,) + point`` for each point, ids from ``first`` in push order.
+
+    Each row is made in C by :func:`map` and :func:`zip`.
+    """
+    return list(map(operator.add, zip(range(first, first + len(points))),
+                    points))
+
+
 def python_statement_rows(points, first, per_statement):
     """Number a push's rows and lay them out for multi-row statements.
 
@@ -186,8 +195,7 @@ def python_statement_rows(points, first, per_statement):
     :returns: ``(chunks, rest)``: tuples of ``per_statement`` rows' values
         each, and the ``(id,) + point`` rows left over.
     """
-    rows = list(map(operator.add, zip(range(first, first + len(points))),
-                    points))
+    rows = numbered_rows(points, first)
     rows.sort(key=_SERIES_OF_ROW)
     whole = len(rows) // per_statement * per_statement
     flat = list(itertools.chain.from_iterable(rows[:whole]))

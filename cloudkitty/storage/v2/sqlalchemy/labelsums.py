@@ -119,11 +119,7 @@ class LabelSums:
             statement is undone alone).
         """
         try:
-            if conn.dialect.name == 'postgresql':
-                with conn.begin_nested():
-                    conn.execute(_build_statement(key, days))
-            else:
-                # NOTE: SQLite undoes a failed statement alone.
+            with engine.undo_alone(conn):
                 conn.execute(_build_statement(key, days))
         except sa_exc.DBAPIError as exc:
             if not engine.overflowed(exc):
@@ -177,13 +173,8 @@ class LabelSums:
         stale = models.label_stale
         days = conn.scalars(sa.select(stale.c.day).order_by(
             stale.c.day.desc()).limit(limit)).all()
-        if not days:
-            return
-        if self.keys:
-            self.build(conn, [int(day) for day in days])
-        else:
-            conn.execute(stale.delete().where(stale.c.day.in_(days)))
-            self._forget(conn, days)
+        # NOTE: without keys, build() drops what the days had.
+        self.build(conn, [int(day) for day in days])
 
     def stale(self, conn, days):
         """Make ``days`` stale: their sums changed in ``ck_daily``.
@@ -210,16 +201,10 @@ class LabelSums:
         """
         if not self.kept:
             return
-        frame = models.frame
-        clauses = [frame.c.begin < last + rollup.DAY]
-        if first is not None:
-            clauses.append(frame.c.begin >= first)
-        if whole is not None:
-            clauses.append(sa.or_(frame.c.begin < whole[0],
-                                  frame.c.begin >= whole[1]))
-        begins = conn.scalars(sa.select(frame.c.begin).where(
-            *clauses).distinct()).all()
-        self.stale(conn, {rollup.day_of(int(begin)) for begin in begins})
+        self.stale(conn, [
+            day for day in frames.days_between(conn, first,
+                                               last + rollup.DAY)
+            if whole is None or not whole[0] <= day < whole[1]])
 
     def drop_days(self, conn, first=None, last=None):
         """Drop the rows of the days ``ck_daily`` lost whole.
@@ -267,10 +252,8 @@ class LabelSums:
         :param first: a day start in microseconds.
         :param last: a later day start.
         """
-        frame, fresh = models.frame, models.label_fresh
-        days = conn.scalars(sa.select(frame.c.begin).where(
-            frame.c.begin >= first, frame.c.begin < last).distinct()).all()
-        needed = {rollup.day_of(int(begin)) for begin in days}
+        fresh = models.label_fresh
+        needed = set(frames.days_between(conn, first, last))
         if not needed:
             return True
         have = set(conn.scalars(sa.select(fresh.c.day).where(

@@ -28,10 +28,8 @@ integers into exact decimals; SQLite's 64-bit ``sum()`` overflows past about
 billions of points.
 """
 
-import contextlib
 import dataclasses
 import itertools
-import operator
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -415,7 +413,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if conn.dialect.name not in rollup.SUMS_IN_DATABASE:
             return False
         try:
-            with self._savepoint_for_sums(conn, always=True):
+            with engine_mod.undo_alone(conn):
                 rollup.sum_day(conn, day)
         except sa_exc.DBAPIError as exc:
             if not engine_mod.overflowed(exc):
@@ -579,10 +577,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn, *fastpath.statement_rows(
                         points, first, self._insert_points.per_statement))
             else:
-                # NOTE: (id,) + point, each made in C by map() and zip().
-                self._insert_points.execute(conn, list(map(
-                    operator.add, zip(range(first, first + len(points))),
-                    points)))
+                self._insert_points.execute(
+                    conn, fastpath.numbered_rows(points, first))
         else:
             self._insert_points.execute(conn, points)
         # NOTE: the frame starts tell whether any point is late data,
@@ -647,13 +643,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
     def _series_clauses(query):
         """The clauses on ``ck_series`` of a query's types and filters."""
         series, label = models.series, models.label
-        series_clauses = []
-        if query.metric_types is not None:
-            series_clauses.append(series.c.type.in_(query.metric_types))
+        series_clauses = [series.c.type.in_(types)
+                          for types in _type_sets(query)]
         for key, values in query.filters:
-            if key == 'type':
-                series_clauses.append(series.c.type.in_(values))
-            else:
+            if key != 'type':
                 series_clauses.append(series.c.id.in_(
                     sa.select(label.c.series_id).where(
                         label.c.key == key, label.c.value.in_(values))))
@@ -971,7 +964,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     # 0.08 s by project after loading a million points).
                     conn.exec_driver_sql('SET LOCAL enable_nestloop = off')
                 try:
-                    with self._savepoint_for_sums(conn):
+                    with engine_mod.undo_alone(conn):
                         partials = self._sums(conn, query, labelled, plan,
                                               False, seek)
                 except _Overflow:
@@ -1015,14 +1008,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         for entry in query.key_groupby:
             group += ([table.c.type] if entry == 'type'
                       else [table.c.value, table.c.kind])
-        types = [values for entry, values in query.filters
-                 if entry == 'type']
-        if query.metric_types is not None:
-            types.append(query.metric_types)
         clauses = [table.c.key == key,
                    table.c.day >= to_micros(days.begin),
                    table.c.day < to_micros(days.end)] + [
-            table.c.type.in_(values) for values in types]
+            table.c.type.in_(types) for types in _type_sets(query)]
         stmt = sa.select(*group, *_money_sums(
             _LABEL_DAILY, split, self._casts_sums(split))).where(
             *clauses).group_by(*group)
@@ -1131,21 +1120,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
         points, where the cast saved nothing (measured, PostgreSQL).
         """
         return not split and self.engine.dialect.name == 'postgresql'
-
-    def _savepoint_for_sums(self, conn, always=False):
-        """A savepoint around plain sums where they are cast.
-
-        PostgreSQL ends a transaction at an error: the savepoint keeps
-        it for the split sums that follow an overflow. SQLite undoes a
-        failed statement alone.
-
-        :param always: a savepoint on PostgreSQL whatever the sums (the
-            roll-up's sums in the database).
-        """
-        if self._casts_sums(False) or (
-                always and conn.dialect.name == 'postgresql'):
-            return conn.begin_nested()
-        return contextlib.nullcontext()
 
     def _sortable(self, hundreds, rest):
         """An expression ordered like the value of a point's pair."""
@@ -1366,13 +1340,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
             else min(until - rollup.DAY,
                      rollup.day_of(to_micros(query.end) - 1))
         self._labels.stale_between(conn, first, last, whole)
-        dialect = conn.dialect.name
-        if dialect in ('sqlite', 'postgresql'):
+        if conn.dialect.name in ('sqlite', 'postgresql'):
             try:
-                if dialect == 'postgresql':
-                    with conn.begin_nested():
-                        conn.execute(rollup.subtract_points(conditions))
-                else:
+                with engine_mod.undo_alone(conn):
                     conn.execute(rollup.subtract_points(conditions))
             except sa_exc.DBAPIError as exc:
                 if not engine_mod.overflowed(exc):
@@ -1380,11 +1350,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 LOG.debug('Day sums of a delete overflow 64 bits; taken '
                           'out exactly, through the client')
             else:
-                self._drop_emptied_days(
-                    conn, None if query.begin is None
-                    else rollup.day_of(to_micros(query.begin)),
-                    None if query.end is None
-                    else rollup.day_of(to_micros(query.end) - 1))
+                # NOTE: the rollup holds no day from until on.
+                self._drop_emptied_days(conn, first, last)
                 return
         removed = self._day_sums(conn, conditions)
         if removed:
@@ -1541,6 +1508,16 @@ def _partials(rows, key_groupby, time, extremes, split, unsortable):
             p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3, mins or None,
             maxs or None)))
     return partials
+
+
+def _type_sets(query):
+    """The sets of types a query allows: a point's type is in each.
+
+    :returns: ``metric_types`` (if given), then the values of each filter
+        on ``type``.
+    """
+    sets = [] if query.metric_types is None else [query.metric_types]
+    return sets + [values for key, values in query.filters if key == 'type']
 
 
 def _with_labels(from_, series_id, key_groupby):

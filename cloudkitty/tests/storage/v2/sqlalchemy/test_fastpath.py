@@ -322,12 +322,6 @@ class DecimalOfUnitsTest(testtools.TestCase):
 class StatementRowsTest(testtools.TestCase):
     """Both forms number rows in push order and lay them out alike."""
 
-    def _forms(self):
-        result = [('python', fastpath.python_statement_rows)]
-        if fastpath.COMPILED:
-            result.append(('compiled', fastpath.statement_rows))
-        return result
-
     def _reference(self, points, first, per):
         rows = [(first + index,) + point
                 for index, point in enumerate(points)]
@@ -347,7 +341,7 @@ class StatementRowsTest(testtools.TestCase):
                        rng.randrange(10 ** 14)) for _ in range(count)]
             for per in (1, 3, 256):
                 expected = self._reference(points, 17, per)
-                for name, lay_out in self._forms():
+                for name, lay_out in forms('statement_rows'):
                     chunks, rest = lay_out(points, 17, per)
                     self.assertEqual(expected, (list(chunks), list(rest)),
                                      (name, count, per))
@@ -355,7 +349,7 @@ class StatementRowsTest(testtools.TestCase):
     def test_points_the_compiled_form_leaves_to_python(self):
         points = [(2 ** 70, BEGIN, END, 1, 2, 3, 4), (1, BEGIN, END, 1, 2,
                                                       3, 4)]
-        for name, lay_out in self._forms():
+        for name, lay_out in forms('statement_rows'):
             self.assertEqual(self._reference(points, 5, 1),
                              tuple(map(list, lay_out(points, 5, 1))), name)
             # NOTE: a tuple of another length (not a point row).
