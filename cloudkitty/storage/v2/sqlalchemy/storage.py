@@ -965,13 +965,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     conn.exec_driver_sql('SET LOCAL enable_nestloop = off')
                 try:
                     with engine_mod.undo_alone(conn):
-                        partials = self._sums(conn, query, labelled, plan,
-                                              False, seek)
+                        groups, merged = self._sums(conn, query, labelled,
+                                                    plan, False, seek)
                 except _Overflow:
-                    partials = self._sums(conn, query, labelled, plan,
-                                          True, seek)
-        return query_mod.build_total(query, partials,
-                                     fastpath.decimal_of_units)
+                    groups, merged = self._sums(conn, query, labelled,
+                                                plan, True, seek)
+        build = (query_mod.build_merged_total if merged
+                 else query_mod.build_total)
+        return build(query, groups, fastpath.decimal_of_units)
 
     def _label_part(self, conn, query, plan):
         """Take the rolled-up days of a plan to the label sums, if fresh.
@@ -989,16 +990,31 @@ class SQLAlchemyStorage(v2.BaseStorage):
         return (key, days), plan[1:]
 
     def _sums(self, conn, query, labelled, plan, split, seek):
-        """The partial groups of the label sums' part and of the plan."""
-        partials = []
-        if labelled is not None:
-            partials += self._label_partials(conn, query, *labelled,
-                                             split=split)
-        if plan:
-            partials += self._aggregate(conn, query, plan, split, seek)
-        return partials
+        """The groups of the label sums' part and of the plan.
 
-    def _label_partials(self, conn, query, key, days, split):
+        Each part is one statement that groups by the groupby's values
+        (and time); when one alone ran, with plain sums and neither time
+        nor extremes, its rows are the groups, merged already.
+
+        :returns: ``(groups, merged)``: the ``(keys, count, qty, price)``
+            of each group when ``merged`` (see :func:`query.
+            build_merged_total`), else a list of partial groups.
+        """
+        parts = []
+        if labelled is not None:
+            parts.append((self._label_rows(conn, query, *labelled,
+                                           split=split), False, ()))
+        if plan:
+            parts.append(self._aggregate(conn, query, plan, split, seek))
+        if len(parts) == 1 and not split and not any(parts[0][1:]):
+            return _plain_groups(parts[0][0], query.key_groupby), True
+        partials = []
+        for rows, time, extremes in parts:
+            partials += _partials(rows, query.key_groupby, time, extremes,
+                                  split, self._unsortable)
+        return partials, False
+
+    def _label_rows(self, conn, query, key, days, split):
         """Sum the label sums of ``key`` over the whole ``days`` of a plan.
 
         A row per group, as :meth:`_aggregate`'s (see :func:`_partials`).
@@ -1015,8 +1031,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         stmt = sa.select(*group, *_money_sums(
             _LABEL_DAILY, split, self._casts_sums(split))).where(
             *clauses).group_by(*group)
-        return _partials(_fetch_sums(conn, stmt, split), query.key_groupby,
-                         False, (), split, self._unsortable)
+        return _fetch_sums(conn, stmt, split)
 
     def _aggregate(self, conn, query, plan, split, seek=False):
         """Run the aggregate query of a plan; return its partial groups.
@@ -1035,7 +1050,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         union summed again by them.
 
         :param seek: see :meth:`_reading`.
-        :returns: a list of :class:`cloudkitty.storage.v2.query.Partial`.
+        :returns: ``(rows, time, extremes)``: a row per group (see
+            :func:`_partials`), whether they are grouped by time, and the
+            extremes they end with.
         """
         time = query.time_groupby is not None
         extremes = sorted({(f.func, f.field) for f in query.fields
@@ -1075,8 +1092,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         stmt = sa.select(*group, *values).select_from(joined)
         if group:
             stmt = stmt.group_by(*group)
-        return _partials(_fetch_sums(conn, stmt, split), query.key_groupby,
-                         time, extremes, split, self._unsortable)
+        return _fetch_sums(conn, stmt, split), time, extremes
 
     def _partial_select(self, source, query, time, extremes, split, seek):
         """Sum one source of a plan per series (and time, if grouped)."""
@@ -1463,13 +1479,9 @@ def _partials(rows, key_groupby, time, extremes, split, unsortable):
     :returns: a list of :class:`cloudkitty.storage.v2.query.Partial`,
         without the rows of no point.
     """
-    keys_at = []
-    index = 0
-    for key in key_groupby:
-        keys_at.append((index, key == 'type'))
-        index += 1 if key == 'type' else 2
     if not time and not extremes and not split:
-        return _plain_partials(rows, keys_at, index)
+        return query_mod.partials_of_groups(_plain_groups(rows, key_groupby))
+    keys_at, index = _keys_at(key_groupby)
     time_at = index if time else None
     count_at = index + (2 if time else 0)
     sums_at = count_at + 1
@@ -1546,22 +1558,35 @@ def _with_labels(from_, series_id, key_groupby):
     return from_, group
 
 
-def _plain_partials(rows, keys_at, count_at):
-    """:func:`_partials` of rows without time, extremes or split sums.
+def _keys_at(key_groupby):
+    """Where a row of sums holds each groupby key (see :func:`_partials`).
 
-    The common case, in a loop of its own: a total by id builds a group
-    per resource, 10,000 or more.
-
-    :param keys_at: ``[(index, is the type)]`` of each groupby key.
-    :param count_at: the index of the count, after the keys.
+    :returns: ``([(index, is the type)], index of the count)``.
     """
+    keys_at = []
+    index = 0
+    for key in key_groupby:
+        keys_at.append((index, key == 'type'))
+        index += 1 if key == 'type' else 2
+    return keys_at, index
+
+
+def _plain_groups(rows, key_groupby):
+    """The groups of rows without time, extremes or split sums.
+
+    The common case, in a loop of its own: a total by id has a group per
+    resource, 10,000 or more.
+
+    :returns: ``(keys, count, qty, price)`` of each row of points (see
+        :func:`query.build_merged_total`).
+    """
+    keys_at, count_at = _keys_at(key_groupby)
     w0, w1, w2, w3 = _WEIGHTS
     decode = query_mod.decode_label
-    aggregate, partial = query_mod.Aggregate, query_mod.Partial
     sums = slice(count_at + 1, count_at + 1 + 2 * len(_LIMBS))
     one_label = keys_at == [(0, False)]
-    partials = []
-    append = partials.append
+    groups = []
+    append = groups.append
     for row in rows:
         count = row[count_at]
         if not count:
@@ -1574,10 +1599,9 @@ def _plain_partials(rows, keys_at, count_at):
         # NOTE: a group of points has no NULL sum; NUMERIC sums come as
         # Decimal, which int() keeps exact.
         q0, q1, q2, q3, p0, p1, p2, p3 = map(int, row[sums])
-        append(partial(keys, None, None, aggregate(
-            int(count), q0 * w0 + q1 * w1 + q2 * w2 + q3 * w3,
-            p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3)))
-    return partials
+        append((keys, int(count), q0 * w0 + q1 * w1 + q2 * w2 + q3 * w3,
+                p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3))
+    return groups
 
 
 def _point_row(series, begin, end, point):

@@ -377,6 +377,88 @@ class BuildTotalTest(testtools.TestCase):
                          query.build_total(q, []))
 
 
+class BuildMergedTotalTest(testtools.TestCase):
+    """build_merged_total(): groups merged by the backend, same answers."""
+
+    def assertSameAsPartials(self, q, groups, from_units=None):
+        """Check the answer against build_total() of the same groups."""
+        kwargs = {} if from_units is None else {'from_units': from_units}
+        want = query.build_total(q, query.partials_of_groups(groups),
+                                 **kwargs)
+        got = query.build_merged_total(q, groups, **kwargs)
+        self.assertEqual(want, got)
+        for mine, theirs in zip(got['results'], want['results']):
+            self.assertEqual(list(theirs), list(mine))
+        return got
+
+    def test_one_str_key(self):
+        """Rule 5: the fast form sorts, drops empty groups and pages."""
+        rng = random.Random(7)
+        names = ['r%04d' % index for index in range(300)] + ['', 'R', 'é']
+        rng.shuffle(names)
+        groups = [((name,), rng.randrange(0, 3), rng.randrange(10 ** 15),
+                   rng.randrange(-10 ** 15, 10 ** 15)) for name in names]
+        empty = sum(1 for group in groups if not group[1])
+        self.assertGreater(empty, 0)
+        for key in ('id', 'type'):
+            for page in (dict(paginate=False), dict(offset=0, limit=7),
+                         dict(offset=290, limit=50),
+                         dict(offset=400, limit=5)):
+                q = query.validate_total(groupby=[key], begin=T0,
+                                         end=T0 + DAY, **page)
+                got = self.assertSameAsPartials(q, groups)
+                self.assertEqual(len(names) - empty, got['total'])
+        q = query.validate_total(groupby=['id'], paginate=False,
+                                 custom_fields='sum(price) AS p, '
+                                               'sum(qty) AS q')
+        got = self.assertSameAsPartials(q, groups)
+        self.assertEqual(['begin', 'end', 'p', 'q', 'id'],
+                         list(got['results'][0]))
+
+    def test_only_the_page_is_built(self):
+        """Rule 5: groups off the page are counted, their sums not read."""
+        read = []
+
+        def from_units(units):
+            read.append(units)
+            return money.from_units(units)
+
+        groups = [((name,), 1, index, 10 + index)
+                  for index, name in enumerate('edcba')]
+        q = query.validate_total(groupby=['id'], begin=T0, end=T0 + DAY,
+                                 offset=1, limit=2)
+        result = query.build_merged_total(q, groups, from_units)
+        self.assertEqual(['b', 'c'], [r['id'] for r in result['results']])
+        self.assertEqual([3, 13, 2, 12], read)
+
+    def test_other_queries_as_build_total(self):
+        """Rule 5: other keys, fields and groupbys give the same answer."""
+        values = [None, True, 3, 3.0, 2.5, '3', '', 'x']
+        groups = [((value,), 1 + index, index, 2 * index)
+                  for index, value in enumerate(values)]
+        pairs = [((a, b), 1, 1, 1) for a in values for b in ('x', 'y')]
+        for q, some in (
+                (query.validate_total(groupby=['id']), groups),
+                (query.validate_total(groupby=['id', 'type']), pairs),
+                (query.validate_total(groupby=['id'],
+                                      custom_fields='avg(qty) AS a, '
+                                                    'count(qty) AS n'),
+                 [((str(value),), 2, 5, 7) for value in values]),
+                (query.validate_total(), [((), 3, 4, 5)]),
+                (query.validate_total(), [])):
+            self.assertSameAsPartials(q, some)
+
+    def test_groups_of_one_value_are_merged(self):
+        """Rule 5: two groups of one value (grouped finer) are one."""
+        unit = money.SCALE
+        groups = [(('b',), 1, unit, 1), (('a',), 2, 2 * unit, 2),
+                  (('b',), 3, 3 * unit, 3)]
+        q = query.validate_total(groupby=['id'], paginate=False)
+        got = self.assertSameAsPartials(q, groups)
+        self.assertEqual([('a', D(2)), ('b', D(4))],
+                         [(r['id'], r['qty']) for r in got['results']])
+
+
 class OracleTest(testtools.TestCase):
     """evaluate_total(), evaluate_retrieve() and evaluate_delete()."""
 

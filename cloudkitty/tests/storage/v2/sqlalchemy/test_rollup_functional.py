@@ -254,8 +254,8 @@ class _RollupMixin:
                     args = dict(begin=begin, end=end, groupby=groupby,
                                 metric_types=types, paginate=False)
                     with mock.patch.object(
-                            self.store, '_label_partials',
-                            wraps=self.store._label_partials) as read:
+                            self.store, '_label_rows',
+                            wraps=self.store._label_rows) as read:
                         self.assertEqual(
                             query.evaluate_total(query.validate_total(
                                 **args), self.frames),
@@ -341,8 +341,8 @@ class _RollupMixin:
         self._label_totals(expect_labels=False)
         args = dict(begin=T0, end=T0 + 3 * 24 * HOUR,
                     groupby=['project_id'], paginate=False)
-        with mock.patch.object(self.store, '_label_partials',
-                               wraps=self.store._label_partials) as read:
+        with mock.patch.object(self.store, '_label_rows',
+                               wraps=self.store._label_rows) as read:
             self.assertEqual(
                 query.evaluate_total(query.validate_total(**args),
                                      self.frames),
