@@ -364,6 +364,24 @@ def undo_alone(conn):
     return contextlib.nullcontext()
 
 
+def in_ids(dialect, column, ids):
+    """``column IN ids``, one parameter on PostgreSQL.
+
+    PostgreSQL compares with ``= ANY`` of one array: the statement's text
+    is then the same whatever the number of ids, so that psycopg reuses
+    its parse of it, where a list of 102 parameters was parsed again at
+    every call (half a millisecond of a delete of one project, measured).
+    Elsewhere, a plain ``IN`` list.
+
+    :param ids: integers.
+    """
+    ids = sorted(ids)
+    if dialect.name == 'postgresql':
+        return column == sa.any_(sa.bindparam(
+            None, ids, type_=postgresql.ARRAY(sa.Integer)))
+    return column.in_(ids)
+
+
 def bulk_writer(dialect, table, columns, suffix=''):
     """Return the fastest bulk writer of rows into ``table`` on a dialect.
 

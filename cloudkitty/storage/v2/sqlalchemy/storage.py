@@ -1207,7 +1207,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 else:
                     conditions = self._conditions(dataclasses.replace(
                         query, filters=(), metric_types=None)) + [
-                        models.point.c.series_id.in_(sorted(named))]
+                        engine_mod.in_ids(self.engine.dialect,
+                                          models.point.c.series_id, named)]
                     if self._returns_deleted(conn, query):
                         return self._delete_returning(conn, until,
                                                       conditions, named)
