@@ -1066,15 +1066,6 @@ class SQLAlchemyStorage(v2.BaseStorage):
                   for source, part in plan]
         inner = (inners[0] if len(inners) == 1
                  else sa.union_all(*inners)).subquery('partial')
-        joined, group = inner, []
-        if labelled:
-            group = [column for column in inner.c
-                     if column.name.startswith('group_')]
-        elif query.key_groupby:
-            joined, group = _with_labels(inner, inner.c.series_id,
-                                         query.key_groupby)
-        if time:
-            group += [inner.c.begin, inner.c.end]
         values = []
         cast = self._casts_sums(split)
         for column in inner.c:
@@ -1084,15 +1075,43 @@ class SQLAlchemyStorage(v2.BaseStorage):
             if column.name.startswith(('min_', 'max_')):
                 func = (sa.func.min if column.name.startswith('min_')
                         else sa.func.max)
-                values.append(func(column))
+                values.append(func(column).label(column.name))
             else:
                 value = sa.func.sum(column)
-                values.append(sa.cast(value, sa.BigInteger) if cast
-                              else value)
+                values.append((sa.cast(value, sa.BigInteger) if cast
+                               else value).label(column.name))
+        if self._per_series(query, labelled, time, extremes):
+            return _fetch_sums(conn, _labels_of_series(
+                inner, values, len(inners) > 1, query.key_groupby),
+                split), time, extremes
+        joined, group = inner, []
+        if labelled:
+            group = [column for column in inner.c
+                     if column.name.startswith('group_')]
+        elif query.key_groupby:
+            joined, group = _with_labels(inner, inner.c.series_id,
+                                         query.key_groupby)
+        if time:
+            group += [inner.c.begin, inner.c.end]
         stmt = sa.select(*group, *values).select_from(joined)
         if group:
             stmt = stmt.group_by(*group)
         return _fetch_sums(conn, stmt, split), time, extremes
+
+    def _per_series(self, query, labelled, time, extremes):
+        """Tell whether an aggregate's rows stay one per series.
+
+        For a groupby of one label key outside ``rollup_label_keys`` (an
+        id, say: a value per series or nearly), the database sums each
+        series and joins its label, and the groups of one value are
+        merged after (see :func:`query.build_merged_total`): summing
+        again by the label's text cost more than the merge (by id on
+        SQLite: 79-85 ms of SQL instead of 94-98, measured).
+        """
+        return not (labelled or time or extremes) and \
+            len(query.key_groupby) == 1 and \
+            query.key_groupby[0] != 'type' and \
+            query.key_groupby[0] not in self._labels.keys
 
     def _partial_select(self, source, query, time, extremes, split, seek):
         """Sum one source of a plan per series (and time, if grouped)."""
@@ -1570,6 +1589,23 @@ def _keys_at(key_groupby):
         keys_at.append((index, key == 'type'))
         index += 1 if key == 'type' else 2
     return keys_at, index
+
+
+def _labels_of_series(inner, values, several, key_groupby):
+    """The SELECT of a groupby's values and a plan's sums, per series.
+
+    :param inner: the plan's sources, summed per series each.
+    :param values: the sums (and extremes) of ``inner``'s columns, named
+        after them.
+    :param several: whether ``inner`` unites several sources, which are
+        then summed per series first.
+    """
+    if several:
+        inner = sa.select(inner.c.series_id, *values).group_by(
+            inner.c.series_id).subquery('per_series')
+    joined, group = _with_labels(inner, inner.c.series_id, key_groupby)
+    return sa.select(*group, *[inner.c[value.name] for value in values]
+                     ).select_from(joined)
 
 
 def _plain_groups(rows, key_groupby):

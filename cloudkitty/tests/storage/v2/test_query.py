@@ -449,14 +449,22 @@ class BuildMergedTotalTest(testtools.TestCase):
             self.assertSameAsPartials(q, some)
 
     def test_groups_of_one_value_are_merged(self):
-        """Rule 5: two groups of one value (grouped finer) are one."""
+        """Rule 5: groups of one value (summed per series) are one."""
         unit = money.SCALE
         groups = [(('b',), 1, unit, 1), (('a',), 2, 2 * unit, 2),
-                  (('b',), 3, 3 * unit, 3)]
+                  (('b',), 3, 3 * unit, 3), (('c',), 0, 0, 0),
+                  (('b',), 1, -unit, 5)]
         q = query.validate_total(groupby=['id'], paginate=False)
         got = self.assertSameAsPartials(q, groups)
-        self.assertEqual([('a', D(2)), ('b', D(4))],
+        self.assertEqual([('a', D(2)), ('b', D(3))],
                          [(r['id'], r['qty']) for r in got['results']])
+        rng = random.Random(3)
+        many = [(('v%02d' % rng.randrange(40),), rng.randrange(3),
+                 rng.randrange(-10 ** 14, 10 ** 14), rng.randrange(10 ** 14))
+                for _ in range(500)]
+        for page in (dict(paginate=False), dict(offset=5, limit=10)):
+            self.assertSameAsPartials(
+                query.validate_total(groupby=['id'], **page), many)
 
 
 class OracleTest(testtools.TestCase):
