@@ -695,6 +695,187 @@ done:
     return result;
 }
 
+#ifdef __SIZEOF_INT128__
+typedef __int128 wide;
+
+/*
+ * The weighted sum of four int limbs, exact in 128 bits: 1 when done, 0
+ * when a limb is not an int of 64 bits or the sum overflows (the caller
+ * takes the row through Python), -1 on error.
+ */
+static int
+weighted_sum(PyObject *const *limbs, const wide *weights, wide *out)
+{
+    wide sum = 0, product;
+    long long value;
+    int overflow, i;
+
+    for (i = 0; i < 4; i++) {
+        if (!PyLong_CheckExact(limbs[i]))
+            return 0;
+        value = PyLong_AsLongLongAndOverflow(limbs[i], &overflow);
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        if (overflow || __builtin_mul_overflow((wide)value, weights[i],
+                                               &product)
+            || __builtin_add_overflow(sum, product, &sum))
+            return 0;
+    }
+    *out = sum;
+    return 1;
+}
+
+/* The int of a 128-bit value (new reference). */
+static PyObject *
+long_of_wide(wide value)
+{
+    PyObject *high, *low, *shifted, *sixty_four, *result;
+
+    if (value >= LLONG_MIN && value <= LLONG_MAX)
+        return PyLong_FromLongLong((long long)value);
+    /* high * 2**64 + low, the shift an arithmetic (floor) one. */
+    high = PyLong_FromLongLong((long long)(value >> 64));
+    low = PyLong_FromUnsignedLongLong((unsigned long long)value);
+    sixty_four = PyLong_FromLong(64);
+    shifted = result = NULL;
+    if (high != NULL && low != NULL && sixty_four != NULL)
+        shifted = PyNumber_Lshift(high, sixty_four);
+    if (shifted != NULL)
+        result = PyNumber_Add(shifted, low);
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    Py_XDECREF(sixty_four);
+    Py_XDECREF(shifted);
+    return result;
+}
+
+/* Whether a label's kind is str's: None, '' or 's'. */
+static int
+is_str_kind(PyObject *kind)
+{
+    if (kind == Py_None)
+        return 1;
+    if (!PyUnicode_CheckExact(kind))
+        return 0;
+    return PyUnicode_GET_LENGTH(kind) == 0
+           || PyUnicode_CompareWithASCIIString(kind, "s") == 0;
+}
+
+/*
+ * fastpath.label_group(row, weights, decode) for one row: ((value,),
+ * count, qty, price), or None for a row of no point (new reference).
+ */
+static PyObject *
+label_group_of(PyObject *row, const wide *weights, PyObject *decode,
+               PyObject *slow, PyObject *weights_object)
+{
+    PyObject *const *items;
+    PyObject *key, *keys, *qty, *price, *group;
+    wide qty_units, price_units;
+    long long count;
+    int overflow, done;
+
+    if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 11
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(row, 2)))
+        return PyObject_CallFunctionObjArgs(slow, row, weights_object,
+                                            decode, NULL);
+    items = &PyTuple_GET_ITEM(row, 0);
+    count = PyLong_AsLongLongAndOverflow(items[2], &overflow);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    if (!overflow && count == 0)
+        Py_RETURN_NONE;
+    done = weighted_sum(items + 3, weights, &qty_units);
+    if (done == 1)
+        done = weighted_sum(items + 7, weights, &price_units);
+    if (done < 0)
+        return NULL;
+    if (done == 0)
+        return PyObject_CallFunctionObjArgs(slow, row, weights_object,
+                                            decode, NULL);
+    if (is_str_kind(items[1]))
+        key = Py_NewRef(items[0]);
+    else
+        key = PyObject_CallFunctionObjArgs(decode, items[1], items[0], NULL);
+    if (key == NULL)
+        return NULL;
+    keys = PyTuple_Pack(1, key);
+    Py_DECREF(key);
+    qty = long_of_wide(qty_units);
+    price = long_of_wide(price_units);
+    group = NULL;
+    if (keys != NULL && qty != NULL && price != NULL)
+        group = PyTuple_Pack(4, keys, items[2], qty, price);
+    Py_XDECREF(keys);
+    Py_XDECREF(qty);
+    Py_XDECREF(price);
+    return group;
+}
+#endif
+
+/*
+ * label_groups(rows, halves, decode, slow, weights): see
+ * fastpath.python_label_groups(); halves holds each weight as (w >> 62,
+ * w & (2**62 - 1)). A row that is not an 11-tuple of ints whose sums fit
+ * 128 bits goes to slow(row, weights, decode). None for rows that are
+ * not a list, or without 128-bit integers.
+ */
+static PyObject *
+label_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+#ifdef __SIZEOF_INT128__
+    PyObject *rows, *halves, *groups, *row, *group;
+    wide weights[4];
+    long long high, low;
+    Py_ssize_t index;
+    int i;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "label_groups() takes 5 arguments");
+        return NULL;
+    }
+    rows = args[0];
+    halves = args[1];
+    if (!PyList_CheckExact(rows))
+        Py_RETURN_NONE;
+    if (!PyTuple_CheckExact(halves) || PyTuple_GET_SIZE(halves) != 8) {
+        PyErr_SetString(PyExc_TypeError, "label_groups(): 8 halves expected");
+        return NULL;
+    }
+    for (i = 0; i < 4; i++) {
+        high = PyLong_AsLongLong(PyTuple_GET_ITEM(halves, 2 * i));
+        if (high == -1 && PyErr_Occurred())
+            return NULL;
+        low = PyLong_AsLongLong(PyTuple_GET_ITEM(halves, 2 * i + 1));
+        if (low == -1 && PyErr_Occurred())
+            return NULL;
+        weights[i] = (wide)high * ((wide)1 << 62) + low;
+    }
+    groups = PyList_New(0);
+    if (groups == NULL)
+        return NULL;
+    for (index = 0; index < PyList_GET_SIZE(rows); index++) {
+        /* NOTE: held across the calls into Python (decode, slow). */
+        row = Py_NewRef(PyList_GET_ITEM(rows, index));
+        group = label_group_of(row, weights, args[2], args[3], args[4]);
+        Py_DECREF(row);
+        if (group == NULL) {
+            Py_DECREF(groups);
+            return NULL;
+        }
+        if (group != Py_None && PyList_Append(groups, group) < 0) {
+            Py_DECREF(group);
+            Py_DECREF(groups);
+            return NULL;
+        }
+        Py_DECREF(group);
+    }
+    return groups;
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"encode_known", (PyCFunction)(void (*)(void))encode_known,
      METH_FASTCALL,
@@ -710,6 +891,11 @@ static PyMethodDef methods[] = {
      "statement_rows(points, first, per_statement) -> (chunks, rest), or "
      "None\n\n"
      "See cloudkitty.storage.v2.sqlalchemy.fastpath.python_statement_rows()."},
+    {"label_groups", (PyCFunction)(void (*)(void))label_groups,
+     METH_FASTCALL,
+     "label_groups(rows, halves, decode, slow, weights) -> groups, or "
+     "None\n\n"
+     "See cloudkitty.storage.v2.sqlalchemy.fastpath.python_label_groups()."},
     {"rebuild", (PyCFunction)(void (*)(void))rebuild, METH_FASTCALL,
      "rebuild(rows, info, times, from_micros, point_type, decimal_type, "
      "slow) -> points, or None for rows that are not tuples\n\n"

@@ -19,7 +19,8 @@ admin guide's benchmark page). :data:`encode_known` is the first step for
 the usual point: one of a series this process has seen, with a qty and
 price that are Decimals ready to store; :data:`rebuild` is the second;
 :data:`statement_rows` numbers and lays out a SQLite push's rows for its
-multi-row statements; :data:`decimal_of_units` makes the sums of totals.
+multi-row statements; :data:`decimal_of_units` makes the sums of totals,
+and :data:`label_groups` their groups by one label.
 Each is written twice, here in Python and in ``_speedups.c``, which ``pip
 install`` compiles when it can (an optional extension: without a compiler
 the package installs with this module alone). The encoders stop at the
@@ -172,6 +173,67 @@ def python_rebuild(rows, info, times, from_micros, point_type):
     return points
 
 
+def label_group(row, weights, decode):
+    """The group of one row of sums by one label (see :func:`label_groups`).
+
+    :returns: ``((value,), count, qty, price)``, or None for a row of no
+        point.
+    """
+    text, kind, count, q0, q1, q2, q3, p0, p1, p2, p3 = row
+    if not count:
+        return None
+    w0, w1, w2, w3 = weights
+    # NOTE: NUMERIC sums come as Decimal, which int() keeps exact.
+    return ((decode(kind, text),), int(count),
+            int(q0) * w0 + int(q1) * w1 + int(q2) * w2 + int(q3) * w3,
+            int(p0) * w0 + int(p1) * w1 + int(p2) * w2 + int(p3) * w3)
+
+
+def python_label_groups(rows, weights, decode):
+    """The groups of a total's rows of sums by one label.
+
+    The reference form of :data:`label_groups`: :func:`label_group` of
+    each row, the rows of no point left out.
+
+    :param rows: ``(text, kind, count, qty limbs x 4, price limbs x 4)``
+        tuples: a label's text and kind (see :func:`cloudkitty.storage.
+        v2.query.encode_label`), the number of points, and the sums of
+        the money members, each worth its weight.
+    :param weights: the four members' weights, in ``10**-12`` units.
+    :param decode: :func:`cloudkitty.storage.v2.query.decode_label`.
+    :returns: a list of ``((value,), count, qty, price)``, sums in
+        ``10**-12`` units.
+    """
+    groups = []
+    append = groups.append
+    for row in rows:
+        group = label_group(row, weights, decode)
+        if group is not None:
+            append(group)
+    return groups
+
+
+def _compiled_label_groups(rows, weights, decode):
+    """:func:`python_label_groups`, compiled, for a list of tuples."""
+    groups = None
+    if type(rows) is list:
+        groups = _SPEEDUPS.label_groups(
+            rows, _halves(weights), decode, label_group, weights)
+    if groups is None:
+        groups = python_label_groups(rows, weights, decode)
+    return groups
+
+
+@functools.lru_cache(maxsize=4)
+def _halves(weights):
+    """Each weight as ``(w >> 62, w & (2**62 - 1))``, for ``_speedups.c``.
+
+    Its 128-bit arithmetic takes weights that do not fit 64 bits so.
+    """
+    return tuple(itertools.chain.from_iterable(
+        (weight >> 62, weight & (2 ** 62 - 1)) for weight in weights))
+
+
 def numbered_rows(points, first):
     """``(id,) + point`` for each point, ids from ``first`` in push order.
 
@@ -251,6 +313,9 @@ rebuild = _compiled_rebuild if COMPILED else python_rebuild
 #: :data:`COMPILED`.
 statement_rows = _compiled_statement_rows if COMPILED \
     else python_statement_rows
+#: What a total grouped by one label turns its rows into:
+#: :func:`python_label_groups`, or its compiled form when :data:`COMPILED`.
+label_groups = _compiled_label_groups if COMPILED else python_label_groups
 #: :func:`cloudkitty.storage.v2.money.from_units`, compiled when
 #: :data:`COMPILED` for the units that fit 64 bits: what totals build
 #: their sums with (a total by id builds two per resource).

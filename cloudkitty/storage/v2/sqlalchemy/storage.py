@@ -1611,28 +1611,27 @@ def _labels_of_series(inner, values, several, key_groupby):
 def _plain_groups(rows, key_groupby):
     """The groups of rows without time, extremes or split sums.
 
-    The common case, in a loop of its own: a total by id has a group per
-    resource, 10,000 or more.
+    The common case, in a loop of its own; by one label (a total by id:
+    a group per resource, 10,000 or more), compiled (see
+    :data:`fastpath.label_groups`).
 
     :returns: ``(keys, count, qty, price)`` of each row of points (see
         :func:`query.build_merged_total`).
     """
     keys_at, count_at = _keys_at(key_groupby)
-    w0, w1, w2, w3 = _WEIGHTS
     decode = query_mod.decode_label
+    if keys_at == [(0, False)]:
+        return fastpath.label_groups(rows, _WEIGHTS, decode)
+    w0, w1, w2, w3 = _WEIGHTS
     sums = slice(count_at + 1, count_at + 1 + 2 * len(_LIMBS))
-    one_label = keys_at == [(0, False)]
     groups = []
     append = groups.append
     for row in rows:
         count = row[count_at]
         if not count:
             continue
-        if one_label:
-            keys = (decode(row[1], row[0]),)
-        else:
-            keys = tuple([row[at] if is_type else decode(row[at + 1], row[at])
-                          for at, is_type in keys_at])
+        keys = tuple([row[at] if is_type else decode(row[at + 1], row[at])
+                      for at, is_type in keys_at])
         # NOTE: a group of points has no NULL sum; NUMERIC sums come as
         # Decimal, which int() keeps exact.
         q0, q1, q2, q3, p0, p1, p2, p3 = map(int, row[sums])

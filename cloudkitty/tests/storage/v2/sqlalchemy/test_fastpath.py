@@ -29,6 +29,7 @@ import testtools
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import fastpath
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
@@ -356,3 +357,72 @@ class StatementRowsTest(testtools.TestCase):
             self.assertEqual(
                 ([], [(5, 1, 2, 3)]),
                 tuple(map(list, lay_out([(1, 2, 3)], 5, 2))), name)
+
+
+class LabelGroupsTest(testtools.TestCase):
+    """Both forms make the groups of a total by one label alike."""
+
+    #: The storage's weights: the rollup's limbs and the points' pair.
+    WEIGHTS = (10 ** 21, 10 ** 12, 10 ** 14, 1)
+
+    def _reference(self, rows):
+        w0, w1, w2, w3 = self.WEIGHTS
+        groups = []
+        for text, kind, count, *limbs in rows:
+            if count:
+                limbs = [int(limb) for limb in limbs]
+                groups.append((
+                    (query.decode_label(kind, text),), int(count),
+                    sum(v * w for v, w in zip(limbs[:4], self.WEIGHTS)),
+                    sum(v * w for v, w in zip(limbs[4:], self.WEIGHTS))))
+        return groups
+
+    def _check(self, rows):
+        expected = self._reference(rows)
+        for name, make in forms('label_groups'):
+            got = make(rows, self.WEIGHTS, query.decode_label)
+            self.assertEqual(expected, got, name)
+            for mine, theirs in zip(got, expected):
+                self.assertIs(type(theirs[0][0]), type(mine[0][0]), name)
+                self.assertIs(int, type(mine[2]), name)
+
+    def test_random_rows(self):
+        rng = random.Random(int(os.environ.get('CLOUDKITTY_TEST_SEED', 0)))
+        kinds = (('s', 'r1'), (None, 'r2'), ('', 'r3'), ('i', '42'),
+                 ('f', '2.5'), ('b', 'True'), ('n', 'None'))
+        rows = []
+        for _ in range(3000):
+            kind, text = rng.choice(kinds)
+            limbs = [rng.choice((0, 1, -1)) * rng.randrange(
+                2 ** rng.randrange(1, 63)) for _ in range(8)]
+            rows.append((text, kind, rng.randrange(0, 4), *limbs))
+        self._check(rows)
+
+    def test_edges(self):
+        """Sums past 64 bits and 128, limbs of other types, empty rows."""
+        big = 2 ** 63 - 1
+        self._check([
+            ('a', 's', 1, big, big, big, big, -big - 1, -big - 1, 0, 0),
+            ('b', 's', 2, 2 ** 64, 1, 0, 0, 0, 0, 0, 0),
+            ('c', 's', 3, 2 ** 200, 0, 0, 0, 1, 0, 0, 0),
+            ('d', 's', 1, decimal.Decimal(5), 0, 0, 7, 0, 0, 0, 3),
+            ('e', 's', 0, 1, 2, 3, 4, 5, 6, 7, 8),
+            ('f', 's', decimal.Decimal(2), 1, 0, 0, 0, 0, 0, 0, 0),
+            ('', 's', 1, 0, 0, 0, 0, 0, 0, 0, 0),
+            ('g', 's', 1, True, 0, 0, 0, 0, 0, 0, 0)])
+        self._check([])
+
+    def test_rows_of_other_shapes(self):
+        """Rows the compiled form leaves to Python: same groups."""
+        row = ('a', 's', 1, 1, 2, 3, 4, 5, 6, 7, 8)
+        for name, make in forms('label_groups'):
+            self.assertEqual(self._reference([row]),
+                             make([list(row)], self.WEIGHTS,
+                                  query.decode_label), name)
+            self.assertEqual(self._reference([row]),
+                             make(iter([row]), self.WEIGHTS,
+                                  query.decode_label), name)
+            self.assertRaises(ValueError, make, [('a', 's', 1)],
+                              self.WEIGHTS, query.decode_label)
+            self.assertRaises(ValueError, make, [('a', '?') + row[2:]],
+                              self.WEIGHTS, query.decode_label)
