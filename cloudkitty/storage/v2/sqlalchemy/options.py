@@ -42,7 +42,10 @@ sqlalchemy_opts = [
                      'one of them (and by type, if asked) read a row per '
                      'value and day instead of one per series and day. Each '
                      'costs a statement per day rolled up; a key with a '
-                     'value per series (a resource id) saves nothing. A key '
+                     'value per series (a resource id) saves nothing: a '
+                     'total grouped by one key outside this list is summed '
+                     'per series, and the groups of one value merged by the '
+                     'client, which suits such keys. A key '
                      'added later is built for earlier days by the roll-ups '
                      'that follow, a week of days each. Processes that share '
                      'a database should share this option.'),
