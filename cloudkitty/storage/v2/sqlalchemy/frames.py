@@ -193,6 +193,18 @@ def count(conn, query):
         sa.func.sum(frame.c.n), 0)).where(*_conditions(query))))
 
 
+def counts_between(conn, start, stop):
+    """Return ``{(begin, type): n}`` of the frames starting in a window.
+
+    :param start: microseconds.
+    :param stop: microseconds.
+    """
+    frame = models.frame
+    return {(begin, type_): int(n) for begin, type_, n in conn.execute(
+        sa.select(frame.c.begin, frame.c.type, frame.c.n).where(
+            frame.c.begin >= start, frame.c.begin < stop))}
+
+
 def count_between(conn, start, stop):
     """Return the number of points whose frame starts in ``[start, stop)``.
 
@@ -234,21 +246,44 @@ def deleted(conn, conditions):
             *conditions).group_by(point.c.begin, series.c.type))}
 
 
-def subtract(conn, counts):
-    """Take deleted counts away, dropping the rows they empty."""
+def subtract(conn, counts, known=None):
+    """Take deleted counts away, dropping the rows they empty.
+
+    :param counts: ``{(begin, type): n}`` deleted.
+    :param known: the counts of those frames before the delete, read in
+        the delete's transaction (see :func:`counts_between`), or None.
+        With them, the rows emptied are dropped and the others updated,
+        without a statement to find the empty ones; without them, every
+        row is updated, then the empty ones dropped.
+    :returns: whether the delete may have emptied a row (always, without
+        ``known``).
+    """
     if not counts:
-        return
+        return False
     frame = models.frame
-    conn.execute(frame.update().where(
-        frame.c.begin == sa.bindparam('b_begin'),
-        frame.c.type == sa.bindparam('b_type')).values(
-        n=frame.c.n - sa.bindparam('b_n')),
-        [{'b_begin': begin, 'b_type': type_, 'b_n': n}
-         for (begin, type_), n in sorted(counts.items())])
-    begins = [begin for begin, _ in counts]
-    conn.execute(frame.delete().where(
-        frame.c.n == 0, frame.c.begin >= min(begins),
-        frame.c.begin <= max(begins)))
+    emptied = [] if known is None else sorted(
+        key for key, n in counts.items() if known.get(key) == n)
+    left = sorted(key for key in counts if key not in emptied)
+    if left:
+        conn.execute(frame.update().where(
+            frame.c.begin == sa.bindparam('b_begin'),
+            frame.c.type == sa.bindparam('b_type')).values(
+            n=frame.c.n - sa.bindparam('b_n')),
+            [{'b_begin': begin, 'b_type': type_, 'b_n': counts[begin, type_]}
+             for begin, type_ in left])
+    if known is None:
+        begins = [begin for begin, _ in counts]
+        conn.execute(frame.delete().where(
+            frame.c.n == 0, frame.c.begin >= min(begins),
+            frame.c.begin <= max(begins)))
+        return True
+    if emptied:
+        conn.execute(frame.delete().where(
+            frame.c.begin == sa.bindparam('b_begin'),
+            frame.c.type == sa.bindparam('b_type')),
+            [{'b_begin': begin, 'b_type': type_}
+             for begin, type_ in emptied])
+    return bool(emptied)
 
 
 def forget(conn, start=None, stop=None):

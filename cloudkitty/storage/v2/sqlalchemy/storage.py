@@ -1228,9 +1228,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         query, filters=(), metric_types=None)) + [
                         engine_mod.in_ids(self.engine.dialect,
                                           models.point.c.series_id, named)]
-                    if self._returns_deleted(conn, query):
-                        return self._delete_returning(conn, until,
-                                                      conditions, named)
+                    known = self._frames_returning(conn, query)
+                    if known is not None:
+                        return self._delete_returning(
+                            conn, until, conditions, named, known)
                 # NOTE: only the points of rolled-up days are in the rollup.
                 if until != rollup.NOTHING:
                     self._take_out_of_rollup(conn, query, conditions, until)
@@ -1274,21 +1275,25 @@ class SQLAlchemyStorage(v2.BaseStorage):
             *series_clauses).limit(_DELETE_SERIES + 1)).all())
         return named if len(named) <= _DELETE_SERIES else None
 
-    def _returns_deleted(self, conn, query):
-        """Tell whether a filtered delete may take its rows back.
+    def _frames_returning(self, conn, query):
+        """The frame counts of a filtered delete that takes its rows back.
 
         Where the database returns deleted rows, a delete whose window
         holds at most :data:`_RETURNING_MAX` points (the frame counts
         tell) does (see :meth:`_delete_returning`).
+
+        :returns: ``{(begin, type): n}`` of the window's frames (see
+            :func:`frames.counts_between`), or None when the delete does
+            not take its rows back.
         """
         if not conn.dialect.delete_returning or query.begin is None \
                 or query.end is None:
-            return False
-        return frames_mod.count_between(
-            conn, to_micros(query.begin),
-            to_micros(query.end)) <= _RETURNING_MAX
+            return None
+        known = frames_mod.counts_between(conn, to_micros(query.begin),
+                                          to_micros(query.end))
+        return known if sum(known.values()) <= _RETURNING_MAX else None
 
-    def _delete_returning(self, conn, until, conditions, types):
+    def _delete_returning(self, conn, until, conditions, types, known):
         """Delete points and take their rows back; update sums and counts.
 
         One statement finds and deletes the points, where a delete
@@ -1296,12 +1301,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
         counts): the rows it returns are summed here, exactly, as a push
         sums its own (see :func:`rollup.sums`), and their sums leave the
         rollup, their counts the frame counts, in the caller's
-        transaction.
+        transaction. ``until`` moves back only when a frame count was
+        emptied: otherwise the last frame start stays (see
+        :func:`rollup.move_back`).
 
         :param until: :func:`rollup.until`, locked by the caller.
         :param conditions: the delete's WHERE clauses, on ``ck_point``.
         :param types: ``{series id: type}`` of every series the
             conditions name.
+        :param known: the window's frame counts (see
+            :meth:`_frames_returning`).
         :returns: the number of points deleted.
         """
         point = models.point
@@ -1320,8 +1329,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         for series_id, begin, *_ in rows:
             key = (begin, types[series_id])
             counts[key] = counts.get(key, 0) + 1
-        frames_mod.subtract(conn, counts)
-        rollup.move_back(conn, until)
+        if frames_mod.subtract(conn, counts, known):
+            rollup.move_back(conn, until)
         return len(rows)
 
     def _take_out_of_rollup(self, conn, query, conditions, until):

@@ -476,6 +476,64 @@ class _RollupMixin:
         self.assertRollupMatchesPoints()
         self.assertTotalsMatchOracle()
 
+    def assertFramesMatchPoints(self):
+        """``ck_frame`` holds a row per (frame start, type) with points."""
+        engine = sa.create_engine(self.url)
+        self.addCleanup(engine.dispose)
+        point, series, frame = models.point, models.series, models.frame
+        with engine.connect() as conn:
+            expected = {(begin, type_): n for begin, type_, n in conn.execute(
+                sa.select(point.c.begin, series.c.type, sa.func.count())
+                .select_from(point.join(series,
+                                        series.c.id == point.c.series_id))
+                .group_by(point.c.begin, series.c.type))}
+            actual = {(begin, type_): n for begin, type_, n in conn.execute(
+                sa.select(frame.c.begin, frame.c.type, frame.c.n))}
+        self.assertEqual(expected, actual)
+
+    def test_bounded_filtered_deletes_keep_frame_counts(self):
+        """Deletes that take their rows back empty frames exactly.
+
+        Each delete is bounded and filtered (it takes its rows back): some
+        leave points in their frames, some empty a frame of a type, the
+        last empty the last days, which moves ``until`` back.
+        """
+        day = datetime.timedelta(days=1)
+        frames = [builders.sample_frames(project, start=T0 + n * day)
+                  for n in range(3) for project in ('p1', 'p2')]
+        for batch in frames:
+            self.store.push(batch)
+        self.frames = sum(frames, [])
+        self.assertEqual(query.to_micros(T0 + 2 * day), self._until())
+        for begin, end, filters in (
+                (T0, T0 + HOUR, {'project_id': 'p1'}),
+                (T0 + 2 * day, T0 + 2 * day + 2 * HOUR,
+                 {'flavor': 'm1.large'}),
+                (T0 + day + HOUR, T0 + day + 2 * HOUR, {'disk': 'raw'}),
+                (T0 + 2 * day, T0 + 3 * day, {'project_id': 'p1'})):
+            self.store.delete(begin=begin, end=end, filters=filters)
+            _, self.frames = query.evaluate_delete(query.validate_delete(
+                begin, end, filters), self.frames)
+            self.assertFramesMatchPoints()
+            self.assertRollupMatchesPoints()
+            self.assertTotalsMatchOracle()
+        self.assertEqual(query.to_micros(T0 + 2 * day), self._until())
+        self.store.delete(begin=T0 + 2 * day, end=T0 + 3 * day,
+                          filters={'project_id': 'p2'})
+        _, self.frames = query.evaluate_delete(query.validate_delete(
+            T0 + 2 * day, T0 + 3 * day, {'project_id': 'p2'}), self.frames)
+        self.assertFramesMatchPoints()
+        self.assertEqual(query.to_micros(T0 + 2 * day), self._until())
+        self.store.delete(begin=T0 + day, end=T0 + 2 * day,
+                          filters={'project_id': ['p1', 'p2']})
+        _, self.frames = query.evaluate_delete(query.validate_delete(
+            T0 + day, T0 + 2 * day, {'project_id': ['p1', 'p2']}),
+            self.frames)
+        self.assertFramesMatchPoints()
+        self.assertEqual(query.to_micros(T0 + day), self._until())
+        self.assertRollupMatchesPoints()
+        self.assertTotalsMatchOracle()
+
     def test_delete_of_the_last_days_moves_until_back(self):
         """``until`` goes back to the day after the last point left.
 
