@@ -993,8 +993,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """The groups of the label sums' part and of the plan.
 
         Each part is one statement that groups by the groupby's values
-        (and time); when one alone ran, with plain sums and neither time
-        nor extremes, its rows are the groups, merged already.
+        (and time), or by series (see :meth:`_per_series`); when one alone
+        ran, with plain sums and neither time nor extremes, its rows are
+        the groups, or finer ones that :func:`query.build_merged_total`
+        merges.
 
         :returns: ``(groups, merged)``: the ``(keys, count, qty, price)``
             of each group when ``merged`` (see :func:`query.
@@ -1050,9 +1052,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         union summed again by them.
 
         :param seek: see :meth:`_reading`.
-        :returns: ``(rows, time, extremes)``: a row per group (see
-            :func:`_partials`), whether they are grouped by time, and the
-            extremes they end with.
+        :returns: ``(rows, time, extremes)``: a row per group, or per
+            series (see :meth:`_per_series`) (see :func:`_partials`),
+            whether they are grouped by time, and the extremes they end
+            with.
         """
         time = query.time_groupby is not None
         extremes = sorted({(f.func, f.field) for f in query.fields
