@@ -971,18 +971,14 @@ def build_merged_total(query, groups, from_units=money.from_units):
 
 
 def _merge_runs(groups):
-    """Merge the runs of sorted ``(keys, count, qty, price)`` of one keys."""
+    """Merge the runs of sorted ``(keys, count, qty, price)`` of one key."""
     merged = []
-    for keys, run in itertools.groupby(groups, key=_keys_of):
+    for _, run in itertools.groupby(groups, key=_first_key):
         run = list(run)
         merged.append(run[0] if len(run) == 1 else (
-            keys, sum(group[1] for group in run),
+            run[0][0], sum(group[1] for group in run),
             sum(group[2] for group in run), sum(group[3] for group in run)))
     return merged
-
-
-def _keys_of(group):
-    return group[0]
 
 
 def _first_key(group):

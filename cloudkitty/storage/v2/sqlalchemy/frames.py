@@ -261,9 +261,9 @@ def subtract(conn, counts, known=None):
     if not counts:
         return False
     frame = models.frame
-    emptied = [] if known is None else sorted(
-        key for key, n in counts.items() if known.get(key) == n)
-    left = sorted(key for key in counts if key not in emptied)
+    emptied = set() if known is None else {
+        key for key, n in counts.items() if known.get(key) == n}
+    left = sorted(counts.keys() - emptied)
     if left:
         conn.execute(frame.update().where(
             frame.c.begin == sa.bindparam('b_begin'),
@@ -282,7 +282,7 @@ def subtract(conn, counts, known=None):
             frame.c.begin == sa.bindparam('b_begin'),
             frame.c.type == sa.bindparam('b_type')),
             [{'b_begin': begin, 'b_type': type_}
-             for begin, type_ in emptied])
+             for begin, type_ in sorted(emptied)])
     return bool(emptied)
 
 
