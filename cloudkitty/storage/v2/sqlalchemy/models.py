@@ -110,6 +110,10 @@ label = sa.Table(
 # so the big integer id is a plain Integer there (64-bit in SQLite anyway).
 BigInt = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
 
+#: The money columns of a point: the ``(hundreds, rest)`` pairs of its qty
+#: and price (see :func:`split`).
+POINT_MONEY = ('qty_hundreds', 'qty_rest', 'price_hundreds', 'price_rest')
+
 point = sa.Table(
     'ck_point', metadata,
     sa.Column('id', BigInt, primary_key=True, autoincrement=True),

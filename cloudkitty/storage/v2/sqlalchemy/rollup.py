@@ -250,23 +250,58 @@ def subtract_points(conditions):
 
     :param conditions: WHERE clauses on ``ck_point``.
     """
-    point, daily = models.point, models.daily
+    point = models.point
     day = day_sql(point.c.begin)
     removed = sa.select(
         day.label('day'), point.c.series_id, sa.func.count().label('n'),
         *[sa.func.sum(point.c[name]).label(name)
-          for name in ('qty_hundreds', 'qty_rest', 'price_hundreds',
-                       'price_rest')]).where(*conditions).group_by(
+          for name in models.POINT_MONEY]).where(*conditions).group_by(
         day, point.c.series_id).subquery('removed')
+    return _subtract(removed.c.day, removed.c, removed.c.n)
+
+
+def subtract_each_point(conditions):
+    """The ``UPDATE`` that takes each point out of its ``ck_daily`` row.
+
+    :func:`subtract_points` without the grouping: each point that matches
+    ``conditions`` is joined to the row of its day and series, which
+    loses one point and its pairs. That is exact only when no two of the
+    points share a row: where several match one row, SQLite and
+    PostgreSQL update it once, from one of them. The caller compares the
+    rows updated with the points it knows the conditions match, and
+    undoes the statement (a savepoint) for :func:`subtract_points` when
+    they differ. The usual delete removes one point per series and day
+    (a period's points, one per resource), and grouping them cost most of
+    the statement: 27 -> 18 ms on SQLite for the 10,200 points of one
+    period (measured).
+
+    Overflow as for :func:`subtract_points`.
+
+    :param conditions: WHERE clauses on ``ck_point``.
+    """
+    point = models.point
+    return _subtract(day_sql(point.c.begin), point.c, 1).where(*conditions)
+
+
+def _subtract(day, removed, count):
+    """The ``UPDATE`` of ``ck_daily`` that takes ``removed``'s sums out.
+
+    :param day: the day of the removed sums, a SQL expression.
+    :param removed: the columns of the removed sums: ``series_id`` and
+        the pairs of :data:`~cloudkitty.storage.v2.sqlalchemy.models.
+        POINT_MONEY`.
+    :param count: the number of points the sums hold.
+    """
+    daily = models.daily
     hundred = models.HUNDRED // money.SCALE
     return daily.update().where(
-        daily.c.day == removed.c.day,
-        daily.c.series_id == removed.c.series_id).values(
-        n=daily.c.n - removed.c.n,
-        qty_small=daily.c.qty_small - removed.c.qty_hundreds * hundred,
-        qty_lo=daily.c.qty_lo - removed.c.qty_rest,
-        price_small=daily.c.price_small - removed.c.price_hundreds * hundred,
-        price_lo=daily.c.price_lo - removed.c.price_rest)
+        daily.c.day == day,
+        daily.c.series_id == removed.series_id).values(
+        n=daily.c.n - count,
+        qty_small=daily.c.qty_small - removed.qty_hundreds * hundred,
+        qty_lo=daily.c.qty_lo - removed.qty_rest,
+        price_small=daily.c.price_small - removed.price_hundreds * hundred,
+        price_lo=daily.c.price_lo - removed.price_rest)
 
 
 #: Where the database sums a day into ``ck_daily`` itself (see

@@ -60,8 +60,10 @@ LOG = log.getLogger(__name__)
 # NOTE: how SQLite sums are split when a plain sum() overflows: a column c
 # is summed as sum(c // _SPLIT) and sum(c % _SPLIT) (integer division).
 _SPLIT = 10 ** 9
-_MONEY_COLUMNS = ('qty_hundreds', 'qty_rest', 'price_hundreds',
-                  'price_rest')
+_MONEY_COLUMNS = models.POINT_MONEY
+# NOTE: where a delete takes its points' sums out of the rollup in one
+# statement (see SQLAlchemyStorage._subtract_points).
+_SUBTRACTS_IN_DATABASE = ('sqlite', 'postgresql')
 # NOTE: the members of a money value in the aggregates, with their weights
 # in 10**-12 units: the rollup's (big, small, lo) triples and the points'
 # (hundreds, rest) pairs, each source giving 0 for the others' members.
@@ -1235,12 +1237,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     if known is not None:
                         return self._delete_returning(
                             conn, until, conditions, named, known)
+                deleted = frames_mod.deleted(conn, conditions) \
+                    if query.filters else None
                 # NOTE: only the points of rolled-up days are in the rollup.
                 if until != rollup.NOTHING:
-                    self._take_out_of_rollup(conn, query, conditions, until)
-                if query.filters:
-                    frames_mod.subtract(conn, frames_mod.deleted(
-                        conn, conditions))
+                    self._take_out_of_rollup(conn, query, conditions, until,
+                                             deleted)
+                if deleted is not None:
+                    frames_mod.subtract(conn, deleted)
                 else:
                     # NOTE: every point of the window's frames goes: so do
                     # their counts, without reading the points to count
@@ -1336,7 +1340,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
             rollup.move_back(conn, until)
         return len(rows)
 
-    def _take_out_of_rollup(self, conn, query, conditions, until):
+    def _take_out_of_rollup(self, conn, query, conditions, until,
+                            deleted=None):
         """Take the points a delete removes out of the daily rollup.
 
         A delete without filters removes every point of the whole days of
@@ -1347,6 +1352,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
         :param conditions: the delete's WHERE clauses, on ``ck_point``.
         :param until: :func:`rollup.until`, locked by the caller.
+        :param deleted: the counts of the deleted points per frame start
+            and type (see :func:`frames.deleted`), or None.
         """
         point, daily = models.point, models.daily
         rolled = conditions + [point.c.begin < until]
@@ -1365,14 +1372,50 @@ class SQLAlchemyStorage(v2.BaseStorage):
                                            last == until):
                 # NOTE: no partial day of the window is in the rollup.
                 return
-        self._subtract_points(conn, query, rolled, until, whole)
+        self._subtract_points(conn, query, rolled, until, whole,
+                              self._rolled_points(conn, query, until,
+                                                  deleted, whole))
 
-    def _subtract_points(self, conn, query, conditions, until, whole=None):
+    @staticmethod
+    def _rolled_points(conn, query, until, deleted, whole):
+        """How many points of the rollup's days a delete removes, if known.
+
+        The frame counts tell, without reading a point: those of the
+        filtered points (``deleted``), or those of the window's frames
+        before ``until`` but for the ``whole`` days. Known only when each
+        of those days has one frame start in the window, where points
+        rarely share a (day, series) row of the rollup (see
+        :meth:`_subtract_in_database`): a window of several frames of a
+        day holds several points of most series.
+
+        :returns: the number of points, or None (also where the client
+            takes the points out: MariaDB).
+        """
+        if conn.dialect.name not in _SUBTRACTS_IN_DATABASE:
+            return None
+        if deleted is None:
+            if query.begin is None or query.end is None:
+                return None
+            deleted = frames_mod.counts_between(
+                conn, to_micros(query.begin),
+                min(to_micros(query.end), until))
+        begins = {}
+        points = 0
+        for (begin, _), n in deleted.items():
+            if begin >= until or (whole is not None and
+                                  whole[0] <= begin < whole[1]):
+                continue
+            if begins.setdefault(rollup.day_of(begin), begin) != begin:
+                return None
+            points += n
+        return points
+
+    def _subtract_points(self, conn, query, conditions, until, whole=None,
+                         points=None):
         """Take the sums of the points ``conditions`` match out of the rollup.
 
-        On SQLite and PostgreSQL in one statement (:func:`rollup.
-        subtract_points`; on PostgreSQL in a savepoint, so that an error
-        ends it alone), then the rows it emptied go; on MariaDB, or when a
+        On SQLite and PostgreSQL in one statement (:meth:`_subtract_in_
+        database`), then the rows it emptied go; on MariaDB, or when a
         limb overflows 64 bits, through the client (:meth:`_day_sums`,
         :meth:`_subtract_days`). The label sums of the window's rolled-up
         days go stale (see :mod:`~cloudkitty.storage.v2.sqlalchemy.
@@ -1381,6 +1424,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         :param until: :func:`rollup.until`, locked by the caller.
         :param whole: ``(first, last)`` days, in microseconds, the last
             excluded, or None.
+        :param points: the number of points ``conditions`` match, or None
+            when unknown.
         """
         first = None if query.begin is None \
             else rollup.day_of(to_micros(query.begin))
@@ -1388,10 +1433,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
             else min(until - rollup.DAY,
                      rollup.day_of(to_micros(query.end) - 1))
         self._labels.stale_between(conn, first, last, whole)
-        if conn.dialect.name in ('sqlite', 'postgresql'):
+        if conn.dialect.name in _SUBTRACTS_IN_DATABASE:
             try:
-                with engine_mod.undo_alone(conn):
-                    conn.execute(rollup.subtract_points(conditions))
+                self._subtract_in_database(conn, conditions, points)
             except sa_exc.DBAPIError as exc:
                 if not engine_mod.overflowed(exc):
                     raise
@@ -1404,6 +1448,33 @@ class SQLAlchemyStorage(v2.BaseStorage):
         removed = self._day_sums(conn, conditions)
         if removed:
             self._subtract_days(conn, rollup.opposites(removed))
+
+    @staticmethod
+    def _subtract_in_database(conn, conditions, points):
+        """Take the points' sums out of ``ck_daily`` in the database.
+
+        When the number of points is known, each point is first taken out
+        of its row as it is (:func:`rollup.subtract_each_point`), in a
+        savepoint: if the statement updated as many rows as there are
+        points, no two shared a row and it is exact; otherwise it is
+        undone, and the points are summed per day and series first
+        (:func:`rollup.subtract_points`, in a savepoint on PostgreSQL,
+        so that an overflow ends it alone).
+
+        :param points: the number of points ``conditions`` match, or None.
+        :raises sqlalchemy.exc.DBAPIError: on overflow, the statement
+            undone.
+        """
+        if points == 0:
+            return
+        if points is not None:
+            with conn.begin_nested() as savepoint:
+                if conn.execute(rollup.subtract_each_point(
+                        conditions)).rowcount == points:
+                    return
+                savepoint.rollback()
+        with engine_mod.undo_alone(conn):
+            conn.execute(rollup.subtract_points(conditions))
 
     def _subtract_days(self, conn, opposites):
         """Add opposite day sums to ``ck_daily``; drop the rows emptied.

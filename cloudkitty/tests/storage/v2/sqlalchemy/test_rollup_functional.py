@@ -534,6 +534,70 @@ class _RollupMixin:
         self.assertRollupMatchesPoints()
         self.assertTotalsMatchOracle()
 
+    def _frame(self, hour, series):
+        """A frame of one hour, a point per ``(type, project, flavor)``."""
+        start = T0 + hour * HOUR
+        frame = dataframe.DataFrame(start, start + HOUR)
+        for type_, project_id, flavor in series:
+            frame.add_point(dataframe.DataPoint(
+                'u', decimal.Decimal(self.rng.choice(VALUES)),
+                decimal.Decimal(self.rng.choice(VALUES)),
+                {'project_id': project_id}, {'flavor': flavor}), type_)
+        return frame
+
+    def test_deletes_of_one_frame_per_day(self):
+        """Deletes that take each point out of its rollup row as it is.
+
+        A window with one frame start per rolled-up day subtracts each
+        point from its (day, series) row without summing them first; when
+        two of its points share a row (one series twice in a frame), that
+        statement is undone and the points summed per row instead. A
+        window of several frame starts of a day sums them at once. The
+        rollup and totals stay exact throughout, on every path.
+        """
+        distinct = [(type_, project_id, flavor) for type_ in ('cpu', 'disk')
+                    for project_id in 'ab' for flavor in 'xy']
+        twice = distinct + distinct[:3]
+        hours = {1: distinct, 2: twice, 3: distinct, 4: distinct,
+                 10: distinct, 25: twice, 26: distinct, 49: distinct}
+        self.frames = [self._frame(hour, series)
+                       for hour, series in sorted(hours.items())]
+        for frame in self.frames:
+            self.store.push([frame])
+        self.assertEqual(query.to_micros(T0 + 48 * HOUR), self._until())
+        in_database = self.store.engine.dialect.name in ('sqlite',
+                                                         'postgresql')
+        for begin, end, filters, each, grouped in (
+                # NOTE: no two points of the frame share a row.
+                (1, 2, None, 1, 0),
+                # NOTE: three series twice in the frame: undone, summed.
+                (2, 3, None, 1, 1),
+                # NOTE: two frame starts of one day: summed at once.
+                (3, 5, None, 0, 1),
+                # NOTE: one frame start in each of two days, the second
+                # one with a series twice.
+                (10, 26, {'project_id': 'a'}, 1, 1),
+                # NOTE: the frames of the last day are not rolled up.
+                (26, 50, None, 1, 0)):
+            with mock.patch.object(
+                    rollup, 'subtract_each_point',
+                    wraps=rollup.subtract_each_point) as each_point, \
+                    mock.patch.object(
+                        rollup, 'subtract_points',
+                        wraps=rollup.subtract_points) as summed, \
+                    mock.patch.object(storage, '_RETURNING_MAX', -1):
+                self.store.delete(begin=T0 + begin * HOUR,
+                                  end=T0 + end * HOUR, filters=filters)
+            if in_database:
+                self.assertEqual((each, grouped), (each_point.call_count,
+                                                   summed.call_count),
+                                 (begin, end, filters))
+            _, self.frames = query.evaluate_delete(query.validate_delete(
+                T0 + begin * HOUR, T0 + end * HOUR, filters), self.frames)
+            self.assertRollupMatchesPoints()
+            self.assertFramesMatchPoints()
+            self.assertTotalsMatchOracle()
+
     def test_delete_of_the_last_days_moves_until_back(self):
         """``until`` goes back to the day after the last point left.
 
