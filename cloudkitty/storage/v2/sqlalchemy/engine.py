@@ -364,7 +364,7 @@ def undo_alone(conn):
     return contextlib.nullcontext()
 
 
-def in_ids(dialect, column, ids):
+def in_ids(dialect, column, ids=None, name=None):
     """``column IN ids``, one parameter on PostgreSQL.
 
     PostgreSQL compares with ``= ANY`` of one array: the statement's text
@@ -373,13 +373,15 @@ def in_ids(dialect, column, ids):
     every call (half a millisecond of a delete of one project, measured).
     Elsewhere, a plain ``IN`` list.
 
-    :param ids: integers.
+    :param ids: integers; or None for a statement built once, whose
+        parameter ``name`` is given the ids, sorted, at execution.
+    :param name: the parameter's name, or None for an anonymous one.
     """
-    ids = sorted(ids)
+    value = {} if ids is None else {'value': sorted(ids)}
     if dialect.name == 'postgresql':
         return column == sa.any_(sa.bindparam(
-            None, ids, type_=postgresql.ARRAY(sa.Integer)))
-    return column.in_(ids)
+            name, type_=postgresql.ARRAY(sa.Integer), **value))
+    return column.in_(sa.bindparam(name, expanding=True, **value))
 
 
 def bulk_writer(dialect, table, columns, suffix=''):

@@ -193,16 +193,29 @@ def count(conn, query):
         sa.func.sum(frame.c.n), 0)).where(*_conditions(query))))
 
 
+# NOTE: built once: every delete of a bounded window runs them (see
+# rollup._UNTIL).
+_COUNTS_BETWEEN = sa.select(
+    models.frame.c.begin, models.frame.c.type, models.frame.c.n).where(
+    models.frame.c.begin >= sa.bindparam('b_start'),
+    models.frame.c.begin < sa.bindparam('b_stop'))
+_SUBTRACT = models.frame.update().where(
+    models.frame.c.begin == sa.bindparam('b_begin'),
+    models.frame.c.type == sa.bindparam('b_type')).values(
+    n=models.frame.c.n - sa.bindparam('b_n'))
+_DROP = models.frame.delete().where(
+    models.frame.c.begin == sa.bindparam('b_begin'),
+    models.frame.c.type == sa.bindparam('b_type'))
+
+
 def counts_between(conn, start, stop):
     """Return ``{(begin, type): n}`` of the frames starting in a window.
 
     :param start: microseconds.
     :param stop: microseconds.
     """
-    frame = models.frame
     return {(begin, type_): int(n) for begin, type_, n in conn.execute(
-        sa.select(frame.c.begin, frame.c.type, frame.c.n).where(
-            frame.c.begin >= start, frame.c.begin < stop))}
+        _COUNTS_BETWEEN, {'b_start': start, 'b_stop': stop})}
 
 
 def count_between(conn, start, stop):
@@ -265,10 +278,8 @@ def subtract(conn, counts, known=None):
         key for key, n in counts.items() if known.get(key) == n}
     left = sorted(counts.keys() - emptied)
     if left:
-        conn.execute(frame.update().where(
-            frame.c.begin == sa.bindparam('b_begin'),
-            frame.c.type == sa.bindparam('b_type')).values(
-            n=frame.c.n - sa.bindparam('b_n')),
+        conn.execute(
+            _SUBTRACT,
             [{'b_begin': begin, 'b_type': type_, 'b_n': counts[begin, type_]}
              for begin, type_ in left])
     if known is None:
@@ -278,9 +289,8 @@ def subtract(conn, counts, known=None):
             frame.c.begin <= max(begins)))
         return True
     if emptied:
-        conn.execute(frame.delete().where(
-            frame.c.begin == sa.bindparam('b_begin'),
-            frame.c.type == sa.bindparam('b_type')),
+        conn.execute(
+            _DROP,
             [{'b_begin': begin, 'b_type': type_}
              for begin, type_ in sorted(emptied)])
     return bool(emptied)

@@ -110,10 +110,22 @@ def forget(conn, begin_micros=None, end_micros=None):
     :param begin_micros: start of the window (inclusive) or None.
     :param end_micros: end of the window (exclusive) or None.
     """
+    conn.execute(_FORGET[begin_micros is not None, end_micros is not None],
+                 {'b_begin': begin_micros, 'b_end': end_micros})
+
+
+def _forget(begin, end):
+    """The ``DELETE`` of :func:`forget` for a window bounded or not."""
     table = models.push
     clauses = []
-    if end_micros is not None:
-        clauses.append(table.c.first_begin < end_micros)
-    if begin_micros is not None:
-        clauses.append(table.c.last_begin >= begin_micros)
-    conn.execute(table.delete().where(*clauses))
+    if end:
+        clauses.append(table.c.first_begin < sa.bindparam('b_end'))
+    if begin:
+        clauses.append(table.c.last_begin >= sa.bindparam('b_begin'))
+    return table.delete().where(*clauses)
+
+
+# NOTE: built once, by bound (begin, end): every delete runs one (see
+# rollup._UNTIL).
+_FORGET = {(begin, end): _forget(begin, end)
+           for begin in (False, True) for end in (False, True)}

@@ -69,6 +69,20 @@ _COLUMNS = ('day', 'series_id', 'n') + MONEY_COLUMNS
 NOTHING = -2 ** 63
 
 
+# NOTE: the statements of the small writes every delete makes are built
+# once: building one cost more than running it (0.1 ms against 0.02 on
+# SQLite, measured), and a delete of one project makes a dozen.
+_UNTIL = {
+    None: sa.select(models.rollup_state.c.until),
+    'share': sa.select(models.rollup_state.c.until).with_for_update(
+        read=True),
+    'update': sa.select(models.rollup_state.c.until).with_for_update(),
+}
+_MOVE_UNTIL = models.rollup_state.update().values(
+    until=sa.bindparam('b_until'))
+_LAST_FRAME = sa.select(sa.func.max(models.frame.c.begin))
+
+
 def until(conn, lock=None):
     """Read the first day not in the rollup (microseconds).
 
@@ -77,15 +91,12 @@ def until(conn, lock=None):
         roll-up) or to keep every push out (deletes). SQLite takes no row
         lock: its writers take turns.
     """
-    stmt = sa.select(models.rollup_state.c.until)
-    if lock is not None:
-        stmt = stmt.with_for_update(read=lock == 'share')
-    return conn.scalar(stmt)
+    return conn.scalar(_UNTIL[lock])
 
 
 def move_until(conn, day):
     """Set the first day not in the rollup (in the roll-up transaction)."""
-    conn.execute(models.rollup_state.update().values(until=day))
+    conn.execute(_MOVE_UNTIL, {'b_until': day})
 
 
 def move_back(conn, first_unrolled):
@@ -106,7 +117,7 @@ def move_back(conn, first_unrolled):
     """
     if first_unrolled == NOTHING:
         return
-    last = conn.scalar(sa.select(sa.func.max(models.frame.c.begin)))
+    last = conn.scalar(_LAST_FRAME)
     day = NOTHING if last is None else day_of(last) + DAY
     if day < first_unrolled:
         move_until(conn, day)

@@ -209,6 +209,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             ('id',) * self._numbers_points +
             ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
+        self._delete_series_points = _delete_series_points(dialect)
         self._upsert_frames = frames_mod.upsert(dialect)
         self._streams = isinstance(self._insert_points, engine_mod.CopyWrite)
         self._partitions = partitions.Partitions(self.engine)
@@ -1229,14 +1230,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if named is None:
                     conditions = self._conditions(query)
                 else:
+                    known = self._frames_returning(conn, query)
+                    if known is not None:
+                        return self._delete_returning(
+                            conn, until, query, named, known)
                     conditions = self._conditions(dataclasses.replace(
                         query, filters=(), metric_types=None)) + [
                         engine_mod.in_ids(self.engine.dialect,
                                           models.point.c.series_id, named)]
-                    known = self._frames_returning(conn, query)
-                    if known is not None:
-                        return self._delete_returning(
-                            conn, until, conditions, named, known)
                 deleted = frames_mod.deleted(conn, conditions) \
                     if query.filters else None
                 # NOTE: only the points of rolled-up days are in the rollup.
@@ -1300,7 +1301,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                                           to_micros(query.end))
         return known if sum(known.values()) <= _RETURNING_MAX else None
 
-    def _delete_returning(self, conn, until, conditions, types, known):
+    def _delete_returning(self, conn, until, query, types, known):
         """Delete points and take their rows back; update sums and counts.
 
         One statement finds and deletes the points, where a delete
@@ -1313,17 +1314,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
         :func:`rollup.move_back`).
 
         :param until: :func:`rollup.until`, locked by the caller.
-        :param conditions: the delete's WHERE clauses, on ``ck_point``.
-        :param types: ``{series id: type}`` of every series the
-            conditions name.
+        :param query: the delete's query, bounded.
+        :param types: ``{series id: type}`` of every series the query's
+            filters match (see :meth:`_named_series`).
         :param known: the window's frame counts (see
             :meth:`_frames_returning`).
         :returns: the number of points deleted.
         """
-        point = models.point
-        rows = _driver_rows(conn, point.delete().where(*conditions).returning(
-            point.c.series_id, point.c.begin, point.c.end,
-            *[point.c[name] for name in _MONEY_COLUMNS]))
+        rows = _driver_rows(conn, self._delete_series_points, {
+            'b_begin': to_micros(query.begin), 'b_end': to_micros(query.end),
+            'b_series': sorted(types)})
         if not rows:
             return 0
         removed = rollup.rows(rollup.sums(rows, until))
@@ -1785,15 +1785,35 @@ def _narrow(query, left, by_start):
     return None
 
 
-def _driver_rows(conn, stmt):
+def _delete_series_points(dialect):
+    """The ``DELETE`` of some series' points in a window, returning them.
+
+    For :meth:`SQLAlchemyStorage._delete_returning`, built once per
+    store, as the other statements of every delete are (see
+    :func:`rollup.until`). Its parameters: ``b_begin`` and ``b_end``, the
+    window in microseconds, and ``b_series``, the series' ids, sorted.
+    """
+    point = models.point
+    return point.delete().where(
+        point.c.begin >= sa.bindparam('b_begin'),
+        point.c.begin < sa.bindparam('b_end'),
+        engine_mod.in_ids(dialect, point.c.series_id,
+                          name='b_series')).returning(
+        point.c.series_id, point.c.begin, point.c.end,
+        *[point.c[name] for name in _MONEY_COLUMNS])
+
+
+def _driver_rows(conn, stmt, params=None):
     """Run a SELECT; return the driver's row tuples.
 
     SQLAlchemy would make a Row of each, about a microsecond apiece
     (measured, SQLite and PostgreSQL): as much as rebuilding a point. The
     callers read points and sums by position, whose columns need no type
     processing: integers (or the Decimal of a NUMERIC sum) and strings.
+
+    :param params: the statement's parameters, if any.
     """
-    result = conn.execute(stmt)
+    result = conn.execute(stmt, params)
     dbapi_error = conn.dialect.loaded_dbapi.Error
     try:
         return result.cursor.fetchall()
