@@ -364,6 +364,31 @@ def undo_alone(conn):
     return contextlib.nullcontext()
 
 
+def analyze_stale(conn, names):
+    """Refresh the statistics of the tables among ``names`` if stale.
+
+    PostgreSQL plans on its statistics, which autovacuum may refresh late
+    or, where it is off, never. A table is analyzed when the rows written
+    since its last analysis reach a tenth of those it had (as autovacuum
+    would), or if it never was. PostgreSQL publishes a session's counts
+    of written rows a second or so late: writes it has not published yet
+    are counted at the next call. Elsewhere, nothing.
+
+    :param names: table names, as the catalog has them.
+    """
+    if conn.dialect.name != 'postgresql':
+        return
+    stale = [name for name, changed, rows in conn.exec_driver_sql(
+        'SELECT c.relname, s.n_mod_since_analyze, c.reltuples '
+        'FROM pg_class c JOIN pg_stat_user_tables s '
+        'ON s.relid = c.oid WHERE c.relname = ANY(%s)', (list(names),))
+        if rows < 0 or changed >= 0.1 * rows]
+    for name in sorted(stale):
+        # NOTE: the name comes from the catalog and is quoted.
+        conn.exec_driver_sql('ANALYZE %s' % conn.dialect.
+                             identifier_preparer.quote(name))
+
+
 def in_ids(dialect, column, ids=None, name=None):
     """``column IN ids``, one parameter on PostgreSQL.
 

@@ -28,6 +28,7 @@ points to series and buys little here, so both keep one table.
 """
 
 from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 
 #: The partitioned table.
 TABLE = 'ck_point'
@@ -147,9 +148,8 @@ class Partitions:
         are planned on the partitions' statistics, which autovacuum may
         refresh late or, where it is off, never: planned on "a few
         thousand rows" for millions, grouping by frame went from 1.1 s to
-        3-11 s at 10M points (measured). A partition is analyzed when the
-        rows written since its last analysis reach a tenth of those it
-        had (as autovacuum would), or if it never was.
+        3-11 s at 10M points (measured). See
+        :func:`~cloudkitty.storage.v2.sqlalchemy.engine.analyze_stale`.
 
         :param start: microseconds, or None for every partition before
             ``end``.
@@ -163,15 +163,7 @@ class Partitions:
             names = [name for name, (low, high) in existing(conn).items()
                      if high > (start if start is not None else low)
                      and low < end]
-            stale = [name for name, changed, rows in conn.exec_driver_sql(
-                'SELECT c.relname, s.n_mod_since_analyze, c.reltuples '
-                'FROM pg_class c JOIN pg_stat_user_tables s '
-                'ON s.relid = c.oid WHERE c.relname = ANY(%s)', (names,))
-                if rows < 0 or changed >= 0.1 * rows]
-            for name in sorted(stale):
-                # NOTE: the name comes from the catalog and is quoted.
-                conn.exec_driver_sql('ANALYZE %s' % conn.dialect.
-                                     identifier_preparer.quote(name))
+            engine_mod.analyze_stale(conn, names)
             conn.commit()
 
     def forget(self, start, end):

@@ -14,16 +14,20 @@
 Pushes create the partitions of their months; a delete open at its start
 and without filters (the retention purge) drops whole months, keeps the
 rollup exact and counts what it dropped; a process that still believes a
-dropped month exists recreates it when it pushes there again.
+dropped month exists recreates it when it pushes there again. A roll-up
+refreshes the statistics of the partitions and rollup tables it wrote,
+when stale.
 """
 
 import datetime
 import decimal
+from unittest import mock
 
 from oslo_config import cfg
 import testtools
 
 from cloudkitty import storage
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import partitions
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
@@ -110,3 +114,62 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
         self.push(self.store, JAN)
         self.assertEqual(['ck_point_p202501'], self.names())
         self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
+
+    def _flush_statistics(self, conn):
+        """Make this session's counts visible to the next transaction."""
+        conn.exec_driver_sql('SELECT pg_stat_force_next_flush()')
+        conn.commit()
+
+    def _analyzed(self, conn, name):
+        self._flush_statistics(conn)
+        row = conn.exec_driver_sql(
+            'SELECT n_mod_since_analyze, last_analyze FROM '
+            'pg_stat_user_tables WHERE relname = %s', (name,)).one()
+        conn.commit()
+        return row
+
+    def _analyze_stale(self, conn, name):
+        self._flush_statistics(conn)
+        engine_mod.analyze_stale(conn, [name])
+        conn.commit()
+
+    def test_stale_statistics_are_refreshed(self):
+        """A table whose rows changed by a tenth is analyzed, not others."""
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql('DROP TABLE IF EXISTS ck_stats_probe')
+            conn.exec_driver_sql('CREATE TABLE ck_stats_probe (n int)')
+            conn.commit()
+            self.addCleanup(self._drop_probe)
+            conn.exec_driver_sql(
+                'INSERT INTO ck_stats_probe SELECT generate_series(1, 100)')
+            conn.commit()
+            self._analyze_stale(conn, 'ck_stats_probe')
+            changed, analyzed = self._analyzed(conn, 'ck_stats_probe')
+            self.assertEqual(0, changed)
+            self.assertIsNotNone(analyzed)
+            # NOTE: 5 rows changed of 100: not stale; 10 more: stale.
+            conn.exec_driver_sql(
+                'UPDATE ck_stats_probe SET n = -n WHERE n <= 5')
+            conn.commit()
+            self._analyze_stale(conn, 'ck_stats_probe')
+            self.assertEqual(5, self._analyzed(conn, 'ck_stats_probe')[0])
+            conn.exec_driver_sql(
+                'UPDATE ck_stats_probe SET n = -n WHERE n > 90')
+            conn.commit()
+            self._analyze_stale(conn, 'ck_stats_probe')
+            self.assertEqual(0, self._analyzed(conn, 'ck_stats_probe')[0])
+
+    def _drop_probe(self):
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql('DROP TABLE IF EXISTS ck_stats_probe')
+            conn.commit()
+
+    def test_roll_up_refreshes_the_rollup_statistics(self):
+        """A roll-up analyzes its partitions' and the rollup's tables."""
+        self.push(self.store, JAN)
+        with mock.patch.object(engine_mod, 'analyze_stale',
+                               wraps=engine_mod.analyze_stale) as analyze:
+            self.push(self.store, JAN + datetime.timedelta(days=1))
+        tables = [sorted(call.args[1]) for call in analyze.call_args_list]
+        self.assertEqual([['ck_point_p202501'],
+                          ['ck_daily', 'ck_label_daily']], tables)
