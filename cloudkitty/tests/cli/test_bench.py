@@ -274,8 +274,8 @@ class MeasureSizeTest(base.CLITestCase):
         self.assertEqual('ValueError', outcome['type'])
         self.assertTrue(outcome['plain'])
         # NOTE: one period of six points was deleted, then the project of
-        # another.
-        self.assertIn('already holds 24 points', outcome['error'])
+        # two others (the first delete of a project is not timed).
+        self.assertIn('already holds 18 points', outcome['error'])
         self.assertIn('Traceback', outcome['traceback'])
 
 
@@ -460,13 +460,14 @@ class BenchRunTest(base.CLITestCase):
     def test_reuse_keeps_the_last_round(self):
         url = main.sqlite_url(os.path.join(self.tmp, 'reused.sqlite'))
         argv = ['--connection', url, 'bench', '--projects', '1',
-                '--resources', '1', '--periods', '3', '--repeat', '1',
+                '--resources', '1', '--periods', '4', '--repeat', '1',
                 '--reuse', '2']
         self.ok(argv + ['--keep'])
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        # NOTE: the last round's 18 points less one period and one
-        # project of another.
+        # NOTE: the last round's 24 points less one period and the
+        # project of two others (the first delete of a project is not
+        # timed).
         self.assertIn('already holds 6 points', err)
 
     def test_reuse_is_refused_with_sizes(self):
@@ -522,7 +523,7 @@ class BenchRunTest(base.CLITestCase):
                 '--repeat', '1']
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        self.assertIn('size 100: the configured backend already holds 24 '
+        self.assertIn('size 100: the configured backend already holds 18 '
                       'points', err)
         code, _, err = self.run_main(argv + ['--keep'])
         self.assertEqual(1, code)
