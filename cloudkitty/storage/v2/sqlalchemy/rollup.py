@@ -69,9 +69,9 @@ _COLUMNS = ('day', 'series_id', 'n') + MONEY_COLUMNS
 NOTHING = -2 ** 63
 
 
-# NOTE: the statements of the small writes every delete makes are built
-# once: building one cost more than running it (0.1 ms against 0.02 on
-# SQLite, measured), and a delete of one project makes a dozen.
+# NOTE: the statements of the small reads and writes every delete makes
+# are built once: building one cost more than running it (0.1 ms against
+# 0.02 on SQLite, measured), and a delete of one project makes several.
 _UNTIL = {
     None: sa.select(models.rollup_state.c.until),
     'share': sa.select(models.rollup_state.c.until).with_for_update(
