@@ -28,7 +28,6 @@ points to series and buys little here, so both keep one table.
 """
 
 from cloudkitty.storage.v2 import query
-from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 
 #: The partitioned table.
 TABLE = 'ck_point'
@@ -141,30 +140,26 @@ class Partitions:
                       for name, (start, stop) in existing(conn).items()
                       if stop <= end)
 
-    def analyze_stale(self, start, end):
-        """Refresh the statistics of the partitions of a window if stale.
+    def overlapping(self, conn, start, end):
+        """Return the names of the partitions that meet a window.
 
-        The roll-up calls it for the days it rolled up. Totals and pages
-        are planned on the partitions' statistics, which autovacuum may
-        refresh late or, where it is off, never: planned on "a few
-        thousand rows" for millions, grouping by frame went from 1.1 s to
-        3-11 s at 10M points (measured). See
-        :func:`~cloudkitty.storage.v2.sqlalchemy.engine.analyze_stale`.
+        The roll-up refreshes their statistics for the days it rolled up
+        (see :func:`~cloudkitty.storage.v2.sqlalchemy.engine.
+        analyze_stale`). Totals and pages are planned on them, which
+        autovacuum may refresh late or, where it is off, never: planned on
+        "a few thousand rows" for millions, grouping by frame went from
+        1.1 s to 3-11 s at 10M points (measured).
 
         :param start: microseconds, or None for every partition before
             ``end``.
         :param end: microseconds.
+        :returns: names, none when ``ck_point`` is not partitioned.
         """
-        if self.engine.dialect.name != 'postgresql':
-            return
-        with self.engine.connect() as conn:
-            if not self.enabled(conn):
-                return
-            names = [name for name, (low, high) in existing(conn).items()
-                     if high > (start if start is not None else low)
-                     and low < end]
-            engine_mod.analyze_stale(conn, names)
-            conn.commit()
+        if not self.enabled(conn):
+            return []
+        return sorted(name for name, (low, high) in existing(conn).items()
+                      if high > (start if start is not None else low)
+                      and low < end)
 
     def forget(self, start, end):
         """Forget a dropped partition, so a later push creates it again."""

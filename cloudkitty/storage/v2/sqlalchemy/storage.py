@@ -376,7 +376,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         days meanwhile. Pushes call it; it is idempotent. On PostgreSQL the
         statistics of the partitions rolled up and of the rollup's tables
         are then refreshed if stale (see :meth:`partitions.Partitions.
-        analyze_stale`, :func:`engine.analyze_stale`). The label sums
+        overlapping`, :func:`engine.analyze_stale`). The label sums
         of the days rolled up are built in the same transaction, and
         those of a few stale days rebuilt (see :mod:`~cloudkitty.storage.
         v2.sqlalchemy.labelsums`).
@@ -408,15 +408,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 self._labels.adopt_keys(conn, until)
                 self._labels.build(conn, days)
                 self._labels.rebuild_stale(conn)
-        self._partitions.analyze_stale(
-            None if until == rollup.NOTHING else until, day)
-        # NOTE: so are those of the rollup's tables, which grow a day at
-        # a time: planned on none, the update of ck_daily by a delete of
-        # one period hashed its rows in two batches (65 ms against 44
-        # with them, on the benchmark's four days, measured).
-        with self.engine.connect() as conn:
-            engine_mod.analyze_stale(conn, _ROLLUP_TABLES)
-            conn.commit()
+        if self.engine.dialect.name == 'postgresql':
+            # NOTE: the partitions rolled up (see partitions.overlapping)
+            # and the rollup's tables, which grow a day at a time: planned
+            # on no statistics, the update of ck_daily by a delete of one
+            # period hashed its rows in two batches (65 ms against 44 with
+            # them, on the benchmark's four days, measured).
+            with self.engine.connect() as conn:
+                engine_mod.analyze_stale(conn, self._partitions.overlapping(
+                    conn, None if until == rollup.NOTHING else until, day)
+                    + list(_ROLLUP_TABLES))
+                conn.commit()
 
     def _sum_day(self, conn, day):
         """Roll up a day in the database, if it can; tell whether it did.
