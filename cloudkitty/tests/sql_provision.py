@@ -123,6 +123,14 @@ def provision(test_class, env_var):
     return TestDatabase(admin_url, admin_url.set(database=name))
 
 
+def no_statistics(engine, name):
+    """PostgreSQL: a table's columns whose statistics target is 0, sorted."""
+    with engine.connect() as conn:
+        return sorted(conn.exec_driver_sql(
+            'SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass '
+            'AND attnum > 0 AND attstattarget = 0', (name,)).scalars())
+
+
 class ServerDatabaseMixin:
     """Gives a test class a database of its own on a real server.
 

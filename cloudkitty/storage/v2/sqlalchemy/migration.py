@@ -60,7 +60,7 @@ _PG_LOCK_ID = 0x636b7374
 _MYSQL_LOCK = 'cloudkitty_storage_migration'
 _LOCK_TIMEOUT = 300
 #: The latest revision of ``alembic/versions``; a new migration changes it.
-HEAD = '0010'
+HEAD = '0011'
 #: Seconds between two tries of a SQLite process waiting for the write
 #: lock to upgrade (see :func:`_sqlite_write_lock`).
 SQLITE_LOCK_POLL = 0.002

@@ -84,8 +84,20 @@ _SEEK_RATIO = 16
 #: The most days a seek in the daily rollup names (one bound parameter
 #: each); a longer window scans its days.
 _SEEK_DAYS = 1000
-#: The most series a filtered delete names by id (one bound parameter
-#: each, see SQLAlchemyStorage._named_series); more keep the subquery.
+# NOTE: PostgreSQL's settings for a total grouped by keys, for its
+# transaction. The aggregate joins one row per series to the series'
+# labels: a hash join is always right. Before autovacuum analyzed freshly
+# filled tables, the planner took a nested loop instead (7.6 s instead of
+# 0.08 s by project after loading a million points). It also guesses a
+# group per point (it cannot know that a day's 40,800 points make 600
+# (type, project) groups), and with 4 MB of work memory it sorted them on
+# disk instead of hashing them: 57-63 ms instead of 28 for the unrolled
+# day (measured). A hash aggregate that outgrows its memory spills.
+_GROUPING_SETTINGS = ("SELECT set_config('enable_nestloop', 'off', true), "
+                      "set_config('work_mem', '16MB', true)")
+#: The most series a filtered delete, or a filtered read on PostgreSQL,
+#: names by id (see SQLAlchemyStorage._named_series); more keep the
+#: subquery.
 _DELETE_SERIES = 1000
 #: The most points in a filtered delete's window for it to take the rows
 #: it deletes back (see SQLAlchemyStorage._delete_returning): they are
@@ -158,6 +170,20 @@ class _Source:
 _POINTS = _Source(models.point, 'begin', end='end')
 _DAILY = _Source(models.daily, 'day', count='n')
 _LABEL_DAILY = _Source(models.label_daily, 'day', count='n')
+
+
+@dataclasses.dataclass(frozen=True)
+class _NamedQuery(query_mod.Query):
+    """A query whose series filter is named by the ids of its series.
+
+    For reads on PostgreSQL (see :meth:`SQLAlchemyStorage._named_query`);
+    the read's WHERE clauses compare ``series_id`` with these ids instead
+    of a subquery on the series and their labels.
+
+    :ivar series_ids: tuple of ``ck_series`` ids.
+    """
+
+    series_ids: tuple = ()
 
 
 class SQLAlchemyFeatures(v2.Features):
@@ -327,7 +353,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             self._roll_up_after_push(last_day)
 
     def _with_partitions(self, begins, write, *args):
-        """Create the months of ``begins`` if missing, then ``write(*args)``.
+        """Create the days of ``begins`` if missing, then ``write(*args)``.
 
         Each step is one transaction, made again if it loses a deadlock
         (see :func:`engine.retry_conflicts`); in the end a lasting
@@ -341,7 +367,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         try:
             return retry(write, *args)
         except sa_exc.IntegrityError as exc:
-            # NOTE: another process may have dropped a month this one
+            # NOTE: another process may have dropped a day this one
             # knew (a purge): find out, create it, push again.
             if not partitions.missing_partition(exc):
                 raise
@@ -374,8 +400,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         summed per day and series into ``ck_daily`` while ``ck_rollup`` is
         locked against pushes and deletes, so that none lands in those
         days meanwhile. Pushes call it; it is idempotent. On PostgreSQL the
+        partitions before ``day`` then get their index by series if they
+        lack it (see :meth:`partitions.Partitions.index_series`), and the
         statistics of the partitions rolled up and of the rollup's tables
-        are then refreshed if stale (see :meth:`partitions.Partitions.
+        are refreshed if stale (see :meth:`partitions.Partitions.
         overlapping`, :func:`engine.analyze_stale`). The label sums
         of the days rolled up are built in the same transaction, and
         those of a few stale days rebuilt (see :mod:`~cloudkitty.storage.
@@ -409,15 +437,22 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 self._labels.build(conn, days)
                 self._labels.rebuild_stale(conn)
         if self.engine.dialect.name == 'postgresql':
-            # NOTE: the partitions rolled up (see partitions.overlapping)
-            # and the rollup's tables, which grow a day at a time: planned
-            # on no statistics, the update of ck_daily by a delete of one
-            # period hashed its rows in two batches (65 ms against 44 with
-            # them, on the benchmark's four days, measured).
+            # NOTE: the days rolled up get their index by series (see
+            # partitions.index_series). Then the statistics of their
+            # partitions and of the new day's (see partitions.
+            # overlapping), and of the rollup's tables, which grow a day at
+            # a time: planned on no statistics, the update of ck_daily by
+            # a delete of one period hashed its rows in two batches (65 ms
+            # against 44 with them, on the benchmark's four days,
+            # measured), and the new day, never analyzed, was grouped by a
+            # sort on disk (totals by project 52-68 ms instead of 39).
+            # Analyzed with its first push, its statistics scale with its
+            # size.
             with self.engine.connect() as conn:
+                self._partitions.index_series(conn, day)
                 engine_mod.analyze_stale(conn, self._partitions.overlapping(
-                    conn, None if until == rollup.NOTHING else until, day)
-                    + list(_ROLLUP_TABLES))
+                    conn, None if until == rollup.NOTHING else until,
+                    day + rollup.DAY) + list(_ROLLUP_TABLES))
                 conn.commit()
 
     def _sum_day(self, conn, day):
@@ -649,11 +684,42 @@ class SQLAlchemyStorage(v2.BaseStorage):
             clauses.append(table.c[source.start] >= to_micros(query.begin))
         if window and query.end is not None:
             clauses.append(table.c[source.start] < to_micros(query.end))
+        if isinstance(query, _NamedQuery):
+            clauses.append(engine_mod.in_ids(
+                self.engine.dialect, table.c.series_id,
+                list(query.series_ids)))
+            return clauses
         series_clauses = self._series_clauses(query)
         if series_clauses:
             clauses.append(table.c.series_id.in_(
                 sa.select(models.series.c.id).where(*series_clauses)))
         return clauses
+
+    def _named_query(self, conn, query):
+        """On PostgreSQL, name the series of a filtered read by their ids.
+
+        The points of the days not rolled up yet have no index by series
+        (see :mod:`~cloudkitty.storage.v2.sqlalchemy.partitions`). Joined
+        to a subquery of series, PostgreSQL took one plan for every
+        partition, a loop over the series that scanned the unindexed day
+        once per series (0.46 s for one project of 102 series, measured);
+        given the ids, each partition is read on its own, by its index or
+        in one scan. ``conn`` reads one snapshot (see
+        :meth:`_reading_connection`), so the ids are those the subquery
+        would have found.
+
+        :returns: a :class:`_NamedQuery`, or ``query`` itself elsewhere,
+            without a filter, or past :data:`_DELETE_SERIES` series.
+        """
+        if conn.dialect.name != 'postgresql':
+            return query
+        named = self._named_series(conn, query)
+        if named is None:
+            return query
+        values = {field.name: getattr(query, field.name)
+                  for field in dataclasses.fields(query)}
+        values['series_ids'] = tuple(sorted(named))
+        return _NamedQuery(**values)
 
     @staticmethod
     def _series_clauses(query):
@@ -692,8 +758,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if not frames:
             return False
         points = sum(int(row[1]) for row in frames)
-        series = conn.scalar(sa.select(sa.func.count()).select_from(
-            models.series).where(*self._series_clauses(query)))
+        if isinstance(query, _NamedQuery):
+            series = len(query.series_ids)
+        else:
+            series = conn.scalar(sa.select(sa.func.count()).select_from(
+                models.series).where(*self._series_clauses(query)))
         return len(frames) * series * _SEEK_RATIO <= points
 
     @property
@@ -795,6 +864,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         by_frames = frames_mod.usable(query)
         with engine_mod.translate_errors(self.engine):
             with self._reading_connection() as conn:
+                query = self._named_query(conn, query)
                 seek = self._frames_to_seek(conn, query)
                 page = query
                 if query.paginate and by_frames:
@@ -905,12 +975,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
         query = query_mod.validate_iter_points(
             begin=begin, end=end, filters=filters, metric_types=metric_types,
             batch_size=batch_size)
-        return self._stream(self._points_select(query), batch_size)
+        return self._stream(query, batch_size)
 
-    def _stream(self, stmt, batch_size):
+    def _stream(self, query, batch_size):
         with engine_mod.translate_errors(self.engine):
-            with self.engine.connect() as conn, \
+            with self._reading_connection() as conn, \
                     self.engine.connect() as series_conn:
+                stmt = self._points_select(self._named_query(conn, query))
                 result = conn.execution_options(
                     stream_results=True, yield_per=batch_size).execute(stmt)
                 for rows in result.partitions():
@@ -961,17 +1032,13 @@ class SQLAlchemyStorage(v2.BaseStorage):
             f.func in ('min', 'max') for f in query.fields)
         with engine_mod.translate_errors(self.engine):
             with self._reading_connection() as conn:
+                query = self._named_query(conn, query)
                 plan = self._plan(query, rollup.until(conn), rollup_ok)
                 labelled, plan = self._label_part(conn, query, plan)
                 seek = bool(plan) and self._frames_to_seek(conn, query)
                 if conn.dialect.name == 'postgresql' and \
                         query.key_groupby and not seek:
-                    # NOTE: the aggregate joins one row per series to the
-                    # series' labels: a hash join is always right. Before
-                    # autovacuum analyzed freshly filled tables, the
-                    # planner took a nested loop instead (7.6 s instead of
-                    # 0.08 s by project after loading a million points).
-                    conn.exec_driver_sql('SET LOCAL enable_nestloop = off')
+                    conn.exec_driver_sql(_GROUPING_SETTINGS)
                 try:
                     with engine_mod.undo_alone(conn):
                         groups, merged = self._sums(conn, query, labelled,
@@ -1268,7 +1335,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 return dropped + count
 
     def _named_series(self, conn, query):
-        """The series a filtered delete matches, by id, with their types.
+        """The series a filtered query matches, by id, with their types.
 
         A filtered delete names the ids of its series instead of a
         subquery: planned with one, PostgreSQL walked the window's points
@@ -1276,9 +1343,10 @@ class SQLAlchemyStorage(v2.BaseStorage):
         last pushes' frames yet, and so guessed one point), 60 ms for the
         102 points of one project among 10,200 (measured). ``conn`` holds
         ``until`` exclusively: no push interns a series meanwhile, so the
-        ids are those the subquery would have found.
+        ids are those the subquery would have found. Reads on PostgreSQL
+        name them too (see :meth:`_named_query`).
 
-        :returns: ``{series id: type}``, or None when the delete has no
+        :returns: ``{series id: type}``, or None when the query has no
             filter or matches more than :data:`_DELETE_SERIES` series.
         """
         shape, params = _series_params(query)
@@ -1516,7 +1584,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         conn.execute(daily.delete().where(*emptied))
 
     def _drop_partitions(self, conn, end):
-        """Drop the monthly partitions wholly before ``end`` (PostgreSQL).
+        """Drop the partitions wholly before ``end`` (PostgreSQL).
 
         Their points are counted through the frame counts, which count
         exactly the points of every frame start, and their days removed

@@ -37,6 +37,7 @@ from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import labelsums
 from cloudkitty.storage.v2.sqlalchemy import migration
 from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import partitions
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
@@ -199,6 +200,21 @@ class _UpgradeMixin:
         with store.engine.connect() as conn:
             self.assertEqual(migration.head(), migration.current(conn))
             self.assertIn('ck_push', sa.inspect(conn).get_table_names())
+            if conn.dialect.name == 'postgresql':
+                # NOTE: 0003's month keeps its index by series, now its
+                # own (0011), and the partitioned index is gone.
+                self.assertEqual(['ck_point_p202103'],
+                                 sorted(partitions.existing(conn)))
+                self.assertEqual({'ck_point_p202103'},
+                                 partitions.series_indexed(conn))
+                self.assertIsNone(conn.exec_driver_sql(
+                    "SELECT to_regclass('ck_point_series')").scalar())
+        if store.engine.dialect.name == 'postgresql':
+            unread = sql_provision.no_statistics
+            self.assertEqual(sorted(models.NO_STATISTICS['ck_point']),
+                             unread(store.engine, 'ck_point_p202103'))
+            self.assertEqual(sorted(models.DAY_SUMS),
+                             unread(store.engine, 'ck_daily'))
         after = (store.retrieve(paginate=False, **window),
                  store.total(groupby=['project_id', 'time-d'], **window),
                  store.total(**extremes))

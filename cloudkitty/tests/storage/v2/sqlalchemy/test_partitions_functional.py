@@ -9,14 +9,15 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""PostgreSQL's monthly partitions of ck_point.
+"""PostgreSQL's daily partitions of ck_point.
 
-Pushes create the partitions of their months; a delete open at its start
-and without filters (the retention purge) drops whole months, keeps the
+Pushes create the partitions of their days; a delete open at its start
+and without filters (the retention purge) drops whole days, keeps the
 rollup exact and counts what it dropped; a process that still believes a
-dropped month exists recreates it when it pushes there again. A roll-up
-refreshes the statistics of the partitions and rollup tables it wrote,
-when stale.
+dropped day exists recreates it when it pushes there again. Monthly
+partitions made before revision 0011 keep their days. A roll-up builds
+the index by series of the days before its end, and refreshes the
+statistics of the partitions and rollup tables it wrote, when stale.
 """
 
 import datetime
@@ -28,6 +29,7 @@ import testtools
 
 from cloudkitty import storage
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
+from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import partitions
 from cloudkitty.tests import fixtures as builders
 from cloudkitty.tests import functional_env
@@ -45,7 +47,7 @@ WINDOW = dict(begin=builders.EVER[0], end=builders.EVER[1])
                       'Test is not a functional test')
 class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
                                testtools.TestCase):
-    """Monthly partitions: created by push, dropped by purge."""
+    """Daily partitions: created by push, indexed by roll-up, dropped."""
 
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
 
@@ -72,28 +74,32 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
     def push(self, store, start, project='p'):
         store.push(builders.sample_frames(project, start=start))
 
-    def test_push_creates_monthly_partitions(self):
-        """One partition per month pushed into, with exact bounds."""
-        for start in (JAN, FEB, FEB + datetime.timedelta(days=3), MAR):
+    def test_push_creates_daily_partitions(self):
+        """One partition per day pushed into, with exact bounds."""
+        for start in (JAN, FEB, FEB + datetime.timedelta(hours=3), MAR):
             self.push(self.store, start)
-        self.assertEqual(['ck_point_p202501', 'ck_point_p202502',
-                          'ck_point_p202503'], self.names())
+        self.assertEqual(['ck_point_p20250120', 'ck_point_p20250210',
+                          'ck_point_p20250305'], self.names())
         with self.store.engine.connect() as conn:
-            bounds = partitions.existing(conn)['ck_point_p202502']
-        self.assertEqual(partitions.month_of(
+            bounds = partitions.existing(conn)['ck_point_p20250210']
+        self.assertEqual(partitions.day_of(
             int(FEB.timestamp()) * 10 ** 6), bounds)
+        self.assertEqual(
+            (int(FEB.timestamp()) * 10 ** 6,
+             int((FEB + datetime.timedelta(days=1)).timestamp()) * 10 ** 6),
+            bounds)
         self.assertEqual(24, self.store.retrieve(limit=1,
                                                  **WINDOW)['total'])
 
-    def test_purge_drops_whole_months(self):
-        """delete(end=...) drops the months before end, rows of the rest."""
+    def test_purge_drops_whole_days(self):
+        """delete(end=...) drops the days before end, rows of the rest."""
         for start in (JAN, FEB, MAR):
             self.push(self.store, start)
         cutoff = MAR + datetime.timedelta(hours=1)
         deleted = self.store.delete(end=cutoff)
         # NOTE: 6 points in each of Jan and Feb, 3 of Mar's first hour.
         self.assertEqual(6 + 6 + 3, deleted)
-        self.assertEqual(['ck_point_p202503'], self.names())
+        self.assertEqual(['ck_point_p20250305'], self.names())
         self.assertEqual([{'begin': WINDOW['begin'], 'end': WINDOW['end'],
                            'qty': D(23), 'rate': D('1.77')}],
                          self.store.total(**WINDOW)['results'])
@@ -104,16 +110,92 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
         self.assertEqual(self.store.total(**march)['results'][0]['qty'],
                          D(23))
 
-    def test_push_into_a_month_another_process_dropped(self):
-        """A stale process recreates the month it believed existed."""
+    def test_push_into_a_day_another_process_dropped(self):
+        """A stale process recreates the day it believed existed."""
         other = self.new_store()
         self.push(self.store, JAN)
         self.push(other, JAN, project='q')
         self.assertEqual(12, other.delete(end=FEB))
         self.assertEqual([], self.names())
         self.push(self.store, JAN)
-        self.assertEqual(['ck_point_p202501'], self.names())
+        self.assertEqual(['ck_point_p20250120'], self.names())
         self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
+
+    def indexed(self):
+        with self.store.engine.connect() as conn:
+            return sorted(partitions.series_indexed(conn))
+
+    def test_roll_up_indexes_the_days_before_it_by_series(self):
+        """Days get their series index once rolled up, late days later."""
+        day = datetime.timedelta(days=1)
+        self.push(self.store, JAN)
+        self.assertEqual([], self.indexed())
+        self.push(self.store, JAN + day)
+        self.assertEqual(['ck_point_p20250120'], self.indexed())
+        # NOTE: a late push makes an older day's partition, which the
+        # next roll-up indexes.
+        self.push(self.store, JAN - 3 * day, project='late')
+        self.assertEqual(['ck_point_p20250117', 'ck_point_p20250120',
+                          'ck_point_p20250121'], self.names())
+        self.assertEqual(['ck_point_p20250120'], self.indexed())
+        self.push(self.store, JAN + 2 * day)
+        self.assertEqual(['ck_point_p20250117', 'ck_point_p20250120',
+                          'ck_point_p20250121'], self.indexed())
+        # NOTE: reads of a project, and its delete, find the same points
+        # through the index and without it (the last day).
+        for start in (JAN - 3 * day, JAN, JAN + 2 * day):
+            window = dict(begin=start, end=start + day)
+            project = 'late' if start < JAN else 'p'
+            self.assertEqual(6, self.store.retrieve(
+                filters={'project_id': project}, limit=1,
+                **window)['total'])
+            self.assertEqual(6, self.store.delete(
+                filters={'project_id': project}, **window))
+        self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
+
+    def test_unread_columns_have_no_statistics(self):
+        """A new partition, ck_daily and ck_label_daily skip their sums."""
+        self.push(self.store, JAN)
+        for name, table in (('ck_point_p20250120', 'ck_point'),
+                            ('ck_daily', 'ck_daily'),
+                            ('ck_label_daily', 'ck_label_daily')):
+            self.assertEqual(
+                sorted(models.NO_STATISTICS[table]),
+                sql_provision.no_statistics(self.store.engine, name))
+        # NOTE: and ANALYZE keeps none of them.
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql('ANALYZE ck_point_p20250120')
+            analyzed = conn.exec_driver_sql(
+                "SELECT attname FROM pg_stats WHERE tablename = "
+                "'ck_point_p20250120'").scalars().all()
+        self.assertEqual(['begin', 'series_id'], sorted(analyzed))
+
+    def test_a_monthly_partition_keeps_its_days(self):
+        """A month made before revision 0011 takes its days' points."""
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql(partitions.create_sql(
+                *partitions.month_of(int(JAN.timestamp()) * 10 ** 6),
+                name='ck_point_p202501'))
+            conn.commit()
+        other = self.new_store()
+        self.push(self.store, JAN)
+        self.push(other, JAN + datetime.timedelta(days=1))
+        self.push(self.store, FEB)
+        self.assertEqual(['ck_point_p202501', 'ck_point_p20250210'],
+                         self.names())
+        self.assertEqual(['ck_point_p202501'], self.indexed())
+        self.assertEqual(18, self.store.retrieve(limit=1,
+                                                 **WINDOW)['total'])
+        # NOTE: the purge drops the month once its end is passed.
+        self.assertEqual(6, self.store.delete(end=JAN + datetime.timedelta(
+            days=1)))
+        self.assertEqual(['ck_point_p202501', 'ck_point_p20250210'],
+                         self.names())
+        self.assertEqual(6, other.delete(end=FEB))
+        self.assertEqual(['ck_point_p20250210'], self.names())
+        self.push(other, JAN)
+        self.assertEqual(['ck_point_p20250120', 'ck_point_p20250210'],
+                         self.names())
 
     def _flush_statistics(self, conn):
         """Make this session's counts visible to the next transaction."""
@@ -171,5 +253,7 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
                                wraps=engine_mod.analyze_stale) as analyze:
             self.push(self.store, JAN + datetime.timedelta(days=1))
         tables = [sorted(call.args[1]) for call in analyze.call_args_list]
+        # NOTE: the day rolled up, and the new day with its first push.
         self.assertEqual([['ck_daily', 'ck_label_daily',
-                           'ck_point_p202501']], tables)
+                           'ck_point_p20250120', 'ck_point_p20250121']],
+                         tables)

@@ -23,6 +23,7 @@ Create Date: 2026-11-25
 
 from alembic import op
 
+from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import partitions
 
 revision = '0003'
@@ -32,6 +33,12 @@ depends_on = None
 
 _COLUMNS = ('id, series_id, begin, "end", qty_hi, qty_lo, price_hi, '
             'price_lo')
+
+
+def _month_name(start):
+    """The name this revision gives the partition of a month."""
+    moment = query.from_micros(start)
+    return '%s_p%04d%02d' % (partitions.TABLE, moment.year, moment.month)
 
 
 def upgrade():
@@ -66,7 +73,7 @@ def upgrade():
         'SELECT DISTINCT begin - mod(mod(begin, 86400000000) + 86400000000, '
         '86400000000) FROM ck_point_unpartitioned')}
     for start, end in sorted(months):
-        execute(partitions.create_sql(start, end))
+        execute(partitions.create_sql(start, end, _month_name(start)))
     execute('INSERT INTO ck_point (%s) SELECT %s FROM ck_point_unpartitioned'
             % (_COLUMNS, _COLUMNS))
     execute('DROP TABLE ck_point_unpartitioned')

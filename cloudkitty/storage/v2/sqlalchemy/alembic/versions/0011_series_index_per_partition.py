@@ -1,0 +1,80 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""PostgreSQL: an index by series per partition, fewer statistics.
+
+``ck_point_series``, on ``(series_id, begin)``, was an index of the
+partitioned table, so every partition had it and every push kept it up.
+From this revision on, pushes create daily partitions without it and the
+roll-up builds it on each day it rolled up (see
+:mod:`~cloudkitty.storage.v2.sqlalchemy.partitions`). The partitioned
+index is dropped (which drops those of the partitions), and each existing
+partition gets its own, named ``<partition>_series``: the monthly
+partitions of the earlier revisions keep their index, the current month's
+too, which keeps receiving points until its end.
+
+The columns of :data:`~cloudkitty.storage.v2.sqlalchemy.models.
+NO_STATISTICS`, which no statement filters on, get no statistics (the
+roll-up's ANALYZE of a day's partition and of ``ck_daily`` costs half
+as much). SQLite and MariaDB keep their layout.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-07
+"""
+
+from alembic import op
+
+from cloudkitty.storage.v2.sqlalchemy import partitions
+
+revision = '0011'
+down_revision = '0010'
+branch_labels = None
+depends_on = None
+
+
+# NOTE: the rollup's tables whose sums get no statistics.
+_ROLLUP_TABLES = ('ck_daily', 'ck_label_daily')
+
+
+def _default_statistics(ddl):
+    """The DDL that gives back the columns of ``ddl`` their statistics."""
+    return ddl.replace('SET STATISTICS 0', 'SET STATISTICS -1')
+
+
+def upgrade():
+    bind = op.get_bind()
+    if bind.dialect.name != 'postgresql' or not partitions.is_partitioned(
+            bind):
+        return
+    bind.exec_driver_sql('DROP INDEX ck_point_series')
+    for name in sorted(partitions.existing(bind)):
+        bind.exec_driver_sql(partitions.index_series_sql(name))
+        bind.exec_driver_sql(partitions.no_statistics_sql(name))
+    for table in _ROLLUP_TABLES:
+        bind.exec_driver_sql(partitions.no_statistics_sql(table, table))
+
+
+def downgrade():
+    bind = op.get_bind()
+    if bind.dialect.name != 'postgresql' or not partitions.is_partitioned(
+            bind):
+        return
+    for name in sorted(partitions.existing(bind)):
+        bind.exec_driver_sql('DROP INDEX IF EXISTS %s'
+                             % partitions.series_index_of(name))
+        bind.exec_driver_sql(_default_statistics(
+            partitions.no_statistics_sql(name)))
+    for table in _ROLLUP_TABLES:
+        bind.exec_driver_sql(_default_statistics(
+            partitions.no_statistics_sql(table, table)))
+    bind.exec_driver_sql(
+        'CREATE INDEX ck_point_series ON ck_point (series_id, begin)')
