@@ -289,6 +289,11 @@ def insert_ignoring_duplicates(conn, table, rows):
                         rows)
 
 
+def copies(dialect):
+    """Tell whether bulk writes on ``dialect`` use :class:`CopyWrite`."""
+    return dialect.name == 'postgresql' and dialect.driver == 'psycopg'
+
+
 def insert_many_ignoring_duplicates(conn, table, rows):
     """Insert many rows; a row whose unique key exists already is skipped.
 
@@ -301,7 +306,7 @@ def insert_many_ignoring_duplicates(conn, table, rows):
     """
     name = conn.dialect.name
     columns = tuple(rows[0])
-    if name == 'postgresql' and conn.dialect.driver == 'psycopg':
+    if copies(conn.dialect):
         CopyWrite(conn.dialect, table, columns, ' ON CONFLICT DO NOTHING'
                   ).execute(conn, [tuple(row[c] for c in columns)
                                    for row in rows])
@@ -418,7 +423,7 @@ def bulk_writer(dialect, table, columns, suffix=''):
     :param table: the :class:`sqlalchemy.Table` (its columns are integers).
     :param columns: the names of the columns of each row, in order.
     """
-    if dialect.name == 'postgresql' and dialect.driver == 'psycopg':
+    if copies(dialect):
         return CopyWrite(dialect, table, columns, suffix)
     return BulkWrite(dialect, table.name, columns, suffix)
 
@@ -538,21 +543,30 @@ class CopyWrite:
                                                                  names)
 
     def execute(self, conn, rows):
-        """Write ``rows`` (a list of tuples) on ``conn``."""
+        """Write ``rows`` (a list of tuples) on ``conn``.
+
+        :returns: what the merge's suffix returns (a ``RETURNING``
+            clause), as a list of tuples; else an empty list.
+        """
+        returned = []
         if not rows:
-            return
-        with self.streaming(conn) as write:
+            return returned
+        with self.streaming(conn, returned) as write:
             for row in rows:
                 write(row)
+        return returned
 
     @contextlib.contextmanager
-    def streaming(self, conn):
+    def streaming(self, conn, returned=None):
         """Copy rows as the caller makes them.
 
         Yields ``write(row)``. The server stores the rows it has received
         while the caller makes the next ones. An exception raised in the
         block aborts the copy, and so the caller's transaction: nothing of
         it is stored.
+
+        :param returned: a list that receives the rows that the merge's
+            ``RETURNING`` suffix returns, if any.
         """
         cursor = conn.connection.driver_connection.cursor()
         dbapi = conn.dialect.loaded_dbapi
@@ -564,6 +578,8 @@ class CopyWrite:
                 yield copy.write_row
             if self.staging:
                 cursor.execute(self.merge)
+                if returned is not None and cursor.description:
+                    returned.extend(cursor.fetchall())
         except dbapi.Error as exc:
             # NOTE: the driver's cursor bypasses SQLAlchemy: give its
             # errors the shape every other statement's have (and drop a

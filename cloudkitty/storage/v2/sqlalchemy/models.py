@@ -58,7 +58,8 @@ Rated points are stored as facts that reference interned series:
 Series rows are never deleted: processes cache series ids, and a point
 always finds its series. (On PostgreSQL and SQLite that is all that ties
 them. On PostgreSQL the foreign keys from ``ck_point`` and ``ck_daily``
-are dropped for push speed, ``ck_point`` is partitioned by day (see
+are dropped for push speed (and from ``ck_label``, see migration
+0011), ``ck_point`` is partitioned by day (see
 migrations 0003 and 0011, and :mod:`~cloudkitty.storage.v2.sqlalchemy.
 partitions` for its index by series) and its primary key holds the columns of
 ``ck_point_begin``, which it replaces (see migration 0006). On SQLite
@@ -243,6 +244,11 @@ NO_STATISTICS = {
     'ck_point': ('id', 'end') + POINT_MONEY,
     'ck_daily': DAY_SUMS,
     'ck_label_daily': DAY_SUMS,
+    # NOTE: a push that creates many series analyzes ck_series and
+    # ck_label: 5 ms instead of 21-25 for 10,200 series without these.
+    'ck_series': ('fingerprint', 'unit', 'groupby', 'metadata',
+                  'description'),
+    'ck_label': ('kind',),
 }
 
 

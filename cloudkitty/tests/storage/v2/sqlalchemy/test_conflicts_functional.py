@@ -9,7 +9,14 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""A push that loses a real deadlock is made again, on a real server.
+"""Pushes that meet other transactions on a real server.
+
+On PostgreSQL, a push that creates a series another transaction is
+creating waits for it, and its labels are written once, by whichever
+transaction created the series: a push writes labels only for the
+series it created.
+
+A push that loses a real deadlock is made again, on a real server.
 
 Pushes no longer deadlock each other (see the shared suite's
 ``test_processes_share_new_series_and_late_days``); an outside transaction
@@ -63,8 +70,22 @@ class _Pusher(threading.Thread):
             self.error = exc
 
 
-class _DeadlockMixin(sql_provision.ServerURLMixin):
-    """The test; subclasses name the server and how to wait for locks."""
+#: PostgreSQL: the sessions of this database waiting for a lock.
+_POSTGRESQL_WAITING = ("SELECT count(*) FROM pg_stat_activity WHERE "
+                       "wait_event_type = 'Lock' AND "
+                       "datname = current_database()")
+# NOTE: innodb_trx lists the whole server's transactions: a test of
+# another worker waiting for a lock elsewhere made the deadlock test close
+# its cycle before the push waited, and the push then met no deadlock
+# (seen once in CI). Only the sessions of this class's database count.
+_MARIADB_WAITING = ("SELECT count(*) FROM information_schema.innodb_trx "
+                    "AS t JOIN information_schema.processlist AS p "
+                    "ON p.id = t.trx_mysql_thread_id "
+                    "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()")
+
+
+class _OutsideMixin(sql_provision.ServerURLMixin):
+    """A store, and an engine for transactions outside it."""
 
     #: A query counting the sessions waiting for a lock.
     waiting_sql = None
@@ -77,9 +98,6 @@ class _DeadlockMixin(sql_provision.ServerURLMixin):
         self.log = self.useFixture(fixtures.FakeLogger(
             name='cloudkitty.storage.v2.sqlalchemy.engine'))
 
-    def prepare_victim(self, conn):
-        """Make the server prefer the push as the deadlock's victim."""
-
     def _wait_for_lock_wait(self, pusher):
         with self.outside.connect() as watcher:
             deadline = time.monotonic() + DEADLINE
@@ -90,6 +108,79 @@ class _DeadlockMixin(sql_provision.ServerURLMixin):
                 time.sleep(POLL)
         self.fail('the push never waited for the outside lock (%r)'
                   % (pusher.error,))
+
+
+class _SharedSeriesMixin(_OutsideMixin):
+    """A push creates a series that an outside transaction is creating."""
+
+    def _race(self, commit):
+        scope_id, project_id = str(uuid.uuid4()), str(uuid.uuid4())
+        point = dataframe.DataPoint('unit', 1, decimal.Decimal('0.5'),
+                                    {'project_id': project_id},
+                                    {'flavor': 'm1'})
+        frame = dataframe.DataFrame(T0, T0 + HOUR)
+        frame.add_point(point, 'cpu')
+        row = series.series_row(scope_id, 'cpu', point)
+        pusher = _Pusher(self.store, [frame], scope_id)
+        with self.outside.connect() as conn:
+            # NOTE: begun here, as pushes do: intern() may write through
+            # the driver alone, which SQLAlchemy would not commit.
+            transaction = conn.begin()
+            series.intern(conn, {series.series_key(scope_id, 'cpu', point):
+                                 row})
+            pusher.start()
+            self._wait_for_lock_wait(pusher)
+            if commit:
+                transaction.commit()
+            else:
+                transaction.rollback()
+        pusher.join(DEADLINE)
+        self.assertFalse(pusher.is_alive())
+        self.assertIsNone(pusher.error)
+        label, ck_series = models.label, models.series
+        with self.outside.connect() as conn:
+            labels = conn.execute(
+                sa.select(label.c.key, label.c.value).join(
+                    ck_series, ck_series.c.id == label.c.series_id).where(
+                    ck_series.c.fingerprint == row['fingerprint']).order_by(
+                    label.c.key)).all()
+        self.assertEqual([('flavor', 'm1'), ('project_id', project_id)],
+                         [tuple(r) for r in labels])
+        # NOTE: the series the push used is the one committed first.
+        with self.outside.connect() as conn:
+            self.assertEqual(1, conn.scalar(
+                sa.select(sa.func.count()).select_from(ck_series).where(
+                    ck_series.c.fingerprint == row['fingerprint'])))
+        result = self.store.total(begin=T0, end=T0 + HOUR,
+                                  filters={'project_id': project_id},
+                                  groupby=['flavor'])
+        self.assertEqual([('m1', decimal.Decimal('0.5'))],
+                         [(r['flavor'], r['rate'])
+                          for r in result['results']])
+
+    def test_series_created_by_another_transaction(self):
+        """The push waits, then uses the series and labels it committed."""
+        self._race(commit=True)
+
+    def test_series_another_transaction_gave_up(self):
+        """The push waits, then creates the series and its labels."""
+        self._race(commit=False)
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLSharedSeriesTest(_SharedSeriesMixin, testtools.TestCase):
+    """PostgreSQL: labels are written by the series' creator only."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+    waiting_sql = _POSTGRESQL_WAITING
+
+
+class _DeadlockMixin(_OutsideMixin):
+    """The test; subclasses name the server and how to wait for locks."""
+
+    def prepare_victim(self, conn):
+        """Make the server prefer the push as the deadlock's victim."""
 
     def test_push_that_loses_a_deadlock_is_made_again(self):
         scope_id, project_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -129,9 +220,7 @@ class PostgreSQLDeadlockTest(_DeadlockMixin, testtools.TestCase):
     """PostgreSQL: the push looks for deadlocks first, and loses."""
 
     url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
-    waiting_sql = ("SELECT count(*) FROM pg_stat_activity WHERE "
-                   "wait_event_type = 'Lock' AND "
-                   "datname = current_database()")
+    waiting_sql = _POSTGRESQL_WAITING
 
     def prepare_victim(self, conn):
         """The session that checks for a deadlock first is rolled back."""
@@ -144,14 +233,7 @@ class MariaDBDeadlockTest(_DeadlockMixin, testtools.TestCase):
     """MariaDB: the transaction that wrote less is rolled back."""
 
     url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
-    # NOTE: innodb_trx lists the whole server's transactions: a test of
-    # another worker waiting for a lock elsewhere made this one close the
-    # cycle before the push waited, and the push then met no deadlock
-    # (seen once in CI). Only the sessions of this class's database count.
-    waiting_sql = ("SELECT count(*) FROM information_schema.innodb_trx AS t "
-                   "JOIN information_schema.processlist AS p "
-                   "ON p.id = t.trx_mysql_thread_id "
-                   "WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE()")
+    waiting_sql = _MARIADB_WAITING
 
     def prepare_victim(self, conn):
         """Write (and later roll back) many more rows than the push."""
