@@ -400,8 +400,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         summed per day and series into ``ck_daily`` while ``ck_rollup`` is
         locked against pushes and deletes, so that none lands in those
         days meanwhile. Pushes call it; it is idempotent. On PostgreSQL the
-        partitions before ``day`` then get their index by series if they
-        lack it (see :meth:`partitions.Partitions.index_series`), and the
+        partitions before ``day`` get their index by series if they lack
+        it, on another connection while the days are summed (see
+        :meth:`partitions.Partitions.start_indexing`), and then the
         statistics of the partitions rolled up and of the rollup's tables
         are refreshed if stale (see :meth:`partitions.Partitions.
         overlapping`, :func:`engine.analyze_stale`). The label sums
@@ -411,35 +412,29 @@ class SQLAlchemyStorage(v2.BaseStorage):
 
         :param day: the start of a UTC day, in microseconds.
         """
-        with engine_mod.translate_errors(self.engine):
-            with engine_mod.writing(self.engine) as conn:
-                until = rollup.until(conn, lock='update')
-                if until >= day:
-                    return
-                point = models.point
-                sums = []
-                days = frames_mod.days_between(
-                    conn, None if until == rollup.NOTHING else until, day)
-                # NOTE: a day at a time, grouped by series alone: SQLite
-                # sorts one integer instead of (day, series), 40 % less
-                # time for a day of the benchmark (measured).
-                for first in days:
-                    if self._sum_day(conn, first):
-                        continue
-                    sums += self._day_sums(conn, [
-                        point.c.begin >= first,
-                        point.c.begin < first + rollup.DAY], day=first)
-                self._upsert_daily.execute(conn, [
-                    tuple(int(value) for value in row[-2:] + row[:-2])
-                    for row in sums])
-                rollup.move_until(conn, day)
-                self._labels.adopt_keys(conn, until)
-                self._labels.build(conn, days)
-                self._labels.rebuild_stale(conn)
+        indexing = None
+        try:
+            with engine_mod.translate_errors(self.engine):
+                with engine_mod.writing(self.engine) as conn:
+                    until = rollup.until(conn, lock='update')
+                    if until >= day:
+                        return
+                    # NOTE: no push or delete writes points meanwhile (they
+                    # hold until first): the index of the days rolled up
+                    # is built while they are summed (see partitions.
+                    # Partitions.start_indexing).
+                    indexing = self._partitions.start_indexing(day)
+                    self._roll_up_days(conn, until, day)
+        finally:
+            if indexing is not None:
+                indexing.join()
+        if indexing is not None and indexing.error is not None:
+            LOG.warning('Building the series indexes of the days before %s '
+                        'failed, the next roll-up will retry: %s',
+                        from_micros(day), indexing.error)
         if self.engine.dialect.name == 'postgresql':
-            # NOTE: the days rolled up get their index by series (see
-            # partitions.index_series). Then the statistics of their
-            # partitions and of the new day's (see partitions.
+            # NOTE: the statistics of the partitions rolled up and of the
+            # new day's (see partitions.
             # overlapping), and of the rollup's tables, which grow a day at
             # a time: planned on no statistics, the update of ck_daily by
             # a delete of one period hashed its rows in two batches (65 ms
@@ -449,11 +444,36 @@ class SQLAlchemyStorage(v2.BaseStorage):
             # Analyzed with its first push, its statistics scale with its
             # size.
             with self.engine.connect() as conn:
-                self._partitions.index_series(conn, day)
                 engine_mod.analyze_stale(conn, self._partitions.overlapping(
                     conn, None if until == rollup.NOTHING else until,
                     day + rollup.DAY) + list(_ROLLUP_TABLES))
                 conn.commit()
+
+    def _roll_up_days(self, conn, until, day):
+        """Sum the days of ``[until, day)`` into the rollup, move until.
+
+        In the roll-up's transaction (see :meth:`roll_up`).
+        """
+        point = models.point
+        sums = []
+        days = frames_mod.days_between(
+            conn, None if until == rollup.NOTHING else until, day)
+        # NOTE: a day at a time, grouped by series alone: SQLite sorts one
+        # integer instead of (day, series), 40 % less time for a day of
+        # the benchmark (measured).
+        for first in days:
+            if self._sum_day(conn, first):
+                continue
+            sums += self._day_sums(conn, [
+                point.c.begin >= first,
+                point.c.begin < first + rollup.DAY], day=first)
+        self._upsert_daily.execute(conn, [
+            tuple(int(value) for value in row[-2:] + row[:-2])
+            for row in sums])
+        rollup.move_until(conn, day)
+        self._labels.adopt_keys(conn, until)
+        self._labels.build(conn, days)
+        self._labels.rebuild_stale(conn)
 
     def _sum_day(self, conn, day):
         """Roll up a day in the database, if it can; tell whether it did.

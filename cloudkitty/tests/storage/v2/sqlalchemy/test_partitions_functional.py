@@ -24,6 +24,7 @@ import datetime
 import decimal
 from unittest import mock
 
+import fixtures
 from oslo_config import cfg
 import testtools
 
@@ -152,6 +153,32 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
             self.assertEqual(6, self.store.delete(
                 filters={'project_id': project}, **window))
         self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
+
+    def test_a_failed_index_build_is_made_at_the_next_roll_up(self):
+        """The push lands, the failure is logged, the next one builds."""
+        day = datetime.timedelta(days=1)
+        log = self.useFixture(fixtures.FakeLogger(
+            name='cloudkitty.storage.v2.sqlalchemy.storage'))
+        self.push(self.store, JAN)
+        build = partitions.Partitions.index_series
+        with mock.patch.object(partitions.Partitions, 'index_series',
+                               side_effect=RuntimeError('no room'),
+                               autospec=True) as failing:
+            self.push(self.store, JAN + day)
+        self.assertEqual(1, failing.call_count)
+        self.assertIn('series indexes of the days before 2025-01-21',
+                      log.output)
+        self.assertIn('no room', log.output)
+        self.assertEqual(['ck_point_p20250120', 'ck_point_p20250121'],
+                         self.names())
+        self.assertEqual([], self.indexed())
+        self.assertEqual(12, self.store.retrieve(limit=1,
+                                                 **WINDOW)['total'])
+        with mock.patch.object(partitions.Partitions, 'index_series',
+                               side_effect=build, autospec=True):
+            self.push(self.store, JAN + 2 * day)
+        self.assertEqual(['ck_point_p20250120', 'ck_point_p20250121'],
+                         self.indexed())
 
     def test_unread_columns_have_no_statistics(self):
         """New partitions and the tables of migration 0011 skip them."""
