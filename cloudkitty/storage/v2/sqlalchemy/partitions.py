@@ -142,8 +142,8 @@ def series_indexed(conn):
         "JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = 'ck_point'::regclass AND EXISTS ("
         "SELECT 1 FROM pg_index x JOIN pg_class ix ON ix.oid = x.indexrelid "
-        "WHERE x.indrelid = c.oid AND ix.relname = c.relname || '_series')"
-    ).scalars())
+        "WHERE x.indrelid = c.oid AND ix.relname = c.relname || %s)",
+        (series_index_of(''),)).scalars())
 
 
 def is_partitioned(conn):
