@@ -434,15 +434,14 @@ class SQLAlchemyStorage(v2.BaseStorage):
                         from_micros(day), indexing.error)
         if self.engine.dialect.name == 'postgresql':
             # NOTE: the statistics of the partitions rolled up and of the
-            # new day's (see partitions.
-            # overlapping), and of the rollup's tables, which grow a day at
-            # a time: planned on no statistics, the update of ck_daily by
-            # a delete of one period hashed its rows in two batches (65 ms
-            # against 44 with them, on the benchmark's four days,
-            # measured), and the new day, never analyzed, was grouped by a
-            # sort on disk (totals by project 52-68 ms instead of 39).
-            # Analyzed with its first push, its statistics scale with its
-            # size.
+            # new day's (see partitions.overlapping), and of the rollup's
+            # tables, which grow a day at a time: planned on no
+            # statistics, the update of ck_daily by a delete of one period
+            # hashed its rows in two batches (65 ms against 44 with them,
+            # on the benchmark's four days, measured), and the new day,
+            # never analyzed, was grouped by a sort on disk (totals by
+            # project 52-68 ms instead of 39). Analyzed with its first
+            # push, its statistics scale with its size.
             with self.engine.connect() as conn:
                 engine_mod.analyze_stale(conn, self._partitions.overlapping(
                     conn, None if until == rollup.NOTHING else until,
