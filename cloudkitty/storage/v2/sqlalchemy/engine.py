@@ -294,6 +294,18 @@ def copies(dialect):
     return dialect.name == 'postgresql' and dialect.driver == 'psycopg'
 
 
+def copy_rows(conn, table, rows, suffix=''):
+    """Write dict rows with :class:`CopyWrite` (PostgreSQL, psycopg).
+
+    :param rows: a non-empty list of dicts with the same keys.
+    :param suffix: as for :class:`CopyWrite`.
+    :returns: what the suffix's ``RETURNING`` clause returns, if any.
+    """
+    columns = tuple(rows[0])
+    return CopyWrite(conn.dialect, table, columns, suffix).execute(
+        conn, [tuple(row[c] for c in columns) for row in rows])
+
+
 def insert_many_ignoring_duplicates(conn, table, rows):
     """Insert many rows; a row whose unique key exists already is skipped.
 
@@ -307,9 +319,7 @@ def insert_many_ignoring_duplicates(conn, table, rows):
     name = conn.dialect.name
     columns = tuple(rows[0])
     if copies(conn.dialect):
-        CopyWrite(conn.dialect, table, columns, ' ON CONFLICT DO NOTHING'
-                  ).execute(conn, [tuple(row[c] for c in columns)
-                                   for row in rows])
+        copy_rows(conn, table, rows, ' ON CONFLICT DO NOTHING')
     elif name == 'sqlite':
         # NOTE: the driver's executemany on tuples: SQLAlchemy's per-row
         # parameter processing cost about ten times the insert itself

@@ -91,15 +91,17 @@ def create_sql(start, end, name=None):
             '(%d) TO (%d)' % (name or name_of(start), TABLE, start, end))
 
 
-def no_statistics_sql(name, table=TABLE):
+def no_statistics_sql(name, table=TABLE, target=0):
     """The DDL that keeps no statistics of a table's unread columns.
 
     :param name: the table (a partition of ``table``, or ``table``).
     :param table: the key of :data:`models.NO_STATISTICS` for its columns.
+    :param target: their statistics target: 0 for none, -1 for the
+        server's default (a downgrade).
     """
     # NOTE: names come from the catalog, from name_of() or from models.
     return 'ALTER TABLE %s %s' % (name, ', '.join(
-        'ALTER COLUMN "%s" SET STATISTICS 0' % column
+        'ALTER COLUMN "%s" SET STATISTICS %d' % (column, target)
         for column in models.NO_STATISTICS[table]))
 
 
@@ -299,7 +301,7 @@ class Partitions:
     def forget(self, start, end):
         """Forget the days of a dropped partition, so pushes create them."""
         self._known = {day for day in self._known
-                       if not (start <= day[0] and day[1] <= end)}
+                       if not _covered(day, [(start, end)])}
 
     def reset(self):
         """Forget every day known to exist (others may be dropped)."""

@@ -157,11 +157,9 @@ def intern(conn, new_series):
     rows = [{name: value for name, value in row.items() if name != 'labels'}
             for row, _ in by_fingerprint.values()]
     if engine.copies(conn.dialect):
-        columns = tuple(rows[0])
-        labelled = dict(engine.CopyWrite(
-            conn.dialect, models.series, columns,
-            ' ON CONFLICT DO NOTHING RETURNING fingerprint, id').execute(
-            conn, [tuple(row[c] for c in columns) for row in rows]))
+        labelled = dict(engine.copy_rows(
+            conn, models.series, rows,
+            ' ON CONFLICT DO NOTHING RETURNING fingerprint, id'))
         found = dict(labelled)
         if len(found) < len(by_fingerprint):
             found.update(_ids_of(conn, [fingerprint
@@ -180,9 +178,7 @@ def intern(conn, new_series):
     if labels:
         labels.sort(key=lambda label: (label['series_id'], label['key']))
         if engine.copies(conn.dialect):
-            columns = tuple(labels[0])
-            engine.CopyWrite(conn.dialect, models.label, columns).execute(
-                conn, [tuple(label[c] for c in columns) for label in labels])
+            engine.copy_rows(conn, models.label, labels)
         else:
             engine.insert_many_ignoring_duplicates(conn, models.label,
                                                    labels)

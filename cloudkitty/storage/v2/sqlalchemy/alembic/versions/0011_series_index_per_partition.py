@@ -54,11 +54,6 @@ depends_on = None
 _TABLES = ('ck_daily', 'ck_label_daily', 'ck_series', 'ck_label')
 
 
-def _default_statistics(ddl):
-    """The DDL that gives back the columns of ``ddl`` their statistics."""
-    return ddl.replace('SET STATISTICS 0', 'SET STATISTICS -1')
-
-
 def upgrade():
     bind = op.get_bind()
     if bind.dialect.name != 'postgresql':
@@ -83,14 +78,13 @@ def downgrade():
         'ALTER TABLE ck_label ADD CONSTRAINT ck_label_series_id_fkey '
         'FOREIGN KEY (series_id) REFERENCES ck_series (id)')
     for table in _TABLES:
-        bind.exec_driver_sql(_default_statistics(
-            partitions.no_statistics_sql(table, table)))
+        bind.exec_driver_sql(partitions.no_statistics_sql(table, table, -1))
     if not partitions.is_partitioned(bind):
         return
     for name in sorted(partitions.existing(bind)):
         bind.exec_driver_sql('DROP INDEX IF EXISTS %s'
                              % partitions.series_index_of(name))
-        bind.exec_driver_sql(_default_statistics(
-            partitions.no_statistics_sql(name)))
+        bind.exec_driver_sql(partitions.no_statistics_sql(
+            name, target=-1))
     bind.exec_driver_sql(
         'CREATE INDEX ck_point_series ON ck_point (series_id, begin)')
