@@ -30,6 +30,14 @@ from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.tests import functional_env
 
+#: Seconds between two reads of InnoDB's ``information_schema.innodb_trx``
+#: by one test. InnoDB refills that table's buffer only when nobody read
+#: it in the last 0.1 s (MySQL's manual, "Persistence and Consistency of
+#: InnoDB Transaction and Locking Information"): read more often, it
+#: keeps showing the transactions of the first read. Two test workers
+#: reading it every 0.25 s still leave a gap of 0.125 s or more in each.
+INNODB_TRX_POLL = 0.25
+
 # NOTE: pifpaf exports plain dialect URLs; we always use these drivers.
 _DRIVERS = {'postgresql': 'postgresql+psycopg', 'mysql': 'mysql+pymysql',
             'mariadb': 'mysql+pymysql'}

@@ -70,7 +70,7 @@ WRITING_POINTS = 'writing points'
 WAITING_FOR_COUNTS = 'waiting for the frame counts lock'
 _PHASES = (WRITING_POINTS, WAITING_FOR_COUNTS)
 #: Seconds between two reads of MariaDB's information_schema.innodb_trx.
-TRX_CACHE = 0.15
+TRX_CACHE = sql_provision.INNODB_TRX_POLL
 
 
 def _frames(tag, frames=FRAMES, points=POINTS_PER_FRAME, start=T0):
