@@ -18,9 +18,11 @@ upgrade from a read lock. MySQL/MariaDB connections use utf8mb4.
 """
 
 import contextlib
+import functools
 import random
 import sqlite3
 import time
+import typing
 
 from oslo_log import log
 import sqlalchemy as sa
@@ -418,10 +420,138 @@ def in_ids(dialect, column, ids=None, name=None):
     :param name: the parameter's name, or None for an anonymous one.
     """
     value = {} if ids is None else {'value': sorted(ids)}
+    return _in(dialect, column, sa.Integer, name, value)
+
+
+def in_values(dialect, column, name, item_type=sa.String):
+    """``column IN`` the list given to parameter ``name`` at execution.
+
+    As :func:`in_ids`: one array parameter on PostgreSQL, so that the
+    statement needs no expanding (see :func:`run_in_turn`) and its text
+    does not change with the number of values; a plain ``IN`` elsewhere.
+
+    :param item_type: the SQLAlchemy type of the values.
+    """
+    return _in(dialect, column, item_type, name, {})
+
+
+def _in(dialect, column, item_type, name, value):
     if dialect.name == 'postgresql':
         return column == sa.any_(sa.bindparam(
-            name, type_=postgresql.ARRAY(sa.Integer), **value))
+            name, type_=postgresql.ARRAY(item_type), **value))
     return column.in_(sa.bindparam(name, expanding=True, **value))
+
+
+class Call(typing.NamedTuple):
+    """A statement to run with :func:`run_in_turn`, and how to read it."""
+
+    #: A SQLAlchemy statement, built once (see :func:`run_in_turn`).
+    statement: object
+    #: Its parameters, or None.
+    params: object
+    #: Turns the driver's row tuples (a statement that returns rows) or
+    #: the row count (any other) into the call's value.
+    read: object
+
+
+def run_in_turn(conn, calls):
+    """Run statements one after the other; return what each one read.
+
+    With psycopg they go in one pipeline: one round trip to PostgreSQL
+    for them all (and for the ``BEGIN`` of a new transaction, sent on
+    its own otherwise), where each costs 0.15-0.3 ms on loopback here
+    (measured). Every other driver runs them one by one. Either way the
+    server runs them in order, each with its own snapshot: a lock the
+    first one takes is held when the next one reads.
+
+    :param calls: :class:`Call` tuples. On psycopg, their statements are
+        compiled once each (build them once), without an expanding
+        parameter (see :func:`in_values`).
+    :returns: the values their ``read`` made, in order.
+    """
+    if not pipelines(conn.dialect):
+        return [run(conn, call) for call in calls]
+    driver = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    cursors = []
+    try:
+        with driver.pipeline():
+            for call in calls:
+                text, processors = _driver_statement(conn.dialect,
+                                                     call.statement)
+                params = text.construct_params(call.params)
+                for name, process in processors:
+                    params[name] = process(params[name])
+                cursors.append(driver.cursor())
+                cursors[-1].execute(text.string, params)
+        return [call.read(cursor.fetchall() if cursor.description is not None
+                          else cursor.rowcount)
+                for call, cursor in zip(calls, cursors)]
+    except dbapi_error as exc:
+        # NOTE: wrapped as SQLAlchemy's own executions are, for
+        # translate_errors() and retry_conflicts().
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, dialect=conn.dialect) from exc
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def run(conn, call):
+    """Run one :class:`Call` as SQLAlchemy does; return what it read."""
+    return call.read(_result(conn, call.statement, call.params))
+
+
+def pipelines(dialect):
+    """Tell whether :func:`run_in_turn` pipelines on ``dialect``."""
+    return dialect.driver == 'psycopg'
+
+
+@functools.lru_cache(maxsize=256)
+def _driver_statement(dialect, statement):
+    """A statement compiled for a dialect, and its parameters' converters.
+
+    :returns: ``(compiled, ((parameter name, converter), ...))``.
+    :raises ValueError: for a statement with an expanding parameter.
+    """
+    compiled = statement.compile(dialect=dialect)
+    if compiled.post_compile_params:
+        raise ValueError('an expanding parameter cannot be pipelined: %s'
+                         % compiled.string)
+    processors = []
+    for bind, name in compiled.bind_names.items():
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((name, process))
+    return compiled, tuple(processors)
+
+
+def _result(conn, statement, params):
+    """Run a statement: its driver rows if it returns rows, else rowcount."""
+    result = conn.execute(statement, params)
+    if not result.returns_rows:
+        return result.rowcount
+    return driver_rows(result, conn.dialect)
+
+
+def driver_rows(result, dialect):
+    """Fetch a result's rows as the driver's tuples, and close it.
+
+    SQLAlchemy would make a Row of each, about a microsecond apiece
+    (measured, SQLite and PostgreSQL): as much as rebuilding a point.
+    Callers read them by position; their columns need no type
+    processing: integers (or the Decimal of a NUMERIC sum) and strings.
+    """
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        return result.cursor.fetchall()
+    except dbapi_error as exc:
+        # NOTE: wrapped as SQLAlchemy's own fetches do, for
+        # translate_errors() (SQLite runs the query as it fetches).
+        raise sa_exc.DBAPIError.instance(
+            None, None, exc, dbapi_error, dialect=dialect) from exc
+    finally:
+        result.close()
 
 
 def bulk_writer(dialect, table, columns, suffix=''):

@@ -214,8 +214,17 @@ def counts_between(conn, start, stop):
     :param start: microseconds.
     :param stop: microseconds.
     """
-    return {(begin, type_): int(n) for begin, type_, n in conn.execute(
-        _COUNTS_BETWEEN, {'b_start': start, 'b_stop': stop})}
+    return engine.run(conn, counts_between_call(start, stop))
+
+
+def counts_between_call(start, stop):
+    """:func:`counts_between` as a call of :func:`engine.run_in_turn`."""
+    return engine.Call(_COUNTS_BETWEEN, {'b_start': start, 'b_stop': stop},
+                       _counts)
+
+
+def _counts(rows):
+    return {(begin, type_): int(n) for begin, type_, n in rows}
 
 
 def count_between(conn, start, stop):

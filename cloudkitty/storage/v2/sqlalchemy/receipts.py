@@ -110,8 +110,17 @@ def forget(conn, begin_micros=None, end_micros=None):
     :param begin_micros: start of the window (inclusive) or None.
     :param end_micros: end of the window (exclusive) or None.
     """
-    conn.execute(_FORGET[begin_micros is not None, end_micros is not None],
-                 {'b_begin': begin_micros, 'b_end': end_micros})
+    engine.run(conn, forget_call(begin_micros, end_micros))
+
+
+def forget_call(begin_micros=None, end_micros=None):
+    """:func:`forget` as a call of :func:`engine.run_in_turn`.
+
+    Its value is the number of receipts forgotten.
+    """
+    return engine.Call(
+        _FORGET[begin_micros is not None, end_micros is not None],
+        {'b_begin': begin_micros, 'b_end': end_micros}, int)
 
 
 def _forget(begin, end):

@@ -94,6 +94,15 @@ def until(conn, lock=None):
     return conn.scalar(_UNTIL[lock])
 
 
+def until_call(lock=None):
+    """:func:`until` as a call of :func:`engine.run_in_turn`."""
+    return engine.Call(_UNTIL[lock], None, _first_value)
+
+
+def _first_value(rows):
+    return rows[0][0] if rows else None
+
+
 def move_until(conn, day):
     """Set the first day not in the rollup (in the roll-up transaction)."""
     conn.execute(_MOVE_UNTIL, {'b_until': day})

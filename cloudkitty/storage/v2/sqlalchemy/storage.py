@@ -96,8 +96,7 @@ _SEEK_DAYS = 1000
 _GROUPING_SETTINGS = ("SELECT set_config('enable_nestloop', 'off', true), "
                       "set_config('work_mem', '16MB', true)")
 #: The most series a filtered delete, or a filtered read on PostgreSQL,
-#: names by id (see SQLAlchemyStorage._named_series); more keep the
-#: subquery.
+#: names by id (see _named_series_call); more keep the subquery.
 _DELETE_SERIES = 1000
 #: The most points in a filtered delete's window for it to take the rows
 #: it deletes back (see SQLAlchemyStorage._delete_returning): they are
@@ -732,7 +731,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         if conn.dialect.name != 'postgresql':
             return query
-        named = self._named_series(conn, query)
+        call = _named_series_call(conn.dialect, query)
+        named = None if call is None else engine_mod.run(conn, call)
         if named is None:
             return query
         values = {field.name: getattr(query, field.name)
@@ -740,11 +740,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
         values['series_ids'] = tuple(sorted(named))
         return _NamedQuery(**values)
 
-    @staticmethod
-    def _series_clauses(query):
+    def _series_clauses(self, query):
         """The clauses on ``ck_series`` of a query's types and filters."""
         shape, params = _series_params(query)
-        return [clause.params(params) for clause in _series_filter(*shape)]
+        return [clause.params(params) for clause in _series_filter(
+            self.engine.dialect, *shape)]
 
     def _frames_to_seek(self, conn, query):
         """Tell whether a read of ``query`` should seek frame by frame.
@@ -1302,11 +1302,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         with engine_mod.translate_errors(self.engine):
             with engine_mod.writing(self.engine) as conn:
-                until = rollup.until(conn, lock='update')
-                receipts.forget(
-                    conn, None if query.begin is None
-                    else to_micros(query.begin),
-                    None if query.end is None else to_micros(query.end))
+                until, named, known = self._delete_prelude(conn, query)
                 if query.begin is None and query.end is None \
                         and not query.filters:
                     conn.execute(models.daily.delete())
@@ -1318,11 +1314,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 if query.begin is None and not query.filters:
                     dropped = self._drop_partitions(conn, to_micros(
                         query.end))
-                named = self._named_series(conn, query)
                 if named is None:
                     conditions = self._conditions(query)
                 else:
-                    known = self._frames_returning(conn, query)
                     if known is not None:
                         return self._delete_returning(
                             conn, until, query, named, known)
@@ -1353,46 +1347,44 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     rollup.move_back(conn, until)
                 return dropped + count
 
-    def _named_series(self, conn, query):
-        """The series a filtered query matches, by id, with their types.
+    @staticmethod
+    def _delete_prelude(conn, query):
+        """Lock ``until``, forget receipts, read what a delete starts from.
+
+        One :func:`engine.run_in_turn`: on PostgreSQL one round trip for
+        the ``BEGIN``, the lock and up to three statements, where each
+        took its own (0.15-0.3 ms apiece on loopback, measured). The lock
+        comes first and every read after it: each statement reads once
+        the previous one has run, the lock held.
 
         A filtered delete names the ids of its series instead of a
-        subquery: planned with one, PostgreSQL walked the window's points
-        and probed the labels of each (its statistics had not seen the
-        last pushes' frames yet, and so guessed one point), 60 ms for the
-        102 points of one project among 10,200 (measured). ``conn`` holds
-        ``until`` exclusively: no push interns a series meanwhile, so the
-        ids are those the subquery would have found. Reads on PostgreSQL
-        name them too (see :meth:`_named_query`).
+        subquery (see :func:`_named_series_call`). Where the database
+        returns deleted rows, a filtered delete whose window holds at
+        most :data:`_RETURNING_MAX` points (its frame counts tell) takes
+        its rows back (see :meth:`_delete_returning`).
 
-        :returns: ``{series id: type}``, or None when the query has no
-            filter or matches more than :data:`_DELETE_SERIES` series.
+        :returns: ``(until, named, known)``: ``until`` locked for update;
+            the ``{series id: type}`` of a filtered delete, or None; the
+            ``{(begin, type): n}`` of the window's frames (see
+            :func:`frames.counts_between`) when the delete takes its rows
+            back, else None.
         """
-        shape, params = _series_params(query)
-        if not any(shape):
-            return None
-        params['b_limit'] = _DELETE_SERIES + 1
-        named = dict(conn.execute(_series_of_filter(*shape),
-                                  params).all())
-        return named if len(named) <= _DELETE_SERIES else None
-
-    def _frames_returning(self, conn, query):
-        """The frame counts of a filtered delete that takes its rows back.
-
-        Where the database returns deleted rows, a delete whose window
-        holds at most :data:`_RETURNING_MAX` points (the frame counts
-        tell) does (see :meth:`_delete_returning`).
-
-        :returns: ``{(begin, type): n}`` of the window's frames (see
-            :func:`frames.counts_between`), or None when the delete does
-            not take its rows back.
-        """
-        if not conn.dialect.delete_returning or query.begin is None \
-                or query.end is None:
-            return None
-        known = frames_mod.counts_between(conn, to_micros(query.begin),
-                                          to_micros(query.end))
-        return known if sum(known.values()) <= _RETURNING_MAX else None
+        begin = None if query.begin is None else to_micros(query.begin)
+        end = None if query.end is None else to_micros(query.end)
+        calls = [rollup.until_call('update'),
+                 receipts.forget_call(begin, end)]
+        named_call = _named_series_call(conn.dialect, query)
+        if named_call is not None:
+            calls.append(named_call)
+            if conn.dialect.delete_returning and begin is not None \
+                    and end is not None:
+                calls.append(frames_mod.counts_between_call(begin, end))
+        until, _, *read = engine_mod.run_in_turn(conn, calls)
+        named = read[0] if read else None
+        known = read[1] if named is not None and len(read) > 1 else None
+        if known is not None and sum(known.values()) > _RETURNING_MAX:
+            known = None
+        return until, named, known
 
     def _delete_returning(self, conn, until, query, types, known):
         """Delete points and take their rows back; update sums and counts.
@@ -1409,9 +1401,9 @@ class SQLAlchemyStorage(v2.BaseStorage):
         :param until: :func:`rollup.until`, locked by the caller.
         :param query: the delete's query, bounded.
         :param types: ``{series id: type}`` of every series the query's
-            filters match (see :meth:`_named_series`).
+            filters match (see :func:`_named_series_call`).
         :param known: the window's frame counts (see
-            :meth:`_frames_returning`).
+            :meth:`_delete_prelude`).
         :returns: the number of points deleted.
         """
         rows = _driver_rows(conn, self._delete_series_points, {
@@ -1740,38 +1732,69 @@ def _series_params(query):
 
 
 @functools.lru_cache(maxsize=None)
-def _series_filter(type_sets, labels):
+def _series_filter(dialect, type_sets, labels):
     """The clauses on ``ck_series`` of a series filter of one shape.
 
     A series' type is in each of ``type_sets`` sets (parameters
     ``b_types<i>``), and for each of ``labels`` filters it has the label
-    ``b_key<i>`` with one of the values ``b_values<i>``. Built once per
-    shape and given values per query (see :func:`_series_params`):
-    building them cost about as much as running the statement that reads
-    the series of a project to delete (0.15 ms on SQLite, measured).
+    ``b_key<i>`` with one of the values ``b_values<i>`` (lists: see
+    :func:`engine.in_values`). Built once per dialect and shape and given
+    values per query (see :func:`_series_params`): building them cost
+    about as much as running the statement that reads the series of a
+    project to delete (0.15 ms on SQLite, measured).
     """
     series, label = models.series, models.label
-    clauses = [series.c.type.in_(sa.bindparam('b_types%d' % index,
-                                              expanding=True))
+    clauses = [engine_mod.in_values(dialect, series.c.type,
+                                    'b_types%d' % index)
                for index in range(type_sets)]
     for index in range(labels):
         clauses.append(series.c.id.in_(sa.select(label.c.series_id).where(
             label.c.key == sa.bindparam('b_key%d' % index),
-            label.c.value.in_(sa.bindparam('b_values%d' % index,
-                                           expanding=True)))))
+            engine_mod.in_values(dialect, label.c.value,
+                                 'b_values%d' % index))))
     return tuple(clauses)
 
 
+def _named_series_call(dialect, query):
+    """Read the series a filtered query matches, by id, with their types.
+
+    A filtered delete names the ids of its series instead of a subquery:
+    planned with one, PostgreSQL walked the window's points and probed the
+    labels of each (its statistics had not seen the last pushes' frames
+    yet, and so guessed one point), 60 ms for the 102 points of one
+    project among 10,200 (measured). The delete holds ``until``
+    exclusively: no push interns a series meanwhile, so the ids are those
+    the subquery would have found. Reads on PostgreSQL name them too (see
+    :meth:`SQLAlchemyStorage._named_query`).
+
+    :returns: an :class:`engine.Call` whose value is ``{series id:
+        type}``, or None when it matches more than :data:`_DELETE_SERIES`
+        series; or None when the query has no filter.
+    """
+    shape, params = _series_params(query)
+    if not any(shape):
+        return None
+    params['b_limit'] = _DELETE_SERIES + 1
+    return engine_mod.Call(_series_of_filter(dialect, *shape), params,
+                           _named_or_none)
+
+
+def _named_or_none(rows):
+    named = dict(rows)
+    return named if len(named) <= _DELETE_SERIES else None
+
+
 @functools.lru_cache(maxsize=None)
-def _series_of_filter(type_sets, labels):
+def _series_of_filter(dialect, type_sets, labels):
     """The ``SELECT`` of the ids and types of a series filter's series.
 
-    For :meth:`SQLAlchemyStorage._named_series`, built once per shape of
+    For :func:`_named_series_call`, built once per dialect and shape of
     :func:`_series_filter`; at most ``b_limit`` rows.
     """
     series = models.series
     return sa.select(series.c.id, series.c.type).where(
-        *_series_filter(type_sets, labels)).limit(sa.bindparam('b_limit'))
+        *_series_filter(dialect, type_sets, labels)).limit(
+        sa.bindparam('b_limit'))
 
 
 def _type_sets(query):
@@ -1955,24 +1978,11 @@ def _delete_series_points(dialect):
 def _driver_rows(conn, stmt, params=None):
     """Run a SELECT; return the driver's row tuples.
 
-    SQLAlchemy would make a Row of each, about a microsecond apiece
-    (measured, SQLite and PostgreSQL): as much as rebuilding a point. The
-    callers read points and sums by position, whose columns need no type
-    processing: integers (or the Decimal of a NUMERIC sum) and strings.
+    See :func:`engine.driver_rows`.
 
     :param params: the statement's parameters, if any.
     """
-    result = conn.execute(stmt, params)
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        return result.cursor.fetchall()
-    except dbapi_error as exc:
-        # NOTE: wrapped as SQLAlchemy's own fetches do, for
-        # engine.translate_errors() (SQLite runs the query as it fetches).
-        raise sa_exc.DBAPIError.instance(
-            None, None, exc, dbapi_error, dialect=conn.dialect) from exc
-    finally:
-        result.close()
+    return engine_mod.driver_rows(conn.execute(stmt, params), conn.dialect)
 
 
 def _fetch_sums(conn, stmt, split):

@@ -1,0 +1,183 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Statements run in turn, pipelined by psycopg, on each real database.
+
+:func:`engine.run_in_turn` must give what the statements give one by one:
+their values in order, each statement reading once the previous one ran
+(a lock first, then reads that see what the lock's holder committed), the
+errors SQLAlchemy would raise, and a connection that goes on working.
+"""
+
+import threading
+import time
+
+from oslo_config import cfg
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+import testtools
+
+from cloudkitty import storage
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
+from cloudkitty.storage.v2.sqlalchemy import frames
+from cloudkitty.storage.v2.sqlalchemy import models
+from cloudkitty.storage.v2.sqlalchemy import receipts
+from cloudkitty.storage.v2.sqlalchemy import rollup
+from cloudkitty.tests import functional_env
+from cloudkitty.tests import sql_provision
+
+HOUR = 3600 * 10 ** 6
+#: Seconds a locked statement may wait, and the watcher may look for it.
+DEADLINE = 30
+
+
+class _RunInTurnMixin:
+    """The tests; subclasses give ``self.url``."""
+
+    def setUp(self):
+        super().setUp()
+        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
+                                         backend='sqlalchemy',
+                                         connection=self.url)
+        self.addCleanup(self.store.close)
+        self.store.init()
+        self.engine = self.store.engine
+        with engine_mod.writing(self.engine) as conn:
+            conn.execute(models.frame.insert(), [
+                {'begin': 0, 'type': 'cpu', 'n': 3},
+                {'begin': HOUR, 'type': 'cpu', 'n': 4},
+                {'begin': HOUR, 'type': 'ram', 'n': 5}])
+            conn.execute(models.push.insert(), [
+                {'key': key, 'scope_id': None, 'points': 1, 'qty': '1',
+                 'price': '1', 'first_begin': begin, 'last_begin': begin,
+                 'pushed_at': 0}
+                for key, begin in (('a', 0), ('b', HOUR), ('c', 2 * HOUR))])
+
+    def test_values_in_order(self):
+        """Each call's value is what its statement alone would give."""
+        with engine_mod.writing(self.engine) as conn:
+            values = engine_mod.run_in_turn(conn, [
+                rollup.until_call('update'),
+                receipts.forget_call(HOUR, 2 * HOUR),
+                frames.counts_between_call(HOUR, 2 * HOUR),
+                frames.counts_between_call(0, HOUR)])
+            left = conn.scalars(sa.select(models.push.c.key).order_by(
+                models.push.c.key)).all()
+        self.assertEqual([rollup.NOTHING, 1,
+                          {(HOUR, 'cpu'): 4, (HOUR, 'ram'): 5},
+                          {(0, 'cpu'): 3}], values)
+        self.assertEqual(['a', 'c'], left)
+
+    def test_a_failed_statement_raises_and_rolls_back(self):
+        """An error is SQLAlchemy's, the transaction undone, the pool fine.
+
+        The first statement writes, the second fails: nothing stays.
+        """
+        failing = engine_mod.Call(
+            sa.select(sa.cast(sa.bindparam('b_text'), sa.Integer)),
+            {'b_text': 'not a number'}, list)
+        if self.engine.dialect.name != 'postgresql':
+            # NOTE: SQLite and MariaDB cast any text to a number.
+            failing = engine_mod.Call(
+                models.frame.insert(), {'begin': 0, 'type': 'cpu', 'n': 1},
+                int)
+
+        def forget_all_then_fail():
+            with engine_mod.writing(self.engine) as conn:
+                engine_mod.run_in_turn(conn, [
+                    receipts.forget_call(None, None), failing])
+
+        self.assertRaises(sa_exc.DBAPIError, forget_all_then_fail)
+        with engine_mod.writing(self.engine) as conn:
+            self.assertEqual([1, {(0, 'cpu'): 3}], engine_mod.run_in_turn(
+                conn, [receipts.forget_call(0, HOUR),
+                       frames.counts_between_call(0, HOUR)]))
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class SQLiteRunInTurnTest(sql_provision.SQLiteURLMixin, _RunInTurnMixin,
+                          testtools.TestCase):
+    """SQLite runs the calls one by one."""
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class MariaDBRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
+                           testtools.TestCase):
+    """MariaDB runs the calls one by one."""
+
+    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
+
+
+@testtools.skipUnless(functional_env.is_functional_test(),
+                      'Test is not a functional test')
+class PostgreSQLRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
+                              testtools.TestCase):
+    """psycopg sends the calls in one pipeline."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+
+    def test_pipelined(self):
+        """The calls and their BEGIN reach the server in one round trip."""
+        self.assertTrue(engine_mod.pipelines(self.engine.dialect))
+
+    def test_reads_after_the_lock_see_what_its_holder_committed(self):
+        """A read queued behind a lock reads once the lock is granted.
+
+        An outside transaction holds ``until`` and adds a frame; the
+        pipeline's lock waits for it, and its read of the frame counts,
+        sent in the same round trip, sees the frame committed meanwhile.
+        """
+        outside = sa.create_engine(self.url)
+        self.addCleanup(outside.dispose)
+        values = []
+        with outside.connect() as holder:
+            rollup.until(holder, lock='update')
+            holder.execute(models.frame.insert().values(
+                begin=2 * HOUR, type='cpu', n=6))
+
+            def pipelined():
+                with engine_mod.writing(self.engine) as conn:
+                    values.extend(engine_mod.run_in_turn(conn, [
+                        rollup.until_call('update'),
+                        frames.counts_between_call(2 * HOUR, 3 * HOUR)]))
+
+            thread = threading.Thread(target=pipelined, daemon=True)
+            thread.start()
+            self._wait_for_lock_wait(holder, thread)
+            holder.commit()
+        thread.join(DEADLINE)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual([rollup.NOTHING, {(2 * HOUR, 'cpu'): 6}], values)
+
+    def _wait_for_lock_wait(self, holder, thread):
+        with sa.create_engine(self.url).connect() as watcher:
+            deadline = time.monotonic() + DEADLINE
+            while time.monotonic() < deadline and thread.is_alive():
+                if watcher.exec_driver_sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE "
+                        "wait_event_type = 'Lock' AND "
+                        "datname = current_database()").scalar():
+                    return
+                watcher.rollback()
+                time.sleep(0.01)
+        self.fail('the pipeline never waited for the lock')
+
+    def test_an_expanding_parameter_is_refused(self):
+        """Its text depends on its values: it cannot be compiled once."""
+        call = engine_mod.Call(
+            sa.select(models.frame.c.n).where(models.frame.c.type.in_(
+                sa.bindparam('b_types', expanding=True))),
+            {'b_types': ['cpu']}, list)
+        with engine_mod.writing(self.engine) as conn:
+            self.assertRaises(ValueError, engine_mod.run_in_turn, conn,
+                              [call])
