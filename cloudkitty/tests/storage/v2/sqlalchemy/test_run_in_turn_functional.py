@@ -17,6 +17,7 @@ their values in order, each statement reading once the previous one ran
 errors SQLAlchemy would raise, and a connection that goes on working.
 """
 
+import datetime
 import threading
 import time
 
@@ -26,6 +27,7 @@ from sqlalchemy import exc as sa_exc
 import testtools
 
 from cloudkitty import storage
+from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import frames
 from cloudkitty.storage.v2.sqlalchemy import models
@@ -34,6 +36,7 @@ from cloudkitty.storage.v2.sqlalchemy import rollup
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
 
+UTC = datetime.timezone.utc
 HOUR = 3600 * 10 ** 6
 #: Seconds a locked statement may wait, and the watcher may look for it.
 DEADLINE = 30
@@ -159,15 +162,52 @@ class PostgreSQLRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
         self.assertFalse(thread.is_alive())
         self.assertEqual([rollup.NOTHING, {(2 * HOUR, 'cpu'): 6}], values)
 
+    def test_a_session_killed_in_the_pipeline(self):
+        """A delete whose session ends while it waits: BackendUnavailable.
+
+        The error of the pipeline is translated as any other; the next
+        delete works.
+        """
+        outside = sa.create_engine(self.url)
+        self.addCleanup(outside.dispose)
+        errors = []
+        window = {'begin': datetime.datetime(1970, 1, 1, tzinfo=UTC),
+                  'end': datetime.datetime(1970, 1, 2, tzinfo=UTC),
+                  'filters': {'project_id': 'p'}}
+        with outside.connect() as holder:
+            rollup.until(holder, lock='update')
+
+            def delete():
+                try:
+                    self.store.delete(**window)
+                except Exception as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=delete, daemon=True)
+            thread.start()
+            waiting = self._wait_for_lock_wait(holder, thread)
+            holder.exec_driver_sql('SELECT pg_terminate_backend(%s)' % waiting)
+            thread.join(DEADLINE)
+            holder.rollback()
+        self.assertFalse(thread.is_alive())
+        self.assertEqual([exceptions.BackendUnavailable],
+                         [type(error) for error in errors])
+        self.assertEqual(0, self.store.delete(**window))
+
     def _wait_for_lock_wait(self, holder, thread):
+        """Wait until a session of this database waits for a lock.
+
+        :returns: its process id.
+        """
         with sa.create_engine(self.url).connect() as watcher:
             deadline = time.monotonic() + DEADLINE
             while time.monotonic() < deadline and thread.is_alive():
-                if watcher.exec_driver_sql(
-                        "SELECT count(*) FROM pg_stat_activity WHERE "
-                        "wait_event_type = 'Lock' AND "
-                        "datname = current_database()").scalar():
-                    return
+                waiting = watcher.exec_driver_sql(
+                    "SELECT pid FROM pg_stat_activity WHERE "
+                    "wait_event_type = 'Lock' AND "
+                    "datname = current_database()").scalar()
+                if waiting:
+                    return waiting
                 watcher.rollback()
                 time.sleep(0.01)
         self.fail('the pipeline never waited for the lock')
