@@ -110,6 +110,21 @@ def series_index_of(name):
     return name + '_series'
 
 
+def empty_sql(name):
+    """The DDL that empties a partition and drops its index by series.
+
+    For a delete of a whole day that keeps its partition: the pushes
+    into the day that follow write without the index, which the roll-up
+    builds again (see :meth:`Partitions.index_series`).
+
+    :returns: the statements, in order.
+    """
+    # NOTE: names come from the catalog, made of letters, digits and
+    # underscores.
+    return ['TRUNCATE %s' % name,
+            'DROP INDEX IF EXISTS %s' % series_index_of(name)]
+
+
 def index_series_sql(name):
     """The DDL building the index by series of a partition, if missing."""
     # NOTE: names come from the catalog or from name_of(), and are made of
@@ -265,17 +280,20 @@ class Partitions:
         indexing.start()
         return indexing
 
-    def droppable(self, conn, end):
-        """Return ``[(name, start, end)]`` of partitions wholly before end.
+    def droppable(self, conn, start, end):
+        """Return ``[(name, start, end)]`` of partitions wholly in a window.
 
-        :param end: the exclusive end of a window open at its start, in
-            microseconds.
+        :param start: the window's start, in microseconds, or None for a
+            window open at its start.
+        :param end: the window's exclusive end, in microseconds, or None
+            for a window open at its end.
         """
         if not self.enabled(conn):
             return []
-        return sorted((name, start, stop)
-                      for name, (start, stop) in existing(conn).items()
-                      if stop <= end)
+        return sorted((name, low, high)
+                      for name, (low, high) in existing(conn).items()
+                      if (start is None or low >= start) and
+                      (end is None or high <= end))
 
     def overlapping(self, conn, start, end):
         """Return the names of the partitions that meet a window.

@@ -11,9 +11,10 @@
 # under the License.
 """PostgreSQL's daily partitions of ck_point.
 
-Pushes create the partitions of their days; a delete open at its start
-and without filters (the retention purge) drops whole days, keeps the
-rollup exact and counts what it dropped; a process that still believes a
+Pushes create the partitions of their days; a delete without filters
+drops the whole days of its window when it is open at its start (the
+retention purge) and empties them otherwise, keeps the rollup exact and
+counts what it dropped; a process that still believes a
 dropped day exists recreates it when it pushes there again. Monthly
 partitions made before revision 0011 keep their days. A roll-up builds
 the index by series of the days before its end, and refreshes the
@@ -110,6 +111,63 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
                      end=datetime.datetime(2025, 4, 1, tzinfo=UTC))
         self.assertEqual(self.store.total(**march)['results'][0]['qty'],
                          D(23))
+
+    def _totals(self, begin, end):
+        results = self.store.total(begin=begin, end=end)['results']
+        return (results[0]['qty'], results[0]['rate']) if results \
+            else (D(0), D(0))
+
+    def test_a_bounded_delete_empties_the_whole_days_inside(self):
+        """delete(begin, end) empties its whole days, deletes its edges.
+
+        The partitions of the whole days stay, empty and without their
+        index by series, for the pushes that may come back. The rollup
+        (the days are rolled up: March's push came later) and the frame
+        counts lose exactly what went.
+        """
+        day, hour = datetime.timedelta(days=1), datetime.timedelta(hours=1)
+        for start in (JAN, FEB, FEB + day, MAR):
+            self.push(self.store, start)
+        self.assertIn('ck_point_p20250210', self.indexed())
+        kept = [(WINDOW['begin'], FEB), (FEB + day + hour, WINDOW['end'])]
+        expected = [self._totals(*window) for window in kept]
+        self.assertEqual(6 + 3, self.store.delete(begin=FEB,
+                                                  end=FEB + day + hour))
+        names = ['ck_point_p20250120', 'ck_point_p20250210',
+                 'ck_point_p20250211', 'ck_point_p20250305']
+        self.assertEqual(names, self.names())
+        self.assertNotIn('ck_point_p20250210', self.indexed())
+        self.assertIn('ck_point_p20250211', self.indexed())
+        with self.store.engine.connect() as conn:
+            self.assertEqual(0, conn.exec_driver_sql(
+                'SELECT count(*) FROM ck_point_p20250210').scalar())
+        self.assertEqual(expected, [self._totals(*w) for w in kept])
+        self.assertEqual((D(0), D(0)), self._totals(FEB, FEB + day + hour))
+        # NOTE: whole-day and whole-month totals read the rollup.
+        february = (datetime.datetime(2025, 2, 1, tzinfo=UTC),
+                    datetime.datetime(2025, 3, 1, tzinfo=UTC))
+        self.assertEqual(self._totals(FEB + day + hour, FEB + 2 * day),
+                         self._totals(*february))
+        # NOTE: January's 6 points, February 11th's last 3, March's 6.
+        self.assertEqual(6 + 3 + 6, self.store.retrieve(limit=1,
+                                                        **WINDOW)['total'])
+
+    def test_a_delete_open_at_its_end_empties_the_days_after_begin(self):
+        """delete(begin=...) empties the days from begin on; they stay."""
+        for start in (JAN, FEB, MAR):
+            self.push(self.store, start)
+        self.assertEqual(12, self.store.delete(begin=FEB))
+        self.assertEqual(['ck_point_p20250120', 'ck_point_p20250210',
+                          'ck_point_p20250305'], self.names())
+        self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
+        january = self._totals(JAN, FEB)
+        self.assertEqual(january, self._totals(WINDOW['begin'],
+                                               WINDOW['end']))
+        # NOTE: the same sample frames, pushed again into the emptied day.
+        self.push(self.store, FEB)
+        self.assertEqual(12, self.store.retrieve(limit=1,
+                                                 **WINDOW)['total'])
+        self.assertEqual(january, self._totals(FEB, MAR))
 
     def test_push_into_a_day_another_process_dropped(self):
         """A stale process recreates the day it believed existed."""
