@@ -90,6 +90,21 @@ _MARIADB_WAITING = ("SELECT count(*) FROM information_schema.innodb_trx "
 _MARIADB_POLL = sql_provision.INNODB_TRX_POLL
 
 
+class _PostgreSQL:
+    """PostgreSQL's server, and how to see its sessions wait for locks."""
+
+    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
+    waiting_sql = _POSTGRESQL_WAITING
+
+
+class _MariaDB:
+    """MariaDB's server, and how to see its sessions wait for locks."""
+
+    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
+    waiting_sql = _MARIADB_WAITING
+    poll_interval = _MARIADB_POLL
+
+
 class _OutsideMixin(sql_provision.ServerURLMixin):
     """A store, and an engine for transactions outside it."""
 
@@ -177,21 +192,16 @@ class _SharedSeriesMixin(_OutsideMixin):
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
-class PostgreSQLSharedSeriesTest(_SharedSeriesMixin, testtools.TestCase):
+class PostgreSQLSharedSeriesTest(_PostgreSQL, _SharedSeriesMixin,
+                                 testtools.TestCase):
     """PostgreSQL: labels are written by the series' creator only."""
-
-    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
-    waiting_sql = _POSTGRESQL_WAITING
 
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
-class MariaDBSharedSeriesTest(_SharedSeriesMixin, testtools.TestCase):
+class MariaDBSharedSeriesTest(_MariaDB, _SharedSeriesMixin,
+                              testtools.TestCase):
     """MariaDB: the push waits for the series, labels land once."""
-
-    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
-    waiting_sql = _MARIADB_WAITING
-    poll_interval = _MARIADB_POLL
 
 
 class _DeadlockMixin(_OutsideMixin):
@@ -234,11 +244,9 @@ class _DeadlockMixin(_OutsideMixin):
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
-class PostgreSQLDeadlockTest(_DeadlockMixin, testtools.TestCase):
+class PostgreSQLDeadlockTest(_PostgreSQL, _DeadlockMixin,
+                             testtools.TestCase):
     """PostgreSQL: the push looks for deadlocks first, and loses."""
-
-    url_variable = 'CLOUDKITTY_TEST_POSTGRESQL_URL'
-    waiting_sql = _POSTGRESQL_WAITING
 
     def prepare_victim(self, conn):
         """The session that checks for a deadlock first is rolled back."""
@@ -247,12 +255,8 @@ class PostgreSQLDeadlockTest(_DeadlockMixin, testtools.TestCase):
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
-class MariaDBDeadlockTest(_DeadlockMixin, testtools.TestCase):
+class MariaDBDeadlockTest(_MariaDB, _DeadlockMixin, testtools.TestCase):
     """MariaDB: the transaction that wrote less is rolled back."""
-
-    url_variable = 'CLOUDKITTY_TEST_MYSQL_URL'
-    waiting_sql = _MARIADB_WAITING
-    poll_interval = _MARIADB_POLL
 
     def prepare_victim(self, conn):
         """Write (and later roll back) many more rows than the push."""

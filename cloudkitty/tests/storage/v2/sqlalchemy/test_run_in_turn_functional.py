@@ -21,12 +21,10 @@ import datetime
 import threading
 import time
 
-from oslo_config import cfg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 import testtools
 
-from cloudkitty import storage
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import frames
@@ -47,11 +45,7 @@ class _RunInTurnMixin:
 
     def setUp(self):
         super().setUp()
-        self.store = storage.get_storage(conf=cfg.ConfigOpts(),
-                                         backend='sqlalchemy',
-                                         connection=self.url)
-        self.addCleanup(self.store.close)
-        self.store.init()
+        self.store = self.new_store()
         self.engine = self.store.engine
         with engine_mod.writing(self.engine) as conn:
             conn.execute(models.frame.insert(), [
