@@ -503,8 +503,13 @@ def run(conn, call):
 
 
 def pipelines(dialect):
-    """Tell whether :func:`run_in_turn` pipelines on ``dialect``."""
-    return dialect.driver == 'psycopg'
+    """Tell whether :func:`run_in_turn` pipelines on ``dialect``.
+
+    psycopg pipelines with libpq 14 or later: its binary package carries
+    one, a psycopg built against an older system libpq does not.
+    """
+    return (dialect.driver == 'psycopg' and
+            dialect.loaded_dbapi.Pipeline.is_supported())
 
 
 @functools.lru_cache(maxsize=256)

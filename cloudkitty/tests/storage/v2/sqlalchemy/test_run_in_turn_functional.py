@@ -20,6 +20,7 @@ errors SQLAlchemy would raise, and a connection that goes on working.
 import datetime
 import threading
 import time
+from unittest import mock
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -126,6 +127,17 @@ class PostgreSQLRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
     def test_pipelined(self):
         """The calls and their BEGIN reach the server in one round trip."""
         self.assertTrue(engine_mod.pipelines(self.engine.dialect))
+
+    def test_without_pipelines_one_by_one(self):
+        """A psycopg whose libpq cannot pipeline runs the calls in turn."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        with mock.patch.object(dbapi.Pipeline, 'is_supported',
+                               autospec=True, return_value=False), \
+                mock.patch.object(dbapi.Connection, 'pipeline',
+                                  autospec=True,
+                                  side_effect=AssertionError('pipelined')):
+            self.assertFalse(engine_mod.pipelines(self.engine.dialect))
+            self.test_values_in_order()
 
     def test_reads_after_the_lock_see_what_its_holder_committed(self):
         """A read queued behind a lock reads once the lock is granted.
