@@ -472,7 +472,6 @@ def run_in_turn(conn, calls):
     if not pipelines(conn.dialect):
         return [run(conn, call) for call in calls]
     driver = conn.connection.driver_connection
-    dbapi_error = conn.dialect.loaded_dbapi.Error
     cursors = []
     try:
         with driver.pipeline():
@@ -487,14 +486,31 @@ def run_in_turn(conn, calls):
         return [call.read(cursor.fetchall() if cursor.description is not None
                           else cursor.rowcount)
                 for call, cursor in zip(calls, cursors)]
-    except dbapi_error as exc:
-        # NOTE: wrapped as SQLAlchemy's own executions are, for
-        # translate_errors() and retry_conflicts().
-        raise sa_exc.DBAPIError.instance(
-            None, None, exc, dbapi_error, dialect=conn.dialect) from exc
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn, exc, cursors[-1] if cursors else None,
+                           None) from exc
     finally:
         for cursor in cursors:
             cursor.close()
+
+
+def driver_error(conn, exc, cursor, statement):
+    """The SQLAlchemy error of an error raised by the driver's own cursor.
+
+    A cursor of the driver's bypasses SQLAlchemy (:class:`CopyWrite`,
+    :func:`run_in_turn`): its errors get the shape every other
+    statement's have, for :func:`translate_errors` and
+    :func:`retry_conflicts`, and a dead connection leaves the pool.
+
+    :param statement: the statement's text, or None.
+    :returns: the :class:`sqlalchemy.exc.DBAPIError` to raise.
+    """
+    lost = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+    if lost:
+        conn.invalidate(exc)
+    return sa_exc.DBAPIError.instance(
+        statement, None, exc, conn.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost, dialect=conn.dialect)
 
 
 def run(conn, call):
@@ -714,7 +730,6 @@ class CopyWrite:
             ``RETURNING`` suffix returns, if any.
         """
         cursor = conn.connection.driver_connection.cursor()
-        dbapi = conn.dialect.loaded_dbapi
         try:
             if self.staging:
                 cursor.execute(self.prepare)
@@ -725,15 +740,7 @@ class CopyWrite:
                 cursor.execute(self.merge)
                 if returned is not None and cursor.description:
                     returned.extend(cursor.fetchall())
-        except dbapi.Error as exc:
-            # NOTE: the driver's cursor bypasses SQLAlchemy: give its
-            # errors the shape every other statement's have (and drop a
-            # dead connection from the pool), for translate_errors().
-            lost = conn.dialect.is_disconnect(exc, conn.connection, cursor)
-            if lost:
-                conn.invalidate(exc)
-            raise sa_exc.DBAPIError.instance(
-                self.copy, None, exc, dbapi.Error, connection_invalidated=lost,
-                dialect=conn.dialect) from exc
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn, exc, cursor, self.copy) from exc
         finally:
             cursor.close()

@@ -1335,11 +1335,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     # NOTE: every point of the window's frames goes: so do
                     # their counts, without reading the points to count
                     # them.
-                    frames_mod.forget(
-                        conn, to_micros(query.begin)
-                        if query.begin is not None else None,
-                        to_micros(query.end)
-                        if query.end is not None else None)
+                    frames_mod.forget(conn, *_window_micros(query))
                 count = conn.execute(models.point.delete().where(
                     *conditions)).rowcount
                 if count or dropped:
@@ -1368,8 +1364,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             :func:`frames.counts_between`) when the delete takes its rows
             back, else None.
         """
-        begin = None if query.begin is None else to_micros(query.begin)
-        end = None if query.end is None else to_micros(query.end)
+        begin, end = _window_micros(query)
         calls = [rollup.until_call('update'),
                  receipts.forget_call(begin, end)]
         named_call = _named_series_call(conn.dialect, query)
@@ -1615,8 +1610,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         :param query: the delete's query.
         :returns: the number of points dropped.
         """
-        begin = None if query.begin is None else to_micros(query.begin)
-        end = None if query.end is None else to_micros(query.end)
+        begin, end = _window_micros(query)
         if begin is not None and end is not None and end - begin < rollup.DAY:
             # NOTE: no day fits in the window (a period, say): the catalog
             # is not read.
@@ -1735,6 +1729,12 @@ def _partials(rows, key_groupby, time, extremes, split, unsortable):
             p0 * w0 + p1 * w1 + p2 * w2 + p3 * w3, mins or None,
             maxs or None)))
     return partials
+
+
+def _window_micros(query):
+    """A query's ``(begin, end)`` in microseconds, None where unbounded."""
+    return tuple(None if moment is None else to_micros(moment)
+                 for moment in (query.begin, query.end))
 
 
 def _series_params(query):
