@@ -18,6 +18,7 @@ again between tests with :meth:`TestDatabase.empty` and dropped with
 workers on one server never share a database.
 """
 
+import time
 import uuid
 
 import fixtures
@@ -129,6 +130,30 @@ def provision(test_class, env_var):
         functional_env.unreachable(test_class, env_var, '%s: %s' % (
             admin_url.render_as_string(hide_password=True), exc.orig))
     return TestDatabase(admin_url, admin_url.set(database=name))
+
+
+def wait_for_lock_wait(engine, waiting_sql, thread, seconds, poll):
+    """Run ``waiting_sql`` until it gives a true value, while ``thread`` runs.
+
+    For tests that make a thread of theirs wait for a lock: the query
+    tells whether a session waits (and may name it).
+
+    :param engine: the engine of a watcher connection.
+    :param seconds: how long to look at most.
+    :param poll: seconds between two runs of the query (see
+        :data:`INNODB_TRX_POLL` for MariaDB).
+    :returns: that value, or None when the thread ended or the time ran
+        out first.
+    """
+    with engine.connect() as watcher:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and thread.is_alive():
+            value = watcher.exec_driver_sql(waiting_sql).scalar()
+            if value:
+                return value
+            watcher.rollback()
+            time.sleep(poll)
+    return None
 
 
 def no_statistics(engine, name):

@@ -32,7 +32,6 @@ backend and land once, without the caller seeing an error.
 import datetime
 import decimal
 import threading
-import time
 import uuid
 
 import fixtures
@@ -122,15 +121,11 @@ class _OutsideMixin(sql_provision.ServerURLMixin):
             name='cloudkitty.storage.v2.sqlalchemy.engine'))
 
     def _wait_for_lock_wait(self, pusher):
-        with self.outside.connect() as watcher:
-            deadline = time.monotonic() + DEADLINE
-            while time.monotonic() < deadline and pusher.is_alive():
-                if watcher.exec_driver_sql(self.waiting_sql).scalar():
-                    return
-                watcher.rollback()
-                time.sleep(self.poll_interval)
-        self.fail('the push never waited for the outside lock (%r)'
-                  % (pusher.error,))
+        if not sql_provision.wait_for_lock_wait(
+                self.outside, self.waiting_sql, pusher, DEADLINE,
+                self.poll_interval):
+            self.fail('the push never waited for the outside lock (%r)'
+                      % (pusher.error,))
 
 
 class _SharedSeriesMixin(_OutsideMixin):

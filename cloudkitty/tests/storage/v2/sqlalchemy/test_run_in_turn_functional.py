@@ -19,7 +19,6 @@ errors SQLAlchemy would raise, and a connection that goes on working.
 
 import datetime
 import threading
-import time
 from unittest import mock
 
 import sqlalchemy as sa
@@ -39,6 +38,8 @@ UTC = datetime.timezone.utc
 HOUR = 3600 * 10 ** 6
 #: Seconds a locked statement may wait, and the watcher may look for it.
 DEADLINE = 30
+#: Seconds between two looks at the sessions waiting for a lock.
+POLL = 0.01
 
 
 class _RunInTurnMixin:
@@ -162,7 +163,7 @@ class PostgreSQLRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
 
             thread = threading.Thread(target=pipelined, daemon=True)
             thread.start()
-            self._wait_for_lock_wait(holder, thread)
+            self._wait_for_lock_wait(outside, thread)
             holder.commit()
         thread.join(DEADLINE)
         self.assertFalse(thread.is_alive())
@@ -171,11 +172,14 @@ class PostgreSQLRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
     def test_a_session_killed_in_the_pipeline(self):
         """A delete whose session ends while it waits: BackendUnavailable.
 
-        The error of the pipeline is translated as any other; the next
-        delete works.
+        The error of the pipeline is translated as any other, its dead
+        connection leaves the pool, and the next delete works.
         """
         outside = sa.create_engine(self.url)
         self.addCleanup(outside.dispose)
+        invalidated = []
+        sa.event.listen(self.engine, 'invalidate',
+                        lambda *args: invalidated.append(args[0]))
         errors = []
         window = {'begin': datetime.datetime(1970, 1, 1, tzinfo=UTC),
                   'end': datetime.datetime(1970, 1, 2, tzinfo=UTC),
@@ -191,32 +195,28 @@ class PostgreSQLRunInTurnTest(sql_provision.ServerURLMixin, _RunInTurnMixin,
 
             thread = threading.Thread(target=delete, daemon=True)
             thread.start()
-            waiting = self._wait_for_lock_wait(holder, thread)
+            waiting = self._wait_for_lock_wait(outside, thread)
             holder.exec_driver_sql('SELECT pg_terminate_backend(%s)' % waiting)
             thread.join(DEADLINE)
             holder.rollback()
         self.assertFalse(thread.is_alive())
         self.assertEqual([exceptions.BackendUnavailable],
                          [type(error) for error in errors])
+        self.assertEqual(1, len(invalidated))
         self.assertEqual(0, self.store.delete(**window))
 
-    def _wait_for_lock_wait(self, holder, thread):
+    def _wait_for_lock_wait(self, engine, thread):
         """Wait until a session of this database waits for a lock.
 
         :returns: its process id.
         """
-        with sa.create_engine(self.url).connect() as watcher:
-            deadline = time.monotonic() + DEADLINE
-            while time.monotonic() < deadline and thread.is_alive():
-                waiting = watcher.exec_driver_sql(
-                    "SELECT pid FROM pg_stat_activity WHERE "
-                    "wait_event_type = 'Lock' AND "
-                    "datname = current_database()").scalar()
-                if waiting:
-                    return waiting
-                watcher.rollback()
-                time.sleep(0.01)
-        self.fail('the pipeline never waited for the lock')
+        waiting = sql_provision.wait_for_lock_wait(
+            engine, "SELECT pid FROM pg_stat_activity WHERE "
+            "wait_event_type = 'Lock' AND datname = current_database()",
+            thread, DEADLINE, POLL)
+        if not waiting:
+            self.fail('the pipeline never waited for the lock')
+        return waiting
 
     def test_an_expanding_parameter_is_refused(self):
         """Its text depends on its values: it cannot be compiled once."""
