@@ -16,7 +16,8 @@
  * encode_known() does what the pure-Python function does, step for step,
  * and stops where that one stops: at the first point whose series is not
  * cached under its plain key or whose qty or price is not a Decimal ready
- * to store. The caller then takes that point through the full checks, so
+ * to store. Into a bytearray it writes each row as PostgreSQL's binary
+ * COPY reads it (fastpath.copy_row()). The caller then takes that point through the full checks, so
  * every refusal and every rounding stays in Python (money.check()).
  * rebuild() turns read rows back into points. fastpath.py is the
  * reference; the unit tests compare both forms on the same inputs.
@@ -24,6 +25,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 
 /* (k, v) pairs of a dict, in its order: tuple(mapping.items()). */
@@ -192,6 +194,72 @@ set_pair(PyObject *row, Py_ssize_t at, long long units, long long hundred)
     return 0;
 }
 
+/* value at out, big-endian, in size bytes (2, 4 or 8). */
+static unsigned char *
+put_big_endian(unsigned char *out, unsigned long long value, int size)
+{
+    int at;
+
+    for (at = size - 1; at >= 0; at--) {
+        out[at] = (unsigned char)(value & 0xff);
+        value >>= 8;
+    }
+    return out + size;
+}
+
+/* Bytes of one row in binary COPY: 7 fields, an int4 and six int8. */
+#define COPY_ROW_SIZE (2 + 4 + 4 + 6 * (4 + 8))
+
+/*
+ * A row appended to the bytearray out as fastpath.copy_row() lays it out:
+ * 1 done, 0 when the series id does not fit int4 (the caller takes the
+ * point), -1 on error. frame holds begin and end, already read.
+ */
+static int
+append_copy_row(PyObject *out, PyObject *series, const long long *frame,
+                long long qty, long long price, long long hundred)
+{
+    long long values[7];
+    unsigned char *at;
+    Py_ssize_t size = PyByteArray_GET_SIZE(out);
+    int overflow, index;
+
+    if (!PyLong_CheckExact(series))
+        return 0;
+    values[0] = PyLong_AsLongLongAndOverflow(series, &overflow);
+    if (values[0] == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || values[0] < INT32_MIN || values[0] > INT32_MAX)
+        return 0;
+    values[1] = frame[0];
+    values[2] = frame[1];
+    /* The floor division and its remainder, as Python's divmod(). */
+    values[3] = qty / hundred;
+    values[4] = qty % hundred;
+    if (values[4] < 0) {
+        values[4] += hundred;
+        values[3] -= 1;
+    }
+    values[5] = price / hundred;
+    values[6] = price % hundred;
+    if (values[6] < 0) {
+        values[6] += hundred;
+        values[5] -= 1;
+    }
+    if (PyByteArray_Resize(out, size + COPY_ROW_SIZE) < 0)
+        return -1;
+    at = (unsigned char *)PyByteArray_AS_STRING(out) + size;
+    at = put_big_endian(at, 7, 2);
+    at = put_big_endian(at, 4, 4);
+    at = put_big_endian(at, (unsigned long long)values[0] & 0xffffffffULL,
+                        4);
+    for (index = 1; index < 7; index++) {
+        at = put_big_endian(at, 8, 4);
+        at = put_big_endian(at, (unsigned long long)values[index], 8);
+    }
+    return 1;
+}
+
 /*
  * One point: 1 and its row appended, 0 when the caller must take it, -1
  * on error.
@@ -199,8 +267,9 @@ set_pair(PyObject *row, Py_ssize_t at, long long units, long long hundred)
 static int
 encode_point(PyObject *out, PyObject *point, PyObject *scope_id,
              PyObject *type_, PyObject *begin, PyObject *end,
-             PyObject *known, PyObject *mapping_types,
-             PyObject *decimal_type, long long bound, long long hundred)
+             const long long *frame, PyObject *known,
+             PyObject *mapping_types, PyObject *decimal_type,
+             long long bound, long long hundred)
 {
     PyObject *groupby, *metadata, *groupby_items, *metadata_items;
     PyObject *key, *series, *row;
@@ -252,6 +321,11 @@ encode_point(PyObject *out, PyObject *point, PyObject *scope_id,
         Py_DECREF(series);
         return taken;
     }
+    if (frame != NULL) {
+        taken = append_copy_row(out, series, frame, qty, price, hundred);
+        Py_DECREF(series);
+        return taken;
+    }
     row = PyTuple_New(7);
     if (row == NULL) {
         Py_DECREF(series);
@@ -277,7 +351,8 @@ encode_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *out, *run, *known, *config, *decimal_type;
     Py_ssize_t index, size;
-    long long bound, hundred;
+    long long bound, hundred, frame[2];
+    const long long *copying = NULL;
     int overflow;
 
     if (nargs != 10) {
@@ -288,10 +363,21 @@ encode_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     run = args[1];
     known = args[6];
     config = args[8];
-    if (!PyList_Check(out) || !PyList_Check(run) || !PyDict_Check(known) ||
+    if (!(PyList_Check(out) || PyByteArray_Check(out)) ||
+            !PyList_Check(run) || !PyDict_Check(known) ||
             !PyTuple_Check(config) || PyTuple_GET_SIZE(config) != 3) {
         PyErr_SetString(PyExc_TypeError, "encode_known(): bad arguments");
         return NULL;
+    }
+    if (PyByteArray_Check(out)) {
+        /* The frame's bounds, read once: each row of a run repeats them. */
+        frame[0] = PyLong_AsLongLong(args[4]);
+        if (frame[0] == -1 && PyErr_Occurred())
+            return NULL;
+        frame[1] = PyLong_AsLongLong(args[5]);
+        if (frame[1] == -1 && PyErr_Occurred())
+            return NULL;
+        copying = frame;
     }
     decimal_type = PyTuple_GET_ITEM(config, 0);
     /* A bound past 64 bits bounds nothing here: the units taken fit. */
@@ -318,7 +404,8 @@ encode_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
         Py_INCREF(point);
         done = encode_point(out, point, args[2], args[3], args[4], args[5],
-                            known, args[7], decimal_type, bound, hundred);
+                            copying, known, args[7], decimal_type, bound,
+                            hundred);
         Py_DECREF(point);
         if (done < 0)
             return NULL;

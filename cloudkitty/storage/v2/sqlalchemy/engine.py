@@ -657,6 +657,13 @@ _BINARY_TYPES = {sa.Integer: 'int4', sa.BigInteger: 'int8',
                  sa.String: 'varchar', sa.Text: 'text'}
 
 
+# NOTE: binary COPY's header (its signature, no flags, no extension) and
+# trailer (a field count of -1), as PostgreSQL's COPY documentation gives
+# them: written around rows that come as bytes (CopyWrite.streaming).
+_COPY_HEADER = b'PGCOPY\n\xff\r\n\x00' + bytes(8)
+_COPY_TRAILER = b'\xff\xff'
+
+
 class CopyWrite:
     """Rows written with PostgreSQL's ``COPY ... FROM STDIN`` (psycopg 3).
 
@@ -718,7 +725,7 @@ class CopyWrite:
         return returned
 
     @contextlib.contextmanager
-    def streaming(self, conn, returned=None):
+    def streaming(self, conn, returned=None, blocks=False):
         """Copy rows as the caller makes them.
 
         Yields ``write(row)``. The server stores the rows it has received
@@ -728,14 +735,24 @@ class CopyWrite:
 
         :param returned: a list that receives the rows that the merge's
             ``RETURNING`` suffix returns, if any.
+        :param blocks: yield ``write(data)`` instead, for bytes holding
+            whole rows in COPY's binary format (:data:`types` in order,
+            as :func:`cloudkitty.storage.v2.sqlalchemy.fastpath.copy_row`
+            lays them out); the format's header and trailer are written
+            here.
         """
         cursor = conn.connection.driver_connection.cursor()
         try:
             if self.staging:
                 cursor.execute(self.prepare)
             with cursor.copy(self.copy) as copy:
-                copy.set_types(self.types)
-                yield copy.write_row
+                if blocks:
+                    copy.write(_COPY_HEADER)
+                    yield copy.write
+                    copy.write(_COPY_TRAILER)
+                else:
+                    copy.set_types(self.types)
+                    yield copy.write_row
             if self.staging:
                 cursor.execute(self.merge)
                 if returned is not None and cursor.description:

@@ -39,6 +39,7 @@ import functools
 import itertools
 import operator
 import os
+import struct
 
 from cloudkitty import dataframe
 from cloudkitty.storage.v2 import money
@@ -73,7 +74,11 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
 
     :param out: the list to append each point's row to: ``(series id,
         begin, end, qty_hundreds, qty_rest, price_hundreds, price_rest)``
-        (see :func:`money_config` for the pairs).
+        (see :func:`money_config` for the pairs); or a bytearray, to
+        append each row to as :func:`copy_row` lays it out for
+        PostgreSQL's binary ``COPY``. A series id that does not fit the
+        row's ``int4`` is then left to the caller, as a point it does not
+        take.
     :param run: a list of :class:`~cloudkitty.dataframe.DataPoint` of
         one frame and type.
     :param scope_id: the push's scope.
@@ -96,7 +101,8 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
     # NOTE: money's own test of a value ready to store, so that one rule
     # says which values the full checks would round or refuse.
     fast_units = money.fast_units
-    append = out.append
+    copying = isinstance(out, bytearray)
+    append = _copy_appender(out) if copying else out.append
     get = known.get
     for index in range(start, len(run)):
         point = run[index]
@@ -108,7 +114,8 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
             return index
         series = get((scope_id, type_, unit, tuple(dict.items(groupby)),
                       tuple(dict.items(metadata)), description))
-        if series is None:
+        if series is None or copying and not (
+                type(series) is int and _INT4_MIN <= series <= _INT4_MAX):
             return index
         qty_units = fast_units(qty, bound)
         price_units = fast_units(price, bound)
@@ -117,6 +124,44 @@ def python_encode_known(out, run, scope_id, type_, begin, end, known,
         append((series, begin, end) + divmod(qty_units, hundred)
                + divmod(price_units, hundred))
     return len(run)
+
+
+#: A point's row in PostgreSQL's binary ``COPY``: the number of fields,
+#: then each field's length and big-endian value; the series id is an
+#: ``int4``, the frame's bounds and the money pairs ``int8`` each.
+_COPY_ROW = struct.Struct('>hiiiqiqiqiqiqiq')
+#: The columns a :func:`copy_row` fills, with their PostgreSQL types.
+COPY_COLUMNS = (('series_id', 'int4'), ('begin', 'int8'), ('end', 'int8'),
+                ('qty_hundreds', 'int8'), ('qty_rest', 'int8'),
+                ('price_hundreds', 'int8'), ('price_rest', 'int8'))
+_INT4_MIN, _INT4_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+def copy_row(row):
+    """Lay out an encoded row as PostgreSQL's binary ``COPY`` reads it.
+
+    What :data:`encode_known` appends to a bytearray for each point it
+    takes: the same bytes psycopg writes for the row tuple with the types
+    of :data:`COPY_COLUMNS`, without its per-row step (most of a
+    push's time in the client after the encoding, measured).
+
+    :param row: ``(series id, begin, end, qty_hundreds, qty_rest,
+        price_hundreds, price_rest)``.
+    :rtype: bytes
+    """
+    series, begin, end, qty_hundreds, qty_rest, price_hundreds, \
+        price_rest = row
+    return _COPY_ROW.pack(7, 4, series, 8, begin, 8, end, 8, qty_hundreds,
+                          8, qty_rest, 8, price_hundreds, 8, price_rest)
+
+
+def _copy_appender(out):
+    """``append(row)`` that adds a row's :func:`copy_row` to ``out``."""
+    extend = out.extend
+
+    def append(row):
+        extend(copy_row(row))
+    return append
 
 
 def decimal_of_pair(hundreds, rest):

@@ -62,6 +62,9 @@ LOG = log.getLogger(__name__)
 # is summed as sum(c // _SPLIT) and sum(c % _SPLIT) (integer division).
 _SPLIT = 10 ** 9
 _MONEY_COLUMNS = models.POINT_MONEY
+#: The columns a push writes, in the order of its encoded rows (see
+#: :data:`fastpath.encode_known`); SQLite's rows start with the id.
+POINT_COLUMNS = ('series_id', 'begin', 'end') + _MONEY_COLUMNS
 # NOTE: the tables a roll-up adds a day to, whose statistics it refreshes.
 _ROLLUP_TABLES = (models.daily.name, models.label_daily.name)
 # NOTE: where a delete takes its points' sums out of the rollup in one
@@ -234,8 +237,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         self._numbers_points = dialect.name == 'sqlite'
         self._insert_points = engine_mod.bulk_writer(
             dialect, models.point,
-            ('id',) * self._numbers_points +
-            ('series_id', 'begin', 'end') + _MONEY_COLUMNS)
+            ('id',) * self._numbers_points + POINT_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
         self._delete_series_points = _delete_series_points(dialect)
         self._upsert_frames = frames_mod.upsert(dialect)
@@ -603,14 +605,17 @@ class SQLAlchemyStorage(v2.BaseStorage):
         known, config = self._series_ids, self._money_config
         mappings = fastpath.MAPPING_TYPES
         rest = ()
-        with self._insert_points.streaming(conn) as write:
+        with self._insert_points.streaming(conn, blocks=True) as write:
             for begin, end, type_, run in runs:
-                encoded = []
+                # NOTE: the rows as COPY's bytes, one write per run: psycopg's
+                # step per row cost 0.9 us a point, a sixth of the push
+                # (measured).
+                encoded = bytearray()
                 index = fastpath.encode_known(encoded, run, scope_id, type_,
                                               begin, end, known, mappings,
                                               config, 0)
-                for row in encoded:
-                    write(row)
+                if encoded:
+                    write(encoded)
                 if index < len(run):
                     rest = itertools.chain(
                         [(begin, end, type_, run[index:])], runs)

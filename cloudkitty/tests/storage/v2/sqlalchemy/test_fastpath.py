@@ -24,15 +24,18 @@ import decimal
 import os
 import random
 
+import sqlalchemy as sa
 import testtools
 
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import money
 from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import fastpath
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import series as series_mod
+from cloudkitty.storage.v2.sqlalchemy import storage
 
 D = decimal.Decimal
 CONFIG = fastpath.money_config(models.MAX_MAGNITUDE, models.HUNDRED)
@@ -208,6 +211,102 @@ class EncodeKnownTest(testtools.TestCase):
                              fastpath.encode_known)
         else:
             self.skipTest('neither form asked for')
+
+
+def decode_copy_rows(data):
+    """The row tuples in bytes of binary COPY rows, read field by field.
+
+    Written from the format's description (a 16-bit field count, then
+    each field's 32-bit length and its big-endian value), not from
+    :func:`fastpath.copy_row`, so that both are checked against it.
+    """
+    rows = []
+    at = 0
+    while at < len(data):
+        count = int.from_bytes(data[at:at + 2], 'big', signed=True)
+        at += 2
+        row = []
+        for _ in range(count):
+            length = int.from_bytes(data[at:at + 4], 'big', signed=True)
+            at += 4
+            row.append(int.from_bytes(data[at:at + length], 'big',
+                                      signed=True))
+            at += length
+        rows.append(tuple(row))
+    return rows
+
+
+class EncodeKnownCopyTest(testtools.TestCase):
+    """Into a bytearray, every form writes the rows it would list."""
+
+    def setUp(self):
+        super().setUp()
+        self.point = dataframe.DataPoint(
+            'u', D('1.5'), D('0.25'), {'project_id': 'p', 'id': 'r'},
+            {'flavor': 'm1'})
+        self.key = series_mod.series_key(None, 'instance', self.point)
+
+    def _encode(self, encode_known, out, run, series=7, start=0):
+        return encode_known(out, run, None, 'instance', BEGIN, END,
+                            {self.key: series}, fastpath.MAPPING_TYPES,
+                            CONFIG, start)
+
+    def test_rows_are_the_listed_ones_in_copy_layout(self):
+        # NOTE: units that fit 64 bits, which every form takes.
+        rng = random.Random(int(os.environ.get('CLOUDKITTY_TEST_SEED', 0)))
+        run = [self.point._replace(
+            qty=D(rng.randrange(-10 ** 18, 10 ** 18)).scaleb(-12),
+            price=D(rng.randrange(-10 ** 12, 10 ** 12)).scaleb(-6))
+            for _ in range(500)]
+        for name, encode_known in forms():
+            listed, copied = [], bytearray()
+            self.assertEqual(500, self._encode(encode_known, listed, run),
+                             name)
+            self.assertEqual(500, self._encode(encode_known, copied, run),
+                             name)
+            self.assertEqual(listed, decode_copy_rows(copied), name)
+            self.assertEqual(b''.join(map(fastpath.copy_row, listed)),
+                             bytes(copied), name)
+
+    def test_stops_where_the_list_stops(self):
+        other = self.point._replace(unit='other')
+        run = [self.point, self.point, other, self.point]
+        for name, encode_known in forms():
+            copied = bytearray()
+            self.assertEqual(2, self._encode(encode_known, copied, run),
+                             name)
+            self.assertEqual([reference_row(7, self.point)] * 2,
+                             decode_copy_rows(copied), name)
+
+    def test_series_ids_past_int4_are_left_to_the_caller(self):
+        for name, encode_known in forms():
+            for series in (2 ** 31, -2 ** 31 - 1, True, 7.0):
+                copied = bytearray()
+                self.assertEqual(0, self._encode(
+                    encode_known, copied, [self.point], series), name)
+                self.assertEqual(b'', bytes(copied), name)
+            for series in (2 ** 31 - 1, -2 ** 31):
+                copied = bytearray()
+                self.assertEqual(1, self._encode(
+                    encode_known, copied, [self.point], series), name)
+                self.assertEqual([reference_row(series, self.point)],
+                                 decode_copy_rows(copied), name)
+
+    def test_appends_to_what_the_bytearray_holds(self):
+        for name, encode_known in forms():
+            copied = bytearray(b'head')
+            self.assertEqual(1, self._encode(encode_known, copied,
+                                             [self.point]), name)
+            self.assertEqual(b'head' + fastpath.copy_row(
+                reference_row(7, self.point)), bytes(copied), name)
+
+    def test_postgresql_writes_points_in_copy_row_layout(self):
+        dialect = sa.create_engine(
+            'postgresql+psycopg://127.0.0.1:9/ck').dialect
+        writer = engine_mod.bulk_writer(dialect, models.point,
+                                        storage.POINT_COLUMNS)
+        self.assertEqual(fastpath.COPY_COLUMNS,
+                         tuple(zip(storage.POINT_COLUMNS, writer.types)))
 
 
 def from_micros(micros):

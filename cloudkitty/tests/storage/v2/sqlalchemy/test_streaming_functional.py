@@ -11,15 +11,18 @@
 # under the License.
 """PostgreSQL pushes copy points while they are checked.
 
-The points of known series are copied one by one as they are encoded (see
-``SQLAlchemyStorage._push_streaming``). A refused value met after some of
-them were sent must still leave nothing behind, the same connection must
-serve the next push, and a push that meets new series half way must store
-its points in push order, which is retrieve()'s tiebreak.
+The points of known series are copied run by run as they are encoded,
+as the bytes of COPY's binary rows (see ``SQLAlchemyStorage.
+_push_streaming``), by the compiled encoder or its Python form, which
+must store the same exact money. A refused value met after some of them
+were sent must still leave nothing behind, the same connection must serve
+the next push, and a push that meets new series half way must store its
+points in push order, which is retrieve()'s tiebreak.
 """
 
 import datetime
 import decimal
+from unittest import mock
 
 import sqlalchemy as sa
 import testtools
@@ -27,6 +30,7 @@ import testtools
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import fastpath
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
@@ -97,3 +101,29 @@ class PostgreSQLStreamingTest(sql_provision.ServerURLMixin,
             query.evaluate_total(query.validate_total(
                 groupby=['id'], **WINDOW), frames),
             self.store.total(groupby=['id'], **WINDOW))
+
+    def test_both_encoders_copy_exact_money(self):
+        values = ['0', '-0.000000000001', '1.5', '-7', '123456.789012345678',
+                  '-9223372.036854775807', '0.25', '3E-12', '1E+6']
+        resources = ['r%d' % i for i in range(len(values))]
+        frames = []
+        for step, encoder in enumerate((fastpath.encode_known,
+                                        fastpath.python_encode_known)):
+            start = T0 + 2 * step * HOUR
+            # NOTE: the first push interns the series; the second takes
+            # the fast path, which writes COPY's bytes.
+            for index in range(2):
+                frame = dataframe.DataFrame(start + index * HOUR,
+                                            start + (index + 1) * HOUR)
+                for resource, value in zip(resources, values):
+                    frame.add_point(dataframe.DataPoint(
+                        'u', decimal.Decimal(value),
+                        -decimal.Decimal(value),
+                        {'id': resource, 'project_id': 'p'}, {}), 'cpu')
+                with mock.patch.object(fastpath, 'encode_known', encoder):
+                    self.store.push([frame])
+                frames.append(frame)
+        self.assertEqual(
+            query.evaluate_retrieve(query.validate_retrieve(
+                paginate=False, **WINDOW), frames),
+            self.store.retrieve(paginate=False, **WINDOW))
