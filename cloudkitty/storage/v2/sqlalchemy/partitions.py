@@ -280,20 +280,28 @@ class Partitions:
         indexing.start()
         return indexing
 
-    def droppable(self, conn, start, end):
-        """Return ``[(name, start, end)]`` of partitions wholly in a window.
+    def in_window(self, conn, start, end):
+        """Return the partitions wholly in a window, and those at its edges.
 
         :param start: the window's start, in microseconds, or None for a
             window open at its start.
         :param end: the window's exclusive end, in microseconds, or None
             for a window open at its end.
+        :returns: ``(whole, edges)``, each ``[(name, start, end)]``
+            sorted: the partitions whose days lie wholly in the window,
+            and those that meet it without lying in it.
         """
         if not self.enabled(conn):
-            return []
-        return sorted((name, low, high)
-                      for name, (low, high) in existing(conn).items()
-                      if (start is None or low >= start) and
-                      (end is None or high <= end))
+            return [], []
+        whole, edges = [], []
+        for name, (low, high) in sorted(existing(conn).items()):
+            if (start is None or low >= start) and \
+                    (end is None or high <= end):
+                whole.append((name, low, high))
+            elif (start is None or high > start) and \
+                    (end is None or low < end):
+                edges.append((name, low, high))
+        return whole, edges
 
     def overlapping(self, conn, start, end):
         """Return the names of the partitions that meet a window.

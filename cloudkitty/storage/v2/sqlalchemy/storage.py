@@ -1594,23 +1594,30 @@ class SQLAlchemyStorage(v2.BaseStorage):
         conn.execute(daily.delete().where(*emptied))
 
     def _drop_partitions(self, conn, query):
-        """Drop or empty the partitions wholly in a delete's window.
+        """Drop or empty the partitions that a delete's window holds.
 
         PostgreSQL; the window has no filter: every point of those days
         goes. Their points are counted through the frame counts, which
         count exactly the points of every frame start, and their days
         removed from the rollup. A window open at its start (the
-        retention purge) drops its partitions. Any other empties them
-        (``TRUNCATE``) and drops their index by series (see
-        :func:`partitions.empty_sql`): pushes may come back to those days
-        at once (a service that rates them again), and a push racing the
-        delete would find its day's partition gone. Either way nothing is
-        left behind, where deleting the rows left them dead in the table
-        and its indexes until a vacuum: three purges of the benchmark's
-        window (four days), with autovacuum off, left each day's
-        partition 171 MB for 10,200 live points, and each round pushed
-        slower (205,899, 167,128, then 117,407 points a second,
+        retention purge) drops the partitions of its whole days. Any
+        other empties them (``TRUNCATE``) and drops their index by series
+        (see :func:`partitions.empty_sql`): pushes may come back to those
+        days at once (a service that rates them again), and a push racing
+        the delete would find its day's partition gone. Either way nothing
+        is left behind, where deleting the rows left them dead in the
+        table and its indexes until a vacuum: three purges of the
+        benchmark's window (four days), with autovacuum off, left each
+        day's partition 171 MB for 10,200 live points, and each round
+        pushed slower (205,899, 167,128, then 117,407 points a second,
         measured).
+
+        A day at an edge of the window whose every frame starts inside
+        it is emptied too (never dropped: the window ends or starts
+        inside it, and pushes may come back there): the frame counts
+        tell, and the delete holds ``until``, so no push adds a frame
+        meanwhile. The benchmark's purge ends four hours into its last
+        day, whose 40,800 points it otherwise deleted row by row.
 
         :param query: the delete's query.
         :returns: the number of points dropped.
@@ -1620,24 +1627,43 @@ class SQLAlchemyStorage(v2.BaseStorage):
             # NOTE: no day fits in the window (a period, say): the catalog
             # is not read.
             return 0
-        daily = models.daily
-        quote = conn.dialect.identifier_preparer.quote
+        whole, edges = self._partitions.in_window(conn, begin, end)
         dropped = 0
-        for name, start, stop in self._partitions.droppable(conn, begin,
-                                                            end):
-            dropped += frames_mod.count_between(conn, start, stop)
-            conn.execute(daily.delete().where(daily.c.day >= start,
-                                              daily.c.day < stop))
-            self._labels.drop_days(conn, start, stop)
-            frames_mod.forget(conn, start, stop)
-            if begin is not None:
-                for statement in partitions.empty_sql(name):
-                    conn.exec_driver_sql(statement)
+        for name, start, stop in whole + edges:
+            count = frames_mod.count_between(conn, start, stop)
+            edge = (name, start, stop) in edges
+            if edge and not (count and count == frames_mod.count_between(
+                    conn, start if begin is None else max(start, begin),
+                    stop if end is None else min(stop, end))):
+                # NOTE: a frame of the day starts outside the window (or
+                # the day holds nothing): its rows are deleted one by one.
                 continue
-            # NOTE: the name comes from the catalog and is quoted.
-            conn.exec_driver_sql('DROP TABLE %s' % quote(name))
-            self._partitions.forget(start, stop)
+            dropped += count
+            self._forget_days(conn, start, stop)
+            if begin is None and not edge:
+                # NOTE: the name comes from the catalog and is quoted.
+                conn.exec_driver_sql('DROP TABLE %s' % (
+                    conn.dialect.identifier_preparer.quote(name)))
+                self._partitions.forget(start, stop)
+                continue
+            for statement in partitions.empty_sql(name):
+                conn.exec_driver_sql(statement)
         return dropped
+
+    def _forget_days(self, conn, start, stop):
+        """Take days out of the rollup, label sums and frame counts.
+
+        For the days of a partition dropped or emptied whole (see
+        :meth:`_drop_partitions`).
+
+        :param start: the first day, in microseconds.
+        :param stop: the day after the last, in microseconds.
+        """
+        daily = models.daily
+        conn.execute(daily.delete().where(daily.c.day >= start,
+                                          daily.c.day < stop))
+        self._labels.drop_days(conn, start, stop)
+        frames_mod.forget(conn, start, stop)
 
     def _day_sums(self, conn, conditions, day=None):
         """Sum the points that match ``conditions``, per (day, series).

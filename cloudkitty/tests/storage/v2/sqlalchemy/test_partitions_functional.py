@@ -13,8 +13,9 @@
 
 Pushes create the partitions of their days; a delete without filters
 drops the whole days of its window when it is open at its start (the
-retention purge) and empties them otherwise, keeps the rollup exact and
-counts what it dropped; a process that still believes a
+retention purge) and empties them otherwise, empties a day at its edges
+whose every frame it holds, keeps the rollup exact and counts what it
+dropped; a process that still believes a
 dropped day exists recreates it when it pushes there again. Monthly
 partitions made before revision 0011 keep their days. A roll-up builds
 the index by series of the days before its end, and refreshes the
@@ -168,6 +169,56 @@ class PostgreSQLPartitionsTest(sql_provision.ServerDatabaseMixin,
         self.assertEqual(12, self.store.retrieve(limit=1,
                                                  **WINDOW)['total'])
         self.assertEqual(january, self._totals(FEB, MAR))
+
+    def heap_pages(self, name):
+        with self.store.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT pg_relation_size('%s')" % name).scalar()
+
+    def test_an_edge_day_whose_frames_the_window_holds_is_emptied(self):
+        """A day at an edge of the window is emptied when it holds it all.
+
+        February 10th's frames (3:00 and 4:00) start inside a window that
+        starts at 1:00: its partition is emptied (no page left, where a
+        delete row by row leaves its dead rows), as a whole day is. March
+        5th has a frame (1:00) after the window's end: its first hour is
+        deleted row by row.
+        """
+        hour = datetime.timedelta(hours=1)
+        for start in (JAN, FEB + 3 * hour, MAR):
+            self.push(self.store, start)
+        self.assertEqual(6 + 3, self.store.delete(begin=FEB + hour,
+                                                  end=MAR + hour))
+        self.assertEqual(['ck_point_p20250120', 'ck_point_p20250210',
+                          'ck_point_p20250305'], self.names())
+        self.assertEqual(0, self.heap_pages('ck_point_p20250210'))
+        self.assertNotEqual(0, self.heap_pages('ck_point_p20250305'))
+        self.assertEqual(6 + 3, self.store.retrieve(limit=1,
+                                                    **WINDOW)['total'])
+        self.assertEqual((D(0), D(0)), self._totals(FEB, MAR + hour))
+        self.assertEqual(self._totals(JAN, FEB),
+                         self._totals(WINDOW['begin'], MAR))
+        # NOTE: the day takes pushes again, and counts them once.
+        self.push(self.store, FEB + 3 * hour)
+        self.assertEqual(6 + 6 + 3, self.store.retrieve(
+            limit=1, **WINDOW)['total'])
+
+    def test_a_purge_empties_the_edge_day_it_holds_whole(self):
+        """delete(end=...) drops whole days, empties a held edge day.
+
+        March 5th's frames (0:00, 1:00) all start before the cutoff
+        (3:00): its partition is emptied, not dropped, since pushes may
+        still come to the rest of that day.
+        """
+        hour = datetime.timedelta(hours=1)
+        for start in (JAN, FEB, MAR):
+            self.push(self.store, start)
+        self.assertEqual(6 + 6 + 6, self.store.delete(end=MAR + 3 * hour))
+        self.assertEqual(['ck_point_p20250305'], self.names())
+        self.assertEqual(0, self.heap_pages('ck_point_p20250305'))
+        self.assertEqual(0, self.store.retrieve(limit=1, **WINDOW)['total'])
+        self.push(self.store, MAR + 3 * hour)
+        self.assertEqual(6, self.store.retrieve(limit=1, **WINDOW)['total'])
 
     def test_push_into_a_day_another_process_dropped(self):
         """A stale process recreates the day it believed existed."""
