@@ -17,8 +17,9 @@
  * and stops where that one stops: at the first point whose series is not
  * cached under its plain key or whose qty or price is not a Decimal ready
  * to store. Into a bytearray it writes each row as PostgreSQL's binary
- * COPY reads it (fastpath.copy_row()). The caller then takes that point through the full checks, so
- * every refusal and every rounding stays in Python (money.check()).
+ * COPY reads it (fastpath.copy_row()). The caller then takes that point
+ * through the full checks, so every refusal and every rounding stays in
+ * Python (money.check()).
  * rebuild() turns read rows back into points. fastpath.py is the
  * reference; the unit tests compare both forms on the same inputs.
  */

