@@ -171,17 +171,27 @@ fast_units(PyObject *value, PyObject *decimal_type, long long bound,
     return taken && -bound < *units && *units < bound;
 }
 
-/* The floor of units / hundred and what remains, as ints, at row[at]. */
+/* The floor of units / hundred and what remains, as Python's divmod(). */
+static void
+floor_pair(long long units, long long hundred, long long *hundreds,
+           long long *rest)
+{
+    *hundreds = units / hundred;
+    *rest = units % hundred;
+    if (*rest < 0) {
+        *rest += hundred;
+        *hundreds -= 1;
+    }
+}
+
+/* floor_pair() of units, as ints, at row[at]. */
 static int
 set_pair(PyObject *row, Py_ssize_t at, long long units, long long hundred)
 {
-    long long hundreds = units / hundred, rest = units % hundred;
+    long long hundreds, rest;
     PyObject *first, *second;
 
-    if (rest < 0) {
-        rest += hundred;
-        hundreds -= 1;
-    }
+    floor_pair(units, hundred, &hundreds, &rest);
     first = PyLong_FromLongLong(hundreds);
     if (first == NULL)
         return -1;
@@ -234,19 +244,8 @@ append_copy_row(PyObject *out, PyObject *series, const long long *frame,
         return 0;
     values[1] = frame[0];
     values[2] = frame[1];
-    /* The floor division and its remainder, as Python's divmod(). */
-    values[3] = qty / hundred;
-    values[4] = qty % hundred;
-    if (values[4] < 0) {
-        values[4] += hundred;
-        values[3] -= 1;
-    }
-    values[5] = price / hundred;
-    values[6] = price % hundred;
-    if (values[6] < 0) {
-        values[6] += hundred;
-        values[5] -= 1;
-    }
+    floor_pair(qty, hundred, &values[3], &values[4]);
+    floor_pair(price, hundred, &values[5], &values[6]);
     if (PyByteArray_Resize(out, size + COPY_ROW_SIZE) < 0)
         return -1;
     at = (unsigned char *)PyByteArray_AS_STRING(out) + size;

@@ -281,27 +281,23 @@ class Partitions:
         return indexing
 
     def in_window(self, conn, start, end):
-        """Return the partitions wholly in a window, and those at its edges.
+        """Return the partitions that meet a window, and which lie in it.
 
         :param start: the window's start, in microseconds, or None for a
             window open at its start.
         :param end: the window's exclusive end, in microseconds, or None
             for a window open at its end.
-        :returns: ``(whole, edges)``, each ``[(name, start, end)]``
-            sorted: the partitions whose days lie wholly in the window,
-            and those that meet it without lying in it.
+        :returns: ``[(name, start, end, whole)]`` sorted by name:
+            ``whole`` when the partition's days lie wholly in the window,
+            False for one at its edges.
         """
         if not self.enabled(conn):
-            return [], []
-        whole, edges = [], []
-        for name, (low, high) in sorted(existing(conn).items()):
-            if (start is None or low >= start) and \
-                    (end is None or high <= end):
-                whole.append((name, low, high))
-            elif (start is None or high > start) and \
-                    (end is None or low < end):
-                edges.append((name, low, high))
-        return whole, edges
+            return []
+        return [(name, low, high, (start is None or low >= start) and
+                 (end is None or high <= end))
+                for name, (low, high) in sorted(existing(conn).items())
+                if (start is None or high > start) and
+                (end is None or low < end)]
 
     def overlapping(self, conn, start, end):
         """Return the names of the partitions that meet a window.
@@ -318,11 +314,7 @@ class Partitions:
         :param end: microseconds.
         :returns: names, none when ``ck_point`` is not partitioned.
         """
-        if not self.enabled(conn):
-            return []
-        return sorted(name for name, (low, high) in existing(conn).items()
-                      if high > (start if start is not None else low)
-                      and low < end)
+        return [name for name, *_ in self.in_window(conn, start, end)]
 
     def forget(self, start, end):
         """Forget the days of a dropped partition, so pushes create them."""

@@ -1627,12 +1627,11 @@ class SQLAlchemyStorage(v2.BaseStorage):
             # NOTE: no day fits in the window (a period, say): the catalog
             # is not read.
             return 0
-        whole, edges = self._partitions.in_window(conn, begin, end)
         dropped = 0
-        for name, start, stop in whole + edges:
+        for name, start, stop, whole in self._partitions.in_window(
+                conn, begin, end):
             count = frames_mod.count_between(conn, start, stop)
-            edge = (name, start, stop) in edges
-            if edge and not (count and count == frames_mod.count_between(
+            if not whole and not (count and count == frames_mod.count_between(
                     conn, start if begin is None else max(start, begin),
                     stop if end is None else min(stop, end))):
                 # NOTE: a frame of the day starts outside the window (or
@@ -1640,7 +1639,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
                 continue
             dropped += count
             self._forget_days(conn, start, stop)
-            if begin is None and not edge:
+            if begin is None and whole:
                 # NOTE: the name comes from the catalog and is quoted.
                 conn.exec_driver_sql('DROP TABLE %s' % (
                     conn.dialect.identifier_preparer.quote(name)))
