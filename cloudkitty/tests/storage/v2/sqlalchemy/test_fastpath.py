@@ -60,6 +60,13 @@ EDGE_VALUES = [
 ]
 
 
+#: The usual point of the encoders' tests (points are immutable), and
+#: the key its series is known under.
+POINT = dataframe.DataPoint('u', D('1.5'), D('0.25'),
+                            {'project_id': 'p', 'id': 'r'}, {'flavor': 'm1'})
+POINT_KEY = series_mod.series_key(None, 'instance', POINT)
+
+
 class _DecimalSubclass(decimal.Decimal):
     """A Decimal subclass: never on the fast path."""
 
@@ -102,11 +109,8 @@ class EncodeKnownTest(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.point = dataframe.DataPoint(
-            'u', D('1.5'), D('0.25'), {'project_id': 'p', 'id': 'r'},
-            {'flavor': 'm1'})
-        self.known = {series_mod.series_key(None, 'instance',
-                                            self.point): 7}
+        self.point = POINT
+        self.known = {POINT_KEY: 7}
 
     def _point(self, qty, price, groupby=None, metadata=None):
         # NOTE: built as a stored point is, unchecked, so that values
@@ -239,16 +243,11 @@ def decode_copy_rows(data):
 class EncodeKnownCopyTest(testtools.TestCase):
     """Into a bytearray, every form writes the rows it would list."""
 
-    def setUp(self):
-        super().setUp()
-        self.point = dataframe.DataPoint(
-            'u', D('1.5'), D('0.25'), {'project_id': 'p', 'id': 'r'},
-            {'flavor': 'm1'})
-        self.key = series_mod.series_key(None, 'instance', self.point)
+    point = POINT
 
     def _encode(self, encode_known, out, run, series=7, start=0):
         return encode_known(out, run, None, 'instance', BEGIN, END,
-                            {self.key: series}, fastpath.MAPPING_TYPES,
+                            {POINT_KEY: series}, fastpath.MAPPING_TYPES,
                             CONFIG, start)
 
     def test_rows_are_the_listed_ones_in_copy_layout(self):
