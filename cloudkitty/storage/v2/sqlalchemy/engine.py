@@ -657,6 +657,13 @@ _BINARY_TYPES = {sa.Integer: 'int4', sa.BigInteger: 'int8',
                  sa.String: 'varchar', sa.Text: 'text'}
 
 
+#: Most rows :class:`CopyWrite` merges as arrays rather than staged: a
+#: staging table's creation, copy, merge and drop take a few
+#: milliseconds whatever the number of rows (see its :meth:`~CopyWrite.
+#: execute`).
+ARRAY_ROWS = 1000
+
+
 # NOTE: binary COPY's header (its signature, no flags, no extension) and
 # trailer (a field count of -1), as PostgreSQL's COPY documentation gives
 # them: written around rows that come as bytes (CopyWrite.streaming).
@@ -678,6 +685,11 @@ class CopyWrite:
     parsing text (a fifth faster per push, measured); the columns' types
     come from the table's definition.
 
+    A few rows with a ``suffix`` (at most :data:`ARRAY_ROWS`) go instead
+    as one array per column in a single ``INSERT ... SELECT FROM
+    unnest(...)`` carrying the suffix: one statement, no temporary table
+    (see :meth:`execute`).
+
     :param dialect: the engine's dialect.
     :param table: the :class:`sqlalchemy.Table` (its columns are integers
         or text).
@@ -693,12 +705,14 @@ class CopyWrite:
         self.staging = None
         target = quote(table.name)
         if suffix:
-            # NOTE: one staging table per target, named after it; ON
-            # COMMIT DROP ties its life to the push's transaction.
+            # NOTE: one staging table per target, named after it, dropped
+            # once merged, so that a transaction may stage rows again; ON
+            # COMMIT DROP ends it with a transaction that fails first.
             self.staging = quote('ck_staging_%s' % table)
             self.prepare = ('CREATE TEMPORARY TABLE %s (LIKE %s INCLUDING '
                             'DEFAULTS) ON COMMIT DROP' % (self.staging,
                                                           target))
+            self.drop = 'DROP TABLE %s' % self.staging
             # NOTE: rows are merged in the order of the key they may
             # conflict on, so that concurrent pushes writing some of the
             # same keys lock them in one order and never deadlock.
@@ -706,6 +720,11 @@ class CopyWrite:
             self.merge = 'INSERT INTO %s (%s) SELECT %s FROM %s%s%s' % (
                 target, names, names, self.staging,
                 ' ORDER BY %s' % order if order else '', suffix)
+            self.merge_arrays = (
+                'INSERT INTO %s (%s) SELECT %s FROM unnest(%s) AS given '
+                '(%s)%s%s' % (target, names, names, ', '.join(
+                    'CAST(%%s AS %s[])' % name for name in self.types), names,
+                    ' ORDER BY %s' % order if order else '', suffix))
             target = self.staging
         self.copy = 'COPY %s (%s) FROM STDIN (FORMAT BINARY)' % (target,
                                                                  names)
@@ -719,10 +738,31 @@ class CopyWrite:
         returned = []
         if not rows:
             return returned
+        if self.staging and len(rows) <= ARRAY_ROWS:
+            return self._merge_arrays(conn, rows)
         with self.streaming(conn, returned) as write:
             for row in rows:
                 write(row)
         return returned
+
+    def _merge_arrays(self, conn, rows):
+        """Merge a few rows through one array per column.
+
+        Where staging them costs a temporary table's creation, its copy,
+        its merge and its drop at commit, each a change to the catalog.
+
+        :returns: as :meth:`execute`.
+        """
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(self.merge_arrays,
+                           [list(column) for column in zip(*rows)])
+            return cursor.fetchall() if cursor.description else []
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise driver_error(conn, exc, cursor,
+                               self.merge_arrays) from exc
+        finally:
+            cursor.close()
 
     @contextlib.contextmanager
     def streaming(self, conn, returned=None, blocks=False):
@@ -757,6 +797,7 @@ class CopyWrite:
                 cursor.execute(self.merge)
                 if returned is not None and cursor.description:
                     returned.extend(cursor.fetchall())
+                cursor.execute(self.drop)
         except conn.dialect.loaded_dbapi.Error as exc:
             raise driver_error(conn, exc, cursor, self.copy) from exc
         finally:

@@ -99,7 +99,9 @@ _SEEK_DAYS = 1000
 _GROUPING_SETTINGS = ("SELECT set_config('enable_nestloop', 'off', true), "
                       "set_config('work_mem', '16MB', true)")
 #: The most series a filtered delete, or a filtered read on PostgreSQL,
-#: names by id (see _named_series_call); more keep the subquery.
+#: names by id (see _named_series_call); more keep the subquery. Also
+#: the most series whose emptied rows of ck_daily a delete drops by id
+#: (see SQLAlchemyStorage._drop_emptied_days).
 _DELETE_SERIES = 1000
 #: The most points in a filtered delete's window for it to take the rows
 #: it deletes back (see SQLAlchemyStorage._delete_returning): they are
@@ -1572,25 +1574,41 @@ class SQLAlchemyStorage(v2.BaseStorage):
             :func:`rollup.opposites`).
         """
         self._upsert_daily.execute(conn, opposites)
-        self._drop_emptied_days(conn, opposites[0][0], opposites[-1][0])
+        series = {row[1] for row in opposites}
+        self._drop_emptied_days(conn, opposites[0][0], opposites[-1][0],
+                                series if len(series) <= _DELETE_SERIES
+                                else None)
 
     @staticmethod
-    def _drop_emptied_days(conn, first, last):
+    def _drop_emptied_days(conn, first, last, series=None):
         """Drop the ``ck_daily`` rows a subtraction left without a point.
 
         Only the days touched can have emptied rows; bounding them keeps
-        this off the whole rollup.
+        this off the whole rollup. Naming the series touched keeps it off
+        the others' rows of those days: 0.1 ms instead of 1.4 to 4.5 for
+        the delete of one project of a rolled-up day of the benchmark,
+        which otherwise read the day's 10,200 rows (measured,
+        PostgreSQL).
 
         :param first: the first day touched (microseconds), None for no
             bound.
         :param last: the last one, likewise.
+        :param series: the ids of the series touched, or None for all.
         """
         daily = models.daily
         emptied = [daily.c.n == 0]
-        if first is not None:
-            emptied.append(daily.c.day >= first)
-        if last is not None:
-            emptied.append(daily.c.day <= last)
+        if first is not None and first == last:
+            # NOTE: with the day as an equality, PostgreSQL looks the
+            # series up in the key; with a range it read the whole day.
+            emptied.append(daily.c.day == first)
+        else:
+            if first is not None:
+                emptied.append(daily.c.day >= first)
+            if last is not None:
+                emptied.append(daily.c.day <= last)
+        if series is not None:
+            emptied.append(engine_mod.in_ids(conn.dialect,
+                                             daily.c.series_id, series))
         conn.execute(daily.delete().where(*emptied))
 
     def _drop_partitions(self, conn, query):
