@@ -186,6 +186,38 @@ def ends(query):
                                      end_of[1].label('last_end'))
 
 
+def frame_pairs(start, stop):
+    """Every ``(begin, end)`` of the points of the frame starts in a window.
+
+    For statements that seek their points by frame (``SQLAlchemyStorage.
+    _delete_returning``) in an index of the points that leads with
+    ``(begin, end)``: a recursive common table expression that takes,
+    for each frame start of ``ck_frame`` in ``[start, stop)``, the
+    smallest end of its points, then each next larger one, one seek each
+    (a loose index scan). Exact whatever the number of ends a start has;
+    its last row per start has a NULL end.
+
+    :param start: the first frame start, a bound parameter or value.
+    :param stop: the frame start past them, likewise.
+    :returns: a recursive CTE of ``(begin, end)``.
+    """
+    frame, point = models.frame, models.point
+    seek = point.alias('seek_point')
+    begins = sa.select(frame.c.begin).where(
+        frame.c.begin >= start, frame.c.begin < stop).distinct().cte(
+        'frame_starts')
+    pairs = sa.select(begins.c.begin, sa.select(
+        sa.func.min(seek.c.end)).where(
+        seek.c.begin == begins.c.begin).scalar_subquery().label(
+        'end')).cte('frame_pairs', recursive=True)
+    last = pairs.alias('last_pair')
+    return pairs.union_all(sa.select(last.c.begin, sa.select(
+        sa.func.min(seek.c.end)).where(
+        seek.c.begin == last.c.begin,
+        seek.c.end > last.c.end).scalar_subquery()).where(
+        last.c.end.is_not(None)))
+
+
 def count(conn, query):
     """Return the number of points of a window (see :func:`usable`)."""
     frame = models.frame

@@ -242,6 +242,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
             ('id',) * self._numbers_points + POINT_COLUMNS)
         self._upsert_daily = rollup.upsert(dialect)
         self._delete_series_points = _delete_series_points(dialect)
+        self._seek_series_points = _delete_series_points(dialect, seek=True)
         self._upsert_frames = frames_mod.upsert(dialect)
         self._streams = isinstance(self._insert_points, engine_mod.CopyWrite)
         self._partitions = partitions.Partitions(self.engine)
@@ -789,7 +790,7 @@ class SQLAlchemyStorage(v2.BaseStorage):
         else:
             series = conn.scalar(sa.select(sa.func.count()).select_from(
                 models.series).where(*self._series_clauses(query)))
-        return len(frames) * series * _SEEK_RATIO <= points
+        return _seek_pays(len(frames), series, points)
 
     @property
     def _joins_frames(self):
@@ -1407,7 +1408,12 @@ class SQLAlchemyStorage(v2.BaseStorage):
             :meth:`_delete_prelude`).
         :returns: the number of points deleted.
         """
-        rows = _driver_rows(conn, self._delete_series_points, {
+        statement = self._delete_series_points
+        if self._joins_frames and _seek_pays(
+                len({begin for begin, _ in known}), len(types),
+                sum(known.values())):
+            statement = self._seek_series_points
+        rows = _driver_rows(conn, statement, {
             'b_begin': to_micros(query.begin), 'b_end': to_micros(query.end),
             'b_series': sorted(types)})
         if not rows:
@@ -1779,6 +1785,19 @@ def _partials(rows, key_groupby, time, extremes, split, unsortable):
     return partials
 
 
+def _seek_pays(frames, series, points):
+    """Tell whether seeking each (frame, series) beats a scan of the window.
+
+    True when the seeks are fewer than the window's points over
+    :data:`_SEEK_RATIO`.
+
+    :param frames: the number of frame starts in the window.
+    :param series: the number of series sought.
+    :param points: the number of points in the window.
+    """
+    return frames * series * _SEEK_RATIO <= points
+
+
 def _window_micros(query):
     """A query's ``(begin, end)`` in microseconds, None where unbounded."""
     return tuple(None if moment is None else to_micros(moment)
@@ -2028,20 +2047,35 @@ def _narrow(query, left, by_start):
     return None
 
 
-def _delete_series_points(dialect):
+def _delete_series_points(dialect, seek=False):
     """The ``DELETE`` of some series' points in a window, returning them.
 
     For :meth:`SQLAlchemyStorage._delete_returning`, built once per
     store, as the other statements of every delete are (see
     :func:`rollup.until`). Its parameters: ``b_begin`` and ``b_end``, the
     window in microseconds, and ``b_series``, the series' ids, sorted.
+
+    :param seek: find the points by each ``(begin, end)`` of the window's
+        frame starts (see :func:`frames.frame_pairs`) and series, where the
+        index of the points leads with ``(begin, end, series_id)``
+        (SQLite, see :attr:`SQLAlchemyStorage._joins_frames`): 0.3 ms
+        instead of 1.3 for one project of a period of the benchmark, whose
+        other 10,098 points of that frame the window's scan read
+        (measured).
     """
     point = models.point
+    if seek:
+        pairs = frames_mod.frame_pairs(sa.bindparam('b_begin'),
+                                       sa.bindparam('b_end'))
+        window = [sa.tuple_(point.c.begin, point.c.end).in_(
+            sa.select(pairs.c.begin, pairs.c.end).where(
+                pairs.c.end.is_not(None)))]
+    else:
+        window = [point.c.begin >= sa.bindparam('b_begin'),
+                  point.c.begin < sa.bindparam('b_end')]
     return point.delete().where(
-        point.c.begin >= sa.bindparam('b_begin'),
-        point.c.begin < sa.bindparam('b_end'),
-        engine_mod.in_ids(dialect, point.c.series_id,
-                          name='b_series')).returning(
+        *window, engine_mod.in_ids(dialect, point.c.series_id,
+                                   name='b_series')).returning(
         point.c.series_id, point.c.begin, point.c.end,
         *[point.c[name] for name in _MONEY_COLUMNS])
 

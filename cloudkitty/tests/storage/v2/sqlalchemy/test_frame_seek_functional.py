@@ -28,6 +28,7 @@ import testtools
 
 from cloudkitty import dataframe
 from cloudkitty.storage.v2 import query as query_mod
+from cloudkitty.storage.v2.sqlalchemy import storage as storage_mod
 from cloudkitty.tests import functional_env
 from cloudkitty.tests import sql_provision
 from cloudkitty.tests.storage.v2 import test_sql_servers_functional as servers
@@ -89,6 +90,7 @@ class _SeekMixin:
     def setUp(self):
         super().setUp()
         self.store = self.new_store()
+        self.frames = []
         for hour in range(3):
             frame = dataframe.DataFrame(T0 + hour * HOUR,
                                         T0 + (hour + 1) * HOUR)
@@ -97,6 +99,7 @@ class _SeekMixin:
                        '%d.%d' % (hour + 1, project * 3 + resource))
                 for project in range(20) for resource in range(3)], 'cpu')
             self.store.push([frame])
+            self.frames.append(frame)
         self.window = dict(begin=T0, end=T0 + 5 * HOUR)
 
     def seeks(self, **kwargs):
@@ -163,6 +166,42 @@ class _SeekMixin:
         self.assertTrue(self.seeks(filters={'project_id': 'p03'}))
         answer, _ = self.assertSameAsScans(filters={'project_id': 'p03'})
         self.assertEqual(10, answer['total'])
+
+    def test_filtered_delete_seeks(self):
+        """A filtered delete seeks frame by frame where points are joined.
+
+        It removes what the window and filter hold, the points of a frame
+        start that end at two times included, and nothing else.
+        """
+        for start, stop in ((T0, T0 + 2 * HOUR), (T0 + HOUR, T0 + 3 * HOUR)):
+            frame = dataframe.DataFrame(start, stop)
+            frame.add_points([_point('p07', 'long', '7'),
+                              _point('p08', 'long', '8')], 'cpu')
+            self.store.push([frame])
+            self.frames.append(frame)
+        statements = []
+        real_rows = storage_mod._driver_rows
+
+        def driver_rows(conn, statement, params=None):
+            statements.append(statement)
+            return real_rows(conn, statement, params)
+
+        window = dict(begin=T0 + HOUR, end=T0 + 3 * HOUR,
+                      filters={'project_id': 'p07'})
+        with fixtures.MonkeyPatch(_RATIO, 1), fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.sqlalchemy.storage._driver_rows',
+                driver_rows):
+            # NOTE: p07's 3 series in 2 hourly frames, its long series in
+            # the frame that starts in the window.
+            self.assertEqual(7, self.store.delete(**window))
+        self.assertEqual(self.store._joins_frames,
+                         self.store._seek_series_points in statements)
+        _, left = query_mod.evaluate_delete(
+            query_mod.validate_delete(**window), self.frames)
+        self.assertEqual(
+            _flatten(query_mod.evaluate_retrieve(query_mod.validate_retrieve(
+                paginate=False, **self.window), left)),
+            _flatten(self.store.retrieve(paginate=False, **self.window)))
 
 
 @testtools.skipUnless(functional_env.is_functional_test(),
