@@ -352,11 +352,16 @@ def run_workload(store, work, repeat, label):
     checks += checked
     rows.append(('delete_period', round(seconds, 6), 's'))
     rows.append(('deleted_points', deleted, 'points'))
-    seconds, deleted, checked = _delete_project(store, work, expected, left,
-                                                repeat, tolerance)
-    checks += checked
-    rows.append(('delete_project',
-                 None if seconds is None else round(seconds, 6), 's'))
+    done = set()
+    deleted = 0
+    for name, last in (('delete_project', work.periods - 1),
+                       ('delete_project_past', work.periods // 2)):
+        seconds, count, checked = _delete_project(
+            store, work, expected, left, repeat, tolerance, last, done)
+        deleted = max(deleted, count)
+        checks += checked
+        rows.append((name, None if seconds is None else round(seconds, 6),
+                     's'))
     rows.append(('deleted_project_points', deleted, 'points'))
     if size is not None:
         rows.append(('database_size', round(size / 2 ** 20, 2), 'MiB'))
@@ -543,13 +548,18 @@ def _delete(store, work, expected, left, repeat, tolerance):
     return statistics.median(times), work.points_per_period, checks
 
 
-def _delete_project(store, work, expected, left, repeat, tolerance):
+def _delete_project(store, work, expected, left, repeat, tolerance, last,
+                    done):
     """Delete one project of one period ``repeat`` times; check the rest.
 
-    Each call deletes another (project, period): the projects of the last
-    period in turn, then those of the period before, skipping a period
+    Each call deletes another (project, period): the projects of period
+    ``last`` in turn, then those of the period before, skipping a period
     that :func:`_delete` removed. A rating service's API does this to
-    rate one scope of a period again, as often as it re-rates. One call
+    rate one scope of a period again, as often as it re-rates: the last
+    period (``delete_project``), or a past one (``delete_project_past``:
+    the middle of the window, whose day a backend that sums whole days
+    has summed, so the delete also takes the points out of those sums;
+    CloudKitty's reprocessing deletes so, period by period). One call
     more comes first, checked but not timed: the first delete of a
     project makes its statements for the first time (parsed, planned,
     cached by the drivers): the median of the first three calls was up
@@ -558,6 +568,10 @@ def _delete_project(store, work, expected, left, repeat, tolerance):
     anchor's first call is left out alike.
 
     :param left: as for :func:`_delete`.
+    :param last: the index of the first period whose projects go.
+    :param done: the ``(period index, project id)`` pairs deleted by an
+        earlier call, skipped (a workload of few periods); this call's
+        are added.
     :returns: ``(median seconds, or None when no period was left, points
         deleted per call, checks)``.
     """
@@ -565,13 +579,16 @@ def _delete_project(store, work, expected, left, repeat, tolerance):
     times = []
     checks = 0
     for step in range(repeat + 1):
-        index = work.periods - 1 - step // work.projects
+        index = last - step // work.projects
         project_id = work.project_ids[step % work.projects]
         filters = {'project_id': project_id}
         begin, end = work.period_window(index)
-        if index < deleted_periods(work, repeat):
-            # NOTE: a workload of few periods: _delete() removed it.
+        if index < deleted_periods(work, repeat) or \
+                (index, project_id) in done:
+            # NOTE: a workload of few periods: _delete() or an earlier
+            # call removed it.
             continue
+        done.add((index, project_id))
         seconds, deleted = _timed(
             lambda: store.delete(begin=begin, end=end, filters=filters),
             store)

@@ -90,7 +90,7 @@ class RawAnchorTest(base.CLITestCase):
         self.assertEqual(300, rows['points']['raw'])
         for metric in ('push', 'total_by_id', 'total_by_time',
                        'retrieve_project', 'delete_period',
-                       'delete_project'):
+                       'delete_project', 'delete_project_past'):
             self.assertGreater(rows[metric]['ratio'], 0, metric)
         self.assertIsNone(rows['push_time']['ratio'])
 

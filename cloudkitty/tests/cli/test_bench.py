@@ -134,7 +134,8 @@ SINGLE_METRICS = [
     'total_by_time', 'total_one_day', 'retrieve_first_page',
     'retrieve_total', 'retrieve_page_90pct', 'retrieve_project',
     'delete_period', 'deleted_points', 'delete_project',
-    'deleted_project_points', 'database_size', 'peak_rss', 'checks_passed']
+    'delete_project_past', 'deleted_project_points', 'database_size',
+    'peak_rss', 'checks_passed']
 #: A tiny ``--sizes`` run: 576 and 1992 points.
 TINY_SIZES = ['--sizes', '2000,500', '--projects', '2', '--resources', '2',
               '--repeat', '1']
@@ -274,8 +275,9 @@ class MeasureSizeTest(base.CLITestCase):
         self.assertEqual('ValueError', outcome['type'])
         self.assertTrue(outcome['plain'])
         # NOTE: one period of six points was deleted, then the project of
-        # two others (the first delete of a project is not timed).
-        self.assertIn('already holds 18 points', outcome['error'])
+        # two others at the end and two in the middle (the first delete
+        # of a project is not timed).
+        self.assertIn('already holds 6 points', outcome['error'])
         self.assertIn('Traceback', outcome['traceback'])
 
 
@@ -460,14 +462,14 @@ class BenchRunTest(base.CLITestCase):
     def test_reuse_keeps_the_last_round(self):
         url = main.sqlite_url(os.path.join(self.tmp, 'reused.sqlite'))
         argv = ['--connection', url, 'bench', '--projects', '1',
-                '--resources', '1', '--periods', '4', '--repeat', '1',
+                '--resources', '1', '--periods', '6', '--repeat', '1',
                 '--reuse', '2']
         self.ok(argv + ['--keep'])
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        # NOTE: the last round's 24 points less one period and the
-        # project of two others (the first delete of a project is not
-        # timed).
+        # NOTE: the last round's 36 points less one period and the
+        # project of two others at the end and two in the middle (the
+        # first delete of a project is not timed).
         self.assertIn('already holds 6 points', err)
 
     def test_reuse_is_refused_with_sizes(self):
@@ -523,7 +525,7 @@ class BenchRunTest(base.CLITestCase):
                 '--repeat', '1']
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        self.assertIn('size 100: the configured backend already holds 18 '
+        self.assertIn('size 100: the configured backend already holds 6 '
                       'points', err)
         code, _, err = self.run_main(argv + ['--keep'])
         self.assertEqual(1, code)

@@ -114,13 +114,14 @@ class BenchCommandTest(base.CLITestCase):
     def test_configured_backend_must_be_empty(self):
         path = os.path.join(self.tmp, 'busy.sqlite')
         argv = ['--connection', 'sqlite:///' + path, 'bench', '--projects',
-                '1', '--resources', '1', '--periods', '4', '--repeat', '1']
+                '1', '--resources', '1', '--periods', '6', '--repeat', '1']
         code, _, err = self.run_main(argv + ['--keep'])
         self.assertEqual(0, code, err)
         code, _, err = self.run_main(argv)
         self.assertEqual(1, code)
-        # NOTE: of 24 points, one period and the project of two others
-        # were deleted (the first delete of a project is not timed).
+        # NOTE: of 36 points, one period and the project of two others
+        # at the end and two in the middle were deleted (the first delete
+        # of a project is not timed).
         self.assertIn('already holds 6 points', err)
 
 
