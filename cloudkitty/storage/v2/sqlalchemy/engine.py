@@ -494,26 +494,6 @@ def run_in_turn(conn, calls):
             cursor.close()
 
 
-@contextlib.contextmanager
-def pipelined(conn):
-    """Send the writes of the block to the server in one round trip.
-
-    With psycopg (see :func:`pipelines`), the statements the block runs
-    on ``conn`` go in one pipeline, each waiting for no answer; an
-    error is raised when the block ends (the transaction is then
-    aborted). For writes whose results the block does not read. Other
-    drivers run them one by one, as outside the block.
-    """
-    if not pipelines(conn.dialect):
-        yield
-        return
-    try:
-        with conn.connection.driver_connection.pipeline():
-            yield
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise driver_error(conn, exc, None, None) from exc
-
-
 def driver_error(conn, exc, cursor, statement):
     """The SQLAlchemy error of an error raised by the driver's own cursor.
 

@@ -1420,18 +1420,16 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if not rows:
             return 0
         removed = rollup.rows(rollup.sums(rows, until))
+        if removed:
+            self._subtract_days(conn, [
+                row[:2] + tuple(-value for value in row[2:])
+                for row in removed])
+            self._labels.stale(conn, {row[0] for row in removed})
         counts = {}
         for series_id, begin, *_ in rows:
             key = (begin, types[series_id])
             counts[key] = counts.get(key, 0) + 1
-        with engine_mod.pipelined(conn):
-            if removed:
-                self._subtract_days(conn, [
-                    row[:2] + tuple(-value for value in row[2:])
-                    for row in removed])
-                self._labels.stale(conn, {row[0] for row in removed})
-            emptied = frames_mod.subtract(conn, counts, known)
-        if emptied:
+        if frames_mod.subtract(conn, counts, known):
             rollup.move_back(conn, until)
         return len(rows)
 
