@@ -494,6 +494,31 @@ def run_in_turn(conn, calls):
             cursor.close()
 
 
+@contextlib.contextmanager
+def pipelined(conn, when=True):
+    """Send the writes of the block to the server in one round trip.
+
+    With psycopg (see :func:`pipelines`), the statements the block runs
+    on ``conn`` go in one pipeline, each waiting for no answer; an
+    error is raised when the block ends (the transaction is then
+    aborted). For writes whose results the block does not read (a
+    ``RETURNING`` would come back empty), and never a ``COPY``, which
+    psycopg refuses in a pipeline (see :meth:`CopyWrite.sends_copy`).
+    Other drivers run them one by one, as outside the block.
+
+    :param when: False to run the block one statement at a time
+        whatever the driver.
+    """
+    if not when or not pipelines(conn.dialect):
+        yield
+        return
+    try:
+        with conn.connection.driver_connection.pipeline():
+            yield
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise driver_error(conn, exc, None, None) from exc
+
+
 def driver_error(conn, exc, cursor, statement):
     """The SQLAlchemy error of an error raised by the driver's own cursor.
 
@@ -634,6 +659,11 @@ class BulkWrite:
         if rows:
             conn.exec_driver_sql(self.text, rows)
 
+    @staticmethod
+    def sends_copy(count):
+        """Never: see :meth:`CopyWrite.sends_copy`."""
+        return False
+
     def execute_chunks(self, conn, chunks, rest):
         """Write rows laid out for multi-row statements, then the rest.
 
@@ -739,12 +769,21 @@ class CopyWrite:
         returned = []
         if not rows:
             return returned
-        if self.staging and len(rows) <= ARRAY_ROWS:
+        if not self.sends_copy(len(rows)):
             return self._merge_arrays(conn, rows)
         with self.streaming(conn, returned) as write:
             for row in rows:
                 write(row)
         return returned
+
+    def sends_copy(self, count):
+        """Tell whether :meth:`execute` of ``count`` rows runs a ``COPY``.
+
+        It does unless the rows are merged as arrays (a ``suffix``, at
+        most :data:`ARRAY_ROWS` rows) or there are none. A ``COPY``
+        cannot run in a pipeline (see :func:`pipelined`).
+        """
+        return count > 0 and not (self.staging and count <= ARRAY_ROWS)
 
     def _merge_arrays(self, conn, rows):
         """Merge a few rows through one array per column.

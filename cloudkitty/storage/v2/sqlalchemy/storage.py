@@ -1420,16 +1420,23 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if not rows:
             return 0
         removed = rollup.rows(rollup.sums(rows, until))
-        if removed:
-            self._subtract_days(conn, [
-                row[:2] + tuple(-value for value in row[2:])
-                for row in removed])
-            self._labels.stale(conn, {row[0] for row in removed})
         counts = {}
         for series_id, begin, *_ in rows:
             key = (begin, types[series_id])
             counts[key] = counts.get(key, 0) + 1
-        if frames_mod.subtract(conn, counts, known):
+        # NOTE: the writes after the DELETE go in one round trip (1.8 ms
+        # instead of 3.3 for a project of a past day, measured), but for
+        # more rollup rows than arrays take: psycopg cannot COPY in a
+        # pipeline.
+        with engine_mod.pipelined(
+                conn, not self._upsert_daily.sends_copy(len(removed))):
+            if removed:
+                self._subtract_days(conn, [
+                    row[:2] + tuple(-value for value in row[2:])
+                    for row in removed])
+                self._labels.stale(conn, {row[0] for row in removed})
+            emptied = frames_mod.subtract(conn, counts, known)
+        if emptied:
             rollup.move_back(conn, until)
         return len(rows)
 

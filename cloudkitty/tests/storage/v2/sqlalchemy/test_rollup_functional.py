@@ -34,6 +34,7 @@ import testtools
 from cloudkitty import dataframe
 from cloudkitty.storage import exceptions
 from cloudkitty.storage.v2 import query
+from cloudkitty.storage.v2.sqlalchemy import engine as engine_mod
 from cloudkitty.storage.v2.sqlalchemy import labelsums
 from cloudkitty.storage.v2.sqlalchemy import models
 from cloudkitty.storage.v2.sqlalchemy import options
@@ -597,6 +598,34 @@ class _RollupMixin:
             self.assertRollupMatchesPoints()
             self.assertFramesMatchPoints()
             self.assertTotalsMatchOracle()
+
+    def test_delete_of_more_rollup_rows_than_arrays_take(self):
+        """A delete that empties more (day, series) rows than arrays take.
+
+        On PostgreSQL its subtraction is then staged with ``COPY``, which
+        psycopg refuses in the pipeline that sends a smaller one's writes
+        (see ``CopyWrite.sends_copy``); it runs one statement at a time
+        instead. Here one project of a series more than a third of
+        ``ARRAY_ROWS`` over three rolled-up days.
+        """
+        many = [('cpu', 'a', 'f%d' % n)
+                for n in range(engine_mod.ARRAY_ROWS // 3 + 1)]
+        others = [('cpu', 'b', 'x'), ('disk', 'b', 'y')]
+        self.frames = [self._frame(24 * day + 1, many + others)
+                       for day in range(3)] + [self._frame(73, others)]
+        for frame in self.frames:
+            self.store.push([frame])
+        self.assertEqual(query.to_micros(T0 + 72 * HOUR), self._until())
+        self.assertGreater(3 * len(many), engine_mod.ARRAY_ROWS)
+        self.store.delete(begin=T0, end=T0 + 72 * HOUR,
+                          filters={'project_id': 'a'})
+        _, self.frames = query.evaluate_delete(query.validate_delete(
+            T0, T0 + 72 * HOUR, {'project_id': 'a'}), self.frames)
+        self.assertEqual(8, sum(1 for frame in self.frames
+                                for _ in frame.iterpoints()))
+        self.assertRollupMatchesPoints()
+        self.assertFramesMatchPoints()
+        self.assertTotalsMatchOracle()
 
     def test_delete_of_the_last_days_moves_until_back(self):
         """``until`` goes back to the day after the last point left.

@@ -100,6 +100,38 @@ class _RunInTurnMixin:
                 conn, [receipts.forget_call(0, HOUR),
                        frames.counts_between_call(0, HOUR)]))
 
+    def test_pipelined_writes_land(self):
+        """Writes of a pipelined block land as they would one by one."""
+        with engine_mod.writing(self.engine) as conn:
+            with engine_mod.pipelined(conn):
+                self.assertTrue(frames.subtract(
+                    conn, {(HOUR, 'cpu'): 4, (HOUR, 'ram'): 2},
+                    {(HOUR, 'cpu'): 4, (HOUR, 'ram'): 5}))
+                receipts.forget(conn, HOUR, 2 * HOUR)
+            left = conn.scalars(sa.select(models.push.c.key).order_by(
+                models.push.c.key)).all()
+        self.assertEqual(['a', 'c'], left)
+        with engine_mod.writing(self.engine) as conn:
+            self.assertEqual({(0, 'cpu'): 3, (HOUR, 'ram'): 3},
+                             frames.counts_between(conn, 0, 2 * HOUR))
+
+    def test_a_failed_pipelined_write_raises_and_rolls_back(self):
+        """An error in a pipelined block is a DBAPIError; nothing stays."""
+        def forget_all_then_fail():
+            with engine_mod.writing(self.engine) as conn:
+                with engine_mod.pipelined(conn):
+                    receipts.forget(conn, None, None)
+                    # NOTE: ck_frame's key (begin, type) is taken.
+                    conn.execute(models.frame.insert(),
+                                 {'begin': 0, 'type': 'cpu', 'n': 1})
+
+        self.assertRaises(sa_exc.DBAPIError, forget_all_then_fail)
+        with engine_mod.writing(self.engine) as conn:
+            self.assertEqual(3, conn.scalar(sa.select(
+                sa.func.count()).select_from(models.push)))
+            self.assertEqual({(0, 'cpu'): 3}, frames.counts_between(
+                conn, 0, HOUR))
+
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
