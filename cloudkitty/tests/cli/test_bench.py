@@ -13,12 +13,15 @@
 
 import argparse
 import decimal
+import gc
 import importlib.util
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import weakref
 
 import fixtures
 import testtools
@@ -27,6 +30,7 @@ from cloudkitty.cli import main
 from cloudkitty.cli.perf import bench
 from cloudkitty.cli.perf import load
 from cloudkitty.cli.perf import plot
+from cloudkitty.cli.perf import upstream_driver
 from cloudkitty.cli.perf import workload
 from cloudkitty.tests.cli import base
 
@@ -95,6 +99,49 @@ class CheckTotalTest(testtools.TestCase):
         self.assertRaises(
             bench.CheckFailed, bench.check_total, 't',
             answer([{'qty': D(1), 'rate': D(0)}]), (), {})
+
+
+def _cyclic_garbage(test):
+    """A weak reference to an object only a reference cycle keeps.
+
+    The collector is off meanwhile (on again at the test's end), so that
+    only an explicit collection frees it.
+    """
+    if gc.isenabled():
+        gc.disable()
+        test.addCleanup(gc.enable)
+
+    class Node:
+        pass
+
+    node = Node()
+    node.itself = node
+    return weakref.ref(node)
+
+
+class TimedTest(testtools.TestCase):
+    """A timed call starts with no garbage owed to earlier work."""
+
+    def test_garbage_is_collected_before_the_clock_starts(self):
+        dead = _cyclic_garbage(self)
+        self.assertIsNotNone(dead())
+        _, alive = bench._timed(lambda: dead() is not None)
+        self.assertFalse(alive)
+
+    def test_upstream_driver_collects_before_each_call(self):
+        dead = _cyclic_garbage(self)
+        seen = []
+
+        class Store:
+            def total(self, **kwargs):
+                seen.append(dead())
+                return {'total': 0, 'results': []}
+
+        out = io.StringIO()
+        upstream_driver.serve(Store(), None, ['{"op": "total"}'], out)
+        self.assertEqual([None], seen)
+        self.assertEqual({'total': 0, 'results': []},
+                         json.loads(out.getvalue())['answer'])
 
 
 class PeakRssTest(testtools.TestCase):
