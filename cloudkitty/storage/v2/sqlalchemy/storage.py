@@ -34,6 +34,7 @@ import itertools
 
 from oslo_log import log
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy import exc as sa_exc
 
 from cloudkitty import dataframe
@@ -185,9 +186,14 @@ class _NamedQuery(query_mod.Query):
     of a subquery on the series and their labels.
 
     :ivar series_ids: tuple of ``ck_series`` ids.
+    :ivar type_ranks: the rank of each series' type among theirs, in the
+        database's order of types (``dense_rank()``), aligned with
+        ``series_ids``: what reads order points by instead of joining
+        ``ck_series`` (see :meth:`SQLAlchemyStorage._points_select`).
     """
 
     series_ids: tuple = ()
+    type_ranks: tuple = ()
 
 
 class SQLAlchemyFeatures(v2.Features):
@@ -741,12 +747,15 @@ class SQLAlchemyStorage(v2.BaseStorage):
         if conn.dialect.name != 'postgresql':
             return query
         call = _named_series_call(conn.dialect, query)
-        named = None if call is None else engine_mod.run(conn, call)
-        if named is None:
+        ranked = None if call is None else engine_mod.run(
+            conn, call._replace(read=_ranked_or_none))
+        if ranked is None:
             return query
         values = {field.name: getattr(query, field.name)
                   for field in dataclasses.fields(query)}
-        values['series_ids'] = tuple(sorted(named))
+        values['series_ids'] = tuple(sorted(ranked))
+        values['type_ranks'] = tuple(ranked[series_id]
+                                     for series_id in values['series_ids'])
         return _NamedQuery(**values)
 
     def _series_clauses(self, query):
@@ -1024,11 +1033,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         point, series = models.point, models.series
         from_, clauses = self._reading(query, _POINTS, seek)
+        if isinstance(query, _NamedQuery) and query.type_ranks:
+            # NOTE: the ranks of the named series' types, as a table of
+            # two arrays: joined to ck_series instead, PostgreSQL hashed
+            # all of its rows and sorted on text, 4-5 ms of a read of one
+            # project's 10,200 points (measured).
+            named = _named_ranks(query)
+            from_ = from_.join(named, named.c.series_id == point.c.series_id)
+            rank = named.c.rank
+        else:
+            from_ = from_.join(series, series.c.id == point.c.series_id)
+            rank = series.c.type
         return sa.select(
             point.c.series_id, point.c.begin, point.c.end,
             *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
-            from_.join(series, series.c.id == point.c.series_id)).where(
-            *clauses).order_by(point.c.begin, series.c.type, point.c.id)
+            from_).where(*clauses).order_by(point.c.begin, rank, point.c.id)
 
     def _rebuild(self, conn, rows):
         """Turn point rows into ``(start, end, type, DataPoint)`` tuples.
@@ -1877,8 +1896,28 @@ def _named_series_call(dialect, query):
 
 
 def _named_or_none(rows):
-    named = dict(rows)
+    named = {row[0]: row[1] for row in rows}
     return named if len(named) <= _DELETE_SERIES else None
+
+
+def _ranked_or_none(rows):
+    """Read :func:`_named_series_call` as ``{series id: type rank}``."""
+    ranked = {row[0]: row[2] for row in rows}
+    return ranked if len(ranked) <= _DELETE_SERIES else None
+
+
+def _named_ranks(query):
+    """The table of a named query's ``(series_id, rank)`` (PostgreSQL).
+
+    Two arrays unnested side by side, bound as two parameters whatever
+    the number of series (see :class:`_NamedQuery`).
+    """
+    return sa.func.unnest(
+        sa.bindparam('b_named_ids', list(query.series_ids),
+                     type_=postgresql.ARRAY(sa.Integer)),
+        sa.bindparam('b_named_ranks', list(query.type_ranks),
+                     type_=postgresql.ARRAY(sa.Integer))).table_valued(
+        'series_id', 'rank', name='named').render_derived()
 
 
 @functools.lru_cache(maxsize=None)
@@ -1886,10 +1925,13 @@ def _series_of_filter(dialect, type_sets, labels):
     """The ``SELECT`` of the ids and types of a series filter's series.
 
     For :func:`_named_series_call`, built once per dialect and shape of
-    :func:`_series_filter`; at most ``b_limit`` rows.
+    :func:`_series_filter`; at most ``b_limit`` rows. Each row also
+    holds the rank of its type among theirs in the database's order of
+    types (``dense_rank()``), which reads order by.
     """
     series = models.series
-    return sa.select(series.c.id, series.c.type).where(
+    return sa.select(series.c.id, series.c.type, sa.func.dense_rank().over(
+        order_by=series.c.type)).where(
         *_series_filter(dialect, type_sets, labels)).limit(
         sa.bindparam('b_limit'))
 

@@ -88,6 +88,39 @@ class _PagingMixin:
         self.assertPagesMatch()
         self.assertPagesMatch(filters={'project_id': 'b'})
 
+    def test_named_series_order_as_joined_ones(self):
+        """Reads that name their series order types as the database does.
+
+        On PostgreSQL a filtered read names its series by id and orders
+        by the rank of their types (see ``_NamedQuery``); past
+        ``_DELETE_SERIES`` series it joins ``ck_series`` and orders by
+        the type itself. Both give the same pages, with types whose
+        order depends on case.
+        """
+        start = T0 + 70 * HOUR
+        for hour in range(3):
+            frame = dataframe.DataFrame(start + hour * HOUR,
+                                        start + (hour + 1) * HOUR)
+            for n, type_ in enumerate(['ip', 'IP', 'Image', 'cpu', 'ip',
+                                       'image', 'CPU', 'Image']):
+                frame.add_point(dataframe.DataPoint(
+                    'u', n, hour, {'project_id': 'c', 'id': str(n)}, {}),
+                    type_)
+            self.store.push([frame])
+        window = dict(begin=start, end=start + 3 * HOUR,
+                      filters={'project_id': 'c'})
+        named = _flatten(self.store.retrieve(paginate=False, **window))
+        self.assertEqual(24, len(named))
+        with fixtures.MonkeyPatch(
+                'cloudkitty.storage.v2.sqlalchemy.storage._DELETE_SERIES',
+                0):
+            joined = _flatten(self.store.retrieve(paginate=False, **window))
+            self.assertEqual(joined[5:12], _flatten(self.store.retrieve(
+                offset=5, limit=7, **window)))
+        self.assertEqual(joined, named)
+        self.assertEqual(named[5:12], _flatten(self.store.retrieve(
+            offset=5, limit=7, **window)))
+
 
 @testtools.skipUnless(functional_env.is_functional_test(),
                       'Test is not a functional test')
