@@ -746,9 +746,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
         """
         if conn.dialect.name != 'postgresql':
             return query
-        call = _named_series_call(conn.dialect, query)
-        ranked = None if call is None else engine_mod.run(
-            conn, call._replace(read=_ranked_or_none))
+        call = _named_series_call(conn.dialect, query, ranked=True)
+        ranked = None if call is None else engine_mod.run(conn, call)
         if ranked is None:
             return query
         values = {field.name: getattr(query, field.name)
@@ -1871,7 +1870,7 @@ def _series_filter(dialect, type_sets, labels):
     return tuple(clauses)
 
 
-def _named_series_call(dialect, query):
+def _named_series_call(dialect, query, ranked=False):
     """Read the series a filtered query matches, by id, with their types.
 
     A filtered delete names the ids of its series instead of a subquery:
@@ -1883,6 +1882,8 @@ def _named_series_call(dialect, query):
     the subquery would have found. Reads on PostgreSQL name them too (see
     :meth:`SQLAlchemyStorage._named_query`).
 
+    :param ranked: read ``{series id: rank of its type}`` instead (see
+        :class:`_NamedQuery`), for reads.
     :returns: an :class:`engine.Call` whose value is ``{series id:
         type}``, or None when it matches more than :data:`_DELETE_SERIES`
         series; or None when the query has no filter.
@@ -1891,19 +1892,13 @@ def _named_series_call(dialect, query):
     if not any(shape):
         return None
     params['b_limit'] = _DELETE_SERIES + 1
-    return engine_mod.Call(_series_of_filter(dialect, *shape), params,
-                           _named_or_none)
+    return engine_mod.Call(_series_of_filter(dialect, *shape, ranked),
+                           params, _named_or_none)
 
 
 def _named_or_none(rows):
-    named = {row[0]: row[1] for row in rows}
+    named = dict(rows)
     return named if len(named) <= _DELETE_SERIES else None
-
-
-def _ranked_or_none(rows):
-    """Read :func:`_named_series_call` as ``{series id: type rank}``."""
-    ranked = {row[0]: row[2] for row in rows}
-    return ranked if len(ranked) <= _DELETE_SERIES else None
 
 
 def _named_ranks(query):
@@ -1921,17 +1916,18 @@ def _named_ranks(query):
 
 
 @functools.lru_cache(maxsize=None)
-def _series_of_filter(dialect, type_sets, labels):
+def _series_of_filter(dialect, type_sets, labels, ranked=False):
     """The ``SELECT`` of the ids and types of a series filter's series.
 
     For :func:`_named_series_call`, built once per dialect and shape of
-    :func:`_series_filter`; at most ``b_limit`` rows. Each row also
-    holds the rank of its type among theirs in the database's order of
-    types (``dense_rank()``), which reads order by.
+    :func:`_series_filter`; at most ``b_limit`` rows. ``ranked`` reads
+    the rank of each one's type among theirs in the database's order of
+    types (``dense_rank()``) instead of the type, which reads order by.
     """
     series = models.series
-    return sa.select(series.c.id, series.c.type, sa.func.dense_rank().over(
-        order_by=series.c.type)).where(
+    second = sa.func.dense_rank().over(order_by=series.c.type) \
+        if ranked else series.c.type
+    return sa.select(series.c.id, second).where(
         *_series_filter(dialect, type_sets, labels)).limit(
         sa.bindparam('b_limit'))
 
