@@ -55,6 +55,7 @@ import decimal
 import functools
 import itertools
 import math
+import operator
 import re
 
 from cloudkitty import dataframe
@@ -1095,10 +1096,6 @@ def _total_results(query, where, page, from_units):
     return results
 
 
-def _frame_type(row):
-    return row[:3]
-
-
 def build_retrieve(total, rows):
     """Group a page of points into DataFrames.
 
@@ -1108,18 +1105,31 @@ def build_retrieve(total, rows):
     :returns: ``{'total': total, 'dataframes': [DataFrame, ...]}`` with one
         DataFrame per distinct ``(start, end)``, ascending.
     """
+    return build_retrieve_runs(total, (
+        (start, end, type_, [row[3] for row in run])
+        for (start, end, type_), run in itertools.groupby(
+            rows, operator.itemgetter(0, 1, 2))))
+
+
+def build_retrieve_runs(total, runs):
+    """:func:`build_retrieve` of a page already in runs.
+
+    :param runs: ``(start, end, type, [DataPoint, ...])`` of consecutive
+        points of one frame and type, in the contract's order; the lists
+        become the DataFrames' own.
+    """
     usages = {}
-    # NOTE: rows come in runs of one frame and type; the points were
-    # checked when they were pushed, and are not again.
-    for (start, end, type_), run in itertools.groupby(rows, _frame_type):
+    # NOTE: the points were checked when they were pushed, and are not
+    # again.
+    for start, end, type_, run in runs:
         usage = usages.get((start, end))
         if usage is None:
             usage = usages[(start, end)] = {}
         points = usage.get(type_)
         if points is None:
-            usage[type_] = [row[3] for row in run]
+            usage[type_] = run
         else:
-            points.extend([row[3] for row in run])
+            points.extend(run)
     return {'total': total,
             'dataframes': [dataframe.stored_frame(start, end, usages[(
                 start, end)]) for start, end in sorted(usages)]}

@@ -18,6 +18,7 @@ of a read of one project (measured on SQLite and PostgreSQL, see the
 admin guide's benchmark page). :data:`encode_known` is the first step for
 the usual point: one of a series this process has seen, with a qty and
 price that are Decimals ready to store; :data:`rebuild` is the second;
+:data:`rebuild_runs` groups them into runs of one frame and type;
 :data:`statement_rows` numbers and lays out a SQLite push's rows for its
 multi-row statements; :data:`decimal_of_units` makes the sums of totals,
 and :data:`label_groups` their groups by one label.
@@ -218,6 +219,21 @@ def python_rebuild(rows, info, times, from_micros, point_type):
     return points
 
 
+def python_rebuild_runs(rows, info, times, from_micros, point_type):
+    """Turn point rows into runs of points of one frame and type.
+
+    The reference form of :data:`rebuild_runs`: :func:`python_rebuild`,
+    its consecutive points of one ``(start, end, type)`` in a list each.
+
+    :returns: a list of ``(start, end, type, [point, ...])``, in the
+        rows' order.
+    """
+    return [(start, end, type_, [point[3] for point in run])
+            for (start, end, type_), run in itertools.groupby(
+                python_rebuild(rows, info, times, from_micros, point_type),
+                operator.itemgetter(0, 1, 2))]
+
+
 def label_group(row, weights, decode):
     """The group of one row of sums by one label (see :func:`label_groups`).
 
@@ -334,6 +350,22 @@ def _compiled_rebuild(rows, info, times, from_micros, point_type):
     return points
 
 
+def _compiled_rebuild_runs(rows, info, times, from_micros, point_type):
+    """:func:`python_rebuild_runs`, compiled, for a list of plain tuples.
+
+    The compiled form also leaves its points out of the cyclic garbage
+    collector's walks: they cannot be part of a cycle.
+    """
+    runs = None
+    if type(rows) is list:
+        runs = _SPEEDUPS.rebuild(rows, info, times, from_micros, point_type,
+                                 _DECIMAL, decimal_of_pair, True)
+    if runs is None:
+        runs = python_rebuild_runs(rows, info, times, from_micros,
+                                   point_type)
+    return runs
+
+
 def _compiled():
     if os.environ.get('CLOUDKITTY_STORAGE_PURE_PYTHON') == '1':
         return None
@@ -353,6 +385,9 @@ encode_known = _SPEEDUPS.encode_known if COMPILED else python_encode_known
 #: What a read calls: :func:`python_rebuild`, or its compiled form when
 #: :data:`COMPILED` (for lists of tuples, what the drivers fetch).
 rebuild = _compiled_rebuild if COMPILED else python_rebuild
+#: What a retrieve() calls: :func:`python_rebuild_runs`, or its compiled
+#: form when :data:`COMPILED`.
+rebuild_runs = _compiled_rebuild_runs if COMPILED else python_rebuild_runs
 #: What a SQLite push of one frame start lays its rows out with:
 #: :func:`python_statement_rows`, or its compiled form when
 #: :data:`COMPILED`.

@@ -930,8 +930,8 @@ class SQLAlchemyStorage(v2.BaseStorage):
                     rows = _driver_rows(conn, stmt)
                 if not query.paginate:
                     total = len(rows)
-                points = self._rebuild(conn, rows)
-        return query_mod.build_retrieve(total, points)
+                runs = self._rebuild(conn, rows, runs=True)
+        return query_mod.build_retrieve_runs(total, runs)
 
     def _count(self, conn, source, query, seek):
         """Count the points of a query in one source of its plan."""
@@ -1055,16 +1055,21 @@ class SQLAlchemyStorage(v2.BaseStorage):
             *[point.c[name] for name in _MONEY_COLUMNS]).select_from(
             from_).where(*clauses).order_by(point.c.begin, rank, point.c.id)
 
-    def _rebuild(self, conn, rows):
+    def _rebuild(self, conn, rows, runs=False):
         """Turn point rows into ``(start, end, type, DataPoint)`` tuples.
 
         The series' attributes are shared (frozen once, see
         :func:`series.load`); the rest is :func:`fastpath.rebuild`.
+
+        :param runs: make runs of points of one frame and type instead,
+            ``(start, end, type, [DataPoint, ...])`` (see
+            :func:`fastpath.rebuild_runs`): what retrieve() groups into
+            DataFrames, without a tuple per point.
         """
         info = series_mod.load(conn, [r[0] for r in rows],
                                self._series_info)
-        return fastpath.rebuild(rows, info, {}, from_micros,
-                                dataframe.DataPoint)
+        rebuild = fastpath.rebuild_runs if runs else fastpath.rebuild
+        return rebuild(rows, info, {}, from_micros, dataframe.DataPoint)
 
     def total(self, groupby=None, begin=None, end=None, metric_types=None,
               filters=None, custom_fields=None, offset=0, limit=1000,

@@ -21,6 +21,7 @@ v2.money.point_units` stores it; for ``rebuild``, each value as
 
 import datetime
 import decimal
+import gc
 import os
 import random
 
@@ -377,6 +378,77 @@ class RebuildTest(testtools.TestCase):
         for name, rebuild in forms('rebuild'):
             self.assertRaises(KeyError, rebuild, [self._row(1, 1)], {}, {},
                               from_micros, dataframe.DataPoint)
+
+
+class RebuildRunsTest(testtools.TestCase):
+    """Runs of points of one frame and type, as rebuild() would group them.
+
+    retrieve() takes them to DataFrames without a tuple per point.
+    """
+
+    INFO = {3: ('instance', 'u', dataframe.frozen_attributes({'id': 'a'}),
+                dataframe.frozen_attributes({}, 'metadata'), None),
+            4: ('instance', 'u', dataframe.frozen_attributes({'id': 'b'}),
+                dataframe.frozen_attributes({}, 'metadata'), None),
+            5: ('volume', 'GiB', dataframe.frozen_attributes({'id': 'c'}),
+                dataframe.frozen_attributes({}, 'metadata'), 'd')}
+
+    def _rows(self):
+        later, other_end = BEGIN + 3600000000, END + 3600000000
+        # NOTE: runs break at a new type, a new start and a new end alone;
+        # an instance after a volume of the same frame is a new run.
+        keys = [(3, BEGIN, END), (4, BEGIN, END), (5, BEGIN, END),
+                (3, BEGIN, END), (3, BEGIN, other_end), (4, later, other_end),
+                (5, later, other_end), (5, later, other_end)]
+        return [key + models.split(n * money.SCALE // 7) +
+                models.split(-n) for n, key in enumerate(keys)]
+
+    def test_runs_group_rebuild(self):
+        rows = self._rows()
+        flat = fastpath.python_rebuild(rows, self.INFO, {}, from_micros,
+                                       dataframe.DataPoint)
+        for name, rebuild_runs in forms('rebuild_runs'):
+            runs = rebuild_runs(rows, self.INFO, {}, from_micros,
+                                dataframe.DataPoint)
+            self.assertEqual([2, 1, 1, 1, 1, 2],
+                             [len(run[3]) for run in runs], name)
+            self.assertEqual(flat, [(start, end, type_, point)
+                                    for start, end, type_, points in runs
+                                    for point in points], name)
+            for point in runs[0][3]:
+                self.assertIs(dataframe.DataPoint, type(point), name)
+
+    def test_empty(self):
+        for name, rebuild_runs in forms('rebuild_runs'):
+            self.assertEqual([], rebuild_runs([], self.INFO, {}, from_micros,
+                                              dataframe.DataPoint), name)
+
+    @testtools.skipUnless(fastpath.COMPILED, 'no compiled form')
+    def test_compiled_points_are_not_walked_by_the_collector(self):
+        rows = self._rows()
+        for rebuild in (fastpath.rebuild, fastpath.rebuild_runs):
+            made = rebuild(rows, self.INFO, {}, from_micros,
+                           dataframe.DataPoint)
+            points = [item[3] for item in made]
+            if rebuild is fastpath.rebuild_runs:
+                points = [point for run in points for point in run]
+            self.assertEqual(len(rows), len(points))
+            self.assertFalse(any(gc.is_tracked(p) for p in points))
+
+    def test_build_retrieve_runs_as_build_retrieve(self):
+        rows = self._rows()
+        flat = fastpath.python_rebuild(rows, self.INFO, {}, from_micros,
+                                       dataframe.DataPoint)
+        runs = fastpath.rebuild_runs(rows, self.INFO, {}, from_micros,
+                                     dataframe.DataPoint)
+
+        def frames(answer):
+            return [(frame.start, frame.end,
+                     [(type_, point) for type_, point in frame.iterpoints()])
+                    for frame in answer['dataframes']]
+
+        self.assertEqual(frames(query.build_retrieve(8, flat)),
+                         frames(query.build_retrieve_runs(8, runs)))
 
 
 class DecimalOfUnitsTest(testtools.TestCase):
