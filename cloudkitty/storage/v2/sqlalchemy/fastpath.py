@@ -18,7 +18,7 @@ of a read of one project (measured on SQLite and PostgreSQL, see the
 admin guide's benchmark page). :data:`encode_known` is the first step for
 the usual point: one of a series this process has seen, with a qty and
 price that are Decimals ready to store; :data:`rebuild` is the second;
-:data:`rebuild_runs` groups them into runs of one frame and type;
+:data:`rebuild_runs` makes the points in runs of one frame and type;
 :data:`statement_rows` numbers and lays out a SQLite push's rows for its
 multi-row statements; :data:`decimal_of_units` makes the sums of totals,
 and :data:`label_groups` their groups by one label.
