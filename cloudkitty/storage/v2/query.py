@@ -1105,10 +1105,19 @@ def build_retrieve(total, rows):
     :returns: ``{'total': total, 'dataframes': [DataFrame, ...]}`` with one
         DataFrame per distinct ``(start, end)``, ascending.
     """
-    return build_retrieve_runs(total, (
-        (start, end, type_, [row[3] for row in run])
-        for (start, end, type_), run in itertools.groupby(
-            rows, operator.itemgetter(0, 1, 2))))
+    return build_retrieve_runs(total, point_runs(rows))
+
+
+def point_runs(rows):
+    """Yield the runs of consecutive points of one frame and type.
+
+    :param rows: ``(start, end, type, DataPoint)`` tuples.
+    :returns: an iterator of ``(start, end, type, [DataPoint, ...])``, in
+        the rows' order (what :func:`build_retrieve_runs` takes).
+    """
+    for (start, end, type_), run in itertools.groupby(
+            rows, operator.itemgetter(0, 1, 2)):
+        yield start, end, type_, [row[3] for row in run]
 
 
 def build_retrieve_runs(total, runs):

@@ -44,6 +44,7 @@ import struct
 
 from cloudkitty import dataframe
 from cloudkitty.storage.v2 import money
+from cloudkitty.storage.v2 import query
 from cloudkitty.storage.v2.sqlalchemy import models
 
 _DECIMAL = decimal.Decimal
@@ -223,15 +224,13 @@ def python_rebuild_runs(rows, info, times, from_micros, point_type):
     """Turn point rows into runs of points of one frame and type.
 
     The reference form of :data:`rebuild_runs`: :func:`python_rebuild`,
-    its consecutive points of one ``(start, end, type)`` in a list each.
+    in :func:`cloudkitty.storage.v2.query.point_runs`.
 
     :returns: a list of ``(start, end, type, [point, ...])``, in the
         rows' order.
     """
-    return [(start, end, type_, [point[3] for point in run])
-            for (start, end, type_), run in itertools.groupby(
-                python_rebuild(rows, info, times, from_micros, point_type),
-                operator.itemgetter(0, 1, 2))]
+    return list(query.point_runs(python_rebuild(
+        rows, info, times, from_micros, point_type)))
 
 
 def label_group(row, weights, decode):
